@@ -1,0 +1,57 @@
+"""durable: embedded durable workflows for async Python on one SQLite file."""
+
+from ._clock import Clock, SystemClock, VirtualClock
+from ._context import WorkflowContext
+from ._info import PendingWait, RunInfo, RunStatus
+from ._runtime import RunHandle, Runtime, run
+from ._step_info import RetryContext, StepInfo, step_info
+from ._workflow import Workflow, step, workflow
+from .errors import (
+    DurableError,
+    IdempotencyKeyMismatch,
+    InvalidResponse,
+    NoPendingWait,
+    NonDeterminismError,
+    RunNotFound,
+    SerializationError,
+    StepFailed,
+    StepInterrupted,
+    StepTimeout,
+    WaitTimeout,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+from .retry import RetryPolicy
+
+__all__ = [
+    "Clock",
+    "DurableError",
+    "IdempotencyKeyMismatch",
+    "InvalidResponse",
+    "NoPendingWait",
+    "NonDeterminismError",
+    "PendingWait",
+    "RetryContext",
+    "RetryPolicy",
+    "RunHandle",
+    "RunInfo",
+    "RunNotFound",
+    "RunStatus",
+    "Runtime",
+    "SerializationError",
+    "StepFailed",
+    "StepInfo",
+    "StepInterrupted",
+    "StepTimeout",
+    "SystemClock",
+    "VirtualClock",
+    "WaitTimeout",
+    "Workflow",
+    "WorkflowCancelled",
+    "WorkflowContext",
+    "WorkflowFailed",
+    "run",
+    "step",
+    "step_info",
+    "workflow",
+]

@@ -1,0 +1,242 @@
+"""JSON encoding with orjson, and decoding shaped by type hints.
+
+Every stored value goes through ``encode``; every value a workflow receives
+comes back through ``decode`` with the annotation of the function that
+produced it, so a step returns the same type on its first run and on replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+import inspect
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from .errors import SerializationError
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):  # pydantic v2, without importing it
+        return model_dump(mode="json")
+    raise TypeError(f"{type(value).__qualname__} is not JSON serializable")
+
+
+def encode(value: Any) -> str:
+    """JSON text for ``value``; raises ``SerializationError`` naming the type."""
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
+    except TypeError as exc:
+        raise SerializationError(
+            f"cannot store a value of type {_type_name(value)} as JSON ({exc}); return"
+            " JSON-ready data, a dataclass, Enum, datetime, UUID, Decimal or pydantic model"
+        ) from None
+
+
+def canonical(value: Any) -> str:
+    """JSON text with sorted keys: equal values give equal text (for digests)."""
+    try:
+        return orjson.dumps(
+            value, default=_default, option=_OPTIONS | orjson.OPT_SORT_KEYS
+        ).decode()
+    except TypeError as exc:
+        raise SerializationError(f"cannot store {_type_name(value)} as JSON: {exc}") from None
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def loads(text: str | bytes) -> Any:
+    return orjson.loads(text)
+
+
+def decode(text: str, hint: Any = Any) -> Any:
+    """Parse JSON text and shape it as ``hint``."""
+    return convert(orjson.loads(text), hint)
+
+
+def return_hint(fn: Callable[..., Any]) -> Any:
+    """The return annotation of ``fn`` (unwrapping awaitables), or ``Any``."""
+    hints = _hints(fn)
+    return hints.get("return", Any)
+
+
+def parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    hints = _hints(fn)
+    hints.pop("return", None)
+    return hints
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    target = inspect.unwrap(fn)
+    try:
+        return typing.get_type_hints(target)
+    except Exception:
+        return {}
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def convert(obj: Any, hint: Any) -> Any:
+    """Shape the JSON value ``obj`` as the type ``hint`` describes."""
+    try:
+        return _convert(obj, hint)
+    except SerializationError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise SerializationError(
+            f"stored value {obj!r:.80} cannot be read as {_hint_name(hint)}: {exc}"
+        ) from None
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__qualname__", None) or repr(hint)
+
+
+_SCALARS: dict[Any, Callable[[Any], Any]] = {
+    dt.datetime: dt.datetime.fromisoformat,
+    dt.date: dt.date.fromisoformat,
+    dt.time: dt.time.fromisoformat,
+    uuid.UUID: uuid.UUID,
+    Decimal: lambda v: Decimal(str(v)),
+}
+
+
+def _convert(obj: Any, hint: Any) -> Any:
+    if hint is Any or hint is object or hint is inspect.Parameter.empty:
+        return obj
+    if hint is None or hint is type(None):
+        if obj is not None:
+            raise TypeError("expected null")
+        return None
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return _convert(obj, typing.get_args(hint)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return _convert_union(obj, typing.get_args(hint))
+    if origin is typing.Literal:
+        if obj not in typing.get_args(hint):
+            raise ValueError(f"{obj!r} is not one of {typing.get_args(hint)}")
+        return obj
+    if origin is not None:
+        return _convert_generic(obj, origin, typing.get_args(hint))
+    if isinstance(hint, typing.TypeVar):
+        return obj
+    if not isinstance(hint, type):
+        return obj
+    return _convert_class(obj, hint)
+
+
+def _convert_union(obj: Any, arms: tuple[Any, ...]) -> Any:
+    if obj is None and type(None) in arms:
+        return None
+    errors = []
+    for arm in arms:
+        if arm is type(None):
+            continue
+        try:
+            return _convert(obj, arm)
+        except (TypeError, ValueError, KeyError, SerializationError) as exc:
+            errors.append(str(exc))
+    raise TypeError(f"matches no member of the union ({'; '.join(errors)})")
+
+
+def _convert_generic(obj: Any, origin: Any, args: tuple[Any, ...]) -> Any:
+    if origin in (list, set, frozenset, Sequence, typing.Sequence, tuple):
+        if not isinstance(obj, list):
+            raise TypeError(f"expected a JSON array, got {type(obj).__name__}")
+        if origin is tuple:
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(_convert(v, args[0]) for v in obj)
+            if len(args) != len(obj):
+                raise ValueError(f"expected {len(args)} items, got {len(obj)}")
+            return tuple(_convert(v, a) for v, a in zip(args, obj, strict=True))
+        item = args[0] if args else Any
+        items = [_convert(v, item) for v in obj]
+        return items if origin in (list, Sequence, typing.Sequence) else origin(items)
+    if origin in (dict, Mapping, typing.Mapping):
+        if not isinstance(obj, dict):
+            raise TypeError(f"expected a JSON object, got {type(obj).__name__}")
+        key, value = args if args else (Any, Any)
+        return {_convert_key(k, key): _convert(v, value) for k, v in obj.items()}
+    if isinstance(origin, type):
+        return _convert_class(obj, origin)
+    return obj
+
+
+def _convert_key(key: str, hint: Any) -> Any:
+    if hint in (int, float, Decimal, uuid.UUID) or (
+        isinstance(hint, type) and issubclass(hint, enum.Enum)
+    ):
+        try:
+            return _convert(hint(key) if hint in (int, float) else key, hint)
+        except (TypeError, ValueError):
+            pass
+    return _convert(key, hint)
+
+
+def _convert_class(obj: Any, cls: type) -> Any:
+    if cls is bool:
+        if not isinstance(obj, bool):
+            raise TypeError(f"expected a boolean, got {type(obj).__name__}")
+        return obj
+    if cls is int:
+        if isinstance(obj, bool) or not isinstance(obj, int):
+            raise TypeError(f"expected an integer, got {type(obj).__name__}")
+        return obj
+    if cls is float:
+        if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+            raise TypeError(f"expected a number, got {type(obj).__name__}")
+        return float(obj)
+    if cls is str:
+        if not isinstance(obj, str):
+            raise TypeError(f"expected a string, got {type(obj).__name__}")
+        return obj
+    if issubclass(cls, enum.Enum):
+        return cls(obj)
+    for scalar in (dt.datetime, dt.date, dt.time, uuid.UUID, Decimal):
+        if issubclass(cls, scalar):
+            return obj if isinstance(obj, cls) else _SCALARS[scalar](obj)
+    if dataclasses.is_dataclass(cls):
+        return _convert_dataclass(obj, cls)
+    validate = getattr(cls, "model_validate", None)
+    if callable(validate):  # pydantic v2
+        return validate(obj)
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):  # NamedTuple
+        hints = typing.get_type_hints(cls)
+        return cls(*(_convert(v, hints.get(f, Any)) for f, v in zip(cls._fields, obj)))
+    if cls in (list, dict, tuple, set, frozenset):
+        return _convert_generic(obj, cls, ())
+    if isinstance(obj, cls):
+        return obj
+    raise TypeError(f"expected {cls.__qualname__}, got {type(obj).__name__}")
+
+
+def _convert_dataclass(obj: Any, cls: type) -> Any:
+    if not isinstance(obj, dict):
+        raise TypeError(f"expected a JSON object for {cls.__qualname__}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.init and field.name in obj:
+            values[field.name] = _convert(obj[field.name], hints.get(field.name, Any))
+    return cls(**values)

@@ -1,0 +1,430 @@
+"""``WorkflowContext``: durable calls, their positions, and replay from the journal.
+
+Each durable call takes the next position of its run when it is made. If the
+journal already has that position, the call replays it (a completed step
+returns its stored result without running); otherwise it runs and journals
+it. The context never touches storage directly: it asks its ``RunHost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import inspect
+import random as _random
+import uuid as _uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Literal, Protocol, TypeVar, overload
+
+from typing_extensions import ParamSpec
+
+from . import _current
+from ._clock import Clock
+from ._codec import convert, encode, loads, return_hint
+from ._journal import (
+    SLEEP_STARTED,
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_STARTED,
+    VALUE,
+    WAIT_COMPLETED,
+    WAIT_STARTED,
+    RunJournal,
+    attempts,
+    completed_payload,
+    family,
+    result_text,
+    user_wait_id,
+)
+from ._step_info import StepInfo, make_step_info
+from ._store.base import EventRecord
+from ._workflow import StepOptions, step_options
+from .errors import (
+    NonDeterminismError,
+    SerializationError,
+    StepFailed,
+    StepInterrupted,
+    StepTimeout,
+    WaitTimeout,
+    error_from_record,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+InputType = Literal["text", "approval", "choice"]
+APPROVAL_OPTIONS = [{"id": "yes", "label": "Yes"}, {"id": "no", "label": "No"}]
+
+
+class RunHost(Protocol):
+    """What the context needs from the runtime for one run."""
+
+    run_id: str
+    workflow_name: str
+    journal: RunJournal
+    clock: Clock
+
+    async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
+        """Journal an event and wait until it is committed."""
+        ...
+
+    def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
+        """Journal an event that is committed before any later write of this run."""
+        ...
+
+    async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
+        """Wait until ``deadline`` passes or a message called ``message`` arrives."""
+        ...
+
+    def check_running(self) -> None:
+        """Raise if the run must stop (cancelled, or already found non-deterministic)."""
+        ...
+
+    def nondeterministic(self, error: NonDeterminismError) -> None: ...
+
+
+class WorkflowContext:
+    """The handle a workflow uses for every durable call."""
+
+    def __init__(self, host: RunHost) -> None:
+        self._host = host
+        self._next_position = 0
+
+    @property
+    def run_id(self) -> str:
+        return self._host.run_id
+
+    @property
+    def workflow_name(self) -> str:
+        return self._host.workflow_name
+
+    def __repr__(self) -> str:
+        return f"<WorkflowContext run={self.run_id!r} workflow={self.workflow_name!r}>"
+
+    # -- positions ---------------------------------------------------------
+
+    def _take_position(self, kind: str, name: str) -> int:
+        host = self._host
+        host.check_running()
+        position = self._next_position
+        self._next_position += 1
+        events = host.journal.at(position)
+        if events:
+            first = events[0]
+            if family(first.kind) != kind or first.name != name:
+                error = NonDeterminismError(
+                    position, f"{family(first.kind)} {first.name!r}", f"{kind} {name!r}"
+                )
+                host.nondeterministic(error)
+                raise error
+        return position
+
+    def _positions_used(self) -> int:
+        return self._next_position
+
+    # -- steps ---------------------------------------------------------------
+
+    @overload
+    def step(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def step(
+        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def step(
+        self, name: str, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def step(
+        self, name: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
+
+    def step(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:  # type: ignore[misc]
+        """Run ``fn(*args, **kwargs)`` as a journaled step (optionally named first).
+
+        The result is committed before this returns; on replay the stored
+        result is returned without calling ``fn``. Sync functions run in a
+        worker thread.
+        """
+        explicit: str | None = None
+        if args and isinstance(args[0], str):
+            explicit, args = args[0], args[1:]
+        if not args or not callable(args[0]):
+            raise TypeError(
+                "ctx.step needs a function: ctx.step(fn, *args) or ctx.step('name', fn, *args)"
+            )
+        fn, options = step_options(args[0])
+        name: str = explicit or options.name or getattr(fn, "__qualname__", None) or repr(fn)
+        position = self._take_position("step", name)
+        return self._run_step(position, name, fn, options, args[1:], kwargs)
+
+    async def _run_step(
+        self,
+        position: int,
+        name: str,
+        fn: Callable[..., Any],
+        options: StepOptions,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        host = self._host
+        hint = return_hint(fn)
+        while True:
+            events = host.journal.at(position)
+            for event in events:
+                if event.kind == STEP_COMPLETED:
+                    return convert(loads(result_text(event.payload)), hint)
+                if event.kind == STEP_FAILED:
+                    final = loads(event.payload).get("final")
+                    if final is not None:
+                        raise error_from_record(final)
+            last = events[-1] if events else None
+            if last is not None and last.kind == STEP_STARTED and options.at_most_once:
+                error = StepInterrupted(
+                    f"at-most-once step {name!r} (position {position}) started earlier and"
+                    " never finished, so it was not run again; check the external system"
+                    " for its effect and decide in the workflow"
+                )
+                await self._fail_step(position, name, error)
+            if last is not None and last.kind == STEP_FAILED:
+                retry_at = float(loads(last.payload)["retry_at"])
+                while host.clock.now() < retry_at:
+                    await host.suspend("sleeping", retry_at, None)
+            prior = attempts(host.journal.all_at(position))
+            started = await host.append(
+                position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
+            )
+            info = make_step_info(
+                host.run_id, host.workflow_name, name, position, prior, started.created_at
+            )
+            try:
+                value = await _invoke(fn, args, kwargs, options.timeout, info)
+            except Exception as exc:
+                failures = attempts(events).failure_count + 1
+                error_record = _error_record(exc)
+                if options.retry.should_retry(failures, exc):
+                    retry_at = host.clock.now() + options.retry.delay_after(failures)
+                    payload = {"attempt": info.attempt, "error": error_record, "retry_at": retry_at}
+                    await host.append(position, STEP_FAILED, name, encode(payload))
+                    continue
+                failed = StepFailed(name, error_record["type"], error_record["message"], info.attempt)
+                await self._fail_step(position, name, failed, error_record)
+            try:
+                text = encode(value)
+                result = convert(loads(text), hint)
+            except SerializationError as exc:
+                await self._fail_step(
+                    position,
+                    name,
+                    SerializationError(f"step {name!r} returned a value it cannot store: {exc}"),
+                )
+            await host.append(position, STEP_COMPLETED, name, completed_payload(text))
+            return result
+
+    async def _fail_step(
+        self,
+        position: int,
+        name: str,
+        error: Exception,
+        cause: dict[str, Any] | None = None,
+    ) -> Any:
+        """Journal the step's final failure and raise it as replay will."""
+        record = error.to_record() if hasattr(error, "to_record") else _error_record(error)
+        payload = {"error": cause or record, "final": record}
+        await self._host.append(position, STEP_FAILED, name, encode(payload))
+        raise error_from_record(record)
+
+    # -- time ----------------------------------------------------------------
+
+    async def sleep(self, duration: float | dt.timedelta) -> None:
+        """Sleep durably: after a restart only the time left is waited."""
+        seconds = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
+        if seconds < 0:
+            raise ValueError(f"ctx.sleep needs a duration >= 0, got {seconds}")
+        await self._sleep(lambda now: now + float(seconds))
+
+    async def sleep_until(self, moment: dt.datetime) -> None:
+        """Sleep durably until ``moment`` (a timezone-aware datetime)."""
+        if moment.tzinfo is None:
+            raise ValueError(
+                "ctx.sleep_until needs a timezone-aware datetime,"
+                " e.g. datetime.now(timezone.utc) + timedelta(hours=1)"
+            )
+        await self._sleep(lambda now: moment.timestamp())
+
+    async def _sleep(self, wake_at_from: Callable[[float], float]) -> None:
+        host = self._host
+        position = self._take_position("sleep", "sleep")
+        events = host.journal.at(position)
+        if events:
+            wake_at = float(loads(events[0].payload)["wake_at"])
+        else:
+            wake_at = wake_at_from(host.clock.now())
+            await host.append(position, SLEEP_STARTED, "sleep", encode({"wake_at": wake_at}))
+        while host.clock.now() < wake_at:
+            await host.suspend("sleeping", wake_at, None)
+
+    # -- waiting for people and events --------------------------------------
+
+    async def wait_for_event(self, name: str, *, timeout: float | dt.timedelta | None = None) -> Any:
+        """Wait for ``rt.send_event(run_id, name, payload)`` and return the payload.
+
+        Events sent before the run waits are kept and delivered in order, one
+        per wait. With ``timeout`` (seconds) it raises ``WaitTimeout``.
+        """
+        position = self._take_position("wait", name)
+        return await self._wait(position, name, timeout, {})
+
+    async def wait_for_user(
+        self,
+        question: str,
+        *,
+        input_type: InputType = "text",
+        options: Sequence[dict[str, str] | str] | None = None,
+        timeout: float | dt.timedelta | None = None,
+    ) -> Any:
+        """Ask a person and wait for ``rt.respond(run_id, value)``.
+
+        ``approval`` (options default to yes/no) and ``choice`` answers are one
+        of the option ids; ``text`` answers are any JSON value.
+        """
+        choices = _normalize_options(input_type, options)
+        position = self._take_position("wait", user_wait_id(position=self._next_position))
+        details = {"question": question, "input_type": input_type, "options": choices}
+        return await self._wait(position, user_wait_id(position), timeout, details)
+
+    async def _wait(
+        self,
+        position: int,
+        name: str,
+        timeout: float | dt.timedelta | None,
+        details: dict[str, Any],
+    ) -> Any:
+        host = self._host
+        events = host.journal.at(position)
+        for event in events:
+            if event.kind == WAIT_COMPLETED:
+                return _wait_outcome(event)
+        if events:
+            deadline = loads(events[0].payload).get("deadline")
+        else:
+            seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+            deadline = None if seconds is None else host.clock.now() + seconds
+            payload = encode({**details, "deadline": deadline, "timeout": seconds})
+            await host.append(position, WAIT_STARTED, name, payload)
+        while True:
+            message = host.journal.take_message(name)
+            if message is not None:
+                payload = f'{{"message":{message.seq},"value":{message.payload}}}'
+                return _wait_outcome(await host.append(position, WAIT_COMPLETED, name, payload))
+            if deadline is not None and host.clock.now() >= deadline:
+                error = WaitTimeout(f"no {_describe_wait(name)} arrived before the deadline")
+                payload = encode({"timed_out": True, "error": error.to_record()})
+                _wait_outcome(await host.append(position, WAIT_COMPLETED, name, payload))
+            await host.suspend("waiting", deadline, name)
+
+    # -- values that must not change on replay ------------------------------
+
+    def now(self) -> dt.datetime:
+        """The current time (UTC), journaled: replay returns the same moment."""
+        seconds = self._recorded("now", lambda: self._host.clock.now())
+        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+
+    def uuid4(self) -> _uuid.UUID:
+        """A random UUID, journaled: replay returns the same one."""
+        return _uuid.UUID(self._recorded("uuid4", lambda: str(_uuid.uuid4())))
+
+    def random(self) -> float:
+        """A random float in [0, 1), journaled: replay returns the same one."""
+        return float(self._recorded("random", _random.random))
+
+    def _recorded(self, name: str, make: Callable[[], Any]) -> Any:
+        position = self._take_position("value", name)
+        events = self._host.journal.at(position)
+        if events:
+            return loads(events[0].payload)["value"]
+        value = make()
+        self._host.append_nowait(position, VALUE, name, encode({"value": value}))
+        return value
+
+
+def _wait_outcome(event: EventRecord) -> Any:
+    payload = loads(event.payload)
+    if payload.get("timed_out"):
+        raise error_from_record(payload["error"])
+    return payload.get("value")
+
+
+def _describe_wait(name: str) -> str:
+    return "answer" if name.startswith("user:") else f"event {name!r}"
+
+
+def _normalize_options(
+    input_type: str, options: Sequence[dict[str, str] | str] | None
+) -> list[dict[str, str]] | None:
+    if input_type not in ("text", "approval", "choice"):
+        raise ValueError(
+            f"input_type must be 'text', 'approval' or 'choice', got {input_type!r}"
+        )
+    if options is None:
+        if input_type == "choice":
+            raise ValueError("wait_for_user(input_type='choice') needs options=[...]")
+        return APPROVAL_OPTIONS if input_type == "approval" else None
+    normalized = []
+    for option in options:
+        if isinstance(option, str):
+            normalized.append({"id": option, "label": option})
+        elif isinstance(option, dict) and isinstance(option.get("id"), str):
+            normalized.append({"id": option["id"], "label": str(option.get("label", option["id"]))})
+        else:
+            raise ValueError(f"each option needs a string 'id', got {option!r}")
+    return normalized
+
+
+def _error_record(exc: BaseException) -> dict[str, Any]:
+    return {"code": getattr(exc, "code", "STEP_ERROR"), "type": type(exc).__name__, "message": str(exc)}
+
+
+async def _invoke(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    timeout: float | None,
+    info: StepInfo,
+) -> Any:
+    """Run a step body in its own task (or worker thread), with ``step_info()`` set."""
+
+    def enter() -> None:
+        _current.step.set(info)
+        _current.context.set(None)
+
+    if inspect.iscoroutinefunction(fn):
+
+        async def body() -> Any:
+            enter()
+            return await fn(*args, **kwargs)
+
+        task: asyncio.Future[Any] = asyncio.ensure_future(body())
+    else:
+
+        def call() -> Any:
+            enter()
+            return fn(*args, **kwargs)
+
+        task = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        value = await (task if timeout is None else asyncio.wait_for(task, timeout))
+    except TimeoutError:
+        if not task.cancelled():
+            raise
+        raise StepTimeout(
+            f"step {info.step!r} attempt {info.attempt} took longer than its {timeout}s timeout"
+        ) from None
+    if inspect.isawaitable(value):
+        value = await value
+    return value

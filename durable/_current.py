@@ -1,0 +1,15 @@
+"""Context variables that say where the running code is: which runtime, run, step."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._context import WorkflowContext
+    from ._runtime import Runtime
+    from ._step_info import StepInfo
+
+runtime: ContextVar[Runtime | None] = ContextVar("durable_runtime", default=None)
+context: ContextVar[WorkflowContext | None] = ContextVar("durable_context", default=None)
+step: ContextVar[StepInfo | None] = ContextVar("durable_step", default=None)

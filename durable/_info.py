@@ -1,0 +1,102 @@
+"""Public read-only views of runs and waits, built from store records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from ._codec import loads
+from ._store.base import EventRecord, RunRecord
+
+
+class RunStatus(str, enum.Enum):
+    """A run's status; the strings are what the journal stores."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+def moment(seconds: float | None) -> dt.datetime | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as the journal has it. ``input`` is ``{"args": [...], "kwargs": {...}}`` JSON data."""
+
+    run_id: str
+    workflow: str
+    version: str | None
+    status: RunStatus
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_record(cls, record: RunRecord) -> RunInfo:
+        return cls(
+            run_id=record.run_id,
+            workflow=record.workflow,
+            version=record.version,
+            status=RunStatus(record.status),
+            input=loads(record.input),
+            output=None if record.output is None else loads(record.output),
+            error=None if record.error is None else loads(record.error),
+            created_at=dt.datetime.fromtimestamp(record.created_at, dt.timezone.utc),
+            updated_at=dt.datetime.fromtimestamp(record.updated_at, dt.timezone.utc),
+        )
+
+
+@dataclass(frozen=True)
+class PendingWait:
+    """A ``wait_for_user`` question that has no answer yet."""
+
+    run_id: str
+    wait_id: str
+    question: str
+    input_type: str
+    options: list[dict[str, str]] | None
+    created_at: dt.datetime
+    deadline: dt.datetime | None
+
+    @classmethod
+    def from_event(cls, event: EventRecord) -> PendingWait:
+        payload = loads(event.payload)
+        return cls(
+            run_id=event.run_id,
+            wait_id=event.name,
+            question=payload["question"],
+            input_type=payload["input_type"],
+            options=payload.get("options"),
+            created_at=dt.datetime.fromtimestamp(event.created_at, dt.timezone.utc),
+            deadline=moment(payload.get("deadline")),
+        )
+
+
+def event_dict(event: EventRecord) -> dict[str, Any]:
+    """One journal event as a JSON-ready dict (the unit of ``rt.history``)."""
+    return {
+        "seq": event.seq,
+        "position": event.position,
+        "kind": event.kind,
+        "name": event.name,
+        "payload": loads(event.payload),
+        "created_at": dt.datetime.fromtimestamp(event.created_at, dt.timezone.utc).isoformat(),
+        "superseded": event.superseded,
+    }

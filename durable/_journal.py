@@ -1,0 +1,160 @@
+"""What a run's journal says: events by position, the inbox, and step attempt summaries.
+
+Pure functions over ``EventRecord`` lists, shared by the context (replay),
+the runtime (pending waits, check) and the history export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._codec import loads
+from ._store.base import EventRecord
+
+STEP_STARTED = "step.started"
+STEP_COMPLETED = "step.completed"
+STEP_FAILED = "step.failed"
+SLEEP_STARTED = "sleep.started"
+WAIT_STARTED = "wait.started"
+WAIT_COMPLETED = "wait.completed"
+VALUE = "value.recorded"
+MESSAGE = "message"
+CANCEL = "run.cancel"
+RERUN = "run.rerun"
+
+USER_WAIT_PREFIX = "user:"
+
+
+def family(kind: str) -> str:
+    """The kind of durable call an event belongs to: step, sleep, wait or value."""
+    return kind.partition(".")[0]
+
+
+def user_wait_id(position: int) -> str:
+    return f"{USER_WAIT_PREFIX}{position}"
+
+
+class RunJournal:
+    """One run's events, indexed for replay."""
+
+    def __init__(self, events: list[EventRecord]) -> None:
+        self.live: dict[int, list[EventRecord]] = {}
+        self.superseded: dict[int, list[EventRecord]] = {}
+        self.inbox: list[EventRecord] = []
+        self._messages_seen: set[int] = set()
+        consumed = {
+            loads(event.payload).get("message")
+            for event in events
+            if event.kind == WAIT_COMPLETED and not event.superseded
+        }
+        for event in events:
+            if event.kind == MESSAGE:
+                self._messages_seen.add(event.seq)
+                if event.seq not in consumed:
+                    self.inbox.append(event)
+            elif event.position is not None:
+                target = self.superseded if event.superseded else self.live
+                target.setdefault(event.position, []).append(event)
+
+    def at(self, position: int) -> list[EventRecord]:
+        return self.live.get(position, [])
+
+    def all_at(self, position: int) -> list[EventRecord]:
+        """Superseded and live events at ``position``, in journal order."""
+        return self.superseded.get(position, []) + self.live.get(position, [])
+
+    def record(self, event: EventRecord) -> None:
+        """Add an event this process has just written."""
+        if event.position is not None:
+            self.live.setdefault(event.position, []).append(event)
+
+    def deliver(self, message: EventRecord) -> bool:
+        """Add a message sent to the run; False if it was already known."""
+        if message.seq in self._messages_seen:
+            return False
+        self._messages_seen.add(message.seq)
+        self.inbox.append(message)
+        self.inbox.sort(key=lambda event: event.seq)
+        return True
+
+    def has_message(self, name: str) -> bool:
+        return any(message.name == name for message in self.inbox)
+
+    def take_message(self, name: str) -> EventRecord | None:
+        """Remove and return the oldest unconsumed message called ``name``."""
+        for index, message in enumerate(self.inbox):
+            if message.name == name:
+                return self.inbox.pop(index)
+        return None
+
+    def next_free_position(self) -> int:
+        return max(self.live, default=-1) + 1
+
+    def pending_user_waits(self) -> list[EventRecord]:
+        """``wait_for_user`` waits that have no answer yet, oldest first."""
+        waits = []
+        for events in self.live.values():
+            started = events[0]
+            if (
+                started.kind == WAIT_STARTED
+                and started.name.startswith(USER_WAIT_PREFIX)
+                and not any(event.kind == WAIT_COMPLETED for event in events)
+                and not self.has_message(started.name)
+            ):
+                waits.append(started)
+        return sorted(waits, key=lambda event: event.seq)
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """What the journal says about the attempts of the step at one position."""
+
+    gate_count: int
+    completion_count: int
+    failure_count: int
+    prior_status: str
+    prior_error: dict[str, Any] | None
+    prior_output: str | None
+    first_attempt_at: float | None
+    last_attempt_at: float | None
+
+
+def attempts(events: list[EventRecord]) -> Attempts:
+    """Summarize step events (superseded ones included) in journal order."""
+    gates = completions = failures = 0
+    status = "none"
+    error: dict[str, Any] | None = None
+    output: str | None = None
+    first: float | None = None
+    last: float | None = None
+    for event in events:
+        if event.kind == STEP_STARTED:
+            gates += 1
+            status = "gated_not_completed"
+            first = event.created_at if first is None else first
+            last = event.created_at
+        elif event.kind == STEP_COMPLETED:
+            completions += 1
+            status = "completed"
+            output = result_text(event.payload)
+        elif event.kind == STEP_FAILED:
+            if not event.superseded:
+                failures += 1
+            status = "failed"
+            error = loads(event.payload).get("error")
+    return Attempts(gates, completions, failures, status, error, output, first, last)
+
+
+def result_text(payload: str) -> str:
+    """The JSON text of the ``result`` in a ``step.completed`` payload, without re-encoding."""
+    prefix = '{"result":'
+    if payload.startswith(prefix):
+        return payload[len(prefix) : -1]
+    from ._codec import encode
+
+    return encode(loads(payload).get("result"))
+
+
+def completed_payload(result_json: str) -> str:
+    return f'{{"result":{result_json}}}'

@@ -1,0 +1,524 @@
+"""``Runtime`` and ``RunHandle``: start, recover, deliver answers, cancel, lease.
+
+One runtime owns one store. Opening it claims and resumes every unfinished
+run this process has the workflow for; a poller notices what other
+processes write to the same file (answers, events, cancels, new runs) by
+watching ``PRAGMA data_version``, and renews this runtime's leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from typing_extensions import ParamSpec, Self
+
+from . import _current
+from ._clock import Clock, SystemClock, VirtualClock
+from ._codec import canonical, convert, digest, encode, loads, return_hint
+from ._info import PendingWait, RunInfo, RunStatus, event_dict
+from ._journal import CANCEL, MESSAGE, RERUN, USER_WAIT_PREFIX, RunJournal
+from ._run import LiveRun
+from ._store.base import TERMINAL, EventRecord, NewEvent, RunRecord, RunUpdate, Store
+from ._store.sqlite import SqliteStore
+from ._timers import Timers
+from ._workflow import Workflow, registered, registry_keys
+from .errors import (
+    DurableError,
+    IdempotencyKeyMismatch,
+    InvalidResponse,
+    NoPendingWait,
+    RunNotFound,
+    SerializationError,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+log = logging.getLogger("durable")
+
+_HOST = socket.gethostname()
+
+
+class RunHandle(Generic[R]):
+    """A reference to one run: await its result, read its status, cancel it."""
+
+    def __init__(self, runtime: Runtime, run_id: str) -> None:
+        self.runtime = runtime
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id!r}>"
+
+    async def result(self, timeout: float | None = None) -> R:
+        """The run's output; raises ``WorkflowFailed`` or ``WorkflowCancelled``.
+
+        ``timeout`` is in real seconds (``TimeoutError`` when it passes).
+        """
+        result: R = await asyncio.wait_for(self.runtime._result(self.run_id), timeout)
+        return result
+
+    async def status(self) -> RunStatus:
+        return (await self.runtime.get_run(self.run_id)).status
+
+    async def cancel(self) -> None:
+        await self.runtime.cancel(self.run_id)
+
+
+class Runtime:
+    """Runs workflows durably on one SQLite file.
+
+    ``async with Runtime("app.db") as rt`` opens the journal and resumes
+    every unfinished run (``recover=False`` resumes none, for tools that only
+    read or answer). ``durability="full"`` makes each journaled step survive
+    power loss; ``"normal"`` survives process crashes only. ``identity`` names
+    this runtime as an owner of runs: a runtime that reopens with the same
+    identity takes its runs back at once, others wait ``lease_seconds`` for a
+    lease to expire (or less, when the owner is a dead process on this host).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "durable.db",
+        *,
+        clock: Clock | None = None,
+        recover: bool = True,
+        durability: str = "full",
+        identity: str | None = None,
+        lease_seconds: float = 15.0,
+        poll_interval: float = 0.25,
+        store: Store | None = None,
+    ) -> None:
+        self.path = path
+        self.clock: Clock = clock or SystemClock()
+        self.store: Store = store or SqliteStore(path, durability)
+        self.timers = Timers(self.clock)
+        self.recover = recover
+        self.owner = identity or f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self._wall = SystemClock()
+        self._live: dict[str, LiveRun] = {}
+        self._open = False
+        self._poller: asyncio.Task[None] | None = None
+        self._token: contextvars.Token[Runtime | None] | None = None
+        self._changed: set[asyncio.Future[None]] = set()
+        self._last_seq = 0
+        self._data_version = 0
+        self._next_lease_renewal = 0.0
+        self._reported: set[str] = set()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the journal, resume unfinished runs, start timers and the poller."""
+        if self._open:
+            raise DurableError("this runtime is already open")
+        await self.store.open()
+        self._open = True
+        self.timers.start()
+        self._last_seq = await self.store.last_seq()
+        self._data_version = await self.store.data_version()
+        self._token = _current.runtime.set(self)
+        if self.recover:
+            await self._claim(include_own=True)
+            await self._report_unregistered()
+        self._next_lease_renewal = self._wall.now() + self.lease_seconds / 3
+        self._poller = asyncio.create_task(self._poll(), name="durable-poller")
+
+    async def close(self) -> None:
+        """Stop every run where it is (left resumable, never failed) and close the journal."""
+        if not self._open:
+            return
+        self._open = False
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        tasks = [live.task for live in self._live.values() if live.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._live.clear()
+        try:
+            await self.store.release(self.owner)
+        except Exception:
+            log.exception("could not release this runtime's runs; they wait for lease expiry")
+        await self.timers.stop()
+        await self.store.close()
+        self._notify(DurableError("the runtime was closed while waiting for a run's result"))
+        if self._token is not None:
+            try:
+                _current.runtime.reset(self._token)
+            except ValueError:  # closed from another task than the one that opened it
+                pass
+            self._token = None
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise DurableError(
+                "the runtime is not open; use it inside `async with durable.Runtime(...) as rt:`"
+            )
+
+    # -- starting and reading runs -------------------------------------------
+
+    async def start(
+        self, wf: Workflow[P, R], *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> RunHandle[R]:
+        """Start ``wf(*args, **kwargs)`` as a run; ``run_id`` is its idempotency key.
+
+        The same ``run_id`` with the same workflow and input returns the
+        existing run; with another workflow or input it raises
+        ``IdempotencyKeyMismatch`` and changes nothing.
+        """
+        return await self.start_run(wf, args, kwargs, run_id=run_id)
+
+    async def start_run(
+        self,
+        wf: Workflow[P, R],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        run_id: str | None = None,
+    ) -> RunHandle[R]:
+        """``start`` with the workflow's arguments passed as a list and a dict.
+
+        Use it when the workflow has a parameter called ``run_id``.
+        """
+        self._check_open()
+        if not isinstance(wf, Workflow):
+            raise TypeError(
+                f"{getattr(wf, '__qualname__', wf)!r} is not a workflow; decorate it with"
+                " @durable.workflow before starting it"
+            )
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+        try:
+            input_text = encode({"args": list(args), "kwargs": kwargs})
+            input_digest = digest(canonical({"workflow": wf.name, "args": args, "kwargs": kwargs}))
+        except SerializationError as exc:
+            raise SerializationError(
+                f"the arguments of workflow {wf.name!r} cannot be stored: {exc.message}"
+            ) from None
+        rid = run_id or str(uuid.uuid4())
+        now = self.clock.now()
+        record = RunRecord(
+            rid, wf.name, wf.version, RunStatus.PENDING.value, input_text, input_digest,
+            None, None, self.owner, self._wall.now() + self.lease_seconds, now, now,
+        )
+        stored, created = await self.store.create_run(record)
+        if created:
+            self._launch(stored, wf, [])
+        elif stored.workflow != wf.name or stored.input_digest != input_digest:
+            raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)
+        return RunHandle(self, rid)
+
+    def handle(self, run_id: str) -> RunHandle[Any]:
+        return RunHandle(self, run_id)
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        return RunInfo.from_record(await self._record(run_id))
+
+    async def list_runs(
+        self,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> list[RunInfo]:
+        self._check_open()
+        status_text = None if status is None else RunStatus(status).value
+        records = await self.store.list_runs(status_text, workflow, limit)
+        return [RunInfo.from_record(record) for record in records]
+
+    async def history(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's events in journal order (superseded ones flagged), as JSON-ready dicts."""
+        await self._record(run_id)
+        return [event_dict(event) for event in await self.store.history(run_id)]
+
+    async def _record(self, run_id: str) -> RunRecord:
+        self._check_open()
+        record = await self.store.get_run(run_id)
+        if record is None:
+            raise RunNotFound(run_id)
+        return record
+
+    async def _result(self, run_id: str) -> Any:
+        while True:
+            changed = self._change_future()
+            record = await self._record(run_id)
+            if record.status in TERMINAL:
+                changed.cancel()
+                self._changed.discard(changed)
+                return self._outcome(record)
+            await changed
+
+    def _outcome(self, record: RunRecord) -> Any:
+        if record.status == RunStatus.CANCELLED:
+            raise WorkflowCancelled(record.run_id)
+        if record.status == RunStatus.FAILED:
+            raise WorkflowFailed(record.run_id, loads(record.error or "{}"))
+        wf = registered(record.workflow, record.version)
+        hint = return_hint(wf.fn) if wf is not None else Any
+        return convert(loads(record.output or "null"), hint)
+
+    # -- answers, events, cancellation --------------------------------------
+
+    async def pending_waits(self, run_id: str | None = None) -> list[PendingWait]:
+        """Unanswered ``wait_for_user`` questions, oldest first."""
+        self._check_open()
+        if run_id is not None:
+            await self._record(run_id)
+            run_ids = [run_id]
+        else:
+            run_ids = [record.run_id for record in await self.store.active_runs()]
+        journals = await self.store.load_events(run_ids)
+        waits = [
+            PendingWait.from_event(event)
+            for events in journals.values()
+            for event in RunJournal(events).pending_user_waits()
+        ]
+        return sorted(waits, key=lambda wait: wait.created_at)
+
+    async def respond(self, run_id: str, value: Any, *, wait_id: str | None = None) -> None:
+        """Answer the run's pending ``wait_for_user`` (the oldest, or ``wait_id``).
+
+        The answer is journaled before this returns. Approval and choice
+        answers must be one of the option ids (``InvalidResponse`` otherwise,
+        and nothing is recorded).
+        """
+        waits = [w for w in await self.pending_waits(run_id) if wait_id in (None, w.wait_id)]
+        if not waits:
+            which = f" with wait_id {wait_id!r}" if wait_id is not None else ""
+            raise NoPendingWait(
+                f"run {run_id!r} has no unanswered wait_for_user{which};"
+                " rt.pending_waits() lists the questions waiting for an answer"
+            )
+        wait = waits[0]
+        if wait.input_type in ("approval", "choice"):
+            ids = [option["id"] for option in wait.options or []]
+            if value not in ids:
+                raise InvalidResponse(
+                    f"{value!r} is not an answer to {wait.question!r}; answer one of the"
+                    f" option ids {ids}"
+                )
+
+        def still_pending(run: RunRecord, events: list[EventRecord]) -> None:
+            names = {event.name for event in RunJournal(events).pending_user_waits()}
+            if run.status in TERMINAL or wait.wait_id not in names:
+                raise NoPendingWait(f"wait {wait.wait_id!r} of run {run_id!r} was answered already")
+
+        await self._send(run_id, wait.wait_id, value, still_pending)
+
+    async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Deliver an event to the run's ``wait_for_event(name)``; kept in order until then."""
+        if name.startswith(USER_WAIT_PREFIX):
+            raise ValueError(f"event names starting with {USER_WAIT_PREFIX!r} are reserved")
+
+        def active(run: RunRecord, events: list[EventRecord]) -> None:
+            if run.status in TERMINAL:
+                raise DurableError(
+                    f"run {run_id!r} is {run.status}; the event {name!r} was not stored"
+                )
+
+        await self._send(run_id, name, payload, active)
+
+    async def _send(self, run_id: str, name: str, value: Any, guard: Any) -> None:
+        self._check_open()
+        text = encode(value)
+        event = NewEvent(run_id, None, MESSAGE, name, text, self.clock.now())
+        (seq,) = await self.store.append(run_id, [event], guard=guard)
+        live = self._live.get(run_id)
+        if live is not None:
+            live.deliver(EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at))
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel the run: it stops at its current await and ends ``cancelled``."""
+        self._check_open()
+
+        def unfinished(run: RunRecord, events: list[EventRecord]) -> None:
+            if run.status in TERMINAL:
+                raise DurableError(f"run {run_id!r} already ended {run.status}; nothing to cancel")
+
+        now = self.clock.now()
+        event = NewEvent(run_id, None, CANCEL, "cancel", "{}", now)
+        await self.store.append(
+            run_id, [event], RunUpdate(now, status=RunStatus.CANCELLED.value), unfinished
+        )
+        live = self._live.get(run_id)
+        if live is not None:
+            live.cancel()
+        self._notify()
+
+    async def resume(self, run_id: str) -> RunHandle[Any]:
+        """Run a failed run again on its journal (after fixing the code)."""
+        record = await self._record(run_id)
+        if record.status != RunStatus.FAILED:
+            raise DurableError(
+                f"run {run_id!r} is {record.status}; only a failed run can be resumed"
+                " (rt.rerun_from re-executes a finished run from a position)"
+            )
+        update = RunUpdate(
+            self.clock.now(), status="pending", reset_result=True, only_if_active=False
+        )
+        await self.store.append(run_id, [], update)
+        await self._claim(include_own=True, run_ids=[run_id])
+        return RunHandle(self, run_id)
+
+    async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:
+        """Re-execute a finished run from ``position``; earlier entries are kept, superseded."""
+        record = await self._record(run_id)
+        if record.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
+            raise DurableError(
+                f"run {run_id!r} is {record.status}; rerun_from needs a completed or failed run"
+            )
+        if position < 0:
+            raise ValueError(f"position must be >= 0, got {position}")
+        now = self.clock.now()
+        marker = NewEvent(run_id, None, RERUN, "rerun", encode({"position": position}), now)
+        update = RunUpdate(now, status="pending", reset_result=True, only_if_active=False)
+        await self.store.supersede(run_id, position, update, [marker])
+        await self._claim(include_own=True, run_ids=[run_id])
+        return RunHandle(self, run_id)
+
+    # -- running runs --------------------------------------------------------
+
+    def _launch(self, record: RunRecord, wf: Workflow[Any, Any], events: list[EventRecord]) -> None:
+        live = LiveRun(self, record, wf, events)
+        self._live[record.run_id] = live
+        live.launch()
+
+    def run_ended(self, live: LiveRun) -> None:
+        if self._live.get(live.run_id) is live:
+            del self._live[live.run_id]
+        self._notify()
+
+    def note_suspended(self) -> None:
+        """A run parked; with an auto-skipping virtual clock, maybe jump to the next timer."""
+        if isinstance(self.clock, VirtualClock) and self.clock.auto_skip:
+            asyncio.get_running_loop().call_soon(self._skip_if_idle)
+
+    def _skip_if_idle(self) -> None:
+        runs = self._live.values()
+        if runs and all(run.suspended and run.deadline is not None for run in runs):
+            self.timers.skip_to_next()
+
+    async def _claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:
+        now = self._wall.now()
+        records = await self.store.claim(
+            self.owner,
+            now + self.lease_seconds,
+            now,
+            _owner_is_dead,
+            run_ids=run_ids,
+            workflows=registry_keys(),
+            include_own=include_own,
+        )
+        records = [record for record in records if record.run_id not in self._live]
+        journals = await self.store.load_events([record.run_id for record in records])
+        for record in records:
+            wf = registered(record.workflow, record.version)
+            if wf is not None:
+                self._launch(record, wf, journals[record.run_id])
+
+    async def _report_unregistered(self) -> None:
+        for record in await self.store.active_runs():
+            key = f"{record.workflow}@{record.version}"
+            if registered(record.workflow, record.version) is None and key not in self._reported:
+                self._reported.add(key)
+                log.warning(
+                    "runs of workflow %r version %r are unfinished but not registered in this"
+                    " process; they are left untouched (import the module that defines it)",
+                    record.workflow,
+                    record.version,
+                )
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self._poll_once()
+            except Exception:
+                log.exception("durable poller: reading the journal failed; retrying")
+
+    async def _poll_once(self) -> None:
+        version = await self.store.data_version()
+        if version != self._data_version:
+            self._data_version = version
+            for event in await self.store.changes_since(self._last_seq):
+                self._last_seq = event.seq
+                live = self._live.get(event.run_id)
+                if live is None:
+                    continue
+                if event.kind == MESSAGE:
+                    live.deliver(event)
+                elif event.kind == CANCEL:
+                    live.cancel()
+            if self.recover:
+                await self._claim(include_own=False)
+            self._notify()
+        if self._wall.now() >= self._next_lease_renewal:
+            self._next_lease_renewal = self._wall.now() + self.lease_seconds / 3
+            await self.store.renew(self.owner, self._wall.now() + self.lease_seconds)
+            if self.recover:
+                await self._claim(include_own=False)
+
+    # -- change notification -------------------------------------------------
+
+    def _change_future(self) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._changed.add(future)
+        return future
+
+    def _notify(self, error: BaseException | None = None) -> None:
+        waiting, self._changed = self._changed, set()
+        for future in waiting:
+            if not future.done():
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != _HOST or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def run(wf: Workflow[P, R], *args: Any, db: str = "durable.db", **kwargs: Any) -> R:
+    """Run one workflow to its end from a script: the ``asyncio.run`` of durable."""
+
+    async def main() -> R:
+        async with Runtime(db) as runtime:
+            handle = await runtime.start(wf, *args, **kwargs)
+            return await handle.result()
+
+    return asyncio.run(main())

@@ -1,0 +1,151 @@
+"""The ``Store`` protocol and the records it deals in.
+
+The runtime and the workflow context speak only this protocol; SQL lives in
+the implementations. Values are JSON text: the store never interprets them.
+The journal is append-only: events are never deleted or changed, except that
+``rerun_from`` marks the entries it replaces as superseded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    workflow: str
+    version: str | None
+    status: str
+    input: str
+    input_digest: str
+    output: str | None
+    error: str | None
+    owner: str | None
+    lease_until: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One journal row. ``position`` is None for messages sent to the run."""
+
+    seq: int
+    run_id: str
+    position: int | None
+    kind: str
+    name: str
+    payload: str
+    created_at: float
+    superseded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    run_id: str
+    position: int | None
+    kind: str
+    name: str
+    payload: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunUpdate:
+    """Changes to a run's row; None leaves a column as it is."""
+
+    updated_at: float
+    status: str | None = None
+    output: str | None = None
+    error: str | None = None
+    reset_result: bool = False
+    only_if_active: bool = True
+
+
+Guard = Callable[[RunRecord, list[EventRecord]], None]
+"""Runs inside the write transaction with the run and its live events; raising refuses the write."""
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        """Insert ``run`` unless its id exists; returns the stored row and whether it is new."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    async def list_runs(
+        self, status: str | None = None, workflow: str | None = None, limit: int = 100
+    ) -> list[RunRecord]: ...
+
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        update: RunUpdate | None = None,
+        guard: Guard | None = None,
+    ) -> Awaitable[list[int]]:
+        """Atomically append ``events`` and apply ``update``; awaiting gives the events' seqs.
+
+        The write is queued when ``append`` is called, so one caller's writes
+        commit in call order even if it does not await each one. With ``update.only_if_active`` a finished run is not changed and its
+        events are not written (an empty list is returned).
+        """
+        ...
+
+    async def supersede(
+        self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
+    ) -> int:
+        """Mark the run's events at or after ``position`` superseded, append ``events``
+        and apply ``update``, atomically; returns how many events were superseded."""
+        ...
+
+    async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        """Every event of each run (superseded ones flagged), in journal order, in bulk."""
+        ...
+
+    async def history(self, run_id: str) -> list[EventRecord]:
+        """Every event of the run, superseded ones included, in journal order."""
+        ...
+
+    async def claim(
+        self,
+        owner: str,
+        lease_until: float,
+        now: float,
+        is_dead: Callable[[str], bool],
+        run_ids: Sequence[str] | None = None,
+        workflows: Sequence[tuple[str, str]] | None = None,
+        include_own: bool = True,
+    ) -> list[RunRecord]:
+        """Take unfinished runs that are free: no owner, lease expired, owner dead, or ours.
+
+        ``workflows`` limits it to runs of these (name, version) pairs.
+        """
+        ...
+
+    async def renew(self, owner: str, lease_until: float) -> None: ...
+
+    async def release(self, owner: str) -> None: ...
+
+    async def changes_since(self, seq: int) -> list[EventRecord]:
+        """Events after ``seq`` that another process may have written for live runs."""
+        ...
+
+    async def last_seq(self) -> int: ...
+
+    async def data_version(self) -> int:
+        """A number that changes whenever another connection commits."""
+        ...
+
+    async def active_runs(self) -> list[RunRecord]:
+        """Runs that are not finished."""
+        ...

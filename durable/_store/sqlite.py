@@ -1,0 +1,410 @@
+"""The SQLite store: a write thread with group commit, and an aiosqlite reader.
+
+Two tables, plain JSON text in plain columns, readable from the ``sqlite3``
+shell. ``":memory:"`` is a private temporary file removed on close, so it
+behaves exactly like a file (two connections, WAL) without persisting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..errors import DurableError, RunNotFound
+from ._writer import Writer
+from .base import TERMINAL, EventRecord, Guard, NewEvent, RunRecord, RunUpdate
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       TEXT PRIMARY KEY,
+    workflow     TEXT NOT NULL,
+    version      TEXT,
+    status       TEXT NOT NULL,
+    input        TEXT NOT NULL,
+    input_digest TEXT NOT NULL,
+    output       TEXT,
+    error        TEXT,
+    owner        TEXT,
+    lease_until  REAL,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, workflow);
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY,
+    run_id     TEXT NOT NULL,
+    position   INTEGER,
+    kind       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
+CREATE INDEX IF NOT EXISTS events_unpositioned ON events (seq) WHERE position IS NULL;
+"""
+
+_RUN_COLUMNS = (
+    "run_id, workflow, version, status, input, input_digest, output, error,"
+    " owner, lease_until, created_at, updated_at"
+)
+_EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
+_ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(*row)
+
+
+def _event(row: Sequence[Any]) -> EventRecord:
+    seq, run_id, position, kind, name, payload, created_at, superseded = row
+    return EventRecord(seq, run_id, position, kind, name, payload, created_at, bool(superseded))
+
+
+class SqliteStore:
+    """A journal in one SQLite file (WAL)."""
+
+    def __init__(self, path: str | os.PathLike[str], durability: str = "full") -> None:
+        if durability not in _SYNCHRONOUS:
+            raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
+        self._synchronous = _SYNCHRONOUS[durability]
+        self._tempdir: str | None = None
+        if str(path) == ":memory:":
+            self._tempdir = tempfile.mkdtemp(prefix="durable-")
+            path = os.path.join(self._tempdir, "journal.db")
+        self.path = Path(path)
+        self._writer = Writer(self._connect_writer)
+        self._reader: aiosqlite.Connection | None = None
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        _check_path(self.path)
+        self._writer.start()
+        try:
+            await self._writer.submit(_no_op)
+            self._reader = await aiosqlite.connect(self.path)
+            await self._reader.execute("PRAGMA busy_timeout = 10000")
+            await self._reader.execute("PRAGMA query_only = 1")
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            raise DurableError(f"cannot open journal {self.path}: {exc}") from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        await self._writer.stop()
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            _migrate(conn, self.path)
+        except sqlite3.DatabaseError as exc:
+            raise DurableError(
+                f"cannot open journal {self.path}: {exc} (is it a SQLite file written by durable?)"
+            ) from None
+        return conn
+
+    @property
+    def writer(self) -> Writer:
+        return self._writer
+
+    def _read(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise DurableError("the journal is closed; use the runtime inside `async with`")
+        return self._reader
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self._read().execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- runs --------------------------------------------------------------
+
+    async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        def job(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+            cursor = conn.execute(
+                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run.run_id,
+                    run.workflow,
+                    run.version,
+                    run.status,
+                    run.input,
+                    run.input_digest,
+                    run.output,
+                    run.error,
+                    run.owner,
+                    run.lease_until,
+                    run.created_at,
+                    run.updated_at,
+                ),
+            )
+            if cursor.rowcount == 1:
+                return run, True
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run.run_id,)
+            ).fetchone()
+            return _run(row), False
+
+        return await self._writer.submit(job)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._fetchall(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    async def list_runs(
+        self, status: str | None = None, workflow: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        clauses, params = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(workflow)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, run_id LIMIT ?",
+            (*params, limit),
+        )
+        return [_run(row) for row in rows]
+
+    async def active_runs(self) -> list[RunRecord]:
+        rows = await self._fetchall(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {_ACTIVE}")
+        return [_run(row) for row in rows]
+
+    # -- events ------------------------------------------------------------
+
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        update: RunUpdate | None = None,
+        guard: Guard | None = None,
+    ) -> asyncio.Future[list[int]]:
+        def job(conn: sqlite3.Connection) -> list[int]:
+            if guard is not None:
+                row = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
+                if row is None:
+                    raise RunNotFound(run_id)
+                guard(_run(row), _live_events(conn, run_id))
+            if update is not None and not _update_run(conn, run_id, update):
+                return []
+            return [_insert_event(conn, event) for event in events]
+
+        return self._writer.submit(job)
+
+    async def supersede(
+        self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
+    ) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "UPDATE events SET superseded = 1"
+                " WHERE run_id = ? AND position >= ? AND superseded = 0",
+                (run_id, position),
+            )
+            _update_run(conn, run_id, update)
+            for event in events:
+                _insert_event(conn, event)
+            return cursor.rowcount
+
+        return await self._writer.submit(job)
+
+    async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._fetchall(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN ({marks}) ORDER BY seq",
+                chunk,
+            )
+            for row in rows:
+                result[row[1]].append(_event(row))
+        return result
+
+    async def history(self, run_id: str) -> list[EventRecord]:
+        rows = await self._fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+        )
+        return [_event(row) for row in rows]
+
+    async def changes_since(self, seq: int) -> list[EventRecord]:
+        rows = await self._fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? AND position IS NULL ORDER BY seq",
+            (seq,),
+        )
+        return [_event(row) for row in rows]
+
+    async def last_seq(self) -> int:
+        rows = await self._fetchall("SELECT coalesce(max(seq), 0) FROM events")
+        return int(rows[0][0])
+
+    async def data_version(self) -> int:
+        rows = await self._fetchall("PRAGMA data_version")
+        return int(rows[0][0])
+
+    # -- ownership ---------------------------------------------------------
+
+    async def claim(
+        self,
+        owner: str,
+        lease_until: float,
+        now: float,
+        is_dead: Callable[[str], bool],
+        run_ids: Sequence[str] | None = None,
+        workflows: Sequence[tuple[str, str]] | None = None,
+        include_own: bool = True,
+    ) -> list[RunRecord]:
+        if workflows is not None and not workflows:
+            return []
+
+        def job(conn: sqlite3.Connection) -> list[RunRecord]:
+            others = conn.execute(
+                f"SELECT DISTINCT owner FROM runs WHERE {_ACTIVE}"
+                " AND owner IS NOT NULL AND owner != ? AND lease_until >= ?",
+                (owner, now),
+            ).fetchall()
+            dead = [row[0] for row in others if is_dead(row[0])]
+            free = ["owner IS NULL", "lease_until < ?"]
+            params: list[Any] = [now]
+            if include_own:
+                free.append("owner = ?")
+                params.append(owner)
+            if dead:
+                free.append(f"owner IN ({','.join('?' * len(dead))})")
+                params.extend(dead)
+            sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {_ACTIVE} AND ({' OR '.join(free)})"
+            if run_ids is not None:
+                sql += f" AND run_id IN ({','.join('?' * len(run_ids))})"
+                params.extend(run_ids)
+            if workflows is not None:
+                pairs = ",".join(["(?,?)"] * len(workflows))
+                sql += f" AND (workflow, coalesce(version, '1')) IN (VALUES {pairs})"
+                params.extend(part for pair in workflows for part in pair)
+            rows = [_run(row) for row in conn.execute(sql, params).fetchall()]
+            conn.executemany(
+                "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ?",
+                [(owner, lease_until, run.run_id) for run in rows],
+            )
+            return rows
+
+        return await self._writer.submit(job)
+
+    async def renew(self, owner: str, lease_until: float) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"UPDATE runs SET lease_until = ? WHERE owner = ? AND {_ACTIVE}",
+                (lease_until, owner),
+            )
+
+        await self._writer.submit(job)
+
+    async def release(self, owner: str) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?", (owner,)
+            )
+
+        await self._writer.submit(job)
+
+
+def _no_op(conn: sqlite3.Connection) -> None:
+    return None
+
+
+def _check_path(path: Path) -> None:
+    if path.is_dir():
+        raise DurableError(
+            f"journal path {path} is a directory; pass a file path such as {path / 'durable.db'}"
+        )
+    if not path.parent.is_dir():
+        raise DurableError(f"cannot create journal {path}: folder {path.parent} does not exist")
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise DurableError(f"cannot create journal {path}: {exc.strerror}") from None
+    elif not os.access(path, os.R_OK | os.W_OK):
+        raise DurableError(f"journal {path} is not readable and writable by this process")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise DurableError(
+            f"journal {path} has schema version {version}, newer than this durable's"
+            f" {SCHEMA_VERSION}; upgrade durable to open it"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.execute("COMMIT")
+
+
+def _update_run(conn: sqlite3.Connection, run_id: str, update: RunUpdate) -> bool:
+    sets, params = ["updated_at = ?"], [update.updated_at]
+    if update.reset_result:
+        sets.append("output = NULL, error = NULL")
+    for column in ("status", "output", "error"):
+        value = getattr(update, column)
+        if value is not None:
+            sets.append(f"{column} = ?")
+            params.append(value)
+    sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?"
+    if update.only_if_active:
+        sql += f" AND {_ACTIVE}"
+    return conn.execute(sql, (*params, run_id)).rowcount == 1
+
+
+def _insert_event(conn: sqlite3.Connection, event: NewEvent) -> int:
+    cursor = conn.execute(
+        "INSERT INTO events (run_id, position, kind, name, payload, created_at)"
+        " VALUES (?,?,?,?,?,?)",
+        (event.run_id, event.position, event.kind, event.name, event.payload, event.created_at),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def _live_events(conn: sqlite3.Connection, run_id: str) -> list[EventRecord]:
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND superseded = 0 ORDER BY seq",
+        (run_id,),
+    ).fetchall()
+    return [_event(row) for row in rows]
+

@@ -1,0 +1,221 @@
+"""``@workflow`` and ``@step``: decorators that keep signatures, and the registry."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+
+from typing_extensions import Concatenate, ParamSpec
+
+from . import _current
+from .errors import DurableError
+from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ._context import WorkflowContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_VERSION = "1"
+
+
+class Workflow(Generic[P, R]):
+    """A registered workflow. Calling it inside a runtime starts a run and awaits its result."""
+
+    def __init__(
+        self,
+        fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]],
+        name: str,
+        version: str,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.version = version
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<durable.workflow {self.name!r} version {self.version!r}>"
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if _current.context.get() is not None:
+            raise DurableError(
+                f"workflow {self.name!r} was called inside another workflow; child workflows"
+                " are not supported: start it from a step with rt.start() instead"
+            )
+        runtime = _current.runtime.get()
+        if runtime is None:
+            raise DurableError(
+                f"workflow {self.name!r} was called outside a runtime; call it inside"
+                " `async with durable.Runtime('app.db'):`, use `await rt.start(...)`,"
+                " or run it from a script with durable.run(...)"
+            )
+        handle = await runtime.start_run(self, args, kwargs)
+        result: R = await handle.result()
+        return result
+
+
+_registry: dict[tuple[str, str], Workflow[Any, Any]] = {}
+
+
+def registered(name: str, version: str | None) -> Workflow[Any, Any] | None:
+    return _registry.get((name, version or DEFAULT_VERSION))
+
+
+@overload
+def workflow(
+    fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]], /
+) -> Workflow[P, R]: ...
+
+
+@overload
+def workflow(
+    *, name: str | None = None, version: str = DEFAULT_VERSION
+) -> Callable[[Callable[Concatenate[WorkflowContext, P], Awaitable[R]]], Workflow[P, R]]: ...
+
+
+def workflow(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str = DEFAULT_VERSION,
+) -> Any:
+    """Register an async function whose first parameter receives the ``WorkflowContext``.
+
+    Runs are stored under ``name`` (default: the function's qualified name)
+    and ``version``; a run is resumed only by the workflow with the same name
+    and version, so old versions can stay registered to finish their runs.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Workflow[Any, Any]:
+        _check_workflow_function(fn)
+        wf: Workflow[Any, Any] = Workflow(fn, name or fn.__qualname__, str(version))
+        key = (wf.name, wf.version)
+        existing = _registry.get(key)
+        if existing is not None and not _same_definition(existing.fn, fn):
+            raise DurableError(
+                f"a workflow named {wf.name!r} (version {wf.version!r}) is already registered"
+                f" by {existing.fn.__module__}.{existing.fn.__qualname__}; give this one"
+                " another name with @durable.workflow(name=...)"
+            )
+        _registry[key] = wf
+        return wf
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """A re-run of the same ``def`` (a reloaded module, a test defining it again)."""
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def _check_workflow_function(fn: Callable[..., Any]) -> None:
+    label = getattr(fn, "__qualname__", repr(fn))
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"@durable.workflow needs an `async def` function; {label} is not async."
+            " Write `async def` and await durable calls on the context."
+        )
+    params = list(inspect.signature(fn).parameters.values())
+    if not params or params[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        raise TypeError(
+            f"@durable.workflow function {label} must take the WorkflowContext as its first"
+            f" parameter: `async def {getattr(fn, '__name__', 'fn')}(ctx: durable.WorkflowContext, ...)`"
+        )
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """How a step is run: its journal name, retries, per-attempt timeout, at-most-once."""
+
+    name: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    at_most_once: bool = False
+
+
+DEFAULT_STEP_OPTIONS = StepOptions()
+_OPTIONS_ATTR = "__durable_step__"
+
+
+def step_options(fn: Callable[..., Any]) -> tuple[Callable[..., Any], StepOptions]:
+    """The function to run for ``fn`` and its options (defaults if not decorated)."""
+    options = getattr(fn, _OPTIONS_ATTR, None)
+    if isinstance(options, StepOptions):
+        return cast(Callable[..., Any], fn.__wrapped__), options  # type: ignore[attr-defined]
+    return fn, DEFAULT_STEP_OPTIONS
+
+
+@overload
+def step(fn: F, /) -> F: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    at_most_once: bool = False,
+) -> Callable[[F], F]: ...
+
+
+def step(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    at_most_once: bool = False,
+) -> Any:
+    """Set a function's step options.
+
+    Awaited inside a workflow, an async step function is journaled exactly as
+    ``ctx.step(fn, ...)``; called anywhere else it is a plain call. A sync
+    step function runs in a worker thread through ``await ctx.step(fn, ...)``.
+    """
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"step timeout must be a positive number of seconds, got {timeout}")
+    options = StepOptions(name, retry or RetryPolicy(), timeout, at_most_once)
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        wrapper: Callable[..., Any]
+        if inspect.iscoroutinefunction(fn):
+
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                ctx = _current.context.get()
+                if ctx is not None:
+                    return await ctx.step(async_wrapper, *args, **kwargs)
+                return await fn(*args, **kwargs)
+
+            wrapper = async_wrapper
+        else:
+
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                if _current.context.get() is not None:
+                    raise DurableError(
+                        f"sync step {fn.__qualname__} was called directly in a workflow; run"
+                        f" it as `await ctx.step({fn.__name__}, ...)` so it is journaled"
+                    )
+                return fn(*args, **kwargs)
+
+            wrapper = sync_wrapper
+        functools.update_wrapper(wrapper, fn)
+        setattr(wrapper, _OPTIONS_ATTR, options)
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def registry_keys() -> list[tuple[str, str]]:
+    """The (name, version) pairs of every registered workflow."""
+    return list(_registry)

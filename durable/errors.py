@@ -1,0 +1,189 @@
+"""The error hierarchy. Every error carries a stable string ``code``.
+
+Errors that reach a workflow from the journal (a failed step, a timed-out
+wait) are rebuilt from their stored ``{"code", "type", "message"}`` record, so
+the workflow sees the same exception on its first run and on every replay.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DurableError(Exception):
+    """Base of every error this library raises; ``code`` is stable across releases."""
+
+    code: ClassVar[str] = "DURABLE"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-ready form stored in the journal and in ``RunInfo.error``."""
+        return {"code": self.code, "type": type(self).__name__, "message": self.message}
+
+
+class StepFailed(DurableError):
+    """A step ran out of attempts (or failed with a non-retryable error)."""
+
+    code = "STEP_FAILED"
+
+    def __init__(self, step: str, error_type: str, message: str, attempts: int) -> None:
+        super().__init__(f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}")
+        self.step = step
+        self.error_type = error_type
+        self.attempts = attempts
+        self.cause_message = message
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "type": self.error_type,
+            "message": self.cause_message,
+            "step": self.step,
+            "attempts": self.attempts,
+        }
+
+
+class WorkflowFailed(DurableError):
+    """Raised by ``RunHandle.result()`` when the run ended ``failed``."""
+
+    code = "WORKFLOW_FAILED"
+
+    def __init__(self, run_id: str, error: dict[str, Any]) -> None:
+        super().__init__(
+            f"run {run_id!r} failed: {error.get('type')}: {error.get('message')}"
+            f" (code {error.get('code')})"
+        )
+        self.run_id = run_id
+        self.error = error
+
+
+class WorkflowCancelled(DurableError):
+    """Raised by ``RunHandle.result()`` when the run was cancelled."""
+
+    code = "WORKFLOW_CANCELLED"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} was cancelled")
+        self.run_id = run_id
+
+
+class NonDeterminismError(DurableError):
+    """Replayed code made a different durable call than the journal recorded."""
+
+    code = "NON_DETERMINISM"
+
+    def __init__(self, position: int, expected: str, received: str) -> None:
+        super().__init__(
+            f"non-deterministic workflow: at position {position} the journal has {expected}"
+            f" but the code now calls {received}. Make the workflow take the same durable calls"
+            " in the same order (or deploy the change under a new workflow version), then"
+            " rt.resume() the run; its journal was left untouched."
+        )
+        self.position = position
+        self.expected = expected
+        self.received = received
+
+
+class IdempotencyKeyMismatch(DurableError):
+    """``start`` reused a ``run_id`` with another workflow or other input."""
+
+    code = "IDEMPOTENCY_KEY_MISMATCH"
+
+    def __init__(self, run_id: str, expected: str, received: str) -> None:
+        super().__init__(
+            f"run_id {run_id!r} already names a run with another workflow or input"
+            f" (stored digest {expected}, this call {received}); use a new run_id"
+            " or the original arguments"
+        )
+        self.run_id = run_id
+        self.expected = expected
+        self.received = received
+
+
+class SerializationError(DurableError):
+    """A value cannot be stored as JSON, or cannot be read back as its annotated type."""
+
+    code = "SERIALIZATION"
+
+
+class RunNotFound(DurableError):
+    code = "RUN_NOT_FOUND"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r} in this journal")
+        self.run_id = run_id
+
+
+class NoPendingWait(DurableError):
+    code = "NO_PENDING_WAIT"
+
+
+class InvalidResponse(DurableError):
+    code = "INVALID_RESPONSE"
+
+
+class WaitTimeout(DurableError):
+    code = "WAIT_TIMEOUT"
+
+
+class StepTimeout(DurableError):
+    code = "STEP_TIMEOUT"
+
+
+class StepInterrupted(DurableError):
+    """An ``at_most_once`` step started earlier and never finished; it was not run again."""
+
+    code = "STEP_INTERRUPTED"
+
+
+_BY_CODE: dict[str, type[DurableError]] = {
+    cls.code: cls
+    for cls in (
+        SerializationError,
+        NoPendingWait,
+        InvalidResponse,
+        WaitTimeout,
+        StepTimeout,
+        StepInterrupted,
+    )
+}
+
+
+def error_from_record(record: dict[str, Any]) -> DurableError:
+    """Rebuild the exception a journaled failure record stands for."""
+    code = record.get("code")
+    message = str(record.get("message", ""))
+    if code == StepFailed.code:
+        return StepFailed(
+            str(record.get("step", "")),
+            str(record.get("type", "")),
+            message,
+            int(record.get("attempts", 0)),
+        )
+    cls = _BY_CODE.get(str(code))
+    if cls is not None:
+        return cls(message)
+    error = DurableError(message)
+    error.code = str(code)  # type: ignore[misc]
+    return error
+
+
+__all__ = [
+    "DurableError",
+    "IdempotencyKeyMismatch",
+    "InvalidResponse",
+    "NoPendingWait",
+    "NonDeterminismError",
+    "RunNotFound",
+    "SerializationError",
+    "StepFailed",
+    "StepInterrupted",
+    "StepTimeout",
+    "WaitTimeout",
+    "WorkflowCancelled",
+    "WorkflowFailed",
+    "error_from_record",
+]
