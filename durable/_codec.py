@@ -29,7 +29,7 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, (set, frozenset)):
+    if isinstance(value, (set, frozenset, tuple)):  # tuple: NamedTuple subclasses
         return list(value)
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):  # pydantic v2, without importing it
@@ -169,7 +169,7 @@ def _convert_generic(obj: Any, origin: Any, args: tuple[Any, ...]) -> Any:
                 return tuple(_convert(v, args[0]) for v in obj)
             if len(args) != len(obj):
                 raise ValueError(f"expected {len(args)} items, got {len(obj)}")
-            return tuple(_convert(v, a) for v, a in zip(args, obj, strict=True))
+            return tuple(_convert(v, a) for v, a in zip(obj, args, strict=True))
         item = args[0] if args else Any
         items = [_convert(v, item) for v in obj]
         return items if origin in (list, Sequence, typing.Sequence) else origin(items)
@@ -223,7 +223,7 @@ def _convert_class(obj: Any, cls: type) -> Any:
         return validate(obj)
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):  # NamedTuple
         hints = typing.get_type_hints(cls)
-        return cls(*(_convert(v, hints.get(f, Any)) for f, v in zip(cls._fields, obj)))
+        return cls(*(_convert(v, hints.get(f, Any)) for f, v in zip(cls._fields, obj, strict=True)))
     if cls in (list, dict, tuple, set, frozenset):
         return _convert_generic(obj, cls, ())
     if isinstance(obj, cls):

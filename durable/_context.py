@@ -212,7 +212,9 @@ class WorkflowContext:
                     payload = {"attempt": info.attempt, "error": error_record, "retry_at": retry_at}
                     await host.append(position, STEP_FAILED, name, encode(payload))
                     continue
-                failed = StepFailed(name, error_record["type"], error_record["message"], info.attempt)
+                failed = StepFailed(
+                    name, error_record["type"], error_record["message"], info.attempt
+                )
                 await self._fail_step(position, name, failed, error_record)
             try:
                 text = encode(value)
@@ -271,7 +273,9 @@ class WorkflowContext:
 
     # -- waiting for people and events --------------------------------------
 
-    async def wait_for_event(self, name: str, *, timeout: float | dt.timedelta | None = None) -> Any:
+    async def wait_for_event(
+        self, name: str, *, timeout: float | dt.timedelta | None = None
+    ) -> Any:
         """Wait for ``rt.send_event(run_id, name, payload)`` and return the payload.
 
         Events sent before the run waits are kept and delivered in order, one
@@ -368,9 +372,7 @@ def _normalize_options(
     input_type: str, options: Sequence[dict[str, str] | str] | None
 ) -> list[dict[str, str]] | None:
     if input_type not in ("text", "approval", "choice"):
-        raise ValueError(
-            f"input_type must be 'text', 'approval' or 'choice', got {input_type!r}"
-        )
+        raise ValueError(f"input_type must be 'text', 'approval' or 'choice', got {input_type!r}")
     if options is None:
         if input_type == "choice":
             raise ValueError("wait_for_user(input_type='choice') needs options=[...]")
@@ -387,7 +389,11 @@ def _normalize_options(
 
 
 def _error_record(exc: BaseException) -> dict[str, Any]:
-    return {"code": getattr(exc, "code", "STEP_ERROR"), "type": type(exc).__name__, "message": str(exc)}
+    return {
+        "code": getattr(exc, "code", "STEP_ERROR"),
+        "type": type(exc).__name__,
+        "message": str(exc),
+    }
 
 
 async def _invoke(

@@ -32,7 +32,11 @@ class LiveRun:
     """The in-process state of one run: its journal, its task, what it waits for."""
 
     def __init__(
-        self, runtime: Runtime, record: RunRecord, workflow: Workflow[Any, Any], events: list[EventRecord]
+        self,
+        runtime: Runtime,
+        record: RunRecord,
+        workflow: Workflow[Any, Any],
+        events: list[EventRecord],
     ) -> None:
         self.runtime = runtime
         self.clock = runtime.clock
@@ -81,16 +85,18 @@ class LiveRun:
         self.check_running()
         if message is not None and self.journal.has_message(message):
             return
-        await self._set_status(status)
-        loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
+        # Register the waiter before any await, so a wake-up cannot slip in unseen.
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
         self._waiting_for = message
         self.deadline = deadline
         timer = None if deadline is None else self.runtime.timers.call_at(deadline, self.wake)
-        self.suspended = True
-        self.runtime.note_suspended()
         try:
-            await self._waiter
+            await self._set_status(status)
+            if not waiter.done():
+                self.suspended = True
+                self.runtime.note_suspended()
+            await waiter
         finally:
             self.suspended = False
             self._waiter = None
@@ -106,7 +112,9 @@ class LiveRun:
         if self._nondeterminism is not None:
             raise self._nondeterminism
         if self._write_error is not None:
-            raise DurableError(f"a journal write of run {self.run_id!r} failed: {self._write_error}")
+            raise DurableError(
+                f"a journal write of run {self.run_id!r} failed: {self._write_error}"
+            )
 
     def nondeterministic(self, error: NonDeterminismError) -> None:
         self._nondeterminism = error
@@ -154,7 +162,11 @@ class LiveRun:
             error = self._nondeterminism or exc
             record = error.to_record() if isinstance(error, DurableError) else _unhandled(error)
             if isinstance(error, NonDeterminismError):
-                record |= {"position": error.position, "expected": error.expected, "received": error.received}
+                record |= {
+                    "position": error.position,
+                    "expected": error.expected,
+                    "received": error.received,
+                }
             if not isinstance(error, DurableError):
                 log.warning("run %s of %s failed", self.run_id, self.workflow_name, exc_info=error)
             await self._finish(RunUpdate(self.clock.now(), status="failed", error=encode(record)))
@@ -176,7 +188,10 @@ class LiveRun:
             convert(value, hints.get(names[i], Any)) if i < len(names) else value
             for i, value in enumerate(data.get("args", []))
         ]
-        kwargs = {key: convert(value, hints.get(key, Any)) for key, value in data.get("kwargs", {}).items()}
+        kwargs = {
+            key: convert(value, hints.get(key, Any))
+            for key, value in data.get("kwargs", {}).items()
+        }
         return args, kwargs
 
     def _check_fully_replayed(self, ctx: WorkflowContext) -> None:

@@ -9,6 +9,7 @@ watching ``PRAGMA data_version``, and renews this runtime's leases.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
@@ -167,10 +168,9 @@ class Runtime:
         await self.store.close()
         self._notify(DurableError("the runtime was closed while waiting for a run's result"))
         if self._token is not None:
-            try:
+            # ValueError: closed from another task than the one that opened it.
+            with contextlib.suppress(ValueError):
                 _current.runtime.reset(self._token)
-            except ValueError:  # closed from another task than the one that opened it
-                pass
             self._token = None
 
     def _check_open(self) -> None:
@@ -222,8 +222,18 @@ class Runtime:
         rid = run_id or str(uuid.uuid4())
         now = self.clock.now()
         record = RunRecord(
-            rid, wf.name, wf.version, RunStatus.PENDING.value, input_text, input_digest,
-            None, None, self.owner, self._wall.now() + self.lease_seconds, now, now,
+            rid,
+            wf.name,
+            wf.version,
+            RunStatus.PENDING.value,
+            input_text,
+            input_digest,
+            None,
+            None,
+            self.owner,
+            self._wall.now() + self.lease_seconds,
+            now,
+            now,
         )
         stored, created = await self.store.create_run(record)
         if created:

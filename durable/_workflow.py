@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, TypeVar, cast, overload
 
-from typing_extensions import Concatenate, ParamSpec
+from typing_extensions import ParamSpec
 
 from . import _current
 from .errors import DurableError
@@ -67,9 +67,7 @@ def registered(name: str, version: str | None) -> Workflow[Any, Any] | None:
 
 
 @overload
-def workflow(
-    fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]], /
-) -> Workflow[P, R]: ...
+def workflow(fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]], /) -> Workflow[P, R]: ...
 
 
 @overload
@@ -128,7 +126,8 @@ def _check_workflow_function(fn: Callable[..., Any]) -> None:
     ):
         raise TypeError(
             f"@durable.workflow function {label} must take the WorkflowContext as its first"
-            f" parameter: `async def {getattr(fn, '__name__', 'fn')}(ctx: durable.WorkflowContext, ...)`"
+            f" parameter: `async def {getattr(fn, '__name__', 'fn')}"
+            "(ctx: durable.WorkflowContext, ...)`"
         )
 
 

@@ -30,7 +30,9 @@ class StepFailed(DurableError):
     code = "STEP_FAILED"
 
     def __init__(self, step: str, error_type: str, message: str, attempts: int) -> None:
-        super().__init__(f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}")
+        super().__init__(
+            f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}"
+        )
         self.step = step
         self.error_type = error_type
         self.attempts = attempts
@@ -38,10 +40,10 @@ class StepFailed(DurableError):
 
     def to_record(self) -> dict[str, Any]:
         return {
-            "code": self.code,
-            "type": self.error_type,
-            "message": self.cause_message,
+            **super().to_record(),
             "step": self.step,
+            "error_type": self.error_type,
+            "cause": self.cause_message,
             "attempts": self.attempts,
         }
 
@@ -159,8 +161,8 @@ def error_from_record(record: dict[str, Any]) -> DurableError:
     if code == StepFailed.code:
         return StepFailed(
             str(record.get("step", "")),
-            str(record.get("type", "")),
-            message,
+            str(record.get("error_type", "")),
+            str(record.get("cause", "")),
             int(record.get("attempts", 0)),
         )
     cls = _BY_CODE.get(str(code))

@@ -11,6 +11,7 @@ never a thread round trip of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -144,10 +145,9 @@ def _deliver(batch: list[Any], outcomes: list[Any]) -> None:
     for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
         by_loop.setdefault(loop, []).append((future, outcome))
     for loop, pairs in by_loop.items():
-        try:
+        # RuntimeError: the loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_resolve, pairs)
-        except RuntimeError:  # the loop is closed; nobody is waiting any more
-            pass
 
 
 def _resolve(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:

@@ -96,8 +96,9 @@ class Store(Protocol):
         """Atomically append ``events`` and apply ``update``; awaiting gives the events' seqs.
 
         The write is queued when ``append`` is called, so one caller's writes
-        commit in call order even if it does not await each one. With ``update.only_if_active`` a finished run is not changed and its
-        events are not written (an empty list is returned).
+        commit in call order even if it does not await each one. With
+        ``update.only_if_active`` a finished run is not changed and its events
+        are not written (an empty list is returned).
         """
         ...
 

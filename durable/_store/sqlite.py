@@ -407,4 +407,3 @@ def _live_events(conn: sqlite3.Connection, run_id: str) -> list[EventRecord]:
         (run_id,),
     ).fetchall()
     return [_event(row) for row in rows]
-

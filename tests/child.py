@@ -1,0 +1,113 @@
+"""A program the crash tests run as a real child process and kill with SIGKILL.
+
+Usage: python -m tests.child DB SCENARIO EFFECTS [ARG]
+
+Steps append "start <name> <attempt>" / "end <name> <attempt>" lines to the
+EFFECTS file (flushed and fsynced), so the parent knows exactly where the
+child is before it kills it. With BLOCK=<step name> in the environment, that
+step blocks forever after logging its start: the parent kills it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sys
+import time
+from typing import Any
+
+import durable
+
+EFFECTS = ""
+
+
+def effect(line: str) -> None:
+    with open(EFFECTS, "a") as log:
+        log.write(line + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+
+
+async def body(name: str) -> str:
+    info = durable.step_info()
+    effect(
+        f"start {name} {info.attempt} {info.retry.prior_completion_status} {info.idempotency_key}"
+    )
+    if os.environ.get("BLOCK") == name:
+        await asyncio.Event().wait()
+    effect(f"end {name} {info.attempt}")
+    return f"{name}-done"
+
+
+@durable.step
+async def first() -> str:
+    return await body("first")
+
+
+@durable.step
+async def second() -> str:
+    return await body("second")
+
+
+@durable.step
+async def third() -> str:
+    return await body("third")
+
+
+@durable.step(at_most_once=True)
+async def pay() -> str:
+    return await body("pay")
+
+
+@durable.workflow(name="child.three_steps")
+async def three_steps(ctx: durable.WorkflowContext) -> list[str]:
+    return [await first(), await second(), await third()]
+
+
+@durable.workflow(name="child.pay_once")
+async def pay_once(ctx: durable.WorkflowContext) -> str:
+    await first()
+    try:
+        return await pay()
+    except durable.StepInterrupted:
+        return "interrupted"
+
+
+@durable.workflow(name="child.sleeper")
+async def sleeper(ctx: durable.WorkflowContext, seconds: float) -> float:
+    await first()
+    await ctx.sleep(seconds)
+    effect("woke")
+    return ctx.now().timestamp()
+
+
+@durable.workflow(name="child.approval")
+async def approval(ctx: durable.WorkflowContext) -> str:
+    await first()
+    answer = await ctx.wait_for_user("Ship it?", input_type="approval")
+    await second()
+    return str(answer)
+
+
+WORKFLOWS: dict[str, Any] = {
+    "three_steps": three_steps,
+    "pay_once": pay_once,
+    "sleeper": sleeper,
+    "approval": approval,
+}
+
+
+async def main(db: str, scenario: str, args: list[str]) -> None:
+    async with durable.Runtime(db) as rt:
+        effect(f"open {time.time()}")
+        wf = WORKFLOWS[scenario]
+        typed_args = [float(a) for a in args] if scenario == "sleeper" else args
+        handle = await rt.start(wf, *typed_args, run_id=f"run-{scenario}")
+        result = await handle.result()
+        effect(f"result {result!r} at {dt.datetime.now().timestamp()}")
+
+
+if __name__ == "__main__":
+    EFFECTS = sys.argv[3]
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[4:]))

@@ -1,0 +1,59 @@
+"""Helpers for tests that run real child processes and kill them with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn(*args: str, block: str | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("BLOCK", None)
+    if block is not None:
+        env["BLOCK"] = block
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.child", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def wait_for_line(
+    path: Path, prefix: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30.0
+) -> str:
+    """Poll ``path`` until a line starts with ``prefix``; fail if the child exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in lines(path):
+            if line.startswith(prefix):
+                return line
+        if proc is not None and proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(
+                f"child exited {proc.returncode} before {prefix!r}:\n{err.decode()}"
+            )
+        time.sleep(0.01)
+    raise AssertionError(f"no line starting {prefix!r} in {path} after {timeout}s: {lines(path)}")
+
+
+def sigkill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err.decode()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import uuid
+from decimal import Decimal
+from typing import NamedTuple, Optional, Union
+
+import pydantic
+import pytest
+
+from durable import SerializationError
+from durable._codec import decode, encode
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclasses.dataclass
+class Item:
+    sku: str
+    price: Decimal
+    color: Color
+
+
+@dataclasses.dataclass
+class Order:
+    id: uuid.UUID
+    placed: dt.datetime
+    due: dt.date
+    items: list[Item]
+    note: Optional[str] = None  # noqa: UP045 - the old spelling must work too
+
+
+class Point(NamedTuple):
+    x: int
+    y: int
+
+
+class Model(pydantic.BaseModel):
+    name: str
+    when: dt.datetime
+
+
+ORDER = Order(
+    id=uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    placed=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+    due=dt.date(2026, 2, 1),
+    items=[Item("a", Decimal("19.99"), Color.RED), Item("b", Decimal("0.10"), Color.BLUE)],
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (ORDER, Order),
+        ((1, "a", 2.5), tuple[int, str, float]),
+        ((1, 2, 3), tuple[int, ...]),
+        ({1: Color.RED}, dict[int, Color]),
+        ([Point(1, 2)], list[Point]),
+        (Model(name="m", when=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)), Model),
+        (None, Optional[Item]),  # noqa: UP045
+        (Item("x", Decimal(1), Color.RED), Union[int, Item]),  # noqa: UP007
+        (7, int | Item),
+        ({"a", "b"}, frozenset[str]),
+        (dt.time(12, 30), dt.time),
+    ],
+)
+def test_round_trip(value: object, hint: object) -> None:
+    assert decode(encode(value), hint) == value
+
+
+def test_decode_without_hint_gives_json_data() -> None:
+    assert decode(encode(ORDER)) == {
+        "id": "12345678-1234-5678-1234-567812345678",
+        "placed": "2026-01-02T03:04:05+00:00",
+        "due": "2026-02-01",
+        "items": [
+            {"sku": "a", "price": "19.99", "color": "red"},
+            {"sku": "b", "price": "0.10", "color": "blue"},
+        ],
+        "note": None,
+    }
+
+
+def test_unstorable_value_names_its_type() -> None:
+    with pytest.raises(SerializationError, match=r"object"):
+        encode(object())
+
+
+def test_value_of_the_wrong_shape_is_a_serialization_error() -> None:
+    with pytest.raises(SerializationError, match="cannot be read as"):
+        decode(encode({"sku": "a"}), Item)
+    with pytest.raises(SerializationError):
+        decode(encode("text"), int)

@@ -1,0 +1,65 @@
+"""Crash recovery with real processes: SIGKILL mid-step, resume in a new process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import durable
+
+from .processes import finish, lines, sigkill, spawn, wait_for_line
+
+
+def test_sigkill_mid_step_resumes_without_rerunning_completed_steps(
+    db: Path, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.log"
+    child = spawn(str(db), "three_steps", str(effects), block="second")
+    wait_for_line(effects, "start second 1", child)
+    sigkill(child)
+
+    finish(spawn(str(db), "three_steps", str(effects)))
+
+    log = lines(effects)
+    starts = [line.split()[1:4] for line in log if line.startswith("start")]
+    assert starts == [
+        ["first", "1", "none"],
+        ["second", "1", "none"],
+        ["second", "2", "gated_not_completed"],
+        ["third", "1", "none"],
+    ]
+    assert log[-1].startswith("result ['first-done', 'second-done', 'third-done']")
+
+
+def test_at_most_once_step_killed_mid_body_is_not_run_again(db: Path, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    child = spawn(str(db), "pay_once", str(effects), block="pay")
+    wait_for_line(effects, "start pay 1", child)
+    sigkill(child)
+
+    finish(spawn(str(db), "pay_once", str(effects)))
+
+    log = lines(effects)
+    assert [line for line in log if line.startswith("start pay")] == [
+        next(line for line in log if line.startswith("start pay 1"))
+    ]
+    assert log[-1].startswith("result 'interrupted'")
+
+
+async def test_journal_after_crash_shows_the_open_attempt(db: Path, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    child = spawn(str(db), "three_steps", str(effects), block="second")
+    wait_for_line(effects, "start second 1", child)
+    sigkill(child)
+
+    async with durable.Runtime(db, recover=False) as rt:
+        history = await rt.history("run-three_steps")
+        run = await rt.get_run("run-three_steps")
+    kinds = [(event["position"], event["kind"]) for event in history]
+    assert kinds == [
+        (0, "step.started"),
+        (0, "step.completed"),
+        (1, "step.started"),
+    ]
+    assert run.status == durable.RunStatus.RUNNING
+    await asyncio.sleep(0)

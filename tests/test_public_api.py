@@ -1,0 +1,64 @@
+import durable
+import durable.errors
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(durable.__all__) == [
+        "Clock",
+        "DurableError",
+        "IdempotencyKeyMismatch",
+        "InvalidResponse",
+        "NoPendingWait",
+        "NonDeterminismError",
+        "PendingWait",
+        "RetryContext",
+        "RetryPolicy",
+        "RunHandle",
+        "RunInfo",
+        "RunNotFound",
+        "RunStatus",
+        "Runtime",
+        "SerializationError",
+        "StepFailed",
+        "StepInfo",
+        "StepInterrupted",
+        "StepTimeout",
+        "SystemClock",
+        "VirtualClock",
+        "WaitTimeout",
+        "Workflow",
+        "WorkflowCancelled",
+        "WorkflowContext",
+        "WorkflowFailed",
+        "run",
+        "step",
+        "step_info",
+        "workflow",
+    ]
+    for name in durable.__all__:
+        assert getattr(durable, name) is not None
+
+
+def test_error_codes_are_stable() -> None:
+    codes = {
+        cls.__name__: cls.code
+        for cls in vars(durable.errors).values()
+        if isinstance(cls, type) and issubclass(cls, durable.DurableError)
+    }
+    assert codes == {
+        "DurableError": "DURABLE",
+        "StepFailed": "STEP_FAILED",
+        "WorkflowFailed": "WORKFLOW_FAILED",
+        "WorkflowCancelled": "WORKFLOW_CANCELLED",
+        "NonDeterminismError": "NON_DETERMINISM",
+        "IdempotencyKeyMismatch": "IDEMPOTENCY_KEY_MISMATCH",
+        "SerializationError": "SERIALIZATION",
+        "RunNotFound": "RUN_NOT_FOUND",
+        "NoPendingWait": "NO_PENDING_WAIT",
+        "InvalidResponse": "INVALID_RESPONSE",
+        "WaitTimeout": "WAIT_TIMEOUT",
+        "StepTimeout": "STEP_TIMEOUT",
+        "StepInterrupted": "STEP_INTERRUPTED",
+    }
+    for name in codes:
+        assert getattr(durable, name) is getattr(durable.errors, name)

@@ -1,0 +1,205 @@
+"""Runtime: start and idempotency, reading runs, failures, shutdown, bad input."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import durable
+
+from .helpers import status_is
+
+
+@durable.workflow(name="runtime.greet")
+async def greet(ctx: durable.WorkflowContext, name: str, punctuation: str = "!") -> str:
+    return await ctx.step("shout", str.upper, f"hello {name}{punctuation}")
+
+
+@durable.workflow(name="runtime.boom")
+async def boom(ctx: durable.WorkflowContext) -> None:
+    raise ValueError("bad order")
+
+
+@durable.workflow(name="runtime.parked")
+async def parked(ctx: durable.WorkflowContext) -> str:
+    return str(await ctx.wait_for_event("go"))
+
+
+async def test_same_run_id_and_input_returns_the_existing_run(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        first = await rt.start(greet, "ada", run_id="g-1")
+        assert await first.result() == "HELLO ADA!"
+        again = await rt.start(greet, "ada", run_id="g-1")
+        assert await again.result() == "HELLO ADA!"
+        assert len(await rt.list_runs()) == 1
+
+
+async def test_same_run_id_with_other_input_is_refused_untouched(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        await (await rt.start(greet, "ada", run_id="g-1")).result()
+        before = await rt.history("g-1")
+        with pytest.raises(durable.IdempotencyKeyMismatch) as mismatch:
+            await rt.start(greet, "bob", run_id="g-1")
+        with pytest.raises(durable.IdempotencyKeyMismatch):
+            await rt.start(boom, run_id="g-1")
+        assert mismatch.value.run_id == "g-1"
+        assert mismatch.value.expected != mismatch.value.received
+        assert len(mismatch.value.expected) == 64
+        assert await rt.history("g-1") == before
+        assert (await rt.get_run("g-1")).input == {"args": ["ada"], "kwargs": {}}
+
+
+async def test_get_run_list_runs_and_history(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        await (await rt.start(greet, "ada", punctuation="?", run_id="a")).result()
+        with pytest.raises(durable.WorkflowFailed):
+            await (await rt.start(boom, run_id="b")).result()
+        info = await rt.get_run("a")
+        assert info.status is durable.RunStatus.COMPLETED
+        assert (info.workflow, info.version, info.output) == ("runtime.greet", "1", "HELLO ADA?")
+        assert info.input == {"args": ["ada"], "kwargs": {"punctuation": "?"}}
+        assert info.created_at <= info.updated_at
+        assert [r.run_id for r in await rt.list_runs(status="failed")] == ["b"]
+        assert [r.run_id for r in await rt.list_runs(workflow="runtime.greet")] == ["a"]
+        assert len(await rt.list_runs(limit=1)) == 1
+        history = await rt.history("a")
+        assert [e["kind"] for e in history] == ["step.started", "step.completed"]
+        assert history[1]["payload"] == {"result": "HELLO ADA?"}
+        with pytest.raises(durable.RunNotFound):
+            await rt.get_run("nope")
+        with pytest.raises(durable.RunNotFound):
+            await rt.history("nope")
+
+
+async def test_failed_workflow_stores_code_type_message(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(boom, run_id="b")
+        with pytest.raises(durable.WorkflowFailed) as failed:
+            await handle.result()
+        assert failed.value.run_id == "b"
+        error = {"code": "UNHANDLED_EXCEPTION", "type": "ValueError", "message": "bad order"}
+        assert failed.value.error == error
+        assert (await rt.get_run("b")).error == error
+        assert await handle.status() is durable.RunStatus.FAILED
+
+
+async def test_calling_a_workflow_inside_a_runtime_runs_it(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        assert await greet("grace") == "HELLO GRACE!"
+        (run,) = await rt.list_runs()
+        assert run.status is durable.RunStatus.COMPLETED
+
+
+async def test_calling_a_workflow_outside_a_runtime_says_how_to_start_one() -> None:
+    with pytest.raises(durable.DurableError, match=r"durable\.Runtime"):
+        await greet("grace")
+
+
+def test_durable_run_for_scripts(db: Path) -> None:
+    assert durable.run(greet, "lin", db=str(db)) == "HELLO LIN!"
+
+
+async def test_leaving_the_runtime_leaves_runs_resumable(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(parked, run_id="p")
+        await status_is(rt, "p", "waiting")
+    async with durable.Runtime(db, recover=False) as rt:
+        assert (await rt.get_run("p")).status is durable.RunStatus.WAITING
+    async with durable.Runtime(db) as rt:
+        await rt.send_event("p", "go", 7)
+        assert await rt.handle("p").result(timeout=10) == "7"
+
+
+async def test_runs_of_unregistered_workflows_are_left_untouched_and_logged_once(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    @durable.workflow(name="runtime.ephemeral", version="9")
+    async def ephemeral(ctx: durable.WorkflowContext) -> None:
+        await ctx.wait_for_event("never")
+
+    async with durable.Runtime(db) as rt:
+        await rt.start(ephemeral, run_id="e")
+        await status_is(rt, "e", "waiting")
+    from durable import _workflow
+
+    del _workflow._registry[("runtime.ephemeral", "9")]
+    with caplog.at_level(logging.WARNING, logger="durable"):
+        async with durable.Runtime(db) as rt:
+            assert (await rt.get_run("e")).status is durable.RunStatus.WAITING
+            assert "e" not in rt._live
+            await rt._report_unregistered()
+    warnings = [r for r in caplog.records if "runtime.ephemeral" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_starting_an_undecorated_function_is_a_type_error(db: Path) -> None:
+    async def plain(ctx: durable.WorkflowContext) -> None: ...
+
+    async with durable.Runtime(db) as rt:
+        with pytest.raises(TypeError, match=r"@durable\.workflow"):
+            await rt.start(plain)  # type: ignore[arg-type]
+
+
+async def test_unstorable_arguments_are_refused_before_anything_is_written(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        with pytest.raises(durable.SerializationError, match=r"runtime\.greet"):
+            await rt.start(greet, object())  # type: ignore[arg-type]
+        assert await rt.list_runs() == []
+
+
+async def test_path_that_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(durable.DurableError, match="is a directory"):
+        async with durable.Runtime(tmp_path):
+            pass
+
+
+async def test_path_in_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(durable.DurableError, match="does not exist"):
+        async with durable.Runtime(tmp_path / "missing" / "x.db"):
+            pass
+
+
+async def test_path_that_is_not_a_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are not the tables you are looking for\n" * 100)
+    with pytest.raises(durable.DurableError, match=r"notes\.txt.*not a database"):
+        async with durable.Runtime(path):
+            pass
+    assert path.read_text().startswith("these are not")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any file")
+async def test_path_that_is_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "ro.db"
+    async with durable.Runtime(path):
+        pass
+    path.chmod(0o400)
+    with pytest.raises(durable.DurableError, match="not readable and writable"):
+        async with durable.Runtime(path):
+            pass
+
+
+async def test_new_journal_is_private_to_its_owner(db: Path) -> None:
+    async with durable.Runtime(db):
+        pass
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+async def test_memory_journal_works_and_leaves_nothing_behind() -> None:
+    async with durable.Runtime(":memory:") as rt:
+        assert await (await rt.start(greet, "mem")).result() == "HELLO MEM!"
+        path = rt.store.path  # type: ignore[attr-defined]
+        assert path.exists()
+    assert not path.exists()
+
+
+async def test_durability_modes(db: Path) -> None:
+    for mode in ("full", "normal"):
+        async with durable.Runtime(db, durability=mode) as rt:
+            assert await (await rt.start(greet, mode)).result() == f"HELLO {mode.upper()}!"
+    with pytest.raises(ValueError, match="durability"):
+        durable.Runtime(db, durability="fast")
