@@ -44,7 +44,7 @@ async def reserve_inventory(order_id: str) -> list[str]:
 @durable.step
 async def charge_card(order_id: str, cents: int) -> Receipt:
     info = durable.step_info()
-    say(f"  RAN   charge_card        attempt {info.attempt}, idempotency key {info.idempotency_key}")
+    say(f"  RAN   charge_card        attempt {info.attempt}, key {info.idempotency_key}")
     return Receipt(charge_id=f"ch_{order_id}", cents=cents)
 
 
@@ -53,7 +53,7 @@ async def book_courier(order_id: str) -> str:
     info = durable.step_info()
     say(
         f"  START book_courier       attempt {info.attempt}, earlier attempt:"
-        f" {info.retry.prior_completion_status}, idempotency key {info.idempotency_key}"
+        f" {info.retry.prior_completion_status}, key {info.idempotency_key}"
     )
     if os.environ.get("DEMO_SLOW_COURIER"):
         await asyncio.Event().wait()  # the courier API hangs; the demo kills us here
@@ -116,9 +116,7 @@ def main() -> None:
             sys.exit(f"the second process failed with exit code {second.returncode}")
         asyncio.run(show_journal(db))
         ran_twice = [
-            name
-            for name in ("reserve_inventory", "charge_card")
-            if f"RAN   {name}" in output
+            name for name in ("reserve_inventory", "charge_card") if f"RAN   {name}" in output
         ]
         say(
             "\nreserve_inventory and charge_card ran once, in process 1; the card was"
