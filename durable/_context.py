@@ -9,6 +9,7 @@ it. The context never touches storage directly: it asks its ``RunHost``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import inspect
 import random as _random
@@ -81,6 +82,10 @@ class RunHost(Protocol):
         ...
 
     def nondeterministic(self, error: NonDeterminismError) -> None: ...
+
+    def working(self) -> contextlib.AbstractContextManager[None]:
+        """Mark the run busy (a step body is running) for as long as the block lasts."""
+        ...
 
 
 class WorkflowContext:
@@ -203,7 +208,8 @@ class WorkflowContext:
                 host.run_id, host.workflow_name, name, position, prior, started.created_at
             )
             try:
-                value = await _invoke(fn, args, kwargs, options.timeout, info)
+                with host.working():
+                    value = await _invoke(fn, args, kwargs, options.timeout, info)
             except Exception as exc:
                 failures = attempts(events).failure_count + 1
                 error_record = _error_record(exc)
@@ -425,7 +431,7 @@ async def _invoke(
         task = asyncio.ensure_future(asyncio.to_thread(call))
     try:
         value = await (task if timeout is None else asyncio.wait_for(task, timeout))
-    except TimeoutError:
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         if not task.cancelled():
             raise
         raise StepTimeout(

@@ -10,13 +10,17 @@ is so that the next runtime resumes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import inspect
 import logging
+from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _current
 from ._codec import convert, encode, loads, parameter_hints
 from ._context import WorkflowContext
+from ._info import RunStatus
 from ._journal import RunJournal, family
 from ._store.base import EventRecord, NewEvent, RunRecord, RunUpdate
 from ._workflow import Workflow
@@ -48,10 +52,8 @@ class LiveRun:
         self.status = record.status
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
-        self.suspended = False
-        self.deadline: float | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._waiting_for: str | None = None
+        self._parked: set[_Parked] = set()
+        self._busy = 0
         self._nondeterminism: NonDeterminismError | None = None
         self._write_error: BaseException | None = None
 
@@ -61,50 +63,75 @@ class LiveRun:
     # -- RunHost -------------------------------------------------------------
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
-        now = self.clock.now()
-        (seq,) = await self.runtime.store.append(
-            self.run_id, [NewEvent(self.run_id, position, kind, name, payload, now)]
-        )
-        event = EventRecord(seq, self.run_id, position, kind, name, payload, now)
+        event, write = self._write(position, kind, name, payload)
+        with self.working():
+            seqs = await write
+        if not seqs:  # the run was cancelled (by another process) before this write
+            self.cancel_requested = True
+            raise asyncio.CancelledError()
+        event = dataclasses.replace(event, seq=seqs[0])
         self.journal.record(event)
         return event
 
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
-        now = self.clock.now()
-        write = self.runtime.store.append(
-            self.run_id, [NewEvent(self.run_id, position, kind, name, payload, now)]
-        )
-        self.journal.record(EventRecord(0, self.run_id, position, kind, name, payload, now))
+        event, write = self._write(position, kind, name, payload)
+        self.journal.record(event)
         asyncio.ensure_future(write).add_done_callback(self._note_write)
+
+    def _write(
+        self, position: int, kind: str, name: str, payload: str
+    ) -> tuple[EventRecord, Awaitable[list[int]]]:
+        """Queue one event; a run that is not marked running yet is marked in the same commit."""
+        now = self.clock.now()
+        update = None
+        if self.status != RunStatus.RUNNING:
+            self.status = RunStatus.RUNNING.value
+            update = RunUpdate(now, status=self.status)
+        new = NewEvent(self.run_id, position, kind, name, payload, now)
+        write = self.runtime.store.append(self.run_id, [new], update)
+        return EventRecord(0, self.run_id, position, kind, name, payload, now), write
 
     def _note_write(self, future: asyncio.Future[Any]) -> None:
         if not future.cancelled() and future.exception() is not None:
             self._write_error = future.exception()
 
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+
     async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
         self.check_running()
         if message is not None and self.journal.has_message(message):
             return
-        # Register the waiter before any await, so a wake-up cannot slip in unseen.
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        self._waiting_for = message
-        self.deadline = deadline
-        timer = None if deadline is None else self.runtime.timers.call_at(deadline, self.wake)
+        # Park before any await, so a wake-up cannot slip in unseen.
+        parked = _Parked(asyncio.get_running_loop().create_future(), message, deadline)
+        self._parked.add(parked)
+        timers = self.runtime.timers
+        timer = None if deadline is None else timers.call_at(deadline, parked.wake)
         try:
             await self._set_status(status)
-            if not waiter.done():
-                self.suspended = True
-                self.runtime.note_suspended()
-            await waiter
+            self.runtime.note_suspended()
+            await parked.future
         finally:
-            self.suspended = False
-            self._waiter = None
-            self._waiting_for = None
+            self._parked.discard(parked)
             if timer is not None:
-                self.runtime.timers.cancel(timer)
+                timers.cancel(timer)
         self.check_running()
-        await self._set_status("running")
+
+    @property
+    def blocked_on_timers(self) -> bool:
+        """Parked, with nothing in flight, and every parked wait has a deadline."""
+        return (
+            bool(self._parked)
+            and self._busy == 0
+            and all(
+                parked.deadline is not None and not parked.future.done() for parked in self._parked
+            )
+        )
 
     def check_running(self) -> None:
         if self.cancel_requested:
@@ -121,15 +148,12 @@ class LiveRun:
 
     # -- driven by the runtime ------------------------------------------------
 
-    def wake(self) -> None:
-        """Resume the run if it is parked (timer fired, message arrived)."""
-        if self._waiter is not None and not self._waiter.done():
-            self.suspended = False
-            self._waiter.set_result(None)
-
     def deliver(self, message: EventRecord) -> None:
-        if self.journal.deliver(message) and self._waiting_for == message.name:
-            self.wake()
+        """A message for the run arrived: wake the waits that want it."""
+        if self.journal.deliver(message):
+            for parked in list(self._parked):
+                if parked.message == message.name:
+                    parked.wake()
 
     def cancel(self) -> None:
         """Stop the run at its current await; the journal already says cancelled."""
@@ -148,7 +172,6 @@ class LiveRun:
         ctx = WorkflowContext(self)
         _current.context.set(ctx)
         try:
-            await self._set_status("running")
             args, kwargs = self._decode_input()
             result = await self.workflow.fn(ctx, *args, **kwargs)
             self.check_running()
@@ -204,6 +227,21 @@ class LiveRun:
             )
             self._nondeterminism = error
             raise error
+
+
+@dataclasses.dataclass(eq=False)
+class _Parked:
+    """One wait of the run (a run can wait on several at once under gather)."""
+
+    future: asyncio.Future[None]
+    message: str | None
+    deadline: float | None
+
+    def wake(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    __hash__ = object.__hash__
 
 
 def _unhandled(error: BaseException) -> dict[str, Any]:

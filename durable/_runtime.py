@@ -428,7 +428,7 @@ class Runtime:
 
     def _skip_if_idle(self) -> None:
         runs = self._live.values()
-        if runs and all(run.suspended and run.deadline is not None for run in runs):
+        if runs and all(run.blocked_on_timers for run in runs):
             self.timers.skip_to_next()
 
     async def _claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:

@@ -11,7 +11,6 @@ step blocks forever after logging its start: the parent kills it there.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import sys
 import time
@@ -78,7 +77,7 @@ async def pay_once(ctx: durable.WorkflowContext) -> str:
 async def sleeper(ctx: durable.WorkflowContext, seconds: float) -> float:
     await first()
     await ctx.sleep(seconds)
-    effect("woke")
+    effect(f"woke {time.time()}")
     return ctx.now().timestamp()
 
 
@@ -86,6 +85,7 @@ async def sleeper(ctx: durable.WorkflowContext, seconds: float) -> float:
 async def approval(ctx: durable.WorkflowContext) -> str:
     await first()
     answer = await ctx.wait_for_user("Ship it?", input_type="approval")
+    effect(f"answered {answer} at {time.time()}")
     await second()
     return str(answer)
 
@@ -98,14 +98,24 @@ WORKFLOWS: dict[str, Any] = {
 }
 
 
+async def respond(db: str, run_id: str, value: str) -> None:
+    """Answer a wait from a process that runs no workflow."""
+    async with durable.Runtime(db, recover=False) as rt:
+        await rt.respond(run_id, value)
+        effect(f"responded {value} at {time.time()}")
+
+
 async def main(db: str, scenario: str, args: list[str]) -> None:
+    if scenario == "respond":
+        await respond(db, args[0], args[1])
+        return
     async with durable.Runtime(db) as rt:
         effect(f"open {time.time()}")
         wf = WORKFLOWS[scenario]
         typed_args = [float(a) for a in args] if scenario == "sleeper" else args
         handle = await rt.start(wf, *typed_args, run_id=f"run-{scenario}")
         result = await handle.result()
-        effect(f"result {result!r} at {dt.datetime.now().timestamp()}")
+        effect(f"result {result!r} at {time.time()}")
 
 
 if __name__ == "__main__":

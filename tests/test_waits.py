@@ -1,0 +1,180 @@
+"""Human input and events: journaled questions, validated answers, ordered events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+
+from .helpers import status_is, until
+
+
+@durable.workflow(name="waits.approve")
+async def approve(ctx: durable.WorkflowContext, order: str) -> str:
+    answer = await ctx.wait_for_user(
+        f"Ship {order}?",
+        input_type="approval",
+        options=[{"id": "yes", "label": "Ship it"}, {"id": "no", "label": "Hold"}],
+    )
+    return str(answer)
+
+
+async def pending(rt: durable.Runtime, run_id: str) -> list[durable.PendingWait]:
+    async def check() -> list[durable.PendingWait]:
+        return await rt.pending_waits(run_id)
+
+    return await until(check)
+
+
+async def test_pending_waits_then_respond(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(approve, "o-1", run_id="a")
+        (wait,) = await pending(rt, "a")
+        assert (wait.run_id, wait.wait_id, wait.question, wait.input_type) == (
+            "a",
+            "user:0",
+            "Ship o-1?",
+            "approval",
+        )
+        assert wait.options == [{"id": "yes", "label": "Ship it"}, {"id": "no", "label": "Hold"}]
+        assert wait.deadline is None
+        assert await rt.pending_waits() == [wait]
+        assert (await rt.get_run("a")).status is durable.RunStatus.WAITING
+
+        await rt.respond("a", "yes")
+        answers = [e for e in await rt.history("a") if e["kind"] == "message"]
+        assert [(a["name"], a["payload"]) for a in answers] == [("user:0", "yes")]
+        assert await handle.result(timeout=5) == "yes"
+        assert await rt.pending_waits() == []
+
+
+async def test_invalid_answers_and_missing_waits_record_nothing(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(approve, "o-2", run_id="a")
+        await pending(rt, "a")
+        before = await rt.history("a")
+        with pytest.raises(durable.InvalidResponse, match=r"'maybe'.*\['yes', 'no'\]"):
+            await rt.respond("a", "maybe")
+        with pytest.raises(durable.NoPendingWait, match="wait_id 'user:9'"):
+            await rt.respond("a", "yes", wait_id="user:9")
+        with pytest.raises(durable.RunNotFound):
+            await rt.respond("nope", "yes")
+        assert await rt.history("a") == before
+        await rt.respond("a", "no")
+        with pytest.raises(durable.NoPendingWait):
+            await rt.respond("a", "yes")
+        assert await rt.handle("a").result(timeout=5) == "no"
+        with pytest.raises(durable.NoPendingWait):
+            await rt.respond("a", "yes")
+
+
+async def test_choice_text_and_wait_id(db: Path) -> None:
+    @durable.workflow(name="waits.form")
+    async def form(ctx: durable.WorkflowContext) -> list[Any]:
+        color, note = await asyncio.gather(
+            ctx.wait_for_user("Color?", input_type="choice", options=["red", "blue"]),
+            ctx.wait_for_user("Anything else?"),
+        )
+        return [color, note]
+
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(form, run_id="f")
+
+        async def both() -> list[durable.PendingWait]:
+            waits = await rt.pending_waits("f")
+            return waits if len(waits) == 2 else []
+
+        color, note = await until(both)
+        assert (color.input_type, note.input_type, note.options) == ("choice", "text", None)
+        await rt.respond("f", {"free": ["form", 1]}, wait_id=note.wait_id)
+        with pytest.raises(durable.InvalidResponse):
+            await rt.respond("f", "green", wait_id=color.wait_id)
+        await rt.respond("f", "blue")
+        assert await handle.result(timeout=5) == ["blue", {"free": ["form", 1]}]
+
+
+async def test_wait_timeout_raises_in_the_workflow(db: Path) -> None:
+    @durable.workflow(name="waits.timeout")
+    async def impatient(ctx: durable.WorkflowContext) -> str:
+        try:
+            return str(await ctx.wait_for_user("Quick?", timeout=3600))
+        except durable.WaitTimeout as exc:
+            return f"timed out: {exc.code}"
+
+    async with durable.Runtime(db, clock=durable.VirtualClock()) as rt:
+        assert await (await rt.start(impatient)).result(timeout=5) == "timed out: WAIT_TIMEOUT"
+
+
+async def test_wait_answered_before_its_timeout(db: Path) -> None:
+    @durable.workflow(name="waits.in_time")
+    async def in_time(ctx: durable.WorkflowContext) -> str:
+        return str(await ctx.wait_for_user("Quick?", timeout=60))
+
+    clock = durable.VirtualClock(auto_skip=False)
+    async with durable.Runtime(db, clock=clock) as rt:
+        handle = await rt.start(in_time, run_id="q")
+        (wait,) = await pending(rt, "q")
+        assert wait.deadline is not None
+        assert wait.deadline.timestamp() == clock.now() + 60
+        clock.advance(59)
+        await rt.respond("q", "here")
+        assert await handle.result(timeout=5) == "here"
+
+
+@durable.workflow(name="waits.collect")
+async def collect(ctx: durable.WorkflowContext, count: int) -> list[Any]:
+    await ctx.wait_for_event("start")
+    return [await ctx.wait_for_event("item") for _ in range(count)]
+
+
+async def test_events_sent_before_the_wait_are_kept_in_order(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(collect, 3, run_id="c")
+        for item in ({"n": 1}, "two", [3]):
+            await rt.send_event("c", "item", item)
+        await rt.send_event("c", "ignored-name", "x")
+        await rt.send_event("c", "start")
+        assert await handle.result(timeout=5) == [{"n": 1}, "two", [3]]
+
+
+async def test_events_sent_while_no_runtime_runs_the_workflow(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(collect, 2, run_id="c")
+        await status_is(rt, "c", "waiting")
+    async with durable.Runtime(db, recover=False) as tool:
+        await tool.send_event("c", "start")
+        await tool.send_event("c", "item", 1)
+        await tool.send_event("c", "item", 2)
+        assert (await tool.get_run("c")).status is durable.RunStatus.WAITING
+    async with durable.Runtime(db) as rt:
+        assert await rt.handle("c").result(timeout=5) == [1, 2]
+        with pytest.raises(durable.DurableError, match="completed"):
+            await rt.send_event("c", "item", 3)
+        with pytest.raises(durable.RunNotFound):
+            await rt.send_event("nope", "item")
+        with pytest.raises(ValueError, match="reserved"):
+            await rt.send_event("c", "user:0")
+
+
+async def test_answer_from_another_runtime_on_the_same_file(db: Path) -> None:
+    async with durable.Runtime(db) as rt, durable.Runtime(db, recover=False) as other:
+        handle = await rt.start(approve, "o-3", run_id="a")
+        await pending(rt, "a")
+        await other.respond("a", "yes")
+        assert await handle.result(timeout=5) == "yes"
+
+
+async def test_bad_wait_arguments(db: Path) -> None:
+    @durable.workflow(name="waits.bad")
+    async def bad(ctx: durable.WorkflowContext, kind: str) -> None:
+        await ctx.wait_for_user("?", input_type=kind)  # type: ignore[arg-type]
+
+    async with durable.Runtime(db) as rt:
+        with pytest.raises(durable.WorkflowFailed, match="input_type"):
+            await (await rt.start(bad, "essay")).result()
+        with pytest.raises(durable.WorkflowFailed, match="needs options"):
+            await (await rt.start(bad, "choice")).result()
