@@ -1,5 +1,6 @@
 """durable: embedded durable workflows for async Python on one SQLite file."""
 
+from ._check import CheckReport, InterruptedStep
 from ._clock import Clock, SystemClock, VirtualClock
 from ._context import WorkflowContext
 from ._info import PendingWait, RunInfo, RunStatus
@@ -24,9 +25,11 @@ from .errors import (
 from .retry import RetryPolicy
 
 __all__ = [
+    "CheckReport",
     "Clock",
     "DurableError",
     "IdempotencyKeyMismatch",
+    "InterruptedStep",
     "InvalidResponse",
     "NoPendingWait",
     "NonDeterminismError",

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from typing_extensions import ParamSpec, Self
 
 from . import _current
+from ._check import CheckReport, build_report
 from ._clock import Clock, SystemClock, VirtualClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
 from ._info import PendingWait, RunInfo, RunStatus, event_dict
@@ -408,6 +409,28 @@ class Runtime:
         await self.store.supersede(run_id, position, update, [marker])
         await self._claim(include_own=True, run_ids=[run_id])
         return RunHandle(self, run_id)
+
+    async def check(self) -> CheckReport:
+        """What needs a human after a crash: interrupted steps, orphaned and unknown runs."""
+        self._check_open()
+        runs = await self.store.active_runs()
+        journals = await self.store.load_events([run.run_id for run in runs])
+        now = self._wall.now()
+
+        def owned_by_live_runtime(run: RunRecord) -> bool:
+            return (
+                run.owner is not None
+                and (run.lease_until or 0) >= now
+                and not _owner_is_dead(run.owner)
+            )
+
+        return build_report(
+            runs,
+            journals,
+            owned_by_live_runtime,
+            lambda run: registered(run.workflow, run.version) is not None,
+            self._live,
+        )
 
     # -- running runs --------------------------------------------------------
 

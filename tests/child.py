@@ -30,8 +30,10 @@ def effect(line: str) -> None:
 
 async def body(name: str) -> str:
     info = durable.step_info()
+    retry = info.retry
     effect(
-        f"start {name} {info.attempt} {info.retry.prior_completion_status} {info.idempotency_key}"
+        f"start {name} {info.attempt} {retry.prior_completion_status} {info.idempotency_key}"
+        f" gates={retry.gate_count} completions={retry.completion_count}"
     )
     if os.environ.get("BLOCK") == name:
         await asyncio.Event().wait()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import durable
 
+from . import child as child_program  # registers its workflows here too, for check()
 from .processes import finish, lines, sigkill, spawn, wait_for_line
 
 
@@ -29,6 +29,44 @@ def test_sigkill_mid_step_resumes_without_rerunning_completed_steps(
         ["third", "1", "none"],
     ]
     assert log[-1].startswith("result ['first-done', 'second-done', 'third-done']")
+
+
+def test_retry_context_after_sigkill_is_truthful(db: Path, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    child = spawn(str(db), "three_steps", str(effects), block="second")
+    first_attempt = wait_for_line(effects, "start second 1", child)
+    sigkill(child)
+    finish(spawn(str(db), "three_steps", str(effects)))
+
+    second_attempt = wait_for_line(effects, "start second 2")
+    _, _, _, status, key, gates, completions = second_attempt.split()
+    assert (status, gates, completions) == ("gated_not_completed", "gates=2", "completions=0")
+    assert key == first_attempt.split()[4]
+    assert first_attempt.split()[5:] == ["gates=1", "completions=0"]
+
+
+async def test_check_after_sigkill_names_the_interrupted_step_and_orphaned_run(
+    db: Path, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.log"
+    child = spawn(str(db), "three_steps", str(effects), block="second")
+    wait_for_line(effects, "start second 1", child)
+    sigkill(child)
+
+    async with durable.Runtime(db, recover=False) as rt:
+        report = await rt.check()
+    assert not report.ok
+    (step,) = report.interrupted_steps
+    assert (step.run_id, step.step, step.position, step.attempt, step.retried) == (
+        "run-three_steps",
+        "second",
+        1,
+        1,
+        False,
+    )
+    assert [run.run_id for run in report.orphaned_runs] == ["run-three_steps"]
+    assert report.unregistered_runs == []  # child_program is imported, so registered here
+    assert child_program.three_steps.name == "child.three_steps"
 
 
 def test_at_most_once_step_killed_mid_body_is_not_run_again(db: Path, tmp_path: Path) -> None:
@@ -62,4 +100,3 @@ async def test_journal_after_crash_shows_the_open_attempt(db: Path, tmp_path: Pa
         (1, "step.started"),
     ]
     assert run.status == durable.RunStatus.RUNNING
-    await asyncio.sleep(0)

@@ -4,9 +4,11 @@ import durable.errors
 
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
+        "CheckReport",
         "Clock",
         "DurableError",
         "IdempotencyKeyMismatch",
+        "InterruptedStep",
         "InvalidResponse",
         "NoPendingWait",
         "NonDeterminismError",
