@@ -97,6 +97,34 @@ def event_dict(event: EventRecord) -> dict[str, Any]:
         "kind": event.kind,
         "name": event.name,
         "payload": loads(event.payload),
-        "created_at": dt.datetime.fromtimestamp(event.created_at, dt.timezone.utc).isoformat(),
+        "created_at": _iso(event.created_at),
         "superseded": event.superseded,
     }
+
+
+HISTORY_FORMAT = "durable.history"
+HISTORY_VERSION = 1
+
+
+def history_document(record: RunRecord, events: list[EventRecord]) -> dict[str, Any]:
+    """The export format: ``{"format", "version", "run", "events"}``, all JSON data."""
+    return {
+        "format": HISTORY_FORMAT,
+        "version": HISTORY_VERSION,
+        "run": {
+            "run_id": record.run_id,
+            "workflow": record.workflow,
+            "version": record.version,
+            "status": record.status,
+            "input": loads(record.input),
+            "output": None if record.output is None else loads(record.output),
+            "error": None if record.error is None else loads(record.error),
+            "created_at": _iso(record.created_at),
+            "updated_at": _iso(record.updated_at),
+        },
+        "events": [event_dict(event) for event in events],
+    }
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()

@@ -52,6 +52,9 @@ class LiveRun:
         self.status = record.status
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
+        self.retired = False
+        self.replayed_at: set[int] = set()
+        self.ctx: WorkflowContext | None = None
         self._parked: set[_Parked] = set()
         self._busy = 0
         self._nondeterminism: NonDeterminismError | None = None
@@ -76,12 +79,15 @@ class LiveRun:
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
         event, write = self._write(position, kind, name, payload)
         self.journal.record(event)
+        self._busy += 1
         asyncio.ensure_future(write).add_done_callback(self._note_write)
 
     def _write(
         self, position: int, kind: str, name: str, payload: str
     ) -> tuple[EventRecord, Awaitable[list[int]]]:
         """Queue one event; a run that is not marked running yet is marked in the same commit."""
+        if self.retired:
+            raise asyncio.CancelledError()
         now = self.clock.now()
         update = None
         if self.status != RunStatus.RUNNING:
@@ -92,6 +98,7 @@ class LiveRun:
         return EventRecord(0, self.run_id, position, kind, name, payload, now), write
 
     def _note_write(self, future: asyncio.Future[Any]) -> None:
+        self._busy -= 1
         if not future.cancelled() and future.exception() is not None:
             self._write_error = future.exception()
 
@@ -114,7 +121,7 @@ class LiveRun:
         timer = None if deadline is None else timers.call_at(deadline, parked.wake)
         try:
             await self._set_status(status)
-            self.runtime.note_suspended()
+            self.runtime.note_suspended(self)
             await parked.future
         finally:
             self._parked.discard(parked)
@@ -123,18 +130,31 @@ class LiveRun:
         self.check_running()
 
     @property
-    def blocked_on_timers(self) -> bool:
-        """Parked, with nothing in flight, and every parked wait has a deadline."""
+    def idle(self) -> bool:
+        """Every branch of the run is parked and nothing of it is in flight."""
         return (
             bool(self._parked)
             and self._busy == 0
-            and all(
-                parked.deadline is not None and not parked.future.done() for parked in self._parked
-            )
+            and not any(parked.future.done() for parked in self._parked)
         )
 
+    @property
+    def blocked_on_timers(self) -> bool:
+        """Idle, and every parked wait has a deadline."""
+        return self.idle and all(parked.deadline is not None for parked in self._parked)
+
+    @property
+    def positions_used(self) -> int:
+        return 0 if self.ctx is None else self.ctx._positions_used()
+
+    def retire(self) -> None:
+        """Stop this incarnation where it is, writing nothing more (crash, rebuild, eviction)."""
+        self.retired = True
+        if self.task is not None:
+            self.task.cancel()
+
     def check_running(self) -> None:
-        if self.cancel_requested:
+        if self.cancel_requested or self.retired:
             raise asyncio.CancelledError()
         if self._nondeterminism is not None:
             raise self._nondeterminism
@@ -169,16 +189,19 @@ class LiveRun:
             )
 
     async def _drive(self) -> None:
-        ctx = WorkflowContext(self)
+        ctx = self.ctx = WorkflowContext(self)
         _current.context.set(ctx)
         try:
-            args, kwargs = self._decode_input()
+            args, kwargs = decode_arguments(self.workflow, self.record.input)
             result = await self.workflow.fn(ctx, *args, **kwargs)
             self.check_running()
-            self._check_fully_replayed(ctx)
+            leftover = unreplayed(self.journal, ctx)
+            if leftover is not None:
+                self._nondeterminism = leftover
+                raise leftover
             output = encode(result)
         except asyncio.CancelledError:
-            if self.cancel_requested:
+            if self.cancel_requested and not self.retired:
                 self.runtime.run_ended(self)
             return
         except Exception as exc:
@@ -203,30 +226,34 @@ class LiveRun:
             log.exception("could not record the end of run %s; it will be resumed", self.run_id)
         self.runtime.run_ended(self)
 
-    def _decode_input(self) -> tuple[list[Any], dict[str, Any]]:
-        data = loads(self.record.input)
-        hints = parameter_hints(self.workflow.fn)
-        names = list(inspect.signature(self.workflow.fn).parameters)[1:]
-        args = [
-            convert(value, hints.get(names[i], Any)) if i < len(names) else value
-            for i, value in enumerate(data.get("args", []))
-        ]
-        kwargs = {
-            key: convert(value, hints.get(key, Any))
-            for key, value in data.get("kwargs", {}).items()
-        }
-        return args, kwargs
 
-    def _check_fully_replayed(self, ctx: WorkflowContext) -> None:
-        used = ctx._positions_used()
-        leftover = sorted(position for position in self.journal.live if position >= used)
-        if leftover:
-            first = self.journal.live[leftover[0]][0]
-            error = NonDeterminismError(
-                leftover[0], f"{family(first.kind)} {first.name!r}", "the workflow returning"
-            )
-            self._nondeterminism = error
-            raise error
+def decode_arguments(
+    workflow: Workflow[Any, Any], input_text: str
+) -> tuple[list[Any], dict[str, Any]]:
+    """The workflow's stored arguments, shaped by its parameter annotations."""
+    data = loads(input_text)
+    hints = parameter_hints(workflow.fn)
+    names = list(inspect.signature(workflow.fn).parameters)[1:]
+    args = [
+        convert(value, hints.get(names[i], Any)) if i < len(names) else value
+        for i, value in enumerate(data.get("args", []))
+    ]
+    kwargs = {
+        key: convert(value, hints.get(key, Any)) for key, value in data.get("kwargs", {}).items()
+    }
+    return args, kwargs
+
+
+def unreplayed(journal: RunJournal, ctx: WorkflowContext) -> NonDeterminismError | None:
+    """The error for a workflow that returned before reaching all its journaled positions."""
+    used = ctx._positions_used()
+    leftover = sorted(position for position in journal.live if position >= used)
+    if not leftover:
+        return None
+    first = journal.live[leftover[0]][0]
+    return NonDeterminismError(
+        leftover[0], f"{family(first.kind)} {first.name!r}", "the workflow returning"
+    )
 
 
 @dataclasses.dataclass(eq=False)

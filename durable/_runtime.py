@@ -25,7 +25,7 @@ from . import _current
 from ._check import CheckReport, build_report
 from ._clock import Clock, SystemClock, VirtualClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
-from ._info import PendingWait, RunInfo, RunStatus, event_dict
+from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import CANCEL, MESSAGE, RERUN, USER_WAIT_PREFIX, RunJournal
 from ._run import LiveRun
 from ._store.base import TERMINAL, EventRecord, NewEvent, RunRecord, RunUpdate, Store
@@ -85,6 +85,8 @@ class Runtime:
     this runtime as an owner of runs: a runtime that reopens with the same
     identity takes its runs back at once, others wait ``lease_seconds`` for a
     lease to expire (or less, when the owner is a dead process on this host).
+    ``always_replay`` rebuilds every run from its journal each time it
+    suspends, to flush out non-determinism in tests.
     """
 
     def __init__(
@@ -97,16 +99,19 @@ class Runtime:
         identity: str | None = None,
         lease_seconds: float = 15.0,
         poll_interval: float = 0.25,
+        always_replay: bool = False,
         store: Store | None = None,
     ) -> None:
         self.path = path
         self.clock: Clock = clock or SystemClock()
+        self.durability = durability
         self.store: Store = store or SqliteStore(path, durability)
         self.timers = Timers(self.clock)
         self.recover = recover
         self.owner = identity or f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        self.always_replay = always_replay
         self._wall = SystemClock()
         self._live: dict[str, LiveRun] = {}
         self._open = False
@@ -117,6 +122,7 @@ class Runtime:
         self._data_version = 0
         self._next_lease_renewal = 0.0
         self._reported: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -150,21 +156,34 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop every run where it is (left resumable, never failed) and close the journal."""
+        if await self._stop_runs():
+            try:
+                await self.store.release(self.owner)
+            except Exception:
+                log.exception("could not release this runtime's runs; they wait for lease expiry")
+            await self._close_store()
+
+    async def abandon(self) -> None:
+        """Stop as a SIGKILL would: runs stop where they are, nothing more is written,
+        and this runtime's leases are kept (a runtime with its identity takes them back)."""
+        if await self._stop_runs():
+            await self._close_store()
+
+    async def _stop_runs(self) -> bool:
         if not self._open:
-            return
+            return False
         self._open = False
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
-        tasks = [live.task for live in self._live.values() if live.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        runs = list(self._live.values())
+        for live in runs:
+            live.retire()
+        await asyncio.gather(*(live.task for live in runs if live.task), return_exceptions=True)
         self._live.clear()
-        try:
-            await self.store.release(self.owner)
-        except Exception:
-            log.exception("could not release this runtime's runs; they wait for lease expiry")
+        return True
+
+    async def _close_store(self) -> None:
         await self.timers.stop()
         await self.store.close()
         self._notify(DurableError("the runtime was closed while waiting for a run's result"))
@@ -264,6 +283,11 @@ class Runtime:
         """The run's events in journal order (superseded ones flagged), as JSON-ready dicts."""
         await self._record(run_id)
         return [event_dict(event) for event in await self.store.history(run_id)]
+
+    async def export(self, run_id: str) -> dict[str, Any]:
+        """The history document of a run: format version, the run, its events in order."""
+        record = await self._record(run_id)
+        return history_document(record, await self.store.history(run_id))
 
     async def _record(self, run_id: str) -> RunRecord:
         self._check_open()
@@ -434,25 +458,53 @@ class Runtime:
 
     # -- running runs --------------------------------------------------------
 
-    def _launch(self, record: RunRecord, wf: Workflow[Any, Any], events: list[EventRecord]) -> None:
+    def _launch(
+        self, record: RunRecord, wf: Workflow[Any, Any], events: list[EventRecord]
+    ) -> LiveRun:
         live = LiveRun(self, record, wf, events)
         self._live[record.run_id] = live
         live.launch()
+        return live
 
     def run_ended(self, live: LiveRun) -> None:
         if self._live.get(live.run_id) is live:
             del self._live[live.run_id]
         self._notify()
 
-    def note_suspended(self) -> None:
-        """A run parked; with an auto-skipping virtual clock, maybe jump to the next timer."""
+    def note_suspended(self, live: LiveRun) -> None:
+        """A run parked: maybe rebuild it (always_replay), maybe skip virtual time."""
+        loop = asyncio.get_running_loop()
+        if self.always_replay:
+            loop.call_soon(self._rebuild_if_idle, live)
         if isinstance(self.clock, VirtualClock) and self.clock.auto_skip:
-            asyncio.get_running_loop().call_soon(self._skip_if_idle)
+            loop.call_soon(self._skip_if_idle)
 
     def _skip_if_idle(self) -> None:
         runs = self._live.values()
         if runs and all(run.blocked_on_timers for run in runs):
             self.timers.skip_to_next()
+
+    def _rebuild_if_idle(self, live: LiveRun) -> None:
+        position = live.positions_used
+        if self._live.get(live.run_id) is live and live.idle and position not in live.replayed_at:
+            live.retire()
+            task = asyncio.create_task(self._rebuild(live, live.replayed_at | {position}))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _rebuild(self, old: LiveRun, replayed_at: set[int]) -> None:
+        """Replace a retired run by a new incarnation replayed from the stored journal."""
+        if old.task is not None:
+            await asyncio.gather(old.task, return_exceptions=True)
+        if not self._open or self._live.get(old.run_id) is not old:
+            return
+        record = await self.store.get_run(old.run_id)
+        if record is None or record.status in TERMINAL:
+            self.run_ended(old)
+            return
+        journal = (await self.store.load_events([old.run_id]))[old.run_id]
+        live = self._launch(record, old.workflow, journal)
+        live.replayed_at = replayed_at
 
     async def _claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:
         now = self._wall.now()

@@ -8,3 +8,6 @@ import pytest
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "journal.db"
+
+
+pytest_plugins = ["pytester"]
