@@ -79,8 +79,9 @@ class Runtime:
     """Runs workflows durably on one SQLite file.
 
     ``async with Runtime("app.db") as rt`` opens the journal and resumes
-    every unfinished run (``recover=False`` resumes none, for tools that only
-    read or answer). ``durability="full"`` makes each journaled step survive
+    every unfinished run. With ``recover=False`` it runs no workflow at all:
+    it reads, answers, cancels, and starts runs for a worker to execute (the
+    CLI opens the journal this way). ``durability="full"`` makes each journaled step survive
     power loss; ``"normal"`` survives process crashes only. ``identity`` names
     this runtime as an owner of runs: a runtime that reopens with the same
     identity takes its runs back at once, others wait ``lease_seconds`` for a
@@ -148,8 +149,8 @@ class Runtime:
         self._last_seq = await self.store.last_seq()
         self._data_version = await self.store.data_version()
         self._token = _current.runtime.set(self)
+        await self._claim(include_own=True)
         if self.recover:
-            await self._claim(include_own=True)
             await self._report_unregistered()
         self._next_lease_renewal = self._wall.now() + self.lease_seconds / 3
         self._poller = asyncio.create_task(self._poll(), name="durable-poller")
@@ -241,25 +242,27 @@ class Runtime:
             ) from None
         rid = run_id or str(uuid.uuid4())
         now = self.clock.now()
+        # A runtime that runs no workflows (recover=False) leaves new runs unowned for a worker.
+        executes = self.recover
         record = RunRecord(
-            rid,
-            wf.name,
-            wf.version,
-            RunStatus.PENDING.value,
-            input_text,
-            input_digest,
-            None,
-            None,
-            self.owner,
-            self._wall.now() + self.lease_seconds,
-            now,
-            now,
+            run_id=rid,
+            workflow=wf.name,
+            version=wf.version,
+            status=RunStatus.PENDING.value,
+            input=input_text,
+            input_digest=input_digest,
+            output=None,
+            error=None,
+            owner=self.owner if executes else None,
+            lease_until=self._wall.now() + self.lease_seconds if executes else None,
+            created_at=now,
+            updated_at=now,
         )
         stored, created = await self.store.create_run(record)
-        if created:
-            self._launch(stored, wf, [])
-        elif stored.workflow != wf.name or stored.input_digest != input_digest:
+        if stored.workflow != wf.name or stored.input_digest != input_digest:
             raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)
+        if created and executes:
+            self._launch(stored, wf, [])
         return RunHandle(self, rid)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
@@ -412,7 +415,11 @@ class Runtime:
                 " (rt.rerun_from re-executes a finished run from a position)"
             )
         update = RunUpdate(
-            self.clock.now(), status="pending", reset_result=True, only_if_active=False
+            self.clock.now(),
+            status="pending",
+            reset_result=True,
+            release=True,
+            only_if_active=False,
         )
         await self.store.append(run_id, [], update)
         await self._claim(include_own=True, run_ids=[run_id])
@@ -429,13 +436,19 @@ class Runtime:
             raise ValueError(f"position must be >= 0, got {position}")
         now = self.clock.now()
         marker = NewEvent(run_id, None, RERUN, "rerun", encode({"position": position}), now)
-        update = RunUpdate(now, status="pending", reset_result=True, only_if_active=False)
+        update = RunUpdate(
+            now, status="pending", reset_result=True, release=True, only_if_active=False
+        )
         await self.store.supersede(run_id, position, update, [marker])
         await self._claim(include_own=True, run_ids=[run_id])
         return RunHandle(self, run_id)
 
-    async def check(self) -> CheckReport:
-        """What needs a human after a crash: interrupted steps, orphaned and unknown runs."""
+    async def check(self, *, unregistered: bool = True) -> CheckReport:
+        """What needs a human after a crash: interrupted steps, orphaned and unknown runs.
+
+        ``unregistered=False`` skips runs of workflows this process lacks (for
+        tools, like the CLI, that import no workflows).
+        """
         self._check_open()
         runs = await self.store.active_runs()
         journals = await self.store.load_events([run.run_id for run in runs])
@@ -452,7 +465,7 @@ class Runtime:
             runs,
             journals,
             owned_by_live_runtime,
-            lambda run: registered(run.workflow, run.version) is not None,
+            lambda run: not unregistered or registered(run.workflow, run.version) is not None,
             self._live,
         )
 
@@ -507,6 +520,8 @@ class Runtime:
         live.replayed_at = replayed_at
 
     async def _claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:
+        if not self.recover:
+            return
         now = self._wall.now()
         records = await self.store.claim(
             self.owner,
@@ -557,14 +572,12 @@ class Runtime:
                     live.deliver(event)
                 elif event.kind == CANCEL:
                     live.cancel()
-            if self.recover:
-                await self._claim(include_own=False)
+            await self._claim(include_own=False)
             self._notify()
         if self._wall.now() >= self._next_lease_renewal:
             self._next_lease_renewal = self._wall.now() + self.lease_seconds / 3
             await self.store.renew(self.owner, self._wall.now() + self.lease_seconds)
-            if self.recover:
-                await self._claim(include_own=False)
+            await self._claim(include_own=False)
 
     # -- change notification -------------------------------------------------
 

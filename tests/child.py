@@ -18,7 +18,7 @@ from typing import Any
 
 import durable
 
-EFFECTS = ""
+EFFECTS = os.environ.get("DURABLE_TEST_EFFECTS", "")
 
 
 def effect(line: str) -> None:

@@ -64,6 +64,7 @@ class RunUpdate:
     output: str | None = None
     error: str | None = None
     reset_result: bool = False
+    release: bool = False
     only_if_active: bool = True
 
 

@@ -380,6 +380,8 @@ def _update_run(conn: sqlite3.Connection, run_id: str, update: RunUpdate) -> boo
     sets, params = ["updated_at = ?"], [update.updated_at]
     if update.reset_result:
         sets.append("output = NULL, error = NULL")
+    if update.release:
+        sets.append("owner = NULL, lease_until = NULL")
     for column in ("status", "output", "error"):
         value = getattr(update, column)
         if value is not None:
