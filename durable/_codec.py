@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import hashlib
 import inspect
 import types
@@ -84,9 +85,20 @@ def parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    target = inspect.unwrap(fn)
     try:
-        return typing.get_type_hints(target)
+        return dict(_cached_hints(fn))
+    except TypeError:  # not hashable or not weak-referenceable: look it up every time
+        return dict(_lookup_hints(fn))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    return _lookup_hints(fn)
+
+
+def _lookup_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(inspect.unwrap(fn))
     except Exception:
         return {}
 

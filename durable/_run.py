@@ -67,12 +67,15 @@ class LiveRun:
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
         event, write = self._write(position, kind, name, payload)
-        with self.working():
+        self._busy += 1
+        try:
             seqs = await write
+        finally:
+            self._busy -= 1
         if not seqs:  # the run was cancelled (by another process) before this write
             self.cancel_requested = True
             raise asyncio.CancelledError()
-        event = dataclasses.replace(event, seq=seqs[0])
+        event = EventRecord(seqs[0], self.run_id, position, kind, name, payload, event.created_at)
         self.journal.record(event)
         return event
 

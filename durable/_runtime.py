@@ -87,7 +87,10 @@ class Runtime:
     identity takes its runs back at once, others wait ``lease_seconds`` for a
     lease to expire (or less, when the owner is a dead process on this host).
     ``always_replay`` rebuilds every run from its journal each time it
-    suspends, to flush out non-determinism in tests.
+    suspends, to flush out non-determinism in tests. ``writer`` chooses where
+    journal commits run: ``"loop"`` (on the event loop thread, no thread hop;
+    the default with ``durability="normal"``) or ``"thread"`` (a writer
+    thread, so an fsync never stalls the loop; the default with ``"full"``).
     """
 
     def __init__(
@@ -101,12 +104,13 @@ class Runtime:
         lease_seconds: float = 15.0,
         poll_interval: float = 0.25,
         always_replay: bool = False,
+        writer: str | None = None,
         store: Store | None = None,
     ) -> None:
         self.path = path
         self.clock: Clock = clock or SystemClock()
         self.durability = durability
-        self.store: Store = store or SqliteStore(path, durability)
+        self.store: Store = store or SqliteStore(path, durability, writer)
         self.timers = Timers(self.clock)
         self.recover = recover
         self.owner = identity or f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

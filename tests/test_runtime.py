@@ -203,3 +203,13 @@ async def test_durability_modes(db: Path) -> None:
             assert await (await rt.start(greet, mode)).result() == f"HELLO {mode.upper()}!"
     with pytest.raises(ValueError, match="durability"):
         durable.Runtime(db, durability="fast")
+
+
+async def test_reads_right_after_writes_see_them_while_the_poller_reads_too(db: Path) -> None:
+    # Regression: interleaved reads on the reader connection once left it on an old
+    # snapshot, and result() right after start() raised RunNotFound.
+    async with durable.Runtime(db, durability="normal", poll_interval=0.0005) as rt:
+        for _ in range(300):
+            handle = await rt.start(greet, "x")
+            assert await rt.store.get_run(handle.run_id) is not None
+            assert await handle.result() == "HELLO X!"

@@ -1,11 +1,16 @@
-"""Group commit: one thread owns the write connection and commits many jobs at once.
+"""Group commit: every journal write queued in a moment is committed in one transaction.
 
-Callers from the event loop submit small jobs (functions of the connection)
-and await a future. The thread takes every job waiting in its queue, runs
-them in one transaction, each inside its own savepoint so one job's error
-does not undo the others, commits once, and wakes all callers with a single
-hop back to the loop. A write costs a queue put and a share of one commit,
-never a thread round trip of its own.
+Callers submit small jobs (functions of the write connection) and await a
+future. A writer runs all the jobs waiting at once in one transaction, each
+inside its own savepoint so one job's error does not undo the others,
+commits once, and resolves every future. Two writers share that batch logic:
+
+- ``LoopWriter`` commits on the event loop thread, at the end of the loop
+  iteration in which the jobs were queued: no thread hop at all. A commit at
+  ``synchronous=NORMAL`` does not fsync, so it costs microseconds; a busy
+  database is retried later with ``call_later``, never waited for in place.
+- ``ThreadWriter`` commits on a thread of its own, one hop per batch: for
+  ``synchronous=FULL``, whose fsync per commit must not stall the loop.
 """
 
 from __future__ import annotations
@@ -17,119 +22,72 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
+Entry = tuple[Job, "asyncio.Future[Any]"]
 
-_RETRY_LIMIT = 50
-_RETRY_DELAY = 0.02
-
-
-class Writer:
-    """A thread that runs write jobs in batches on its own connection."""
-
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._connect = connect
-        self._queue: queue.SimpleQueue[
-            tuple[Job, asyncio.Future[Any], asyncio.AbstractEventLoop] | None
-        ] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="durable-writer", daemon=True)
-        self._started = False
-        self.batches = 0
-        self.jobs = 0
-
-    def start(self) -> None:
-        self._started = True
-        self._thread.start()
-
-    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((job, future, loop))
-        return future
-
-    async def stop(self) -> None:
-        if not self._started:
-            return
-        self._queue.put(None)
-        await asyncio.to_thread(self._thread.join)
-        self._started = False
-
-    def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = self._connect()
-        except BaseException as exc:  # report the failure to every caller
-            error: BaseException = exc
-        else:
-            error = RuntimeError("the journal writer has stopped")
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            stop = False
-            while True:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            if conn is None:
-                _deliver(batch, [error] * len(batch))
-            else:
-                _deliver(batch, self._commit(conn, batch))
-            if stop:
-                break
-        if conn is not None:
-            conn.close()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> list[Any]:
-        self.batches += 1
-        self.jobs += len(batch)
-        for attempt in range(_RETRY_LIMIT):
-            try:
-                return _run_batch(conn, batch)
-            except sqlite3.OperationalError as exc:
-                if conn.in_transaction:
-                    conn.rollback()
-                if not _is_busy(exc) or attempt == _RETRY_LIMIT - 1:
-                    return [exc] * len(batch)
-                time.sleep(_RETRY_DELAY)
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.rollback()
-                return [exc] * len(batch)
-        raise AssertionError("unreachable")
+_BUSY_RETRY_DELAY = 0.005
+_BUSY_GIVE_UP_AFTER = 30.0
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
+class Writer(Protocol):
+    batches: int
+    jobs: int
+
+    def start(self) -> None: ...
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]: ...
+
+    async def stop(self) -> None: ...
 
 
-def _run_batch(conn: sqlite3.Connection, batch: list[Any]) -> list[Any]:
+class BusyError(Exception):
+    """The database stayed locked by another process for too long."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def commit_batch(conn: sqlite3.Connection, batch: list[Entry]) -> list[Any]:
+    """Run every job in one transaction; one outcome (value or exception) per job.
+
+    Raises only when the whole batch could not be committed (a busy database,
+    a failing disk); then nothing of it was written.
+    """
     outcomes: list[Any] = []
     conn.execute("BEGIN IMMEDIATE")
-    for job, _, _ in batch:
-        conn.execute("SAVEPOINT job")
-        try:
-            outcome = job(conn)
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                raise
-            conn.execute("ROLLBACK TO job")
-            outcome = exc
-        except Exception as exc:
-            conn.execute("ROLLBACK TO job")
-            outcome = exc
-        conn.execute("RELEASE job")
-        outcomes.append(_Ok(outcome) if not isinstance(outcome, BaseException) else outcome)
-    conn.execute("COMMIT")
+    try:
+        if len(batch) == 1:  # nothing else to protect: the job's error undoes the transaction
+            try:
+                outcomes.append(_Ok(batch[0][0](conn)))
+            except Exception as exc:
+                if is_busy(exc):
+                    raise
+                conn.rollback()
+                return [exc]
+            conn.execute("COMMIT")
+            return outcomes
+        for job, _ in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                outcome: Any = _Ok(job(conn))
+            except Exception as exc:
+                if is_busy(exc):
+                    raise
+                conn.execute("ROLLBACK TO job")
+                outcome = exc
+            conn.execute("RELEASE job")
+            outcomes.append(outcome)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
     return outcomes
 
 
@@ -140,21 +98,160 @@ class _Ok:
         self.value = value
 
 
-def _deliver(batch: list[Any], outcomes: list[Any]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-    for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
-        by_loop.setdefault(loop, []).append((future, outcome))
-    for loop, pairs in by_loop.items():
-        # RuntimeError: the loop is closed, so nobody is waiting any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resolve, pairs)
-
-
-def _resolve(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    for future, outcome in pairs:
+def resolve(batch: list[Entry], outcomes: list[Any]) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
         if future.done():
             continue
         if isinstance(outcome, _Ok):
             future.set_result(outcome.value)
         else:
             future.set_exception(outcome)
+
+
+class LoopWriter:
+    """Commits on the event loop thread, once per loop iteration with writes."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[Entry] = []
+        self._flush_scheduled = False
+        self._busy_since: float | None = None
+        self._stopped = asyncio.Event()
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        self._conn = self._connect()
+        self._conn.execute("PRAGMA busy_timeout = 0")
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._conn is None:
+            future.set_exception(RuntimeError("the journal writer is not running"))
+            return future
+        self._pending.append((job, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch or self._conn is None:
+            return
+        try:
+            outcomes = commit_batch(self._conn, batch)
+        except Exception as exc:
+            if is_busy(exc) and self._retry_later(batch):
+                return
+            outcomes = [exc] * len(batch)
+        self._busy_since = None
+        self.batches += 1
+        self.jobs += len(batch)
+        resolve(batch, outcomes)
+
+    def _retry_later(self, batch: list[Entry]) -> bool:
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        if now - self._busy_since > _BUSY_GIVE_UP_AFTER:
+            return False
+        self._pending = batch + self._pending
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(_BUSY_RETRY_DELAY, self._flush)
+        return True
+
+    async def stop(self) -> None:
+        while self._pending and self._conn is not None:
+            self._flush()
+            if self._pending:
+                await asyncio.sleep(_BUSY_RETRY_DELAY)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class ThreadWriter:
+    """Commits on its own thread: one hop to it and one back per batch."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._queue: queue.SimpleQueue[
+            tuple[Job, asyncio.Future[Any], asyncio.AbstractEventLoop] | None
+        ] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="durable-writer", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((job, future, loop))
+        return future
+
+    async def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+
+    def _run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(conn, batch)
+        conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, items: list[Any]) -> None:
+        batch: list[Entry] = [(job, future) for job, future, _ in items]
+        started = time.monotonic()
+        while True:
+            try:
+                outcomes = commit_batch(conn, batch)
+                break
+            except Exception as exc:
+                if not is_busy(exc) or time.monotonic() - started > _BUSY_GIVE_UP_AFTER:
+                    outcomes = [exc] * len(batch)
+                    break
+                time.sleep(_BUSY_RETRY_DELAY)
+        self.batches += 1
+        self.jobs += len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Entry], list[Any]]] = {}
+        for (_, _, loop), entry, outcome in zip(items, batch, outcomes, strict=True):
+            entries, results = by_loop.setdefault(loop, ([], []))
+            entries.append(entry)
+            results.append(outcome)
+        for loop, (entries, results) in by_loop.items():
+            # RuntimeError: the loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(resolve, entries, results)

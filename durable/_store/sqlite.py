@@ -19,7 +19,7 @@ from typing import Any
 import aiosqlite
 
 from ..errors import DurableError, RunNotFound
-from ._writer import Writer
+from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import TERMINAL, EventRecord, Guard, NewEvent, RunRecord, RunUpdate
 
 SCHEMA_VERSION = 1
@@ -75,25 +75,34 @@ def _event(row: Sequence[Any]) -> EventRecord:
 class SqliteStore:
     """A journal in one SQLite file (WAL)."""
 
-    def __init__(self, path: str | os.PathLike[str], durability: str = "full") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        durability: str = "full",
+        writer: str | None = None,
+    ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
+        writer = writer or ("thread" if durability == "full" else "loop")
+        if writer not in ("loop", "thread"):
+            raise ValueError(f"writer must be 'loop' or 'thread', got {writer!r}")
         self._synchronous = _SYNCHRONOUS[durability]
         self._tempdir: str | None = None
         if str(path) == ":memory:":
             self._tempdir = tempfile.mkdtemp(prefix="durable-")
             path = os.path.join(self._tempdir, "journal.db")
         self.path = Path(path)
-        self._writer = Writer(self._connect_writer)
+        self._writer: Writer = (LoopWriter if writer == "loop" else ThreadWriter)(
+            self._connect_writer
+        )
         self._reader: aiosqlite.Connection | None = None
 
     # -- lifecycle --------------------------------------------------------
 
     async def open(self) -> None:
         _check_path(self.path)
-        self._writer.start()
         try:
-            await self._writer.submit(_no_op)
+            self._writer.start()
             self._reader = await aiosqlite.connect(self.path)
             await self._reader.execute("PRAGMA busy_timeout = 10000")
             await self._reader.execute("PRAGMA query_only = 1")
@@ -136,8 +145,10 @@ class SqliteStore:
         return self._reader
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self._read().execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        # One hop runs the statement to its end. Separate execute/fetch hops would let
+        # concurrent reads interleave on the connection, and a statement left open by
+        # one keeps the other on an old WAL snapshot, blind to newer commits.
+        return list(await self._read().execute_fetchall(sql, params))
 
     # -- runs --------------------------------------------------------------
 
@@ -330,10 +341,6 @@ class SqliteStore:
             )
 
         await self._writer.submit(job)
-
-
-def _no_op(conn: sqlite3.Connection) -> None:
-    return None
 
 
 def _check_path(path: Path) -> None:
