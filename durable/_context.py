@@ -37,7 +37,7 @@ from ._journal import (
     result_text,
     user_wait_id,
 )
-from ._step_info import StepInfo, make_step_info
+from ._step_info import StepScope
 from ._store.base import EventRecord
 from ._workflow import StepOptions, step_options
 from .errors import (
@@ -204,7 +204,7 @@ class WorkflowContext:
             started = await host.append(
                 position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
             )
-            info = make_step_info(
+            info = StepScope(
                 host.run_id, host.workflow_name, name, position, prior, started.created_at
             )
             try:
@@ -407,9 +407,17 @@ async def _invoke(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     timeout: float | None,
-    info: StepInfo,
+    info: StepScope,
 ) -> Any:
-    """Run a step body in its own task (or worker thread), with ``step_info()`` set."""
+    """Run a step body with ``step_info()`` set: inline, in a task (timeout) or a thread (sync)."""
+    if timeout is None and inspect.iscoroutinefunction(fn):
+        step_token = _current.step.set(info)
+        context_token = _current.context.set(None)
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            _current.context.reset(context_token)
+            _current.step.reset(step_token)
 
     def enter() -> None:
         _current.step.set(info)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._context import WorkflowContext
     from ._runtime import Runtime
-    from ._step_info import StepInfo
+    from ._step_info import StepScope
 
 runtime: ContextVar[Runtime | None] = ContextVar("durable_runtime", default=None)
 context: ContextVar[WorkflowContext | None] = ContextVar("durable_context", default=None)
-step: ContextVar[StepInfo | None] = ContextVar("durable_step", default=None)
+step: ContextVar[StepScope | None] = ContextVar("durable_step", default=None)

@@ -53,6 +53,7 @@ class LiveRun:
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
         self.retired = False
+        self.finished: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
         self.replayed_at: set[int] = set()
         self.ctx: WorkflowContext | None = None
         self._parked: set[_Parked] = set()
@@ -153,8 +154,14 @@ class LiveRun:
     def retire(self) -> None:
         """Stop this incarnation where it is, writing nothing more (crash, rebuild, eviction)."""
         self.retired = True
+        self._end(None)
         if self.task is not None:
             self.task.cancel()
+
+    def _end(self, final: RunRecord | None) -> None:
+        """Tell those awaiting ``finished``: the run's final row, or None if it goes on elsewhere."""
+        if not self.finished.done():
+            self.finished.set_result(final)
 
     def check_running(self) -> None:
         if self.cancel_requested or self.retired:
@@ -205,6 +212,7 @@ class LiveRun:
             output = encode(result)
         except asyncio.CancelledError:
             if self.cancel_requested and not self.retired:
+                self._end(dataclasses.replace(self.record, status=RunStatus.CANCELLED.value))
                 self.runtime.run_ended(self)
             return
         except Exception as exc:
@@ -227,6 +235,15 @@ class LiveRun:
             await self.runtime.store.append(self.run_id, [], update)
         except Exception:
             log.exception("could not record the end of run %s; it will be resumed", self.run_id)
+            self._end(None)
+        else:
+            final = dataclasses.replace(
+                self.record,
+                status=update.status or self.record.status,
+                output=update.output,
+                error=update.error,
+            )
+            self._end(final)
         self.runtime.run_ended(self)
 
 

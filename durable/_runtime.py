@@ -305,6 +305,12 @@ class Runtime:
 
     async def _result(self, run_id: str) -> Any:
         while True:
+            live = self._live.get(run_id)
+            if live is not None and not live.retired:
+                final = await asyncio.shield(live.finished)
+                if final is not None:
+                    return self._outcome(final)
+            # Not live here, or that incarnation was retired: ask the journal, await changes.
             changed = self._change_future()
             record = await self._record(run_id)
             if record.status in TERMINAL:

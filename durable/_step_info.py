@@ -62,25 +62,55 @@ def _moment(seconds: float | None) -> dt.datetime | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
 
 
-def make_step_info(
-    run_id: str, workflow: str, step: str, position: int, prior: Attempts, started_at: float
-) -> StepInfo:
-    """The info of a new attempt, started at ``started_at`` after the ``prior`` ones."""
+class StepScope:
+    """What ``step_info()`` is built from; built only if the step asks for it."""
+
+    __slots__ = ("_info", "position", "prior", "run_id", "started_at", "step", "workflow")
+
+    def __init__(
+        self,
+        run_id: str,
+        workflow: str,
+        step: str,
+        position: int,
+        prior: Attempts,
+        started_at: float,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.step = step
+        self.position = position
+        self.prior = prior
+        self.started_at = started_at
+        self._info: StepInfo | None = None
+
+    @property
+    def attempt(self) -> int:
+        return self.prior.gate_count + 1
+
+    def info(self) -> StepInfo:
+        if self._info is None:
+            self._info = _make_info(self)
+        return self._info
+
+
+def _make_info(scope: StepScope) -> StepInfo:
+    prior = scope.prior
     retry = RetryContext(
         gate_count=prior.gate_count + 1,
         completion_count=prior.completion_count,
         prior_completion_status=prior.prior_status,  # type: ignore[arg-type]
         prior_error=prior.prior_error,
-        first_attempt_at=_moment(prior.first_attempt_at or started_at),
-        last_attempt_at=_moment(started_at),
+        first_attempt_at=_moment(prior.first_attempt_at or scope.started_at),
+        last_attempt_at=_moment(scope.started_at),
     )
     return StepInfo(
-        run_id=run_id,
-        workflow=workflow,
-        step=step,
-        position=position,
-        attempt=prior.gate_count + 1,
-        idempotency_key=idempotency_key(run_id, position, step),
+        run_id=scope.run_id,
+        workflow=scope.workflow,
+        step=scope.step,
+        position=scope.position,
+        attempt=scope.attempt,
+        idempotency_key=idempotency_key(scope.run_id, scope.position, scope.step),
         retry=retry,
         _prior_output_json=prior.prior_output,
     )
@@ -92,12 +122,13 @@ def step_info(*, include_prior_output: bool = False) -> StepInfo:
     With ``include_prior_output=True``, ``prior_output`` holds the output of
     the earlier completion of this step (after ``rt.rerun_from``), as JSON data.
     """
-    info = _current.step.get()
-    if info is None:
+    scope = _current.step.get()
+    if scope is None:
         raise DurableError(
             "durable.step_info() was called outside a step; call it inside a function run"
             " by ctx.step(...) or a @durable.step function awaited in a workflow"
         )
+    info = scope.info()
     if include_prior_output and info._prior_output_json is not None:
         return dataclasses.replace(info, prior_output=loads(info._prior_output_json))
     return info
