@@ -159,7 +159,7 @@ class LiveRun:
             self.task.cancel()
 
     def _end(self, final: RunRecord | None) -> None:
-        """Tell those awaiting ``finished``: the run's final row, or None if it goes on elsewhere."""
+        """Resolve ``finished``: the final row, or None if the run goes on elsewhere."""
         if not self.finished.done():
             self.finished.set_result(final)
 
