@@ -147,6 +147,10 @@ class LiveRun:
         """Idle, and every parked wait has a deadline."""
         return self.idle and all(parked.deadline is not None for parked in self._parked)
 
+    def parked_waits(self) -> list[tuple[float | None, str | None]]:
+        """(deadline, message name) of each wait the run is parked on."""
+        return [(parked.deadline, parked.message) for parked in self._parked]
+
     @property
     def positions_used(self) -> int:
         return 0 if self.ctx is None else self.ctx._positions_used()

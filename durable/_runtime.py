@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -91,6 +93,8 @@ class Runtime:
     journal commits run: ``"loop"`` (on the event loop thread, no thread hop;
     the default with ``durability="normal"``) or ``"thread"`` (a writer
     thread, so an fsync never stalls the loop; the default with ``"full"``).
+    Past ``max_in_memory_runs`` runs in memory, a run that suspends is
+    unloaded and rebuilt by replay when its timer fires or its event arrives.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class Runtime:
         poll_interval: float = 0.25,
         always_replay: bool = False,
         writer: str | None = None,
+        max_in_memory_runs: int = 10_000,
         store: Store | None = None,
     ) -> None:
         self.path = path
@@ -117,7 +122,10 @@ class Runtime:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.always_replay = always_replay
+        self.max_in_memory_runs = max_in_memory_runs
         self._wall = SystemClock()
+        self._dormant: dict[str, _Dormant] = {}
+        self._waking: set[str] = set()
         self._live: dict[str, LiveRun] = {}
         self._open = False
         self._poller: asyncio.Task[None] | None = None
@@ -186,6 +194,7 @@ class Runtime:
             live.retire()
         await asyncio.gather(*(live.task for live in runs if live.task), return_exceptions=True)
         self._live.clear()
+        self._dormant.clear()
         return True
 
     async def _close_store(self) -> None:
@@ -394,9 +403,15 @@ class Runtime:
         text = encode(value)
         event = NewEvent(run_id, None, MESSAGE, name, text, self.clock.now())
         (seq,) = await self.store.append(run_id, [event], guard=guard)
-        live = self._live.get(run_id)
+        self._deliver(EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at))
+
+    def _deliver(self, message: EventRecord) -> None:
+        live = self._live.get(message.run_id)
         if live is not None:
-            live.deliver(EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at))
+            live.deliver(message)
+        dormant = self._dormant.get(message.run_id)
+        if dormant is not None and message.name in dormant.messages:
+            self._wake(message.run_id)
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run: it stops at its current await and ends ``cancelled``."""
@@ -411,10 +426,17 @@ class Runtime:
         await self.store.append(
             run_id, [event], RunUpdate(now, status=RunStatus.CANCELLED.value), unfinished
         )
+        self._forget_cancelled(run_id)
+        self._notify()
+
+    def _forget_cancelled(self, run_id: str) -> None:
         live = self._live.get(run_id)
         if live is not None:
             live.cancel()
-        self._notify()
+        dormant = self._dormant.pop(run_id, None)
+        if dormant is not None:
+            for timer in dormant.timers:
+                self.timers.cancel(timer)
 
     async def resume(self, run_id: str) -> RunHandle[Any]:
         """Run a failed run again on its journal (after fixing the code)."""
@@ -476,7 +498,7 @@ class Runtime:
             journals,
             owned_by_live_runtime,
             lambda run: not unregistered or registered(run.workflow, run.version) is not None,
-            self._live,
+            self._live.keys() | self._dormant.keys(),
         )
 
     # -- running runs --------------------------------------------------------
@@ -499,6 +521,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         if self.always_replay:
             loop.call_soon(self._rebuild_if_idle, live)
+        elif len(self._live) > self.max_in_memory_runs:
+            loop.call_soon(self._evict_if_idle, live)
         if isinstance(self.clock, VirtualClock) and self.clock.auto_skip:
             loop.call_soon(self._skip_if_idle)
 
@@ -514,6 +538,41 @@ class Runtime:
             task = asyncio.create_task(self._rebuild(live, live.replayed_at | {position}))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _evict_if_idle(self, live: LiveRun) -> None:
+        """Unload an idle run; its timers and awaited events stay here to wake it."""
+        if self._live.get(live.run_id) is not live or not live.idle:
+            return
+        waits = live.parked_waits()
+        live.retire()
+        del self._live[live.run_id]
+        run_id = live.run_id
+        timers = [
+            self.timers.call_at(deadline, functools.partial(self._wake, run_id))
+            for deadline, _ in waits
+            if deadline is not None
+        ]
+        messages = {message for _, message in waits if message is not None}
+        self._dormant[run_id] = _Dormant(timers, messages)
+
+    def _wake(self, run_id: str) -> None:
+        """Load an unloaded run again; runs woken together are loaded in bulk."""
+        dormant = self._dormant.pop(run_id, None)
+        if dormant is None:
+            return
+        for timer in dormant.timers:
+            self.timers.cancel(timer)
+        if not self._waking:
+            task = asyncio.create_task(self._load_woken())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        self._waking.add(run_id)
+
+    async def _load_woken(self) -> None:
+        await asyncio.sleep(0)  # let the other runs woken in this moment join
+        run_ids, self._waking = sorted(self._waking), set()
+        if self._open:
+            await self._claim(include_own=True, run_ids=run_ids)
 
     async def _rebuild(self, old: LiveRun, replayed_at: set[int]) -> None:
         """Replace a retired run by a new incarnation replayed from the stored journal."""
@@ -575,13 +634,10 @@ class Runtime:
             self._data_version = version
             for event in await self.store.changes_since(self._last_seq):
                 self._last_seq = event.seq
-                live = self._live.get(event.run_id)
-                if live is None:
-                    continue
                 if event.kind == MESSAGE:
-                    live.deliver(event)
+                    self._deliver(event)
                 elif event.kind == CANCEL:
-                    live.cancel()
+                    self._forget_cancelled(event.run_id)
             await self._claim(include_own=False)
             self._notify()
         if self._wall.now() >= self._next_lease_renewal:
@@ -604,6 +660,14 @@ class Runtime:
                     future.set_result(None)
                 else:
                     future.set_exception(error)
+
+
+@dataclasses.dataclass
+class _Dormant:
+    """An unloaded run: the timers and event names that wake it."""
+
+    timers: list[int]
+    messages: set[str]
 
 
 def _owner_is_dead(owner: str) -> bool:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from .processes import kill_leftovers
 
 
 @pytest.fixture
@@ -11,3 +14,9 @@ def db(tmp_path: Path) -> Path:
 
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_children() -> Iterator[None]:
+    yield
+    kill_leftovers()

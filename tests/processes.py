@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SPAWNED: list[subprocess.Popen[bytes]] = []
 
 
 def spawn(*args: str, block: str | None = None) -> subprocess.Popen[bytes]:
@@ -17,13 +18,24 @@ def spawn(*args: str, block: str | None = None) -> subprocess.Popen[bytes]:
     env.pop("BLOCK", None)
     if block is not None:
         env["BLOCK"] = block
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.child", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    SPAWNED.append(proc)
+    return proc
+
+
+def kill_leftovers() -> None:
+    """Kill children a failed or interrupted test left running."""
+    while SPAWNED:
+        proc = SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def lines(path: Path) -> list[str]:

@@ -16,7 +16,7 @@ import durable
 from durable.testing import replay
 
 from . import child as child_program
-from .processes import ROOT, finish, lines, spawn, wait_for_line
+from .processes import ROOT, SPAWNED, finish, lines, spawn, wait_for_line
 from .test_crash_waits import wait_for_status
 
 
@@ -150,6 +150,7 @@ def test_worker_runs_what_a_client_starts_and_stops_cleanly(db: Path, tmp_path: 
         stderr=subprocess.PIPE,
         text=True,
     )
+    SPAWNED.append(worker)  # type: ignore[arg-type]  # killed at teardown if the test fails
     assert worker.stdout is not None
     assert worker.stdout.readline().startswith("durable worker:")
 

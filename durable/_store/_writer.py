@@ -6,9 +6,10 @@ inside its own savepoint so one job's error does not undo the others,
 commits once, and resolves every future. Two writers share that batch logic:
 
 - ``LoopWriter`` commits on the event loop thread, at the end of the loop
-  iteration in which the jobs were queued: no thread hop at all. A commit at
-  ``synchronous=NORMAL`` does not fsync, so it costs microseconds; a busy
-  database is retried later with ``call_later``, never waited for in place.
+  iteration in which the jobs were queued (at once when nothing else is
+  ready to run, so nothing could join the batch): no thread hop at all. A
+  commit at ``synchronous=NORMAL`` does not fsync, so it costs microseconds;
+  a busy database is retried later with ``call_later``, never waited for.
 - ``ThreadWriter`` commits on a thread of its own, one hop per batch: for
   ``synchronous=FULL``, whose fsync per commit must not stall the loop.
 """
@@ -132,7 +133,13 @@ class LoopWriter:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
         self._pending.append((job, future))
-        if not self._flush_scheduled:
+        if self._flush_scheduled:
+            return future
+        if _nothing_else_ready(loop) and self._busy_since is None:
+            # No other callback runs before a deferred flush could, so no other write
+            # could join this batch: commit now, and the caller's await does not yield.
+            self._flush()
+        else:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return future
@@ -173,6 +180,12 @@ class LoopWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _nothing_else_ready(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when no callback waits to run in this iteration (asyncio's own loops only)."""
+    ready = getattr(loop, "_ready", None)
+    return ready is not None and len(ready) == 0
 
 
 class ThreadWriter:

@@ -1,0 +1,270 @@
+"""Benchmarks of durable against the floor of SQLite itself, measured in the same run.
+
+    python bench/run.py                  # every scenario, durability full and normal
+    python bench/run.py --quick          # smaller sizes, for a smoke test
+    python bench/run.py --compare dbos   # also DBOS Transact on the same settings (pip install -e .[bench])
+
+The floor is one plain sqlite3 commit per row with the same PRAGMAs (WAL and
+the durability's synchronous setting). Each figure is printed with its ratio
+to that floor: how many floor commits one step, one workflow, ... costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import durable  # noqa: E402
+import workflows  # noqa: E402
+
+SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+
+
+@dataclass
+class Sizes:
+    sequential_steps: int = 2000
+    concurrent_runs: int = 100
+    steps_per_run: int = 20
+    one_step_runs: int = 2000
+    interrupted_runs: int = 10_000
+    sleeping_runs: int = 100_000
+
+
+QUICK = Sizes(500, 20, 10, 300, 500, 5_000)
+
+
+def floor_us(durability: str, rows: int = 3000) -> float:
+    """Microseconds for one plain sqlite3 commit of one journal-like row."""
+    with tempfile.TemporaryDirectory() as folder:
+        conn = sqlite3.connect(Path(folder) / "floor.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
+        conn.execute(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, run_id TEXT, position INTEGER,"
+            " kind TEXT, name TEXT, payload TEXT, created_at REAL)"
+        )
+        start = time.perf_counter()
+        for i in range(rows):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO events (run_id, position, kind, name, payload, created_at)"
+                " VALUES (?,?,?,?,?,?)",
+                ("run", i, "step.completed", "noop", '{"result":1}', time.time()),
+            )
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        conn.close()
+    return elapsed / rows * 1e6
+
+
+def runtime(folder: str, durability: str, **options: object) -> durable.Runtime:
+    return durable.Runtime(Path(folder) / "bench.db", durability=durability, **options)  # type: ignore[arg-type]
+
+
+async def sequential_us_per_step(durability: str, sizes: Sizes) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        async with runtime(folder, durability) as rt:
+            start = time.perf_counter()
+            await (await rt.start(workflows.sequential, sizes.sequential_steps)).result()
+            return (time.perf_counter() - start) / sizes.sequential_steps * 1e6
+
+
+async def concurrent_steps_per_second(durability: str, sizes: Sizes) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        async with runtime(folder, durability) as rt:
+            start = time.perf_counter()
+            handles = await asyncio.gather(
+                *(
+                    rt.start(workflows.sequential, sizes.steps_per_run)
+                    for _ in range(sizes.concurrent_runs)
+                )
+            )
+            await asyncio.gather(*(handle.result() for handle in handles))
+            elapsed = time.perf_counter() - start
+    return sizes.concurrent_runs * sizes.steps_per_run / elapsed
+
+
+async def one_by_one_us_per_workflow(durability: str, sizes: Sizes) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        async with runtime(folder, durability) as rt:
+            start = time.perf_counter()
+            for _ in range(sizes.one_step_runs):
+                await (await rt.start(workflows.one_step)).result()
+            return (time.perf_counter() - start) / sizes.one_step_runs * 1e6
+
+
+def child(*args: str, block: bool = False) -> subprocess.Popen[str]:
+    env = {**os.environ}
+    env.pop("DURABLE_BENCH_BLOCK", None)
+    if block:
+        env["DURABLE_BENCH_BLOCK"] = "1"
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+def recovery_seconds(durability: str, sizes: Sizes) -> float:
+    """Runs killed by SIGKILL inside a step; seconds from opening a runtime to all complete."""
+    with tempfile.TemporaryDirectory() as folder:
+        db = str(Path(folder) / "bench.db")
+        victim = child("interrupted", db, durability, str(sizes.interrupted_runs), block=True)
+        assert victim.stdout is not None
+        if victim.stdout.readline().strip() != "ready":
+            raise RuntimeError("the child did not get every run into its step")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+
+        async def recover() -> float:
+            start = time.perf_counter()
+            async with durable.Runtime(db, durability=durability) as rt:
+                runs = await rt.list_runs(limit=sizes.interrupted_runs)
+                await asyncio.gather(*(rt.handle(run.run_id).result() for run in runs))
+                return time.perf_counter() - start
+
+        return asyncio.run(recover())
+
+
+def sleeping_rss_mb(durability: str, sizes: Sizes) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        proc = child(
+            "sleepers", str(Path(folder) / "bench.db"), durability, str(sizes.sleeping_runs)
+        )
+        out, _ = proc.communicate()
+        return float(out.strip())
+
+
+async def _child_interrupted(db: str, durability: str, count: int) -> None:
+    async with durable.Runtime(db, durability=durability) as rt:
+        for start in range(0, count, 1000):
+            await asyncio.gather(
+                *(
+                    rt.start(workflows.interrupted, i)
+                    for i in range(start, min(count, start + 1000))
+                )
+            )
+        while len(workflows.STARTED) < count:
+            await asyncio.sleep(0.01)
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
+async def _child_sleepers(db: str, durability: str, count: int) -> None:
+    async with durable.Runtime(db, durability=durability) as rt:
+        for start in range(0, count, 1000):
+            await asyncio.gather(
+                *(rt.start(workflows.sleeper) for _ in range(start, min(count, start + 1000)))
+            )
+        while len(await rt.list_runs(status="sleeping", limit=count)) < count:
+            await asyncio.sleep(0.1)
+        print(f"{_rss_mb():.1f}", flush=True)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+@dataclass
+class Row:
+    label: str
+    unit: str
+    target: str
+    measure: Callable[[str], float]
+    ratio: Callable[[float, float], float] | None
+
+
+def rows(sizes: Sizes) -> list[Row]:
+    s = sizes
+    return [
+        Row(
+            f"(a) 1 workflow x {s.sequential_steps} sequential steps",
+            "us/step",
+            "<= 60",
+            lambda d: asyncio.run(sequential_us_per_step(d, s)),
+            lambda value, floor: value / floor,
+        ),
+        Row(
+            f"(b) {s.concurrent_runs} workflows x {s.steps_per_run} steps at once",
+            "steps/s",
+            ">= 30000",
+            lambda d: asyncio.run(concurrent_steps_per_second(d, s)),
+            lambda value, floor: (1e6 / floor) / value,
+        ),
+        Row(
+            f"(c) {s.one_step_runs} one-step workflows, one by one",
+            "us/wf",
+            "<= 200",
+            lambda d: asyncio.run(one_by_one_us_per_workflow(d, s)),
+            lambda value, floor: value / floor,
+        ),
+        Row(
+            f"(d) {s.interrupted_runs} runs SIGKILLed mid-step: open to done",
+            "s",
+            "<= 2",
+            lambda d: recovery_seconds(d, s),
+            lambda value, floor: value * 1e6 / s.interrupted_runs / floor,
+        ),
+        Row(
+            f"(e) RSS with {s.sleeping_runs} sleeping runs",
+            "MB",
+            "<= 500",
+            lambda d: sleeping_rss_mb(d, s),
+            None,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--only", help="scenario letters to run, e.g. abc")
+    parser.add_argument("--durability", default="full,normal")
+    parser.add_argument("--compare", choices=["dbos"], help="also run DBOS Transact")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else Sizes()
+    modes = args.durability.split(",")
+    floors = {mode: floor_us(mode) for mode in modes}
+    print("floor: one plain sqlite3 commit per row, same PRAGMAs")
+    for mode in modes:
+        print(f"  {mode:<6} {floors[mode]:8.1f} us/commit")
+    print("\nratio = the figure in floor commits: us/step / floor, floor rows/s / steps/s, ...")
+    header = f"{'scenario':<52}" + "".join(f"{mode:>16}{'ratio':>8}" for mode in modes)
+    print(f"\n{header}{'target (normal)':>17}")
+    for row in rows(sizes):
+        if args.only and row.label[1] not in args.only:
+            continue
+        cells = ""
+        for mode in modes:
+            value = row.measure(mode)
+            ratio = "" if row.ratio is None else f"{row.ratio(value, floors[mode]):.1f}x"
+            cells += f"{value:>10.1f} {row.unit:<5}{ratio:>8}"
+        print(f"{row.label:<52}{cells}{row.target:>17}", flush=True)
+    if args.compare == "dbos":
+        import compare_dbos
+
+        compare_dbos.main(sizes, modes, floors)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        kind, db, durability, count = sys.argv[2:6]
+        target = _child_interrupted if kind == "interrupted" else _child_sleepers
+        asyncio.run(target(db, durability, int(count)))
+    else:
+        main()

@@ -1,0 +1,45 @@
+"""The workflows the benchmark runs (imported by bench/run.py and its child processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import durable
+
+STARTED: list[int] = []
+
+
+async def noop(i: int) -> int:
+    return i
+
+
+@durable.workflow(name="bench.sequential")
+async def sequential(ctx: durable.WorkflowContext, steps: int) -> int:
+    for i in range(steps):
+        await ctx.step("noop", noop, i)
+    return steps
+
+
+@durable.workflow(name="bench.one_step")
+async def one_step(ctx: durable.WorkflowContext) -> int:
+    return await ctx.step("noop", noop, 1)
+
+
+async def maybe_block(i: int) -> int:
+    STARTED.append(i)
+    if os.environ.get("DURABLE_BENCH_BLOCK"):
+        await asyncio.Event().wait()
+    return i
+
+
+@durable.workflow(name="bench.interrupted")
+async def interrupted(ctx: durable.WorkflowContext, i: int) -> int:
+    await ctx.step("first", noop, i)
+    return await ctx.step("blocking", maybe_block, i)
+
+
+@durable.workflow(name="bench.sleeper")
+async def sleeper(ctx: durable.WorkflowContext) -> None:
+    await ctx.step("noop", noop, 1)
+    await ctx.sleep(3600)

@@ -1,0 +1,65 @@
+"""Bounded memory: runs beyond the cap are unloaded while they wait, and rebuilt on wake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import durable
+
+from .helpers import until
+
+BODY_ENTRIES: dict[str, int] = {}
+
+
+@durable.workflow(name="memory.nap_then_event")
+async def nap_then_event(ctx: durable.WorkflowContext, index: int) -> int:
+    BODY_ENTRIES[ctx.run_id] = BODY_ENTRIES.get(ctx.run_id, 0) + 1
+    await ctx.step("before", str, index)
+    await ctx.sleep(3600)
+    payload = await ctx.wait_for_event("go")
+    return int(payload) + index
+
+
+async def test_runs_beyond_the_cap_are_unloaded_and_woken_by_timer_and_event(db: Path) -> None:
+    BODY_ENTRIES.clear()
+    clock = durable.VirtualClock(auto_skip=False)
+    async with durable.Runtime(db, clock=clock, max_in_memory_runs=3) as rt:
+        handles = [await rt.start(nap_then_event, i, run_id=f"r{i}") for i in range(20)]
+
+        async def all_sleeping() -> bool:
+            runs = await rt.list_runs(status="sleeping")
+            return len(runs) == 20 and len(rt._live) <= 4
+
+        await until(all_sleeping)
+        assert len(rt._dormant) >= 16
+
+        clock.advance(3600)  # timers of unloaded runs wake them; they reload and wait
+
+        async def all_waiting() -> bool:
+            return len(await rt.list_runs(status="waiting")) == 20
+
+        await until(all_waiting)
+        await rt.cancel("r0")
+        for i in range(1, 20):
+            await rt.send_event(f"r{i}", "go", 100)
+        results = [await handle.result(timeout=10) for handle in handles[1:]]
+        with pytest.raises(durable.WorkflowCancelled):
+            await handles[0].result(timeout=10)
+    assert results == [100 + i for i in range(1, 20)]
+    assert max(BODY_ENTRIES.values()) >= 2  # unloaded runs were rebuilt by replay
+    assert len(rt._dormant) == 0
+
+
+async def test_unloaded_runs_count_as_owned_by_this_runtime_in_check(db: Path) -> None:
+    clock = durable.VirtualClock(auto_skip=False)
+    async with durable.Runtime(db, clock=clock, max_in_memory_runs=1) as rt:
+        for i in range(5):
+            await rt.start(nap_then_event, i)
+
+        async def unloaded() -> bool:
+            return len(rt._dormant) >= 3
+
+        await until(unloaded)
+        assert (await rt.check()).orphaned_runs == []
