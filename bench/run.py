@@ -2,7 +2,7 @@
 
     python bench/run.py                  # every scenario, durability full and normal
     python bench/run.py --quick          # smaller sizes, for a smoke test
-    python bench/run.py --compare dbos   # also DBOS Transact on the same settings (pip install -e .[bench])
+    python bench/run.py --compare dbos   # DBOS Transact side by side (pip install -e .[bench])
 
 The floor is one plain sqlite3 commit per row with the same PRAGMAs (WAL and
 the durability's synchronous setting). Each figure is printed with its ratio
@@ -28,8 +28,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import durable  # noqa: E402
 import workflows  # noqa: E402
+
+import durable  # noqa: E402
 
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
