@@ -73,22 +73,21 @@ def decode(text: str, hint: Any = Any) -> Any:
 
 
 def return_hint(fn: Callable[..., Any]) -> Any:
-    """The return annotation of ``fn`` (unwrapping awaitables), or ``Any``."""
-    hints = _hints(fn)
-    return hints.get("return", Any)
+    """The return annotation of ``fn``, or ``Any``."""
+    return _hints(fn).get("return", Any)
 
 
 def parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    hints = _hints(fn)
-    hints.pop("return", None)
-    return hints
+    """The annotations of ``fn``'s parameters (a read-only, cached mapping)."""
+    return {name: hint for name, hint in _hints(fn).items() if name != "return"}
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``fn``'s type hints, cached per function; callers must not change the dict."""
     try:
-        return dict(_cached_hints(fn))
-    except TypeError:  # not hashable or not weak-referenceable: look it up every time
-        return dict(_lookup_hints(fn))
+        return _cached_hints(fn)
+    except TypeError:  # not hashable: look it up every time
+        return _lookup_hints(fn)
 
 
 @functools.lru_cache(maxsize=4096)

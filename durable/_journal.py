@@ -120,8 +120,13 @@ class Attempts:
     last_attempt_at: float | None
 
 
+NO_ATTEMPTS = Attempts(0, 0, 0, "none", None, None, None, None)
+
+
 def attempts(events: list[EventRecord]) -> Attempts:
     """Summarize step events (superseded ones included) in journal order."""
+    if not events:
+        return NO_ATTEMPTS
     gates = completions = failures = 0
     status = "none"
     error: dict[str, Any] | None = None

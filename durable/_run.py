@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _current
-from ._codec import convert, encode, loads, parameter_hints
+from ._codec import convert, encode, loads
 from ._context import WorkflowContext
 from ._info import RunStatus
 from ._journal import RunJournal, family
@@ -256,10 +255,10 @@ def decode_arguments(
 ) -> tuple[list[Any], dict[str, Any]]:
     """The workflow's stored arguments, shaped by its parameter annotations."""
     data = loads(input_text)
-    hints = parameter_hints(workflow.fn)
-    names = list(inspect.signature(workflow.fn).parameters)[1:]
+    parameters = workflow.parameters()
+    hints = dict(parameters)
     args = [
-        convert(value, hints.get(names[i], Any)) if i < len(names) else value
+        convert(value, parameters[i][1]) if i < len(parameters) else value
         for i, value in enumerate(data.get("args", []))
     ]
     kwargs = {

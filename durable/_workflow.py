@@ -37,6 +37,17 @@ class Workflow(Generic[P, R]):
         self.name = name
         self.version = version
         functools.update_wrapper(self, fn)
+        self._parameters: list[tuple[str, Any]] | None = None
+
+    def parameters(self) -> list[tuple[str, Any]]:
+        """(name, type hint) of each parameter after the context, computed once."""
+        if self._parameters is None:
+            from ._codec import parameter_hints
+
+            hints = parameter_hints(self.fn)
+            names = list(inspect.signature(self.fn).parameters)[1:]
+            self._parameters = [(name, hints.get(name, Any)) for name in names]
+        return self._parameters
 
     def __repr__(self) -> str:
         return f"<durable.workflow {self.name!r} version {self.version!r}>"
