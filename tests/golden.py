@@ -78,3 +78,19 @@ async def record() -> None:
 
 if __name__ == "__main__":
     asyncio.run(record())
+
+
+@durable.workflow(name="golden.schema_v1")
+async def schema_v1(ctx: durable.WorkflowContext, name: str) -> str:
+    greeting = await ctx.step("greet", str.upper, f"hello {name}")
+    await ctx.sleep(60)
+    extra = await ctx.wait_for_event("finish")
+    return f"{greeting} {extra}"
+
+
+async def record_schema_fixture(path: Path) -> None:
+    """A journal file with one run waiting for an event, written by this code's schema."""
+    async with durable.Runtime(path, clock=durable.VirtualClock()) as rt:
+        await rt.start(schema_v1, "ada", run_id="v1-run")
+        while (await rt.get_run("v1-run")).status != durable.RunStatus.WAITING:
+            await asyncio.sleep(0.01)

@@ -22,9 +22,7 @@ from ..errors import DurableError, RunNotFound
 from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import TERMINAL, EventRecord, Guard, NewEvent, RunRecord, RunUpdate
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id       TEXT PRIMARY KEY,
     workflow     TEXT NOT NULL,
@@ -54,12 +52,22 @@ CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
 CREATE INDEX IF NOT EXISTS events_unpositioned ON events (seq) WHERE position IS NULL;
 """
 
+_ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
+
+# Each step takes a journal from the version before it to its own; a new
+# journal runs them all. Never edit a released step: add one.
+_MIGRATIONS: list[tuple[int, str]] = [
+    (1, _SCHEMA_V1),
+    # Unfinished runs by owner and lease: what claiming and lease renewal look up.
+    (2, f"CREATE INDEX IF NOT EXISTS runs_active ON runs (owner, lease_until) WHERE {_ACTIVE}"),
+]
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+
 _RUN_COLUMNS = (
     "run_id, workflow, version, status, input, input_digest, output, error,"
     " owner, lease_until, created_at, updated_at"
 )
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
-_ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 
@@ -126,9 +134,10 @@ class SqliteStore:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
+            _refuse_newer(conn, self.path)  # before anything, even WAL mode, changes the file
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            _migrate(conn, self.path)
+            _migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise DurableError(
                 f"cannot open journal {self.path}: {exc} (is it a SQLite file written by durable?)"
@@ -361,22 +370,28 @@ def _check_path(path: Path) -> None:
         raise DurableError(f"journal {path} is not readable and writable by this process")
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
+        conn.close()
         raise DurableError(
             f"journal {path} has schema version {version}, newer than this durable's"
             f" {SCHEMA_VERSION}; upgrade durable to open it"
         )
-    if version == SCHEMA_VERSION:
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target, script in _MIGRATIONS:
+            if version < target:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.rollback()
         raise

@@ -1,0 +1,56 @@
+"""Schema versions: journals of older versions are migrated; newer ones are refused."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import durable
+from durable._store.sqlite import SCHEMA_VERSION
+
+from . import golden
+
+FIXTURE = Path(__file__).parent / "fixtures" / "journal_schema_v1.db"
+
+
+def user_version(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+async def test_a_first_version_journal_is_migrated_and_its_run_completes(db: Path) -> None:
+    shutil.copy(FIXTURE, db)
+    assert user_version(db) == 1 < SCHEMA_VERSION
+    async with durable.Runtime(db, clock=durable.VirtualClock()) as rt:
+        assert user_version(db) == SCHEMA_VERSION
+        history = await rt.history("v1-run")
+        await rt.send_event("v1-run", "finish", "again")
+        assert await rt.handle("v1-run").result(timeout=10) == "HELLO ADA again"
+        after = await rt.history("v1-run")
+    assert after[: len(history)] == history
+    assert golden.schema_v1.name == "golden.schema_v1"
+
+
+async def test_a_journal_from_a_newer_schema_is_refused_untouched(db: Path) -> None:
+    shutil.copy(FIXTURE, db)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+        conn.commit()
+    before = db.read_bytes()
+    with pytest.raises(
+        durable.DurableError, match=rf"schema version 99.*this durable's {SCHEMA_VERSION}"
+    ):
+        async with durable.Runtime(db):
+            pass
+    assert user_version(db) == 99
+    assert db.read_bytes() == before
+
+
+async def test_a_new_journal_gets_the_current_version(db: Path) -> None:
+    async with durable.Runtime(db):
+        pass
+    assert user_version(db) == SCHEMA_VERSION
