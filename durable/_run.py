@@ -21,7 +21,7 @@ from ._codec import convert, encode, loads
 from ._context import WorkflowContext
 from ._info import RunStatus
 from ._journal import RunJournal, family
-from ._store.base import EventRecord, NewEvent, RunRecord, RunUpdate
+from ._store.base import EventRecord, LeaseLost, NewEvent, RunRecord, RunUpdate
 from ._workflow import Workflow
 from .errors import DurableError, NonDeterminismError
 
@@ -70,6 +70,9 @@ class LiveRun:
         self._busy += 1
         try:
             seqs = await write
+        except LeaseLost:
+            self._lost()
+            raise asyncio.CancelledError() from None
         finally:
             self._busy -= 1
         if not seqs:  # the run was cancelled (by another process) before this write
@@ -97,13 +100,22 @@ class LiveRun:
             self.status = RunStatus.RUNNING.value
             update = RunUpdate(now, status=self.status)
         new = NewEvent(self.run_id, position, kind, name, payload, now)
-        write = self.runtime.store.append(self.run_id, [new], update)
+        write = self.runtime.store.append(self.run_id, [new], update, owner=self.runtime.owner)
         return EventRecord(0, self.run_id, position, kind, name, payload, now), write
 
     def _note_write(self, future: asyncio.Future[Any]) -> None:
         self._busy -= 1
-        if not future.cancelled() and future.exception() is not None:
-            self._write_error = future.exception()
+        error = None if future.cancelled() else future.exception()
+        if isinstance(error, LeaseLost):
+            self._lost()
+        elif error is not None:
+            self._write_error = error
+
+    def _lost(self) -> None:
+        """Another runtime owns this run now: stop here and write nothing more."""
+        log.warning("run %s was taken over by another runtime; stopped running it", self.run_id)
+        self.runtime.forget(self)
+        self.retire()
 
     @contextlib.contextmanager
     def working(self) -> Iterator[None]:

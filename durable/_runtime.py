@@ -512,9 +512,13 @@ class Runtime:
         return live
 
     def run_ended(self, live: LiveRun) -> None:
+        self.forget(live)
+        self._notify()
+
+    def forget(self, live: LiveRun) -> None:
+        """This incarnation no longer runs here."""
         if self._live.get(live.run_id) is live:
             del self._live[live.run_id]
-        self._notify()
 
     def note_suspended(self, live: LiveRun) -> None:
         """A run parked: maybe rebuild it (always_replay), maybe skip virtual time."""
@@ -642,8 +646,26 @@ class Runtime:
             self._notify()
         if self._wall.now() >= self._next_lease_renewal:
             self._next_lease_renewal = self._wall.now() + self.lease_seconds / 3
-            await self.store.renew(self.owner, self._wall.now() + self.lease_seconds)
+            before = dict(self._live)
+            held = await self.store.renew(self.owner, self._wall.now() + self.lease_seconds)
+            await self._drop_lost(before, held)
             await self._claim(include_own=False)
+
+    async def _drop_lost(self, before: dict[str, LiveRun], held: set[str]) -> None:
+        """Stop running runs another runtime took over (our lease expired while we stalled).
+
+        ``before`` is what ran here before the renewal; a run missing from
+        ``held`` may also just have finished, so the journal confirms the loss.
+        """
+        for run_id, live in before.items():
+            if run_id in held or self._live.get(run_id) is not live or live.finished.done():
+                continue
+            record = await self.store.get_run(run_id)
+            if record is None or record.status in TERMINAL or record.owner == self.owner:
+                continue
+            log.warning("run %s was taken over by %s after our lease expired", run_id, record.owner)
+            self.forget(live)
+            live.retire()
 
     # -- change notification -------------------------------------------------
 

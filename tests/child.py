@@ -2,10 +2,12 @@
 
 Usage: python -m tests.child DB SCENARIO EFFECTS [ARG]
 
-Steps append "start <name> <attempt>" / "end <name> <attempt>" lines to the
-EFFECTS file (flushed and fsynced), so the parent knows exactly where the
-child is before it kills it. With BLOCK=<step name> in the environment, that
-step blocks forever after logging its start: the parent kills it there.
+Steps append "start <name> <attempt> ..." / "end <name> <attempt> ..." lines
+to the EFFECTS file (flushed and fsynced), so the parent knows exactly where
+the child is before it kills it. With BLOCK=<step name> in the environment,
+that step blocks forever after logging its start: the parent kills it there;
+SLOW=<step name> makes it take two seconds. DURABLE_IDENTITY and
+DURABLE_LEASE set the runtime's identity and lease.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ async def body(name: str) -> str:
     effect(
         f"start {name} {info.attempt} {retry.prior_completion_status} {info.idempotency_key}"
         f" gates={retry.gate_count} completions={retry.completion_count}"
+        f" run={info.run_id} pid={os.getpid()} at={time.time()}"
     )
     if os.environ.get("BLOCK") == name:
         await asyncio.Event().wait()
-    effect(f"end {name} {info.attempt}")
+    if os.environ.get("SLOW") == name:
+        await asyncio.sleep(2)
+    effect(f"end {name} {info.attempt} run={info.run_id} pid={os.getpid()}")
     return f"{name}-done"
 
 
@@ -111,7 +116,9 @@ async def main(db: str, scenario: str, args: list[str]) -> None:
     if scenario == "respond":
         await respond(db, args[0], args[1])
         return
-    async with durable.Runtime(db) as rt:
+    identity = os.environ.get("DURABLE_IDENTITY") or None
+    lease = float(os.environ.get("DURABLE_LEASE", "15"))
+    async with durable.Runtime(db, identity=identity, lease_seconds=lease) as rt:
         effect(f"open {time.time()}")
         wf = WORKFLOWS[scenario]
         typed_args = [float(a) for a in args] if scenario == "sleeper" else args

@@ -13,11 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SPAWNED: list[subprocess.Popen[bytes]] = []
 
 
-def spawn(*args: str, block: str | None = None) -> subprocess.Popen[bytes]:
+def spawn(*args: str, block: str | None = None, **extra_env: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("BLOCK", None)
+    for name in ("BLOCK", "SLOW", "DURABLE_IDENTITY", "DURABLE_LEASE"):
+        env.pop(name, None)
     if block is not None:
         env["BLOCK"] = block
+    env.update(extra_env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.child", *args],
         cwd=ROOT,

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..errors import DurableError
+
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -68,6 +70,12 @@ class RunUpdate:
     only_if_active: bool = True
 
 
+class LeaseLost(DurableError):
+    """A runtime wrote to a run that another runtime has taken over."""
+
+    code = "LEASE_LOST"
+
+
 Guard = Callable[[RunRecord, list[EventRecord]], None]
 """Runs inside the write transaction with the run and its live events; raising refuses the write."""
 
@@ -93,8 +101,12 @@ class Store(Protocol):
         events: Sequence[NewEvent],
         update: RunUpdate | None = None,
         guard: Guard | None = None,
+        owner: str | None = None,
     ) -> Awaitable[list[int]]:
         """Atomically append ``events`` and apply ``update``; awaiting gives the events' seqs.
+
+        With ``owner``, the write is refused with ``LeaseLost`` (nothing written)
+        unless the run is still owned by ``owner``.
 
         The write is queued when ``append`` is called, so one caller's writes
         commit in call order even if it does not await each one. With
@@ -134,7 +146,9 @@ class Store(Protocol):
         """
         ...
 
-    async def renew(self, owner: str, lease_until: float) -> None: ...
+    async def renew(self, owner: str, lease_until: float) -> set[str]:
+        """Extend the lease of every unfinished run ``owner`` holds; returns their ids."""
+        ...
 
     async def release(self, owner: str) -> None: ...
 

@@ -20,7 +20,7 @@ import aiosqlite
 
 from ..errors import DurableError, RunNotFound
 from ._writer import LoopWriter, ThreadWriter, Writer
-from .base import TERMINAL, EventRecord, Guard, NewEvent, RunRecord, RunUpdate
+from .base import TERMINAL, EventRecord, Guard, LeaseLost, NewEvent, RunRecord, RunUpdate
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -222,8 +222,13 @@ class SqliteStore:
         events: Sequence[NewEvent],
         update: RunUpdate | None = None,
         guard: Guard | None = None,
+        owner: str | None = None,
     ) -> asyncio.Future[list[int]]:
         def job(conn: sqlite3.Connection) -> list[int]:
+            if owner is not None:
+                row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if row is None or row[0] != owner:
+                    raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
             if guard is not None:
                 row = conn.execute(
                     f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
@@ -334,19 +339,24 @@ class SqliteStore:
 
         return await self._writer.submit(job)
 
-    async def renew(self, owner: str, lease_until: float) -> None:
-        def job(conn: sqlite3.Connection) -> None:
+    async def renew(self, owner: str, lease_until: float) -> set[str]:
+        def job(conn: sqlite3.Connection) -> set[str]:
             conn.execute(
                 f"UPDATE runs SET lease_until = ? WHERE owner = ? AND {_ACTIVE}",
                 (lease_until, owner),
             )
+            rows = conn.execute(
+                f"SELECT run_id FROM runs WHERE owner = ? AND {_ACTIVE}", (owner,)
+            ).fetchall()
+            return {row[0] for row in rows}
 
-        await self._writer.submit(job)
+        return await self._writer.submit(job)
 
     async def release(self, owner: str) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?", (owner,)
+                f"UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ? AND {_ACTIVE}",
+                (owner,),
             )
 
         await self._writer.submit(job)

@@ -1,0 +1,186 @@
+"""Leases: two processes on one file never run the same run at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import durable
+
+from . import child as child_program
+from .processes import ROOT, SPAWNED, finish, lines, spawn, wait_for_line
+from .test_crash_waits import wait_for_status
+
+
+def lease_of(db: Path, run_id: str) -> tuple[str, float]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        owner, lease = conn.execute(
+            "SELECT owner, lease_until FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+    return owner, lease
+
+
+def field(line: str, name: str) -> str:
+    return next(part.split("=", 1)[1] for part in line.split() if part.startswith(f"{name}="))
+
+
+def test_two_live_workers_run_each_run_in_one_process_only(db: Path, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DURABLE_TEST_EFFECTS": str(effects)}
+    workers = []
+    for _ in range(2):
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "durable", "--db", str(db), "worker", "tests.child"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        SPAWNED.append(worker)  # type: ignore[arg-type]
+        assert worker.stdout is not None and worker.stdout.readline().startswith("durable")
+        workers.append(worker)
+
+    async def client() -> list[list[str]]:
+        async with durable.Runtime(db, recover=False) as rt:
+            handles = [await rt.start(child_program.three_steps, run_id=f"r{i}") for i in range(30)]
+            return [await handle.result(timeout=30) for handle in handles]
+
+    results = asyncio.run(client())
+    assert results == [["first-done", "second-done", "third-done"]] * 30
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=20)
+    starts = [line for line in lines(effects) if line.startswith("start")]
+    assert len(starts) == 90  # every step ran exactly once
+    pids_by_run: dict[str, set[str]] = {}
+    for line in starts:
+        pids_by_run.setdefault(field(line, "run"), set()).add(field(line, "pid"))
+    assert all(len(pids) == 1 for pids in pids_by_run.values())
+
+
+def test_a_crashed_owner_is_taken_over_only_after_its_lease_expires(
+    db: Path, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.log"
+    first = spawn(
+        str(db),
+        "three_steps",
+        str(effects),
+        block="second",
+        DURABLE_IDENTITY="worker-a",
+        DURABLE_LEASE="1.5",
+    )
+    wait_for_line(effects, "start second 1", first)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    owner, lease_until = lease_of(db, "run-three_steps")
+    assert owner == "worker-a"
+
+    finish(
+        spawn(
+            str(db), "three_steps", str(effects), DURABLE_IDENTITY="worker-b", DURABLE_LEASE="1.5"
+        )
+    )
+    taken_over = float(field(wait_for_line(effects, "start second 2"), "at"))
+    assert taken_over >= lease_until
+    assert lines(effects)[-1].startswith("result ['first-done', 'second-done', 'third-done']")
+
+
+def test_the_same_identity_takes_its_runs_back_at_once(db: Path, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    first = spawn(
+        str(db),
+        "three_steps",
+        str(effects),
+        block="second",
+        DURABLE_IDENTITY="worker-a",
+        DURABLE_LEASE="60",
+    )
+    wait_for_line(effects, "start second 1", first)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    _, lease_until = lease_of(db, "run-three_steps")
+
+    finish(spawn(str(db), "three_steps", str(effects), DURABLE_IDENTITY="worker-a"))
+    resumed = float(field(wait_for_line(effects, "start second 2"), "at"))
+    assert resumed < lease_until - 30  # did not wait for the 60 s lease
+
+
+def test_a_stalled_owner_that_lost_its_lease_writes_nothing_more(db: Path, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    stalled = spawn(
+        str(db),
+        "three_steps",
+        str(effects),
+        SLOW="second",
+        DURABLE_IDENTITY="worker-a",
+        DURABLE_LEASE="1",
+    )
+    wait_for_line(effects, "start second 1", stalled)
+    stalled.send_signal(signal.SIGSTOP)
+    try:
+        finish(
+            spawn(
+                str(db), "three_steps", str(effects), DURABLE_IDENTITY="worker-b", DURABLE_LEASE="1"
+            )
+        )
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    finish(stalled)  # wakes up, finishes its slow step body, finds the run taken over
+
+    ends = [line for line in lines(effects) if line.startswith("end second")]
+    assert len(ends) == 2  # both bodies ran to their end...
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        completions = conn.execute(
+            "SELECT count(*) FROM events WHERE position = 1 AND kind = 'step.completed'"
+        ).fetchone()[0]
+        (owner,) = conn.execute("SELECT owner FROM runs").fetchone()
+    assert completions == 1  # ...but only the new owner's end was journaled
+    assert owner == "worker-b"
+    results = [line for line in lines(effects) if line.startswith("result")]
+    assert len(results) == 2 and len(set(r.split(" at ")[0] for r in results)) == 1
+
+
+def test_a_live_owner_keeps_its_runs(db: Path, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    owner = spawn(
+        str(db),
+        "three_steps",
+        str(effects),
+        block="second",
+        DURABLE_IDENTITY="worker-a",
+        DURABLE_LEASE="0.5",
+    )
+    wait_for_line(effects, "start second 1", owner)
+    wait_for_status(db, "running")
+    other = spawn(
+        str(db), "approval", str(effects), DURABLE_IDENTITY="worker-b", DURABLE_LEASE="0.5"
+    )
+    wait_for_status_of(db, "run-approval", "waiting")
+    deadline = time.time() + 2.0  # four lease periods of the owner
+    while time.time() < deadline:
+        assert not any(line.startswith("start second 2") for line in lines(effects))
+        time.sleep(0.05)
+    assert lease_of(db, "run-three_steps")[0] == "worker-a"
+    other.kill()
+    owner.kill()
+
+
+def wait_for_status_of(db: Path, run_id: str, status: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            with contextlib.suppress(sqlite3.OperationalError):
+                row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if row is not None and row[0] == status:
+                    return
+        time.sleep(0.01)
+    raise AssertionError(f"run {run_id} never reached {status!r}")
