@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -71,3 +73,32 @@ def sigkill(proc: subprocess.Popen[bytes]) -> None:
 def finish(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     _, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err.decode()
+
+
+def journal_value(db: Path, sql: str, params: tuple[object, ...] = ()) -> object:
+    """One value read with a plain sqlite3 connection; None until the schema exists."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        try:
+            row = conn.execute(sql, params).fetchone()
+        except sqlite3.OperationalError:
+            return None
+    return None if row is None else row[0]
+
+
+def last_open(effects: Path) -> float:
+    """When the most recent child process opened its runtime."""
+    return float([line for line in lines(effects) if line.startswith("open")][-1].split()[1])
+
+
+def wait_for_status(
+    db: Path, status: str, run_id: str | None = None, timeout: float = 30.0
+) -> None:
+    """Poll the journal until the run (the only one, or ``run_id``) has ``status``."""
+    sql = "SELECT status FROM runs" + ("" if run_id is None else " WHERE run_id = ?")
+    params = () if run_id is None else (run_id,)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db.exists() and journal_value(db, sql, params) == status:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"run {run_id or ''} never reached {status!r}")

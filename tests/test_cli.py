@@ -16,8 +16,7 @@ import durable
 from durable.testing import replay
 
 from . import child as child_program
-from .processes import ROOT, SPAWNED, finish, lines, spawn, wait_for_line
-from .test_crash_waits import wait_for_status
+from .processes import ROOT, SPAWNED, finish, lines, spawn, wait_for_line, wait_for_status
 
 
 def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:

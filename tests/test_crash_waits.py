@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
 from pathlib import Path
 
-from .processes import finish, lines, sigkill, spawn, wait_for_line
-
-
-def journal_value(db: Path, sql: str) -> object:
-    """One value read with a plain sqlite3 connection; None until the schema exists."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        try:
-            row = conn.execute(sql).fetchone()
-        except sqlite3.OperationalError:
-            return None
-    return None if row is None else row[0]
-
-
-def last_open(effects: Path) -> float:
-    """When the most recent child process opened its runtime."""
-    return float([line for line in lines(effects) if line.startswith("open")][-1].split()[1])
-
-
-def wait_for_status(db: Path, status: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db.exists() and journal_value(db, "SELECT status FROM runs") == status:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"run never reached {status!r}")
+from .processes import (
+    finish,
+    journal_value,
+    last_open,
+    lines,
+    sigkill,
+    spawn,
+    wait_for_line,
+    wait_for_status,
+)
 
 
 def test_sigkill_mid_sleep_waits_only_the_time_left(db: Path, tmp_path: Path) -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 import durable
 
 from . import child as child_program
-from .processes import ROOT, SPAWNED, finish, lines, spawn, wait_for_line
-from .test_crash_waits import wait_for_status
+from .processes import ROOT, SPAWNED, finish, lines, spawn, wait_for_line, wait_for_status
 
 
 def lease_of(db: Path, run_id: str) -> tuple[str, float]:
@@ -164,7 +163,7 @@ def test_a_live_owner_keeps_its_runs(db: Path, tmp_path: Path) -> None:
     other = spawn(
         str(db), "approval", str(effects), DURABLE_IDENTITY="worker-b", DURABLE_LEASE="0.5"
     )
-    wait_for_status_of(db, "run-approval", "waiting")
+    wait_for_status(db, "waiting", "run-approval")
     deadline = time.time() + 2.0  # four lease periods of the owner
     while time.time() < deadline:
         assert not any(line.startswith("start second 2") for line in lines(effects))
@@ -172,15 +171,3 @@ def test_a_live_owner_keeps_its_runs(db: Path, tmp_path: Path) -> None:
     assert lease_of(db, "run-three_steps")[0] == "worker-a"
     other.kill()
     owner.kill()
-
-
-def wait_for_status_of(db: Path, run_id: str, status: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            with contextlib.suppress(sqlite3.OperationalError):
-                row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-                if row is not None and row[0] == status:
-                    return
-        time.sleep(0.01)
-    raise AssertionError(f"run {run_id} never reached {status!r}")
