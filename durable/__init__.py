@@ -8,6 +8,7 @@ from ._runtime import RunHandle, Runtime, run
 from ._step_info import RetryContext, StepInfo, step_info
 from ._workflow import Workflow, step, workflow
 from .errors import (
+    CorruptJournal,
     DurableError,
     IdempotencyKeyMismatch,
     InvalidResponse,
@@ -27,6 +28,7 @@ from .retry import RetryPolicy
 __all__ = [
     "CheckReport",
     "Clock",
+    "CorruptJournal",
     "DurableError",
     "IdempotencyKeyMismatch",
     "InterruptedStep",

@@ -38,15 +38,22 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__qualname__} is not JSON serializable")
 
 
-def encode(value: Any) -> str:
-    """JSON text for ``value``; raises ``SerializationError`` naming the type."""
+def encode(value: Any, limit: int | None = None) -> str:
+    """JSON text for ``value``; ``SerializationError`` if unstorable or over ``limit`` bytes."""
     try:
-        return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
+        data = orjson.dumps(value, default=_default, option=_OPTIONS)
     except TypeError as exc:
         raise SerializationError(
             f"cannot store a value of type {_type_name(value)} as JSON ({exc}); return"
             " JSON-ready data, a dataclass, Enum, datetime, UUID, Decimal or pydantic model"
         ) from None
+    if limit is not None and len(data) > limit:
+        raise SerializationError(
+            f"a value of type {_type_name(value)} is {len(data)} bytes as JSON, over the"
+            f" limit of {limit}; store a reference (a path, a URL, an id) instead, or raise"
+            " Runtime(max_value_bytes=...)"
+        )
+    return data.decode()
 
 
 def canonical(value: Any) -> str:

@@ -34,7 +34,7 @@ from ._journal import (
     attempts,
     completed_payload,
     family,
-    result_text,
+    payload,
     user_wait_id,
 )
 from ._step_info import StepScope
@@ -64,6 +64,7 @@ class RunHost(Protocol):
     workflow_name: str
     journal: RunJournal
     clock: Clock
+    max_value_bytes: int | None
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
         """Journal an event and wait until it is committed."""
@@ -183,9 +184,9 @@ class WorkflowContext:
             events = host.journal.at(position)
             for event in events:
                 if event.kind == STEP_COMPLETED:
-                    return convert(loads(result_text(event.payload)), hint)
+                    return convert(payload(event)["result"], hint)
                 if event.kind == STEP_FAILED:
-                    final = loads(event.payload).get("final")
+                    final = payload(event).get("final")
                     if final is not None:
                         raise error_from_record(final)
             last = events[-1] if events else None
@@ -197,7 +198,7 @@ class WorkflowContext:
                 )
                 await self._fail_step(position, name, error)
             if last is not None and last.kind == STEP_FAILED:
-                retry_at = float(loads(last.payload)["retry_at"])
+                retry_at = float(payload(last)["retry_at"])
                 while host.clock.now() < retry_at:
                     await host.suspend("sleeping", retry_at, None)
             prior = attempts(host.journal.all_at(position))
@@ -215,15 +216,15 @@ class WorkflowContext:
                 error_record = _error_record(exc)
                 if options.retry.should_retry(failures, exc):
                     retry_at = host.clock.now() + options.retry.delay_after(failures)
-                    payload = {"attempt": info.attempt, "error": error_record, "retry_at": retry_at}
-                    await host.append(position, STEP_FAILED, name, encode(payload))
+                    failure = {"attempt": info.attempt, "error": error_record, "retry_at": retry_at}
+                    await host.append(position, STEP_FAILED, name, encode(failure))
                     continue
                 failed = StepFailed(
                     name, error_record["type"], error_record["message"], info.attempt
                 )
                 await self._fail_step(position, name, failed, error_record)
             try:
-                text = encode(value)
+                text = encode(value, host.max_value_bytes)
                 result = convert(loads(text), hint)
             except SerializationError as exc:
                 await self._fail_step(
@@ -243,8 +244,8 @@ class WorkflowContext:
     ) -> Any:
         """Journal the step's final failure and raise it as replay will."""
         record = error.to_record() if hasattr(error, "to_record") else _error_record(error)
-        payload = {"error": cause or record, "final": record}
-        await self._host.append(position, STEP_FAILED, name, encode(payload))
+        failure = {"error": cause or record, "final": record}
+        await self._host.append(position, STEP_FAILED, name, encode(failure))
         raise error_from_record(record)
 
     # -- time ----------------------------------------------------------------
@@ -270,7 +271,7 @@ class WorkflowContext:
         position = self._take_position("sleep", "sleep")
         events = host.journal.at(position)
         if events:
-            wake_at = float(loads(events[0].payload)["wake_at"])
+            wake_at = float(payload(events[0])["wake_at"])
         else:
             wake_at = wake_at_from(host.clock.now())
             await host.append(position, SLEEP_STARTED, "sleep", encode({"wake_at": wake_at}))
@@ -321,21 +322,21 @@ class WorkflowContext:
             if event.kind == WAIT_COMPLETED:
                 return _wait_outcome(event)
         if events:
-            deadline = loads(events[0].payload).get("deadline")
+            deadline = payload(events[0]).get("deadline")
         else:
             seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
             deadline = None if seconds is None else host.clock.now() + seconds
-            payload = encode({**details, "deadline": deadline, "timeout": seconds})
-            await host.append(position, WAIT_STARTED, name, payload)
+            started = encode({**details, "deadline": deadline, "timeout": seconds})
+            await host.append(position, WAIT_STARTED, name, started)
         while True:
             message = host.journal.take_message(name)
             if message is not None:
-                payload = f'{{"message":{message.seq},"value":{message.payload}}}'
-                return _wait_outcome(await host.append(position, WAIT_COMPLETED, name, payload))
+                answered = f'{{"message":{message.seq},"value":{message.payload}}}'
+                return _wait_outcome(await host.append(position, WAIT_COMPLETED, name, answered))
             if deadline is not None and host.clock.now() >= deadline:
                 error = WaitTimeout(f"no {_describe_wait(name)} arrived before the deadline")
-                payload = encode({"timed_out": True, "error": error.to_record()})
-                _wait_outcome(await host.append(position, WAIT_COMPLETED, name, payload))
+                timed_out = encode({"timed_out": True, "error": error.to_record()})
+                _wait_outcome(await host.append(position, WAIT_COMPLETED, name, timed_out))
             await host.suspend("waiting", deadline, name)
 
     # -- values that must not change on replay ------------------------------
@@ -357,17 +358,17 @@ class WorkflowContext:
         position = self._take_position("value", name)
         events = self._host.journal.at(position)
         if events:
-            return loads(events[0].payload)["value"]
+            return payload(events[0])["value"]
         value = make()
         self._host.append_nowait(position, VALUE, name, encode({"value": value}))
         return value
 
 
 def _wait_outcome(event: EventRecord) -> Any:
-    payload = loads(event.payload)
-    if payload.get("timed_out"):
-        raise error_from_record(payload["error"])
-    return payload.get("value")
+    data = payload(event)
+    if data.get("timed_out"):
+        raise error_from_record(data["error"])
+    return data.get("value")
 
 
 def _describe_wait(name: str) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._codec import loads
+from ._codec import encode, loads
 from ._store.base import EventRecord
+from .errors import CorruptJournal
 
 STEP_STARTED = "step.started"
 STEP_COMPLETED = "step.completed"
@@ -24,6 +25,18 @@ CANCEL = "run.cancel"
 RERUN = "run.rerun"
 
 USER_WAIT_PREFIX = "user:"
+
+
+def payload(event: EventRecord) -> Any:
+    """The event's payload as JSON data, or ``CorruptJournal`` naming run and position."""
+    try:
+        return loads(event.payload)
+    except ValueError as exc:
+        raise CorruptJournal(
+            f"the journal of run {event.run_id!r} is unreadable at position {event.position}"
+            f" (event {event.seq}, {event.kind}): {exc}; the run was stopped and its journal"
+            " left as it is"
+        ) from None
 
 
 def family(kind: str) -> str:
@@ -44,7 +57,7 @@ class RunJournal:
         self.inbox: list[EventRecord] = []
         self._messages_seen: set[int] = set()
         consumed = {
-            loads(event.payload).get("message")
+            payload(event).get("message")
             for event in events
             if event.kind == WAIT_COMPLETED and not event.superseded
         }
@@ -142,23 +155,13 @@ def attempts(events: list[EventRecord]) -> Attempts:
         elif event.kind == STEP_COMPLETED:
             completions += 1
             status = "completed"
-            output = result_text(event.payload)
+            output = encode(payload(event).get("result"))
         elif event.kind == STEP_FAILED:
             if not event.superseded:
                 failures += 1
             status = "failed"
-            error = loads(event.payload).get("error")
+            error = payload(event).get("error")
     return Attempts(gates, completions, failures, status, error, output, first, last)
-
-
-def result_text(payload: str) -> str:
-    """The JSON text of the ``result`` in a ``step.completed`` payload, without re-encoding."""
-    prefix = '{"result":'
-    if payload.startswith(prefix):
-        return payload[len(prefix) : -1]
-    from ._codec import encode
-
-    return encode(loads(payload).get("result"))
 
 
 def completed_payload(result_json: str) -> str:

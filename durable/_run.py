@@ -23,7 +23,7 @@ from ._info import RunStatus
 from ._journal import RunJournal, family
 from ._store.base import EventRecord, LeaseLost, NewEvent, RunRecord, RunUpdate
 from ._workflow import Workflow
-from .errors import DurableError, NonDeterminismError
+from .errors import CorruptJournal, DurableError, NonDeterminismError
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -43,6 +43,7 @@ class LiveRun:
     ) -> None:
         self.runtime = runtime
         self.clock = runtime.clock
+        self.max_value_bytes = runtime.max_value_bytes
         self.record = record
         self.run_id = record.run_id
         self.workflow = workflow
@@ -224,7 +225,7 @@ class LiveRun:
             if leftover is not None:
                 self._nondeterminism = leftover
                 raise leftover
-            output = encode(result)
+            output = encode(result, self.max_value_bytes)
         except asyncio.CancelledError:
             if self.cancel_requested and not self.retired:
                 self._end(dataclasses.replace(self.record, status=RunStatus.CANCELLED.value))
@@ -266,7 +267,10 @@ def decode_arguments(
     workflow: Workflow[Any, Any], input_text: str
 ) -> tuple[list[Any], dict[str, Any]]:
     """The workflow's stored arguments, shaped by its parameter annotations."""
-    data = loads(input_text)
+    try:
+        data = loads(input_text)
+    except ValueError as exc:
+        raise CorruptJournal(f"the stored input of the run is unreadable: {exc}") from None
     parameters = workflow.parameters()
     hints = dict(parameters)
     args = [

@@ -35,6 +35,7 @@ from ._store.sqlite import SqliteStore
 from ._timers import Timers
 from ._workflow import Workflow, registered, registry_keys
 from .errors import (
+    CorruptJournal,
     DurableError,
     IdempotencyKeyMismatch,
     InvalidResponse,
@@ -95,6 +96,8 @@ class Runtime:
     thread, so an fsync never stalls the loop; the default with ``"full"``).
     Past ``max_in_memory_runs`` runs in memory, a run that suspends is
     unloaded and rebuilt by replay when its timer fires or its event arrives.
+    A value (input, step result, event, output) over ``max_value_bytes`` of
+    JSON is refused with ``SerializationError`` (None: no limit).
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class Runtime:
         always_replay: bool = False,
         writer: str | None = None,
         max_in_memory_runs: int = 10_000,
+        max_value_bytes: int | None = 10_000_000,
         store: Store | None = None,
     ) -> None:
         self.path = path
@@ -123,6 +127,7 @@ class Runtime:
         self.poll_interval = poll_interval
         self.always_replay = always_replay
         self.max_in_memory_runs = max_in_memory_runs
+        self.max_value_bytes = max_value_bytes
         self._wall = SystemClock()
         self._dormant: dict[str, _Dormant] = {}
         self._waking: set[str] = set()
@@ -247,7 +252,7 @@ class Runtime:
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
         try:
-            input_text = encode({"args": list(args), "kwargs": kwargs})
+            input_text = encode({"args": list(args), "kwargs": kwargs}, self.max_value_bytes)
             input_digest = digest(canonical({"workflow": wf.name, "args": args, "kwargs": kwargs}))
         except SerializationError as exc:
             raise SerializationError(
@@ -400,7 +405,7 @@ class Runtime:
 
     async def _send(self, run_id: str, name: str, value: Any, guard: Any) -> None:
         self._check_open()
-        text = encode(value)
+        text = encode(value, self.max_value_bytes)
         event = NewEvent(run_id, None, MESSAGE, name, text, self.clock.now())
         (seq,) = await self.store.append(run_id, [event], guard=guard)
         self._deliver(EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at))
@@ -609,8 +614,14 @@ class Runtime:
         journals = await self.store.load_events([record.run_id for record in records])
         for record in records:
             wf = registered(record.workflow, record.version)
-            if wf is not None:
+            if wf is None:
+                continue
+            try:
                 self._launch(record, wf, journals[record.run_id])
+            except CorruptJournal as exc:  # fail that run alone; the others go on
+                log.error("%s", exc)
+                update = RunUpdate(self.clock.now(), status="failed", error=encode(exc.to_record()))
+                await self.store.append(record.run_id, [], update)
 
     async def _report_unregistered(self) -> None:
         for record in await self.store.active_runs():

@@ -135,6 +135,12 @@ class StepTimeout(DurableError):
     code = "STEP_TIMEOUT"
 
 
+class CorruptJournal(DurableError):
+    """A run's journal cannot be read; the run is stopped and its journal left as it is."""
+
+    code = "CORRUPT_JOURNAL"
+
+
 class StepInterrupted(DurableError):
     """An ``at_most_once`` step started earlier and never finished; it was not run again."""
 
@@ -144,6 +150,7 @@ class StepInterrupted(DurableError):
 _BY_CODE: dict[str, type[DurableError]] = {
     cls.code: cls
     for cls in (
+        CorruptJournal,
         SerializationError,
         NoPendingWait,
         InvalidResponse,
@@ -174,6 +181,7 @@ def error_from_record(record: dict[str, Any]) -> DurableError:
 
 
 __all__ = [
+    "CorruptJournal",
     "DurableError",
     "IdempotencyKeyMismatch",
     "InvalidResponse",

@@ -6,6 +6,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
         "CheckReport",
         "Clock",
+        "CorruptJournal",
         "DurableError",
         "IdempotencyKeyMismatch",
         "InterruptedStep",
@@ -49,6 +50,7 @@ def test_error_codes_are_stable() -> None:
     }
     assert codes == {
         "DurableError": "DURABLE",
+        "CorruptJournal": "CORRUPT_JOURNAL",
         "StepFailed": "STEP_FAILED",
         "WorkflowFailed": "WORKFLOW_FAILED",
         "WorkflowCancelled": "WORKFLOW_CANCELLED",

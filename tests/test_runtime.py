@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import stat
 from pathlib import Path
 
@@ -170,17 +169,6 @@ async def test_path_that_is_not_a_sqlite_file(tmp_path: Path) -> None:
         async with durable.Runtime(path):
             pass
     assert path.read_text().startswith("these are not")
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any file")
-async def test_path_that_is_read_only(tmp_path: Path) -> None:
-    path = tmp_path / "ro.db"
-    async with durable.Runtime(path):
-        pass
-    path.chmod(0o400)
-    with pytest.raises(durable.DurableError, match="not readable and writable"):
-        async with durable.Runtime(path):
-            pass
 
 
 async def test_new_journal_is_private_to_its_owner(db: Path) -> None:

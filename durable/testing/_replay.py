@@ -58,6 +58,7 @@ class _ReplayHost:
         self.journal = RunJournal(events)
         latest = max([_seconds(run["updated_at"]), *(e.created_at for e in events)])
         self.clock: Clock = VirtualClock(start=latest, auto_skip=False)
+        self.max_value_bytes: int | None = None
         self._nondeterminism: NonDeterminismError | None = None
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:

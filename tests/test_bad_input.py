@@ -1,0 +1,106 @@
+"""Bad input: clear errors, and nothing already journaled is lost or rewritten."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import durable
+
+from .helpers import status_is
+
+
+@durable.workflow(name="bad.echo")
+async def echo(ctx: durable.WorkflowContext, size: int) -> str:
+    text = await ctx.step("make", lambda: "x" * size)
+    return str(len(text))
+
+
+@durable.workflow(name="bad.gated")
+async def gated(ctx: durable.WorkflowContext, name: str) -> str:
+    first = await ctx.step("first", str.upper, name)
+    await ctx.wait_for_event("go")
+    return first
+
+
+async def test_values_over_the_size_limit_are_refused_with_the_limit_named(db: Path) -> None:
+    async with durable.Runtime(db, max_value_bytes=1000) as rt:
+        with pytest.raises(durable.SerializationError, match=r"over the limit of 1000"):
+            await rt.start(gated, "x" * 2000)
+        assert await rt.list_runs() == []
+
+        with pytest.raises(durable.WorkflowFailed) as failed:
+            await (await rt.start(echo, 2000, run_id="big-result")).result()
+        assert failed.value.error["code"] == "SERIALIZATION"
+        assert "'make'" in failed.value.error["message"]
+        assert "max_value_bytes" in failed.value.error["message"]
+        assert await (await rt.start(echo, 10)).result() == "10"
+
+        await rt.start(gated, "ok", run_id="g")
+        await status_is(rt, "g", "waiting")
+        before = await rt.history("g")
+        with pytest.raises(durable.SerializationError, match="over the limit"):
+            await rt.send_event("g", "go", "y" * 5000)
+        assert await rt.history("g") == before
+
+
+async def test_a_corrupt_payload_fails_that_run_alone_naming_run_and_position(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(gated, "bad", run_id="corrupt")
+        await rt.start(gated, "good", run_id="healthy")
+        await status_is(rt, "corrupt", "waiting")
+        await status_is(rt, "healthy", "waiting")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute(
+            "UPDATE events SET payload = '{\"result\": \"BA' WHERE run_id = 'corrupt'"
+            " AND kind = 'step.completed'"
+        )
+        conn.commit()
+        before = conn.execute("SELECT * FROM events ORDER BY seq").fetchall()
+
+    async with durable.Runtime(db) as rt:
+        await rt.send_event("healthy", "go")
+        assert await rt.handle("healthy").result(timeout=10) == "GOOD"
+        with pytest.raises(durable.WorkflowFailed) as failed:
+            await rt.handle("corrupt").result(timeout=10)
+    error = failed.value.error
+    assert error["code"] == "CORRUPT_JOURNAL"
+    assert "'corrupt'" in error["message"] and "position 0" in error["message"]
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        after = conn.execute("SELECT * FROM events ORDER BY seq").fetchall()
+    assert after[: len(before)] == before  # nothing journaled was changed
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make ``path`` unwritable, for root too (an immutable file) when run as root."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        yield
+        return
+    if shutil.which("chattr") is None:
+        pytest.skip("running as root without chattr: no way to make a file read-only")
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+async def test_a_read_only_journal_is_refused_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "ro.db"
+    async with durable.Runtime(path):
+        pass
+    before = path.read_bytes()
+    refused = pytest.raises(durable.DurableError, match=r"ro\.db is not readable and writable")
+    with read_only(path), refused:
+        async with durable.Runtime(path):
+            pass
+    assert path.read_bytes() == before
