@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sys
 import time
 from typing import Any
@@ -97,6 +98,57 @@ async def approval(ctx: durable.WorkflowContext) -> str:
     return str(answer)
 
 
+async def tick(i: int) -> int:
+    return i
+
+
+@durable.workflow(name="child.hammer")
+async def hammer_run(ctx: durable.WorkflowContext, steps: int) -> int:
+    return sum([await ctx.step("tick", tick, i) for i in range(steps)])
+
+
+async def hammer(db: str, runs: int) -> None:
+    """Many concurrent workflows, to write hard at the same time as another process."""
+    durability = os.environ.get("DURABLE_DURABILITY", "normal")
+    async with durable.Runtime(db, durability=durability) as rt:
+        handles = [
+            await rt.start(hammer_run, 10, run_id=f"hammer-{os.getpid()}-{i}") for i in range(runs)
+        ]
+        results = [await handle.result() for handle in handles]
+        effect(f"hammered {len(results)} {sum(results)}")
+
+
+async def effectful(run_id: str, position: int) -> str:
+    attempt = durable.step_info().attempt
+    effect(f"begin {run_id} {position} {attempt}")
+    await asyncio.sleep(random.random() * 0.004)
+    effect(f"finish {run_id} {position} {attempt}")
+    return f"{run_id}-{position}"
+
+
+@durable.workflow(name="child.torture")
+async def torture_run(ctx: durable.WorkflowContext, steps: int) -> list[str]:
+    results = []
+    for position in range(steps):
+        if position % 5 == 4:
+            once = durable.step(name=f"once-{position}", at_most_once=True)(effectful)
+            try:
+                results.append(await once(ctx.run_id, position))
+            except durable.StepInterrupted:
+                results.append("interrupted")
+        else:
+            results.append(await ctx.step(f"step-{position}", effectful, ctx.run_id, position))
+    return results
+
+
+async def torture(db: str, runs: int, steps: int) -> None:
+    async with durable.Runtime(db, durability="normal") as rt:
+        handles = [await rt.start(torture_run, steps, run_id=f"t{i}") for i in range(runs)]
+        for handle in handles:
+            effect(f"result {handle.run_id} {' '.join(await handle.result())}")
+        effect("all done")
+
+
 WORKFLOWS: dict[str, Any] = {
     "three_steps": three_steps,
     "pay_once": pay_once,
@@ -115,6 +167,12 @@ async def respond(db: str, run_id: str, value: str) -> None:
 async def main(db: str, scenario: str, args: list[str]) -> None:
     if scenario == "respond":
         await respond(db, args[0], args[1])
+        return
+    if scenario == "hammer":
+        await hammer(db, int(args[0]))
+        return
+    if scenario == "torture":
+        await torture(db, int(args[0]), int(args[1]))
         return
     identity = os.environ.get("DURABLE_IDENTITY") or None
     lease = float(os.environ.get("DURABLE_LEASE", "15"))
