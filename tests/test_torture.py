@@ -69,6 +69,4 @@ def test_random_sigkills_lose_nothing_and_repeat_nothing(db: Path, tmp_path: Pat
             if once:
                 assert began <= 1, f"at-most-once {run}/{position} ran twice"
     rerun = sum(count - 1 for count in begins.values())
-    print(
-        f"{kills} SIGKILLs, {RUNS} runs x {STEPS} steps, {rerun} step bodies re-run, {elapsed:.1f} s"
-    )
+    print(f"{kills} SIGKILLs, {RUNS} runs x {STEPS} steps, {rerun} bodies re-run, {elapsed:.1f} s")
