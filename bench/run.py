@@ -247,19 +247,20 @@ def main() -> None:
     print("\nratio = the figure in floor commits: us/step / floor, floor rows/s / steps/s, ...")
     header = f"{'scenario':<52}" + "".join(f"{mode:>16}{'ratio':>8}" for mode in modes)
     print(f"\n{header}{'target (normal)':>17}")
+    measured: dict[tuple[str, str], float] = {}
     for row in rows(sizes):
         if args.only and row.label[1] not in args.only:
             continue
         cells = ""
         for mode in modes:
-            value = row.measure(mode)
+            value = measured[row.label[1], mode] = row.measure(mode)
             ratio = "" if row.ratio is None else f"{row.ratio(value, floors[mode]):.1f}x"
             cells += f"{value:>10.1f} {row.unit:<5}{ratio:>8}"
         print(f"{row.label:<52}{cells}{row.target:>17}", flush=True)
     if args.compare == "dbos":
         import compare_dbos
 
-        compare_dbos.main(sizes, modes, floors)
+        compare_dbos.main(sizes, modes, measured)
 
 
 if __name__ == "__main__":

@@ -57,22 +57,30 @@ def is_busy(exc: BaseException) -> bool:
 def commit_batch(conn: sqlite3.Connection, batch: list[Entry]) -> list[Any]:
     """Run every job in one transaction; one outcome (value or exception) per job.
 
-    Raises only when the whole batch could not be committed (a busy database,
-    a failing disk); then nothing of it was written.
+    Jobs run plainly first; only if one raises is the transaction rolled back
+    and run again with a savepoint per job, so that one job's error does not
+    undo the others. Raises only when the whole batch could not be committed
+    (a busy database, a failing disk); then nothing of it was written.
     """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        outcomes = [_Ok(job(conn)) for job, _ in batch]
+        conn.execute("COMMIT")
+        return outcomes
+    except Exception as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        if is_busy(exc) or len(batch) == 1:
+            if is_busy(exc):
+                raise
+            return [exc]
+    return _commit_with_savepoints(conn, batch)
+
+
+def _commit_with_savepoints(conn: sqlite3.Connection, batch: list[Entry]) -> list[Any]:
     outcomes: list[Any] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if len(batch) == 1:  # nothing else to protect: the job's error undoes the transaction
-            try:
-                outcomes.append(_Ok(batch[0][0](conn)))
-            except Exception as exc:
-                if is_busy(exc):
-                    raise
-                conn.rollback()
-                return [exc]
-            conn.execute("COMMIT")
-            return outcomes
         for job, _ in batch:
             conn.execute("SAVEPOINT job")
             try:
