@@ -42,6 +42,34 @@ def kill_leftovers() -> None:
         proc.communicate()
 
 
+def kill_mid_step(db: Path, effects: Path, step: str, **extra_env: str) -> str:
+    """Run the three_steps child until ``step``'s first attempt began, then SIGKILL it.
+
+    Returns the effects line of that attempt's start.
+    """
+    child = spawn(str(db), "three_steps", str(effects), block=step, **extra_env)
+    started = wait_for_line(effects, f"start {step} 1", child)
+    sigkill(child)
+    return started
+
+
+def spawn_worker(db: Path, effects: Path) -> subprocess.Popen[str]:
+    """``durable worker tests.child`` on ``db``, once it says it is running."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DURABLE_TEST_EFFECTS": str(effects)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "durable", "--db", str(db), "worker", "tests.child"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    SPAWNED.append(worker)  # type: ignore[arg-type]  # killed at teardown if the test fails
+    assert worker.stdout is not None
+    assert worker.stdout.readline().startswith("durable worker:")
+    return worker
+
+
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 

@@ -16,7 +16,15 @@ import durable
 from durable.testing import replay
 
 from . import child as child_program
-from .processes import ROOT, SPAWNED, finish, lines, spawn, wait_for_line, wait_for_status
+from .processes import (
+    ROOT,
+    finish,
+    lines,
+    spawn,
+    spawn_worker,
+    wait_for_line,
+    wait_for_status,
+)
 
 
 def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -140,18 +148,7 @@ def test_resume_a_failed_run(db: Path) -> None:
 
 def test_worker_runs_what_a_client_starts_and_stops_cleanly(db: Path, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DURABLE_TEST_EFFECTS": str(effects)}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "durable", "--db", str(db), "worker", "tests.child"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    SPAWNED.append(worker)  # type: ignore[arg-type]  # killed at teardown if the test fails
-    assert worker.stdout is not None
-    assert worker.stdout.readline().startswith("durable worker:")
+    worker = spawn_worker(db, effects)
 
     async def client() -> list[str]:
         async with durable.Runtime(db, recover=False) as rt:

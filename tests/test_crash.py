@@ -7,16 +7,14 @@ from pathlib import Path
 import durable
 
 from . import child as child_program  # registers its workflows here too, for check()
-from .processes import finish, lines, sigkill, spawn, wait_for_line
+from .processes import finish, kill_mid_step, lines, sigkill, spawn, wait_for_line
 
 
 def test_sigkill_mid_step_resumes_without_rerunning_completed_steps(
     db: Path, tmp_path: Path
 ) -> None:
     effects = tmp_path / "effects.log"
-    child = spawn(str(db), "three_steps", str(effects), block="second")
-    wait_for_line(effects, "start second 1", child)
-    sigkill(child)
+    kill_mid_step(db, effects, "second")
 
     finish(spawn(str(db), "three_steps", str(effects)))
 
@@ -33,9 +31,7 @@ def test_sigkill_mid_step_resumes_without_rerunning_completed_steps(
 
 def test_retry_context_after_sigkill_is_truthful(db: Path, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
-    child = spawn(str(db), "three_steps", str(effects), block="second")
-    first_attempt = wait_for_line(effects, "start second 1", child)
-    sigkill(child)
+    first_attempt = kill_mid_step(db, effects, "second")
     finish(spawn(str(db), "three_steps", str(effects)))
 
     second_attempt = wait_for_line(effects, "start second 2")
@@ -49,9 +45,7 @@ async def test_check_after_sigkill_names_the_interrupted_step_and_orphaned_run(
     db: Path, tmp_path: Path
 ) -> None:
     effects = tmp_path / "effects.log"
-    child = spawn(str(db), "three_steps", str(effects), block="second")
-    wait_for_line(effects, "start second 1", child)
-    sigkill(child)
+    kill_mid_step(db, effects, "second")
 
     async with durable.Runtime(db, recover=False) as rt:
         report = await rt.check()
@@ -86,9 +80,7 @@ def test_at_most_once_step_killed_mid_body_is_not_run_again(db: Path, tmp_path: 
 
 async def test_journal_after_crash_shows_the_open_attempt(db: Path, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
-    child = spawn(str(db), "three_steps", str(effects), block="second")
-    wait_for_line(effects, "start second 1", child)
-    sigkill(child)
+    kill_mid_step(db, effects, "second")
 
     async with durable.Runtime(db, recover=False) as rt:
         history = await rt.history("run-three_steps")

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import durable
 
 from . import child as child_program
-from .processes import ROOT, SPAWNED, finish, lines, spawn, wait_for_line, wait_for_status
+from .processes import (
+    finish,
+    kill_mid_step,
+    lines,
+    spawn,
+    spawn_worker,
+    wait_for_line,
+    wait_for_status,
+)
 
 
 def lease_of(db: Path, run_id: str) -> tuple[str, float]:
@@ -32,20 +37,7 @@ def field(line: str, name: str) -> str:
 
 def test_two_live_workers_run_each_run_in_one_process_only(db: Path, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DURABLE_TEST_EFFECTS": str(effects)}
-    workers = []
-    for _ in range(2):
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "durable", "--db", str(db), "worker", "tests.child"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        SPAWNED.append(worker)  # type: ignore[arg-type]
-        assert worker.stdout is not None and worker.stdout.readline().startswith("durable")
-        workers.append(worker)
+    workers = [spawn_worker(db, effects) for _ in range(2)]
 
     async def client() -> list[list[str]]:
         async with durable.Runtime(db, recover=False) as rt:
@@ -69,17 +61,7 @@ def test_a_crashed_owner_is_taken_over_only_after_its_lease_expires(
     db: Path, tmp_path: Path
 ) -> None:
     effects = tmp_path / "effects.log"
-    first = spawn(
-        str(db),
-        "three_steps",
-        str(effects),
-        block="second",
-        DURABLE_IDENTITY="worker-a",
-        DURABLE_LEASE="1.5",
-    )
-    wait_for_line(effects, "start second 1", first)
-    first.send_signal(signal.SIGKILL)
-    first.communicate()
+    kill_mid_step(db, effects, "second", DURABLE_IDENTITY="worker-a", DURABLE_LEASE="1.5")
     owner, lease_until = lease_of(db, "run-three_steps")
     assert owner == "worker-a"
 
@@ -95,17 +77,7 @@ def test_a_crashed_owner_is_taken_over_only_after_its_lease_expires(
 
 def test_the_same_identity_takes_its_runs_back_at_once(db: Path, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
-    first = spawn(
-        str(db),
-        "three_steps",
-        str(effects),
-        block="second",
-        DURABLE_IDENTITY="worker-a",
-        DURABLE_LEASE="60",
-    )
-    wait_for_line(effects, "start second 1", first)
-    first.send_signal(signal.SIGKILL)
-    first.communicate()
+    kill_mid_step(db, effects, "second", DURABLE_IDENTITY="worker-a", DURABLE_LEASE="60")
     _, lease_until = lease_of(db, "run-three_steps")
 
     finish(spawn(str(db), "three_steps", str(effects), DURABLE_IDENTITY="worker-a"))
