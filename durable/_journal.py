@@ -101,9 +101,6 @@ class RunJournal:
                 return self.inbox.pop(index)
         return None
 
-    def next_free_position(self) -> int:
-        return max(self.live, default=-1) + 1
-
     def pending_user_waits(self) -> list[EventRecord]:
         """``wait_for_user`` waits that have no answer yet, oldest first."""
         waits = []

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from . import _current
 from ._codec import loads
+from ._info import moment
 from ._journal import Attempts
 from .errors import DurableError
 
@@ -58,10 +59,6 @@ def idempotency_key(run_id: str, position: int, step: str) -> str:
     return f"{digest}-{step[:64]}"
 
 
-def _moment(seconds: float | None) -> dt.datetime | None:
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
-
-
 class StepScope:
     """What ``step_info()`` is built from; built only if the step asks for it."""
 
@@ -101,8 +98,8 @@ def _make_info(scope: StepScope) -> StepInfo:
         completion_count=prior.completion_count,
         prior_completion_status=prior.prior_status,  # type: ignore[arg-type]
         prior_error=prior.prior_error,
-        first_attempt_at=_moment(prior.first_attempt_at or scope.started_at),
-        last_attempt_at=_moment(scope.started_at),
+        first_attempt_at=moment(prior.first_attempt_at or scope.started_at),
+        last_attempt_at=moment(scope.started_at),
     )
     return StepInfo(
         run_id=scope.run_id,
