@@ -67,31 +67,25 @@ class LiveRun:
     # -- RunHost -------------------------------------------------------------
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
-        event, write = self._write(position, kind, name, payload)
+        now, write = self._write(position, kind, name, payload)
         self._busy += 1
         try:
-            seqs = await write
-        except LeaseLost:
-            self._lost()
-            raise asyncio.CancelledError() from None
+            seqs = await self._owned(write)
         finally:
             self._busy -= 1
-        if not seqs:  # the run was cancelled (by another process) before this write
-            self.cancel_requested = True
-            raise asyncio.CancelledError()
-        event = EventRecord(seqs[0], self.run_id, position, kind, name, payload, event.created_at)
+        event = EventRecord(seqs[0], self.run_id, position, kind, name, payload, now)
         self.journal.record(event)
         return event
 
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
-        event, write = self._write(position, kind, name, payload)
-        self.journal.record(event)
+        now, write = self._write(position, kind, name, payload)
+        self.journal.record(EventRecord(0, self.run_id, position, kind, name, payload, now))
         self._busy += 1
         asyncio.ensure_future(write).add_done_callback(self._note_write)
 
     def _write(
         self, position: int, kind: str, name: str, payload: str
-    ) -> tuple[EventRecord, Awaitable[list[int]]]:
+    ) -> tuple[float, Awaitable[list[int]]]:
         """Queue one event; a run that is not marked running yet is marked in the same commit."""
         if self.retired:
             raise asyncio.CancelledError()
@@ -101,8 +95,25 @@ class LiveRun:
             self.status = RunStatus.RUNNING.value
             update = RunUpdate(now, status=self.status)
         new = NewEvent(self.run_id, position, kind, name, payload, now)
-        write = self.runtime.store.append(self.run_id, [new], update, owner=self.runtime.owner)
-        return EventRecord(0, self.run_id, position, kind, name, payload, now), write
+        return now, self._store_write([new], update)
+
+    def _store_write(
+        self, events: list[NewEvent], update: RunUpdate | None
+    ) -> Awaitable[list[int]]:
+        """Every write of a live run goes here: refused unless this runtime still owns it."""
+        return self.runtime.store.append(self.run_id, events, update, owner=self.runtime.owner)
+
+    async def _owned(self, write: Awaitable[list[int]]) -> list[int]:
+        """Await a write; stop the run if it was taken over or has ended meanwhile."""
+        try:
+            seqs = await write
+        except LeaseLost:
+            self._lost()
+            raise asyncio.CancelledError() from None
+        if not seqs:  # the run was cancelled (by another process) before this write
+            self.cancel_requested = True
+            raise asyncio.CancelledError()
+        return seqs
 
     def _note_write(self, future: asyncio.Future[Any]) -> None:
         self._busy -= 1
@@ -210,9 +221,11 @@ class LiveRun:
     async def _set_status(self, status: str) -> None:
         if status != self.status:
             self.status = status
-            await self.runtime.store.append(
-                self.run_id, [], RunUpdate(self.clock.now(), status=status)
-            )
+            try:
+                await self._store_write([], RunUpdate(self.clock.now(), status=status))
+            except LeaseLost:
+                self._lost()
+                raise asyncio.CancelledError() from None
 
     async def _drive(self) -> None:
         ctx = self.ctx = WorkflowContext(self)
@@ -248,7 +261,10 @@ class LiveRun:
 
     async def _finish(self, update: RunUpdate) -> None:
         try:
-            await self.runtime.store.append(self.run_id, [], update)
+            await self._store_write([], update)
+        except LeaseLost:
+            self._lost()
+            return
         except Exception:
             log.exception("could not record the end of run %s; it will be resumed", self.run_id)
             self._end(None)

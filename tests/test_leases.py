@@ -12,6 +12,7 @@ from pathlib import Path
 import durable
 
 from . import child as child_program
+from .helpers import status_is, until
 from .processes import (
     finish,
     kill_mid_step,
@@ -143,3 +144,29 @@ def test_a_live_owner_keeps_its_runs(db: Path, tmp_path: Path) -> None:
     assert lease_of(db, "run-three_steps")[0] == "worker-a"
     other.kill()
     owner.kill()
+
+
+async def test_a_runtime_writes_nothing_to_a_run_taken_over_behind_its_back(db: Path) -> None:
+    @durable.workflow(name="leases.parked")
+    async def parked(ctx: durable.WorkflowContext) -> str:
+        value = await ctx.wait_for_event("go")
+        return str(value)
+
+    async with durable.Runtime(db, identity="worker-a") as rt:
+        await rt.start(parked, run_id="p")
+        await status_is(rt, "p", "waiting")
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("UPDATE runs SET owner = 'worker-b' WHERE run_id = 'p'")
+            conn.commit()
+        before = await rt.history("p")
+        await rt.send_event("p", "go", 1)  # wakes the run; its next write must be refused
+
+        async def dropped() -> bool:
+            return "p" not in rt._live
+
+        await until(dropped)
+        after = await rt.history("p")
+        run = await rt.get_run("p")
+    assert [e["kind"] for e in after[len(before) :]] == ["message"]  # the event, nothing else
+    assert run.status is durable.RunStatus.WAITING and run.output is None
+    assert lease_of(db, "p")[0] == "worker-b"

@@ -106,7 +106,8 @@ class Store(Protocol):
         """Atomically append ``events`` and apply ``update``; awaiting gives the events' seqs.
 
         With ``owner``, the write is refused with ``LeaseLost`` (nothing written)
-        unless the run is still owned by ``owner``.
+        unless the run is still owned by ``owner``, and returns an empty list
+        (nothing written) if the run has ended meanwhile (it was cancelled).
 
         The write is queued when ``append`` is called, so one caller's writes
         commit in call order even if it does not await each one. With

@@ -226,9 +226,13 @@ class SqliteStore:
     ) -> asyncio.Future[list[int]]:
         def job(conn: sqlite3.Connection) -> list[int]:
             if owner is not None:
-                row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                row = conn.execute(
+                    "SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
                 if row is None or row[0] != owner:
                     raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
+                if row[1] in TERMINAL and (update is None or update.only_if_active):
+                    return []
             if guard is not None:
                 row = conn.execute(
                     f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
