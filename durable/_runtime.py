@@ -589,13 +589,11 @@ class Runtime:
             await asyncio.gather(old.task, return_exceptions=True)
         if not self._open or self._live.get(old.run_id) is not old:
             return
-        record = await self.store.get_run(old.run_id)
-        if record is None or record.status in TERMINAL:
-            self.run_ended(old)
-            return
-        journal = (await self.store.load_events([old.run_id]))[old.run_id]
-        live = self._launch(record, old.workflow, journal)
-        live.replayed_at = replayed_at
+        self.run_ended(old)
+        await self._claim(include_own=True, run_ids=[old.run_id])
+        new = self._live.get(old.run_id)
+        if new is not None:
+            new.replayed_at = replayed_at
 
     async def _claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:
         if not self.recover:
