@@ -20,6 +20,7 @@ class Timers:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._pending: set[int] = set()
         self._cancelled: set[int] = set()
         self._counter = itertools.count()
         self._changed = asyncio.Event()
@@ -38,11 +39,15 @@ class Timers:
         """Schedule ``callback``; returns an id for ``cancel``."""
         timer_id = next(self._counter)
         heapq.heappush(self._heap, (deadline, timer_id, callback))
+        self._pending.add(timer_id)
         self._changed.set()
         return timer_id
 
     def cancel(self, timer_id: int) -> None:
-        self._cancelled.add(timer_id)
+        """Forget a timer; cancelling one that already fired does nothing."""
+        if timer_id in self._pending:
+            self._pending.discard(timer_id)
+            self._cancelled.add(timer_id)
 
     def next_deadline(self) -> float | None:
         self._drop_cancelled()
@@ -82,5 +87,6 @@ class Timers:
             self._drop_cancelled()
             if not self._heap or self._heap[0][0] > now:
                 return
-            _, _, callback = heapq.heappop(self._heap)
+            _, timer_id, callback = heapq.heappop(self._heap)
+            self._pending.discard(timer_id)
             callback()

@@ -1,4 +1,4 @@
-"""Storage behind the ``Store`` protocol; ``open_store`` picks the implementation."""
+"""Storage behind the ``Store`` protocol, and its SQLite implementation."""
 
 from .base import EventRecord, Guard, NewEvent, RunRecord, RunUpdate, Store
 from .sqlite import SqliteStore
