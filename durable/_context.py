@@ -153,9 +153,10 @@ class WorkflowContext:
     def step(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:  # type: ignore[misc]
         """Run ``fn(*args, **kwargs)`` as a journaled step (optionally named first).
 
-        The result is committed before this returns; on replay the stored
-        result is returned without calling ``fn``. Sync functions run in a
-        worker thread.
+        The result is journaled before this returns and committed before any
+        later write of the run (the next step's start, a sleep, the run's
+        end); on replay the stored result is returned without calling ``fn``.
+        Sync functions run in a worker thread.
         """
         explicit: str | None = None
         if args and isinstance(args[0], str):
@@ -232,7 +233,9 @@ class WorkflowContext:
                     name,
                     SerializationError(f"step {name!r} returned a value it cannot store: {exc}"),
                 )
-            await host.append(position, STEP_COMPLETED, name, completed_payload(text))
+            # Not awaited: the run's next write (a step's start, a sleep, its end) commits
+            # after it, and no effect of the run escapes before that write is committed.
+            host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
             return result
 
     async def _fail_step(

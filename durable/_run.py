@@ -21,7 +21,7 @@ from ._codec import convert, encode, loads
 from ._context import WorkflowContext
 from ._info import RunStatus
 from ._journal import RunJournal, family
-from ._store.base import EventRecord, LeaseLost, NewEvent, RunRecord, RunUpdate
+from ._store.base import EventRecord, LeaseLost, NewEvent, RunRecord, RunUpdate, WriteChain
 from ._workflow import Workflow
 from .errors import CorruptJournal, DurableError, NonDeterminismError
 
@@ -59,7 +59,7 @@ class LiveRun:
         self._parked: set[_Parked] = set()
         self._busy = 0
         self._nondeterminism: NonDeterminismError | None = None
-        self._write_error: BaseException | None = None
+        self._writes = WriteChain()
 
     def launch(self) -> None:
         self.task = asyncio.create_task(self._drive(), name=f"durable-run:{self.run_id}")
@@ -78,13 +78,13 @@ class LiveRun:
         return event
 
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
-        now, write = self._write(position, kind, name, payload)
+        now, write = self._write(position, kind, name, payload, wait=False)
         self.journal.record(EventRecord(0, self.run_id, position, kind, name, payload, now))
         self._busy += 1
         asyncio.ensure_future(write).add_done_callback(self._note_write)
 
     def _write(
-        self, position: int, kind: str, name: str, payload: str
+        self, position: int, kind: str, name: str, payload: str, wait: bool = True
     ) -> tuple[float, Awaitable[list[int]]]:
         """Queue one event; a run that is not marked running yet is marked in the same commit."""
         if self.retired:
@@ -95,13 +95,16 @@ class LiveRun:
             self.status = RunStatus.RUNNING.value
             update = RunUpdate(now, status=self.status)
         new = NewEvent(self.run_id, position, kind, name, payload, now)
-        return now, self._store_write([new], update)
+        return now, self._store_write([new], update, wait)
 
     def _store_write(
-        self, events: list[NewEvent], update: RunUpdate | None
+        self, events: list[NewEvent], update: RunUpdate | None, wait: bool = True
     ) -> Awaitable[list[int]]:
-        """Every write of a live run goes here: refused unless this runtime still owns it."""
-        return self.runtime.store.append(self.run_id, events, update, owner=self.runtime.owner)
+        """Every write of a live run goes here: in order, none after one that failed,
+        and refused unless this runtime still owns the run."""
+        return self.runtime.store.append(
+            self.run_id, events, update, owner=self.runtime.owner, chain=self._writes, wait=wait
+        )
 
     async def _owned(self, write: Awaitable[list[int]]) -> list[int]:
         """Await a write; stop the run if it was taken over or has ended meanwhile."""
@@ -117,14 +120,13 @@ class LiveRun:
 
     def _note_write(self, future: asyncio.Future[Any]) -> None:
         self._busy -= 1
-        error = None if future.cancelled() else future.exception()
-        if isinstance(error, LeaseLost):
+        if not future.cancelled() and isinstance(future.exception(), LeaseLost):
             self._lost()
-        elif error is not None:
-            self._write_error = error
 
     def _lost(self) -> None:
         """Another runtime owns this run now: stop here and write nothing more."""
+        if self.retired:
+            return
         log.warning("run %s was taken over by another runtime; stopped running it", self.run_id)
         self.runtime.forget(self)
         self.retire()
@@ -195,10 +197,12 @@ class LiveRun:
             raise asyncio.CancelledError()
         if self._nondeterminism is not None:
             raise self._nondeterminism
-        if self._write_error is not None:
-            raise DurableError(
-                f"a journal write of run {self.run_id!r} failed: {self._write_error}"
-            )
+        error = self._writes.error
+        if isinstance(error, LeaseLost):
+            self._lost()
+            raise asyncio.CancelledError()
+        if error is not None:
+            raise DurableError(f"a journal write of run {self.run_id!r} failed: {error}")
 
     def nondeterministic(self, error: NonDeterminismError) -> None:
         self._nondeterminism = error

@@ -266,7 +266,8 @@ class Runtime:
             run_id=rid,
             workflow=wf.name,
             version=wf.version,
-            status=RunStatus.PENDING.value,
+            # Runs this runtime executes start at once: recorded running, saving an update.
+            status=(RunStatus.RUNNING if executes else RunStatus.PENDING).value,
             input=input_text,
             input_digest=input_digest,
             output=None,

@@ -93,21 +93,23 @@ async def test_step_outside_a_workflow_is_a_plain_call() -> None:
     assert CALLS == ["charge plain"]
 
 
-async def test_step_result_is_committed_before_step_returns(db: Path) -> None:
-    seen: list[int] = []
+async def test_step_result_is_committed_before_the_next_step_runs(db: Path) -> None:
+    """A result is committed with the run's next write, before any later step body runs."""
+    seen: list[list[str]] = []
+
+    async def look() -> None:
+        with sqlite3.connect(db) as other:
+            rows = other.execute("SELECT kind FROM events ORDER BY seq").fetchall()
+        seen.append([kind for (kind,) in rows])
 
     @durable.workflow(name="steps.committed")
     async def committed(ctx: durable.WorkflowContext) -> None:
         await charge("c", 1)
-        with sqlite3.connect(db) as other:
-            (count,) = other.execute(
-                "SELECT count(*) FROM events WHERE kind = 'step.completed'"
-            ).fetchone()
-        seen.append(count)
+        await ctx.step(look)
 
     async with durable.Runtime(db) as rt:
         await (await rt.start(committed)).result()
-    assert seen == [1]
+    assert seen == [["step.started", "step.completed", "step.started"]]
 
 
 async def test_value_that_cannot_be_stored_fails_the_step_on_its_first_run(db: Path) -> None:

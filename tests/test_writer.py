@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+import durable
 from durable._store import _writer
-from durable._store.base import NewEvent, RunRecord
+from durable._store.base import NewEvent, RunRecord, WriteChain
 from durable._store.sqlite import SqliteStore
+
+from .helpers import kinds, until
 
 pytestmark = pytest.mark.parametrize("writer", ["loop", "thread"])
 
@@ -88,3 +91,92 @@ async def test_a_batch_that_cannot_commit_fails_its_callers_and_loses_nothing_be
     finally:
         await store.close()
     assert positions == [0, 2]
+
+
+async def test_a_failed_write_stops_its_chain_and_no_other(db: Path, writer: str) -> None:
+    store = await open_store(db, writer)
+    chain_a, chain_b = WriteChain(), WriteChain()
+
+    def refuse(record: RunRecord, events: object) -> None:
+        raise ValueError("refused")
+
+    try:
+        first = [
+            store.append("a", [event("a", 0)], chain=chain_a, wait=False),
+            store.append("a", [event("a", 1)], guard=refuse, chain=chain_a, wait=False),
+            store.append("b", [event("b", 0)], chain=chain_b, wait=False),
+            store.append("a", [event("a", 2)], chain=chain_a),
+        ]
+        outcomes = await asyncio.gather(*first, return_exceptions=True)
+        later = await asyncio.gather(
+            store.append("a", [event("a", 3)], chain=chain_a),
+            store.append("b", [event("b", 1)], chain=chain_b),
+            return_exceptions=True,
+        )
+        journals = await store.load_events(["a", "b"])
+    finally:
+        await store.close()
+    assert not isinstance(outcomes[0], BaseException)
+    assert all(isinstance(o, ValueError) for o in [outcomes[1], outcomes[3], later[0]])
+    assert isinstance(chain_a.error, ValueError) and chain_b.error is None
+    assert [e.position for e in journals["a"]] == [0]  # nothing after the failed write
+    assert [e.position for e in journals["b"]] == [0, 1]
+
+
+async def test_a_batch_that_cannot_commit_stops_the_chains_in_it(
+    db: Path, writer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store(db, writer)
+    chain = WriteChain()
+    try:
+        monkeypatch.setattr(_writer, "_BUSY_GIVE_UP_AFTER", 0.0)
+
+        def locked(conn: sqlite3.Connection) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+        failing = [store.writer.submit(locked), store.append("a", [event("a", 0)], chain=chain)]
+        await asyncio.gather(*failing, return_exceptions=True)
+        monkeypatch.undo()
+        with pytest.raises(sqlite3.OperationalError):
+            await store.append("a", [event("a", 1)], chain=chain)
+        positions = [e.position for e in (await store.load_events(["a"]))["a"]]
+    finally:
+        await store.close()
+    assert positions == []
+
+
+async def test_a_run_whose_unawaited_write_failed_writes_nothing_more_and_resumes_later(
+    db: Path, writer: str
+) -> None:
+    """A step's result is not awaited; if its commit fails, the run stops with no hole."""
+    calls: list[str] = []
+
+    async def body(label: str) -> str:
+        calls.append(label)
+        return label
+
+    @durable.workflow(name="writer.two_steps")
+    async def two_steps(ctx: durable.WorkflowContext) -> str:
+        await ctx.step("one", body, "one")
+        return await ctx.step("two", body, "two")
+
+    async with durable.Runtime(db, durability="normal", writer=writer) as rt:
+        with sqlite3.connect(db) as other:
+            other.execute(
+                "CREATE TRIGGER refuse_results BEFORE INSERT ON events"
+                " WHEN NEW.kind = 'step.completed' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        handle = await rt.start(two_steps, run_id="w")
+
+        async def stopped() -> bool:
+            return "w" not in rt._live
+
+        await until(stopped)
+        assert await kinds(rt, "w") == [(0, "step.started", "one")]
+    with sqlite3.connect(db) as other:
+        other.execute("DROP TRIGGER refuse_results")
+    async with durable.Runtime(db, durability="normal", writer=writer) as rt:
+        assert await rt.handle(handle.run_id).result() == "two"
+        history = await kinds(rt, "w")
+    assert calls == ["one", "one", "two"]
+    assert history[:3] == [(0, "step.started", "one")] * 2 + [(0, "step.completed", "one")]

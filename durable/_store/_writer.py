@@ -1,15 +1,18 @@
 """Group commit: every journal write queued in a moment is committed in one transaction.
 
 Callers submit small jobs (functions of the write connection) and await a
-future. A writer runs all the jobs waiting at once in one transaction, each
-inside its own savepoint so one job's error does not undo the others,
-commits once, and resolves every future. Two writers share that batch logic:
+future. A writer runs all the jobs waiting at once in one transaction,
+commits once, and resolves every future; one job's error does not undo the
+others. Jobs submitted with the same ``WriteChain`` (one run's writes) commit
+in submit order, and none of them commits after one has failed, so a run's
+journal never has a hole even when its caller did not wait for a write.
+Two writers share that batch logic:
 
 - ``LoopWriter`` commits on the event loop thread, at the end of the loop
-  iteration in which the jobs were queued (at once when nothing else is
-  ready to run, so nothing could join the batch): no thread hop at all. A
-  commit at ``synchronous=NORMAL`` does not fsync, so it costs microseconds;
-  a busy database is retried later with ``call_later``, never waited for.
+  iteration in which the jobs were queued (at once when its caller waits
+  and nothing else is ready to run, so nothing could join the batch): no
+  thread hop at all. A commit at ``synchronous=NORMAL`` does not fsync, so
+  it costs microseconds; a busy database is retried later with ``call_later``, never waited for.
 - ``ThreadWriter`` commits on a thread of its own, one hop per batch: for
   ``synchronous=FULL``, whose fsync per commit must not stall the loop.
 """
@@ -25,9 +28,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from .base import WriteChain
+
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
-Entry = tuple[Job, "asyncio.Future[Any]"]
+Entry = tuple[Job, "asyncio.Future[Any]", WriteChain | None]
 
 _BUSY_RETRY_DELAY = 0.005
 _BUSY_GIVE_UP_AFTER = 30.0
@@ -39,7 +44,14 @@ class Writer(Protocol):
 
     def start(self) -> None: ...
 
-    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]: ...
+    def submit(
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        chain: WriteChain | None = None,
+        wait: bool = True,
+    ) -> asyncio.Future[T]:
+        """Queue ``job``; ``wait=False`` says nobody awaits it, so it may wait for company."""
+        ...
 
     async def stop(self) -> None: ...
 
@@ -59,21 +71,25 @@ def commit_batch(conn: sqlite3.Connection, batch: list[Entry]) -> list[Any]:
 
     Jobs run plainly first; only if one raises is the transaction rolled back
     and run again with a savepoint per job, so that one job's error does not
-    undo the others. Raises only when the whole batch could not be committed
+    undo the others. A job whose chain has failed is not run: its outcome is
+    the chain's error. Raises only when the whole batch could not be committed
     (a busy database, a failing disk); then nothing of it was written.
     """
     try:
         conn.execute("BEGIN IMMEDIATE")
-        outcomes = [_Ok(job(conn)) for job, _ in batch]
+        outcomes = [
+            chain.error if chain is not None and chain.error else _Ok(job(conn))
+            for job, _, chain in batch
+        ]
         conn.execute("COMMIT")
         return outcomes
     except Exception as exc:
         if conn.in_transaction:
             conn.rollback()
-        if is_busy(exc) or len(batch) == 1:
-            if is_busy(exc):
-                raise
-            return [exc]
+        if is_busy(exc):
+            raise
+        if len(batch) == 1:
+            return fail_batch(batch, exc)
     return _commit_with_savepoints(conn, batch)
 
 
@@ -81,7 +97,10 @@ def _commit_with_savepoints(conn: sqlite3.Connection, batch: list[Entry]) -> lis
     outcomes: list[Any] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for job, _ in batch:
+        for job, _, chain in batch:
+            if chain is not None and chain.error:
+                outcomes.append(chain.error)
+                continue
             conn.execute("SAVEPOINT job")
             try:
                 outcome: Any = _Ok(job(conn))
@@ -90,6 +109,8 @@ def _commit_with_savepoints(conn: sqlite3.Connection, batch: list[Entry]) -> lis
                     raise
                 conn.execute("ROLLBACK TO job")
                 outcome = exc
+                if chain is not None:
+                    chain.error = exc
             conn.execute("RELEASE job")
             outcomes.append(outcome)
         conn.execute("COMMIT")
@@ -100,6 +121,14 @@ def _commit_with_savepoints(conn: sqlite3.Connection, batch: list[Entry]) -> lis
     return outcomes
 
 
+def fail_batch(batch: list[Entry], error: Exception) -> list[Any]:
+    """Outcomes of a batch that could not be committed; its chains stop here."""
+    for _, _, chain in batch:
+        if chain is not None and chain.error is None:
+            chain.error = error
+    return [error] * len(batch)
+
+
 class _Ok:
     __slots__ = ("value",)
 
@@ -108,7 +137,7 @@ class _Ok:
 
 
 def resolve(batch: list[Entry], outcomes: list[Any]) -> None:
-    for (_, future), outcome in zip(batch, outcomes, strict=True):
+    for (_, future, _), outcome in zip(batch, outcomes, strict=True):
         if future.done():
             continue
         if isinstance(outcome, _Ok):
@@ -134,16 +163,21 @@ class LoopWriter:
         self._conn = self._connect()
         self._conn.execute("PRAGMA busy_timeout = 0")
 
-    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        chain: WriteChain | None = None,
+        wait: bool = True,
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         if self._conn is None:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        self._pending.append((job, future))
+        self._pending.append((job, future, chain))
         if self._flush_scheduled:
             return future
-        if _nothing_else_ready(loop) and self._busy_since is None:
+        if wait and _nothing_else_ready(loop) and self._busy_since is None:
             # No other callback runs before a deferred flush could, so no other write
             # could join this batch: commit now, and the caller's await does not yield.
             self._flush()
@@ -162,7 +196,7 @@ class LoopWriter:
         except Exception as exc:
             if is_busy(exc) and self._retry_later(batch):
                 return
-            outcomes = [exc] * len(batch)
+            outcomes = fail_batch(batch, exc)
         self._busy_since = None
         self.batches += 1
         self.jobs += len(batch)
@@ -202,7 +236,7 @@ class ThreadWriter:
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect
         self._queue: queue.SimpleQueue[
-            tuple[Job, asyncio.Future[Any], asyncio.AbstractEventLoop] | None
+            tuple[Job, asyncio.Future[Any], WriteChain | None, asyncio.AbstractEventLoop] | None
         ] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="durable-writer", daemon=True)
         self._ready = threading.Event()
@@ -216,10 +250,15 @@ class ThreadWriter:
         if self._error is not None:
             raise self._error
 
-    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        chain: WriteChain | None = None,
+        wait: bool = True,
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((job, future, loop))
+        self._queue.put((job, future, chain, loop))
         return future
 
     async def stop(self) -> None:
@@ -254,7 +293,7 @@ class ThreadWriter:
         conn.close()
 
     def _commit(self, conn: sqlite3.Connection, items: list[Any]) -> None:
-        batch: list[Entry] = [(job, future) for job, future, _ in items]
+        batch: list[Entry] = [(job, future, chain) for job, future, chain, _ in items]
         started = time.monotonic()
         while True:
             try:
@@ -262,13 +301,13 @@ class ThreadWriter:
                 break
             except Exception as exc:
                 if not is_busy(exc) or time.monotonic() - started > _BUSY_GIVE_UP_AFTER:
-                    outcomes = [exc] * len(batch)
+                    outcomes = fail_batch(batch, exc)
                     break
                 time.sleep(_BUSY_RETRY_DELAY)
         self.batches += 1
         self.jobs += len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Entry], list[Any]]] = {}
-        for (_, _, loop), entry, outcome in zip(items, batch, outcomes, strict=True):
+        for (_, _, _, loop), entry, outcome in zip(items, batch, outcomes, strict=True):
             entries, results = by_loop.setdefault(loop, ([], []))
             entries.append(entry)
             results.append(outcome)

@@ -70,6 +70,20 @@ class RunUpdate:
     only_if_active: bool = True
 
 
+class WriteChain:
+    """A sequence of writes (one run's) that commit in order, none after one that failed.
+
+    The writer sets ``error`` when a write of the chain fails; later writes of
+    the chain are then refused with that error without being run, so a caller
+    that did not wait for a write can never leave a hole in its journal.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+
 class LeaseLost(DurableError):
     """A runtime wrote to a run that another runtime has taken over."""
 
@@ -102,6 +116,8 @@ class Store(Protocol):
         update: RunUpdate | None = None,
         guard: Guard | None = None,
         owner: str | None = None,
+        chain: WriteChain | None = None,
+        wait: bool = True,
     ) -> Awaitable[list[int]]:
         """Atomically append ``events`` and apply ``update``; awaiting gives the events' seqs.
 
@@ -110,7 +126,10 @@ class Store(Protocol):
         (nothing written) if the run has ended meanwhile (it was cancelled).
 
         The write is queued when ``append`` is called, so one caller's writes
-        commit in call order even if it does not await each one. With
+        commit in call order even if it does not await each one; with ``chain``
+        none of them is written after one has failed. ``wait=False`` says the
+        caller will not await the write, so it may be committed with the next.
+        With
         ``update.only_if_active`` a finished run is not changed and its events
         are not written (an empty list is returned).
         """

@@ -20,7 +20,16 @@ import aiosqlite
 
 from ..errors import DurableError, RunNotFound
 from ._writer import LoopWriter, ThreadWriter, Writer
-from .base import TERMINAL, EventRecord, Guard, LeaseLost, NewEvent, RunRecord, RunUpdate
+from .base import (
+    TERMINAL,
+    EventRecord,
+    Guard,
+    LeaseLost,
+    NewEvent,
+    RunRecord,
+    RunUpdate,
+    WriteChain,
+)
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -223,16 +232,12 @@ class SqliteStore:
         update: RunUpdate | None = None,
         guard: Guard | None = None,
         owner: str | None = None,
+        chain: WriteChain | None = None,
+        wait: bool = True,
     ) -> asyncio.Future[list[int]]:
         def job(conn: sqlite3.Connection) -> list[int]:
-            if owner is not None:
-                row = conn.execute(
-                    "SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)
-                ).fetchone()
-                if row is None or row[0] != owner:
-                    raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
-                if row[1] in TERMINAL and (update is None or update.only_if_active):
-                    return []
+            if owner is not None and guard is None:
+                return _owned_append(conn, run_id, events, update, owner)
             if guard is not None:
                 row = conn.execute(
                     f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
@@ -244,7 +249,7 @@ class SqliteStore:
                 return []
             return [_insert_event(conn, event) for event in events]
 
-        return self._writer.submit(job)
+        return self._writer.submit(job, chain, wait)
 
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
@@ -412,8 +417,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
-def _update_run(conn: sqlite3.Connection, run_id: str, update: RunUpdate) -> bool:
-    sets, params = ["updated_at = ?"], [update.updated_at]
+def _update_run(
+    conn: sqlite3.Connection, run_id: str, update: RunUpdate, owner: str | None = None
+) -> bool:
+    sets: list[str] = ["updated_at = ?"]
+    params: list[object] = [update.updated_at]
     if update.reset_result:
         sets.append("output = NULL, error = NULL")
     if update.release:
@@ -424,19 +432,68 @@ def _update_run(conn: sqlite3.Connection, run_id: str, update: RunUpdate) -> boo
             sets.append(f"{column} = ?")
             params.append(value)
     sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?"
+    params.append(run_id)
+    if owner is not None:
+        sql += " AND owner = ?"
+        params.append(owner)
     if update.only_if_active:
         sql += f" AND {_ACTIVE}"
-    return conn.execute(sql, (*params, run_id)).rowcount == 1
+    return conn.execute(sql, params).rowcount == 1
+
+
+_INSERT_EVENT = (
+    "INSERT INTO events (run_id, position, kind, name, payload, created_at) VALUES (?,?,?,?,?,?)"
+)
+# The same insert, made only while the run is unfinished and owned by the writer: the
+# ownership check costs no statement of its own on the path every step takes.
+_INSERT_OWNED_EVENT = (
+    "INSERT INTO events (run_id, position, kind, name, payload, created_at)"
+    f" SELECT ?,?,?,?,?,? FROM runs WHERE run_id = ? AND owner = ? AND {_ACTIVE}"
+)
+
+
+def _event_values(event: NewEvent) -> tuple[object, ...]:
+    return (event.run_id, event.position, event.kind, event.name, event.payload, event.created_at)
 
 
 def _insert_event(conn: sqlite3.Connection, event: NewEvent) -> int:
-    cursor = conn.execute(
-        "INSERT INTO events (run_id, position, kind, name, payload, created_at)"
-        " VALUES (?,?,?,?,?,?)",
-        (event.run_id, event.position, event.kind, event.name, event.payload, event.created_at),
-    )
+    cursor = conn.execute(_INSERT_EVENT, _event_values(event))
     assert cursor.lastrowid is not None
     return cursor.lastrowid
+
+
+def _owned_append(
+    conn: sqlite3.Connection,
+    run_id: str,
+    events: Sequence[NewEvent],
+    update: RunUpdate | None,
+    owner: str,
+) -> list[int]:
+    """Append and update only if ``owner`` holds the unfinished run: else LeaseLost, or []
+    when the run has ended (it was cancelled)."""
+    if update is not None:
+        if not _update_run(conn, run_id, update, owner):
+            return _not_written(conn, run_id, owner)
+        return [_insert_event(conn, event) for event in events]
+    if not events:
+        return []
+    first = events[0]
+    cursor = conn.execute(
+        _INSERT_OWNED_EVENT,
+        (*_event_values(first), run_id, owner),
+    )
+    if cursor.rowcount != 1:
+        return _not_written(conn, run_id, owner)
+    assert cursor.lastrowid is not None
+    return [cursor.lastrowid] + [_insert_event(conn, event) for event in events[1:]]
+
+
+def _not_written(conn: sqlite3.Connection, run_id: str, owner: str) -> list[int]:
+    """Why an owned write did not happen: LeaseLost, or [] when the run has ended."""
+    row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None or row[0] != owner:
+        raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
+    return []
 
 
 def _live_events(conn: sqlite3.Connection, run_id: str) -> list[EventRecord]:
