@@ -4,9 +4,10 @@
     python bench/run.py --quick          # smaller sizes, for a smoke test
     python bench/run.py --compare dbos   # DBOS Transact side by side (pip install -e .[bench])
 
-The floor is one plain sqlite3 commit per row with the same PRAGMAs (WAL and
-the durability's synchronous setting). Each figure is printed with its ratio
-to that floor: how many floor commits one step, one workflow, ... costs.
+The floor is one plain sqlite3 commit per row with the same PRAGMAs (WAL, the
+durability's synchronous setting, the journal's checkpoint interval). Each
+figure is printed with its ratio to that floor: how many floor commits one
+step, one workflow, ... costs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ sys.path.insert(0, str(HERE))
 import workflows  # noqa: E402
 
 import durable  # noqa: E402
+from durable._store.sqlite import WAL_AUTOCHECKPOINT  # noqa: E402
 
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
@@ -54,6 +56,7 @@ def floor_us(durability: str, rows: int = 3000) -> float:
         conn = sqlite3.connect(Path(folder) / "floor.db", isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
         conn.execute(
             "CREATE TABLE events (seq INTEGER PRIMARY KEY, run_id TEXT, position INTEGER,"
             " kind TEXT, name TEXT, payload TEXT, created_at REAL)"

@@ -16,6 +16,7 @@ ALLOWED_IN_SQL = {
     "_EVENT_COLUMNS",
     "_ACTIVE",
     "SCHEMA_VERSION",
+    "WAL_AUTOCHECKPOINT",
     "self._synchronous",
     "', '.join((repr(status) for status in sorted(TERMINAL)))",
     "', '.join(sets)",
