@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import inspect
 import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Literal, Protocol, TypeVar, overload
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
@@ -165,22 +166,21 @@ class WorkflowContext:
             raise TypeError(
                 "ctx.step needs a function: ctx.step(fn, *args) or ctx.step('name', fn, *args)"
             )
-        fn, options = step_options(args[0])
-        name: str = explicit or options.name or getattr(fn, "__qualname__", None) or repr(fn)
+        plan = _step_plan(args[0])
+        name = explicit or plan.name
         position = self._take_position("step", name)
-        return self._run_step(position, name, fn, options, args[1:], kwargs)
+        return self._run_step(position, name, plan, args[1:], kwargs)
 
     async def _run_step(
         self,
         position: int,
         name: str,
-        fn: Callable[..., Any],
-        options: StepOptions,
+        plan: _StepPlan,
         args: Sequence[Any],
         kwargs: dict[str, Any],
     ) -> Any:
         host = self._host
-        hint = return_hint(fn)
+        fn, options, hint = plan.fn, plan.options, plan.hint
         while True:
             events = host.journal.at(position)
             for event in events:
@@ -211,7 +211,17 @@ class WorkflowContext:
             )
             try:
                 with host.working():
-                    value = await _invoke(fn, args, kwargs, options.timeout, info)
+                    if plan.inline and options.timeout is None:
+                        # The common case, without a task: a coroutine function awaited here.
+                        step_token = _current.step.set(info)
+                        context_token = _current.context.set(None)
+                        try:
+                            value = await fn(*args, **kwargs)
+                        finally:
+                            _current.context.reset(context_token)
+                            _current.step.reset(step_token)
+                    else:
+                        value = await _invoke_apart(fn, args, kwargs, options.timeout, info)
             except Exception as exc:
                 failures = attempts(events).failure_count + 1
                 error_record = _error_record(exc)
@@ -226,7 +236,11 @@ class WorkflowContext:
                 await self._fail_step(position, name, failed, error_record)
             try:
                 text = encode(value, host.max_value_bytes)
-                result = convert(loads(text), hint)
+                # What replay will return: the stored JSON read back by the return type.
+                if type(value) in _AS_STORED and (hint is Any or hint is type(value)):
+                    result = value
+                else:
+                    result = convert(loads(text), hint)
             except SerializationError as exc:
                 await self._fail_step(
                     position,
@@ -406,22 +420,43 @@ def _error_record(exc: BaseException) -> dict[str, Any]:
     }
 
 
-async def _invoke(
+class _StepPlan(NamedTuple):
+    """What ``ctx.step`` needs to know about a function, worked out once per function."""
+
+    fn: Callable[..., Any]
+    options: StepOptions
+    name: str
+    hint: Any
+    inline: bool  # a coroutine function: awaited in the workflow's own task
+
+
+def _step_plan(target: Callable[..., Any]) -> _StepPlan:
+    try:
+        return _cached_step_plan(target)
+    except TypeError:  # not hashable
+        return _make_step_plan(target)
+
+
+def _make_step_plan(target: Callable[..., Any]) -> _StepPlan:
+    fn, options = step_options(target)
+    name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
+    return _StepPlan(fn, options, name, return_hint(fn), inspect.iscoroutinefunction(fn))
+
+
+_cached_step_plan = functools.lru_cache(maxsize=4096)(_make_step_plan)
+
+# Values whose stored JSON reads back as the very same value.
+_AS_STORED = frozenset({int, str, bool, type(None)})
+
+
+async def _invoke_apart(
     fn: Callable[..., Any],
     args: Sequence[Any],
     kwargs: dict[str, Any],
     timeout: float | None,
     info: StepScope,
 ) -> Any:
-    """Run a step body with ``step_info()`` set: inline, in a task (timeout) or a thread (sync)."""
-    if timeout is None and inspect.iscoroutinefunction(fn):
-        step_token = _current.step.set(info)
-        context_token = _current.context.set(None)
-        try:
-            return await fn(*args, **kwargs)
-        finally:
-            _current.context.reset(context_token)
-            _current.step.reset(step_token)
+    """Run a step body in a task (for a timeout) or a worker thread (a sync function)."""
 
     def enter() -> None:
         _current.step.set(info)

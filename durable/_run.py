@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from . import _current
@@ -59,7 +59,8 @@ class LiveRun:
         self._parked: set[_Parked] = set()
         self._busy = 0
         self._nondeterminism: NonDeterminismError | None = None
-        self._writes = WriteChain()
+        self.writes = WriteChain()  # every write of this incarnation, in order
+        self._working = _Working(self)
 
     def launch(self) -> None:
         self.task = asyncio.create_task(self._drive(), name=f"durable-run:{self.run_id}")
@@ -67,26 +68,30 @@ class LiveRun:
     # -- RunHost -------------------------------------------------------------
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
-        now, write = self._write(position, kind, name, payload)
-        self._busy += 1
+        now, new, update = self._event(position, kind, name, payload)
         try:
-            seqs = await self._owned(write)
-        finally:
-            self._busy -= 1
+            seqs = await self._store_write([new], update)
+        except LeaseLost:
+            self._lost()
+            raise asyncio.CancelledError() from None
+        if not seqs:  # the run was cancelled (by another process) before this write
+            self.cancel_requested = True
+            raise asyncio.CancelledError()
         event = EventRecord(seqs[0], self.run_id, position, kind, name, payload, now)
         self.journal.record(event)
         return event
 
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
-        now, write = self._write(position, kind, name, payload, wait=False)
+        now, new, update = self._event(position, kind, name, payload)
+        self.runtime.store.append_nowait(
+            self.run_id, [new], update, self.runtime.owner, self.writes
+        )
         self.journal.record(EventRecord(0, self.run_id, position, kind, name, payload, now))
-        self._busy += 1
-        asyncio.ensure_future(write).add_done_callback(self._note_write)
 
-    def _write(
-        self, position: int, kind: str, name: str, payload: str, wait: bool = True
-    ) -> tuple[float, Awaitable[list[int]]]:
-        """Queue one event; a run that is not marked running yet is marked in the same commit."""
+    def _event(
+        self, position: int, kind: str, name: str, payload: str
+    ) -> tuple[float, NewEvent, RunUpdate | None]:
+        """One event to write; a run not marked running yet is marked in the same commit."""
         if self.retired:
             raise asyncio.CancelledError()
         now = self.clock.now()
@@ -94,34 +99,16 @@ class LiveRun:
         if self.status != RunStatus.RUNNING:
             self.status = RunStatus.RUNNING.value
             update = RunUpdate(now, status=self.status)
-        new = NewEvent(self.run_id, position, kind, name, payload, now)
-        return now, self._store_write([new], update, wait)
+        return now, NewEvent(self.run_id, position, kind, name, payload, now), update
 
     def _store_write(
-        self, events: list[NewEvent], update: RunUpdate | None, wait: bool = True
+        self, events: list[NewEvent], update: RunUpdate | None
     ) -> Awaitable[list[int]]:
-        """Every write of a live run goes here: in order, none after one that failed,
-        and refused unless this runtime still owns the run."""
+        """Every awaited write of a live run goes here: in order, none after one that
+        failed, and refused unless this runtime still owns the run."""
         return self.runtime.store.append(
-            self.run_id, events, update, owner=self.runtime.owner, chain=self._writes, wait=wait
+            self.run_id, events, update, owner=self.runtime.owner, chain=self.writes
         )
-
-    async def _owned(self, write: Awaitable[list[int]]) -> list[int]:
-        """Await a write; stop the run if it was taken over or has ended meanwhile."""
-        try:
-            seqs = await write
-        except LeaseLost:
-            self._lost()
-            raise asyncio.CancelledError() from None
-        if not seqs:  # the run was cancelled (by another process) before this write
-            self.cancel_requested = True
-            raise asyncio.CancelledError()
-        return seqs
-
-    def _note_write(self, future: asyncio.Future[Any]) -> None:
-        self._busy -= 1
-        if not future.cancelled() and isinstance(future.exception(), LeaseLost):
-            self._lost()
 
     def _lost(self) -> None:
         """Another runtime owns this run now: stop here and write nothing more."""
@@ -131,13 +118,8 @@ class LiveRun:
         self.runtime.forget(self)
         self.retire()
 
-    @contextlib.contextmanager
-    def working(self) -> Iterator[None]:
-        self._busy += 1
-        try:
-            yield
-        finally:
-            self._busy -= 1
+    def working(self) -> contextlib.AbstractContextManager[None]:
+        return self._working
 
     async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
         self.check_running()
@@ -164,6 +146,7 @@ class LiveRun:
         return (
             bool(self._parked)
             and self._busy == 0
+            and self.writes.unsettled == 0
             and not any(parked.future.done() for parked in self._parked)
         )
 
@@ -197,7 +180,7 @@ class LiveRun:
             raise asyncio.CancelledError()
         if self._nondeterminism is not None:
             raise self._nondeterminism
-        error = self._writes.error
+        error = self.writes.error
         if isinstance(error, LeaseLost):
             self._lost()
             raise asyncio.CancelledError()
@@ -313,6 +296,21 @@ def unreplayed(journal: RunJournal, ctx: WorkflowContext) -> NonDeterminismError
     return NonDeterminismError(
         leftover[0], f"{family(first.kind)} {first.name!r}", "the workflow returning"
     )
+
+
+class _Working:
+    """Marks its run busy while a step body runs (reentrant: gathered steps nest)."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: LiveRun) -> None:
+        self._run = run
+
+    def __enter__(self) -> None:
+        self._run._busy += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._run._busy -= 1
 
 
 @dataclasses.dataclass(eq=False)

@@ -277,6 +277,13 @@ class Runtime:
             created_at=now,
             updated_at=now,
         )
+        if run_id is None and executes:
+            # A new id cannot exist yet, so the run starts at once: its row is queued
+            # in the run's own write chain, ahead of its first write, and the two
+            # share a commit. If the row cannot be written, neither is anything else.
+            live = self._launch(record, wf, [])
+            await self.store.create_run(record, chain=live.writes)
+            return RunHandle(self, rid)
         stored, created = await self.store.create_run(record)
         if stored.workflow != wf.name or stored.input_digest != input_digest:
             raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)

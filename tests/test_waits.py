@@ -43,7 +43,7 @@ async def test_pending_waits_then_respond(db: Path) -> None:
         assert wait.options == [{"id": "yes", "label": "Ship it"}, {"id": "no", "label": "Hold"}]
         assert wait.deadline is None
         assert await rt.pending_waits() == [wait]
-        assert (await rt.get_run("a")).status is durable.RunStatus.WAITING
+        await status_is(rt, "a", "waiting")  # parking commits just after the wait's start
 
         await rt.respond("a", "yes")
         answers = [e for e in await rt.history("a") if e["kind"] == "message"]

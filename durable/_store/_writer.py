@@ -32,7 +32,7 @@ from .base import WriteChain
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
-Entry = tuple[Job, "asyncio.Future[Any]", WriteChain | None]
+Entry = tuple[Job, "asyncio.Future[Any] | None", WriteChain | None]
 
 _BUSY_RETRY_DELAY = 0.005
 _BUSY_GIVE_UP_AFTER = 30.0
@@ -45,12 +45,13 @@ class Writer(Protocol):
     def start(self) -> None: ...
 
     def submit(
-        self,
-        job: Callable[[sqlite3.Connection], T],
-        chain: WriteChain | None = None,
-        wait: bool = True,
+        self, job: Callable[[sqlite3.Connection], T], chain: WriteChain | None = None
     ) -> asyncio.Future[T]:
-        """Queue ``job``; ``wait=False`` says nobody awaits it, so it may wait for company."""
+        """Queue ``job``; the future gives its outcome once its batch is committed."""
+        ...
+
+    def submit_nowait(self, job: Job, chain: WriteChain) -> None:
+        """Queue ``job`` for a caller that does not wait: a failure is kept in ``chain``."""
         ...
 
     async def stop(self) -> None: ...
@@ -137,8 +138,10 @@ class _Ok:
 
 
 def resolve(batch: list[Entry], outcomes: list[Any]) -> None:
-    for (_, future, _), outcome in zip(batch, outcomes, strict=True):
-        if future.done():
+    for (_, future, chain), outcome in zip(batch, outcomes, strict=True):
+        if chain is not None:
+            chain.unsettled -= 1
+        if future is None or future.done():
             continue
         if isinstance(outcome, _Ok):
             future.set_result(outcome.value)
@@ -164,27 +167,40 @@ class LoopWriter:
         self._conn.execute("PRAGMA busy_timeout = 0")
 
     def submit(
-        self,
-        job: Callable[[sqlite3.Connection], T],
-        chain: WriteChain | None = None,
-        wait: bool = True,
+        self, job: Callable[[sqlite3.Connection], T], chain: WriteChain | None = None
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         if self._conn is None:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        self._pending.append((job, future, chain))
+        self._queue((job, future, chain))
         if self._flush_scheduled:
             return future
-        if wait and _nothing_else_ready(loop) and self._busy_since is None:
+        if _nothing_else_ready(loop) and self._busy_since is None:
             # No other callback runs before a deferred flush could, so no other write
             # could join this batch: commit now, and the caller's await does not yield.
             self._flush()
         else:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+            self._schedule_flush(loop)
         return future
+
+    def submit_nowait(self, job: Job, chain: WriteChain) -> None:
+        if self._conn is None:
+            chain.error = chain.error or RuntimeError("the journal writer is not running")
+            return
+        self._queue((job, None, chain))
+        if not self._flush_scheduled:
+            self._schedule_flush(asyncio.get_running_loop())
+
+    def _queue(self, entry: Entry) -> None:
+        if entry[2] is not None:
+            entry[2].unsettled += 1
+        self._pending.append(entry)
+
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_scheduled = True
+        loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -236,7 +252,8 @@ class ThreadWriter:
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect
         self._queue: queue.SimpleQueue[
-            tuple[Job, asyncio.Future[Any], WriteChain | None, asyncio.AbstractEventLoop] | None
+            tuple[Job, asyncio.Future[Any] | None, WriteChain | None, asyncio.AbstractEventLoop]
+            | None
         ] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="durable-writer", daemon=True)
         self._ready = threading.Event()
@@ -251,15 +268,18 @@ class ThreadWriter:
             raise self._error
 
     def submit(
-        self,
-        job: Callable[[sqlite3.Connection], T],
-        chain: WriteChain | None = None,
-        wait: bool = True,
+        self, job: Callable[[sqlite3.Connection], T], chain: WriteChain | None = None
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        if chain is not None:
+            chain.unsettled += 1
         self._queue.put((job, future, chain, loop))
         return future
+
+    def submit_nowait(self, job: Job, chain: WriteChain) -> None:
+        chain.unsettled += 1
+        self._queue.put((job, None, chain, asyncio.get_running_loop()))
 
     async def stop(self) -> None:
         if self._thread.is_alive():

@@ -33,7 +33,9 @@ class RunRecord:
     updated_at: float
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass is four times slower to build, and a step builds
+# several of these. Treat them as immutable all the same.
+@dataclass(slots=True, unsafe_hash=True)
 class EventRecord:
     """One journal row. ``position`` is None for messages sent to the run."""
 
@@ -47,7 +49,7 @@ class EventRecord:
     superseded: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class NewEvent:
     run_id: str
     position: int | None
@@ -78,10 +80,12 @@ class WriteChain:
     that did not wait for a write can never leave a hole in its journal.
     """
 
-    __slots__ = ("error",)
+    __slots__ = ("error", "unsettled")
 
     def __init__(self) -> None:
         self.error: Exception | None = None
+        self.unsettled = 0
+        """Writes submitted and not yet committed or failed."""
 
 
 class LeaseLost(DurableError):
@@ -99,7 +103,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
+    async def create_run(
+        self, run: RunRecord, chain: WriteChain | None = None
+    ) -> tuple[RunRecord, bool]:
         """Insert ``run`` unless its id exists; returns the stored row and whether it is new."""
         ...
 
@@ -117,7 +123,6 @@ class Store(Protocol):
         guard: Guard | None = None,
         owner: str | None = None,
         chain: WriteChain | None = None,
-        wait: bool = True,
     ) -> Awaitable[list[int]]:
         """Atomically append ``events`` and apply ``update``; awaiting gives the events' seqs.
 
@@ -127,11 +132,24 @@ class Store(Protocol):
 
         The write is queued when ``append`` is called, so one caller's writes
         commit in call order even if it does not await each one; with ``chain``
-        none of them is written after one has failed. ``wait=False`` says the
-        caller will not await the write, so it may be committed with the next.
-        With
+        none of them is written after one has failed. With
         ``update.only_if_active`` a finished run is not changed and its events
         are not written (an empty list is returned).
+        """
+        ...
+
+    def append_nowait(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        update: RunUpdate | None,
+        owner: str,
+        chain: WriteChain,
+    ) -> None:
+        """``append`` for a caller that does not wait for the commit.
+
+        The write commits before the chain's later writes; if it fails, the
+        error is kept in ``chain`` and the chain's later writes are refused.
         """
         ...
 

@@ -174,7 +174,9 @@ class SqliteStore:
 
     # -- runs --------------------------------------------------------------
 
-    async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
+    async def create_run(
+        self, run: RunRecord, chain: WriteChain | None = None
+    ) -> tuple[RunRecord, bool]:
         def job(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             cursor = conn.execute(
                 f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -200,7 +202,7 @@ class SqliteStore:
             ).fetchone()
             return _run(row), False
 
-        return await self._writer.submit(job)
+        return await self._writer.submit(job, chain)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetchall(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
@@ -237,7 +239,6 @@ class SqliteStore:
         guard: Guard | None = None,
         owner: str | None = None,
         chain: WriteChain | None = None,
-        wait: bool = True,
     ) -> asyncio.Future[list[int]]:
         def job(conn: sqlite3.Connection) -> list[int]:
             if owner is not None and guard is None:
@@ -253,7 +254,20 @@ class SqliteStore:
                 return []
             return [_insert_event(conn, event) for event in events]
 
-        return self._writer.submit(job, chain, wait)
+        return self._writer.submit(job, chain)
+
+    def append_nowait(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        update: RunUpdate | None,
+        owner: str,
+        chain: WriteChain,
+    ) -> None:
+        def job(conn: sqlite3.Connection) -> list[int]:
+            return _owned_append(conn, run_id, events, update, owner)
+
+        self._writer.submit_nowait(job, chain)
 
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
@@ -448,12 +462,6 @@ def _update_run(
 _INSERT_EVENT = (
     "INSERT INTO events (run_id, position, kind, name, payload, created_at) VALUES (?,?,?,?,?,?)"
 )
-# The same insert, made only while the run is unfinished and owned by the writer: the
-# ownership check costs no statement of its own on the path every step takes.
-_INSERT_OWNED_EVENT = (
-    "INSERT INTO events (run_id, position, kind, name, payload, created_at)"
-    f" SELECT ?,?,?,?,?,? FROM runs WHERE run_id = ? AND owner = ? AND {_ACTIVE}"
-)
 
 
 def _event_values(event: NewEvent) -> tuple[object, ...]:
@@ -476,25 +484,21 @@ def _owned_append(
     """Append and update only if ``owner`` holds the unfinished run: else LeaseLost, or []
     when the run has ended (it was cancelled)."""
     if update is not None:
+        # The update checks the owner itself: no statement of its own for the check.
         if not _update_run(conn, run_id, update, owner):
             return _not_written(conn, run_id, owner)
-        return [_insert_event(conn, event) for event in events]
-    if not events:
-        return []
-    first = events[0]
-    cursor = conn.execute(
-        _INSERT_OWNED_EVENT,
-        (*_event_values(first), run_id, owner),
-    )
-    if cursor.rowcount != 1:
-        return _not_written(conn, run_id, owner)
-    assert cursor.lastrowid is not None
-    return [cursor.lastrowid] + [_insert_event(conn, event) for event in events[1:]]
+    else:
+        row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None or row[0] != owner:
+            raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
+        if row[1] in TERMINAL:
+            return []
+    return [_insert_event(conn, event) for event in events]
 
 
 def _not_written(conn: sqlite3.Connection, run_id: str, owner: str) -> list[int]:
-    """Why an owned write did not happen: LeaseLost, or [] when the run has ended."""
-    row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    """Why an owned update did not happen: LeaseLost, or [] when the run has ended."""
+    row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None or row[0] != owner:
         raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
     return []
