@@ -180,3 +180,34 @@ async def test_a_run_whose_unawaited_write_failed_writes_nothing_more_and_resume
         history = await kinds(rt, "w")
     assert calls == ["one", "one", "two"]
     assert history[:3] == [(0, "step.started", "one")] * 2 + [(0, "step.completed", "one")]
+
+
+async def test_a_new_run_whose_row_cannot_be_written_writes_nothing(db: Path, writer: str) -> None:
+    """A run with a generated id starts before its row commits; if the row fails, so does all."""
+    calls: list[str] = []
+
+    async def body() -> str:
+        calls.append("ran")
+        return "ran"
+
+    @durable.workflow(name="writer.one_step")
+    async def one_step(ctx: durable.WorkflowContext) -> str:
+        return await ctx.step("body", body)
+
+    async with durable.Runtime(db, durability="normal", writer=writer) as rt:
+        with sqlite3.connect(db) as other:
+            other.execute(
+                "CREATE TRIGGER refuse_runs BEFORE INSERT ON runs"
+                " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            await rt.start(one_step)
+
+        async def stopped() -> bool:
+            return not rt._live
+
+        await until(stopped)
+        assert await rt.list_runs() == []
+    with sqlite3.connect(db) as other:
+        assert other.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert calls == []
