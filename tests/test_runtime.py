@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import stat
 from pathlib import Path
@@ -201,3 +202,33 @@ async def test_reads_right_after_writes_see_them_while_the_poller_reads_too(db: 
             handle = await rt.start(greet, "x")
             assert await rt.store.get_run(handle.run_id) is not None
             assert await handle.result() == "HELLO X!"
+
+
+@durable.workflow(name="runtime.echo")
+async def echo(ctx: durable.WorkflowContext, value: int) -> int:
+    return value
+
+
+async def test_runs_read_together_are_read_by_one_query(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with durable.Runtime(db) as rt:
+        for i in range(30):
+            await (await rt.start(echo, i, run_id=f"r{i}")).result()
+        queries: list[str] = []
+        real = rt.store._fetchall
+
+        async def counted(sql: str, params: object = ()) -> object:
+            queries.append(sql)
+            return await real(sql, params)
+
+        monkeypatch.setattr(rt.store, "_fetchall", counted)
+        handles = [rt.handle(f"r{i}") for i in range(30)]
+        results = await asyncio.gather(*(handle.result() for handle in handles))
+        missing, found = await asyncio.gather(
+            rt.get_run("nope"), rt.get_run("r3"), return_exceptions=True
+        )
+    assert results == list(range(30))
+    assert len(queries) == 2  # the 30 results, then the two runs asked for together
+    assert isinstance(missing, durable.RunNotFound)
+    assert isinstance(found, durable.RunInfo) and found.run_id == "r3"

@@ -114,6 +114,8 @@ class SqliteStore:
             self._connect_writer
         )
         self._reader: aiosqlite.Connection | None = None
+        self._run_reads: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
+        self._reading: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------
 
@@ -132,6 +134,7 @@ class SqliteStore:
             raise
 
     async def close(self) -> None:
+        await asyncio.gather(*self._reading, return_exceptions=True)
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
@@ -150,6 +153,9 @@ class SqliteStore:
             # Checkpoint every 10,000 pages (40 MB of WAL) instead of 1,000: a journal
             # rewrites the same few pages, so rarer checkpoints copy far fewer pages.
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
+            # 64 MB of page cache (the default is 2 MB): recovering thousands of runs
+            # touches pages all over the run and event indexes. Used only as needed.
+            conn.execute("PRAGMA cache_size = -65536")
             _migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise DurableError(
@@ -205,8 +211,39 @@ class SqliteStore:
         return await self._writer.submit(job, chain)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        rows = await self._fetchall(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
-        return _run(rows[0]) if rows else None
+        # Runs asked for in the same moment (say, the results of many runs awaited
+        # together) are read by one query: a reader hop costs more than the query.
+        future: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
+        if not self._run_reads:
+            task = asyncio.ensure_future(self._read_runs())
+            self._reading.add(task)
+            task.add_done_callback(self._reading.discard)
+        self._run_reads.setdefault(run_id, []).append(future)
+        return await future
+
+    async def _read_runs(self) -> None:
+        await asyncio.sleep(0)  # let the other reads asked for in this moment join
+        wanted, self._run_reads = self._run_reads, {}
+        run_ids = list(wanted)
+        try:
+            found: dict[str, RunRecord] = {}
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id IN ({marks})"
+                for row in await self._fetchall(sql, chunk):
+                    found[row[0]] = _run(row)
+        except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else DurableError("the read was stopped")
+            for futures in wanted.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+            raise
+        for run_id, futures in wanted.items():
+            for future in futures:
+                if not future.done():
+                    future.set_result(found.get(run_id))
 
     async def list_runs(
         self, status: str | None = None, workflow: str | None = None, limit: int = 100
