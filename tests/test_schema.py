@@ -54,3 +54,24 @@ async def test_a_new_journal_gets_the_current_version(db: Path) -> None:
     async with durable.Runtime(db):
         pass
     assert user_version(db) == SCHEMA_VERSION
+
+
+def indexes(path: Path) -> set[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")
+        return set(rows.fetchall())
+
+
+async def test_a_migrated_journal_has_the_same_indexes_as_a_new_one(
+    db: Path, tmp_path: Path
+) -> None:
+    shutil.copy(FIXTURE, db)
+    async with durable.Runtime(db, clock=durable.VirtualClock()) as rt:
+        waiting = await rt.list_runs(status="waiting")
+    fresh = tmp_path / "fresh.db"
+    async with durable.Runtime(fresh):
+        pass
+    assert indexes(db) == indexes(fresh)
+    assert ("runs_by_status", "runs") not in indexes(db)  # dropped by version 3
+    assert ("runs_active", "runs") in indexes(db)
+    assert [run.run_id for run in waiting] == ["v1-run"]
