@@ -15,7 +15,9 @@ import dataclasses
 import functools
 import logging
 import os
+import secrets
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from types import TracebackType
@@ -258,7 +260,7 @@ class Runtime:
             raise SerializationError(
                 f"the arguments of workflow {wf.name!r} cannot be stored: {exc.message}"
             ) from None
-        rid = run_id or str(uuid.uuid4())
+        rid = run_id or new_run_id()
         now = self.clock.now()
         # A runtime that runs no workflows (recover=False) leaves new runs unowned for a worker.
         executes = self.recover
@@ -707,6 +709,15 @@ class _Dormant:
 
     timers: list[int]
     messages: set[str]
+
+
+def new_run_id() -> str:
+    """A UUID version 7 (RFC 9562): time-ordered, so new runs' rows and index entries
+    land at the end of their B-trees instead of on random pages."""
+    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
+    return str(uuid.UUID(int=value))
 
 
 def _owner_is_dead(owner: str) -> bool:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import stat
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 import durable
+from durable._runtime import new_run_id
 
 from .helpers import status_is
 
@@ -232,3 +235,19 @@ async def test_runs_read_together_are_read_by_one_query(
     assert len(queries) == 2  # the 30 results, then the two runs asked for together
     assert isinstance(missing, durable.RunNotFound)
     assert isinstance(found, durable.RunInfo) and found.run_id == "r3"
+
+
+async def test_generated_run_ids_are_time_ordered_uuids(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(echo, 1)
+        assert await handle.result() == 1
+    assert uuid.UUID(handle.run_id).version == 7
+    ids = []
+    for milliseconds in (1_700_000_000_000, 1_700_000_000_001):
+        monkeypatch.setattr(time, "time_ns", lambda ms=milliseconds: ms * 1_000_000)
+        ids.append(new_run_id())
+    assert ids[0] < ids[1]  # ordered across milliseconds, so inserts land at the end
+    assert {uuid.UUID(i).variant for i in ids} == {uuid.RFC_4122}
+    assert uuid.UUID(ids[0]).int >> 80 == 1_700_000_000_000
