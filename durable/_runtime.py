@@ -666,8 +666,10 @@ class Runtime:
         if self._wall.now() >= self._next_lease_renewal:
             self._next_lease_renewal = self._wall.now() + self.lease_seconds / 3
             before = dict(self._live)
-            held = await self.store.renew(self.owner, self._wall.now() + self.lease_seconds)
-            await self._drop_lost(before, held)
+            now = self._wall.now()
+            held = await self.store.renew(self.owner, now + self.lease_seconds, now)
+            if held is not None:  # our lease had lapsed: another runtime may have taken runs
+                await self._drop_lost(before, held)
             await self._claim(include_own=False)
 
     async def _drop_lost(self, before: dict[str, LiveRun], held: set[str]) -> None:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import durable
+from durable._store.base import RunRecord
+from durable._store.sqlite import SqliteStore
 
 from . import child as child_program
 from .helpers import status_is, until
@@ -27,7 +29,9 @@ from .processes import (
 def lease_of(db: Path, run_id: str) -> tuple[str, float]:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         owner, lease = conn.execute(
-            "SELECT owner, lease_until FROM runs WHERE run_id = ?", (run_id,)
+            "SELECT runs.owner, owners.lease_until FROM runs LEFT JOIN owners USING (owner)"
+            " WHERE run_id = ?",
+            (run_id,),
         ).fetchone()
     return owner, lease
 
@@ -170,3 +174,34 @@ async def test_a_runtime_writes_nothing_to_a_run_taken_over_behind_its_back(db: 
     assert [e["kind"] for e in after[len(before) :]] == ["message"]  # the event, nothing else
     assert run.status is durable.RunStatus.WAITING and run.output is None
     assert lease_of(db, "p")[0] == "worker-b"
+
+
+def _run_row(run_id: str, owner: str | None) -> RunRecord:
+    return RunRecord(run_id, "wf", "1", "sleeping", "{}", "d", None, None, owner, None, 0.0, 0.0)
+
+
+async def test_a_lease_is_one_row_per_runtime_and_renewing_it_rewrites_no_run(db: Path) -> None:
+    store = SqliteStore(db, "normal")
+    await store.open()
+    try:
+        for i in range(200):
+            await store.create_run(_run_row(f"r{i}", "me"))
+        mine = await store.claim("me", 100.0, 50.0, lambda owner: False, include_own=False)
+        assert mine == []  # it holds them all already: the claim only took its lease
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            before = conn.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
+        assert await store.renew("me", 110.0, 60.0) is None  # never lapsed: nothing to check
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            assert conn.execute("SELECT * FROM runs ORDER BY run_id").fetchall() == before
+            assert conn.execute("SELECT * FROM owners").fetchall() == [("me", 110.0)]
+        # Another runtime cannot take runs under a live lease, and takes them once it lapses.
+        assert await store.claim("other", 200.0, 105.0, lambda owner: False) == []
+        taken = await store.claim("other", 200.0, 111.0, lambda owner: False, run_ids=["r7"])
+        assert [run.run_id for run in taken] == ["r7"]
+        # The lapsed runtime learns, on renewing, which runs it still holds.
+        held = await store.renew("me", 130.0, 120.0)
+        assert held is not None and "r7" not in held and len(held) == 199
+        record = await store.get_run("r8")
+        assert record is not None and (record.owner, record.lease_until) == ("me", 130.0)
+    finally:
+        await store.close()

@@ -13,6 +13,7 @@ import durable
 from durable._store.sqlite import SCHEMA_VERSION
 
 from . import golden
+from .helpers import until
 
 FIXTURE = Path(__file__).parent / "fixtures" / "journal_schema_v1.db"
 
@@ -67,7 +68,12 @@ async def test_a_migrated_journal_has_the_same_indexes_as_a_new_one(
 ) -> None:
     shutil.copy(FIXTURE, db)
     async with durable.Runtime(db, clock=durable.VirtualClock()) as rt:
-        waiting = await rt.list_runs(status="waiting")
+
+        async def listed_waiting() -> list[durable.RunInfo]:
+            return await rt.list_runs(status="waiting")
+
+        # Resumed, it replays a sleep ("sleeping") before it parks at its wait again.
+        waiting = await until(listed_waiting)
     fresh = tmp_path / "fresh.db"
     async with durable.Runtime(fresh):
         pass

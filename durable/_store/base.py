@@ -184,8 +184,12 @@ class Store(Protocol):
         """
         ...
 
-    async def renew(self, owner: str, lease_until: float) -> set[str]:
-        """Extend the lease of every unfinished run ``owner`` holds; returns their ids."""
+    async def renew(self, owner: str, lease_until: float, now: float) -> set[str] | None:
+        """Extend ``owner``'s lease, which covers every run it holds (one write).
+
+        Returns None if the lease had not lapsed; otherwise another runtime may
+        have taken runs meanwhile, and it returns the ids of the runs still held.
+        """
         ...
 
     async def release(self, owner: str) -> None: ...
