@@ -70,6 +70,33 @@ class RunJournal:
                 target = self.superseded if event.superseded else self.live
                 target.setdefault(event.position, []).append(event)
 
+    def parked(self, now: float) -> tuple[float | None, str | None] | None:
+        """Where the run would park at once if replayed now: (deadline, message name).
+
+        Only when the journal says so without running the workflow: every
+        durable call but the last has finished, and the last is a sleep not
+        yet due or a wait with no answer in the inbox. Otherwise None: the run
+        must be replayed to know (an interrupted step, a retry, a gather).
+        """
+        if not self.live:
+            return None
+        last = len(self.live) - 1
+        if last not in self.live or any(not _finished(self.live[p], now) for p in range(last)):
+            return None
+        events = self.live[last]
+        first = events[0]
+        if len(events) != 1:
+            return None
+        if first.kind == SLEEP_STARTED:
+            wake_at = float(payload(first)["wake_at"])
+            return (wake_at, None) if wake_at > now else None
+        if first.kind == WAIT_STARTED and not self.has_message(first.name):
+            deadline = payload(first).get("deadline")
+            if deadline is None:
+                return (None, first.name)
+            return (float(deadline), first.name) if float(deadline) > now else None
+        return None
+
     def at(self, position: int) -> list[EventRecord]:
         return self.live.get(position, [])
 
@@ -114,6 +141,23 @@ class RunJournal:
             ):
                 waits.append(started)
         return sorted(waits, key=lambda event: event.seq)
+
+
+def _finished(events: list[EventRecord], now: float) -> bool:
+    """The durable call at one position has returned, and replay returns at once.
+
+    Reads the payload it would return, so a corrupt journal is found now, as replay
+    would find it, and not when the run wakes.
+    """
+    for event in events:
+        if event.kind in (STEP_COMPLETED, WAIT_COMPLETED, VALUE):
+            payload(event)
+            return True
+        if event.kind == STEP_FAILED and payload(event).get("final") is not None:
+            return True
+        if event.kind == SLEEP_STARTED:
+            return float(payload(event)["wake_at"]) <= now
+    return False
 
 
 @dataclass(frozen=True)

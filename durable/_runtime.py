@@ -565,7 +565,10 @@ class Runtime:
         waits = live.parked_waits()
         live.retire()
         del self._live[live.run_id]
-        run_id = live.run_id
+        self._unload(live.run_id, waits)
+
+    def _unload(self, run_id: str, waits: list[tuple[float | None, str | None]]) -> None:
+        """Keep only what wakes the run: a timer per deadline, the names of awaited events."""
         timers = [
             self.timers.call_at(deadline, functools.partial(self._wake, run_id))
             for deadline, _ in waits
@@ -620,12 +623,28 @@ class Runtime:
         )
         records = [record for record in records if record.run_id not in self._live]
         journals = await self.store.load_events([record.run_id for record in records])
+        # A run whose journal shows it parked at a sleep or a wait is not started: it
+        # would only replay to the same place. It stays unloaded until something wakes
+        # it, as an evicted run does. (Virtual time skips only by looking at live runs.)
+        may_unload = not self.always_replay and not (
+            isinstance(self.clock, VirtualClock) and self.clock.auto_skip
+        )
+        now = self.clock.now()
         for record in records:
             wf = registered(record.workflow, record.version)
             if wf is None:
                 continue
             try:
-                self._launch(record, wf, journals[record.run_id])
+                events = journals[record.run_id]
+                parked = RunJournal(events).parked(now) if may_unload else None
+                if parked is not None and record.run_id not in self._dormant:
+                    self._unload(record.run_id, [parked])
+                    status = "sleeping" if parked[1] is None else "waiting"
+                    if record.status != status:  # it crashed between parking and saying so
+                        update = RunUpdate(self.clock.now(), status=status)
+                        await self.store.append(record.run_id, [], update, owner=self.owner)
+                    continue
+                self._launch(record, wf, events)
             except CorruptJournal as exc:  # fail that run alone; the others go on
                 log.error("%s", exc)
                 update = RunUpdate(self.clock.now(), status="failed", error=encode(exc.to_record()))

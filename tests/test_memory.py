@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 import durable
 
-from .helpers import until
+from .helpers import status_is, until
 
 BODY_ENTRIES: dict[str, int] = {}
 
@@ -63,3 +65,38 @@ async def test_unloaded_runs_count_as_owned_by_this_runtime_in_check(db: Path) -
 
         await until(unloaded)
         assert (await rt.check()).orphaned_runs == []
+
+
+async def test_a_run_parked_in_its_journal_is_not_started_at_recovery(db: Path) -> None:
+    """Recovery leaves a run the journal shows parked unloaded until a timer or event."""
+    BODY_ENTRIES.clear()
+    clock = durable.VirtualClock(auto_skip=False)
+    async with durable.Runtime(db, clock=clock) as rt:
+        await rt.start(nap_then_event, 2, run_id="waiter")
+        await status_is(rt, "waiter", "sleeping")
+        clock.advance(3600)
+        await status_is(rt, "waiter", "waiting")
+        await rt.start(nap_then_event, 1, run_id="napper")
+        await status_is(rt, "napper", "sleeping")
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # as if it crashed mid-parking
+        conn.execute("UPDATE runs SET status = 'running' WHERE run_id = 'waiter'")
+        conn.commit()
+    entries = dict(BODY_ENTRIES)
+
+    async with durable.Runtime(db, clock=clock) as rt:
+        assert rt._live == {} and set(rt._dormant) == {"napper", "waiter"}
+        assert entries == BODY_ENTRIES  # neither workflow body ran again
+        assert (await rt.get_run("waiter")).status is durable.RunStatus.WAITING
+        await rt.send_event("waiter", "go", 40)  # an event wakes it
+        assert await rt.handle("waiter").result(timeout=10) == 42
+        clock.advance(1)  # nothing is due yet: the sleeper stays unloaded
+        assert "napper" in rt._dormant
+        clock.advance(3600)  # its timer wakes it; it replays and waits for its event
+
+        async def napper_waits() -> bool:
+            return (await rt.get_run("napper")).status is durable.RunStatus.WAITING
+
+        await until(napper_waits)
+        await rt.send_event("napper", "go", 10)
+        assert await rt.handle("napper").result(timeout=10) == 11
+    assert {"napper": entries["napper"] + 1, "waiter": entries["waiter"] + 1} == BODY_ENTRIES
