@@ -157,8 +157,8 @@ class LoopWriter:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[Entry] = []
         self._flush_scheduled = False
+        self._flush_handle: asyncio.Handle | None = None
         self._busy_since: float | None = None
-        self._stopped = asyncio.Event()
         self.batches = 0
         self.jobs = 0
 
@@ -175,13 +175,11 @@ class LoopWriter:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
         self._queue((job, future, chain))
-        if self._flush_scheduled:
-            return future
-        if _nothing_else_ready(loop) and self._busy_since is None:
-            # No other callback runs before a deferred flush could, so no other write
+        if self._busy_since is None and _nothing_else_ready(loop, self._flush_handle):
+            # No other callback would run before a deferred flush, so no other write
             # could join this batch: commit now, and the caller's await does not yield.
             self._flush()
-        else:
+        elif not self._flush_scheduled:
             self._schedule_flush(loop)
         return future
 
@@ -200,9 +198,12 @@ class LoopWriter:
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._flush_scheduled = True
-        loop.call_soon(self._flush)
+        self._flush_handle = loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        if self._flush_handle is not None:  # flushing early: the deferred flush is moot
+            self._flush_handle.cancel()
+            self._flush_handle = None
         self._flush_scheduled = False
         batch, self._pending = self._pending, []
         if not batch or self._conn is None:
@@ -227,7 +228,8 @@ class LoopWriter:
         self._pending = batch + self._pending
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(_BUSY_RETRY_DELAY, self._flush)
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(_BUSY_RETRY_DELAY, self._flush)
         return True
 
     async def stop(self) -> None:
@@ -240,10 +242,13 @@ class LoopWriter:
             self._conn = None
 
 
-def _nothing_else_ready(loop: asyncio.AbstractEventLoop) -> bool:
-    """True when no callback waits to run in this iteration (asyncio's own loops only)."""
+def _nothing_else_ready(loop: asyncio.AbstractEventLoop, ours: asyncio.Handle | None) -> bool:
+    """True when no callback but our own deferred flush waits to run in this iteration
+    (asyncio's own loops only)."""
     ready = getattr(loop, "_ready", None)
-    return ready is not None and len(ready) == 0
+    if ready is None:
+        return False
+    return len(ready) == 0 or (len(ready) == 1 and ready[0] is ours)
 
 
 class ThreadWriter:
