@@ -151,6 +151,24 @@ def sleeping_rss_mb(durability: str, sizes: Sizes) -> float:
         return float(out.strip())
 
 
+def reopen_seconds(durability: str, sizes: Sizes) -> float:
+    """Seconds to open a runtime on a journal holding the sleeping runs of (e)."""
+    with tempfile.TemporaryDirectory() as folder:
+        db = str(Path(folder) / "bench.db")
+        child("sleepers", db, durability, str(sizes.sleeping_runs)).communicate()
+        out, _ = child("reopen", db, durability, str(sizes.sleeping_runs)).communicate()
+        return float(out.strip())
+
+
+async def _child_reopen(db: str, durability: str, count: int) -> None:
+    start = time.perf_counter()
+    async with durable.Runtime(db, durability=durability) as rt:
+        elapsed = time.perf_counter() - start
+        if len(rt._live) + len(rt._dormant) != count:
+            raise RuntimeError("not every sleeping run was recovered")
+        print(f"{elapsed:.3f}", flush=True)
+
+
 async def _child_interrupted(db: str, durability: str, count: int) -> None:
     async with durable.Runtime(db, durability=durability) as rt:
         for start in range(0, count, 1000):
@@ -231,6 +249,13 @@ def rows(sizes: Sizes) -> list[Row]:
             lambda d: sleeping_rss_mb(d, s),
             None,
         ),
+        Row(
+            f"(f) reopen a journal of {s.sleeping_runs} sleeping runs",
+            "s",
+            "",
+            lambda d: reopen_seconds(d, s),
+            None,
+        ),
     ]
 
 
@@ -269,7 +294,11 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, db, durability, count = sys.argv[2:6]
-        target = _child_interrupted if kind == "interrupted" else _child_sleepers
-        asyncio.run(target(db, durability, int(count)))
+        children = {
+            "interrupted": _child_interrupted,
+            "sleepers": _child_sleepers,
+            "reopen": _child_reopen,
+        }
+        asyncio.run(children[kind](db, durability, int(count)))
     else:
         main()
