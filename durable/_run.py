@@ -60,10 +60,6 @@ class LiveRun:
         self._busy = 0
         self._nondeterminism: NonDeterminismError | None = None
         self.writes = WriteChain()  # every write of this incarnation, in order
-        self._working = _Working(self)
-
-    def launch(self) -> None:
-        self.task = asyncio.create_task(self._drive(), name=f"durable-run:{self.run_id}")
 
     # -- RunHost -------------------------------------------------------------
 
@@ -119,7 +115,14 @@ class LiveRun:
         self.retire()
 
     def working(self) -> contextlib.AbstractContextManager[None]:
-        return self._working
+        return self
+
+    def __enter__(self) -> None:
+        """Mark the run busy while a step body runs (reentrant: gathered steps nest)."""
+        self._busy += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._busy -= 1
 
     async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
         self.check_running()
@@ -214,6 +217,18 @@ class LiveRun:
                 self._lost()
                 raise asyncio.CancelledError() from None
 
+    def launch(self) -> None:
+        self.task = asyncio.create_task(self._drive(), name=f"durable-run:{self.run_id}")
+        self.task.add_done_callback(self._release)
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        """Break the cycle a finished run would leave to the garbage collector (the
+        task's context -> the workflow context -> this run -> the task), so a run's
+        objects are freed at once and never reach the old generations that full
+        collections walk: with 10,000 runs recovering, that was a third of the time."""
+        self.ctx = None
+        self.task = None
+
     async def _drive(self) -> None:
         ctx = self.ctx = WorkflowContext(self)
         _current.context.set(ctx)
@@ -296,21 +311,6 @@ def unreplayed(journal: RunJournal, ctx: WorkflowContext) -> NonDeterminismError
     return NonDeterminismError(
         leftover[0], f"{family(first.kind)} {first.name!r}", "the workflow returning"
     )
-
-
-class _Working:
-    """Marks its run busy while a step body runs (reentrant: gathered steps nest)."""
-
-    __slots__ = ("_run",)
-
-    def __init__(self, run: LiveRun) -> None:
-        self._run = run
-
-    def __enter__(self) -> None:
-        self._run._busy += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._run._busy -= 1
 
 
 @dataclasses.dataclass(eq=False)

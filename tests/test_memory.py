@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import sqlite3
+import weakref
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,22 @@ async def test_a_run_parked_in_its_journal_is_not_started_at_recovery(db: Path) 
         await rt.send_event("napper", "go", 10)
         assert await rt.handle("napper").result(timeout=10) == 11
     assert {"napper": entries["napper"] + 1, "waiter": entries["waiter"] + 1} == BODY_ENTRIES
+
+
+async def test_a_finished_run_is_freed_without_the_cycle_collector(db: Path) -> None:
+    """No reference cycle outlives a run, so its objects never pile up for full collections."""
+    gc.collect()
+    gc.disable()
+    try:
+        async with durable.Runtime(db) as rt:
+            handle = await rt.start(nap_then_event, 1)
+            run = weakref.ref(rt._live[handle.run_id])
+            await status_is(rt, handle.run_id, "sleeping")
+            await rt.cancel(handle.run_id)
+
+            async def freed() -> bool:
+                return run() is None
+
+            await until(freed)
+    finally:
+        gc.enable()
