@@ -622,6 +622,13 @@ class Runtime:
             include_own=include_own,
         )
         records = [record for record in records if record.run_id not in self._live]
+        # Loaded and started a slice at a time: while one slice's journals are read, the
+        # runs started before it move on (and many finish), so fewer are in memory at once.
+        for start in range(0, len(records), _RECOVERY_SLICE):
+            await self._resume(records[start : start + _RECOVERY_SLICE])
+
+    async def _resume(self, records: list[RunRecord]) -> None:
+        """Start claimed runs from their journals, or leave the parked ones unloaded."""
         journals = await self.store.load_events([record.run_id for record in records])
         # A run whose journal shows it parked at a sleep or a wait is not started: it
         # would only replay to the same place. It stays unloaded until something wakes
@@ -632,7 +639,7 @@ class Runtime:
         now = self.clock.now()
         for record in records:
             wf = registered(record.workflow, record.version)
-            if wf is None:
+            if wf is None or record.run_id in self._live:  # started meanwhile, by a wake-up
                 continue
             try:
                 events = journals[record.run_id]
@@ -730,6 +737,9 @@ class _Dormant:
 
     timers: list[int]
     messages: set[str]
+
+
+_RECOVERY_SLICE = 500
 
 
 def new_run_id() -> str:
