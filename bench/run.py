@@ -268,23 +268,23 @@ def main() -> None:
     args = parser.parse_args()
     sizes = QUICK if args.quick else Sizes()
     modes = args.durability.split(",")
-    floors = {mode: floor_us(mode) for mode in modes}
-    print("floor: one plain sqlite3 commit per row, same PRAGMAs")
-    for mode in modes:
-        print(f"  {mode:<6} {floors[mode]:8.1f} us/commit")
+    print("floor: one plain sqlite3 commit per row, same PRAGMAs, measured again just")
+    print("before each figure (it moves from minute to minute); each ratio uses its own")
     print("\nratio = the figure in floor commits: us/step / floor, floor rows/s / steps/s, ...")
     header = f"{'scenario':<52}" + "".join(f"{mode:>16}{'ratio':>8}" for mode in modes)
-    print(f"\n{header}{'target (normal)':>17}")
+    print(f"\n{header}{'target (normal)':>17}  floors (us)")
     measured: dict[tuple[str, str], float] = {}
     for row in rows(sizes):
         if args.only and row.label[1] not in args.only:
             continue
-        cells = ""
+        cells, floors = "", []
         for mode in modes:
+            floor = floor_us(mode)
+            floors.append(f"{floor:.1f}")
             value = measured[row.label[1], mode] = row.measure(mode)
-            ratio = "" if row.ratio is None else f"{row.ratio(value, floors[mode]):.1f}x"
+            ratio = "" if row.ratio is None else f"{row.ratio(value, floor):.1f}x"
             cells += f"{value:>10.1f} {row.unit:<5}{ratio:>8}"
-        print(f"{row.label:<52}{cells}{row.target:>17}", flush=True)
+        print(f"{row.label:<52}{cells}{row.target:>17}  {' / '.join(floors)}", flush=True)
     if args.compare == "dbos":
         import compare_dbos
 
