@@ -205,3 +205,22 @@ async def test_a_lease_is_one_row_per_runtime_and_renewing_it_rewrites_no_run(db
         assert record is not None and (record.owner, record.lease_until) == ("me", 130.0)
     finally:
         await store.close()
+
+
+async def test_a_closed_runtime_gives_its_runs_up_at_once(db: Path) -> None:
+    @durable.workflow(name="leases.napper")
+    async def napper(ctx: durable.WorkflowContext) -> str:
+        await ctx.sleep(3600)
+        return "rested"
+
+    clock = durable.VirtualClock(auto_skip=False)
+    async with durable.Runtime(db, identity="a", lease_seconds=600, clock=clock) as rt:
+        await rt.start(napper, run_id="n")
+        await status_is(rt, "n", "sleeping")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT owner FROM owners").fetchall() == []  # one row deleted
+    async with durable.Runtime(db, identity="b", lease_seconds=600, clock=clock) as rt:
+        assert "n" in rt._dormant  # taken at open, without waiting for a's lease
+        clock.advance(3600)
+        assert await rt.handle("n").result(timeout=10) == "rested"
+    assert lease_of(db, "n")[0] == "b"

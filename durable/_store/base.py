@@ -192,7 +192,9 @@ class Store(Protocol):
         """
         ...
 
-    async def release(self, owner: str) -> None: ...
+    async def release(self, owner: str) -> None:
+        """Give up ``owner``'s lease: its unfinished runs are free to claim at once."""
+        ...
 
     async def changes_since(self, seq: int) -> list[EventRecord]:
         """Events after ``seq`` that another process may have written for live runs."""

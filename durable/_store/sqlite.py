@@ -438,7 +438,7 @@ class SqliteStore:
 
     async def release(self, owner: str) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            conn.execute(f"UPDATE runs SET owner = NULL WHERE owner = ? AND {_ACTIVE}", (owner,))
+            # Runs whose owner holds no lease are free: one row, however many runs.
             conn.execute("DELETE FROM owners WHERE owner = ?", (owner,))
 
         await self._writer.submit(job)
