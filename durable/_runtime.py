@@ -1,9 +1,10 @@
 """``Runtime`` and ``RunHandle``: start, recover, deliver answers, cancel, lease.
 
 One runtime owns one store. Opening it claims and resumes every unfinished
-run this process has the workflow for; a poller notices what other
+run this process has the workflow for (runs its journal shows parked at a
+sleep or a wait stay unloaded until due); a poller notices what other
 processes write to the same file (answers, events, cancels, new runs) by
-watching ``PRAGMA data_version``, and renews this runtime's leases.
+watching ``PRAGMA data_version``, and renews this runtime's lease.
 """
 
 from __future__ import annotations

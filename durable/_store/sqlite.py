@@ -1,7 +1,8 @@
-"""The SQLite store: a write thread with group commit, and an aiosqlite reader.
+"""The SQLite store: one writer with group commit, and an aiosqlite reader.
 
-Two tables, plain JSON text in plain columns, readable from the ``sqlite3``
-shell. ``":memory:"`` is a private temporary file removed on close, so it
+Three tables, plain JSON text in plain columns, readable from the ``sqlite3``
+shell: ``runs``, their ``events`` (the journal), and the ``owners`` whose
+leases cover the runs they hold. ``":memory:"`` is a private temporary file removed on close, so it
 behaves exactly like a file (two connections, WAL) without persisting.
 """
 
