@@ -550,22 +550,19 @@ def _owned_append(
     if update is not None:
         # The update checks the owner itself: no statement of its own for the check.
         if not _update_run(conn, run_id, update, owner):
-            return _not_written(conn, run_id, owner)
-    else:
-        row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None or row[0] != owner:
-            raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
-        if row[1] in TERMINAL:
+            _owned_status(conn, run_id, owner)  # LeaseLost, unless the run has ended
             return []
+    elif _owned_status(conn, run_id, owner) in TERMINAL:
+        return []
     return [_insert_event(conn, event) for event in events]
 
 
-def _not_written(conn: sqlite3.Connection, run_id: str, owner: str) -> list[int]:
-    """Why an owned update did not happen: LeaseLost, or [] when the run has ended."""
-    row = conn.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+def _owned_status(conn: sqlite3.Connection, run_id: str, owner: str) -> str:
+    """The run's status, or LeaseLost if ``owner`` does not hold it any more."""
+    row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None or row[0] != owner:
         raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
-    return []
+    return str(row[1])
 
 
 def _live_events(conn: sqlite3.Connection, run_id: str) -> list[EventRecord]:
