@@ -53,7 +53,8 @@ class LiveRun:
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
         self.retired = False
-        self.finished: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
+        self._ended = asyncio.Event()
+        self.final: RunRecord | None = None
         self.replayed_at: set[int] = set()
         self.ctx: WorkflowContext | None = None
         self._parked: set[_Parked] = set()
@@ -174,9 +175,20 @@ class LiveRun:
             self.task.cancel()
 
     def _end(self, final: RunRecord | None) -> None:
-        """Resolve ``finished``: the final row, or None if the run goes on elsewhere."""
-        if not self.finished.done():
-            self.finished.set_result(final)
+        """The run ended here: ``final`` is its last row, or None if it goes on elsewhere."""
+        if not self._ended.is_set():
+            self.final = final
+            self._ended.set()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait_ended(self) -> RunRecord | None:
+        """``final``, once the run has ended here (an event: a waiter's cancellation is its
+        own, and the wake-up costs one loop iteration, not the two of a shielded future)."""
+        await self._ended.wait()
+        return self.final
 
     def check_running(self) -> None:
         if self.cancel_requested or self.retired:

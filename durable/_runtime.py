@@ -332,7 +332,7 @@ class Runtime:
         while True:
             live = self._live.get(run_id)
             if live is not None and not live.retired:
-                final = await asyncio.shield(live.finished)
+                final = await live.wait_ended()
                 if final is not None:
                     return self._outcome(final)
             # Not live here, or that incarnation was retired: ask the journal, await changes.
@@ -706,7 +706,7 @@ class Runtime:
         ``held`` may also just have finished, so the journal confirms the loss.
         """
         for run_id, live in before.items():
-            if run_id in held or self._live.get(run_id) is not live or live.finished.done():
+            if run_id in held or self._live.get(run_id) is not live or live.ended:
                 continue
             record = await self.store.get_run(run_id)
             if record is None or record.status in TERMINAL or record.owner == self.owner:
