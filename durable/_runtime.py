@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import logging
 import os
-import secrets
 import socket
 import time
 import uuid
@@ -743,10 +742,19 @@ class _Dormant:
 _RECOVERY_SLICE = 500
 
 
+_random_bytes = bytearray()
+# A forked child must not hand out its parent's remaining random bytes as its own.
+os.register_at_fork(after_in_child=_random_bytes.clear)
+
+
 def new_run_id() -> str:
     """A UUID version 7 (RFC 9562): time-ordered, so new runs' rows and index entries
     land at the end of their B-trees instead of on random pages."""
-    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    if len(_random_bytes) < 10:  # os.urandom once per 400 ids: it is a system call
+        _random_bytes.extend(os.urandom(4000))
+    random_part = int.from_bytes(_random_bytes[-10:], "big")
+    del _random_bytes[-10:]
+    value = (time.time_ns() // 1_000_000) << 80 | random_part
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
     digits = f"{value:032x}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import stat
 import time
 import uuid
@@ -251,3 +252,13 @@ async def test_generated_run_ids_are_time_ordered_uuids(
     assert ids[0] < ids[1]  # ordered across milliseconds, so inserts land at the end
     assert {uuid.UUID(i).variant for i in ids} == {uuid.RFC_4122}
     assert uuid.UUID(ids[0]).int >> 80 == 1_700_000_000_000
+
+
+def test_run_ids_differ_in_a_forked_child() -> None:
+    """The random bytes behind run ids are pooled; a forked child must not reuse them."""
+    new_run_id()  # the parent's pool is filled
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        in_child = pool.apply(new_run_id)
+    in_parent = new_run_id()
+    random_bits = (1 << 62) - 1
+    assert uuid.UUID(in_child).int & random_bits != uuid.UUID(in_parent).int & random_bits

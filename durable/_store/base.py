@@ -17,7 +17,7 @@ from ..errors import DurableError
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen, for speed (see EventRecord)
 class RunRecord:
     run_id: str
     workflow: str
