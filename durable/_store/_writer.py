@@ -12,7 +12,8 @@ Two writers share that batch logic:
   iteration in which the jobs were queued (at once when its caller waits
   and nothing else is ready to run, so nothing could join the batch): no
   thread hop at all. A commit at ``synchronous=NORMAL`` does not fsync, so
-  it costs microseconds; a busy database is retried later with ``call_later``, never waited for.
+  it costs microseconds; a busy database is retried later with
+  ``call_later``, never waited for.
 - ``ThreadWriter`` commits on a thread of its own, one hop per batch: for
   ``synchronous=FULL``, whose fsync per commit must not stall the loop.
 """
@@ -156,8 +157,7 @@ class LoopWriter:
         self._connect = connect
         self._conn: sqlite3.Connection | None = None
         self._pending: list[Entry] = []
-        self._flush_scheduled = False
-        self._flush_handle: asyncio.Handle | None = None
+        self._flush_handle: asyncio.Handle | None = None  # a flush is scheduled
         self._busy_since: float | None = None
         self.batches = 0
         self.jobs = 0
@@ -179,7 +179,7 @@ class LoopWriter:
             # No other callback would run before a deferred flush, so no other write
             # could join this batch: commit now, and the caller's await does not yield.
             self._flush()
-        elif not self._flush_scheduled:
+        elif self._flush_handle is None:
             self._schedule_flush(loop)
         return future
 
@@ -188,7 +188,7 @@ class LoopWriter:
             chain.error = chain.error or RuntimeError("the journal writer is not running")
             return
         self._queue((job, None, chain))
-        if not self._flush_scheduled:
+        if self._flush_handle is None:
             self._schedule_flush(asyncio.get_running_loop())
 
     def _queue(self, entry: Entry) -> None:
@@ -197,14 +197,12 @@ class LoopWriter:
         self._pending.append(entry)
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._flush_scheduled = True
         self._flush_handle = loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         if self._flush_handle is not None:  # flushing early: the deferred flush is moot
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._flush_scheduled = False
         batch, self._pending = self._pending, []
         if not batch or self._conn is None:
             return
@@ -226,8 +224,7 @@ class LoopWriter:
         if now - self._busy_since > _BUSY_GIVE_UP_AFTER:
             return False
         self._pending = batch + self._pending
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if self._flush_handle is None:
             loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(_BUSY_RETRY_DELAY, self._flush)
         return True
