@@ -39,7 +39,7 @@ class LiveRun:
         runtime: Runtime,
         record: RunRecord,
         workflow: Workflow[Any, Any],
-        events: list[EventRecord],
+        journal: RunJournal,
     ) -> None:
         self.runtime = runtime
         self.clock = runtime.clock
@@ -48,7 +48,7 @@ class LiveRun:
         self.run_id = record.run_id
         self.workflow = workflow
         self.workflow_name = workflow.name
-        self.journal = RunJournal(events)
+        self.journal = journal
         self.status = record.status
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False

@@ -283,14 +283,14 @@ class Runtime:
             # A new id cannot exist yet, so the run starts at once: its row is queued
             # in the run's own write chain, ahead of its first write, and the two
             # share a commit. If the row cannot be written, neither is anything else.
-            live = self._launch(record, wf, [])
+            live = self._launch(record, wf, RunJournal([]))
             await self.store.create_run(record, chain=live.writes)
             return RunHandle(self, rid)
         stored, created = await self.store.create_run(record)
         if stored.workflow != wf.name or stored.input_digest != input_digest:
             raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)
         if created and executes:
-            self._launch(stored, wf, [])
+            self._launch(stored, wf, RunJournal([]))
         return RunHandle(self, rid)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
@@ -518,10 +518,8 @@ class Runtime:
 
     # -- running runs --------------------------------------------------------
 
-    def _launch(
-        self, record: RunRecord, wf: Workflow[Any, Any], events: list[EventRecord]
-    ) -> LiveRun:
-        live = LiveRun(self, record, wf, events)
+    def _launch(self, record: RunRecord, wf: Workflow[Any, Any], journal: RunJournal) -> LiveRun:
+        live = LiveRun(self, record, wf, journal)
         self._live[record.run_id] = live
         live.launch()
         return live
@@ -642,8 +640,8 @@ class Runtime:
             if wf is None or record.run_id in self._live:  # started meanwhile, by a wake-up
                 continue
             try:
-                events = journals[record.run_id]
-                parked = RunJournal(events).parked(now) if may_unload else None
+                journal = RunJournal(journals[record.run_id])
+                parked = journal.parked(now) if may_unload else None
                 if parked is not None and record.run_id not in self._dormant:
                     self._unload(record.run_id, [parked])
                     status = "sleeping" if parked[1] is None else "waiting"
@@ -651,7 +649,7 @@ class Runtime:
                         update = RunUpdate(self.clock.now(), status=status)
                         await self.store.append(record.run_id, [], update, owner=self.owner)
                     continue
-                self._launch(record, wf, events)
+                self._launch(record, wf, journal)
             except CorruptJournal as exc:  # fail that run alone; the others go on
                 log.error("%s", exc)
                 update = RunUpdate(self.clock.now(), status="failed", error=encode(exc.to_record()))
