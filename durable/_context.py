@@ -211,7 +211,7 @@ class WorkflowContext:
             )
             try:
                 with host.working():
-                    if plan.inline and options.timeout is None:
+                    if plan.is_async and options.timeout is None:
                         # The common case, without a task: a coroutine function awaited here.
                         step_token = _current.step.set(info)
                         context_token = _current.context.set(None)
@@ -221,7 +221,7 @@ class WorkflowContext:
                             _current.context.reset(context_token)
                             _current.step.reset(step_token)
                     else:
-                        value = await _invoke_apart(fn, args, kwargs, options.timeout, info)
+                        value = await _invoke_apart(plan, args, kwargs, info)
             except Exception as exc:
                 failures = attempts(events).failure_count + 1
                 error_record = _error_record(exc)
@@ -427,7 +427,7 @@ class _StepPlan(NamedTuple):
     options: StepOptions
     name: str
     hint: Any
-    inline: bool  # a coroutine function: awaited in the workflow's own task
+    is_async: bool  # a coroutine function (else it runs in a worker thread)
 
 
 def _step_plan(target: Callable[..., Any]) -> _StepPlan:
@@ -450,19 +450,19 @@ _AS_STORED = frozenset({int, str, bool, type(None)})
 
 
 async def _invoke_apart(
-    fn: Callable[..., Any],
+    plan: _StepPlan,
     args: Sequence[Any],
     kwargs: dict[str, Any],
-    timeout: float | None,
     info: StepScope,
 ) -> Any:
     """Run a step body in a task (for a timeout) or a worker thread (a sync function)."""
+    fn, timeout = plan.fn, plan.options.timeout
 
     def enter() -> None:
         _current.step.set(info)
         _current.context.set(None)
 
-    if inspect.iscoroutinefunction(fn):
+    if plan.is_async:
 
         async def body() -> Any:
             enter()
