@@ -416,7 +416,7 @@ class SqliteStore:
             rows = [_run(row) for row in conn.execute(sql, params).fetchall()]
             conn.executemany(
                 "UPDATE runs SET owner = ? WHERE run_id = ?",
-                [(owner, run.run_id) for run in rows],
+                [(owner, run.run_id) for run in rows if run.owner != owner],  # others' only
             )
             return rows
 
