@@ -176,9 +176,6 @@ class SqliteStore:
             # Checkpoint every 10,000 pages (40 MB of WAL) instead of 1,000: a journal
             # rewrites the same few pages, so rarer checkpoints copy far fewer pages.
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
-            # 64 MB of page cache (the default is 2 MB): recovering thousands of runs
-            # touches pages all over the run and event indexes. Used only as needed.
-            conn.execute("PRAGMA cache_size = -65536")
             _migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise DurableError(
