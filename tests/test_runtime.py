@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import sqlite3
 import stat
 import time
 import uuid
@@ -262,3 +263,19 @@ def test_run_ids_differ_in_a_forked_child() -> None:
     in_parent = new_run_id()
     random_bits = (1 << 62) - 1
     assert uuid.UUID(in_child).int & random_bits != uuid.UUID(in_parent).int & random_bits
+
+
+async def test_a_failed_read_reaches_every_run_asked_for_together(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with durable.Runtime(db) as rt:
+        await (await rt.start(echo, 1, run_id="x")).result()
+
+        async def broken(sql: str, params: object = ()) -> object:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(rt.store, "_fetchall", broken)
+        outcomes = await asyncio.gather(rt.get_run("x"), rt.get_run("y"), return_exceptions=True)
+        monkeypatch.undo()
+        assert (await rt.get_run("x")).status is durable.RunStatus.COMPLETED  # reads go on
+    assert [type(outcome) for outcome in outcomes] == [sqlite3.OperationalError] * 2

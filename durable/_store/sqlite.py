@@ -242,22 +242,19 @@ class SqliteStore:
     async def _read_runs(self) -> None:
         await asyncio.sleep(0)  # let the other reads asked for in this moment join
         wanted, self._run_reads = self._run_reads, {}
-        run_ids = list(wanted)
         try:
-            found: dict[str, RunRecord] = {}
-            for start in range(0, len(run_ids), 500):
-                chunk = run_ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                sql = f"{_RUN_READ} WHERE runs.run_id IN ({marks})"
-                for row in await self._fetchall(sql, chunk):
-                    found[row[0]] = _run(row)
+            rows = await self._fetch_for(f"{_RUN_READ} WHERE runs.run_id IN", list(wanted))
         except BaseException as exc:
+            # The callers get the error; only a cancellation goes on up.
             error = exc if isinstance(exc, Exception) else DurableError("the read was stopped")
             for futures in wanted.values():
                 for future in futures:
                     if not future.done():
                         future.set_exception(error)
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            return
+        found = {row[0]: _run(row) for row in rows}
         for run_id, futures in wanted.items():
             for future in futures:
                 if not future.done():
@@ -342,16 +339,21 @@ class SqliteStore:
 
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
-        for start in range(0, len(run_ids), 500):
-            chunk = run_ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = await self._fetchall(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN ({marks}) ORDER BY seq",
-                chunk,
-            )
-            for row in rows:
-                result[row[1]].append(_event(row))
+        for row in await self._fetch_for(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN", run_ids, "ORDER BY seq"
+        ):
+            result[row[1]].append(_event(row))
         return result
+
+    async def _fetch_for(self, head: str, ids: Sequence[str], tail: str = "") -> list[Any]:
+        """``head (?,?,...) tail`` for every id, 500 ids a query (SQLite's limit is higher,
+        but a reader hop per 500 rows keeps other reads from waiting long)."""
+        rows: list[Any] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(await self._fetchall(f"{head} ({marks}) {tail}", chunk))
+        return rows
 
     async def history(self, run_id: str) -> list[EventRecord]:
         rows = await self._fetchall(
