@@ -64,10 +64,10 @@ def split(repeats: int = 3, n: int = 2000) -> None:
     in_commits = [0.0]
     real_commit = _writer.commit_batch
 
-    def timed(conn: sqlite3.Connection, batch: list[Any]) -> list[Any]:
+    def timed(conn: sqlite3.Connection, batch: list[Any], *rest: Any) -> list[Any]:
         start = time.perf_counter()
         try:
-            return real_commit(conn, batch)
+            return real_commit(conn, batch, *rest)
         finally:
             in_commits[0] += time.perf_counter() - start
 

@@ -211,3 +211,38 @@ async def test_a_new_run_whose_row_cannot_be_written_writes_nothing(db: Path, wr
     with sqlite3.connect(db) as other:
         assert other.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert calls == []
+
+
+def message(run_id: str, value: str) -> NewEvent:
+    return NewEvent(run_id, None, "message", "m", value, 0.0)
+
+
+async def test_events_are_numbered_in_order_when_another_process_writes_the_same_run(
+    db: Path, writer: str
+) -> None:
+    """Each writer remembers a run's last ``seq``; another connection's write must not
+    make it hand out a number already taken (the table's key would refuse it)."""
+    ours = await open_store(db, writer)
+    theirs = SqliteStore(db, "normal", writer)
+    await theirs.open()
+    try:
+        await ours.append("a", [event("a", 0)])
+        await ours.append("b", [event("b", i) for i in range(3)])
+        cursor = await ours.last_seq()
+        await theirs.append("a", [message("a", '"from them"')])
+        await ours.append("a", [event("a", 1)])
+        await theirs.append("b", [message("b", '"to b"')])
+        await ours.append("a", [message("a", '"from us"')])
+        journals = await ours.load_events(["a", "b"])
+        changes = await ours.changes_since(cursor)
+    finally:
+        await theirs.close()
+        await ours.close()
+    assert [(e.seq, e.position) for e in journals["a"]] == [(1, 0), (2, None), (3, 1), (5, None)]
+    assert [(e.seq, e.position) for e in journals["b"]] == [(1, 0), (2, 1), (3, 2), (4, None)]
+    # Messages follow every earlier message of any run: one cursor finds them all.
+    assert [(e.run_id, e.payload) for e in changes] == [
+        ("a", '"from them"'),
+        ("b", '"to b"'),
+        ("a", '"from us"'),
+    ]

@@ -33,6 +33,8 @@ from .base import WriteChain
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
+Began = Callable[[sqlite3.Connection], None]
+"""Called as each transaction begins, before its jobs run (the write lock is held)."""
 Entry = tuple[Job, "asyncio.Future[Any] | None", WriteChain | None]
 
 _BUSY_RETRY_DELAY = 0.005
@@ -68,7 +70,13 @@ def is_busy(exc: BaseException) -> bool:
     )
 
 
-def commit_batch(conn: sqlite3.Connection, batch: list[Entry]) -> list[Any]:
+def _nothing(conn: sqlite3.Connection) -> None:
+    pass
+
+
+def commit_batch(
+    conn: sqlite3.Connection, batch: list[Entry], began: Began = _nothing
+) -> list[Any]:
     """Run every job in one transaction; one outcome (value or exception) per job.
 
     Jobs run plainly first; only if one raises is the transaction rolled back
@@ -79,6 +87,7 @@ def commit_batch(conn: sqlite3.Connection, batch: list[Entry]) -> list[Any]:
     """
     try:
         conn.execute("BEGIN IMMEDIATE")
+        began(conn)
         outcomes = [
             chain.error if chain is not None and chain.error else _Ok(job(conn))
             for job, _, chain in batch
@@ -92,13 +101,16 @@ def commit_batch(conn: sqlite3.Connection, batch: list[Entry]) -> list[Any]:
             raise
         if len(batch) == 1:
             return fail_batch(batch, exc)
-    return _commit_with_savepoints(conn, batch)
+    return _commit_with_savepoints(conn, batch, began)
 
 
-def _commit_with_savepoints(conn: sqlite3.Connection, batch: list[Entry]) -> list[Any]:
+def _commit_with_savepoints(
+    conn: sqlite3.Connection, batch: list[Entry], began: Began
+) -> list[Any]:
     outcomes: list[Any] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
+        began(conn)
         for job, _, chain in batch:
             if chain is not None and chain.error:
                 outcomes.append(chain.error)
@@ -153,8 +165,9 @@ def resolve(batch: list[Entry], outcomes: list[Any]) -> None:
 class LoopWriter:
     """Commits on the event loop thread, once per loop iteration with writes."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], began: Began = _nothing) -> None:
         self._connect = connect
+        self._began = began
         self._conn: sqlite3.Connection | None = None
         self._pending: list[Entry] = []
         self._flush_handle: asyncio.Handle | None = None  # a flush is scheduled
@@ -207,7 +220,7 @@ class LoopWriter:
         if not batch or self._conn is None:
             return
         try:
-            outcomes = commit_batch(self._conn, batch)
+            outcomes = commit_batch(self._conn, batch, self._began)
         except Exception as exc:
             if is_busy(exc) and self._retry_later(batch):
                 return
@@ -251,8 +264,9 @@ def _nothing_else_ready(loop: asyncio.AbstractEventLoop, ours: asyncio.Handle | 
 class ThreadWriter:
     """Commits on its own thread: one hop to it and one back per batch."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], began: Began = _nothing) -> None:
         self._connect = connect
+        self._began = began
         self._queue: queue.SimpleQueue[
             tuple[Job, asyncio.Future[Any] | None, WriteChain | None, asyncio.AbstractEventLoop]
             | None
@@ -319,7 +333,7 @@ class ThreadWriter:
         started = time.monotonic()
         while True:
             try:
-                outcomes = commit_batch(conn, batch)
+                outcomes = commit_batch(conn, batch, self._began)
                 break
             except Exception as exc:
                 if not is_busy(exc) or time.monotonic() - started > _BUSY_GIVE_UP_AFTER:

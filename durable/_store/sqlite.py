@@ -20,6 +20,7 @@ from typing import Any
 import aiosqlite
 
 from ..errors import DurableError, RunNotFound
+from ._sequence import Sequencer
 from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import (
     TERMINAL,
@@ -86,6 +87,31 @@ _MIGRATIONS: list[tuple[int, str]] = [
             WHERE owner IS NOT NULL AND lease_until IS NOT NULL GROUP BY owner
         """,
     ),
+    # Events keyed by (run_id, seq): a run's journal lies together in one B-tree, so an
+    # append writes one page where a row and its events_by_run entry wrote two or
+    # three. seq is now numbered per run by the writer (see _sequence.py); the
+    # numbers already written are kept.
+    (
+        5,
+        """
+        CREATE TABLE events_v5 (
+            run_id     TEXT NOT NULL,
+            seq        INTEGER NOT NULL,
+            position   INTEGER,
+            kind       TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            payload    TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            superseded INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID;
+        INSERT INTO events_v5 (run_id, seq, position, kind, name, payload, created_at, superseded)
+            SELECT run_id, seq, position, kind, name, payload, created_at, superseded FROM events;
+        DROP TABLE events;
+        ALTER TABLE events_v5 RENAME TO events;
+        CREATE INDEX events_unpositioned ON events (seq) WHERE position IS NULL
+        """,
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -133,8 +159,9 @@ class SqliteStore:
             self._tempdir = tempfile.mkdtemp(prefix="durable-")
             path = os.path.join(self._tempdir, "journal.db")
         self.path = Path(path)
+        self._events = Sequencer()
         self._writer: Writer = (LoopWriter if writer == "loop" else ThreadWriter)(
-            self._connect_writer
+            self._connect_writer, self._events.began
         )
         self._reader: aiosqlite.Connection | None = None
         self._run_reads: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
@@ -296,7 +323,7 @@ class SqliteStore:
     ) -> asyncio.Future[list[int]]:
         def job(conn: sqlite3.Connection) -> list[int]:
             if owner is not None and guard is None:
-                return _owned_append(conn, run_id, events, update, owner)
+                return _owned_append(conn, self._events, run_id, events, update, owner)
             if guard is not None:
                 row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run_id,)).fetchone()
                 if row is None:
@@ -304,7 +331,7 @@ class SqliteStore:
                 guard(_run(row), _live_events(conn, run_id))
             if update is not None and not _update_run(conn, run_id, update):
                 return []
-            return [_insert_event(conn, event) for event in events]
+            return [self._events.insert(conn, event) for event in events]
 
         return self._writer.submit(job, chain)
 
@@ -317,7 +344,7 @@ class SqliteStore:
         chain: WriteChain,
     ) -> None:
         def job(conn: sqlite3.Connection) -> list[int]:
-            return _owned_append(conn, run_id, events, update, owner)
+            return _owned_append(conn, self._events, run_id, events, update, owner)
 
         self._writer.submit_nowait(job, chain)
 
@@ -332,7 +359,7 @@ class SqliteStore:
             )
             _update_run(conn, run_id, update)
             for event in events:
-                _insert_event(conn, event)
+                self._events.insert(conn, event)
             return cursor.rowcount
 
         return await self._writer.submit(job)
@@ -340,7 +367,7 @@ class SqliteStore:
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
         for row in await self._fetch_for(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN", run_ids, "ORDER BY seq"
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN", run_ids, "ORDER BY run_id, seq"
         ):
             result[row[1]].append(_event(row))
         return result
@@ -369,7 +396,9 @@ class SqliteStore:
         return [_event(row) for row in rows]
 
     async def last_seq(self) -> int:
-        rows = await self._fetchall("SELECT coalesce(max(seq), 0) FROM events")
+        rows = await self._fetchall(
+            "SELECT coalesce(max(seq), 0) FROM events WHERE position IS NULL"
+        )
         return int(rows[0][0])
 
     async def data_version(self) -> int:
@@ -522,23 +551,9 @@ def _update_run(
     return conn.execute(sql, params).rowcount == 1
 
 
-_INSERT_EVENT = (
-    "INSERT INTO events (run_id, position, kind, name, payload, created_at) VALUES (?,?,?,?,?,?)"
-)
-
-
-def _event_values(event: NewEvent) -> tuple[object, ...]:
-    return (event.run_id, event.position, event.kind, event.name, event.payload, event.created_at)
-
-
-def _insert_event(conn: sqlite3.Connection, event: NewEvent) -> int:
-    cursor = conn.execute(_INSERT_EVENT, _event_values(event))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
-
-
 def _owned_append(
     conn: sqlite3.Connection,
+    sequencer: Sequencer,
     run_id: str,
     events: Sequence[NewEvent],
     update: RunUpdate | None,
@@ -553,7 +568,10 @@ def _owned_append(
             return []
     elif _owned_status(conn, run_id, owner) in TERMINAL:
         return []
-    return [_insert_event(conn, event) for event in events]
+    seqs = [sequencer.insert(conn, event) for event in events]
+    if update is not None and update.status in TERMINAL:
+        sequencer.forget(run_id)
+    return seqs
 
 
 def _owned_status(conn: sqlite3.Connection, run_id: str, owner: str) -> str:
