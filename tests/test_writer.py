@@ -10,7 +10,7 @@ import pytest
 
 import durable
 from durable._store import _writer
-from durable._store.base import NewEvent, RunRecord, WriteChain
+from durable._store.base import NewEvent, RunRecord, RunUpdate, WriteChain
 from durable._store.sqlite import SqliteStore
 
 from .helpers import kinds, until
@@ -246,3 +246,26 @@ async def test_events_are_numbered_in_order_when_another_process_writes_the_same
         ("b", '"to b"'),
         ("a", '"from us"'),
     ]
+
+
+async def test_an_owned_write_after_a_cancel_in_the_same_batch_writes_nothing(
+    db: Path, writer: str
+) -> None:
+    """Within a transaction a run seen owned is not looked up again, unless a write of
+    the same transaction changed it: a cancel queued in between must still stop it."""
+    store = await open_store(db, writer)
+    chain = WriteChain()
+    cancel = RunUpdate(0.0, status="cancelled")
+    try:
+        asyncio.get_running_loop().call_soon(lambda: None)  # busy: the loop writer batches
+        writes = [
+            store.append("a", [event("a", 0)], owner="me", chain=chain),
+            store.append("a", [message("a", '"cancel"')], cancel, guard=lambda *_: None),
+            store.append("a", [event("a", 1)], owner="me", chain=chain),
+        ]
+        outcomes = await asyncio.gather(*writes)
+        journals = await store.load_events(["a"])
+    finally:
+        await store.close()
+    assert len(outcomes[0]) == 1 and outcomes[2] == []
+    assert [e.position for e in journals["a"]] == [0, None]

@@ -39,7 +39,7 @@ class Sequencer:
         self._last: dict[str, int] = {}
         self._version: int | None = None
 
-    def began(self, conn: sqlite3.Connection) -> None:
+    def reset(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version or len(self._last) > self.LIMIT:
             self._last.clear()
@@ -69,6 +69,10 @@ class Sequencer:
             raise
         self._last[run_id] = seq
         return seq
+
+    def created(self, run_id: str) -> None:
+        """The run's row was just inserted: it has no events yet."""
+        self._last[run_id] = 0
 
     def forget(self, run_id: str) -> None:
         """The run has ended here: its last number is not needed again soon."""

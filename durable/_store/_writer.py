@@ -33,8 +33,9 @@ from .base import WriteChain
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
-Began = Callable[[sqlite3.Connection], None]
-"""Called as each transaction begins, before its jobs run (the write lock is held)."""
+Reset = Callable[[sqlite3.Connection], None]
+"""Called where what jobs learned of the database may no longer hold: as each
+transaction begins (the write lock is held) and after a job is rolled back."""
 Entry = tuple[Job, "asyncio.Future[Any] | None", WriteChain | None]
 
 _BUSY_RETRY_DELAY = 0.005
@@ -75,7 +76,7 @@ def _nothing(conn: sqlite3.Connection) -> None:
 
 
 def commit_batch(
-    conn: sqlite3.Connection, batch: list[Entry], began: Began = _nothing
+    conn: sqlite3.Connection, batch: list[Entry], reset: Reset = _nothing
 ) -> list[Any]:
     """Run every job in one transaction; one outcome (value or exception) per job.
 
@@ -87,7 +88,7 @@ def commit_batch(
     """
     try:
         conn.execute("BEGIN IMMEDIATE")
-        began(conn)
+        reset(conn)
         outcomes = [
             chain.error if chain is not None and chain.error else _Ok(job(conn))
             for job, _, chain in batch
@@ -101,16 +102,16 @@ def commit_batch(
             raise
         if len(batch) == 1:
             return fail_batch(batch, exc)
-    return _commit_with_savepoints(conn, batch, began)
+    return _commit_with_savepoints(conn, batch, reset)
 
 
 def _commit_with_savepoints(
-    conn: sqlite3.Connection, batch: list[Entry], began: Began
+    conn: sqlite3.Connection, batch: list[Entry], reset: Reset
 ) -> list[Any]:
     outcomes: list[Any] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        began(conn)
+        reset(conn)
         for job, _, chain in batch:
             if chain is not None and chain.error:
                 outcomes.append(chain.error)
@@ -122,6 +123,7 @@ def _commit_with_savepoints(
                 if is_busy(exc):
                     raise
                 conn.execute("ROLLBACK TO job")
+                reset(conn)
                 outcome = exc
                 if chain is not None:
                     chain.error = exc
@@ -165,9 +167,9 @@ def resolve(batch: list[Entry], outcomes: list[Any]) -> None:
 class LoopWriter:
     """Commits on the event loop thread, once per loop iteration with writes."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], began: Began = _nothing) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], reset: Reset = _nothing) -> None:
         self._connect = connect
-        self._began = began
+        self._reset = reset
         self._conn: sqlite3.Connection | None = None
         self._pending: list[Entry] = []
         self._flush_handle: asyncio.Handle | None = None  # a flush is scheduled
@@ -220,7 +222,7 @@ class LoopWriter:
         if not batch or self._conn is None:
             return
         try:
-            outcomes = commit_batch(self._conn, batch, self._began)
+            outcomes = commit_batch(self._conn, batch, self._reset)
         except Exception as exc:
             if is_busy(exc) and self._retry_later(batch):
                 return
@@ -264,9 +266,9 @@ def _nothing_else_ready(loop: asyncio.AbstractEventLoop, ours: asyncio.Handle | 
 class ThreadWriter:
     """Commits on its own thread: one hop to it and one back per batch."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], began: Began = _nothing) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], reset: Reset = _nothing) -> None:
         self._connect = connect
-        self._began = began
+        self._reset = reset
         self._queue: queue.SimpleQueue[
             tuple[Job, asyncio.Future[Any] | None, WriteChain | None, asyncio.AbstractEventLoop]
             | None
@@ -333,7 +335,7 @@ class ThreadWriter:
         started = time.monotonic()
         while True:
             try:
-                outcomes = commit_batch(conn, batch, self._began)
+                outcomes = commit_batch(conn, batch, self._reset)
                 break
             except Exception as exc:
                 if not is_busy(exc) or time.monotonic() - started > _BUSY_GIVE_UP_AFTER:

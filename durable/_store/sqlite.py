@@ -160,8 +160,10 @@ class SqliteStore:
             path = os.path.join(self._tempdir, "journal.db")
         self.path = Path(path)
         self._events = Sequencer()
+        self._held: dict[str, str] = {}
+        """Runs this transaction has seen unfinished and owned (run id -> owner)."""
         self._writer: Writer = (LoopWriter if writer == "loop" else ThreadWriter)(
-            self._connect_writer, self._events.began
+            self._connect_writer, self._reset
         )
         self._reader: aiosqlite.Connection | None = None
         self._run_reads: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
@@ -210,6 +212,10 @@ class SqliteStore:
             ) from None
         return conn
 
+    def _reset(self, conn: sqlite3.Connection) -> None:
+        self._events.reset(conn)
+        self._held.clear()
+
     @property
     def writer(self) -> Writer:
         return self._writer
@@ -249,6 +255,9 @@ class SqliteStore:
                 ),
             )
             if cursor.rowcount == 1:
+                self._events.created(run.run_id)
+                if run.owner is not None and run.status not in TERMINAL:
+                    self._held[run.run_id] = run.owner
                 return run, True
             row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run.run_id,)).fetchone()
             return _run(row), False
@@ -323,7 +332,8 @@ class SqliteStore:
     ) -> asyncio.Future[list[int]]:
         def job(conn: sqlite3.Connection) -> list[int]:
             if owner is not None and guard is None:
-                return _owned_append(conn, self._events, run_id, events, update, owner)
+                return self._owned_append(conn, run_id, events, update, owner)
+            self._held.pop(run_id, None)
             if guard is not None:
                 row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run_id,)).fetchone()
                 if row is None:
@@ -344,7 +354,7 @@ class SqliteStore:
         chain: WriteChain,
     ) -> None:
         def job(conn: sqlite3.Connection) -> list[int]:
-            return _owned_append(conn, self._events, run_id, events, update, owner)
+            return self._owned_append(conn, run_id, events, update, owner)
 
         self._writer.submit_nowait(job, chain)
 
@@ -352,6 +362,7 @@ class SqliteStore:
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
     ) -> int:
         def job(conn: sqlite3.Connection) -> int:
+            self._held.pop(run_id, None)
             cursor = conn.execute(
                 "UPDATE events SET superseded = 1"
                 " WHERE run_id = ? AND position >= ? AND superseded = 0",
@@ -363,6 +374,35 @@ class SqliteStore:
             return cursor.rowcount
 
         return await self._writer.submit(job)
+
+    def _owned_append(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        events: Sequence[NewEvent],
+        update: RunUpdate | None,
+        owner: str,
+    ) -> list[int]:
+        """Append and update only if ``owner`` holds the unfinished run: else LeaseLost, or
+        [] when the run has ended (it was cancelled). A run already seen owned in this
+        transaction is not looked up again: only this transaction's own jobs could have
+        changed it, and those that do forget it."""
+        if update is not None:
+            self._held.pop(run_id, None)
+            # The update checks the owner itself: no statement of its own for the check.
+            if not _update_run(conn, run_id, update, owner):
+                _owned_status(conn, run_id, owner)  # LeaseLost, unless the run has ended
+                return []
+            if update.only_if_active and update.status not in TERMINAL and not update.release:
+                self._held[run_id] = owner
+        elif self._held.get(run_id) != owner:
+            if _owned_status(conn, run_id, owner) in TERMINAL:
+                return []
+            self._held[run_id] = owner
+        seqs = [self._events.insert(conn, event) for event in events]
+        if update is not None and update.status in TERMINAL:
+            self._events.forget(run_id)
+        return seqs
 
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
@@ -549,29 +589,6 @@ def _update_run(
     if update.only_if_active:
         sql += f" AND {_ACTIVE}"
     return conn.execute(sql, params).rowcount == 1
-
-
-def _owned_append(
-    conn: sqlite3.Connection,
-    sequencer: Sequencer,
-    run_id: str,
-    events: Sequence[NewEvent],
-    update: RunUpdate | None,
-    owner: str,
-) -> list[int]:
-    """Append and update only if ``owner`` holds the unfinished run: else LeaseLost, or []
-    when the run has ended (it was cancelled)."""
-    if update is not None:
-        # The update checks the owner itself: no statement of its own for the check.
-        if not _update_run(conn, run_id, update, owner):
-            _owned_status(conn, run_id, owner)  # LeaseLost, unless the run has ended
-            return []
-    elif _owned_status(conn, run_id, owner) in TERMINAL:
-        return []
-    seqs = [sequencer.insert(conn, event) for event in events]
-    if update is not None and update.status in TERMINAL:
-        sequencer.forget(run_id)
-    return seqs
 
 
 def _owned_status(conn: sqlite3.Connection, run_id: str, owner: str) -> str:
