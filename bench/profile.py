@@ -3,6 +3,7 @@
     python bench/profile.py split      # (a)-(c): time in commits vs. the rest
     python bench/profile.py frames     # WAL pages written per step (a) and workflow (c)
     python bench/profile.py gc         # (d): recovery with the cycle collector on and off
+    python bench/profile.py instructions   # (a)-(c): CPU instructions per unit (valgrind)
 
 All at durability normal, on a temporary journal.
 """
@@ -14,10 +15,12 @@ import asyncio
 import collections
 import gc
 import os
+import re
 import shutil
 import signal
 import sqlite3
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -168,11 +171,59 @@ def collector(count: int = 10_000) -> None:
             print(f"{label}: {count} runs recovered in {seconds:.2f} s ({detail})")
 
 
+def instructions(small: int = 200, large: int = 1000) -> None:
+    """Instructions per step or workflow, counted by valgrind's callgrind: the same
+    figure from run to run however busy the machine is, so two versions can be
+    compared where wall time moves by a fifth. The difference between two sizes
+    takes start-up out. Time spent in the kernel (writing the WAL) is not counted."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("instructions needs valgrind (Debian: apt install valgrind)")
+
+    def count(letter: str, n: int) -> int:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "once",
+            letter,
+            str(n),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]}")
+        return int(found.group(1))
+
+    for letter, (unit, _) in SCENARIOS.items():
+        sizes = (small // 2, large // 2) if letter == "c" else (small, large)
+        per = (count(letter, sizes[1]) - count(letter, sizes[0])) / (sizes[1] - sizes[0])
+        print(f"({letter}) {per / 1000:,.0f}k instructions per {unit}")
+
+
+def once(letter: str, n: int) -> None:
+    """One scenario on a fresh journal (what ``instructions`` runs under valgrind)."""
+
+    async def run() -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            async with bench.runtime(folder, "normal") as rt:
+                await SCENARIOS[letter][1](rt, n)
+
+    asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["split", "frames", "gc"])
+    parser.add_argument("what", choices=["split", "frames", "gc", "instructions", "once"])
+    parser.add_argument("args", nargs="*", help="for once: a scenario letter and a size")
     args = parser.parse_args()
-    {"split": split, "frames": frames, "gc": collector}[args.what]()
+    if args.what == "once":
+        once(args.args[0], int(args.args[1]))
+    else:
+        {"split": split, "frames": frames, "gc": collector, "instructions": instructions}[
+            args.what
+        ]()
 
 
 if __name__ == "__main__":
