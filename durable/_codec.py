@@ -139,8 +139,14 @@ _SCALARS: dict[Any, Callable[[Any], Any]] = {
 }
 
 
+_AS_IS = frozenset({int, str, float, bool})
+"""JSON scalars that already are what their own type asks for."""
+
+
 def _convert(obj: Any, hint: Any) -> Any:
     if hint is Any or hint is object or hint is inspect.Parameter.empty:
+        return obj
+    if type(obj) is hint and hint in _AS_IS:
         return obj
     if hint is None or hint is type(None):
         if obj is not None:

@@ -70,7 +70,10 @@ class RunHandle(Generic[R]):
 
         ``timeout`` is in real seconds (``TimeoutError`` when it passes).
         """
-        result: R = await asyncio.wait_for(self.runtime._result(self.run_id), timeout)
+        if timeout is None:
+            result: R = await self.runtime._result(self.run_id)
+        else:
+            result = await asyncio.wait_for(self.runtime._result(self.run_id), timeout)
         return result
 
     async def status(self) -> RunStatus:
