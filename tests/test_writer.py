@@ -10,7 +10,7 @@ import pytest
 
 import durable
 from durable._store import _writer
-from durable._store.base import NewEvent, RunRecord, RunUpdate, WriteChain
+from durable._store.base import LeaseLost, NewEvent, RunRecord, RunUpdate, WriteChain
 from durable._store.sqlite import SqliteStore
 
 from .helpers import kinds, until
@@ -269,3 +269,21 @@ async def test_an_owned_write_after_a_cancel_in_the_same_batch_writes_nothing(
         await store.close()
     assert len(outcomes[0]) == 1 and outcomes[2] == []
     assert [e.position for e in journals["a"]] == [0, None]
+
+
+async def test_a_run_taken_over_between_two_writes_is_not_written_by_its_old_owner(
+    db: Path, writer: str
+) -> None:
+    """The writer remembers the runs it owns between transactions, but only until
+    another connection commits: a takeover in between must be seen."""
+    store = await open_store(db, writer)  # creates run "a", owned by "me"
+    try:
+        await store.append("a", [event("a", 0)], owner="me")
+        with sqlite3.connect(db) as other:
+            other.execute("UPDATE runs SET owner = 'them' WHERE run_id = 'a'")
+        with pytest.raises(LeaseLost, match="now owned by 'them'"):
+            await store.append("a", [event("a", 1)], owner="me")
+        journals = await store.load_events(["a"])
+    finally:
+        await store.close()
+    assert [e.position for e in journals["a"]] == [0]

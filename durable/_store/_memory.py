@@ -1,11 +1,13 @@
-"""Numbering journal events: each run's ``seq`` counts up, assigned by the writer.
+"""What the writer's jobs remember between them, so a write needs fewer queries.
 
-The events table is keyed by ``(run_id, seq)``, so a run's journal lies together
-in one B-tree and an append writes one page, not a row plus an index entry.
-SQLite cannot number such rows itself, so the writer does: the next ``seq`` of
-a run follows its last one. Events without a position (messages, cancels) also
-follow every earlier such event of any run, so a reader can follow them across
-runs with one cursor (``changes_since``).
+Two things: each run's last ``seq`` (the events table is keyed by
+``(run_id, seq)``, so a run's journal lies together in one B-tree and an
+append writes one page; SQLite cannot number such rows, so the writer does),
+and the runs seen owned and unfinished (an owned write need not read the
+run's row again). Both hold only while no one else has written: they are
+dropped whenever another connection has committed (``PRAGMA data_version``,
+read under the write lock as each transaction begins), whenever writes are
+rolled back, and past ``LIMIT`` runs.
 """
 
 from __future__ import annotations
@@ -22,30 +24,35 @@ _LAST_OF_RUN = "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?"
 _LAST_UNPOSITIONED = "SELECT coalesce(max(seq), 0) FROM events WHERE position IS NULL"
 
 
-class Sequencer:
-    """Assigns and inserts events for one write connection, remembering each run's last
-    ``seq`` so that an append needs no query of its own.
-
-    What it remembers is dropped whenever another connection has committed since
-    (``PRAGMA data_version``, read as each transaction begins), so a run written by
-    another process is looked up again. A number remembered from a transaction that
-    was rolled back only leaves a gap; order is all ``seq`` promises.
-    """
+class JobMemory:
+    """Kept by one write connection's store; the writer calls ``began`` and
+    ``rolled_back``."""
 
     LIMIT = 10_000
-    """Runs remembered at most; past it the next transaction starts afresh."""
 
     def __init__(self) -> None:
         self._last: dict[str, int] = {}
+        self.held: dict[str, str] = {}
+        """Runs seen owned and unfinished: run id -> owner. Jobs that may change a
+        run's owner or status remove it."""
         self._version: int | None = None
 
-    def reset(self, conn: sqlite3.Connection) -> None:
+    def began(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version or len(self._last) > self.LIMIT:
-            self._last.clear()
+        if version != self._version or len(self._last) + len(self.held) > self.LIMIT:
+            self.rolled_back()
             self._version = version
 
+    def rolled_back(self) -> None:
+        self._last.clear()
+        self.held.clear()
+
+    # -- numbering events ---------------------------------------------------
+
     def insert(self, conn: sqlite3.Connection, event: NewEvent) -> int:
+        """Insert ``event`` as the next ``seq`` of its run. Events without a position
+        (messages, cancels) also follow every earlier such event of any run, so a reader
+        can follow them across runs with one cursor (``changes_since``)."""
         run_id = event.run_id
         last = self._last.get(run_id)
         if last is None:
@@ -70,10 +77,18 @@ class Sequencer:
         self._last[run_id] = seq
         return seq
 
-    def created(self, run_id: str) -> None:
+    def created(self, run_id: str, owner: str | None) -> None:
         """The run's row was just inserted: it has no events yet."""
         self._last[run_id] = 0
+        if owner is not None:
+            self.held[run_id] = owner
 
-    def forget(self, run_id: str) -> None:
-        """The run has ended here: its last number is not needed again soon."""
+    def claimed(self, run_id: str, owner: str, last_seq: int) -> None:
+        """The unfinished run was just claimed by ``owner``; its last seq was read."""
+        self._last[run_id] = last_seq
+        self.held[run_id] = owner
+
+    def ended(self, run_id: str) -> None:
+        """The run has ended here: nothing about it is needed again soon."""
         self._last.pop(run_id, None)
+        self.held.pop(run_id, None)

@@ -33,9 +33,6 @@ from .base import WriteChain
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
-Reset = Callable[[sqlite3.Connection], None]
-"""Called where what jobs learned of the database may no longer hold: as each
-transaction begins (the write lock is held) and after a job is rolled back."""
 Entry = tuple[Job, "asyncio.Future[Any] | None", WriteChain | None]
 
 _BUSY_RETRY_DELAY = 0.005
@@ -61,6 +58,29 @@ class Writer(Protocol):
     async def stop(self) -> None: ...
 
 
+class Hooks(Protocol):
+    """Told of the writer's transactions, for whatever its jobs remember between them."""
+
+    def began(self, conn: sqlite3.Connection) -> None:
+        """A transaction began (the write lock is held), before any of its jobs ran."""
+        ...
+
+    def rolled_back(self) -> None:
+        """Some writes of this transaction were undone (a job's, or all of them)."""
+        ...
+
+
+class _NoHooks:
+    def began(self, conn: sqlite3.Connection) -> None:
+        pass
+
+    def rolled_back(self) -> None:
+        pass
+
+
+NO_HOOKS: Hooks = _NoHooks()
+
+
 class BusyError(Exception):
     """The database stayed locked by another process for too long."""
 
@@ -71,12 +91,8 @@ def is_busy(exc: BaseException) -> bool:
     )
 
 
-def _nothing(conn: sqlite3.Connection) -> None:
-    pass
-
-
 def commit_batch(
-    conn: sqlite3.Connection, batch: list[Entry], reset: Reset = _nothing
+    conn: sqlite3.Connection, batch: list[Entry], hooks: Hooks = NO_HOOKS
 ) -> list[Any]:
     """Run every job in one transaction; one outcome (value or exception) per job.
 
@@ -88,7 +104,7 @@ def commit_batch(
     """
     try:
         conn.execute("BEGIN IMMEDIATE")
-        reset(conn)
+        hooks.began(conn)
         outcomes = [
             chain.error if chain is not None and chain.error else _Ok(job(conn))
             for job, _, chain in batch
@@ -98,20 +114,21 @@ def commit_batch(
     except Exception as exc:
         if conn.in_transaction:
             conn.rollback()
+        hooks.rolled_back()
         if is_busy(exc):
             raise
         if len(batch) == 1:
             return fail_batch(batch, exc)
-    return _commit_with_savepoints(conn, batch, reset)
+    return _commit_with_savepoints(conn, batch, hooks)
 
 
 def _commit_with_savepoints(
-    conn: sqlite3.Connection, batch: list[Entry], reset: Reset
+    conn: sqlite3.Connection, batch: list[Entry], hooks: Hooks
 ) -> list[Any]:
     outcomes: list[Any] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        reset(conn)
+        hooks.began(conn)
         for job, _, chain in batch:
             if chain is not None and chain.error:
                 outcomes.append(chain.error)
@@ -123,7 +140,7 @@ def _commit_with_savepoints(
                 if is_busy(exc):
                     raise
                 conn.execute("ROLLBACK TO job")
-                reset(conn)
+                hooks.rolled_back()
                 outcome = exc
                 if chain is not None:
                     chain.error = exc
@@ -133,6 +150,7 @@ def _commit_with_savepoints(
     except BaseException:
         if conn.in_transaction:
             conn.rollback()
+        hooks.rolled_back()
         raise
     return outcomes
 
@@ -167,9 +185,9 @@ def resolve(batch: list[Entry], outcomes: list[Any]) -> None:
 class LoopWriter:
     """Commits on the event loop thread, once per loop iteration with writes."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], reset: Reset = _nothing) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], hooks: Hooks = NO_HOOKS) -> None:
         self._connect = connect
-        self._reset = reset
+        self._hooks = hooks
         self._conn: sqlite3.Connection | None = None
         self._pending: list[Entry] = []
         self._flush_handle: asyncio.Handle | None = None  # a flush is scheduled
@@ -222,7 +240,7 @@ class LoopWriter:
         if not batch or self._conn is None:
             return
         try:
-            outcomes = commit_batch(self._conn, batch, self._reset)
+            outcomes = commit_batch(self._conn, batch, self._hooks)
         except Exception as exc:
             if is_busy(exc) and self._retry_later(batch):
                 return
@@ -266,9 +284,9 @@ def _nothing_else_ready(loop: asyncio.AbstractEventLoop, ours: asyncio.Handle | 
 class ThreadWriter:
     """Commits on its own thread: one hop to it and one back per batch."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], reset: Reset = _nothing) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], hooks: Hooks = NO_HOOKS) -> None:
         self._connect = connect
-        self._reset = reset
+        self._hooks = hooks
         self._queue: queue.SimpleQueue[
             tuple[Job, asyncio.Future[Any] | None, WriteChain | None, asyncio.AbstractEventLoop]
             | None
@@ -335,7 +353,7 @@ class ThreadWriter:
         started = time.monotonic()
         while True:
             try:
-                outcomes = commit_batch(conn, batch, self._reset)
+                outcomes = commit_batch(conn, batch, self._hooks)
                 break
             except Exception as exc:
                 if not is_busy(exc) or time.monotonic() - started > _BUSY_GIVE_UP_AFTER:

@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from ..errors import DurableError, RunNotFound
-from ._sequence import Sequencer
+from ._memory import JobMemory
 from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import (
     TERMINAL,
@@ -97,7 +97,7 @@ _MIGRATIONS: list[tuple[int, str]] = [
     ),
     # Events keyed by (run_id, seq): a run's journal lies together in one B-tree, so an
     # append writes one page where a row and its events_by_run entry wrote two or
-    # three. seq is now numbered per run by the writer (see _sequence.py); the
+    # three. seq is now numbered per run by the writer (see _memory.py); the
     # numbers already written are kept.
     (
         5,
@@ -137,11 +137,12 @@ _RUN_COLUMNS = (
     " owner, lease_until, created_at, updated_at"
 )
 # A run as read: its lease is its owner's.
-_RUN_READ = (
+_RUN_SELECT = (
     "SELECT runs.run_id, workflow, version, status, input, input_digest, output, error,"
     " runs.owner, owners.lease_until, created_at, updated_at"
-    " FROM runs LEFT JOIN owners ON owners.owner = runs.owner"
 )
+_RUN_FROM = " FROM runs LEFT JOIN owners ON owners.owner = runs.owner"
+_RUN_READ = _RUN_SELECT + _RUN_FROM
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 WAL_AUTOCHECKPOINT = 10_000
@@ -176,11 +177,9 @@ class SqliteStore:
             self._tempdir = tempfile.mkdtemp(prefix="durable-")
             path = os.path.join(self._tempdir, "journal.db")
         self.path = Path(path)
-        self._events = Sequencer()
-        self._held: dict[str, str] = {}
-        """Runs this transaction has seen unfinished and owned (run id -> owner)."""
+        self._memory = JobMemory()
         self._writer: Writer = (LoopWriter if writer == "loop" else ThreadWriter)(
-            self._connect_writer, self._reset
+            self._connect_writer, self._memory
         )
         self._reader: aiosqlite.Connection | None = None
         self._run_reads: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
@@ -229,10 +228,6 @@ class SqliteStore:
             ) from None
         return conn
 
-    def _reset(self, conn: sqlite3.Connection) -> None:
-        self._events.reset(conn)
-        self._held.clear()
-
     @property
     def writer(self) -> Writer:
         return self._writer
@@ -272,9 +267,8 @@ class SqliteStore:
                 ),
             )
             if cursor.rowcount == 1:
-                self._events.created(run.run_id)
-                if run.owner is not None and run.status not in TERMINAL:
-                    self._held[run.run_id] = run.owner
+                active = run.status not in TERMINAL
+                self._memory.created(run.run_id, run.owner if active else None)
                 return run, True
             row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run.run_id,)).fetchone()
             return _run(row), False
@@ -350,7 +344,7 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> list[int]:
             if owner is not None and guard is None:
                 return self._owned_append(conn, run_id, events, update, owner)
-            self._held.pop(run_id, None)
+            self._memory.held.pop(run_id, None)
             if guard is not None:
                 row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run_id,)).fetchone()
                 if row is None:
@@ -358,7 +352,7 @@ class SqliteStore:
                 guard(_run(row), _live_events(conn, run_id))
             if update is not None and not _update_run(conn, run_id, update):
                 return []
-            return [self._events.insert(conn, event) for event in events]
+            return [self._memory.insert(conn, event) for event in events]
 
         return self._writer.submit(job, chain)
 
@@ -379,7 +373,7 @@ class SqliteStore:
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
     ) -> int:
         def job(conn: sqlite3.Connection) -> int:
-            self._held.pop(run_id, None)
+            self._memory.held.pop(run_id, None)
             cursor = conn.execute(
                 "UPDATE events SET superseded = 1"
                 " WHERE run_id = ? AND position >= ? AND superseded = 0",
@@ -387,7 +381,7 @@ class SqliteStore:
             )
             _update_run(conn, run_id, update)
             for event in events:
-                self._events.insert(conn, event)
+                self._memory.insert(conn, event)
             return cursor.rowcount
 
         return await self._writer.submit(job)
@@ -401,24 +395,25 @@ class SqliteStore:
         owner: str,
     ) -> list[int]:
         """Append and update only if ``owner`` holds the unfinished run: else LeaseLost, or
-        [] when the run has ended (it was cancelled). A run already seen owned in this
-        transaction is not looked up again: only this transaction's own jobs could have
-        changed it, and those that do forget it."""
+        [] when the run has ended (it was cancelled). A run remembered as owned is not
+        read again (see JobMemory): only our own jobs could have changed it since, and
+        those that may have forget it."""
+        held = self._memory.held
         if update is not None:
-            self._held.pop(run_id, None)
+            held.pop(run_id, None)
             # The update checks the owner itself: no statement of its own for the check.
             if not _update_run(conn, run_id, update, owner):
                 _owned_status(conn, run_id, owner)  # LeaseLost, unless the run has ended
                 return []
             if update.only_if_active and update.status not in TERMINAL and not update.release:
-                self._held[run_id] = owner
-        elif self._held.get(run_id) != owner:
+                held[run_id] = owner
+        elif held.get(run_id) != owner:
             if _owned_status(conn, run_id, owner) in TERMINAL:
                 return []
-            self._held[run_id] = owner
-        seqs = [self._events.insert(conn, event) for event in events]
+            held[run_id] = owner
+        seqs = [self._memory.insert(conn, event) for event in events]
         if update is not None and update.status in TERMINAL:
-            self._events.forget(run_id)
+            self._memory.ended(run_id)
         return seqs
 
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
@@ -482,7 +477,9 @@ class SqliteStore:
             conn.execute("DELETE FROM owners WHERE lease_until < ?", (now,))  # lapsed: no claim
             others = conn.execute("SELECT owner FROM owners WHERE owner != ?", (owner,))
             holding = [row[0] for row in others.fetchall() if not is_dead(row[0])]
-            sql = f"{_RUN_READ} WHERE {_ACTIVE}"
+            # With each run its last seq: what the writer's first append would look up.
+            last_seq = "(SELECT max(seq) FROM events WHERE events.run_id = runs.run_id)"
+            sql = f"{_RUN_SELECT}, {last_seq}{_RUN_FROM} WHERE {_ACTIVE}"
             params: list[Any] = []
             if holding:
                 marks = ",".join("?" * len(holding))
@@ -498,11 +495,14 @@ class SqliteStore:
                 pairs = ",".join(["(?,?)"] * len(workflows))
                 sql += f" AND (workflow, coalesce(version, '1')) IN (VALUES {pairs})"
                 params.extend(part for pair in workflows for part in pair)
-            rows = [_run(row) for row in conn.execute(sql, params).fetchall()]
+            found = conn.execute(sql, params).fetchall()
+            rows = [_run(row[:-1]) for row in found]
             conn.executemany(
                 "UPDATE runs SET owner = ? WHERE run_id = ?",
                 [(owner, run.run_id) for run in rows if run.owner != owner],  # others' only
             )
+            for row in found:
+                self._memory.claimed(row[0], owner, row[-1] or 0)
             return rows
 
         return await self._writer.submit(job)
