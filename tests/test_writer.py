@@ -287,3 +287,35 @@ async def test_a_run_taken_over_between_two_writes_is_not_written_by_its_old_own
     finally:
         await store.close()
     assert [e.position for e in journals["a"]] == [0]
+
+
+async def test_sequential_steps_commit_without_yielding_to_the_loop(
+    db: Path, writer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing else to run, each step's write commits at once (the loop writer):
+    a 50-step workflow takes a handful of loop iterations, not one per step or two."""
+    if writer != "loop":
+        pytest.skip("the thread writer hops to its thread for every commit")
+
+    async def noop(i: int) -> int:
+        return i
+
+    @durable.workflow(name="writer.sequential")
+    async def sequential(ctx: durable.WorkflowContext) -> int:
+        for i in range(50):
+            await ctx.step("noop", noop, i)
+        return 50
+
+    async with durable.Runtime(db, durability="normal", writer=writer) as rt:
+        loop = asyncio.get_running_loop()
+        iterations = [0]
+        run_once = loop._run_once  # type: ignore[attr-defined]
+
+        def counted() -> None:
+            iterations[0] += 1
+            run_once()
+
+        monkeypatch.setattr(loop, "_run_once", counted)
+        assert await (await rt.start(sequential)).result() == 50
+        monkeypatch.undo()
+    assert iterations[0] < 10

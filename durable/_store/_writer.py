@@ -230,12 +230,17 @@ class LoopWriter:
         self._pending.append(entry)
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._flush_handle = loop.call_soon(self._flush)
+        self._flush_handle = loop.call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self._flush_handle = None
+        self._flush()
 
     def _flush(self) -> None:
-        if self._flush_handle is not None:  # flushing early: the deferred flush is moot
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        """Commit what is queued. A deferred flush still scheduled stays scheduled and
+        commits what is queued after this, or nothing: cancelled, it would stay in the
+        loop's queue all the same, and the next write could not see that only our own
+        flush waits there (a step of a sequential workflow then yielded every other time)."""
         batch, self._pending = self._pending, []
         if not batch or self._conn is None:
             return
@@ -259,7 +264,7 @@ class LoopWriter:
         self._pending = batch + self._pending
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(_BUSY_RETRY_DELAY, self._flush)
+            self._flush_handle = loop.call_later(_BUSY_RETRY_DELAY, self._deferred_flush)
         return True
 
     async def stop(self) -> None:
