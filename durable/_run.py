@@ -61,6 +61,7 @@ class LiveRun:
         self._busy = 0
         self._nondeterminism: NonDeterminismError | None = None
         self.writes = WriteChain()  # every write of this incarnation, in order
+        self._end_write: tuple[Awaitable[list[int]], RunUpdate] | None = None
 
     # -- RunHost -------------------------------------------------------------
 
@@ -186,7 +187,20 @@ class LiveRun:
 
     async def wait_ended(self) -> RunRecord | None:
         """``final``, once the run has ended here (an event: a waiter's cancellation is its
-        own, and the wake-up costs one loop iteration, not the two of a shielded future)."""
+        own, and the wake-up costs one loop iteration, not the two of a shielded future).
+
+        An end already committed counts even before the run's task has resumed to
+        see it, which would cost the waiter one more loop iteration."""
+        if self._end_write is not None and not self._ended.is_set():
+            written, update = self._end_write
+            committed = (
+                isinstance(written, asyncio.Future)
+                and written.done()
+                and not written.cancelled()
+                and written.exception() is None
+            )
+            if committed:
+                self._end(self._ended_as(update))
         await self._ended.wait()
         return self.final
 
@@ -274,8 +288,10 @@ class LiveRun:
         await self._finish(RunUpdate(self.clock.now(), status="completed", output=output))
 
     async def _finish(self, update: RunUpdate) -> None:
+        written = self._store_write([], update)
+        self._end_write = (written, update)
         try:
-            await self._store_write([], update)
+            await written
         except LeaseLost:
             self._lost()
             return
@@ -283,9 +299,12 @@ class LiveRun:
             log.exception("could not record the end of run %s; it will be resumed", self.run_id)
             self._end(None)
         else:
-            status = update.status or self.status
-            self._end(self._final(status, update.output, update.error, update.updated_at))
+            self._end(self._ended_as(update))
         self.runtime.run_ended(self)
+
+    def _ended_as(self, update: RunUpdate) -> RunRecord:
+        status = update.status or self.status
+        return self._final(status, update.output, update.error, update.updated_at)
 
     def _final(
         self, status: str, output: str | None, error: str | None, updated_at: float

@@ -289,6 +289,31 @@ async def test_a_run_taken_over_between_two_writes_is_not_written_by_its_old_own
     assert [e.position for e in journals["a"]] == [0]
 
 
+async def noop(i: int) -> int:
+    return i
+
+
+@durable.workflow(name="writer.sequential")
+async def sequential(ctx: durable.WorkflowContext, steps: int) -> int:
+    for i in range(steps):
+        await ctx.step("noop", noop, i)
+    return steps
+
+
+def count_loop_iterations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, count the running loop's iterations in the returned one-item list."""
+    loop = asyncio.get_running_loop()
+    iterations = [0]
+    run_once = loop._run_once  # type: ignore[attr-defined]
+
+    def counted() -> None:
+        iterations[0] += 1
+        run_once()
+
+    monkeypatch.setattr(loop, "_run_once", counted)
+    return iterations
+
+
 async def test_sequential_steps_commit_without_yielding_to_the_loop(
     db: Path, writer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,26 +321,24 @@ async def test_sequential_steps_commit_without_yielding_to_the_loop(
     a 50-step workflow takes a handful of loop iterations, not one per step or two."""
     if writer != "loop":
         pytest.skip("the thread writer hops to its thread for every commit")
-
-    async def noop(i: int) -> int:
-        return i
-
-    @durable.workflow(name="writer.sequential")
-    async def sequential(ctx: durable.WorkflowContext) -> int:
-        for i in range(50):
-            await ctx.step("noop", noop, i)
-        return 50
-
     async with durable.Runtime(db, durability="normal", writer=writer) as rt:
-        loop = asyncio.get_running_loop()
-        iterations = [0]
-        run_once = loop._run_once  # type: ignore[attr-defined]
-
-        def counted() -> None:
-            iterations[0] += 1
-            run_once()
-
-        monkeypatch.setattr(loop, "_run_once", counted)
-        assert await (await rt.start(sequential)).result() == 50
+        iterations = count_loop_iterations(monkeypatch)
+        assert await (await rt.start(sequential, 50)).result() == 50
         monkeypatch.undo()
     assert iterations[0] < 10
+
+
+async def test_a_committed_end_is_a_result_before_the_run_resumes_to_see_it(
+    db: Path, writer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """result() takes an end already committed at once, instead of waiting one more
+    loop iteration for the run's task: one-step workflows started and awaited one by
+    one take fewer than three iterations each (three before)."""
+    if writer != "loop":
+        pytest.skip("the thread writer hops to its thread for every commit")
+    async with durable.Runtime(db, durability="normal", writer=writer) as rt:
+        iterations = count_loop_iterations(monkeypatch)
+        for _ in range(20):
+            assert await (await rt.start(sequential, 1)).result() == 1
+        monkeypatch.undo()
+    assert iterations[0] < 20 * 3
