@@ -344,7 +344,8 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> list[int]:
             if owner is not None and guard is None:
                 return self._owned_append(conn, run_id, events, update, owner)
-            self._memory.held.pop(run_id, None)
+            if update is not None:  # it may end the run (a cancel): not owned as remembered
+                self._memory.held.pop(run_id, None)
             if guard is not None:
                 row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run_id,)).fetchone()
                 if row is None:
