@@ -21,7 +21,15 @@ from ._codec import convert, encode, loads
 from ._context import WorkflowContext
 from ._info import RunStatus
 from ._journal import RunJournal, family
-from ._store.base import EventRecord, LeaseLost, NewEvent, RunRecord, RunUpdate, WriteChain
+from ._store.base import (
+    EventRecord,
+    LeaseLost,
+    NewEvent,
+    RunEnded,
+    RunRecord,
+    RunUpdate,
+    WriteChain,
+)
 from ._workflow import Workflow
 from .errors import CorruptJournal, DurableError, NonDeterminismError
 
@@ -69,12 +77,9 @@ class LiveRun:
         now, new, update = self._event(position, kind, name, payload)
         try:
             seqs = await self._store_write([new], update)
-        except LeaseLost:
-            self._lost()
+        except (LeaseLost, RunEnded) as error:
+            self._not_ours(error)
             raise asyncio.CancelledError() from None
-        if not seqs:  # the run was cancelled (by another process) before this write
-            self.cancel_requested = True
-            raise asyncio.CancelledError()
         event = EventRecord(seqs[0], self.run_id, position, kind, name, payload, now)
         self.journal.record(event)
         return event
@@ -107,6 +112,14 @@ class LiveRun:
         return self.runtime.store.append(
             self.run_id, events, update, owner=self.runtime.owner, chain=self.writes
         )
+
+    def _not_ours(self, error: LeaseLost | RunEnded) -> None:
+        """A write was refused: another runtime took the run over, or another process
+        cancelled it. Either way the run stops here and writes nothing more."""
+        if isinstance(error, LeaseLost):
+            self._lost()
+        else:
+            self.cancel_requested = True
 
     def _lost(self) -> None:
         """Another runtime owns this run now: stop here and write nothing more."""
@@ -210,8 +223,8 @@ class LiveRun:
         if self._nondeterminism is not None:
             raise self._nondeterminism
         error = self.writes.error
-        if isinstance(error, LeaseLost):
-            self._lost()
+        if isinstance(error, (LeaseLost, RunEnded)):
+            self._not_ours(error)
             raise asyncio.CancelledError()
         if error is not None:
             raise DurableError(f"a journal write of run {self.run_id!r} failed: {error}")
@@ -239,8 +252,8 @@ class LiveRun:
             self.status = status
             try:
                 await self._store_write([], RunUpdate(self.clock.now(), status=status))
-            except LeaseLost:
-                self._lost()
+            except (LeaseLost, RunEnded) as error:
+                self._not_ours(error)
                 raise asyncio.CancelledError() from None
 
     def launch(self) -> None:
@@ -269,8 +282,7 @@ class LiveRun:
             output = encode(result, self.max_value_bytes)
         except asyncio.CancelledError:
             if self.cancel_requested and not self.retired:
-                self._end(self._final(RunStatus.CANCELLED.value, None, None, self.clock.now()))
-                self.runtime.run_ended(self)
+                self._end_cancelled()
             return
         except Exception as exc:
             error = self._nondeterminism or exc
@@ -292,14 +304,21 @@ class LiveRun:
         self._end_write = (written, update)
         try:
             await written
-        except LeaseLost:
-            self._lost()
+        except (LeaseLost, RunEnded) as error:
+            self._not_ours(error)
+            if self.cancel_requested and not self.retired:
+                self._end_cancelled()
             return
         except Exception:
             log.exception("could not record the end of run %s; it will be resumed", self.run_id)
             self._end(None)
         else:
             self._end(self._ended_as(update))
+        self.runtime.run_ended(self)
+
+    def _end_cancelled(self) -> None:
+        """The journal says cancelled (written by ``rt.cancel``, here or elsewhere)."""
+        self._end(self._final(RunStatus.CANCELLED.value, None, None, self.clock.now()))
         self.runtime.run_ended(self)
 
     def _ended_as(self, update: RunUpdate) -> RunRecord:

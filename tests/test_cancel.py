@@ -113,3 +113,31 @@ async def test_cancelling_a_finished_run_changes_nothing(db: Path) -> None:
         assert await rt.history("q") == []
         with pytest.raises(durable.RunNotFound):
             await rt.cancel("nope")
+
+
+OTHER: list[durable.Runtime] = []
+
+
+async def cancel_me_from_elsewhere() -> str:
+    """A step body that has another runtime cancel its own run, then returns."""
+    await OTHER[0].cancel(durable.step_info().run_id)
+    return "done anyway"
+
+
+@durable.workflow(name="cancel.at_the_end")
+async def cancelled_at_the_end(ctx: durable.WorkflowContext) -> str:
+    return await ctx.step("cancel_me", cancel_me_from_elsewhere)
+
+
+async def test_a_run_cancelled_elsewhere_as_it_completes_reports_cancelled(db: Path) -> None:
+    """The run's end write finds the run cancelled by another process: nothing is written,
+    and the result says cancelled, as the journal does (it used to return the output)."""
+    async with durable.Runtime(db) as rt, durable.Runtime(db, recover=False) as other:
+        OTHER[:] = [other]
+        handle = await rt.start(cancelled_at_the_end, run_id="c")
+        with pytest.raises(durable.WorkflowCancelled):
+            await handle.result(timeout=5)
+        assert (await rt.get_run("c")).status is durable.RunStatus.CANCELLED
+        kinds = [event["kind"] for event in await rt.history("c")]
+    OTHER.clear()
+    assert kinds == ["step.started", "run.cancel"]  # the step's result came too late

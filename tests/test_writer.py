@@ -10,7 +10,14 @@ import pytest
 
 import durable
 from durable._store import _writer
-from durable._store.base import LeaseLost, NewEvent, RunRecord, RunUpdate, WriteChain
+from durable._store.base import (
+    LeaseLost,
+    NewEvent,
+    RunEnded,
+    RunRecord,
+    RunUpdate,
+    WriteChain,
+)
 from durable._store.sqlite import SqliteStore
 
 from .helpers import kinds, until
@@ -263,11 +270,11 @@ async def test_an_owned_write_after_a_cancel_in_the_same_batch_writes_nothing(
             store.append("a", [message("a", '"cancel"')], cancel, guard=lambda *_: None),
             store.append("a", [event("a", 1)], owner="me", chain=chain),
         ]
-        outcomes = await asyncio.gather(*writes)
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
         journals = await store.load_events(["a"])
     finally:
         await store.close()
-    assert len(outcomes[0]) == 1 and outcomes[2] == []
+    assert outcomes[0] == [1] and isinstance(outcomes[2], RunEnded)
     assert [e.position for e in journals["a"]] == [0, None]
 
 

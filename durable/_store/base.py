@@ -94,6 +94,13 @@ class LeaseLost(DurableError):
     code = "LEASE_LOST"
 
 
+class RunEnded(DurableError):
+    """A runtime wrote to a run it owns that has ended meanwhile (another process
+    cancelled it): nothing was written."""
+
+    code = "RUN_ENDED"
+
+
 Guard = Callable[[RunRecord, list[EventRecord]], None]
 """Runs inside the write transaction with the run and its live events; raising refuses the write."""
 
@@ -127,13 +134,13 @@ class Store(Protocol):
         """Atomically append ``events`` and apply ``update``; awaiting gives the events' seqs.
 
         With ``owner``, the write is refused with ``LeaseLost`` (nothing written)
-        unless the run is still owned by ``owner``, and returns an empty list
-        (nothing written) if the run has ended meanwhile (it was cancelled).
+        unless the run is still owned by ``owner``, and with ``RunEnded`` (nothing
+        written) if the run has ended meanwhile (it was cancelled).
 
         The write is queued when ``append`` is called, so one caller's writes
         commit in call order even if it does not await each one; with ``chain``
-        none of them is written after one has failed. With
-        ``update.only_if_active`` a finished run is not changed and its events
+        none of them is written after one has failed. Without ``owner``, with
+        ``update.only_if_active``, a finished run is not changed and its events
         are not written (an empty list is returned).
         """
         ...

@@ -28,6 +28,7 @@ from .base import (
     Guard,
     LeaseLost,
     NewEvent,
+    RunEnded,
     RunRecord,
     RunUpdate,
     WriteChain,
@@ -396,21 +397,22 @@ class SqliteStore:
         owner: str,
     ) -> list[int]:
         """Append and update only if ``owner`` holds the unfinished run: else LeaseLost, or
-        [] when the run has ended (it was cancelled). A run remembered as owned is not
-        read again (see JobMemory): only our own jobs could have changed it since, and
-        those that may have forget it."""
+        RunEnded when the run has ended (it was cancelled). A run remembered as owned is
+        not read again (see JobMemory): only our own jobs could have changed it since,
+        and those that may have forget it."""
         held = self._memory.held
         if update is not None:
             held.pop(run_id, None)
             # The update checks the owner itself: no statement of its own for the check.
             if not _update_run(conn, run_id, update, owner):
                 _owned_status(conn, run_id, owner)  # LeaseLost, unless the run has ended
-                return []
+                raise RunEnded(f"run {run_id!r} has ended; nothing was written")
             if update.only_if_active and update.status not in TERMINAL and not update.release:
                 held[run_id] = owner
         elif held.get(run_id) != owner:
-            if _owned_status(conn, run_id, owner) in TERMINAL:
-                return []
+            status = _owned_status(conn, run_id, owner)
+            if status in TERMINAL:
+                raise RunEnded(f"run {run_id!r} has ended {status}; nothing was written")
             held[run_id] = owner
         seqs = [self._memory.insert(conn, event) for event in events]
         if update is not None and update.status in TERMINAL:
