@@ -32,7 +32,16 @@ from ._codec import canonical, convert, digest, encode, loads, return_hint
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import CANCEL, MESSAGE, RERUN, USER_WAIT_PREFIX, RunJournal
 from ._run import LiveRun
-from ._store.base import TERMINAL, EventRecord, NewEvent, RunRecord, RunUpdate, Store
+from ._store.base import (
+    TERMINAL,
+    EventRecord,
+    LeaseLost,
+    NewEvent,
+    RunEnded,
+    RunRecord,
+    RunUpdate,
+    Store,
+)
 from ._store.sqlite import SqliteStore
 from ._timers import Timers
 from ._workflow import Workflow, registered, registry_keys
@@ -451,10 +460,16 @@ class Runtime:
         live = self._live.get(run_id)
         if live is not None:
             live.cancel()
+        self._drop_dormant(run_id)
+
+    def _drop_dormant(self, run_id: str) -> bool:
+        """Forget an unloaded run and cancel its timers; False if it was not unloaded."""
         dormant = self._dormant.pop(run_id, None)
-        if dormant is not None:
-            for timer in dormant.timers:
-                self.timers.cancel(timer)
+        if dormant is None:
+            return False
+        for timer in dormant.timers:
+            self.timers.cancel(timer)
+        return True
 
     async def resume(self, run_id: str) -> RunHandle[Any]:
         """Run a failed run again on its journal (after fixing the code)."""
@@ -580,11 +595,8 @@ class Runtime:
 
     def _wake(self, run_id: str) -> None:
         """Load an unloaded run again; runs woken together are loaded in bulk."""
-        dormant = self._dormant.pop(run_id, None)
-        if dormant is None:
+        if not self._drop_dormant(run_id):
             return
-        for timer in dormant.timers:
-            self.timers.cancel(timer)
         if not self._waking:
             task = asyncio.create_task(self._load_woken())
             self._background.add(task)
@@ -650,7 +662,10 @@ class Runtime:
                     status = "sleeping" if parked[1] is None else "waiting"
                     if record.status != status:  # it crashed between parking and saying so
                         update = RunUpdate(self.clock.now(), status=status)
-                        await self.store.append(record.run_id, [], update, owner=self.owner)
+                        try:
+                            await self.store.append(record.run_id, [], update, owner=self.owner)
+                        except (LeaseLost, RunEnded):  # taken over or cancelled meanwhile
+                            self._drop_dormant(record.run_id)
                     continue
                 self._launch(record, wf, journal)
             except CorruptJournal as exc:  # fail that run alone; the others go on

@@ -104,6 +104,27 @@ async def test_a_run_parked_in_its_journal_is_not_started_at_recovery(db: Path) 
     assert {"napper": entries["napper"] + 1, "waiter": entries["waiter"] + 1} == BODY_ENTRIES
 
 
+async def test_a_parked_run_cancelled_as_it_is_claimed_is_let_go(db: Path) -> None:
+    """Recovery fixes the status of a run that crashed mid-parking; if the run was
+    cancelled meanwhile, that write is refused, and recovery lets the run go and goes on."""
+    clock = durable.VirtualClock(auto_skip=False)
+    async with durable.Runtime(db, clock=clock) as rt:
+        await rt.start(nap_then_event, 1, run_id="napper")
+        await status_is(rt, "napper", "sleeping")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE runs SET status = 'running' WHERE run_id = 'napper'")
+        # Another process cancels the run the moment this runtime claims it.
+        conn.execute(
+            "CREATE TRIGGER cancel_on_claim AFTER UPDATE OF owner ON runs"
+            " BEGIN UPDATE runs SET status = 'cancelled' WHERE run_id = NEW.run_id; END"
+        )
+        conn.commit()
+
+    async with durable.Runtime(db, clock=clock) as rt:
+        assert rt._live == {} and rt._dormant == {}
+        assert (await rt.get_run("napper")).status is durable.RunStatus.CANCELLED
+
+
 async def test_a_finished_run_is_freed_without_the_cycle_collector(db: Path) -> None:
     """No reference cycle outlives a run, so its objects never pile up for full collections."""
     gc.collect()
