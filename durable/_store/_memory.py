@@ -40,10 +40,13 @@ class JobMemory:
     def began(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version or len(self._last) + len(self.held) > self.LIMIT:
-            self.rolled_back()
+            self._forget_all()
             self._version = version
 
     def rolled_back(self) -> None:
+        self._forget_all()
+
+    def _forget_all(self) -> None:
         self._last.clear()
         self.held.clear()
 
