@@ -9,6 +9,7 @@ behaves exactly like a file (two connections, WAL) without persisting.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import sqlite3
@@ -340,9 +341,13 @@ class SqliteStore:
         owner: str | None = None,
         chain: WriteChain | None = None,
     ) -> asyncio.Future[list[int]]:
+        if owner is not None and guard is None:
+            # A partial, not a closure: a run's every write comes here, and a closure
+            # over six names is eight objects for the garbage collector to track.
+            owned = functools.partial(self._owned_append, run_id, events, update, owner)
+            return self._writer.submit(owned, chain)
+
         def job(conn: sqlite3.Connection) -> list[int]:
-            if owner is not None and guard is None:
-                return self._owned_append(conn, run_id, events, update, owner)
             if update is not None:  # it may end the run (a cancel): not owned as remembered
                 self._memory.held.pop(run_id, None)
             if guard is not None:
@@ -364,9 +369,7 @@ class SqliteStore:
         owner: str,
         chain: WriteChain,
     ) -> None:
-        def job(conn: sqlite3.Connection) -> list[int]:
-            return self._owned_append(conn, run_id, events, update, owner)
-
+        job = functools.partial(self._owned_append, run_id, events, update, owner)
         self._writer.submit_nowait(job, chain)
 
     async def supersede(
@@ -388,11 +391,11 @@ class SqliteStore:
 
     def _owned_append(
         self,
-        conn: sqlite3.Connection,
         run_id: str,
         events: Sequence[NewEvent],
         update: RunUpdate | None,
         owner: str,
+        conn: sqlite3.Connection,
     ) -> list[int]:
         """Append and update only if ``owner`` holds the unfinished run: else LeaseLost, or
         RunEnded when the run has ended (it was cancelled). A run remembered as owned is
