@@ -10,6 +10,7 @@ import pytest
 
 import durable
 from durable._store import _writer
+from durable._store._memory import JobMemory
 from durable._store.base import (
     LeaseLost,
     NewEvent,
@@ -294,6 +295,34 @@ async def test_a_run_taken_over_between_two_writes_is_not_written_by_its_old_own
     finally:
         await store.close()
     assert [e.position for e in journals["a"]] == [0]
+
+
+async def test_the_writers_memory_stays_bounded_and_forgetting_loses_nothing(
+    db: Path, writer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its limit the writer forgets what it remembers of runs, and looks each run
+    up again at its next write: numbering and ownership checks go on as before."""
+    monkeypatch.setattr(JobMemory, "LIMIT", 2)
+    store = await open_store(db, writer)
+    run_ids = [f"r{i}" for i in range(10)]
+    try:
+        for run_id in run_ids:
+            await store.create_run(run(run_id))
+        remembered = []
+        for position in range(3):
+            for run_id in run_ids:
+                await store.append(run_id, [event(run_id, position)], owner="me")
+                remembered.append(len(store._memory._last))
+        with sqlite3.connect(db) as other:
+            other.execute("UPDATE runs SET owner = 'them' WHERE run_id = 'r0'")
+        with pytest.raises(LeaseLost):
+            await store.append("r0", [event("r0", 3)], owner="me")
+        journals = await store.load_events(run_ids)
+    finally:
+        await store.close()
+    assert max(remembered) <= 3  # the limit, and the run written since it was checked
+    for events in journals.values():
+        assert [(e.seq, e.position) for e in events] == [(1, 0), (2, 1), (3, 2)]
 
 
 async def noop(i: int) -> int:

@@ -28,7 +28,10 @@ class JobMemory:
     """Kept by one write connection's store; the writer calls ``began`` and
     ``rolled_back``."""
 
-    LIMIT = 10_000
+    LIMIT = 100_000
+    """Runs remembered at most (a few megabytes). A recovery claims up to every unfinished
+    run at once and its writes come next: below that number, they would all look their
+    runs up again."""
 
     def __init__(self) -> None:
         self._last: dict[str, int] = {}
@@ -39,7 +42,7 @@ class JobMemory:
 
     def began(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version or len(self._last) + len(self.held) > self.LIMIT:
+        if version != self._version or max(len(self._last), len(self.held)) > self.LIMIT:
             self._forget_all()
             self._version = version
 
