@@ -72,7 +72,8 @@ class RunHost(Protocol):
         ...
 
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
-        """Journal an event that is committed before any later write of this run."""
+        """Journal the event that ends a durable call (not kept in the running journal):
+        it is committed before any later write of this run."""
         ...
 
     async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
@@ -181,76 +182,85 @@ class WorkflowContext:
     ) -> Any:
         host = self._host
         fn, options, hint = plan.fn, plan.options, plan.hint
-        while True:
-            events = host.journal.at(position)
-            for event in events:
-                if event.kind == STEP_COMPLETED:
-                    return convert(payload(event)["result"], hint)
-                if event.kind == STEP_FAILED:
-                    final = payload(event).get("final")
-                    if final is not None:
-                        raise error_from_record(final)
-            last = events[-1] if events else None
-            if last is not None and last.kind == STEP_STARTED and options.at_most_once:
-                error = StepInterrupted(
-                    f"at-most-once step {name!r} (position {position}) started earlier and"
-                    " never finished, so it was not run again; check the external system"
-                    " for its effect and decide in the workflow"
+        try:
+            while True:
+                events = host.journal.at(position)
+                for event in events:
+                    if event.kind == STEP_COMPLETED:
+                        return convert(payload(event)["result"], hint)
+                    if event.kind == STEP_FAILED:
+                        final = payload(event).get("final")
+                        if final is not None:
+                            raise error_from_record(final)
+                last = events[-1] if events else None
+                if last is not None and last.kind == STEP_STARTED and options.at_most_once:
+                    error = StepInterrupted(
+                        f"at-most-once step {name!r} (position {position}) started earlier and"
+                        " never finished, so it was not run again; check the external system"
+                        " for its effect and decide in the workflow"
+                    )
+                    await self._fail_step(position, name, error)
+                if last is not None and last.kind == STEP_FAILED:
+                    retry_at = float(payload(last)["retry_at"])
+                    while host.clock.now() < retry_at:
+                        await host.suspend("sleeping", retry_at, None)
+                prior = attempts(host.journal.all_at(position))
+                started = await host.append(
+                    position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
                 )
-                await self._fail_step(position, name, error)
-            if last is not None and last.kind == STEP_FAILED:
-                retry_at = float(payload(last)["retry_at"])
-                while host.clock.now() < retry_at:
-                    await host.suspend("sleeping", retry_at, None)
-            prior = attempts(host.journal.all_at(position))
-            started = await host.append(
-                position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
-            )
-            info = StepScope(
-                host.run_id, host.workflow_name, name, position, prior, started.created_at
-            )
-            try:
-                with host.working():
-                    if plan.is_async and options.timeout is None:
-                        # The common case, without a task: a coroutine function awaited here.
-                        step_token = _current.step.set(info)
-                        context_token = _current.context.set(None)
-                        try:
-                            value = await fn(*args, **kwargs)
-                        finally:
-                            _current.context.reset(context_token)
-                            _current.step.reset(step_token)
+                info = StepScope(
+                    host.run_id, host.workflow_name, name, position, prior, started.created_at
+                )
+                try:
+                    with host.working():
+                        if plan.is_async and options.timeout is None:
+                            # The common case, without a task: a coroutine function awaited here.
+                            step_token = _current.step.set(info)
+                            context_token = _current.context.set(None)
+                            try:
+                                value = await fn(*args, **kwargs)
+                            finally:
+                                _current.context.reset(context_token)
+                                _current.step.reset(step_token)
+                        else:
+                            value = await _invoke_apart(plan, args, kwargs, info)
+                except Exception as exc:
+                    failures = attempts(events).failure_count + 1
+                    error_record = _error_record(exc)
+                    if options.retry.should_retry(failures, exc):
+                        retry_at = host.clock.now() + options.retry.delay_after(failures)
+                        failure = {
+                            "attempt": info.attempt,
+                            "error": error_record,
+                            "retry_at": retry_at,
+                        }
+                        await host.append(position, STEP_FAILED, name, encode(failure))
+                        continue
+                    failed = StepFailed(
+                        name, error_record["type"], error_record["message"], info.attempt
+                    )
+                    await self._fail_step(position, name, failed, error_record)
+                try:
+                    text = encode(value, host.max_value_bytes)
+                    # What replay will return: the stored JSON read back by the return type.
+                    if type(value) in _AS_STORED and (hint is Any or hint is type(value)):
+                        result = value
                     else:
-                        value = await _invoke_apart(plan, args, kwargs, info)
-            except Exception as exc:
-                failures = attempts(events).failure_count + 1
-                error_record = _error_record(exc)
-                if options.retry.should_retry(failures, exc):
-                    retry_at = host.clock.now() + options.retry.delay_after(failures)
-                    failure = {"attempt": info.attempt, "error": error_record, "retry_at": retry_at}
-                    await host.append(position, STEP_FAILED, name, encode(failure))
-                    continue
-                failed = StepFailed(
-                    name, error_record["type"], error_record["message"], info.attempt
-                )
-                await self._fail_step(position, name, failed, error_record)
-            try:
-                text = encode(value, host.max_value_bytes)
-                # What replay will return: the stored JSON read back by the return type.
-                if type(value) in _AS_STORED and (hint is Any or hint is type(value)):
-                    result = value
-                else:
-                    result = convert(loads(text), hint)
-            except SerializationError as exc:
-                await self._fail_step(
-                    position,
-                    name,
-                    SerializationError(f"step {name!r} returned a value it cannot store: {exc}"),
-                )
-            # Not awaited: the run's next write (a step's start, a sleep, its end) commits
-            # after it, and no effect of the run escapes before that write is committed.
-            host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
-            return result
+                        result = convert(loads(text), hint)
+                except SerializationError as exc:
+                    await self._fail_step(
+                        position,
+                        name,
+                        SerializationError(
+                            f"step {name!r} returned a value it cannot store: {exc}"
+                        ),
+                    )
+                # Not awaited: the run's next write (a step's start, a sleep, its end) commits
+                # after it, and no effect of the run escapes before that write is committed.
+                host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
+                return result
+        finally:
+            host.journal.settle(position)
 
     async def _fail_step(
         self,
@@ -294,6 +304,7 @@ class WorkflowContext:
             await host.append(position, SLEEP_STARTED, "sleep", encode({"wake_at": wake_at}))
         while host.clock.now() < wake_at:
             await host.suspend("sleeping", wake_at, None)
+        host.journal.settle(position)
 
     # -- waiting for people and events --------------------------------------
 
@@ -334,27 +345,32 @@ class WorkflowContext:
         details: dict[str, Any],
     ) -> Any:
         host = self._host
-        events = host.journal.at(position)
-        for event in events:
-            if event.kind == WAIT_COMPLETED:
-                return _wait_outcome(event)
-        if events:
-            deadline = payload(events[0]).get("deadline")
-        else:
-            seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
-            deadline = None if seconds is None else host.clock.now() + seconds
-            started = encode({**details, "deadline": deadline, "timeout": seconds})
-            await host.append(position, WAIT_STARTED, name, started)
-        while True:
-            message = host.journal.take_message(name)
-            if message is not None:
-                answered = f'{{"message":{message.seq},"value":{message.payload}}}'
-                return _wait_outcome(await host.append(position, WAIT_COMPLETED, name, answered))
-            if deadline is not None and host.clock.now() >= deadline:
-                error = WaitTimeout(f"no {_describe_wait(name)} arrived before the deadline")
-                timed_out = encode({"timed_out": True, "error": error.to_record()})
-                _wait_outcome(await host.append(position, WAIT_COMPLETED, name, timed_out))
-            await host.suspend("waiting", deadline, name)
+        try:
+            events = host.journal.at(position)
+            for event in events:
+                if event.kind == WAIT_COMPLETED:
+                    return _wait_outcome(event)
+            if events:
+                deadline = payload(events[0]).get("deadline")
+            else:
+                seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+                deadline = None if seconds is None else host.clock.now() + seconds
+                started = encode({**details, "deadline": deadline, "timeout": seconds})
+                await host.append(position, WAIT_STARTED, name, started)
+            while True:
+                message = host.journal.take_message(name)
+                if message is not None:
+                    answered = f'{{"message":{message.seq},"value":{message.payload}}}'
+                    return _wait_outcome(
+                        await host.append(position, WAIT_COMPLETED, name, answered)
+                    )
+                if deadline is not None and host.clock.now() >= deadline:
+                    error = WaitTimeout(f"no {_describe_wait(name)} arrived before the deadline")
+                    timed_out = encode({"timed_out": True, "error": error.to_record()})
+                    _wait_outcome(await host.append(position, WAIT_COMPLETED, name, timed_out))
+                await host.suspend("waiting", deadline, name)
+        finally:
+            host.journal.settle(position)
 
     # -- values that must not change on replay ------------------------------
 
@@ -374,6 +390,7 @@ class WorkflowContext:
     def _recorded(self, name: str, make: Callable[[], Any]) -> Any:
         position = self._take_position("value", name)
         events = self._host.journal.at(position)
+        self._host.journal.settle(position)
         if events:
             return payload(events[0])["value"]
         value = make()

@@ -109,6 +109,13 @@ class RunJournal:
         if event.position is not None:
             self.live.setdefault(event.position, []).append(event)
 
+    def settle(self, position: int) -> None:
+        """The durable call at ``position`` has returned or raised for good: the running
+        workflow never reads its events again (a replay reads them from the store), so
+        they are let go, and a long run holds only the events of calls in progress."""
+        self.live.pop(position, None)
+        self.superseded.pop(position, None)
+
     def deliver(self, message: EventRecord) -> bool:
         """Add a message sent to the run; False if it was already known."""
         if message.seq in self._messages_seen:

@@ -85,11 +85,10 @@ class LiveRun:
         return event
 
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
-        now, new, update = self._event(position, kind, name, payload)
+        _, new, update = self._event(position, kind, name, payload)
         self.runtime.store.append_nowait(
             self.run_id, [new], update, self.runtime.owner, self.writes
         )
-        self.journal.record(EventRecord(0, self.run_id, position, kind, name, payload, now))
 
     def _event(
         self, position: int, kind: str, name: str, payload: str

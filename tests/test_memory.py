@@ -142,3 +142,29 @@ async def test_a_finished_run_is_freed_without_the_cycle_collector(db: Path) -> 
             await until(freed)
     finally:
         gc.enable()
+
+
+@durable.workflow(name="memory.long_then_wait")
+async def long_then_wait(ctx: durable.WorkflowContext, steps: int) -> int:
+    for i in range(steps):
+        await ctx.step("noop", str, i)
+    ctx.uuid4()
+    await ctx.sleep(0)
+    answer = await ctx.wait_for_event("go")
+    return int(answer) + steps
+
+
+async def test_a_running_run_holds_only_the_events_of_calls_in_progress(db: Path) -> None:
+    """A run's memory does not grow with its history: events of durable calls that have
+    returned are let go (a replay reads them from the journal)."""
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(long_then_wait, 50)
+        await status_is(rt, handle.run_id, "waiting")
+        journal = rt._live[handle.run_id].journal
+        assert [event.kind for events in journal.live.values() for event in events] == [
+            "wait.started"
+        ]
+        await rt.send_event(handle.run_id, "go", 1)
+        assert await handle.result() == 51
+        # All of it journaled: the steps, the value, the sleep, the wait, its message.
+        assert len(await rt.history(handle.run_id)) == 50 * 2 + 1 + 1 + 2 + 1
