@@ -325,6 +325,31 @@ async def test_the_writers_memory_stays_bounded_and_forgetting_loses_nothing(
         assert [(e.seq, e.position) for e in events] == [(1, 0), (2, 1), (3, 2)]
 
 
+async def test_the_journal_is_checkpointed_in_the_background(
+    db: Path, writer: str, tmp_path: Path
+) -> None:
+    """Committed pages reach the database file without the writer's own checkpoint
+    (10,000 pages away here), and the thread that copies them stops with the store."""
+    store = await open_store(db, writer)
+    try:
+        await store.append("a", [event("a", i) for i in range(20)])
+        alone = tmp_path / "without-wal.db"
+
+        async def copied() -> bool:
+            alone.write_bytes(db.read_bytes())  # the database file, not its WAL
+            try:
+                with sqlite3.connect(alone) as conn:
+                    return bool(conn.execute("SELECT count(*) FROM events").fetchone()[0] == 20)
+            except sqlite3.DatabaseError:  # no table yet, or copied mid-checkpoint
+                return False
+
+        await until(copied)
+        assert store._checkpointer.passes > 0
+    finally:
+        await store.close()
+    assert not store._checkpointer._thread.is_alive()
+
+
 async def noop(i: int) -> int:
     return i
 

@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 
 from ..errors import DurableError, RunNotFound
+from ._checkpointer import Checkpointer
 from ._memory import JobMemory
 from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import (
@@ -190,6 +191,7 @@ class SqliteStore:
         self._writer: Writer = (LoopWriter if writer == "loop" else ThreadWriter)(
             self._connect_writer, self._memory
         )
+        self._checkpointer = Checkpointer(self._connect_checkpointer)
         self._reader: aiosqlite.Connection | None = None
         self._run_reads: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
         self._reading: set[asyncio.Task[None]] = set()
@@ -200,6 +202,7 @@ class SqliteStore:
         _check_path(self.path)
         try:
             self._writer.start()
+            self._checkpointer.start()
             self._reader = await aiosqlite.connect(self.path)
             await self._reader.execute("PRAGMA busy_timeout = 10000")
             await self._reader.execute("PRAGMA query_only = 1")
@@ -211,6 +214,7 @@ class SqliteStore:
             raise
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._checkpointer.stop)
         await asyncio.gather(*self._reading, return_exceptions=True)
         if self._reader is not None:
             await self._reader.close()
@@ -228,13 +232,20 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             # Checkpoint every 10,000 pages (40 MB of WAL) instead of 1,000: a journal
-            # rewrites the same few pages, so rarer checkpoints copy far fewer pages.
+            # rewrites the same few pages, so rarer checkpoints copy far fewer pages. The
+            # background checkpointer usually has copied them already (_checkpointer.py).
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
             _migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise DurableError(
                 f"cannot open journal {self.path}: {exc} (is it a SQLite file written by durable?)"
             ) from None
+        return conn
+
+    def _connect_checkpointer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 1000")  # its own thread: waiting stalls nothing
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # a checkpoint syncs as set
         return conn
 
     @property
