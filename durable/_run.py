@@ -361,15 +361,17 @@ def decode_arguments(
         data = loads(input_text)
     except ValueError as exc:
         raise CorruptJournal(f"the stored input of the run is unreadable: {exc}") from None
+    args: list[Any] = data.get("args") or []
+    kwargs: dict[str, Any] = data.get("kwargs") or {}
     parameters = workflow.parameters()
-    hints = dict(parameters)
-    args = [
-        convert(value, parameters[i][1]) if i < len(parameters) else value
-        for i, value in enumerate(data.get("args", []))
-    ]
-    kwargs = {
-        key: convert(value, hints.get(key, Any)) for key, value in data.get("kwargs", {}).items()
-    }
+    if args:
+        args = [
+            convert(value, parameters[i][1]) if i < len(parameters) else value
+            for i, value in enumerate(args)
+        ]
+    if kwargs:
+        hints = dict(parameters)
+        kwargs = {key: convert(value, hints.get(key, Any)) for key, value in kwargs.items()}
     return args, kwargs
 
 
