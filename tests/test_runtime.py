@@ -10,13 +10,16 @@ import stat
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import durable
 from durable._runtime import new_run_id
+from durable._store.sqlite import SqliteStore
+from durable.testing import crash
 
-from .helpers import status_is
+from .helpers import status_is, until
 
 
 @durable.workflow(name="runtime.greet")
@@ -237,6 +240,57 @@ async def test_runs_read_together_are_read_by_one_query(
     assert len(queries) == 2  # the 30 results, then the two runs asked for together
     assert isinstance(missing, durable.RunNotFound)
     assert isinstance(found, durable.RunInfo) and found.run_id == "r3"
+
+
+HELD: list[int] = []
+
+
+async def hold_first_attempt(index: int) -> int:
+    if durable.step_info().attempt == 1:
+        HELD.append(index)
+        await asyncio.Event().wait()
+    return index
+
+
+@durable.workflow(name="runtime.held")
+async def held(ctx: durable.WorkflowContext, index: int) -> int:
+    await ctx.step("before", str, index)
+    return await ctx.step("hold", hold_first_attempt, index)
+
+
+async def test_interrupted_runs_journals_are_loaded_in_bulk(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    HELD.clear()
+    count = 1001  # three reads of at most 500 runs each, not one per run
+    rt = durable.Runtime(db, durability="normal")
+    await rt.open()
+    try:
+        for start in range(0, count, 250):
+            await asyncio.gather(
+                *(rt.start(held, i, run_id=f"h{i}") for i in range(start, min(count, start + 250)))
+            )
+
+        async def all_held() -> bool:
+            return len(HELD) == count
+
+        await until(all_held)
+        queries: list[str] = []
+        real = SqliteStore._fetchall
+
+        async def counted(self: SqliteStore, sql: str, params: Any = ()) -> Any:
+            queries.append(sql)
+            return await real(self, sql, params)
+
+        monkeypatch.setattr(SqliteStore, "_fetchall", counted)
+        rt = await crash(rt)
+        results = await asyncio.gather(*(rt.handle(f"h{i}").result() for i in range(count)))
+    finally:
+        await rt.close()
+    assert results == list(range(count))
+    journal_reads = [sql for sql in queries if "FROM events WHERE run_id" in sql]
+    assert len(journal_reads) == 3
+    assert all(sql.count("?") <= 500 for sql in journal_reads)
 
 
 async def test_generated_run_ids_are_time_ordered_uuids(
