@@ -310,6 +310,12 @@ class LiveRun:
         self._end_write = (written, update)
         try:
             await written
+        except asyncio.CancelledError:
+            # Cancelled from elsewhere while the end was being written: the journal says
+            # cancelled, so the end write is refused; the run ends as the journal says.
+            if self.cancel_requested and not self.retired:
+                self._end_cancelled()
+            return
         except (LeaseLost, RunEnded) as error:
             self._not_ours(error)
             if self.cancel_requested and not self.retired:

@@ -2,9 +2,9 @@
 
 One runtime owns one store. Opening it claims and resumes every unfinished
 run this process has the workflow for (runs its journal shows parked at a
-sleep or a wait stay unloaded until due); a poller notices what other
-processes write to the same file (answers, events, cancels, new runs) by
-watching ``PRAGMA data_version``, and renews this runtime's lease.
+sleep or a wait stay unloaded until due); a poller follows the store's change
+feed to notice what other processes write (answers, events, cancels, new
+runs), and renews this runtime's lease.
 """
 
 from __future__ import annotations
@@ -32,17 +32,19 @@ from ._codec import canonical, convert, digest, encode, loads, return_hint
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import CANCEL, MESSAGE, RERUN, USER_WAIT_PREFIX, RunJournal
 from ._run import LiveRun
+from ._store import open_store
 from ._store.base import (
     TERMINAL,
     EventRecord,
+    Expect,
     LeaseLost,
     NewEvent,
     RunEnded,
     RunRecord,
     RunUpdate,
     Store,
+    WaitAnswered,
 )
-from ._store.sqlite import SqliteStore
 from ._timers import Timers
 from ._workflow import Workflow, registered, registry_keys
 from .errors import (
@@ -93,10 +95,11 @@ class RunHandle(Generic[R]):
 
 
 class Runtime:
-    """Runs workflows durably on one SQLite file.
+    """Runs workflows durably on one SQLite file or one PostgreSQL database.
 
-    ``async with Runtime("app.db") as rt`` opens the journal and resumes
-    every unfinished run. With ``recover=False`` it runs no workflow at all:
+    ``async with Runtime("app.db") as rt`` (or ``Runtime("postgresql://...")``)
+    opens the journal and resumes every unfinished run. ``workflows`` limits
+    which workflows this runtime executes (default: every registered one). With ``recover=False`` it runs no workflow at all:
     it reads, answers, cancels, and starts runs for a worker to execute (the
     CLI opens the journal this way). ``durability="full"`` makes each journaled step survive
     power loss; ``"normal"`` survives process crashes only. ``identity`` names
@@ -129,11 +132,13 @@ class Runtime:
         max_in_memory_runs: int = 10_000,
         max_value_bytes: int | None = 10_000_000,
         store: Store | None = None,
+        workflows: Sequence[Workflow[Any, Any]] | None = None,
     ) -> None:
         self.path = path
         self.clock: Clock = clock or SystemClock()
         self.durability = durability
-        self.store: Store = store or SqliteStore(path, durability, writer)
+        self.store: Store = store or open_store(path, durability, writer, poll_interval)
+        self.workflows = None if workflows is None else list(workflows)
         self.timers = Timers(self.clock)
         self.recover = recover
         self.owner = identity or f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -151,7 +156,6 @@ class Runtime:
         self._token: contextvars.Token[Runtime | None] | None = None
         self._changed: set[asyncio.Future[None]] = set()
         self._last_seq = 0
-        self._data_version = 0
         self._next_lease_renewal = 0.0
         self._reported: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -178,7 +182,6 @@ class Runtime:
         self._open = True
         self.timers.start()
         self._last_seq = await self.store.last_seq()
-        self._data_version = await self.store.data_version()
         self._token = _current.runtime.set(self)
         await self._claim(include_own=True)
         if self.recover:
@@ -274,8 +277,9 @@ class Runtime:
             ) from None
         rid = run_id or new_run_id()
         now = self.clock.now()
-        # A runtime that runs no workflows (recover=False) leaves new runs unowned for a worker.
-        executes = self.recover
+        # A runtime that does not run this workflow (recover=False, or not among its
+        # workflows) leaves new runs unowned for a worker that does.
+        executes = self.recover and self._executable(wf.name, wf.version) is wf
         record = RunRecord(
             run_id=rid,
             workflow=wf.name,
@@ -319,18 +323,21 @@ class Runtime:
     ) -> list[RunInfo]:
         self._check_open()
         status_text = None if status is None else RunStatus(status).value
-        records = await self.store.list_runs(status_text, workflow, limit)
+        records = await self.store.list_runs(status_text, workflow, limit=limit)
         return [RunInfo.from_record(record) for record in records]
 
     async def history(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events in journal order (superseded ones flagged), as JSON-ready dicts."""
         await self._record(run_id)
-        return [event_dict(event) for event in await self.store.history(run_id)]
+        return [event_dict(event) for event in await self._events(run_id)]
 
     async def export(self, run_id: str) -> dict[str, Any]:
         """The history document of a run: format version, the run, its events in order."""
         record = await self._record(run_id)
-        return history_document(record, await self.store.history(run_id))
+        return history_document(record, await self._events(run_id))
+
+    async def _events(self, run_id: str) -> list[EventRecord]:
+        return (await self.store.load_events([run_id]))[run_id]
 
     async def _record(self, run_id: str) -> RunRecord:
         self._check_open()
@@ -373,7 +380,7 @@ class Runtime:
             await self._record(run_id)
             run_ids = [run_id]
         else:
-            run_ids = [record.run_id for record in await self.store.active_runs()]
+            run_ids = [record.run_id for record in await self._unfinished()]
         journals = await self.store.load_events(run_ids)
         waits = [
             PendingWait.from_event(event)
@@ -404,32 +411,29 @@ class Runtime:
                     f"{value!r} is not an answer to {wait.question!r}; answer one of the"
                     f" option ids {ids}"
                 )
-
-        def still_pending(run: RunRecord, events: list[EventRecord]) -> None:
-            names = {event.name for event in RunJournal(events).pending_user_waits()}
-            if run.status in TERMINAL or wait.wait_id not in names:
-                raise NoPendingWait(f"wait {wait.wait_id!r} of run {run_id!r} was answered already")
-
-        await self._send(run_id, wait.wait_id, value, still_pending)
+        try:
+            await self._send(run_id, wait.wait_id, value, Expect(pending_wait=wait.wait_id))
+        except (RunEnded, WaitAnswered):
+            raise NoPendingWait(
+                f"wait {wait.wait_id!r} of run {run_id!r} was answered already"
+            ) from None
 
     async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
         """Deliver an event to the run's ``wait_for_event(name)``; kept in order until then."""
         if name.startswith(USER_WAIT_PREFIX):
             raise ValueError(f"event names starting with {USER_WAIT_PREFIX!r} are reserved")
+        try:
+            await self._send(run_id, name, payload, Expect())
+        except RunEnded as ended:
+            raise DurableError(
+                f"run {run_id!r} is {ended.status}; the event {name!r} was not stored"
+            ) from None
 
-        def active(run: RunRecord, events: list[EventRecord]) -> None:
-            if run.status in TERMINAL:
-                raise DurableError(
-                    f"run {run_id!r} is {run.status}; the event {name!r} was not stored"
-                )
-
-        await self._send(run_id, name, payload, active)
-
-    async def _send(self, run_id: str, name: str, value: Any, guard: Any) -> None:
+    async def _send(self, run_id: str, name: str, value: Any, expect: Expect) -> None:
         self._check_open()
         text = encode(value, self.max_value_bytes)
         event = NewEvent(run_id, None, MESSAGE, name, text, self.clock.now())
-        (seq,) = await self.store.append(run_id, [event], guard=guard)
+        (seq,) = await self.store.append(run_id, [event], expect=expect)
         self._deliver(EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at))
 
     def _deliver(self, message: EventRecord) -> None:
@@ -443,16 +447,15 @@ class Runtime:
     async def cancel(self, run_id: str) -> None:
         """Cancel the run: it stops at its current await and ends ``cancelled``."""
         self._check_open()
-
-        def unfinished(run: RunRecord, events: list[EventRecord]) -> None:
-            if run.status in TERMINAL:
-                raise DurableError(f"run {run_id!r} already ended {run.status}; nothing to cancel")
-
         now = self.clock.now()
         event = NewEvent(run_id, None, CANCEL, "cancel", "{}", now)
-        await self.store.append(
-            run_id, [event], RunUpdate(now, status=RunStatus.CANCELLED.value), unfinished
-        )
+        update = RunUpdate(now, status=RunStatus.CANCELLED.value)
+        try:
+            await self.store.append(run_id, [event], update, expect=Expect())
+        except RunEnded as ended:
+            raise DurableError(
+                f"run {run_id!r} already ended {ended.status}; nothing to cancel"
+            ) from None
         self._forget_cancelled(run_id)
         self._notify()
 
@@ -515,7 +518,7 @@ class Runtime:
         tools, like the CLI, that import no workflows).
         """
         self._check_open()
-        runs = await self.store.active_runs()
+        runs = await self._unfinished()
         journals = await self.store.load_events([run.run_id for run in runs])
         now = self._wall.now()
 
@@ -621,24 +624,49 @@ class Runtime:
         if new is not None:
             new.replayed_at = replayed_at
 
+    async def _unfinished(self) -> list[RunRecord]:
+        return await self.store.list_runs(limit=None, unfinished=True)
+
+    def _executes(self) -> list[tuple[str, str]]:
+        """The (name, version) pairs of the workflows this runtime runs."""
+        if self.workflows is None:
+            return registry_keys()
+        return [(wf.name, wf.version or "1") for wf in self.workflows]
+
+    def _executable(self, name: str, version: str | None) -> Workflow[Any, Any] | None:
+        wf = registered(name, version)
+        if wf is None or self.workflows is None or wf in self.workflows:
+            return wf
+        return None
+
     async def _claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:
+        """Take free runs, as many as this runtime has room for (it claims again while
+        a whole batch came back), and start or park them."""
         if not self.recover:
             return
-        now = self._wall.now()
-        records = await self.store.claim(
-            self.owner,
-            now + self.lease_seconds,
-            now,
-            _owner_is_dead,
-            run_ids=run_ids,
-            workflows=registry_keys(),
-            include_own=include_own,
-        )
-        records = [record for record in records if record.run_id not in self._live]
-        # Loaded and started a slice at a time: while one slice's journals are read, the
-        # runs started before it move on (and many finish), so fewer are in memory at once.
-        for start in range(0, len(records), _RECOVERY_SLICE):
-            await self._resume(records[start : start + _RECOVERY_SLICE])
+        dead = [owner for owner in await self.store.owners() if _owner_is_dead(owner)]
+        while True:
+            now = self._wall.now()
+            limit = max(1, self.max_in_memory_runs - len(self._live))
+            records = await self.store.claim(
+                self.owner,
+                now + self.lease_seconds,
+                now,
+                limit=limit,
+                dead_owners=dead,
+                run_ids=run_ids,
+                workflows=self._executes(),
+                include_own=include_own,
+            )
+            taken = sum(1 for record in records if record.owner != self.owner)
+            records = [record for record in records if record.run_id not in self._live]
+            # Loaded and started a slice at a time: while one slice's journals are read, the
+            # runs started before it move on (and many finish), so fewer are in memory at once.
+            for start in range(0, len(records), _RECOVERY_SLICE):
+                await self._resume(records[start : start + _RECOVERY_SLICE])
+            if taken < limit or not self._open:
+                return
+            include_own = False
 
     async def _resume(self, records: list[RunRecord]) -> None:
         """Start claimed runs from their journals, or leave the parked ones unloaded."""
@@ -651,7 +679,7 @@ class Runtime:
         )
         now = self.clock.now()
         for record in records:
-            wf = registered(record.workflow, record.version)
+            wf = self._executable(record.workflow, record.version)
             if wf is None or record.run_id in self._live:  # started meanwhile, by a wake-up
                 continue
             try:
@@ -674,7 +702,7 @@ class Runtime:
                 await self.store.append(record.run_id, [], update)
 
     async def _report_unregistered(self) -> None:
-        for record in await self.store.active_runs():
+        for record in await self._unfinished():
             key = f"{record.workflow}@{record.version}"
             if registered(record.workflow, record.version) is None and key not in self._reported:
                 self._reported.add(key)
@@ -687,16 +715,16 @@ class Runtime:
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_interval)
             try:
-                await self._poll_once()
+                timeout = max(0.0, self._next_lease_renewal - self._wall.now())
+                changed = await self.store.wait_for_change(timeout)
+                await self._poll_once(changed)
             except Exception:
                 log.exception("durable poller: reading the journal failed; retrying")
+                await asyncio.sleep(self.poll_interval)
 
-    async def _poll_once(self) -> None:
-        version = await self.store.data_version()
-        if version != self._data_version:
-            self._data_version = version
+    async def _poll_once(self, changed: bool) -> None:
+        if changed:
             for event in await self.store.changes_since(self._last_seq):
                 self._last_seq = event.seq
                 if event.kind == MESSAGE:

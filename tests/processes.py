@@ -99,7 +99,12 @@ def sigkill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    _, err = proc.communicate(timeout=timeout)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)  # its traceback says where it hung
+        _, err = proc.communicate()
+        raise AssertionError(f"child {proc.pid} did not end in {timeout}s:\n{err.decode()}")
     assert proc.returncode == 0, err.decode()
 
 

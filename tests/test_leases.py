@@ -161,6 +161,7 @@ async def test_a_runtime_writes_nothing_to_a_run_taken_over_behind_its_back(db: 
         await status_is(rt, "p", "waiting")
         with contextlib.closing(sqlite3.connect(db)) as conn:
             conn.execute("UPDATE runs SET owner = 'worker-b' WHERE run_id = 'p'")
+            conn.execute("INSERT INTO owners VALUES ('worker-b', 1e12)")  # a live lease
             conn.commit()
         before = await rt.history("p")
         await rt.send_event("p", "go", 1)  # wakes the run; its next write must be refused
@@ -186,7 +187,7 @@ async def test_a_lease_is_one_row_per_runtime_and_renewing_it_rewrites_no_run(db
     try:
         for i in range(200):
             await store.create_run(_run_row(f"r{i}", "me"))
-        mine = await store.claim("me", 100.0, 50.0, lambda owner: False, include_own=False)
+        mine = await store.claim("me", 100.0, 50.0, limit=1000, include_own=False)
         assert mine == []  # it holds them all already: the claim only took its lease
         with contextlib.closing(sqlite3.connect(db)) as conn:
             before = conn.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
@@ -195,8 +196,8 @@ async def test_a_lease_is_one_row_per_runtime_and_renewing_it_rewrites_no_run(db
             assert conn.execute("SELECT * FROM runs ORDER BY run_id").fetchall() == before
             assert conn.execute("SELECT * FROM owners").fetchall() == [("me", 110.0)]
         # Another runtime cannot take runs under a live lease, and takes them once it lapses.
-        assert await store.claim("other", 200.0, 105.0, lambda owner: False) == []
-        taken = await store.claim("other", 200.0, 111.0, lambda owner: False, run_ids=["r7"])
+        assert await store.claim("other", 200.0, 105.0, limit=1000) == []
+        taken = await store.claim("other", 200.0, 111.0, limit=1000, run_ids=["r7"])
         assert [run.run_id for run in taken] == ["r7"]
         # The lapsed runtime learns, on renewing, which runs it still holds.
         held = await store.renew("me", 130.0, 120.0)

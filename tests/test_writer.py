@@ -12,11 +12,13 @@ import durable
 from durable._store import _writer
 from durable._store._memory import JobMemory
 from durable._store.base import (
+    Expect,
     LeaseLost,
     NewEvent,
     RunEnded,
     RunRecord,
     RunUpdate,
+    WaitAnswered,
     WriteChain,
 )
 from durable._store.sqlite import SqliteStore
@@ -61,21 +63,19 @@ async def test_writes_commit_in_call_order_per_run(db: Path, writer: str) -> Non
 
 async def test_a_failing_job_fails_alone(db: Path, writer: str) -> None:
     store = await open_store(db, writer)
-
-    def guard(record: RunRecord, events: object) -> None:
-        raise ValueError("refused")
+    refused = Expect(pending_wait="never asked")
 
     try:
         writes = [
             store.append("a", [event("a", 0)]),
-            store.append("b", [event("b", 0)], guard=guard),
+            store.append("b", [event("b", 0)], expect=refused),
             store.append("c", [event("c", 0)]),
         ]
         outcomes = await asyncio.gather(*writes, return_exceptions=True)
         journals = await store.load_events(["a", "b", "c"])
     finally:
         await store.close()
-    assert isinstance(outcomes[1], ValueError)
+    assert isinstance(outcomes[1], WaitAnswered)
     assert [len(journals[r]) for r in ("a", "b", "c")] == [1, 0, 1]
 
 
@@ -104,14 +104,12 @@ async def test_a_batch_that_cannot_commit_fails_its_callers_and_loses_nothing_be
 async def test_a_failed_write_stops_its_chain_and_no_other(db: Path, writer: str) -> None:
     store = await open_store(db, writer)
     chain_a, chain_b = WriteChain(), WriteChain()
-
-    def refuse(record: RunRecord, events: object) -> None:
-        raise ValueError("refused")
+    refuse = Expect(pending_wait="never asked")
 
     try:
         store.append_nowait("a", [event("a", 0)], None, "me", chain_a)
         first = [
-            store.append("a", [event("a", 1)], guard=refuse, chain=chain_a),
+            store.append("a", [event("a", 1)], expect=refuse, chain=chain_a),
             store.append("b", [event("b", 0)], chain=chain_b),
             store.append("a", [event("a", 2)], chain=chain_a),
         ]
@@ -124,9 +122,9 @@ async def test_a_failed_write_stops_its_chain_and_no_other(db: Path, writer: str
         journals = await store.load_events(["a", "b"])
     finally:
         await store.close()
-    assert all(isinstance(o, ValueError) for o in [outcomes[0], outcomes[2], later[0]])
+    assert all(isinstance(o, WaitAnswered) for o in [outcomes[0], outcomes[2], later[0]])
     assert chain_a.unsettled == chain_b.unsettled == 0
-    assert isinstance(chain_a.error, ValueError) and chain_b.error is None
+    assert isinstance(chain_a.error, WaitAnswered) and chain_b.error is None
     assert [e.position for e in journals["a"]] == [0]  # nothing after the failed write
     assert [e.position for e in journals["b"]] == [0, 1]
 
@@ -268,7 +266,7 @@ async def test_an_owned_write_after_a_cancel_in_the_same_batch_writes_nothing(
         asyncio.get_running_loop().call_soon(lambda: None)  # busy: the loop writer batches
         writes = [
             store.append("a", [event("a", 0)], owner="me", chain=chain),
-            store.append("a", [message("a", '"cancel"')], cancel, guard=lambda *_: None),
+            store.append("a", [message("a", '"cancel"')], cancel, expect=Expect()),
             store.append("a", [event("a", 1)], owner="me", chain=chain),
         ]
         outcomes = await asyncio.gather(*writes, return_exceptions=True)

@@ -1,14 +1,17 @@
 """The ``Store`` protocol and the records it deals in.
 
 The runtime and the workflow context speak only this protocol; SQL lives in
-the implementations. Values are JSON text: the store never interprets them.
-The journal is append-only: events are never deleted or changed, except that
-``rerun_from`` marks the entries it replaces as superseded.
+the implementations (``sqlite.py``, ``postgres.py``), and nothing here is
+particular to one of them. Values are JSON text: the store never interprets
+them. The journal is append-only: events are never deleted or changed,
+except that ``rerun_from`` marks the entries it replaces as superseded.
+What a write needs to hold is said declaratively (``Expect``, ``owner``), so
+each backend checks it in SQL inside the write's own transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -88,6 +91,19 @@ class WriteChain:
         """Writes submitted and not yet committed or failed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """What must hold when a write commits, checked in its transaction.
+
+    ``active``: the run exists and has not ended (else ``RunNotFound`` or
+    ``RunEnded``). ``pending_wait``: the run's wait of that name (a
+    ``wait_for_user``'s wait id) is still unanswered (else ``WaitAnswered``).
+    """
+
+    active: bool = True
+    pending_wait: str | None = None
+
+
 class LeaseLost(DurableError):
     """A runtime wrote to a run that another runtime has taken over."""
 
@@ -95,14 +111,29 @@ class LeaseLost(DurableError):
 
 
 class RunEnded(DurableError):
-    """A runtime wrote to a run it owns that has ended meanwhile (another process
-    cancelled it): nothing was written."""
+    """A write expected an unfinished run, and the run has ended (another process
+    cancelled it, say): nothing was written. ``status`` is how it ended."""
 
     code = "RUN_ENDED"
 
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"run {run_id!r} has ended {status}; nothing was written")
+        self.run_id = run_id
+        self.status = status
 
-Guard = Callable[[RunRecord, list[EventRecord]], None]
-"""Runs inside the write transaction with the run and its live events; raising refuses the write."""
+
+class WaitAnswered(DurableError):
+    """A write expected a wait to be unanswered, and it was answered meanwhile."""
+
+    code = "WAIT_ANSWERED"
+
+
+class StoreUnavailable(DurableError):
+    """The database could not be reached, or a write's outcome is unknown (the
+    connection broke as it committed). The runtime lets the run go and claims it
+    again once the database answers; its journal says what was committed."""
+
+    code = "STORE_UNAVAILABLE"
 
 
 class Store(Protocol):
@@ -119,15 +150,21 @@ class Store(Protocol):
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
     async def list_runs(
-        self, status: str | None = None, workflow: str | None = None, limit: int = 100
-    ) -> list[RunRecord]: ...
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = 100,
+        unfinished: bool = False,
+    ) -> list[RunRecord]:
+        """Runs, newest first; ``unfinished`` keeps only those not ended; ``limit`` None: all."""
+        ...
 
     def append(
         self,
         run_id: str,
         events: Sequence[NewEvent],
         update: RunUpdate | None = None,
-        guard: Guard | None = None,
+        expect: Expect | None = None,
         owner: str | None = None,
         chain: WriteChain | None = None,
     ) -> Awaitable[list[int]]:
@@ -135,7 +172,8 @@ class Store(Protocol):
 
         With ``owner``, the write is refused with ``LeaseLost`` (nothing written)
         unless the run is still owned by ``owner``, and with ``RunEnded`` (nothing
-        written) if the run has ended meanwhile (it was cancelled).
+        written) if the run has ended meanwhile (it was cancelled). With
+        ``expect``, it is refused (nothing written) unless that holds.
 
         The write is queued when ``append`` is called, so one caller's writes
         commit in call order even if it does not await each one; with ``chain``
@@ -171,8 +209,8 @@ class Store(Protocol):
         """Every event of each run (superseded ones flagged), in journal order, in bulk."""
         ...
 
-    async def history(self, run_id: str) -> list[EventRecord]:
-        """Every event of the run, superseded ones included, in journal order."""
+    async def owners(self) -> dict[str, float]:
+        """Every runtime holding a lease, with the time its lease runs out."""
         ...
 
     async def claim(
@@ -180,14 +218,22 @@ class Store(Protocol):
         owner: str,
         lease_until: float,
         now: float,
-        is_dead: Callable[[str], bool],
+        *,
+        limit: int,
+        dead_owners: Sequence[str] = (),
         run_ids: Sequence[str] | None = None,
         workflows: Sequence[tuple[str, str]] | None = None,
         include_own: bool = True,
     ) -> list[RunRecord]:
-        """Take unfinished runs that are free: no owner, lease expired, owner dead, or ours.
+        """Take unfinished runs that are free: no owner, lease lapsed, owner in
+        ``dead_owners``, or (``include_own``) ours already.
 
-        ``workflows`` limits it to runs of these (name, version) pairs.
+        Of the free runs of other owners or none, it takes at most ``limit``
+        and at most its fair share (the free runs divided by the runtimes
+        holding a lease), so that runtimes polling together split the work;
+        runs it owns already are always taken. ``workflows`` limits it to runs
+        of these (name, version) pairs. Runs claimed by another runtime in the
+        same moment are skipped, never waited for.
         """
         ...
 
@@ -204,15 +250,17 @@ class Store(Protocol):
         ...
 
     async def changes_since(self, seq: int) -> list[EventRecord]:
-        """Events after ``seq`` that another process may have written for live runs."""
+        """Events without a position (messages, cancels) after ``seq``, in order: what
+        another process may have written for runs this one holds."""
         ...
 
-    async def last_seq(self) -> int: ...
-
-    async def data_version(self) -> int:
-        """A number that changes whenever another connection commits."""
+    async def last_seq(self) -> int:
+        """The cursor for ``changes_since``: the seq of the newest event without a position."""
         ...
 
-    async def active_runs(self) -> list[RunRecord]:
-        """Runs that are not finished."""
+    async def wait_for_change(self, timeout: float) -> bool:
+        """The change feed: return True as soon as another connection may have
+        committed something (a new run, a message, a cancel, a run's end), or False
+        after ``timeout`` seconds without a sign of one. A lost connection counts
+        as a change (what was missed is read again)."""
         ...

@@ -14,7 +14,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,13 @@ from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import (
     TERMINAL,
     EventRecord,
-    Guard,
+    Expect,
     LeaseLost,
     NewEvent,
     RunEnded,
     RunRecord,
     RunUpdate,
+    WaitAnswered,
     WriteChain,
 )
 
@@ -154,6 +155,22 @@ _RUN_SELECT = (
 _RUN_FROM = " FROM runs LEFT JOIN owners ON owners.owner = runs.owner"
 _RUN_READ = _RUN_SELECT + _RUN_FROM
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
+# Whether the run's wait ?2 is unanswered: it was journaled (not superseded), nothing
+# completed it, and no message of its name waits in the inbox (messages not consumed by
+# a wait.completed). The kinds are _journal.py's.
+_WAIT_PENDING = """
+SELECT EXISTS (
+    SELECT 1 FROM events s WHERE s.run_id = ?1 AND s.kind = 'wait.started'
+    AND s.name = ?2 AND s.superseded = 0 AND NOT EXISTS (
+        SELECT 1 FROM events c WHERE c.run_id = ?1 AND c.position = s.position
+        AND c.kind = 'wait.completed' AND c.superseded = 0))
+AND NOT EXISTS (
+    SELECT 1 FROM events m WHERE m.run_id = ?1 AND m.kind = 'message' AND m.name = ?2
+    AND m.seq NOT IN (
+        SELECT json_extract(c.payload, '$.message') FROM events c
+        WHERE c.run_id = ?1 AND c.kind = 'wait.completed' AND c.superseded = 0
+        AND json_valid(c.payload) AND json_extract(c.payload, '$.message') IS NOT NULL))
+"""
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 WAL_AUTOCHECKPOINT = 10_000
 
@@ -175,6 +192,7 @@ class SqliteStore:
         path: str | os.PathLike[str],
         durability: str = "full",
         writer: str | None = None,
+        poll_interval: float = 0.25,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
@@ -193,6 +211,8 @@ class SqliteStore:
         )
         self._checkpointer = Checkpointer(self._connect_checkpointer)
         self._reader: aiosqlite.Connection | None = None
+        self._poll_interval = poll_interval
+        self._data_version: int | None = None
         self._run_reads: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
         self._reading: set[asyncio.Task[None]] = set()
 
@@ -206,6 +226,7 @@ class SqliteStore:
             self._reader = await aiosqlite.connect(self.path)
             await self._reader.execute("PRAGMA busy_timeout = 10000")
             await self._reader.execute("PRAGMA query_only = 1")
+            self._data_version = int((await self._fetchall("PRAGMA data_version"))[0][0])
         except sqlite3.DatabaseError as exc:
             await self.close()
             raise DurableError(f"cannot open journal {self.path}: {exc}") from None
@@ -319,9 +340,14 @@ class SqliteStore:
                     future.set_result(found.get(run_id))
 
     async def list_runs(
-        self, status: str | None = None, workflow: str | None = None, limit: int = 100
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = 100,
+        unfinished: bool = False,
     ) -> list[RunRecord]:
-        clauses, params = [], []
+        clauses: list[str] = [_ACTIVE] if unfinished else []
+        params: list[Any] = []
         if status is not None:
             clauses.append("status = ?")
             params.append(status)
@@ -331,14 +357,10 @@ class SqliteStore:
             clauses.append("workflow = ?")
             params.append(workflow)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "" if unfinished and limit is None else " ORDER BY created_at DESC, runs.run_id"
         rows = await self._fetchall(
-            f"{_RUN_READ} {where} ORDER BY created_at DESC, runs.run_id LIMIT ?",
-            (*params, limit),
+            f"{_RUN_READ} {where}{order} LIMIT ?", (*params, -1 if limit is None else limit)
         )
-        return [_run(row) for row in rows]
-
-    async def active_runs(self) -> list[RunRecord]:
-        rows = await self._fetchall(f"{_RUN_READ} WHERE {_ACTIVE}")
         return [_run(row) for row in rows]
 
     # -- events ------------------------------------------------------------
@@ -348,11 +370,11 @@ class SqliteStore:
         run_id: str,
         events: Sequence[NewEvent],
         update: RunUpdate | None = None,
-        guard: Guard | None = None,
+        expect: Expect | None = None,
         owner: str | None = None,
         chain: WriteChain | None = None,
     ) -> asyncio.Future[list[int]]:
-        if owner is not None and guard is None:
+        if owner is not None and expect is None:
             # A partial, not a closure: a run's every write comes here, and a closure
             # over six names is eight objects for the garbage collector to track.
             owned = functools.partial(self._owned_append, run_id, events, update, owner)
@@ -361,11 +383,8 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> list[int]:
             if update is not None:  # it may end the run (a cancel): not owned as remembered
                 self._memory.held.pop(run_id, None)
-            if guard is not None:
-                row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run_id,)).fetchone()
-                if row is None:
-                    raise RunNotFound(run_id)
-                guard(_run(row), _live_events(conn, run_id))
+            if expect is not None:
+                _check_expected(conn, run_id, expect)
             if update is not None and not _update_run(conn, run_id, update):
                 return []
             return [self._memory.insert(conn, event) for event in events]
@@ -417,14 +436,14 @@ class SqliteStore:
             held.pop(run_id, None)
             # The update checks the owner itself: no statement of its own for the check.
             if not _update_run(conn, run_id, update, owner):
-                _owned_status(conn, run_id, owner)  # LeaseLost, unless the run has ended
-                raise RunEnded(f"run {run_id!r} has ended; nothing was written")
+                status = _owned_status(conn, run_id, owner)  # LeaseLost, unless it has ended
+                raise RunEnded(run_id, status)
             if update.only_if_active and update.status not in TERMINAL and not update.release:
                 held[run_id] = owner
         elif held.get(run_id) != owner:
             status = _owned_status(conn, run_id, owner)
             if status in TERMINAL:
-                raise RunEnded(f"run {run_id!r} has ended {status}; nothing was written")
+                raise RunEnded(run_id, status)
             held[run_id] = owner
         seqs = [self._memory.insert(conn, event) for event in events]
         if update is not None and update.status in TERMINAL:
@@ -449,12 +468,6 @@ class SqliteStore:
             rows.extend(await self._fetchall(f"{head} ({marks}) {tail}", chunk))
         return rows
 
-    async def history(self, run_id: str) -> list[EventRecord]:
-        rows = await self._fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
-        )
-        return [_event(row) for row in rows]
-
     async def changes_since(self, seq: int) -> list[EventRecord]:
         rows = await self._fetchall(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? AND position IS NULL ORDER BY seq",
@@ -468,9 +481,21 @@ class SqliteStore:
         )
         return int(rows[0][0])
 
-    async def data_version(self) -> int:
-        rows = await self._fetchall("PRAGMA data_version")
-        return int(rows[0][0])
+    async def wait_for_change(self, timeout: float) -> bool:
+        """Polls ``PRAGMA data_version`` (it moves when another connection commits,
+        one cheap query) every ``poll_interval`` until it moves or ``timeout`` passes.
+
+        It sleeps before each look: the reader sees this store's own commits as
+        changes too, and what a change prompts (a claim) is itself a commit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            await asyncio.sleep(min(self._poll_interval, max(0.0, deadline - loop.time())))
+            rows = await self._fetchall("PRAGMA data_version")
+            version = int(rows[0][0])
+            changed, self._data_version = self._data_version != version, version
+            if changed or loop.time() >= deadline:
+                return changed
 
     # -- ownership ---------------------------------------------------------
 
@@ -479,19 +504,22 @@ class SqliteStore:
         owner: str,
         lease_until: float,
         now: float,
-        is_dead: Callable[[str], bool],
+        *,
+        limit: int,
+        dead_owners: Sequence[str] = (),
         run_ids: Sequence[str] | None = None,
         workflows: Sequence[tuple[str, str]] | None = None,
         include_own: bool = True,
     ) -> list[RunRecord]:
         if workflows is not None and not workflows:
             return []
+        dead = set(dead_owners)
 
         def job(conn: sqlite3.Connection) -> list[RunRecord]:
             _hold_lease(conn, owner, lease_until)
             conn.execute("DELETE FROM owners WHERE lease_until < ?", (now,))  # lapsed: no claim
             others = conn.execute("SELECT owner FROM owners WHERE owner != ?", (owner,))
-            holding = [row[0] for row in others.fetchall() if not is_dead(row[0])]
+            holding = [row[0] for row in others.fetchall() if row[0] not in dead]
             # With each run its last seq: what the writer's first append would look up.
             last_seq = "(SELECT max(seq) FROM events WHERE events.run_id = runs.run_id)"
             sql = f"{_RUN_SELECT}, {last_seq}{_RUN_FROM} WHERE {_ACTIVE}"
@@ -511,6 +539,17 @@ class SqliteStore:
                 sql += f" AND (workflow, coalesce(version, '1')) IN (VALUES {pairs})"
                 params.extend(part for pair in workflows for part in pair)
             found = conn.execute(sql, params).fetchall()
+            # Ours are always taken; of the free ones, a fair share among live runtimes.
+            share = -(-sum(1 for row in found if row[8] != owner) // (len(holding) + 1))
+            room = min(limit, share)
+            kept = []
+            for row in found:
+                if row[8] == owner:
+                    kept.append(row)
+                elif room > 0:
+                    kept.append(row)
+                    room -= 1
+            found = kept
             rows = [_run(row[:-1]) for row in found]
             conn.executemany(
                 "UPDATE runs SET owner = ? WHERE run_id = ?",
@@ -521,6 +560,10 @@ class SqliteStore:
             return rows
 
         return await self._writer.submit(job)
+
+    async def owners(self) -> dict[str, float]:
+        rows = await self._fetchall("SELECT owner, lease_until FROM owners")
+        return {owner: float(lease_until) for owner, lease_until in rows}
 
     async def renew(self, owner: str, lease_until: float, now: float) -> set[str] | None:
         def job(conn: sqlite3.Connection) -> set[str] | None:
@@ -631,9 +674,13 @@ def _owned_status(conn: sqlite3.Connection, run_id: str, owner: str) -> str:
     return str(row[1])
 
 
-def _live_events(conn: sqlite3.Connection, run_id: str) -> list[EventRecord]:
-    rows = conn.execute(
-        f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND superseded = 0 ORDER BY seq",
-        (run_id,),
-    ).fetchall()
-    return [_event(row) for row in rows]
+def _check_expected(conn: sqlite3.Connection, run_id: str, expect: Expect) -> None:
+    row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFound(run_id)
+    if expect.active and row[0] in TERMINAL:
+        raise RunEnded(run_id, row[0])
+    if expect.pending_wait is not None:
+        (pending,) = conn.execute(_WAIT_PENDING, (run_id, expect.pending_wait)).fetchone()
+        if not pending:
+            raise WaitAnswered(f"wait {expect.pending_wait!r} of run {run_id!r} was answered")
