@@ -99,9 +99,10 @@ class Runtime:
 
     ``async with Runtime("app.db") as rt`` (or ``Runtime("postgresql://...")``)
     opens the journal and resumes every unfinished run. ``workflows`` limits
-    which workflows this runtime executes (default: every registered one). With ``recover=False`` it runs no workflow at all:
-    it reads, answers, cancels, and starts runs for a worker to execute (the
-    CLI opens the journal this way). ``durability="full"`` makes each journaled step survive
+    which workflows this runtime executes (default: every registered one).
+    With ``recover=False`` it runs no workflow at all: it reads, answers,
+    cancels, and starts runs for a worker to execute (the CLI opens the
+    journal this way). ``durability="full"`` makes each journaled step survive
     power loss; ``"normal"`` survives process crashes only. ``identity`` names
     this runtime as an owner of runs: a runtime that reopens with the same
     identity takes its runs back at once, others wait ``lease_seconds`` for a

@@ -22,6 +22,7 @@ import orjson
 
 from ._codec import loads
 from ._runtime import Runtime
+from ._store import is_url
 from ._workflow import registry_keys
 from .errors import DurableError
 
@@ -256,7 +257,10 @@ COMMANDS: dict[str, Command] = {
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="durable", description=__doc__.split("\n")[0])
     top.add_argument(
-        "--db", default=os.environ.get("DURABLE_DB", "durable.db"), help="journal file"
+        "--db",
+        default=os.environ.get("DURABLE_DB", "durable.db"),
+        help="the journal: a SQLite file path, or a postgresql:// URL (default: $DURABLE_DB,"
+        " else durable.db)",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runs = commands.add_parser("runs", help="list runs")
@@ -318,8 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _one_shot(args: argparse.Namespace) -> None:
-    if not os.path.exists(args.db):
-        raise DurableError(f"no journal at {args.db}; pass --db PATH (or set DURABLE_DB)")
+    if not is_url(args.db) and not os.path.exists(args.db):
+        raise DurableError(
+            f"no journal at {args.db}; pass --db PATH or --db postgresql://... (or set DURABLE_DB)"
+        )
     _import(getattr(args, "modules", ()))
     async with Runtime(args.db, recover=False) as rt:
         await COMMANDS[args.command](rt, args)

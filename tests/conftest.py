@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,13 +10,51 @@ import pytest
 
 from .processes import kill_leftovers
 
+POSTGRES = os.environ.get("DURABLE_TEST_POSTGRES")
+"""A PostgreSQL URL for the tests (each test gets a schema of its own). CI always sets it."""
+
+pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and not POSTGRES:
+        raise pytest.UsageError("CI must run the PostgreSQL tests: set DURABLE_TEST_POSTGRES")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres" and not POSTGRES:
+        pytest.skip("DURABLE_TEST_POSTGRES is not set")
+    return str(request.param)
+
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def db(backend: str, tmp_path: Path) -> Iterator[Path | str]:
+    """The journal of a test, on each backend: a file, or a schema of its own."""
+    if backend == "sqlite":
+        yield tmp_path / "journal.db"
+        return
+    assert POSTGRES is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in POSTGRES else "?"
+    yield f"{POSTGRES}{separator}schema={schema}"
+    asyncio.run(_drop_schema(schema))
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Path:
+    """A journal file, for tests of what only SQLite has (its file, its writers)."""
     return tmp_path / "journal.db"
 
 
-pytest_plugins = ["pytester"]
+async def _drop_schema(schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(autouse=True)

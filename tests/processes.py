@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
@@ -10,6 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import asyncpg
+
+from .journal_sql import query
 
 ROOT = Path(__file__).resolve().parent.parent
 SPAWNED: list[subprocess.Popen[bytes]] = []
@@ -104,18 +107,19 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)  # its traceback says where it hung
         _, err = proc.communicate()
-        raise AssertionError(f"child {proc.pid} did not end in {timeout}s:\n{err.decode()}")
+        raise AssertionError(
+            f"child {proc.pid} did not end in {timeout}s:\n{err.decode()}"
+        ) from None
     assert proc.returncode == 0, err.decode()
 
 
-def journal_value(db: Path, sql: str, params: tuple[object, ...] = ()) -> object:
-    """One value read with a plain sqlite3 connection; None until the schema exists."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        try:
-            row = conn.execute(sql, params).fetchone()
-        except sqlite3.OperationalError:
-            return None
-    return None if row is None else row[0]
+def journal_value(db: Path | str, sql: str, params: tuple[object, ...] = ()) -> object:
+    """One value read on its own connection; None until the schema exists."""
+    try:
+        rows = query(db, sql, params)
+    except (sqlite3.OperationalError, asyncpg.PostgresError):
+        return None
+    return rows[0][0] if rows else None
 
 
 def last_open(effects: Path) -> float:
@@ -124,14 +128,14 @@ def last_open(effects: Path) -> float:
 
 
 def wait_for_status(
-    db: Path, status: str, run_id: str | None = None, timeout: float = 30.0
+    db: Path | str, status: str, run_id: str | None = None, timeout: float = 30.0
 ) -> None:
     """Poll the journal until the run (the only one, or ``run_id``) has ``status``."""
     sql = "SELECT status FROM runs" + ("" if run_id is None else " WHERE run_id = ?")
     params = () if run_id is None else (run_id,)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if db.exists() and journal_value(db, sql, params) == status:
+        if (isinstance(db, str) or db.exists()) and journal_value(db, sql, params) == status:
             return
         time.sleep(0.01)
     raise AssertionError(f"run {run_id or ''} never reached {status!r}")

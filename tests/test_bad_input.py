@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import durable
 
 from .helpers import status_is
+from .journal_sql import execute, query
 
 
 @durable.workflow(name="bad.echo")
@@ -57,13 +57,12 @@ async def test_a_corrupt_payload_fails_that_run_alone_naming_run_and_position(db
         await rt.start(gated, "good", run_id="healthy")
         await status_is(rt, "corrupt", "waiting")
         await status_is(rt, "healthy", "waiting")
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        conn.execute(
-            "UPDATE events SET payload = '{\"result\": \"BA' WHERE run_id = 'corrupt'"
-            " AND kind = 'step.completed'"
-        )
-        conn.commit()
-        before = conn.execute("SELECT * FROM events ORDER BY seq").fetchall()
+    execute(
+        db,
+        "UPDATE events SET payload = '{\"result\": \"BA' WHERE run_id = 'corrupt'"
+        " AND kind = 'step.completed'",
+    )
+    before = query(db, "SELECT * FROM events ORDER BY run_id, seq")
 
     async with durable.Runtime(db) as rt:
         await rt.send_event("healthy", "go")
@@ -73,9 +72,8 @@ async def test_a_corrupt_payload_fails_that_run_alone_naming_run_and_position(db
     error = failed.value.error
     assert error["code"] == "CORRUPT_JOURNAL"
     assert "'corrupt'" in error["message"] and "position 0" in error["message"]
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        after = conn.execute("SELECT * FROM events ORDER BY seq").fetchall()
-    assert after[: len(before)] == before  # nothing journaled was changed
+    after = query(db, "SELECT * FROM events ORDER BY run_id, seq")
+    assert [row for row in after if row in before] == before  # nothing journaled was changed
 
 
 @contextlib.contextmanager

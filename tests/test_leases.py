@@ -15,6 +15,7 @@ from durable._store.sqlite import SqliteStore
 
 from . import child as child_program
 from .helpers import status_is, until
+from .journal_sql import execute, query
 from .processes import (
     finish,
     kill_mid_step,
@@ -26,13 +27,13 @@ from .processes import (
 )
 
 
-def lease_of(db: Path, run_id: str) -> tuple[str, float]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        owner, lease = conn.execute(
-            "SELECT runs.owner, owners.lease_until FROM runs LEFT JOIN owners USING (owner)"
-            " WHERE run_id = ?",
-            (run_id,),
-        ).fetchone()
+def lease_of(db: Path | str, run_id: str) -> tuple[str, float]:
+    ((owner, lease),) = query(
+        db,
+        "SELECT runs.owner, owners.lease_until FROM runs LEFT JOIN owners USING (owner)"
+        " WHERE run_id = ?",
+        (run_id,),
+    )
     return owner, lease
 
 
@@ -114,11 +115,10 @@ def test_a_stalled_owner_that_lost_its_lease_writes_nothing_more(db: Path, tmp_p
 
     ends = [line for line in lines(effects) if line.startswith("end second")]
     assert len(ends) == 2  # both bodies ran to their end...
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        completions = conn.execute(
-            "SELECT count(*) FROM events WHERE position = 1 AND kind = 'step.completed'"
-        ).fetchone()[0]
-        (owner,) = conn.execute("SELECT owner FROM runs").fetchone()
+    ((completions,),) = query(
+        db, "SELECT count(*) FROM events WHERE position = 1 AND kind = 'step.completed'"
+    )
+    ((owner,),) = query(db, "SELECT owner FROM runs")
     assert completions == 1  # ...but only the new owner's end was journaled
     assert owner == "worker-b"
     results = [line for line in lines(effects) if line.startswith("result")]
@@ -159,10 +159,8 @@ async def test_a_runtime_writes_nothing_to_a_run_taken_over_behind_its_back(db: 
     async with durable.Runtime(db, identity="worker-a") as rt:
         await rt.start(parked, run_id="p")
         await status_is(rt, "p", "waiting")
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            conn.execute("UPDATE runs SET owner = 'worker-b' WHERE run_id = 'p'")
-            conn.execute("INSERT INTO owners VALUES ('worker-b', 1e12)")  # a live lease
-            conn.commit()
+        execute(db, "UPDATE runs SET owner = 'worker-b' WHERE run_id = 'p'")
+        execute(db, "INSERT INTO owners VALUES ('worker-b', 1e12)")  # a live lease
         before = await rt.history("p")
         await rt.send_event("p", "go", 1)  # wakes the run; its next write must be refused
 
@@ -181,7 +179,10 @@ def _run_row(run_id: str, owner: str | None) -> RunRecord:
     return RunRecord(run_id, "wf", "1", "sleeping", "{}", "d", None, None, owner, None, 0.0, 0.0)
 
 
-async def test_a_lease_is_one_row_per_runtime_and_renewing_it_rewrites_no_run(db: Path) -> None:
+async def test_a_lease_is_one_row_per_runtime_and_renewing_it_rewrites_no_run(
+    sqlite_db: Path,
+) -> None:
+    db = sqlite_db
     store = SqliteStore(db, "normal")
     await store.open()
     try:
@@ -218,8 +219,7 @@ async def test_a_closed_runtime_gives_its_runs_up_at_once(db: Path) -> None:
     async with durable.Runtime(db, identity="a", lease_seconds=600, clock=clock) as rt:
         await rt.start(napper, run_id="n")
         await status_is(rt, "n", "sleeping")
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT owner FROM owners").fetchall() == []  # one row deleted
+    assert query(db, "SELECT owner FROM owners") == []  # one row deleted
     async with durable.Runtime(db, identity="b", lease_seconds=600, clock=clock) as rt:
         assert "n" in rt._dormant  # taken at open, without waiting for a's lease
         clock.advance(3600)

@@ -13,6 +13,7 @@ import pytest
 import durable
 
 from .helpers import status_is, until
+from .journal_sql import execute
 
 BODY_ENTRIES: dict[str, int] = {}
 
@@ -80,9 +81,8 @@ async def test_a_run_parked_in_its_journal_is_not_started_at_recovery(db: Path) 
         await status_is(rt, "waiter", "waiting")
         await rt.start(nap_then_event, 1, run_id="napper")
         await status_is(rt, "napper", "sleeping")
-    with contextlib.closing(sqlite3.connect(db)) as conn:  # as if it crashed mid-parking
-        conn.execute("UPDATE runs SET status = 'running' WHERE run_id = 'waiter'")
-        conn.commit()
+    # As if it crashed mid-parking:
+    execute(db, "UPDATE runs SET status = 'running' WHERE run_id = 'waiter'")
     entries = dict(BODY_ENTRIES)
 
     async with durable.Runtime(db, clock=clock) as rt:
@@ -104,9 +104,10 @@ async def test_a_run_parked_in_its_journal_is_not_started_at_recovery(db: Path) 
     assert {"napper": entries["napper"] + 1, "waiter": entries["waiter"] + 1} == BODY_ENTRIES
 
 
-async def test_a_parked_run_cancelled_as_it_is_claimed_is_let_go(db: Path) -> None:
+async def test_a_parked_run_cancelled_as_it_is_claimed_is_let_go(sqlite_db: Path) -> None:
     """Recovery fixes the status of a run that crashed mid-parking; if the run was
     cancelled meanwhile, that write is refused, and recovery lets the run go and goes on."""
+    db = sqlite_db  # SQLite's own: its file, its reader
     clock = durable.VirtualClock(auto_skip=False)
     async with durable.Runtime(db, clock=clock) as rt:
         await rt.start(nap_then_event, 1, run_id="napper")

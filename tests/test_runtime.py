@@ -180,7 +180,8 @@ async def test_path_that_is_not_a_sqlite_file(tmp_path: Path) -> None:
     assert path.read_text().startswith("these are not")
 
 
-async def test_new_journal_is_private_to_its_owner(db: Path) -> None:
+async def test_new_journal_is_private_to_its_owner(sqlite_db: Path) -> None:
+    db = sqlite_db  # SQLite's own: its file, its reader
     async with durable.Runtime(db):
         pass
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
@@ -218,8 +219,9 @@ async def echo(ctx: durable.WorkflowContext, value: int) -> int:
 
 
 async def test_runs_read_together_are_read_by_one_query(
-    db: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    db = sqlite_db  # SQLite's own: its file, its reader
     async with durable.Runtime(db) as rt:
         for i in range(30):
             await (await rt.start(echo, i, run_id=f"r{i}")).result()
@@ -259,8 +261,9 @@ async def held(ctx: durable.WorkflowContext, index: int) -> int:
 
 
 async def test_interrupted_runs_journals_are_loaded_in_bulk(
-    db: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    db = sqlite_db  # SQLite's own: its file, its reader
     HELD.clear()
     count = 1001  # three reads of at most 500 runs each, not one per run
     rt = durable.Runtime(db, durability="normal")
@@ -320,8 +323,9 @@ def test_run_ids_differ_in_a_forked_child() -> None:
 
 
 async def test_a_failed_read_reaches_every_run_asked_for_together(
-    db: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    db = sqlite_db  # SQLite's own: its file, its reader
     async with durable.Runtime(db) as rt:
         await (await rt.start(echo, 1, run_id="x")).result()
 

@@ -15,6 +15,13 @@ from durable._store.sqlite import SCHEMA_VERSION
 from . import golden
 from .helpers import until
 
+
+@pytest.fixture
+def db(sqlite_db: Path) -> Path:
+    """This module tests the SQLite store's own parts: its writers, its file, its migrations."""
+    return sqlite_db
+
+
 FIXTURE = Path(__file__).parent / "fixtures" / "journal_schema_v1.db"
 
 

@@ -26,6 +26,14 @@ ALLOWED_IN_SQL = {
     "marks",
     "pairs",
     "where",
+    # PostgreSQL: the schema, an identifier checked to be letters, digits and _ and quoted.
+    "s",
+    "self._s",
+    "append_function(schema)",
+    "_APPEND_ARGS",
+    "_TERMINAL",
+    "MESSAGE_LOCK",
+    "free",
 }
 SQL_START = re.compile(
     r"^\s*(SELECT|INSERT|UPDATE|DELETE|PRAGMA|CREATE|BEGIN|COMMIT| WHERE| AND)\b"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 import durable
 
 from .helpers import kinds, status_is, until
+from .journal_sql import query
 
 CALLS: list[str] = []
 
@@ -98,8 +98,7 @@ async def test_step_result_is_committed_before_the_next_step_runs(db: Path) -> N
     seen: list[list[str]] = []
 
     async def look() -> None:
-        with sqlite3.connect(db) as other:
-            rows = other.execute("SELECT kind FROM events ORDER BY seq").fetchall()
+        rows = query(db, "SELECT kind FROM events ORDER BY seq")
         seen.append([kind for (kind,) in rows])
 
     @durable.workflow(name="steps.committed")

@@ -25,6 +25,13 @@ from durable._store.sqlite import SqliteStore
 
 from .helpers import kinds, until
 
+
+@pytest.fixture
+def db(sqlite_db: Path) -> Path:
+    """This module tests the SQLite store's own parts: its writers, its file, its migrations."""
+    return sqlite_db
+
+
 pytestmark = pytest.mark.parametrize("writer", ["loop", "thread"])
 
 

@@ -33,7 +33,9 @@ def open_store(
     """The store for ``db``: a ``postgresql://`` URL, or a path to a SQLite file."""
     if is_url(db):
         if writer is not None:
-            raise ValueError("writer= chooses where SQLite commits run; PostgreSQL has no such choice")
+            raise ValueError(
+                "writer= chooses where SQLite commits run; PostgreSQL has no such choice"
+            )
         from .postgres import PostgresStore  # asyncpg is an extra: imported only when used
 
         return PostgresStore(str(db), durability, poll_interval)

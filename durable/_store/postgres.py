@@ -1,0 +1,567 @@
+"""The PostgreSQL store: many runtimes on many machines share one database.
+
+``Runtime("postgresql://user@host/db")`` (extra ``durable[postgres]``). The
+journal is the SQLite one in tables of the schema ``durable`` (or the URL's
+``?schema=``): see ``_pg_schema.py``. Writes go through one connection with
+group commit (``_pg_writer.py``), reads through a small pool, and a third
+connection LISTENs: every transaction that others must hear of (a new run, a
+message, a cancel, a run's end, a released lease) sends a NOTIFY in the same
+transaction, so a woken reader finds what it was woken for. Free runs are
+claimed with ``FOR UPDATE SKIP LOCKED``, so runtimes claiming together never
+wait for each other nor take the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+try:
+    import asyncpg
+except ImportError:  # pragma: no cover - the extra is not installed
+    raise ImportError(
+        "a postgresql:// journal needs asyncpg: pip install 'durable-workflows[postgres]'"
+    ) from None
+
+from ..errors import DurableError, RunNotFound
+from ._pg_schema import MIGRATION_LOCK, SCHEMA_VERSION, migrations
+from ._pg_writer import PgWriter, is_transient
+from .base import (
+    TERMINAL,
+    EventRecord,
+    Expect,
+    LeaseLost,
+    NewEvent,
+    RunEnded,
+    RunRecord,
+    RunUpdate,
+    StoreUnavailable,
+    WaitAnswered,
+    WriteChain,
+)
+
+log = logging.getLogger("durable")
+
+_CONNECT_TIMEOUT = 5.0
+_FALLBACK_POLL = 2.0
+"""Seconds between looks at the journal while the LISTEN connection is down."""
+
+_ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
+_RUN_COLUMNS = (
+    "runs.run_id, workflow, version, status, input, input_digest, output, error,"
+    " runs.owner, owners.lease_until, created_at, updated_at"
+)
+_EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
+_APPEND_ARGS = ",".join(f"${i}" for i in range(1, 18))
+
+
+def _run(row: Any) -> RunRecord:
+    return RunRecord(*row[:12])
+
+
+def _event(row: Any) -> EventRecord:
+    return EventRecord(*row)
+
+
+class PostgresStore:
+    """A journal in one PostgreSQL database, shared by any number of runtimes."""
+
+    def __init__(self, url: str, durability: str = "full", poll_interval: float = 0.25) -> None:
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
+        self.url, self.schema = _split_schema(url)
+        self._where = _describe(self.url)
+        # "normal": a commit returns before the server has flushed it (it survives the
+        # client's crash, and the server's unless the server loses power).
+        self._synchronous_commit = "on" if durability == "full" else "off"
+        self._channel = f"durable_{self.schema}"
+        self._me = uuid.uuid4().hex
+        self._s = f'"{self.schema}"'
+        self._writer = PgWriter(self._connect, self._notify_others)
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._changed = asyncio.Event()
+        self._closing = False
+        del poll_interval  # PostgreSQL is heard through LISTEN, not polled
+
+    @property
+    def writer(self) -> PgWriter:
+        return self._writer
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        conn = await self._connect()
+        try:
+            await self._migrate(conn)
+        finally:
+            await conn.close()
+        try:
+            await self._writer.start()
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=4,
+                timeout=_CONNECT_TIMEOUT,
+                server_settings=self._settings(),
+            )
+            await self._listen()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        self._closing = True
+        await self._writer.stop()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listener.close(), 2)
+            self._listener = None
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.close(), 5)
+            self._pool = None
+
+    def _settings(self) -> dict[str, str]:
+        return {
+            "search_path": self.schema,
+            "synchronous_commit": self._synchronous_commit,
+            "application_name": "durable",
+        }
+
+    async def _connect(self) -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(
+                self.url, timeout=_CONNECT_TIMEOUT, server_settings=self._settings()
+            )
+        except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as e:
+            raise DurableError(
+                f"PostgreSQL at {self._where} refused the login: {e}; check the user and"
+                " password in the URL (postgresql://user:password@host:port/database)"
+            ) from None
+        except asyncpg.InvalidCatalogNameError as e:
+            raise DurableError(
+                f"PostgreSQL at {self._where}: {e}; create it (createdb) or name another"
+                " database in the URL"
+            ) from None
+        except (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError) as e:
+            raise StoreUnavailable(
+                f"cannot reach PostgreSQL at {self._where} ({e or 'timed out'}); is the server"
+                " running and is the host and port in the URL right?"
+            ) from None
+
+    async def _migrate(self, conn: asyncpg.Connection) -> None:
+        s = self._s
+        exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.schema_version")
+        if exists:
+            version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version")
+            self._refuse_newer(version or 0)
+            if version == SCHEMA_VERSION:
+                return
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
+                )
+                version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version")
+                self._refuse_newer(version or 0)
+                for target, script in migrations(self.schema):
+                    if (version or 0) < target:
+                        await conn.execute(script)
+                await conn.execute(f"DELETE FROM {s}.schema_version")
+                await conn.execute(f"INSERT INTO {s}.schema_version VALUES ($1)", SCHEMA_VERSION)
+        except asyncpg.InsufficientPrivilegeError as e:
+            raise DurableError(
+                f"PostgreSQL at {self._where}: {e}; the role needs the right to create the"
+                f" schema {self.schema!r} and its tables (GRANT CREATE ON DATABASE ...), or"
+                " an administrator creates it once by opening a runtime as a role that may"
+            ) from None
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise DurableError(
+                f"the journal in schema {self.schema!r} at {self._where} has schema version"
+                f" {version}, newer than this durable's {SCHEMA_VERSION}; upgrade durable"
+            )
+
+    # -- the change feed --------------------------------------------------
+
+    async def _listen(self) -> None:
+        conn = await self._connect()
+        await conn.add_listener(self._channel, self._heard)
+        conn.add_termination_listener(self._listener_lost)
+        self._listener = conn
+
+    def _heard(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        if payload != self._me:  # our own commits are known here already
+            self._changed.set()
+
+    def _listener_lost(self, conn: object) -> None:
+        self._listener = None
+        self._changed.set()  # what was sent while it was down is read again
+
+    async def _notify_others(self, conn: asyncpg.Connection) -> None:
+        await conn.execute("SELECT pg_notify($1, $2)", self._channel, self._me)
+
+    async def wait_for_change(self, timeout: float) -> bool:
+        if self._listener is None and not self._closing:
+            try:
+                await self._listen()
+            except Exception as exc:
+                log.warning("durable: cannot LISTEN on PostgreSQL (%s); polling", exc)
+                await asyncio.sleep(min(timeout, _FALLBACK_POLL))
+                return True
+            return True
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        self._changed.clear()
+        return True
+
+    # -- reads --------------------------------------------------------------
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        if self._pool is None:
+            raise DurableError("the journal is closed; use the runtime inside `async with`")
+        delay = 0.01
+        for attempt in range(8):
+            try:
+                return list(await self._pool.fetch(sql, *args))
+            except Exception as exc:
+                if not is_transient(exc) or attempt == 7:
+                    if is_transient(exc):
+                        raise StoreUnavailable(f"PostgreSQL did not answer: {exc}") from None
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    def _runs_sql(self, where: str) -> str:
+        s = self._s
+        return (
+            f"SELECT {_RUN_COLUMNS} FROM {s}.runs LEFT JOIN {s}.owners"
+            f" ON owners.owner = runs.owner WHERE {where}"
+        )
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._fetch(self._runs_sql("runs.run_id = $1"), run_id)
+        return _run(rows[0]) if rows else None
+
+    async def list_runs(
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = 100,
+        unfinished: bool = False,
+    ) -> list[RunRecord]:
+        clauses: list[str] = [_ACTIVE] if unfinished else ["true"]
+        params: list[Any] = []
+        if status is not None:
+            params.append(status)
+            clauses.append(f"status = ${len(params)}")
+        if workflow is not None:
+            params.append(workflow)
+            clauses.append(f"workflow = ${len(params)}")
+        sql = self._runs_sql(" AND ".join(clauses)) + " ORDER BY created_at DESC, runs.run_id"
+        if limit is not None:
+            params.append(limit)
+            sql += f" LIMIT ${len(params)}"
+        return [_run(row) for row in await self._fetch(sql, *params)]
+
+    async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
+        rows = await self._fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM {self._s}.events WHERE run_id = ANY($1::text[])"
+            " ORDER BY run_id, seq",
+            list(run_ids),
+        )
+        for row in rows:
+            result[row[1]].append(_event(row))
+        return result
+
+    async def changes_since(self, seq: int) -> list[EventRecord]:
+        rows = await self._fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM {self._s}.events"
+            " WHERE position IS NULL AND seq > $1 ORDER BY seq",
+            seq,
+        )
+        return [_event(row) for row in rows]
+
+    async def last_seq(self) -> int:
+        rows = await self._fetch(
+            f"SELECT coalesce(max(seq), 0) FROM {self._s}.events WHERE position IS NULL"
+        )
+        return int(rows[0][0])
+
+    async def owners(self) -> dict[str, float]:
+        rows = await self._fetch(f"SELECT owner, lease_until FROM {self._s}.owners")
+        return {row[0]: float(row[1]) for row in rows}
+
+    # -- writes -------------------------------------------------------------
+
+    async def create_run(
+        self, run: RunRecord, chain: WriteChain | None = None
+    ) -> tuple[RunRecord, bool]:
+        s = self._s
+
+        async def job(conn: asyncpg.Connection) -> tuple[RunRecord, bool]:
+            inserted = await conn.fetchval(
+                f"INSERT INTO {s}.runs (run_id, workflow, version, status, input, input_digest,"
+                " output, error, owner, created_at, updated_at)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+                " ON CONFLICT (run_id) DO NOTHING RETURNING true",
+                run.run_id,
+                run.workflow,
+                run.version,
+                run.status,
+                run.input,
+                run.input_digest,
+                run.output,
+                run.error,
+                run.owner,
+                run.created_at,
+                run.updated_at,
+            )
+            if inserted:
+                return run, True
+            row = await conn.fetchrow(self._runs_sql("runs.run_id = $1"), run.run_id)
+            return _run(row), False
+
+        # Runs created unowned are for whichever runtime claims them first: say so.
+        return await self._writer.submit(job, chain, notify=run.owner is None)  # type: ignore[no-any-return]
+
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        update: RunUpdate | None = None,
+        expect: Expect | None = None,
+        owner: str | None = None,
+        chain: WriteChain | None = None,
+    ) -> asyncio.Future[list[int]]:
+        job = self._append_job(run_id, events, update, expect, owner)
+        future: asyncio.Future[list[int]] = self._writer.submit(
+            job, chain, notify=_heard_elsewhere(events, update, owner)
+        )
+        return future
+
+    def append_nowait(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        update: RunUpdate | None,
+        owner: str,
+        chain: WriteChain,
+    ) -> None:
+        self._writer.submit_nowait(self._append_job(run_id, events, update, None, owner), chain)
+
+    def _append_job(
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        update: RunUpdate | None,
+        expect: Expect | None,
+        owner: str | None,
+    ) -> Any:
+        args = _append_args(run_id, events, update, expect, owner)
+        sql = f"SELECT refused, detail, seqs FROM {self._s}.append({_APPEND_ARGS})"
+
+        async def job(conn: asyncpg.Connection) -> list[int]:
+            refused, detail, seqs = await conn.fetchrow(sql, *args)
+            if refused is not None:
+                raise _refusal(run_id, refused, detail, expect)
+            return list(seqs)
+
+        return job
+
+    async def supersede(
+        self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
+    ) -> int:
+        s = self._s
+        append = self._append_job(run_id, events, update, None, None)
+
+        async def job(conn: asyncpg.Connection) -> int:
+            status = await conn.execute(
+                f"UPDATE {s}.events SET superseded = true"
+                " WHERE run_id = $1 AND position >= $2 AND NOT superseded",
+                run_id,
+                position,
+            )
+            await append(conn)
+            return int(status.split()[-1])
+
+        return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
+
+    async def claim(
+        self,
+        owner: str,
+        lease_until: float,
+        now: float,
+        *,
+        limit: int,
+        dead_owners: Sequence[str] = (),
+        run_ids: Sequence[str] | None = None,
+        workflows: Sequence[tuple[str, str]] | None = None,
+        include_own: bool = True,
+    ) -> list[RunRecord]:
+        if workflows is not None and not workflows:
+            return []
+        s = self._s
+
+        async def job(conn: asyncpg.Connection) -> list[RunRecord]:
+            await _hold_lease(conn, s, owner, lease_until)
+            await conn.execute(f"DELETE FROM {s}.owners WHERE lease_until < $1", now)
+            others = await conn.fetch(f"SELECT owner FROM {s}.owners WHERE owner <> $1", owner)
+            holding = [row[0] for row in others if row[0] not in dead_owners]
+            params: list[Any] = [owner, holding]
+            where = [_ACTIVE]
+            if run_ids is not None:
+                params.append(list(run_ids))
+                where.append(f"runs.run_id = ANY(${len(params)}::text[])")
+            if workflows is not None:
+                params += [[name for name, _ in workflows], [version for _, version in workflows]]
+                where.append(
+                    f"(workflow, coalesce(version, '1')) IN"
+                    f" (SELECT * FROM unnest(${len(params) - 1}::text[], ${len(params)}::text[]))"
+                )
+            common = " AND ".join(where)
+            free = f"{common} AND (runs.owner IS NULL OR NOT runs.owner = ANY($2::text[]))"
+            free += " AND runs.owner IS DISTINCT FROM $1"
+            count = await conn.fetchval(f"SELECT count(*) FROM {s}.runs WHERE {free}", *params)
+            share = min(limit, math.ceil(count / (len(holding) + 1)))
+            rows = []
+            if include_own:
+                rows += await conn.fetch(
+                    self._runs_sql(f"{common} AND runs.owner = $1 AND $2::text[] IS NOT NULL"),
+                    *params,
+                )
+            if share > 0:
+                taken = await conn.fetch(
+                    self._runs_sql(free) + f" ORDER BY created_at LIMIT ${len(params) + 1}"
+                    " FOR UPDATE OF runs SKIP LOCKED",
+                    *params,
+                    share,
+                )
+                await conn.execute(
+                    f"UPDATE {s}.runs SET owner = $1 WHERE run_id = ANY($2::text[])",
+                    owner,
+                    [row[0] for row in taken],
+                )
+                rows += taken
+            return [_run(row) for row in rows]
+
+        return await self._writer.submit(job)  # type: ignore[no-any-return]
+
+    async def renew(self, owner: str, lease_until: float, now: float) -> set[str] | None:
+        s = self._s
+
+        async def job(conn: asyncpg.Connection) -> set[str] | None:
+            before = await conn.fetchval(
+                f"SELECT lease_until FROM {s}.owners WHERE owner = $1", owner
+            )
+            await _hold_lease(conn, s, owner, lease_until)
+            if before is not None and before >= now:
+                return None
+            held = await conn.fetch(
+                f"SELECT run_id FROM {s}.runs WHERE owner = $1 AND {_ACTIVE}", owner
+            )
+            return {row[0] for row in held}
+
+        return await self._writer.submit(job)  # type: ignore[no-any-return]
+
+    async def release(self, owner: str) -> None:
+        s = self._s
+
+        async def job(conn: asyncpg.Connection) -> None:
+            await conn.execute(f"DELETE FROM {s}.owners WHERE owner = $1", owner)
+
+        await self._writer.submit(job, notify=True)
+
+
+async def _hold_lease(conn: asyncpg.Connection, s: str, owner: str, lease_until: float) -> None:
+    await conn.execute(
+        f"INSERT INTO {s}.owners (owner, lease_until) VALUES ($1, $2)"
+        " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
+        owner,
+        lease_until,
+    )
+
+
+def _heard_elsewhere(
+    events: Sequence[NewEvent], update: RunUpdate | None, owner: str | None
+) -> bool:
+    """Whether other runtimes must hear of this write: anything but a run's owner
+    journaling its own progress (its end included: someone may await it)."""
+    if owner is None:
+        return True
+    return update is not None and (update.status in TERMINAL or update.release)
+
+
+def _append_args(
+    run_id: str,
+    events: Sequence[NewEvent],
+    update: RunUpdate | None,
+    expect: Expect | None,
+    owner: str | None,
+) -> tuple[Any, ...]:
+    u = update
+    return (
+        run_id,
+        owner,
+        None if expect is None else expect.active,
+        None if expect is None else expect.pending_wait,
+        u is not None,
+        u and u.status,
+        u and u.output,
+        u and u.error,
+        u.updated_at if u else None,
+        bool(u and u.reset_result),
+        bool(u and u.release),
+        bool(u.only_if_active) if u else True,
+        [event.position for event in events],
+        [event.kind for event in events],
+        [event.name for event in events],
+        [event.payload for event in events],
+        [event.created_at for event in events],
+    )
+
+
+def _refusal(run_id: str, refused: str, detail: str | None, expect: Expect | None) -> Exception:
+    if refused == "lease_lost":
+        return LeaseLost(f"run {run_id!r} is now owned by {detail!r}")
+    if refused == "ended":
+        return RunEnded(run_id, detail or "")
+    if refused == "not_found":
+        return RunNotFound(run_id)
+    wait = expect.pending_wait if expect else None
+    return WaitAnswered(f"wait {wait!r} of run {run_id!r} was answered")
+
+
+def _split_schema(url: str) -> tuple[str, str]:
+    """The URL without its ``schema`` parameter, and that schema (default ``durable``)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in query if key == "schema"), "durable")
+    if not schema.replace("_", "").isalnum() or schema[0].isdigit():
+        raise ValueError(f"schema {schema!r} in the URL must be letters, digits and underscores")
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def _describe(url: str) -> str:
+    """host:port/database of a URL, for error messages (never its password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or os.environ.get("PGHOST", "localhost")
+    port = parts.port or int(os.environ.get("PGPORT", "5432"))
+    database = parts.path.lstrip("/") or os.environ.get("PGDATABASE", "(default)")
+    return f"{host}:{port}/{database}"
