@@ -28,6 +28,7 @@ from ._store.base import (
     RunEnded,
     RunRecord,
     RunUpdate,
+    StoreUnavailable,
     WriteChain,
 )
 from ._workflow import Workflow
@@ -81,6 +82,9 @@ class LiveRun:
         except (LeaseLost, RunEnded) as error:
             self._not_ours(error)
             raise asyncio.CancelledError() from None
+        except StoreUnavailable as error:
+            self._let_go(error)
+            raise asyncio.CancelledError() from None
         event = EventRecord(seqs[0], self.run_id, position, kind, name, payload, now)
         self.journal.record(event)
         return event
@@ -128,6 +132,17 @@ class LiveRun:
         log.warning("run %s was taken over by another runtime; stopped running it", self.run_id)
         self.runtime.forget(self)
         self.retire()
+
+    def _let_go(self, error: StoreUnavailable) -> None:
+        """The database did not answer, or a write's outcome is unknown: stop this
+        incarnation and let the runtime claim the run again once the database answers,
+        replaying it from what the journal holds (never writing on a guess)."""
+        if self.retired:
+            return
+        log.warning("run %s: %s; it is claimed again when the database answers", self.run_id, error)
+        self.runtime.forget(self)
+        self.retire()
+        self.runtime.reclaim_later(self.run_id)
 
     def working(self) -> contextlib.AbstractContextManager[None]:
         return self
@@ -227,6 +242,9 @@ class LiveRun:
         if isinstance(error, (LeaseLost, RunEnded)):
             self._not_ours(error)
             raise asyncio.CancelledError()
+        if isinstance(error, StoreUnavailable):
+            self._let_go(error)
+            raise asyncio.CancelledError()
         if error is not None:
             raise DurableError(f"a journal write of run {self.run_id!r} failed: {error}")
 
@@ -255,6 +273,9 @@ class LiveRun:
                 await self._store_write([], RunUpdate(self.clock.now(), status=status))
             except (LeaseLost, RunEnded) as error:
                 self._not_ours(error)
+                raise asyncio.CancelledError() from None
+            except StoreUnavailable as error:
+                self._let_go(error)
                 raise asyncio.CancelledError() from None
 
     def launch(self) -> None:
@@ -320,6 +341,9 @@ class LiveRun:
             self._not_ours(error)
             if self.cancel_requested and not self.retired:
                 self._end_cancelled()
+            return
+        except StoreUnavailable as error:
+            self._let_go(error)
             return
         except Exception:
             log.exception("could not record the end of run %s; it will be resumed", self.run_id)

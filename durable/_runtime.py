@@ -546,6 +546,25 @@ class Runtime:
         live.launch()
         return live
 
+    def reclaim_later(self, run_id: str) -> None:
+        """Claim a run again, with backoff, until the store answers (see LiveRun._let_go)."""
+        task = asyncio.create_task(self._reclaim(run_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reclaim(self, run_id: str) -> None:
+        delay = 0.05
+        while self._open and run_id not in self._live:
+            await asyncio.sleep(delay)
+            try:
+                await self._claim(include_own=True, run_ids=[run_id])
+            except Exception as exc:
+                log.warning("could not claim run %s again yet (%s); retrying", run_id, exc)
+                delay = min(delay * 2, 2.0)
+            else:
+                self._notify()  # result() waiters look again
+                return
+
     def run_ended(self, live: LiveRun) -> None:
         self.forget(live)
         self._notify()

@@ -120,7 +120,7 @@ async def hammer(db: str, runs: int) -> None:
 
 async def effectful(run_id: str, position: int) -> str:
     attempt = durable.step_info().attempt
-    effect(f"begin {run_id} {position} {attempt}")
+    effect(f"begin {run_id} {position} {attempt} pid={os.getpid()}")
     await asyncio.sleep(random.random() * 0.004)
     effect(f"finish {run_id} {position} {attempt}")
     return f"{run_id}-{position}"

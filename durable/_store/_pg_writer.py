@@ -45,7 +45,10 @@ _RETRYABLE_STATES = frozenset(
 
 def is_transient(exc: BaseException) -> bool:
     """A fault that passes: the connection, the server, or a lock conflict."""
-    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError)):
+    # InternalClientError: the connection's protocol state broke with it (asyncpg says
+    # "another operation is in progress"); a new connection is the cure.
+    broken = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+    if isinstance(exc, broken):
         return True
     if isinstance(exc, asyncpg.PostgresConnectionError):
         return True
@@ -232,7 +235,7 @@ async def _run_job(conn: asyncpg.Connection, entry: _Entry, savepoint: bool) -> 
             return _Ok(await entry.job(conn))
         except asyncpg.PostgresError:
             raise
-        except (OSError, asyncpg.InterfaceError):
+        except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError):
             raise
         except Exception as exc:  # a refusal: nothing was written, the transaction is fine
             _stop_chain(entry, exc)

@@ -1,0 +1,146 @@
+"""What only PostgreSQL has: a server to miss, other schema versions, connections killed
+under a live runtime, and worker processes on many machines (here: many processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+import durable
+from durable._store.postgres import _split_schema
+
+from . import child as child_program
+from .conftest import POSTGRES
+from .helpers import until
+from .journal_sql import execute, query
+from .processes import finish, lines, spawn_worker
+
+pytestmark = pytest.mark.skipif(POSTGRES is None, reason="DURABLE_TEST_POSTGRES is not set")
+
+
+@pytest.fixture
+def backend() -> str:
+    """Every test here is PostgreSQL's: ``db`` is a URL with a schema of its own."""
+    return "postgres"
+
+
+@durable.step
+async def tick(i: int) -> int:
+    await asyncio.sleep(0.01)
+    return i
+
+
+@durable.workflow(name="pg.counter")
+async def counter(ctx: durable.WorkflowContext, steps: int) -> int:
+    return sum([await tick(i) for i in range(steps)])
+
+
+async def test_an_unreachable_server_is_named_with_the_fix_within_seconds() -> None:
+    started = time.monotonic()
+    with pytest.raises(durable.DurableError, match=r"127\.0\.0\.1:1/test.*is the server running"):
+        async with durable.Runtime("postgresql://root@127.0.0.1:1/test"):
+            pass
+    assert time.monotonic() - started < 10
+
+
+async def test_a_missing_database_is_named(db: str) -> None:
+    plain, _ = _split_schema(db)
+    missing = plain.rsplit("/", 1)[0] + "/no_such_database_here"
+    with pytest.raises(durable.DurableError, match=r"no_such_database_here.*createdb"):
+        async with durable.Runtime(missing):
+            pass
+
+
+async def test_a_journal_from_a_newer_durable_is_refused_untouched(db: str) -> None:
+    async with durable.Runtime(db):
+        pass
+    execute(db, "UPDATE schema_version SET version = 99")
+    with pytest.raises(durable.DurableError, match="schema version 99, newer than"):
+        async with durable.Runtime(db):
+            pass
+    assert query(db, "SELECT version FROM schema_version") == [(99,)]
+
+
+async def test_a_role_that_may_not_create_the_schema_gets_a_clear_error(db: str) -> None:
+    plain, schema = _split_schema(db)
+    admin = await asyncpg.connect(plain)
+    try:
+        await admin.execute("DROP ROLE IF EXISTS durable_reader")
+        await admin.execute("CREATE ROLE durable_reader LOGIN")
+        await admin.execute("REVOKE CREATE ON DATABASE test FROM PUBLIC")
+        url = plain.replace("root@", "durable_reader@") + f"?schema={schema}"
+        with pytest.raises(durable.DurableError, match="the right to create the schema"):
+            async with durable.Runtime(url):
+                pass
+    finally:
+        await admin.execute("DROP ROLE IF EXISTS durable_reader")
+        await admin.close()
+
+
+async def test_runs_go_on_when_every_connection_of_the_runtime_is_killed(db: str) -> None:
+    """pg_terminate_backend on the writer, the readers and the listener, mid-run: the
+    runtime reconnects, the run finishes, and no step's end is journaled twice."""
+    async with durable.Runtime(db, durability="normal") as rt:
+        handle = await rt.start(counter, 40, run_id="c")
+
+        async def some_steps_done() -> bool:
+            events = await rt.history("c")
+            return sum(e["kind"] == "step.completed" for e in events) >= 5
+
+        await until(some_steps_done)
+        plain, _ = _split_schema(db)
+        killed = await _kill_durable_connections(plain)
+        assert killed >= 3
+        assert await handle.result(timeout=30) == sum(range(40))
+        completed = Counter(
+            e["position"] for e in await rt.history("c") if e["kind"] == "step.completed"
+        )
+    assert sorted(completed) == list(range(40)) and set(completed.values()) == {1}
+
+
+async def _kill_durable_connections(url: str) -> int:
+    admin = await asyncpg.connect(url)
+    try:
+        return int(
+            await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'durable' AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await admin.close()
+
+
+def test_three_worker_processes_share_100_runs_and_none_runs_twice(db: str, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    child_program.EFFECTS = str(effects)
+
+    async def start_runs() -> None:
+        async with durable.Runtime(db, recover=False) as client:
+            for i in range(100):
+                await client.start(child_program.torture_run, 3, run_id=f"shared-{i}")
+
+    workers = [spawn_worker(db, effects) for _ in range(3)]
+    try:
+        asyncio.run(start_runs())
+
+        async def all_done() -> bool:
+            async with durable.Runtime(db, recover=False) as client:
+                done = await client.list_runs(status="completed", limit=1000)
+            return len(done) == 100
+
+        asyncio.run(until(all_done, timeout=60))
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            finish(worker)  # type: ignore[arg-type]
+    begins = [line.split() for line in lines(effects) if line.startswith("begin")]
+    per_step = Counter((fields[1], fields[2]) for fields in begins)
+    assert len(per_step) == 300 and set(per_step.values()) == {1}  # each step ran once
+    assert len({fields[4] for fields in begins}) >= 2  # the work was spread

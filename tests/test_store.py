@@ -1,0 +1,221 @@
+"""The Store protocol's conformance suite: every backend must pass it as it is.
+
+A backend added later runs these by joining the ``backend`` parameter in conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from durable._store import open_store
+from durable._store.base import (
+    Expect,
+    LeaseLost,
+    NewEvent,
+    RunEnded,
+    RunRecord,
+    RunUpdate,
+    Store,
+    WaitAnswered,
+    WriteChain,
+)
+from durable.errors import RunNotFound
+
+
+@pytest_asyncio.fixture
+async def store(db: Path | str) -> AsyncIterator[Store]:
+    opened = open_store(db, "normal", None, 0.05)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def run(
+    run_id: str, owner: str | None = None, workflow: str = "wf", created: float = 0.0
+) -> RunRecord:
+    status = "pending" if owner is None else "running"
+    return RunRecord(
+        run_id, workflow, "1", status, "{}", "d", None, None, owner, None, created, created
+    )
+
+
+def step(run_id: str, position: int, kind: str = "step.started", payload: str = "{}") -> NewEvent:
+    return NewEvent(run_id, position, kind, f"s{position}", payload, 1.0)
+
+
+def message(run_id: str, name: str, payload: str = "1") -> NewEvent:
+    return NewEvent(run_id, None, "message", name, payload, 1.0)
+
+
+async def test_a_run_is_created_once(store: Store) -> None:
+    first, created = await store.create_run(run("a", "me"))
+    again, created_again = await store.create_run(run("a", "other"))
+    assert created and not created_again
+    assert again.owner == "me" and first.run_id == again.run_id == "a"
+    assert (await store.get_run("a")) is not None and await store.get_run("b") is None
+
+
+async def test_events_are_numbered_per_run_and_messages_follow_every_earlier_message(
+    store: Store,
+) -> None:
+    await store.create_run(run("a", "me"))
+    await store.create_run(run("b", "me"))
+    assert await store.append("a", [step("a", 0), step("a", 1)], owner="me") == [1, 2]
+    assert await store.append("b", [step("b", 0)], owner="me") == [1]
+    cursor = await store.last_seq()
+    (m1,) = await store.append("b", [message("b", "x")], expect=Expect())
+    (m2,) = await store.append("a", [message("a", "y")], expect=Expect())
+    assert m2 > m1 > cursor
+    changes = await store.changes_since(cursor)
+    assert [(e.run_id, e.name) for e in changes] == [("b", "x"), ("a", "y")]
+    assert await store.append("a", [step("a", 2)], owner="me") == [m2 + 1]
+    journals = await store.load_events(["a", "b", "c"])
+    assert [e.seq for e in journals["a"]] == [1, 2, m2, m2 + 1]
+    assert journals["c"] == []
+
+
+async def test_a_write_by_a_runtime_that_does_not_own_the_run_writes_nothing(
+    store: Store,
+) -> None:
+    await store.create_run(run("a", "them"))
+    with pytest.raises(LeaseLost, match="'them'"):
+        await store.append("a", [step("a", 0)], RunUpdate(1.0, status="completed"), owner="me")
+    record = await store.get_run("a")
+    assert record is not None and record.status == "running"
+    assert (await store.load_events(["a"]))["a"] == []
+
+
+async def test_writes_to_an_ended_run_are_refused_and_write_nothing(store: Store) -> None:
+    await store.create_run(run("a", "me"))
+    await store.append("a", [message("a", "cancel")], RunUpdate(1.0, status="cancelled"))
+    with pytest.raises(RunEnded) as ended:
+        await store.append("a", [step("a", 0)], owner="me")
+    assert ended.value.status == "cancelled"
+    with pytest.raises(RunEnded):
+        await store.append("a", [message("a", "late")], expect=Expect())
+    with pytest.raises(RunNotFound):
+        await store.append("nope", [message("nope", "x")], expect=Expect())
+    assert [e.name for e in (await store.load_events(["a"]))["a"]] == ["cancel"]
+
+
+async def test_an_answer_is_refused_once_the_wait_is_answered(store: Store) -> None:
+    await store.create_run(run("a", "me"))
+    await store.append("a", [NewEvent("a", 0, "wait.started", "user:0", "{}", 1.0)], owner="me")
+    pending = Expect(pending_wait="user:0")
+    (answer,) = await store.append("a", [message("a", "user:0", '"yes"')], expect=pending)
+    with pytest.raises(WaitAnswered):  # answered, not yet consumed
+        await store.append("a", [message("a", "user:0", '"no"')], expect=pending)
+    consumed = f'{{"message": {answer}, "value": "yes"}}'
+    await store.append(
+        "a", [NewEvent("a", 0, "wait.completed", "user:0", consumed, 1.0)], owner="me"
+    )
+    with pytest.raises(WaitAnswered):  # consumed
+        await store.append("a", [message("a", "user:0", '"no"')], expect=pending)
+    with pytest.raises(WaitAnswered):  # never asked
+        await store.append("a", [message("a", "user:9")], expect=Expect(pending_wait="user:9"))
+
+
+async def test_a_failed_write_stops_its_chain_and_no_other(store: Store) -> None:
+    await store.create_run(run("a", "me"))
+    await store.create_run(run("b", "me"))
+    chain_a, chain_b = WriteChain(), WriteChain()
+    outcomes = await asyncio.gather(
+        store.append("a", [step("a", 0)], owner="me", chain=chain_a),
+        store.append("a", [step("a", 1)], expect=Expect(pending_wait="x"), chain=chain_a),
+        store.append("b", [step("b", 0)], owner="me", chain=chain_b),
+        store.append("a", [step("a", 2)], owner="me", chain=chain_a),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == [1] and outcomes[2] == [1]
+    assert isinstance(outcomes[1], WaitAnswered) and isinstance(outcomes[3], WaitAnswered)
+    journals = await store.load_events(["a", "b"])
+    assert [e.position for e in journals["a"]] == [0] and len(journals["b"]) == 1
+
+
+async def test_free_runs_are_shared_between_the_runtimes_that_hold_a_lease(
+    store: Store,
+) -> None:
+    for i in range(10):
+        await store.create_run(run(f"r{i}", created=float(i)))
+    first = await store.claim("a", 100.0, 10.0, limit=1000)
+    assert len(first) == 10  # alone: all of them
+    # a lets them go; b and c hold leases: c takes half of the 10, then b half of the 5 left.
+    await store.release("a")
+    await store.claim("b", 100.0, 10.0, limit=0, run_ids=[])
+    taken_c = await store.claim("c", 100.0, 10.0, limit=1000)
+    taken_b = await store.claim("b", 100.0, 10.0, limit=1000)
+    assert len(taken_c) == 5 and len(taken_b) == 3
+    assert not {r.run_id for r in taken_c} & {r.run_id for r in taken_b}
+
+
+async def test_a_claim_takes_no_more_than_its_limit_nor_other_workflows(store: Store) -> None:
+    for i in range(6):
+        await store.create_run(run(f"r{i}", workflow="wf" if i % 2 else "other"))
+    taken = await store.claim("a", 100.0, 10.0, limit=2, workflows=[("wf", "1")])
+    assert len(taken) == 2 and {r.workflow for r in taken} == {"wf"}
+    mine = await store.claim("a", 100.0, 10.0, limit=0, workflows=[("wf", "1")])
+    assert {r.run_id for r in mine} == {r.run_id for r in taken}  # its own, always
+
+
+async def test_runs_are_taken_over_only_once_their_lease_lapses_or_their_owner_died(
+    store: Store,
+) -> None:
+    await store.create_run(run("r1"))
+    await store.create_run(run("r2"))
+    assert len(await store.claim("a", 100.0, 10.0, limit=10)) == 2
+    assert await store.claim("b", 200.0, 50.0, limit=10) == []
+    assert len(await store.claim("b", 200.0, 50.0, limit=10, dead_owners=["a"])) == 2
+    assert await store.claim("c", 300.0, 150.0, limit=10, include_own=False) == []
+    assert len(await store.claim("c", 300.0, 250.0, limit=10)) == 2  # b's lapsed at 200
+    held = await store.renew("b", 400.0, 260.0)
+    assert held == set()  # it lapsed: it learns it holds nothing now
+    assert await store.renew("c", 400.0, 260.0) is None
+    assert set(await store.owners()) == {"b", "c"}
+
+
+async def test_runs_are_listed_newest_first_and_by_status_and_workflow(store: Store) -> None:
+    await store.create_run(run("old", "me", created=1.0))
+    await store.create_run(run("new", "me", workflow="other", created=2.0))
+    await store.append("old", [], RunUpdate(3.0, status="completed"), owner="me")
+    assert [r.run_id for r in await store.list_runs()] == ["new", "old"]
+    assert [r.run_id for r in await store.list_runs(limit=None, unfinished=True)] == ["new"]
+    assert [r.run_id for r in await store.list_runs(status="completed")] == ["old"]
+    assert [r.run_id for r in await store.list_runs(workflow="other")] == ["new"]
+    assert len(await store.list_runs(limit=1)) == 1
+
+
+async def test_superseding_keeps_the_events_and_flags_them(store: Store) -> None:
+    await store.create_run(run("a", "me"))
+    await store.append("a", [step("a", 0), step("a", 1)], owner="me")
+    await store.append("a", [], RunUpdate(2.0, status="completed", output="1"), owner="me")
+    update = RunUpdate(3.0, status="pending", reset_result=True, release=True, only_if_active=False)
+    marker = NewEvent("a", None, "run.rerun", "rerun", '{"position": 1}', 3.0)
+    assert await store.supersede("a", 1, update, [marker]) == 1
+    events = (await store.load_events(["a"]))["a"]
+    assert [(e.position, e.superseded) for e in events] == [(0, False), (1, True), (None, False)]
+    record = await store.get_run("a")
+    assert record is not None and (record.status, record.output, record.owner) == (
+        "pending",
+        None,
+        None,
+    )
+
+
+async def test_the_change_feed_hears_another_connection(db: Path | str, store: Store) -> None:
+    other = open_store(db, "normal", None, 0.05)
+    await other.open()
+    try:
+        await store.wait_for_change(0.2)  # whatever opening the other store stirred
+        waiting = asyncio.create_task(store.wait_for_change(10.0))
+        await asyncio.sleep(0.1)
+        await other.create_run(run("a"))
+        assert await asyncio.wait_for(waiting, 5) is True
+    finally:
+        await other.close()
