@@ -19,15 +19,19 @@ from typing import Any
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 
-def child(durability: str, sizes: dict[str, int]) -> dict[str, Any]:
+def child(durability: str, sizes: dict[str, int], postgres: str | None) -> dict[str, Any]:
     import sqlalchemy
     from dbos import DBOS, DBOSConfig
 
     @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
     def pragmas(connection: Any, record: Any) -> None:
         cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
+        if postgres is None:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
+        else:
+            on = "on" if durability == "full" else "off"
+            cursor.execute(f"SET synchronous_commit = {on}")
         cursor.close()
 
     @DBOS.step()
@@ -47,7 +51,7 @@ def child(durability: str, sizes: dict[str, int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         config: DBOSConfig = {
             "name": "durable-bench",
-            "system_database_url": f"sqlite:///{Path(folder) / 'dbos.sqlite'}",
+            "system_database_url": postgres or f"sqlite:///{Path(folder) / 'dbos.sqlite'}",
         }
         DBOS(config=config)
         DBOS.launch()
@@ -74,14 +78,19 @@ def child(durability: str, sizes: dict[str, int]) -> dict[str, Any]:
     return {"a": a, "b": b, "c": c}
 
 
-def main(sizes: Any, modes: list[str], measured: dict[tuple[str, str], float]) -> None:
+def main(
+    sizes: Any, modes: list[str], measured: dict[tuple[str, str], float], postgres: str | None
+) -> None:
     keys = {
         "sequential_steps": sizes.sequential_steps,
         "concurrent_runs": sizes.concurrent_runs,
         "steps_per_run": sizes.steps_per_run,
         "one_step_runs": sizes.one_step_runs,
     }
-    print("\nDBOS Transact on SQLite, same scenarios and PRAGMAs (x = how far durable is ahead)")
+    backend = "SQLite, same PRAGMAs" if postgres is None else "the same PostgreSQL server"
+    print(f"\nDBOS Transact on {backend}, same scenarios (x = how far durable is ahead)")
+    # DBOS keeps its system tables in a database of its own, which it creates.
+    system_db = "" if postgres is None else postgres.split("?")[0].rsplit("/", 1)[0] + "/dbos_bench"
     print(
         f"{'scenario':<12}"
         + "".join(f"{'dbos ' + m:>16}{'durable ' + m:>18}{'x':>7}" for m in modes)
@@ -89,7 +98,7 @@ def main(sizes: Any, modes: list[str], measured: dict[tuple[str, str], float]) -
     dbos: dict[str, dict[str, float]] = {}
     for mode in modes:
         out = subprocess.run(
-            [sys.executable, __file__, mode, json.dumps(keys)],
+            [sys.executable, __file__, mode, json.dumps(keys), system_db],
             capture_output=True,
             text=True,
             check=True,
@@ -108,5 +117,5 @@ def main(sizes: Any, modes: list[str], measured: dict[tuple[str, str], float]) -
 
 
 if __name__ == "__main__":
-    figures = child(sys.argv[1], json.loads(sys.argv[2]))
+    figures = child(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] or None)
     print(json.dumps(figures))

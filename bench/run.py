@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import uuid
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,8 +76,53 @@ def floor_us(durability: str, rows: int = 3000) -> float:
     return elapsed / rows * 1e6
 
 
+POSTGRES: str | None = None
+"""With --db postgresql://...: scenarios run there, each in a schema of its own."""
+
+
 def runtime(folder: str, durability: str, **options: object) -> durable.Runtime:
+    if POSTGRES is not None:
+        url = f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}schema=bench_{uuid.uuid4().hex[:8]}"
+        return durable.Runtime(url, durability=durability, **options)  # type: ignore[arg-type]
     return durable.Runtime(Path(folder) / "bench.db", durability=durability, **options)  # type: ignore[arg-type]
+
+
+def postgres_floor_us(durability: str, rows: int = 3000) -> float:
+    """Microseconds for one single-row commit from asyncpg on the same server."""
+    import asyncpg
+
+    async def measure() -> float:
+        synchronous = "on" if durability == "full" else "off"
+        conn = await asyncpg.connect(POSTGRES, server_settings={"synchronous_commit": synchronous})
+        try:
+            # A logged table (a temporary one skips the WAL, and so the flush).
+            await conn.execute("CREATE TABLE bench_floor (id bigint PRIMARY KEY, payload text)")
+            try:
+                start = time.perf_counter()
+                for i in range(rows):
+                    await conn.execute("INSERT INTO bench_floor VALUES ($1, $2)", i, '{"r": 1}')
+                return (time.perf_counter() - start) / rows * 1e6
+            finally:
+                await conn.execute("DROP TABLE bench_floor")
+        finally:
+            await conn.close()
+
+    return asyncio.run(measure())
+
+
+def drop_bench_schemas() -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES)
+        try:
+            names = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench_%'")
+            for (name,) in names:
+                await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 async def sequential_us_per_step(durability: str, sizes: Sizes) -> float:
@@ -265,10 +311,18 @@ def main() -> None:
     parser.add_argument("--only", help="scenario letters to run, e.g. abc")
     parser.add_argument("--durability", default="full,normal")
     parser.add_argument("--compare", choices=["dbos"], help="also run DBOS Transact")
+    parser.add_argument("--db", help="a postgresql:// URL: run (a)-(c) there")
     args = parser.parse_args()
+    if args.db:
+        global POSTGRES, floor_us
+        POSTGRES = args.db
+        floor_us = postgres_floor_us
+        args.only = args.only or "abc"
+        print("PostgreSQL: " + args.db.split("@")[-1])
     sizes = QUICK if args.quick else Sizes()
     modes = args.durability.split(",")
-    print("floor: one plain sqlite3 commit per row, same PRAGMAs, measured again just")
+    print("floor: one plain commit per row (sqlite3 with the same PRAGMAs, or asyncpg on the")
+    print("same PostgreSQL with the same synchronous_commit), measured again just")
     print("before each figure (it moves from minute to minute); each ratio uses its own")
     print("\nratio = the figure in floor commits: us/step / floor, floor rows/s / steps/s, ...")
     header = f"{'scenario':<52}" + "".join(f"{mode:>16}{'ratio':>8}" for mode in modes)
@@ -288,7 +342,9 @@ def main() -> None:
     if args.compare == "dbos":
         import compare_dbos
 
-        compare_dbos.main(sizes, modes, measured)
+        compare_dbos.main(sizes, modes, measured, POSTGRES)
+    if POSTGRES is not None:
+        drop_bench_schemas()
 
 
 if __name__ == "__main__":
