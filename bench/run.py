@@ -20,8 +20,8 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import uuid
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +116,9 @@ def drop_bench_schemas() -> None:
     async def drop() -> None:
         conn = await asyncpg.connect(POSTGRES)
         try:
-            names = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench_%'")
+            names = await conn.fetch(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench_%'"
+            )
             for (name,) in names:
                 await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
         finally:
