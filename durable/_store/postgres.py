@@ -51,7 +51,7 @@ log = logging.getLogger("durable")
 
 _CONNECT_TIMEOUT = 5.0
 _FALLBACK_POLL = 2.0
-"""Seconds between looks at the journal while the LISTEN connection is down."""
+"""Seconds between looks at the journal without a notification (and while LISTEN is down)."""
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 _RUN_COLUMNS = (
@@ -221,10 +221,12 @@ class PostgresStore:
                 await asyncio.sleep(min(timeout, _FALLBACK_POLL))
                 return True
             return True
+        # A slow poll beside LISTEN: should a notification ever be missed, what it
+        # announced is found within _FALLBACK_POLL seconds, never waited for forever.
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            await asyncio.wait_for(self._changed.wait(), min(timeout, _FALLBACK_POLL))
         except asyncio.TimeoutError:
-            return False
+            return timeout > _FALLBACK_POLL
         self._changed.clear()
         return True
 
