@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeVar, overload
 from typing_extensions import ParamSpec
 
 from . import _current
+from ._aio import within
 from ._clock import Clock
 from ._codec import convert, encode, loads, return_hint
 from ._journal import (
@@ -494,7 +495,7 @@ async def _invoke_apart(
 
         task = asyncio.ensure_future(asyncio.to_thread(call))
     try:
-        value = await (task if timeout is None else asyncio.wait_for(task, timeout))
+        value = await (task if timeout is None else within(task, timeout))
     except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         if not task.cancelled():
             raise

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 from typing_extensions import ParamSpec, Self
 
 from . import _current
+from ._aio import within
 from ._check import CheckReport, build_report
 from ._clock import Clock, SystemClock, VirtualClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
@@ -84,7 +85,7 @@ class RunHandle(Generic[R]):
         if timeout is None:
             result: R = await self.runtime._result(self.run_id)
         else:
-            result = await asyncio.wait_for(self.runtime._result(self.run_id), timeout)
+            result = await within(self.runtime._result(self.run_id), timeout)
         return result
 
     async def status(self) -> RunStatus:

@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - the extra is not installed
         "a postgresql:// journal needs asyncpg: pip install 'durable-workflows[postgres]'"
     ) from None
 
+from .._aio import wait_set, within
 from ..errors import DurableError, RunNotFound
 from ._pg_schema import MIGRATION_LOCK, SCHEMA_VERSION, migrations
 from ._pg_writer import PgWriter, is_transient
@@ -122,11 +123,11 @@ class PostgresStore:
         await self._writer.stop()
         if self._listener is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._listener.close(), 2)
+                await within(self._listener.close(), 2)
             self._listener = None
         if self._pool is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pool.close(), 5)
+                await within(self._pool.close(), 5)
             self._pool = None
 
     def _settings(self) -> dict[str, str]:
@@ -223,9 +224,7 @@ class PostgresStore:
             return True
         # A slow poll beside LISTEN: should a notification ever be missed, what it
         # announced is found within _FALLBACK_POLL seconds, never waited for forever.
-        try:
-            await asyncio.wait_for(self._changed.wait(), min(timeout, _FALLBACK_POLL))
-        except asyncio.TimeoutError:
+        if not await wait_set(self._changed, min(timeout, _FALLBACK_POLL)):
             return timeout > _FALLBACK_POLL
         self._changed.clear()
         return True

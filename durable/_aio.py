@@ -1,0 +1,41 @@
+"""Waiting with a timeout without losing a cancellation.
+
+``asyncio.wait_for`` before Python 3.12 swallows a cancellation that arrives as
+the awaited thing finishes: the caller carries on as if never cancelled, and a
+loop that is being shut down runs forever. ``asyncio.wait`` has no such race,
+so every timed wait in the library goes through these two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """``await awaitable``, or cancel it and raise ``asyncio.TimeoutError`` after ``timeout``."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except BaseException:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})  # let it unwind; our own cancellation still raises
+        if task.cancelled():
+            raise asyncio.TimeoutError
+    return task.result()
+
+
+async def wait_set(event: asyncio.Event, timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``event``; whether it was set."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+    return event.is_set()
