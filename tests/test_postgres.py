@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 import durable
-from durable._store.postgres import _split_schema
+from durable._store.base import NewEvent, RunRecord, StoreUnavailable
+from durable._store.postgres import PostgresStore, _split_schema
 
 from . import child as child_program
 from .conftest import POSTGRES
@@ -144,3 +145,49 @@ def test_three_worker_processes_share_100_runs_and_none_runs_twice(db: str, tmp_
     per_step = Counter((fields[1], fields[2]) for fields in begins)
     assert len(per_step) == 300 and set(per_step.values()) == {1}  # each step ran once
     assert len({fields[4] for fields in begins}) >= 2  # the work was spread
+
+
+class _BreakingFetchmany:
+    """Stands in for the writer's connection: the pipeline breaks, before or after
+    the server ran it, as a connection lost mid-call does."""
+
+    def __init__(self, conn: asyncpg.Connection, after_sending: bool) -> None:
+        self._conn = conn
+        self._after_sending = after_sending
+        self.broke = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    async def fetchmany(self, sql: str, args: list[tuple[object, ...]]) -> list[object]:
+        if not self.broke:
+            self.broke = True
+            if self._after_sending:
+                await self._conn.fetchmany(sql, args)
+            raise asyncpg.ConnectionDoesNotExistError("connection lost (test)")
+        return list(await self._conn.fetchmany(sql, args))
+
+
+@pytest.mark.parametrize("after_sending", [False, True])
+async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not_commit(
+    db: str, after_sending: bool
+) -> None:
+    store = PostgresStore(db, durability="normal")
+    await store.open()
+    try:
+        record = RunRecord("r", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
+        await store.create_run(record)
+        writer = store.writer
+        breaking = _BreakingFetchmany(await writer._connection(), after_sending)
+        writer._conn = breaking  # type: ignore[assignment]
+        write = store.append("r", [NewEvent("r", 0, "step.started", "s", "{}", 1.0)], owner="me")
+        if after_sending:  # it committed: its answer is lost, and it is not written twice
+            with pytest.raises(StoreUnavailable, match="as a write committed"):
+                await write
+        else:  # it did not: it is sent again, once
+            assert await write == [1]
+        assert breaking.broke
+        events = (await store.load_events(["r"]))["r"]
+        assert [(e.seq, e.position) for e in events] == [(1, 0)]
+    finally:
+        await store.close()

@@ -29,6 +29,7 @@ ALLOWED_IN_SQL = {
     # PostgreSQL: the schema, an identifier checked to be letters, digits and _ and quoted.
     "s",
     "self._s",
+    "schema",
     "append_function(schema)",
     "_APPEND_ARGS",
     "_TERMINAL",

@@ -139,6 +139,23 @@ async def test_a_failed_write_stops_its_chain_and_no_other(store: Store) -> None
     assert [e.position for e in journals["a"]] == [0] and len(journals["b"]) == 1
 
 
+async def test_writes_of_a_chain_after_a_refused_one_are_refused_in_one_batch(
+    store: Store,
+) -> None:
+    await store.create_run(run("a", "other"))
+    await store.create_run(run("b", "me"))
+    chain = WriteChain()
+    outcomes = await asyncio.gather(
+        *(store.append("a", [step("a", i)], owner="me", chain=chain) for i in range(3)),
+        store.append("b", [step("b", 0)], owner="me", chain=WriteChain()),
+        return_exceptions=True,
+    )
+    assert [type(outcome) for outcome in outcomes[:3]] == [LeaseLost] * 3
+    assert outcomes[3] == [1]
+    journals = await store.load_events(["a", "b"])
+    assert journals["a"] == [] and len(journals["b"]) == 1
+
+
 async def test_free_runs_are_shared_between_the_runtimes_that_hold_a_lease(
     store: Store,
 ) -> None:

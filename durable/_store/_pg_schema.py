@@ -2,8 +2,10 @@
 
 The same three tables as on SQLite (``runs``, ``events``, ``owners``) with the
 same columns and the same JSON text, in a schema of their own (``durable``
-unless the URL says ``?schema=``), plus ``schema_version``. Every journal
-write goes through ``append``: it locks the run's row, checks in SQL what
+unless the URL says ``?schema=``), plus ``schema_version`` and ``writers``
+(each group-commit writer's last committed batch, by which it learns whether
+a batch whose connection broke committed; see ``_pg_writer.py``). Every
+journal write goes through ``append``: it locks the run's row, checks in SQL what
 the write expects (owned by this runtime, still unfinished, a wait still
 unanswered) and numbers the events as the SQLite writer does: ``seq`` counts
 up within a run, and an event without a position also follows every earlier
@@ -16,7 +18,7 @@ abort the other writes of its batch.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MESSAGE_LOCK = 7_213_931_000_001
 """The advisory lock held by transactions that append events without a position."""
@@ -68,6 +70,28 @@ def migrations(schema: str) -> list[tuple[int, str]]:
                 lease_until double precision NOT NULL
             );
             {append_function(schema)}
+            """,
+        ),
+        (
+            2,
+            f"""
+            CREATE TABLE {s}.writers (
+                writer text PRIMARY KEY,
+                batch  bigint NOT NULL
+            );
+            CREATE FUNCTION {s}.finish_batch(p_writer text, p_batch bigint, p_channel text)
+            RETURNS void LANGUAGE plpgsql AS $fn$
+            BEGIN
+                IF p_writer IS NULL THEN
+                    RETURN;
+                END IF;
+                INSERT INTO {s}.writers VALUES (p_writer, p_batch)
+                    ON CONFLICT (writer) DO UPDATE SET batch = excluded.batch;
+                IF p_channel IS NOT NULL THEN
+                    PERFORM pg_notify(p_channel, p_writer);
+                END IF;
+            END
+            $fn$;
             """,
         ),
     ]

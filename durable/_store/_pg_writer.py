@@ -1,28 +1,36 @@
 """Group commit on PostgreSQL: every journal write queued in a moment, one transaction.
 
 The same contract as the SQLite writers (``_writer.py``): callers submit jobs
-(async functions of the connection) and await a future; jobs queued while a
-batch commits form the next batch; one job's SQL error does not undo the
-others (the batch is run again with a savepoint per job); jobs of one
-``WriteChain`` commit in order and none after one has failed.
+and await a future; jobs queued while a batch commits form the next batch;
+one job's SQL error does not undo the others (the batch is run again with a
+savepoint per job); jobs of one ``WriteChain`` commit in order and none after
+one has failed.
 
-Faults are survived, not reported: a lost connection or a restarting server
-before the commit was sent is retried on a new connection, with backoff, for
-up to ``give_up_after`` seconds; a deadlock or serialization failure likewise.
-A connection lost while the commit was in flight leaves its outcome unknown:
-those writes fail with ``StoreUnavailable`` (their runs are let go and
-claimed again from what the journal holds), never retried blindly.
+A job is either a *statement* (parameters for the writer's one pipelined
+statement, the journal's ``append``) or an async function of the connection.
+A batch of statements is sent as one pipeline: a single round trip, which
+commits as one implicit transaction, so a sequential step costs one commit.
+
+Every batch also records its number in ``writers`` (``finish_batch``), so a
+batch whose connection broke is never guessed about: after reconnecting the
+writer reads whether it committed. If it did not, it is sent again, with
+backoff, for up to ``give_up_after`` seconds (a restarting server, a killed
+connection, a deadlock); if it did, its answers are lost with the connection
+and its writes fail with ``StoreUnavailable`` (their runs are let go and
+claimed again from what the journal holds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
 
+from ._batch import Ok, fail_all, settle
 from .base import StoreUnavailable, WriteChain
 
 T = TypeVar("T")
@@ -56,34 +64,60 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class _Entry:
-    __slots__ = ("chain", "future", "job", "notify")
+    __slots__ = ("args", "chain", "finish", "future", "guard", "job", "notify")
 
     def __init__(
-        self, job: Job, future: asyncio.Future[Any] | None, chain: WriteChain | None, notify: bool
+        self,
+        job: Job | None,
+        args: tuple[Any, ...],
+        finish: Callable[[Any], Any] | None,
+        future: asyncio.Future[Any] | None,
+        chain: WriteChain | None,
+        notify: bool,
     ) -> None:
         self.job = job
+        self.args = args
+        self.finish = finish
         self.future = future
         self.chain = chain
         self.notify = notify
+        self.guard: str | None = None
 
 
 class PgWriter:
-    """One connection that commits batches of jobs; ``connect`` makes a new one."""
+    """One connection that commits batches of jobs; ``connect`` makes a new one.
+
+    ``statement`` is the SQL that statement jobs run, in the journal's schema
+    ``schema``; its last three parameters are ``finish_batch``'s (this writer,
+    the batch's number, the channel to notify or null), which every batch calls
+    once and which NOTIFYs ``channel`` with ``writer_id`` when a job asked for it.
+    """
 
     def __init__(
         self,
         connect: Callable[[], Awaitable[asyncpg.Connection]],
-        notify: Callable[[asyncpg.Connection], Awaitable[None]],
+        schema: str,
+        statement: str,
+        writer_id: str,
+        channel: str,
         give_up_after: float = 30.0,
     ) -> None:
         self._connect = connect
-        self._send_notify = notify
+        self._statement = statement
+        self._finish_sql = f"SELECT {schema}.finish_batch($1, $2, $3)"
+        self._marker_sql = f"SELECT batch FROM {schema}.writers WHERE writer = $1"
+        self._forget_sql = f"DELETE FROM {schema}.writers WHERE writer = $1"
+        self.writer_id = writer_id
+        self._channel = channel
         self.give_up_after = give_up_after
         self._conn: asyncpg.Connection | None = None
         self._pending: list[_Entry] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._batch_number = 0
+        self._started = 0.0
+        self._delay = 0.01
         self.batches = 0
         self.jobs = 0
 
@@ -91,19 +125,52 @@ class PgWriter:
         self._conn = await self._connect()
         self._task = asyncio.create_task(self._run(), name="durable-pg-writer")
 
-    def submit(self, job: Job, chain: WriteChain | None = None, notify: bool = False) -> Any:
+    def submit(
+        self, job: Job, chain: WriteChain | None = None, notify: bool = False
+    ) -> asyncio.Future[Any]:
+        """Run ``job(connection)`` in the next batch; its value or error, once committed."""
+        return self._submit(_Entry(job, (), None, None, chain, notify))
+
+    def submit_statement(
+        self,
+        args: tuple[Any, ...],
+        finish: Callable[[Any], Any],
+        chain: WriteChain | None = None,
+        notify: bool = False,
+        guard: str | None = None,
+    ) -> asyncio.Future[Any]:
+        """Run the statement with ``args``; ``finish(row)`` once committed (it may raise).
+
+        ``guard`` names what the statement's SQL checks and only a refusal can prove
+        false (such as "owned by me"): statements of one chain with the same guard
+        may share a pipeline, as the SQL refuses all that follow a refused one.
+        """
+        entry = _Entry(None, args, finish, None, chain, notify)
+        entry.guard = guard
+        return self._submit(entry)
+
+    def submit_statement_nowait(
+        self,
+        args: tuple[Any, ...],
+        finish: Callable[[Any], Any],
+        chain: WriteChain,
+        guard: str | None = None,
+    ) -> None:
+        if self._task is None or self._stopping:
+            chain.error = chain.error or RuntimeError("the journal writer is not running")
+            return
+        entry = _Entry(None, args, finish, None, chain, False)
+        entry.guard = guard
+        self._queue(entry)
+
+    def _submit(self, entry: _Entry) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._task is None or self._stopping:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        self._queue(_Entry(job, future, chain, notify))
+        entry.future = future
+        self._queue(entry)
         return future
-
-    def submit_nowait(self, job: Job, chain: WriteChain) -> None:
-        if self._task is None or self._stopping:
-            chain.error = chain.error or RuntimeError("the journal writer is not running")
-            return
-        self._queue(_Entry(job, None, chain, False))
 
     def _queue(self, entry: _Entry) -> None:
         if entry.chain is not None:
@@ -118,7 +185,10 @@ class PgWriter:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self._conn is not None:
-            self._conn.terminate() if self._conn.is_closed() else await self._conn.close()
+            if not self._conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await self._conn.execute(self._forget_sql, self.writer_id)
+                await self._conn.close()
             self._conn = None
 
     async def _run(self) -> None:
@@ -130,34 +200,162 @@ class PgWriter:
                 outcomes = await self._commit_surviving_faults(batch)
                 self.batches += 1
                 self.jobs += len(batch)
-                _resolve(batch, outcomes)
+                settle(((entry.future, entry.chain) for entry in batch), outcomes)
             if self._stopping:
                 return
 
     async def _commit_surviving_faults(self, batch: list[_Entry]) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        delay = 0.01
+        self._started = asyncio.get_running_loop().time()
+        self._delay = 0.01
         while True:
+            self._batch_number += 1
+            number = self._batch_number
             try:
-                conn = await self._connection()
-                return await _commit(conn, batch, self._send_notify)
-            except _CommitUnknown as unknown:
-                self._drop_connection()
-                error = StoreUnavailable(
-                    f"the connection to PostgreSQL broke while a commit was in flight"
-                    f" ({unknown.__cause__}); the run is claimed again from its journal"
-                )
-                return _fail(batch, error)
+                return await self._commit(await self._connection(), batch, number)
             except Exception as exc:
                 if not is_transient(exc):
                     return _fail(batch, exc)
+                fault = exc
+            # The batch may or may not have committed: ask, until the server answers.
+            while True:
                 self._drop_connection()
-                if self._stopping or loop.time() - started > self.give_up_after:
-                    return _fail(batch, StoreUnavailable(f"PostgreSQL did not answer: {exc}"))
-                log.warning("durable: PostgreSQL write failed (%s); retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                try:
+                    committed = await self._committed(number)
+                    break
+                except Exception as exc:
+                    if not is_transient(exc):
+                        return _fail(batch, exc)
+                    fault = exc
+                    if not await self._backoff(fault):
+                        return _fail(batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}"))
+            if committed:
+                return _fail(
+                    batch,
+                    StoreUnavailable(
+                        f"the connection to PostgreSQL broke as a write committed ({fault});"
+                        " the run is claimed again from its journal"
+                    ),
+                )
+            if not await self._backoff(fault):
+                return _fail(batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}"))
+
+    async def _backoff(self, fault: Exception) -> bool:
+        """Wait before the next try; False once it is time to give up."""
+        elapsed = asyncio.get_running_loop().time() - self._started
+        if self._stopping or elapsed > self.give_up_after:
+            return False
+        log.warning("durable: PostgreSQL write failed (%s); retrying in %.2fs", fault, self._delay)
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, 1.0)
+        return True
+
+    async def _committed(self, number: int) -> bool:
+        conn = await self._connection()
+        last = await conn.fetchval(self._marker_sql, self.writer_id)
+        return last is not None and int(last) >= number
+
+    async def _commit(
+        self, conn: asyncpg.Connection, batch: list[_Entry], number: int
+    ) -> list[Any]:
+        channel = self._channel if any(entry.notify for entry in batch) else None
+        marker = (self.writer_id, number, channel)
+        if _pipelinable(batch):
+            return await self._pipeline(conn, batch, marker)
+        try:
+            return await self._transaction(conn, batch, marker, savepoints=False)
+        except asyncpg.PostgresError as exc:
+            if is_transient(exc):
+                raise
+            if len(batch) == 1:
+                return _fail(batch, exc)
+        return await self._transaction(conn, batch, marker, savepoints=True)
+
+    async def _pipeline(
+        self, conn: asyncpg.Connection, batch: list[_Entry], marker: tuple[Any, ...]
+    ) -> list[Any]:
+        """One round trip: asyncpg pipelines the statements under one implicit transaction.
+
+        An SQL error undoes them all; they are then run again in a transaction with
+        a savepoint each. A refused statement writes nothing and raises nothing.
+        """
+        stopped = [entry.chain.error if entry.chain else None for entry in batch]
+        sent = [entry for entry, error in zip(batch, stopped, strict=True) if error is None]
+        if not sent:
+            return stopped
+        unmarked = (None, None, None)
+        args = [entry.args + unmarked for entry in sent]
+        args[-1] = sent[-1].args + marker
+        try:
+            rows = iter(await conn.fetchmany(self._statement, args))
+        except asyncpg.PostgresError as exc:
+            if is_transient(exc):
+                raise
+            return await self._transaction(conn, batch, marker, savepoints=True)
+        return [
+            _finish(entry, next(rows)) if error is None else error
+            for entry, error in zip(batch, stopped, strict=True)
+        ]
+
+    async def _transaction(
+        self,
+        conn: asyncpg.Connection,
+        batch: list[_Entry],
+        marker: tuple[Any, ...],
+        savepoints: bool,
+    ) -> list[Any]:
+        """The batch's jobs in one transaction; one outcome (value or exception) per job.
+
+        A job's refusal (an exception it raises without an SQL error) is its outcome
+        and aborts nothing. An SQL error aborts the transaction, unless each job
+        has a savepoint of its own.
+        """
+        outcomes: list[Any] = []
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            for entry in batch:
+                chain = entry.chain
+                if chain is not None and chain.error is not None:
+                    outcomes.append(chain.error)
+                    continue
+                outcomes.append(await self._run_job(conn, entry, savepoints))
+            await conn.execute(self._finish_sql, *marker)
+        except BaseException:
+            if not conn.is_closed():
+                try:
+                    await transaction.rollback()
+                except Exception:
+                    conn.terminate()
+            raise
+        await transaction.commit()
+        return outcomes
+
+    async def _run_job(self, conn: asyncpg.Connection, entry: _Entry, savepoint: bool) -> Any:
+        if not savepoint:
+            try:
+                return await self._call(conn, entry)
+            except asyncpg.PostgresError:
+                raise
+            except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError):
+                raise
+            except Exception as exc:  # a refusal: nothing was written, the transaction is fine
+                _stop_chain(entry, exc)
+                return exc
+        try:
+            async with conn.transaction():
+                return await self._call(conn, entry)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            _stop_chain(entry, exc)
+            return exc
+
+    async def _call(self, conn: asyncpg.Connection, entry: _Entry) -> Ok:
+        if entry.job is not None:
+            return Ok(await entry.job(conn))
+        assert entry.finish is not None
+        row = await conn.fetchrow(self._statement, *entry.args, None, None, None)
+        return Ok(entry.finish(row))
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
@@ -170,82 +368,30 @@ class PgWriter:
             self._conn = None
 
 
-class _CommitUnknown(Exception):
-    """The connection failed during COMMIT: the transaction may or may not have committed."""
+def _pipelinable(batch: list[_Entry]) -> bool:
+    """Statements only, and a chain's statements after its first all with its guard:
+    a pipeline cannot skip a statement once one before it is refused."""
+    guards: dict[int, str | None] = {}
+    for entry in batch:
+        if entry.job is not None:
+            return False
+        if entry.chain is not None:
+            key = id(entry.chain)
+            if key in guards and (guards[key] is None or guards[key] != entry.guard):
+                return False
+            guards[key] = entry.guard
+    return True
 
 
-async def _commit(
-    conn: asyncpg.Connection,
-    batch: list[_Entry],
-    send_notify: Callable[[asyncpg.Connection], Awaitable[None]],
-) -> list[Any]:
-    """Run the batch's jobs in one transaction; one outcome (value or exception) per job.
+def _fail(batch: list[_Entry], error: Exception) -> list[Any]:
+    return fail_all((entry.chain for entry in batch), error)
 
-    A job's refusal (an exception it raises without an SQL error) is its outcome
-    and aborts nothing. An SQL error aborts the transaction: it is then run
-    again with a savepoint per job, so that only the failing job fails.
-    """
+
+def _finish(entry: _Entry, row: Any) -> Any:
+    assert entry.finish is not None
     try:
-        return await _run_batch(conn, batch, send_notify, savepoints=False)
-    except asyncpg.PostgresError as exc:
-        if is_transient(exc):
-            raise
-        if len(batch) == 1:
-            return _fail(batch, exc)
-    return await _run_batch(conn, batch, send_notify, savepoints=True)
-
-
-async def _run_batch(
-    conn: asyncpg.Connection,
-    batch: list[_Entry],
-    send_notify: Callable[[asyncpg.Connection], Awaitable[None]],
-    savepoints: bool,
-) -> list[Any]:
-    outcomes: list[Any] = []
-    transaction = conn.transaction()
-    await transaction.start()
-    try:
-        for entry in batch:
-            chain = entry.chain
-            if chain is not None and chain.error is not None:
-                outcomes.append(chain.error)
-                continue
-            outcomes.append(await _run_job(conn, entry, savepoints))
-        if any(entry.notify for entry in batch):
-            await send_notify(conn)
-    except BaseException:
-        if not conn.is_closed():
-            try:
-                await transaction.rollback()
-            except Exception:
-                conn.terminate()
-        raise
-    try:
-        await transaction.commit()
-    except Exception as exc:
-        if is_transient(exc):
-            raise _CommitUnknown() from exc
-        raise
-    return outcomes
-
-
-async def _run_job(conn: asyncpg.Connection, entry: _Entry, savepoint: bool) -> Any:
-    if not savepoint:
-        try:
-            return _Ok(await entry.job(conn))
-        except asyncpg.PostgresError:
-            raise
-        except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError):
-            raise
-        except Exception as exc:  # a refusal: nothing was written, the transaction is fine
-            _stop_chain(entry, exc)
-            return exc
-    try:
-        async with conn.transaction():
-            return _Ok(await entry.job(conn))
-    except Exception as exc:
-        if is_transient(exc):
-            raise
+        return Ok(entry.finish(row))
+    except Exception as exc:  # a refusal
         _stop_chain(entry, exc)
         return exc
 
@@ -253,30 +399,3 @@ async def _run_job(conn: asyncpg.Connection, entry: _Entry, savepoint: bool) -> 
 def _stop_chain(entry: _Entry, error: Exception) -> None:
     if entry.chain is not None and entry.chain.error is None:
         entry.chain.error = error
-
-
-class _Ok:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def _fail(batch: list[_Entry], error: Exception) -> list[Any]:
-    for entry in batch:
-        if entry.chain is not None and entry.chain.error is None:
-            entry.chain.error = error
-    return [error] * len(batch)
-
-
-def _resolve(batch: list[_Entry], outcomes: list[Any]) -> None:
-    for entry, outcome in zip(batch, outcomes, strict=True):
-        if entry.chain is not None:
-            entry.chain.unsettled -= 1
-        future = entry.future
-        if future is None or future.done():
-            continue
-        if isinstance(outcome, _Ok):
-            future.set_result(outcome.value)
-        else:
-            future.set_exception(outcome)

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from ._batch import Ok, fail_all, settle
 from .base import WriteChain
 
 T = TypeVar("T")
@@ -106,7 +107,7 @@ def commit_batch(
         conn.execute("BEGIN IMMEDIATE")
         hooks.began(conn)
         outcomes = [
-            chain.error if chain is not None and chain.error else _Ok(job(conn))
+            chain.error if chain is not None and chain.error else Ok(job(conn))
             for job, _, chain in batch
         ]
         conn.execute("COMMIT")
@@ -135,7 +136,7 @@ def _commit_with_savepoints(
                 continue
             conn.execute("SAVEPOINT job")
             try:
-                outcome: Any = _Ok(job(conn))
+                outcome: Any = Ok(job(conn))
             except Exception as exc:
                 if is_busy(exc):
                     raise
@@ -156,30 +157,11 @@ def _commit_with_savepoints(
 
 
 def fail_batch(batch: list[Entry], error: Exception) -> list[Any]:
-    """Outcomes of a batch that could not be committed; its chains stop here."""
-    for _, _, chain in batch:
-        if chain is not None and chain.error is None:
-            chain.error = error
-    return [error] * len(batch)
-
-
-class _Ok:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    return fail_all((chain for _, _, chain in batch), error)
 
 
 def resolve(batch: list[Entry], outcomes: list[Any]) -> None:
-    for (_, future, chain), outcome in zip(batch, outcomes, strict=True):
-        if chain is not None:
-            chain.unsettled -= 1
-        if future is None or future.done():
-            continue
-        if isinstance(outcome, _Ok):
-            future.set_result(outcome.value)
-        else:
-            future.set_exception(outcome)
+    settle(((future, chain) for _, future, chain in batch), outcomes)
 
 
 class LoopWriter:

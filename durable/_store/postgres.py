@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -85,7 +85,11 @@ class PostgresStore:
         self._channel = f"durable_{self.schema}"
         self._me = uuid.uuid4().hex
         self._s = f'"{self.schema}"'
-        self._writer = PgWriter(self._connect, self._notify_others)
+        self._append_sql = (
+            f"SELECT a.refused, a.detail, a.seqs FROM {self._s}.append({_APPEND_ARGS}) a,"
+            f" {self._s}.finish_batch($18, $19, $20)"
+        )
+        self._writer = PgWriter(self._connect, self._s, self._append_sql, self._me, self._channel)
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._changed = asyncio.Event()
@@ -209,9 +213,6 @@ class PostgresStore:
     def _listener_lost(self, conn: object) -> None:
         self._listener = None
         self._changed.set()  # what was sent while it was down is read again
-
-    async def _notify_others(self, conn: asyncpg.Connection) -> None:
-        await conn.execute("SELECT pg_notify($1, $2)", self._channel, self._me)
 
     async def wait_for_change(self, timeout: float) -> bool:
         if self._listener is None and not self._closing:
@@ -350,9 +351,14 @@ class PostgresStore:
         owner: str | None = None,
         chain: WriteChain | None = None,
     ) -> asyncio.Future[list[int]]:
-        job = self._append_job(run_id, events, update, expect, owner)
-        future: asyncio.Future[list[int]] = self._writer.submit(
-            job, chain, notify=_heard_elsewhere(events, update, owner)
+        args = _append_args(run_id, events, update, expect, owner)
+        future: asyncio.Future[list[int]] = self._writer.submit_statement(
+            args,
+            _appended(run_id, expect),
+            chain,
+            notify=_heard_elsewhere(events, update, owner),
+            # Refused, an owner's write proves the run is another's or ended, for good.
+            guard=owner if expect is None else None,
         )
         return future
 
@@ -364,32 +370,15 @@ class PostgresStore:
         owner: str,
         chain: WriteChain,
     ) -> None:
-        self._writer.submit_nowait(self._append_job(run_id, events, update, None, owner), chain)
-
-    def _append_job(
-        self,
-        run_id: str,
-        events: Sequence[NewEvent],
-        update: RunUpdate | None,
-        expect: Expect | None,
-        owner: str | None,
-    ) -> Any:
-        args = _append_args(run_id, events, update, expect, owner)
-        sql = f"SELECT refused, detail, seqs FROM {self._s}.append({_APPEND_ARGS})"
-
-        async def job(conn: asyncpg.Connection) -> list[int]:
-            refused, detail, seqs = await conn.fetchrow(sql, *args)
-            if refused is not None:
-                raise _refusal(run_id, refused, detail, expect)
-            return list(seqs)
-
-        return job
+        args = _append_args(run_id, events, update, None, owner)
+        self._writer.submit_statement_nowait(args, _appended(run_id, None), chain, guard=owner)
 
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
     ) -> int:
         s = self._s
-        append = self._append_job(run_id, events, update, None, None)
+        args = _append_args(run_id, events, update, None, None)
+        appended = _appended(run_id, None)
 
         async def job(conn: asyncpg.Connection) -> int:
             status = await conn.execute(
@@ -398,7 +387,7 @@ class PostgresStore:
                 run_id,
                 position,
             )
-            await append(conn)
+            appended(await conn.fetchrow(self._append_sql, *args, None, None, None))
             return int(status.split()[-1])
 
         return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
@@ -535,6 +524,18 @@ def _append_args(
         [event.payload for event in events],
         [event.created_at for event in events],
     )
+
+
+def _appended(run_id: str, expect: Expect | None) -> Callable[[Any], list[int]]:
+    """What an ``append`` row means: the new events' seqs, or the refusal to raise."""
+
+    def finish(row: Any) -> list[int]:
+        refused, detail, seqs = row
+        if refused is not None:
+            raise _refusal(run_id, refused, detail, expect)
+        return list(seqs)
+
+    return finish
 
 
 def _refusal(run_id: str, refused: str, detail: str | None, expect: Expect | None) -> Exception:
