@@ -44,6 +44,7 @@ from ._store.base import (
     RunRecord,
     RunUpdate,
     Store,
+    StoreUnavailable,
     WaitAnswered,
 )
 from ._timers import Timers
@@ -735,11 +736,17 @@ class Runtime:
                 )
 
     async def _poll(self) -> None:
+        changed = False  # a change heard but not yet read (kept when reading it failed)
         while True:
             try:
-                timeout = max(0.0, self._next_lease_renewal - self._wall.now())
-                changed = await self.store.wait_for_change(timeout)
+                if not changed:
+                    timeout = max(0.0, self._next_lease_renewal - self._wall.now())
+                    changed = await self.store.wait_for_change(timeout)
                 await self._poll_once(changed)
+                changed = False
+            except StoreUnavailable as exc:
+                log.warning("durable poller: %s; retrying", exc)
+                await asyncio.sleep(self.poll_interval)
             except Exception:
                 log.exception("durable poller: reading the journal failed; retrying")
                 await asyncio.sleep(self.poll_interval)

@@ -19,6 +19,7 @@ from . import child as child_program
 from .conftest import POSTGRES
 from .helpers import until
 from .journal_sql import execute, query
+from .pg_outage import OutageProxy
 from .processes import finish, lines, spawn_worker
 
 pytestmark = pytest.mark.skipif(POSTGRES is None, reason="DURABLE_TEST_POSTGRES is not set")
@@ -191,3 +192,48 @@ async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not
         assert [(e.seq, e.position) for e in events] == [(1, 0)]
     finally:
         await store.close()
+
+
+EXECUTED: Counter[int] = Counter()
+
+
+@durable.step
+async def counted_tick(i: int) -> int:
+    EXECUTED[i] += 1
+    await asyncio.sleep(0.01)
+    return i
+
+
+@durable.workflow(name="pg.counted")
+async def counted(ctx: durable.WorkflowContext, steps: int) -> int:
+    total = sum([await counted_tick(i) for i in range(steps)])
+    answer = await ctx.wait_for_user("go on?", input_type="text")
+    return total + len(answer)
+
+
+async def test_a_server_that_goes_away_and_comes_back_is_survived(db: str) -> None:
+    """Every connection reset and the server refusing new ones for 2 s, as in a restart,
+    mid-run: the run finishes, no step runs twice, and an answer sent afterwards by
+    another runtime is heard by the reconnected runtime."""
+    EXECUTED.clear()
+    async with OutageProxy(db) as proxy, durable.Runtime(proxy.url) as rt:
+        handle = await rt.start(counted, 30, run_id="c")
+
+        async def some_steps_done() -> bool:
+            return len(EXECUTED) >= 8
+
+        await until(some_steps_done)
+        connections_before = proxy.connections
+        await proxy.outage(2.0)
+        await until(lambda: _waiting(rt, "c"), timeout=30)
+        assert proxy.connections > connections_before  # it did reconnect
+        async with durable.Runtime(db, recover=False) as other:
+            await other.respond("c", "yes")
+        assert await handle.result(timeout=10) == sum(range(30)) + 3
+    assert sorted(EXECUTED) == list(range(30)) and set(EXECUTED.values()) == {1}
+    completed = [e for e in query(db, "SELECT kind FROM events") if e[0] == "step.completed"]
+    assert len(completed) == 30
+
+
+async def _waiting(rt: durable.Runtime, run_id: str) -> bool:
+    return bool(await rt.pending_waits(run_id))

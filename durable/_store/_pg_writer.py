@@ -55,7 +55,14 @@ def is_transient(exc: BaseException) -> bool:
     """A fault that passes: the connection, the server, or a lock conflict."""
     # InternalClientError: the connection's protocol state broke with it (asyncpg says
     # "another operation is in progress"); a new connection is the cure.
-    broken = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+    # StoreUnavailable: the store's connect could not reach the server (yet).
+    broken = (
+        OSError,
+        asyncio.TimeoutError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        StoreUnavailable,
+    )
     if isinstance(exc, broken):
         return True
     if isinstance(exc, asyncpg.PostgresConnectionError):

@@ -233,20 +233,22 @@ class PostgresStore:
     # -- reads --------------------------------------------------------------
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        """Rows of a read; a server that is away is waited for, as the writer does."""
         if self._pool is None:
             raise DurableError("the journal is closed; use the runtime inside `async with`")
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._writer.give_up_after
         delay = 0.01
-        for attempt in range(8):
+        while True:
             try:
                 return list(await self._pool.fetch(sql, *args))
             except Exception as exc:
-                if not is_transient(exc) or attempt == 7:
-                    if is_transient(exc):
-                        raise StoreUnavailable(f"PostgreSQL did not answer: {exc}") from None
+                if not is_transient(exc):
                     raise
+                if self._closing or loop.time() > give_up_at:
+                    raise StoreUnavailable(f"PostgreSQL did not answer: {exc}") from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")
 
     def _runs_sql(self, where: str) -> str:
         s = self._s
