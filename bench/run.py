@@ -212,7 +212,7 @@ async def _child_reopen(db: str, durability: str, count: int) -> None:
     start = time.perf_counter()
     async with durable.Runtime(db, durability=durability) as rt:
         elapsed = time.perf_counter() - start
-        if len(rt._live) + len(rt._dormant) != count:
+        if len(rt.loaded_runs) + len(rt.unloaded_runs) != count:
             raise RuntimeError("not every sleeping run was recovered")
         print(f"{elapsed:.3f}", flush=True)
 

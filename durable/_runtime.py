@@ -1,10 +1,9 @@
-"""``Runtime`` and ``RunHandle``: start, recover, deliver answers, cancel, lease.
+"""``Runtime`` and ``RunHandle``: open a journal, start, read, answer, cancel, resume.
 
 One runtime owns one store. Opening it claims and resumes every unfinished
-run this process has the workflow for (runs its journal shows parked at a
-sleep or a wait stay unloaded until due); a poller follows the store's change
-feed to notice what other processes write (answers, events, cancels, new
-runs), and renews this runtime's lease.
+run this process has the workflow for (``_ownership.py``; runs parked at a
+sleep or a wait stay unloaded until due, ``_residency.py``), then follows the
+store's change feed for what other processes write (``_inbox.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import dataclasses
-import functools
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -28,29 +24,29 @@ from typing_extensions import ParamSpec, Self
 from . import _current
 from ._aio import within
 from ._check import CheckReport, build_report
-from ._clock import Clock, SystemClock, VirtualClock
+from ._clock import Clock, SystemClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
+from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import CANCEL, MESSAGE, RERUN, USER_WAIT_PREFIX, RunJournal
+from ._ownership import HOST, Ownership
+from ._residency import Residency
 from ._run import LiveRun
 from ._store import open_store
 from ._store.base import (
     TERMINAL,
     EventRecord,
     Expect,
-    LeaseLost,
     NewEvent,
     RunEnded,
     RunRecord,
     RunUpdate,
     Store,
-    StoreUnavailable,
     WaitAnswered,
 )
 from ._timers import Timers
-from ._workflow import Workflow, registered, registry_keys
+from ._workflow import Workflow, registered
 from .errors import (
-    CorruptJournal,
     DurableError,
     IdempotencyKeyMismatch,
     InvalidResponse,
@@ -64,8 +60,6 @@ from .errors import (
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger("durable")
-
-_HOST = socket.gethostname()
 
 
 class RunHandle(Generic[R]):
@@ -118,6 +112,11 @@ class Runtime:
     unloaded and rebuilt by replay when its timer fires or its event arrives.
     A value (input, step result, event, output) over ``max_value_bytes`` of
     JSON is refused with ``SerializationError`` (None: no limit).
+
+    The runtime is a facade over its parts, each with one job: ``store`` (the
+    journal), ``ownership`` (leases and claims), ``residency`` (which runs are
+    in memory), ``inbox`` (changes written elsewhere) and ``timers``. They are
+    attributes for tools and tests to look at, not a stable API.
     """
 
     def __init__(
@@ -141,27 +140,33 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.durability = durability
         self.store: Store = store or open_store(path, durability, writer, poll_interval)
-        self.workflows = None if workflows is None else list(workflows)
         self.timers = Timers(self.clock)
         self.recover = recover
-        self.owner = identity or f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = identity or f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.always_replay = always_replay
         self.max_in_memory_runs = max_in_memory_runs
         self.max_value_bytes = max_value_bytes
-        self._wall = SystemClock()
-        self._dormant: dict[str, _Dormant] = {}
-        self._waking: set[str] = set()
-        self._live: dict[str, LiveRun] = {}
+        self.ownership = Ownership(self, self.owner, lease_seconds, workflows)
+        self.residency = Residency(self)
+        self.inbox = Inbox(self)
         self._open = False
-        self._poller: asyncio.Task[None] | None = None
         self._token: contextvars.Token[Runtime | None] | None = None
-        self._changed: set[asyncio.Future[None]] = set()
-        self._last_seq = 0
-        self._next_lease_renewal = 0.0
-        self._reported: set[str] = set()
-        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    @property
+    def loaded_runs(self) -> frozenset[str]:
+        """The runs executing in this runtime's memory now."""
+        return frozenset(self.residency.live)
+
+    @property
+    def unloaded_runs(self) -> frozenset[str]:
+        """The runs this runtime holds unloaded, parked until a timer or an event wakes them."""
+        return frozenset(self.residency.unloaded)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -184,13 +189,13 @@ class Runtime:
         await self.store.open()
         self._open = True
         self.timers.start()
-        self._last_seq = await self.store.last_seq()
         self._token = _current.runtime.set(self)
-        await self._claim(include_own=True)
+        last_seq = await self.store.last_seq()
+        await self.ownership.claim(include_own=True)
         if self.recover:
-            await self._report_unregistered()
-        self._next_lease_renewal = self._wall.now() + self.lease_seconds / 3
-        self._poller = asyncio.create_task(self._poll(), name="durable-poller")
+            await self.ownership.report_unregistered(await self._unfinished())
+        self.ownership.schedule_renewal()
+        await self.inbox.start(last_seq)
 
     async def close(self) -> None:
         """Stop every run where it is (left resumable, never failed) and close the journal."""
@@ -211,21 +216,14 @@ class Runtime:
         if not self._open:
             return False
         self._open = False
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
-        runs = list(self._live.values())
-        for live in runs:
-            live.retire()
-        await asyncio.gather(*(live.task for live in runs if live.task), return_exceptions=True)
-        self._live.clear()
-        self._dormant.clear()
+        await self.inbox.stop()
+        await self.residency.stop_all()
         return True
 
     async def _close_store(self) -> None:
         await self.timers.stop()
         await self.store.close()
-        self._notify(DurableError("the runtime was closed while waiting for a run's result"))
+        self.inbox.notify(DurableError("the runtime was closed while waiting for a run's result"))
         if self._token is not None:
             # ValueError: closed from another task than the one that opened it.
             with contextlib.suppress(ValueError):
@@ -282,7 +280,7 @@ class Runtime:
         now = self.clock.now()
         # A runtime that does not run this workflow (recover=False, or not among its
         # workflows) leaves new runs unowned for a worker that does.
-        executes = self.recover and self._executable(wf.name, wf.version) is wf
+        executes = self.recover and self.ownership.executable(wf.name, wf.version) is wf
         record = RunRecord(
             run_id=rid,
             workflow=wf.name,
@@ -294,7 +292,7 @@ class Runtime:
             output=None,
             error=None,
             owner=self.owner if executes else None,
-            lease_until=self._wall.now() + self.lease_seconds if executes else None,
+            lease_until=time.time() + self.lease_seconds if executes else None,
             created_at=now,
             updated_at=now,
         )
@@ -302,14 +300,14 @@ class Runtime:
             # A new id cannot exist yet, so the run starts at once: its row is queued
             # in the run's own write chain, ahead of its first write, and the two
             # share a commit. If the row cannot be written, neither is anything else.
-            live = self._launch(record, wf, RunJournal([]))
+            live = self.residency.launch(record, wf, RunJournal([]))
             await self.store.create_run(record, chain=live.writes)
             return RunHandle(self, rid)
         stored, created = await self.store.create_run(record)
         if stored.workflow != wf.name or stored.input_digest != input_digest:
             raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)
         if created and executes:
-            self._launch(stored, wf, RunJournal([]))
+            self.residency.launch(stored, wf, RunJournal([]))
         return RunHandle(self, rid)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
@@ -351,17 +349,16 @@ class Runtime:
 
     async def _result(self, run_id: str) -> Any:
         while True:
-            live = self._live.get(run_id)
+            live = self.residency.live.get(run_id)
             if live is not None and not live.retired:
                 final = await live.wait_ended()
                 if final is not None:
                     return self._outcome(final)
             # Not live here, or that incarnation was retired: ask the journal, await changes.
-            changed = self._change_future()
+            changed = self.inbox.next_change()
             record = await self._record(run_id)
             if record.status in TERMINAL:
                 changed.cancel()
-                self._changed.discard(changed)
                 return self._outcome(record)
             await changed
 
@@ -437,15 +434,8 @@ class Runtime:
         text = encode(value, self.max_value_bytes)
         event = NewEvent(run_id, None, MESSAGE, name, text, self.clock.now())
         (seq,) = await self.store.append(run_id, [event], expect=expect)
-        self._deliver(EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at))
-
-    def _deliver(self, message: EventRecord) -> None:
-        live = self._live.get(message.run_id)
-        if live is not None:
-            live.deliver(message)
-        dormant = self._dormant.get(message.run_id)
-        if dormant is not None and message.name in dormant.messages:
-            self._wake(message.run_id)
+        message = EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at)
+        self.residency.deliver(message)
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run: it stops at its current await and ends ``cancelled``."""
@@ -459,23 +449,8 @@ class Runtime:
             raise DurableError(
                 f"run {run_id!r} already ended {ended.status}; nothing to cancel"
             ) from None
-        self._forget_cancelled(run_id)
-        self._notify()
-
-    def _forget_cancelled(self, run_id: str) -> None:
-        live = self._live.get(run_id)
-        if live is not None:
-            live.cancel()
-        self._drop_dormant(run_id)
-
-    def _drop_dormant(self, run_id: str) -> bool:
-        """Forget an unloaded run and cancel its timers; False if it was not unloaded."""
-        dormant = self._dormant.pop(run_id, None)
-        if dormant is None:
-            return False
-        for timer in dormant.timers:
-            self.timers.cancel(timer)
-        return True
+        self.residency.forget_cancelled(run_id)
+        self.inbox.notify()
 
     async def resume(self, run_id: str) -> RunHandle[Any]:
         """Run a failed run again on its journal (after fixing the code)."""
@@ -493,7 +468,7 @@ class Runtime:
             only_if_active=False,
         )
         await self.store.append(run_id, [], update)
-        await self._claim(include_own=True, run_ids=[run_id])
+        await self.ownership.claim(include_own=True, run_ids=[run_id])
         return RunHandle(self, run_id)
 
     async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:
@@ -511,7 +486,7 @@ class Runtime:
             now, status="pending", reset_result=True, release=True, only_if_active=False
         )
         await self.store.supersede(run_id, position, update, [marker])
-        await self._claim(include_own=True, run_ids=[run_id])
+        await self.ownership.claim(include_own=True, run_ids=[run_id])
         return RunHandle(self, run_id)
 
     async def check(self, *, unregistered: bool = True) -> CheckReport:
@@ -523,295 +498,31 @@ class Runtime:
         self._check_open()
         runs = await self._unfinished()
         journals = await self.store.load_events([run.run_id for run in runs])
-        now = self._wall.now()
-
-        def owned_by_live_runtime(run: RunRecord) -> bool:
-            return (
-                run.owner is not None
-                and (run.lease_until or 0) >= now
-                and not _owner_is_dead(run.owner)
-            )
-
         return build_report(
             runs,
             journals,
-            owned_by_live_runtime,
+            self.ownership.owned_by_live_runtime,
             lambda run: not unregistered or registered(run.workflow, run.version) is not None,
-            self._live.keys() | self._dormant.keys(),
+            self.loaded_runs | self.unloaded_runs,
         )
 
-    # -- running runs --------------------------------------------------------
-
-    def _launch(self, record: RunRecord, wf: Workflow[Any, Any], journal: RunJournal) -> LiveRun:
-        live = LiveRun(self, record, wf, journal)
-        self._live[record.run_id] = live
-        live.launch()
-        return live
-
-    def reclaim_later(self, run_id: str) -> None:
-        """Claim a run again, with backoff, until the store answers (see LiveRun._let_go)."""
-        task = asyncio.create_task(self._reclaim(run_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _reclaim(self, run_id: str) -> None:
-        delay = 0.05
-        while self._open and run_id not in self._live:
-            await asyncio.sleep(delay)
-            try:
-                await self._claim(include_own=True, run_ids=[run_id])
-            except Exception as exc:
-                log.warning("could not claim run %s again yet (%s); retrying", run_id, exc)
-                delay = min(delay * 2, 2.0)
-            else:
-                self._notify()  # result() waiters look again
-                return
-
-    def run_ended(self, live: LiveRun) -> None:
-        self.forget(live)
-        self._notify()
-
-    def forget(self, live: LiveRun) -> None:
-        """This incarnation no longer runs here."""
-        if self._live.get(live.run_id) is live:
-            del self._live[live.run_id]
-
-    def note_suspended(self, live: LiveRun) -> None:
-        """A run parked: maybe rebuild it (always_replay), maybe skip virtual time."""
-        loop = asyncio.get_running_loop()
-        if self.always_replay:
-            loop.call_soon(self._rebuild_if_idle, live)
-        elif len(self._live) > self.max_in_memory_runs:
-            loop.call_soon(self._evict_if_idle, live)
-        if isinstance(self.clock, VirtualClock) and self.clock.auto_skip:
-            loop.call_soon(self._skip_if_idle)
-
-    def _skip_if_idle(self) -> None:
-        runs = self._live.values()
-        if runs and all(run.blocked_on_timers for run in runs):
-            self.timers.skip_to_next()
-
-    def _rebuild_if_idle(self, live: LiveRun) -> None:
-        position = live.positions_used
-        if self._live.get(live.run_id) is live and live.idle and position not in live.replayed_at:
-            live.retire()
-            task = asyncio.create_task(self._rebuild(live, live.replayed_at | {position}))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    def _evict_if_idle(self, live: LiveRun) -> None:
-        """Unload an idle run; its timers and awaited events stay here to wake it."""
-        if self._live.get(live.run_id) is not live or not live.idle:
-            return
-        waits = live.parked_waits()
-        live.retire()
-        del self._live[live.run_id]
-        self._unload(live.run_id, waits)
-
-    def _unload(self, run_id: str, waits: list[tuple[float | None, str | None]]) -> None:
-        """Keep only what wakes the run: a timer per deadline, the names of awaited events."""
-        timers = [
-            self.timers.call_at(deadline, functools.partial(self._wake, run_id))
-            for deadline, _ in waits
-            if deadline is not None
-        ]
-        messages = {message for _, message in waits if message is not None}
-        self._dormant[run_id] = _Dormant(timers, messages)
-
-    def _wake(self, run_id: str) -> None:
-        """Load an unloaded run again; runs woken together are loaded in bulk."""
-        if not self._drop_dormant(run_id):
-            return
-        if not self._waking:
-            task = asyncio.create_task(self._load_woken())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        self._waking.add(run_id)
-
-    async def _load_woken(self) -> None:
-        await asyncio.sleep(0)  # let the other runs woken in this moment join
-        run_ids, self._waking = sorted(self._waking), set()
-        if self._open:
-            await self._claim(include_own=True, run_ids=run_ids)
-
-    async def _rebuild(self, old: LiveRun, replayed_at: set[int]) -> None:
-        """Replace a retired run by a new incarnation replayed from the stored journal."""
-        if old.task is not None:
-            await asyncio.gather(old.task, return_exceptions=True)
-        if not self._open or self._live.get(old.run_id) is not old:
-            return
-        self.run_ended(old)
-        await self._claim(include_own=True, run_ids=[old.run_id])
-        new = self._live.get(old.run_id)
-        if new is not None:
-            new.replayed_at = replayed_at
+    # -- what the parts and live runs call back ------------------------------
 
     async def _unfinished(self) -> list[RunRecord]:
         return await self.store.list_runs(limit=None, unfinished=True)
 
-    def _executes(self) -> list[tuple[str, str]]:
-        """The (name, version) pairs of the workflows this runtime runs."""
-        if self.workflows is None:
-            return registry_keys()
-        return [(wf.name, wf.version or "1") for wf in self.workflows]
+    def reclaim_later(self, run_id: str) -> None:
+        self.ownership.reclaim_later(run_id)
 
-    def _executable(self, name: str, version: str | None) -> Workflow[Any, Any] | None:
-        wf = registered(name, version)
-        if wf is None or self.workflows is None or wf in self.workflows:
-            return wf
-        return None
+    def note_suspended(self, live: LiveRun) -> None:
+        self.residency.note_suspended(live)
 
-    async def _claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:
-        """Take free runs, as many as this runtime has room for (it claims again while
-        a whole batch came back), and start or park them."""
-        if not self.recover:
-            return
-        dead = [owner for owner in await self.store.owners() if _owner_is_dead(owner)]
-        while True:
-            now = self._wall.now()
-            limit = max(1, self.max_in_memory_runs - len(self._live))
-            records = await self.store.claim(
-                self.owner,
-                now + self.lease_seconds,
-                now,
-                limit=limit,
-                dead_owners=dead,
-                run_ids=run_ids,
-                workflows=self._executes(),
-                include_own=include_own,
-            )
-            taken = sum(1 for record in records if record.owner != self.owner)
-            records = [record for record in records if record.run_id not in self._live]
-            # Loaded and started a slice at a time: while one slice's journals are read, the
-            # runs started before it move on (and many finish), so fewer are in memory at once.
-            for start in range(0, len(records), _RECOVERY_SLICE):
-                await self._resume(records[start : start + _RECOVERY_SLICE])
-            if taken < limit or not self._open:
-                return
-            include_own = False
+    def forget(self, live: LiveRun) -> None:
+        self.residency.forget(live)
 
-    async def _resume(self, records: list[RunRecord]) -> None:
-        """Start claimed runs from their journals, or leave the parked ones unloaded."""
-        journals = await self.store.load_events([record.run_id for record in records])
-        # A run whose journal shows it parked at a sleep or a wait is not started: it
-        # would only replay to the same place. It stays unloaded until something wakes
-        # it, as an evicted run does. (Virtual time skips only by looking at live runs.)
-        may_unload = not self.always_replay and not (
-            isinstance(self.clock, VirtualClock) and self.clock.auto_skip
-        )
-        now = self.clock.now()
-        for record in records:
-            wf = self._executable(record.workflow, record.version)
-            if wf is None or record.run_id in self._live:  # started meanwhile, by a wake-up
-                continue
-            try:
-                journal = RunJournal(journals[record.run_id])
-                parked = journal.parked(now) if may_unload else None
-                if parked is not None and record.run_id not in self._dormant:
-                    self._unload(record.run_id, [parked])
-                    status = "sleeping" if parked[1] is None else "waiting"
-                    if record.status != status:  # it crashed between parking and saying so
-                        update = RunUpdate(self.clock.now(), status=status)
-                        try:
-                            await self.store.append(record.run_id, [], update, owner=self.owner)
-                        except (LeaseLost, RunEnded):  # taken over or cancelled meanwhile
-                            self._drop_dormant(record.run_id)
-                    continue
-                self._launch(record, wf, journal)
-            except CorruptJournal as exc:  # fail that run alone; the others go on
-                log.error("%s", exc)
-                update = RunUpdate(self.clock.now(), status="failed", error=encode(exc.to_record()))
-                await self.store.append(record.run_id, [], update)
-
-    async def _report_unregistered(self) -> None:
-        for record in await self._unfinished():
-            key = f"{record.workflow}@{record.version}"
-            if registered(record.workflow, record.version) is None and key not in self._reported:
-                self._reported.add(key)
-                log.warning(
-                    "runs of workflow %r version %r are unfinished but not registered in this"
-                    " process; they are left untouched (import the module that defines it)",
-                    record.workflow,
-                    record.version,
-                )
-
-    async def _poll(self) -> None:
-        changed = False  # a change heard but not yet read (kept when reading it failed)
-        while True:
-            try:
-                if not changed:
-                    timeout = max(0.0, self._next_lease_renewal - self._wall.now())
-                    changed = await self.store.wait_for_change(timeout)
-                await self._poll_once(changed)
-                changed = False
-            except StoreUnavailable as exc:
-                log.warning("durable poller: %s; retrying", exc)
-                await asyncio.sleep(self.poll_interval)
-            except Exception:
-                log.exception("durable poller: reading the journal failed; retrying")
-                await asyncio.sleep(self.poll_interval)
-
-    async def _poll_once(self, changed: bool) -> None:
-        if changed:
-            for event in await self.store.changes_since(self._last_seq):
-                self._last_seq = event.seq
-                if event.kind == MESSAGE:
-                    self._deliver(event)
-                elif event.kind == CANCEL:
-                    self._forget_cancelled(event.run_id)
-            await self._claim(include_own=False)
-            self._notify()
-        if self._wall.now() >= self._next_lease_renewal:
-            self._next_lease_renewal = self._wall.now() + self.lease_seconds / 3
-            before = dict(self._live)
-            now = self._wall.now()
-            held = await self.store.renew(self.owner, now + self.lease_seconds, now)
-            if held is not None:  # our lease had lapsed: another runtime may have taken runs
-                await self._drop_lost(before, held)
-            await self._claim(include_own=False)
-
-    async def _drop_lost(self, before: dict[str, LiveRun], held: set[str]) -> None:
-        """Stop running runs another runtime took over (our lease expired while we stalled).
-
-        ``before`` is what ran here before the renewal; a run missing from
-        ``held`` may also just have finished, so the journal confirms the loss.
-        """
-        for run_id, live in before.items():
-            if run_id in held or self._live.get(run_id) is not live or live.ended:
-                continue
-            record = await self.store.get_run(run_id)
-            if record is None or record.status in TERMINAL or record.owner == self.owner:
-                continue
-            log.warning("run %s was taken over by %s after our lease expired", run_id, record.owner)
-            self.forget(live)
-            live.retire()
-
-    # -- change notification -------------------------------------------------
-
-    def _change_future(self) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._changed.add(future)
-        return future
-
-    def _notify(self, error: BaseException | None = None) -> None:
-        waiting, self._changed = self._changed, set()
-        for future in waiting:
-            if not future.done():
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
-
-
-@dataclasses.dataclass
-class _Dormant:
-    """An unloaded run: the timers and event names that wake it."""
-
-    timers: list[int]
-    messages: set[str]
-
-
-_RECOVERY_SLICE = 500
+    def run_ended(self, live: LiveRun) -> None:
+        self.residency.forget(live)
+        self.inbox.notify()
 
 
 class _HexPool:
@@ -846,21 +557,6 @@ def new_run_id() -> str:
     r = pool.digits[at : at + 19]
     t = f"{time.time_ns() // 1_000_000:012x}"
     return f"{t[:8]}-{t[8:]}-7{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:]}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` names a process on this host that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != _HOST or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def run(wf: Workflow[P, R], *args: Any, db: str = "durable.db", **kwargs: Any) -> R:

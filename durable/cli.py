@@ -235,7 +235,8 @@ async def _worker(db: str, modules: Sequence[str], durability: str) -> None:
     async with Runtime(db, durability=durability) as rt:
         names = ", ".join(f"{name}@{version}" for name, version in registry_keys())
         print(
-            f"durable worker: {db}, {len(rt._live)} run(s) resumed, workflows: {names}", flush=True
+            f"durable worker: {db}, {len(rt.loaded_runs)} run(s) resumed, workflows: {names}",
+            flush=True,
         )
         await stop.wait()
     print("durable worker: stopped cleanly", flush=True)

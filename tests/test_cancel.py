@@ -37,7 +37,7 @@ async def test_cancel_a_sleeping_run(db: Path) -> None:
         assert (await rt.history("s"))[-1]["kind"] == "run.cancel"
     assert SEEN == ["cancelled at sleep"]
     async with durable.Runtime(db) as rt:
-        assert "s" not in rt._live
+        assert "s" not in rt.loaded_runs
         assert (await rt.get_run("s")).status is durable.RunStatus.CANCELLED
 
 
@@ -78,7 +78,7 @@ async def test_cancel_a_waiting_run_that_no_runtime_is_running(db: Path) -> None
         await tool.cancel("w")
         assert await tool.pending_waits() == []
     async with durable.Runtime(db) as rt:
-        assert "w" not in rt._live
+        assert "w" not in rt.loaded_runs
         with pytest.raises(durable.WorkflowCancelled):
             await rt.handle("w").result(timeout=5)
 
@@ -93,7 +93,7 @@ async def test_cancel_from_another_runtime_reaches_the_live_one(db: Path) -> Non
             await handle.result(timeout=5)
 
         async def gone() -> bool:
-            return "s" not in rt._live
+            return "s" not in rt.loaded_runs
 
         await until(gone, timeout=2)
     assert SEEN == ["cancelled at sleep"]

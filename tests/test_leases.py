@@ -165,7 +165,7 @@ async def test_a_runtime_writes_nothing_to_a_run_taken_over_behind_its_back(db: 
         await rt.send_event("p", "go", 1)  # wakes the run; its next write must be refused
 
         async def dropped() -> bool:
-            return "p" not in rt._live
+            return "p" not in rt.loaded_runs
 
         await until(dropped)
         after = await rt.history("p")
@@ -221,7 +221,7 @@ async def test_a_closed_runtime_gives_its_runs_up_at_once(db: Path) -> None:
         await status_is(rt, "n", "sleeping")
     assert query(db, "SELECT owner FROM owners") == []  # one row deleted
     async with durable.Runtime(db, identity="b", lease_seconds=600, clock=clock) as rt:
-        assert "n" in rt._dormant  # taken at open, without waiting for a's lease
+        assert "n" in rt.unloaded_runs  # taken at open, without waiting for a's lease
         clock.advance(3600)
         assert await rt.handle("n").result(timeout=10) == "rested"
     assert lease_of(db, "n")[0] == "b"

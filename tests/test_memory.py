@@ -35,10 +35,10 @@ async def test_runs_beyond_the_cap_are_unloaded_and_woken_by_timer_and_event(db:
 
         async def all_sleeping() -> bool:
             runs = await rt.list_runs(status="sleeping")
-            return len(runs) == 20 and len(rt._live) <= 4
+            return len(runs) == 20 and len(rt.loaded_runs) <= 4
 
         await until(all_sleeping)
-        assert len(rt._dormant) >= 16
+        assert len(rt.unloaded_runs) >= 16
 
         clock.advance(3600)  # timers of unloaded runs wake them; they reload and wait
 
@@ -54,7 +54,7 @@ async def test_runs_beyond_the_cap_are_unloaded_and_woken_by_timer_and_event(db:
             await handles[0].result(timeout=10)
     assert results == [100 + i for i in range(1, 20)]
     assert max(BODY_ENTRIES.values()) >= 2  # unloaded runs were rebuilt by replay
-    assert len(rt._dormant) == 0
+    assert len(rt.unloaded_runs) == 0
 
 
 async def test_unloaded_runs_count_as_owned_by_this_runtime_in_check(db: Path) -> None:
@@ -64,7 +64,7 @@ async def test_unloaded_runs_count_as_owned_by_this_runtime_in_check(db: Path) -
             await rt.start(nap_then_event, i)
 
         async def unloaded() -> bool:
-            return len(rt._dormant) >= 3
+            return len(rt.unloaded_runs) >= 3
 
         await until(unloaded)
         assert (await rt.check()).orphaned_runs == []
@@ -86,13 +86,13 @@ async def test_a_run_parked_in_its_journal_is_not_started_at_recovery(db: Path) 
     entries = dict(BODY_ENTRIES)
 
     async with durable.Runtime(db, clock=clock) as rt:
-        assert rt._live == {} and set(rt._dormant) == {"napper", "waiter"}
+        assert rt.loaded_runs == set() and rt.unloaded_runs == {"napper", "waiter"}
         assert entries == BODY_ENTRIES  # neither workflow body ran again
         assert (await rt.get_run("waiter")).status is durable.RunStatus.WAITING
         await rt.send_event("waiter", "go", 40)  # an event wakes it
         assert await rt.handle("waiter").result(timeout=10) == 42
         clock.advance(1)  # nothing is due yet: the sleeper stays unloaded
-        assert "napper" in rt._dormant
+        assert "napper" in rt.unloaded_runs
         clock.advance(3600)  # its timer wakes it; it replays and waits for its event
 
         async def napper_waits() -> bool:
@@ -122,7 +122,7 @@ async def test_a_parked_run_cancelled_as_it_is_claimed_is_let_go(sqlite_db: Path
         conn.commit()
 
     async with durable.Runtime(db, clock=clock) as rt:
-        assert rt._live == {} and rt._dormant == {}
+        assert rt.loaded_runs == set() and rt.unloaded_runs == set()
         assert (await rt.get_run("napper")).status is durable.RunStatus.CANCELLED
 
 
@@ -133,7 +133,7 @@ async def test_a_finished_run_is_freed_without_the_cycle_collector(db: Path) -> 
     try:
         async with durable.Runtime(db) as rt:
             handle = await rt.start(nap_then_event, 1)
-            run = weakref.ref(rt._live[handle.run_id])
+            run = weakref.ref(rt.residency.live[handle.run_id])
             await status_is(rt, handle.run_id, "sleeping")
             await rt.cancel(handle.run_id)
 
@@ -161,7 +161,7 @@ async def test_a_running_run_holds_only_the_events_of_calls_in_progress(db: Path
     async with durable.Runtime(db) as rt:
         handle = await rt.start(long_then_wait, 50)
         await status_is(rt, handle.run_id, "waiting")
-        journal = rt._live[handle.run_id].journal
+        journal = rt.residency.live[handle.run_id].journal
         assert [event.kind for events in journal.live.values() for event in events] == [
             "wait.started"
         ]

@@ -138,8 +138,8 @@ async def test_runs_of_unregistered_workflows_are_left_untouched_and_logged_once
     with caplog.at_level(logging.WARNING, logger="durable"):
         async with durable.Runtime(db) as rt:
             assert (await rt.get_run("e")).status is durable.RunStatus.WAITING
-            assert "e" not in rt._live
-            await rt._report_unregistered()
+            assert "e" not in rt.loaded_runs
+            await rt.ownership.report_unregistered(await rt.list_runs(limit=None))
     warnings = [r for r in caplog.records if "runtime.ephemeral" in r.getMessage()]
     assert len(warnings) == 1
 

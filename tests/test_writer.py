@@ -182,7 +182,7 @@ async def test_a_run_whose_unawaited_write_failed_writes_nothing_more_and_resume
         handle = await rt.start(two_steps, run_id="w")
 
         async def stopped() -> bool:
-            return "w" not in rt._live
+            return "w" not in rt.loaded_runs
 
         await until(stopped)
         assert await kinds(rt, "w") == [(0, "step.started", "one")]
@@ -217,7 +217,7 @@ async def test_a_new_run_whose_row_cannot_be_written_writes_nothing(db: Path, wr
             await rt.start(one_step)
 
         async def stopped() -> bool:
-            return not rt._live
+            return not rt.loaded_runs
 
         await until(stopped)
         assert await rt.list_runs() == []

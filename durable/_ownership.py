@@ -1,0 +1,186 @@
+"""Leases: which runs this runtime owns, claiming free ones, renewing, taking over, letting go.
+
+A runtime holds one lease (a row in ``owners``) and renews it every third of
+``lease_seconds``. Claiming takes free runs of the workflows it executes, as
+many as it has room for and no more than its fair share; runs of an owner
+whose lease lapsed (or that is a dead process on this host) are free. A run
+let go after a database fault is claimed again with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._aio import TaskSet
+from ._clock import SystemClock
+from ._store.base import TERMINAL, RunRecord
+from ._workflow import Workflow, registered, registry_keys
+
+if TYPE_CHECKING:
+    from ._run import LiveRun
+    from ._runtime import Runtime
+
+log = logging.getLogger("durable")
+
+HOST = socket.gethostname()
+
+
+class Ownership:
+    """The runtime's lease and the claims made under it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        owner: str,
+        lease_seconds: float,
+        workflows: Sequence[Workflow[Any, Any]] | None,
+    ) -> None:
+        self.runtime = runtime
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.workflows = None if workflows is None else list(workflows)
+        self.next_renewal = 0.0
+        self._wall = SystemClock()
+        self._reported: set[str] = set()
+        self._tasks = TaskSet()
+
+    def executes(self) -> list[tuple[str, str]]:
+        """The (name, version) pairs of the workflows this runtime runs."""
+        if self.workflows is None:
+            return registry_keys()
+        return [(wf.name, wf.version or "1") for wf in self.workflows]
+
+    def executable(self, name: str, version: str | None) -> Workflow[Any, Any] | None:
+        wf = registered(name, version)
+        if wf is None or self.workflows is None or wf in self.workflows:
+            return wf
+        return None
+
+    async def claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:
+        """Take free runs, as many as this runtime has room for (it claims again while
+        a whole batch came back), and start or park them."""
+        rt = self.runtime
+        if not rt.recover:
+            return
+        store, live = rt.store, rt.residency.live
+        dead = [owner for owner in await store.owners() if owner_is_dead(owner)]
+        while True:
+            now = self._wall.now()
+            limit = max(1, rt.max_in_memory_runs - len(live))
+            records = await store.claim(
+                self.owner,
+                now + self.lease_seconds,
+                now,
+                limit=limit,
+                dead_owners=dead,
+                run_ids=run_ids,
+                workflows=self.executes(),
+                include_own=include_own,
+            )
+            taken = sum(1 for record in records if record.owner != self.owner)
+            records = [record for record in records if record.run_id not in live]
+            # Loaded and started a slice at a time: while one slice's journals are read, the
+            # runs started before it move on (and many finish), so fewer are in memory at once.
+            for start in range(0, len(records), _RECOVERY_SLICE):
+                await rt.residency.resume(records[start : start + _RECOVERY_SLICE])
+            if taken < limit or not rt.is_open:
+                return
+            include_own = False
+
+    def reclaim_later(self, run_id: str) -> None:
+        """Claim a run again, with backoff, until the store answers (see LiveRun._let_go)."""
+        self._tasks.spawn(self._reclaim(run_id))
+
+    async def _reclaim(self, run_id: str) -> None:
+        delay = 0.05
+        rt = self.runtime
+        while rt.is_open and run_id not in rt.residency.live:
+            await asyncio.sleep(delay)
+            try:
+                await self.claim(include_own=True, run_ids=[run_id])
+            except Exception as exc:
+                log.warning("could not claim run %s again yet (%s); retrying", run_id, exc)
+                delay = min(delay * 2, 2.0)
+            else:
+                rt.inbox.notify()  # result() waiters look again
+                return
+
+    def seconds_to_renewal(self) -> float:
+        return max(0.0, self.next_renewal - self._wall.now())
+
+    async def renew_if_due(self) -> None:
+        """Renew the lease when a third of it has passed; if it had lapsed, stop the runs
+        another runtime took meanwhile. Then claim what is free."""
+        if self._wall.now() < self.next_renewal:
+            return
+        self.schedule_renewal()
+        live = self.runtime.residency.live
+        before = dict(live)
+        now = self._wall.now()
+        held = await self.runtime.store.renew(self.owner, now + self.lease_seconds, now)
+        if held is not None:  # our lease had lapsed: another runtime may have taken runs
+            await self._drop_lost(before, held)
+        await self.claim(include_own=False)
+
+    def schedule_renewal(self) -> None:
+        self.next_renewal = self._wall.now() + self.lease_seconds / 3
+
+    async def _drop_lost(self, before: dict[str, LiveRun], held: set[str]) -> None:
+        """Stop running runs another runtime took over (our lease expired while we stalled).
+
+        ``before`` is what ran here before the renewal; a run missing from
+        ``held`` may also just have finished, so the journal confirms the loss.
+        """
+        residency = self.runtime.residency
+        for run_id, live in before.items():
+            if run_id in held or residency.live.get(run_id) is not live or live.ended:
+                continue
+            record = await self.runtime.store.get_run(run_id)
+            if record is None or record.status in TERMINAL or record.owner == self.owner:
+                continue
+            log.warning("run %s was taken over by %s after our lease expired", run_id, record.owner)
+            residency.forget(live)
+            live.retire()
+
+    async def report_unregistered(self, unfinished: list[RunRecord]) -> None:
+        for record in unfinished:
+            key = f"{record.workflow}@{record.version}"
+            if registered(record.workflow, record.version) is None and key not in self._reported:
+                self._reported.add(key)
+                log.warning(
+                    "runs of workflow %r version %r are unfinished but not registered in this"
+                    " process; they are left untouched (import the module that defines it)",
+                    record.workflow,
+                    record.version,
+                )
+
+    def owned_by_live_runtime(self, run: RunRecord) -> bool:
+        """Whether a run's owner still holds its lease (for ``check``)."""
+        return (
+            run.owner is not None
+            and (run.lease_until or 0) >= self._wall.now()
+            and not owner_is_dead(run.owner)
+        )
+
+
+_RECOVERY_SLICE = 500
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != HOST or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

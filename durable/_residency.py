@@ -1,0 +1,194 @@
+"""Which runs are in memory here: loaded (a live task) or unloaded until something wakes them.
+
+Past ``max_in_memory_runs`` a run that parks is unloaded: only its timers and
+the names of the events it awaits stay, and either wakes it (runs woken
+together are claimed in one read). A claimed run whose journal shows it
+parked is not started at all, for the same reason. With ``always_replay`` a
+run is rebuilt from its journal at every park, to flush out non-determinism.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ._aio import TaskSet
+from ._clock import VirtualClock
+from ._codec import encode
+from ._journal import RunJournal
+from ._run import LiveRun
+from ._store.base import EventRecord, LeaseLost, RunEnded, RunRecord, RunUpdate
+from ._workflow import Workflow
+from .errors import CorruptJournal
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+log = logging.getLogger("durable")
+
+
+@dataclasses.dataclass
+class _Unloaded:
+    """An unloaded run: the timers and event names that wake it."""
+
+    timers: list[int]
+    messages: set[str]
+
+
+class Residency:
+    """The runs this runtime holds: ``live`` ones run here, ``unloaded`` ones wait to wake."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.live: dict[str, LiveRun] = {}
+        self.unloaded: dict[str, _Unloaded] = {}
+        self._waking: set[str] = set()
+        self._tasks = TaskSet()
+
+    def launch(self, record: RunRecord, wf: Workflow[Any, Any], journal: RunJournal) -> LiveRun:
+        live = LiveRun(self.runtime, record, wf, journal)
+        self.live[record.run_id] = live
+        live.launch()
+        return live
+
+    def forget(self, live: LiveRun) -> None:
+        """This incarnation no longer runs here."""
+        if self.live.get(live.run_id) is live:
+            del self.live[live.run_id]
+
+    async def stop_all(self) -> None:
+        """Stop every run where it is (nothing more is written) and forget them all."""
+        runs = list(self.live.values())
+        for live in runs:
+            live.retire()
+        await asyncio.gather(*(live.task for live in runs if live.task), return_exceptions=True)
+        self.live.clear()
+        self.unloaded.clear()
+
+    async def resume(self, records: list[RunRecord]) -> None:
+        """Start claimed runs from their journals, or leave the parked ones unloaded."""
+        rt = self.runtime
+        journals = await rt.store.load_events([record.run_id for record in records])
+        # A run whose journal shows it parked at a sleep or a wait is not started: it
+        # would only replay to the same place. It stays unloaded until something wakes
+        # it, as an evicted run does. (Virtual time skips only by looking at live runs.)
+        may_unload = not rt.always_replay and not (
+            isinstance(rt.clock, VirtualClock) and rt.clock.auto_skip
+        )
+        now = rt.clock.now()
+        for record in records:
+            wf = rt.ownership.executable(record.workflow, record.version)
+            if wf is None or record.run_id in self.live:  # started meanwhile, by a wake-up
+                continue
+            try:
+                journal = RunJournal(journals[record.run_id])
+                parked = journal.parked(now) if may_unload else None
+                if parked is not None and record.run_id not in self.unloaded:
+                    self._unload(record.run_id, [parked])
+                    status = "sleeping" if parked[1] is None else "waiting"
+                    if record.status != status:  # it crashed between parking and saying so
+                        update = RunUpdate(rt.clock.now(), status=status)
+                        try:
+                            await rt.store.append(record.run_id, [], update, owner=rt.owner)
+                        except (LeaseLost, RunEnded):  # taken over or cancelled meanwhile
+                            self.drop_unloaded(record.run_id)
+                    continue
+                self.launch(record, wf, journal)
+            except CorruptJournal as exc:  # fail that run alone; the others go on
+                log.error("%s", exc)
+                update = RunUpdate(rt.clock.now(), status="failed", error=encode(exc.to_record()))
+                await rt.store.append(record.run_id, [], update)
+
+    def deliver(self, message: EventRecord) -> None:
+        live = self.live.get(message.run_id)
+        if live is not None:
+            live.deliver(message)
+        unloaded = self.unloaded.get(message.run_id)
+        if unloaded is not None and message.name in unloaded.messages:
+            self._wake(message.run_id)
+
+    def forget_cancelled(self, run_id: str) -> None:
+        live = self.live.get(run_id)
+        if live is not None:
+            live.cancel()
+        self.drop_unloaded(run_id)
+
+    def drop_unloaded(self, run_id: str) -> bool:
+        """Forget an unloaded run and cancel its timers; False if it was not unloaded."""
+        unloaded = self.unloaded.pop(run_id, None)
+        if unloaded is None:
+            return False
+        for timer in unloaded.timers:
+            self.runtime.timers.cancel(timer)
+        return True
+
+    def note_suspended(self, live: LiveRun) -> None:
+        """A run parked: maybe rebuild it (always_replay), maybe skip virtual time."""
+        rt = self.runtime
+        loop = asyncio.get_running_loop()
+        if rt.always_replay:
+            loop.call_soon(self._rebuild_if_idle, live)
+        elif len(self.live) > rt.max_in_memory_runs:
+            loop.call_soon(self._evict_if_idle, live)
+        if isinstance(rt.clock, VirtualClock) and rt.clock.auto_skip:
+            loop.call_soon(self._skip_if_idle)
+
+    def _skip_if_idle(self) -> None:
+        runs = self.live.values()
+        if runs and all(run.blocked_on_timers for run in runs):
+            self.runtime.timers.skip_to_next()
+
+    def _rebuild_if_idle(self, live: LiveRun) -> None:
+        position = live.positions_used
+        if self.live.get(live.run_id) is live and live.idle and position not in live.replayed_at:
+            live.retire()
+            self._tasks.spawn(self._rebuild(live, live.replayed_at | {position}))
+
+    def _evict_if_idle(self, live: LiveRun) -> None:
+        """Unload an idle run; its timers and awaited events stay here to wake it."""
+        if self.live.get(live.run_id) is not live or not live.idle:
+            return
+        waits = live.parked_waits()
+        live.retire()
+        del self.live[live.run_id]
+        self._unload(live.run_id, waits)
+
+    def _unload(self, run_id: str, waits: list[tuple[float | None, str | None]]) -> None:
+        """Keep only what wakes the run: a timer per deadline, the names of awaited events."""
+        timers = [
+            self.runtime.timers.call_at(deadline, functools.partial(self._wake, run_id))
+            for deadline, _ in waits
+            if deadline is not None
+        ]
+        messages = {message for _, message in waits if message is not None}
+        self.unloaded[run_id] = _Unloaded(timers, messages)
+
+    def _wake(self, run_id: str) -> None:
+        """Load an unloaded run again; runs woken together are loaded in bulk."""
+        if not self.drop_unloaded(run_id):
+            return
+        if not self._waking:
+            self._tasks.spawn(self._load_woken())
+        self._waking.add(run_id)
+
+    async def _load_woken(self) -> None:
+        await asyncio.sleep(0)  # let the other runs woken in this moment join
+        run_ids, self._waking = sorted(self._waking), set()
+        if self.runtime.is_open:
+            await self.runtime.ownership.claim(include_own=True, run_ids=run_ids)
+
+    async def _rebuild(self, old: LiveRun, replayed_at: set[int]) -> None:
+        """Replace a retired run by a new incarnation replayed from the stored journal."""
+        rt = self.runtime
+        if old.task is not None:
+            await asyncio.gather(old.task, return_exceptions=True)
+        if not rt.is_open or self.live.get(old.run_id) is not old:
+            return
+        rt.run_ended(old)
+        await rt.ownership.claim(include_own=True, run_ids=[old.run_id])
+        new = self.live.get(old.run_id)
+        if new is not None:
+            new.replayed_at = replayed_at
