@@ -27,6 +27,9 @@ DEFAULT_VERSION = "1"
 class Workflow(Generic[P, R]):
     """A registered workflow. Calling it inside a runtime starts a run and awaits its result."""
 
+    __name__: str  # the function's, as functools.update_wrapper copies them
+    __qualname__: str
+
     def __init__(
         self,
         fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]],

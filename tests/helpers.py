@@ -11,7 +11,7 @@ import durable
 T = TypeVar("T")
 
 
-async def until(check: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
+async def until(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
     """Poll ``check`` until it returns something truthy, or fail after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -18,10 +18,11 @@ def query(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[
     """Rows of ``sql`` (executed and committed: it may write)."""
     if not is_url(str(db)):
         with contextlib.closing(sqlite3.connect(db)) as conn:
-            rows = conn.execute(sql, params).fetchall()
+            rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
             conn.commit()
             return rows
-    return _in_thread(_pg_query(str(db), sql, params))
+    rows = _in_thread(_pg_query(str(db), sql, params))
+    return list(rows)
 
 
 def execute(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> None:

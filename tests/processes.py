@@ -56,7 +56,7 @@ def kill_mid_step(db: Path, effects: Path, step: str, **extra_env: str) -> str:
     return started
 
 
-def spawn_worker(db: Path, effects: Path) -> subprocess.Popen[str]:
+def spawn_worker(db: Path | str, effects: Path) -> subprocess.Popen[str]:
     """``durable worker tests.child`` on ``db``, once it says it is running."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DURABLE_TEST_EFFECTS": str(effects)}
     worker = subprocess.Popen(

@@ -92,7 +92,7 @@ async def test_runs_go_on_when_every_connection_of_the_runtime_is_killed(db: str
 
         async def some_steps_done() -> bool:
             events = await rt.history("c")
-            return sum(e["kind"] == "step.completed" for e in events) >= 5
+            return sum(1 for e in events if e["kind"] == "step.completed") >= 5
 
         await until(some_steps_done)
         plain, _ = _split_schema(db)
@@ -180,7 +180,7 @@ async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not
         await store.create_run(record)
         writer = store.writer
         breaking = _BreakingFetchmany(await writer._connection(), after_sending)
-        writer._conn = breaking  # type: ignore[assignment]
+        writer._conn = breaking
         write = store.append("r", [NewEvent("r", 0, "step.started", "s", "{}", 1.0)], owner="me")
         if after_sending:  # it committed: its answer is lost, and it is not written twice
             with pytest.raises(StoreUnavailable, match="as a write committed"):

@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ async def test_runs_of_unregistered_workflows_are_left_untouched_and_logged_once
         async with durable.Runtime(db) as rt:
             assert (await rt.get_run("e")).status is durable.RunStatus.WAITING
             assert "e" not in rt.loaded_runs
-            await rt.ownership.report_unregistered(await rt.list_runs(limit=None))
+            await rt.ownership.report_unregistered(await rt.store.list_runs(unfinished=True))
     warnings = [r for r in caplog.records if "runtime.ephemeral" in r.getMessage()]
     assert len(warnings) == 1
 
@@ -155,7 +156,7 @@ async def test_starting_an_undecorated_function_is_a_type_error(db: Path) -> Non
 async def test_unstorable_arguments_are_refused_before_anything_is_written(db: Path) -> None:
     async with durable.Runtime(db) as rt:
         with pytest.raises(durable.SerializationError, match=r"runtime\.greet"):
-            await rt.start(greet, object())  # type: ignore[arg-type]
+            await rt.start(greet, object())
         assert await rt.list_runs() == []
 
 
@@ -226,9 +227,10 @@ async def test_runs_read_together_are_read_by_one_query(
         for i in range(30):
             await (await rt.start(echo, i, run_id=f"r{i}")).result()
         queries: list[str] = []
+        assert isinstance(rt.store, SqliteStore)
         real = rt.store._fetchall
 
-        async def counted(sql: str, params: object = ()) -> object:
+        async def counted(sql: str, params: Sequence[Any] = ()) -> object:
             queries.append(sql)
             return await real(sql, params)
 

@@ -77,5 +77,5 @@ def test_sql_strings_interpolate_no_values() -> None:
 def test_the_scan_would_catch_a_value_in_sql(tmp_path: Path) -> None:
     bad = 'def f(conn, run_id):\n    conn.execute(f"SELECT * FROM runs WHERE run_id = {run_id}")\n'
     node = next(n for n in ast.walk(ast.parse(bad)) if isinstance(n, ast.JoinedStr))
-    assert isinstance(node.values[0], ast.Constant) and SQL_START.match(node.values[0].value)
+    assert isinstance(node.values[0], ast.Constant) and SQL_START.match(str(node.values[0].value))
     assert ast.unparse(node.values[1].value) not in ALLOWED_IN_SQL  # type: ignore[attr-defined]

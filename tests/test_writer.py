@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,7 +99,10 @@ async def test_a_batch_that_cannot_commit_fails_its_callers_and_loses_nothing_be
         def locked(conn: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError("database is locked")
 
-        failing = [store.writer.submit(locked), store.append("a", [event("a", 1)])]
+        failing: list[Awaitable[Any]] = [
+            store.writer.submit(locked),
+            store.append("a", [event("a", 1)]),
+        ]
         outcomes = await asyncio.gather(*failing, return_exceptions=True)
         assert all(isinstance(o, sqlite3.OperationalError) for o in outcomes)
         monkeypatch.undo()
@@ -147,7 +152,10 @@ async def test_a_batch_that_cannot_commit_stops_the_chains_in_it(
         def locked(conn: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError("database is locked")
 
-        failing = [store.writer.submit(locked), store.append("a", [event("a", 0)], chain=chain)]
+        failing: list[Awaitable[Any]] = [
+            store.writer.submit(locked),
+            store.append("a", [event("a", 0)], chain=chain),
+        ]
         await asyncio.gather(*failing, return_exceptions=True)
         monkeypatch.undo()
         with pytest.raises(sqlite3.OperationalError):
