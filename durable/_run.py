@@ -345,9 +345,9 @@ class LiveRun:
         except StoreUnavailable as error:
             self._let_go(error)
             return
-        except Exception:
-            log.exception("could not record the end of run %s; it will be resumed", self.run_id)
-            self._end(None)
+        except Exception as error:  # not a refusal: let it go, to be claimed and ended again
+            self._let_go(StoreUnavailable(f"the end of the run could not be written: {error}"))
+            return
         else:
             self._end(self._ended_as(update))
         self.runtime.run_ended(self)

@@ -20,6 +20,7 @@ from durable._store.base import (
     RunEnded,
     RunRecord,
     RunUpdate,
+    StoreUnavailable,
     WaitAnswered,
     WriteChain,
 )
@@ -94,7 +95,7 @@ async def test_a_batch_that_cannot_commit_fails_its_callers_and_loses_nothing_be
     store = await open_store(db, writer)
     try:
         await store.append("a", [event("a", 0)])
-        monkeypatch.setattr(_writer, "_BUSY_GIVE_UP_AFTER", 0.0)
+        monkeypatch.setattr(_writer, "_GIVE_UP_AFTER", 0.0)
 
         def locked(conn: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError("database is locked")
@@ -104,7 +105,7 @@ async def test_a_batch_that_cannot_commit_fails_its_callers_and_loses_nothing_be
             store.append("a", [event("a", 1)]),
         ]
         outcomes = await asyncio.gather(*failing, return_exceptions=True)
-        assert all(isinstance(o, sqlite3.OperationalError) for o in outcomes)
+        assert all(isinstance(o, StoreUnavailable) and "locked" in str(o) for o in outcomes)
         monkeypatch.undo()
         await store.append("a", [event("a", 2)])
         positions = [e.position for e in (await store.load_events(["a"]))["a"]]
@@ -147,7 +148,7 @@ async def test_a_batch_that_cannot_commit_stops_the_chains_in_it(
     store = await open_store(db, writer)
     chain = WriteChain()
     try:
-        monkeypatch.setattr(_writer, "_BUSY_GIVE_UP_AFTER", 0.0)
+        monkeypatch.setattr(_writer, "_GIVE_UP_AFTER", 0.0)
 
         def locked(conn: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError("database is locked")
@@ -158,7 +159,7 @@ async def test_a_batch_that_cannot_commit_stops_the_chains_in_it(
         ]
         await asyncio.gather(*failing, return_exceptions=True)
         monkeypatch.undo()
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(StoreUnavailable):  # the chain's own error, not a new write
             await store.append("a", [event("a", 1)], chain=chain)
         positions = [e.position for e in (await store.load_events(["a"]))["a"]]
     finally:
@@ -419,3 +420,16 @@ async def test_a_committed_end_is_a_result_before_the_run_resumes_to_see_it(
             assert await (await rt.start(sequential, 1)).result() == 1
         monkeypatch.undo()
     assert iterations[0] < 20 * 3
+
+
+async def test_a_write_submitted_after_the_writer_stopped_fails_at_once(
+    db: Path, writer: str
+) -> None:
+    store = await open_store(db, writer)
+    await store.writer.stop()
+    with pytest.raises(RuntimeError, match="not running"):
+        await asyncio.wait_for(store.writer.submit(lambda conn: None), 5)
+    chain = WriteChain()
+    store.writer.submit_nowait(lambda conn: None, chain)
+    assert isinstance(chain.error, RuntimeError) and chain.unsettled == 0
+    await store.close()

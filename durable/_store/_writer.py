@@ -30,14 +30,17 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from ._batch import Ok, fail_all, settle
-from .base import WriteChain
+from .base import StoreUnavailable, WriteChain
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 Entry = tuple[Job, "asyncio.Future[Any] | None", WriteChain | None]
 
-_BUSY_RETRY_DELAY = 0.005
-_BUSY_GIVE_UP_AFTER = 30.0
+_RETRY_DELAY = 0.005
+_GIVE_UP_AFTER = 30.0
+"""How long a passing fault (the write lock held elsewhere, a full disk) is retried
+before the batch fails with ``StoreUnavailable`` (its runs are then let go and
+claimed again, with backoff, until the journal can be written)."""
 
 
 class Writer(Protocol):
@@ -82,13 +85,21 @@ class _NoHooks:
 NO_HOOKS: Hooks = _NoHooks()
 
 
-class BusyError(Exception):
-    """The database stayed locked by another process for too long."""
+_PASSING = ("locked", "busy", "disk is full", "disk I/O error")
 
 
-def is_busy(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc)
+def is_passing(exc: BaseException) -> bool:
+    """A fault that passes: another process holds the write lock, or the disk is full."""
+    return isinstance(exc, sqlite3.OperationalError) and any(part in str(exc) for part in _PASSING)
+
+
+def given_up(exc: Exception) -> Exception:
+    """What the jobs of a batch that could not commit fail with."""
+    if not is_passing(exc):
+        return exc
+    return StoreUnavailable(
+        f"the journal could not be written for {_GIVE_UP_AFTER:g} s ({exc}): free disk space,"
+        " or stop what holds its write lock; runs go on once it can be written"
     )
 
 
@@ -116,7 +127,7 @@ def commit_batch(
         if conn.in_transaction:
             conn.rollback()
         hooks.rolled_back()
-        if is_busy(exc):
+        if is_passing(exc):
             raise
         if len(batch) == 1:
             return fail_batch(batch, exc)
@@ -138,7 +149,7 @@ def _commit_with_savepoints(
             try:
                 outcome: Any = Ok(job(conn))
             except Exception as exc:
-                if is_busy(exc):
+                if is_passing(exc):
                     raise
                 conn.execute("ROLLBACK TO job")
                 hooks.rolled_back()
@@ -229,9 +240,9 @@ class LoopWriter:
         try:
             outcomes = commit_batch(self._conn, batch, self._hooks)
         except Exception as exc:
-            if is_busy(exc) and self._retry_later(batch):
+            if is_passing(exc) and self._retry_later(batch):
                 return
-            outcomes = fail_batch(batch, exc)
+            outcomes = fail_batch(batch, given_up(exc))
         self._busy_since = None
         self.batches += 1
         self.jobs += len(batch)
@@ -241,19 +252,19 @@ class LoopWriter:
         now = time.monotonic()
         if self._busy_since is None:
             self._busy_since = now
-        if now - self._busy_since > _BUSY_GIVE_UP_AFTER:
+        if now - self._busy_since > _GIVE_UP_AFTER:
             return False
         self._pending = batch + self._pending
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(_BUSY_RETRY_DELAY, self._deferred_flush)
+            self._flush_handle = loop.call_later(_RETRY_DELAY, self._deferred_flush)
         return True
 
     async def stop(self) -> None:
         while self._pending and self._conn is not None:
             self._flush()
             if self._pending:
-                await asyncio.sleep(_BUSY_RETRY_DELAY)
+                await asyncio.sleep(_RETRY_DELAY)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -281,6 +292,7 @@ class ThreadWriter:
         self._thread = threading.Thread(target=self._run, name="durable-writer", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._stopping = False
         self.batches = 0
         self.jobs = 0
 
@@ -295,16 +307,27 @@ class ThreadWriter:
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        if not self._running:
+            future.set_exception(RuntimeError("the journal writer is not running"))
+            return future
         if chain is not None:
             chain.unsettled += 1
         self._queue.put((job, future, chain, loop))
         return future
 
     def submit_nowait(self, job: Job, chain: WriteChain) -> None:
+        if not self._running:
+            chain.error = chain.error or RuntimeError("the journal writer is not running")
+            return
         chain.unsettled += 1
         self._queue.put((job, None, chain, asyncio.get_running_loop()))
 
+    @property
+    def _running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
     async def stop(self) -> None:
+        self._stopping = True
         if self._thread.is_alive():
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join)
@@ -343,10 +366,10 @@ class ThreadWriter:
                 outcomes = commit_batch(conn, batch, self._hooks)
                 break
             except Exception as exc:
-                if not is_busy(exc) or time.monotonic() - started > _BUSY_GIVE_UP_AFTER:
-                    outcomes = fail_batch(batch, exc)
+                if not is_passing(exc) or time.monotonic() - started > _GIVE_UP_AFTER:
+                    outcomes = fail_batch(batch, given_up(exc))
                     break
-                time.sleep(_BUSY_RETRY_DELAY)
+                time.sleep(_RETRY_DELAY)
         self.batches += 1
         self.jobs += len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Entry], list[Any]]] = {}
