@@ -43,6 +43,7 @@ from ._step_info import StepScope
 from ._store.base import EventRecord
 from ._workflow import StepOptions, step_options
 from .errors import (
+    CorruptJournal,
     NonDeterminismError,
     SerializationError,
     StepFailed,
@@ -85,7 +86,9 @@ class RunHost(Protocol):
         """Raise if the run must stop (cancelled, or already found non-deterministic)."""
         ...
 
-    def nondeterministic(self, error: NonDeterminismError) -> None: ...
+    def fatal(self, error: NonDeterminismError | CorruptJournal) -> None:
+        """Record an error the workflow may not swallow: the run fails with it."""
+        ...
 
     def working(self) -> contextlib.AbstractContextManager[None]:
         """Mark the run busy (a step body is running) for as long as the block lasts."""
@@ -124,12 +127,21 @@ class WorkflowContext:
                 error = NonDeterminismError(
                     position, f"{family(first.kind)} {first.name!r}", f"{kind} {name!r}"
                 )
-                host.nondeterministic(error)
+                host.fatal(error)
                 raise error
         return position
 
     def _positions_used(self) -> int:
         return self._next_position
+
+    def _read(self, event: EventRecord) -> Any:
+        """A journal entry's payload; an unreadable one fails the run, whatever the
+        workflow catches, and leaves the journal as it is."""
+        try:
+            return payload(event)
+        except CorruptJournal as error:
+            self._host.fatal(error)
+            raise
 
     # -- steps ---------------------------------------------------------------
 
@@ -188,9 +200,9 @@ class WorkflowContext:
                 events = host.journal.at(position)
                 for event in events:
                     if event.kind == STEP_COMPLETED:
-                        return convert(payload(event)["result"], hint)
+                        return convert(self._read(event)["result"], hint)
                     if event.kind == STEP_FAILED:
-                        final = payload(event).get("final")
+                        final = self._read(event).get("final")
                         if final is not None:
                             raise error_from_record(final)
                 last = events[-1] if events else None
@@ -202,7 +214,7 @@ class WorkflowContext:
                     )
                     await self._fail_step(position, name, error)
                 if last is not None and last.kind == STEP_FAILED:
-                    retry_at = float(payload(last)["retry_at"])
+                    retry_at = float(self._read(last)["retry_at"])
                     while host.clock.now() < retry_at:
                         await host.suspend("sleeping", retry_at, None)
                 prior = attempts(host.journal.all_at(position))
@@ -299,7 +311,7 @@ class WorkflowContext:
         position = self._take_position("sleep", "sleep")
         events = host.journal.at(position)
         if events:
-            wake_at = float(payload(events[0])["wake_at"])
+            wake_at = float(self._read(events[0])["wake_at"])
         else:
             wake_at = wake_at_from(host.clock.now())
             await host.append(position, SLEEP_STARTED, "sleep", encode({"wake_at": wake_at}))
@@ -350,9 +362,9 @@ class WorkflowContext:
             events = host.journal.at(position)
             for event in events:
                 if event.kind == WAIT_COMPLETED:
-                    return _wait_outcome(event)
+                    return _wait_outcome(self._read(event))
             if events:
-                deadline = payload(events[0]).get("deadline")
+                deadline = self._read(events[0]).get("deadline")
             else:
                 seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
                 deadline = None if seconds is None else host.clock.now() + seconds
@@ -361,14 +373,17 @@ class WorkflowContext:
             while True:
                 message = host.journal.take_message(name)
                 if message is not None:
+                    # Read before it is copied: a corrupt message is blamed on its own
+                    # row, and no new row repeats it.
+                    value = self._read(message)
                     answered = f'{{"message":{message.seq},"value":{message.payload}}}'
-                    return _wait_outcome(
-                        await host.append(position, WAIT_COMPLETED, name, answered)
-                    )
+                    await host.append(position, WAIT_COMPLETED, name, answered)
+                    return _wait_outcome({"value": value})
                 if deadline is not None and host.clock.now() >= deadline:
                     error = WaitTimeout(f"no {_describe_wait(name)} arrived before the deadline")
                     timed_out = encode({"timed_out": True, "error": error.to_record()})
-                    _wait_outcome(await host.append(position, WAIT_COMPLETED, name, timed_out))
+                    await host.append(position, WAIT_COMPLETED, name, timed_out)
+                    _wait_outcome({"timed_out": True, "error": error.to_record()})
                 await host.suspend("waiting", deadline, name)
         finally:
             host.journal.settle(position)
@@ -393,14 +408,13 @@ class WorkflowContext:
         events = self._host.journal.at(position)
         self._host.journal.settle(position)
         if events:
-            return payload(events[0])["value"]
+            return self._read(events[0])["value"]
         value = make()
         self._host.append_nowait(position, VALUE, name, encode({"value": value}))
         return value
 
 
-def _wait_outcome(event: EventRecord) -> Any:
-    data = payload(event)
+def _wait_outcome(data: Any) -> Any:
     if data.get("timed_out"):
         raise error_from_record(data["error"])
     return data.get("value")

@@ -69,7 +69,7 @@ class LiveRun:
         self.ctx: WorkflowContext | None = None
         self._parked: set[_Parked] = set()
         self._busy = 0
-        self._nondeterminism: NonDeterminismError | None = None
+        self._fatal: NonDeterminismError | CorruptJournal | None = None
         self.writes = WriteChain()  # every write of this incarnation, in order
         self._end_write: tuple[Awaitable[list[int]], RunUpdate] | None = None
 
@@ -236,8 +236,8 @@ class LiveRun:
     def check_running(self) -> None:
         if self.cancel_requested or self.retired:
             raise asyncio.CancelledError()
-        if self._nondeterminism is not None:
-            raise self._nondeterminism
+        if self._fatal is not None:
+            raise self._fatal
         error = self.writes.error
         if isinstance(error, (LeaseLost, RunEnded)):
             self._not_ours(error)
@@ -248,8 +248,8 @@ class LiveRun:
         if error is not None:
             raise DurableError(f"a journal write of run {self.run_id!r} failed: {error}")
 
-    def nondeterministic(self, error: NonDeterminismError) -> None:
-        self._nondeterminism = error
+    def fatal(self, error: NonDeterminismError | CorruptJournal) -> None:
+        self._fatal = error
 
     # -- driven by the runtime ------------------------------------------------
 
@@ -291,7 +291,7 @@ class LiveRun:
                 self.check_running()
                 leftover = unreplayed(self.journal, ctx)
                 if leftover is not None:
-                    self._nondeterminism = leftover
+                    self._fatal = leftover
                     raise leftover
                 output = encode(result, self.max_value_bytes)
             except asyncio.CancelledError:
@@ -299,7 +299,7 @@ class LiveRun:
                     self._end_cancelled()
                 return
             except Exception as exc:
-                error = self._nondeterminism or exc
+                error = self._fatal or exc
                 record = error.to_record() if isinstance(error, DurableError) else _unhandled(error)
                 if isinstance(error, NonDeterminismError):
                     record |= {

@@ -26,7 +26,7 @@ from .._journal import RunJournal
 from .._run import decode_arguments, unreplayed
 from .._store.base import EventRecord
 from .._workflow import Workflow
-from ..errors import DurableError, NonDeterminismError
+from ..errors import CorruptJournal, DurableError, NonDeterminismError
 
 
 class _EndOfHistory(BaseException):
@@ -59,7 +59,7 @@ class _ReplayHost:
         latest = max([_seconds(run["updated_at"]), *(e.created_at for e in events)])
         self.clock: Clock = VirtualClock(start=latest, auto_skip=False)
         self.max_value_bytes: int | None = None
-        self._nondeterminism: NonDeterminismError | None = None
+        self._fatal: NonDeterminismError | CorruptJournal | None = None
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
         raise _EndOfHistory
@@ -71,11 +71,11 @@ class _ReplayHost:
         raise _EndOfHistory
 
     def check_running(self) -> None:
-        if self._nondeterminism is not None:
-            raise self._nondeterminism
+        if self._fatal is not None:
+            raise self._fatal
 
-    def nondeterministic(self, error: NonDeterminismError) -> None:
-        self._nondeterminism = error
+    def fatal(self, error: NonDeterminismError | CorruptJournal) -> None:
+        self._fatal = error
 
     @contextlib.contextmanager
     def working(self) -> Iterator[None]:
@@ -105,10 +105,10 @@ async def replay(
         except _EndOfHistory:
             return
         except Exception:
-            if host._nondeterminism is None:
+            if host._fatal is None:
                 return  # the workflow's own error, as it was recorded
-        if host._nondeterminism is not None:
-            raise host._nondeterminism
+        if host._fatal is not None:
+            raise host._fatal
         leftover = unreplayed(host.journal, ctx)
         if leftover is not None:
             raise leftover
