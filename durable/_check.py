@@ -1,9 +1,10 @@
 """``rt.check()``: what needs a human after a crash.
 
-Three things: step attempts that started and never finished (the external
+Four things: step attempts that started and never finished (the external
 effect may or may not have happened, and may have happened twice if the
-step was run again), unfinished runs that no live runtime owns, and
-unfinished runs of workflows this process does not have.
+step was run again), unfinished runs that no live runtime owns, unfinished
+runs of workflows this process does not have, and runs failed because their
+process died each time they were recovered (``RECOVERY_LIMIT``).
 """
 
 from __future__ import annotations
@@ -40,10 +41,16 @@ class CheckReport:
     interrupted_steps: list[InterruptedStep] = field(default_factory=list)
     orphaned_runs: list[RunInfo] = field(default_factory=list)
     unregistered_runs: list[RunInfo] = field(default_factory=list)
+    poison_runs: list[RunInfo] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.interrupted_steps or self.orphaned_runs or self.unregistered_runs)
+        return not (
+            self.interrupted_steps
+            or self.orphaned_runs
+            or self.unregistered_runs
+            or self.poison_runs
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the command line."""
@@ -58,6 +65,7 @@ class CheckReport:
                 {"run_id": run.run_id, "workflow": run.workflow, "version": run.version}
                 for run in self.unregistered_runs
             ],
+            "poison_runs": [run.run_id for run in self.poison_runs],
         }
 
 

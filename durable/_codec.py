@@ -13,6 +13,7 @@ import enum
 import functools
 import hashlib
 import inspect
+import math
 import types
 import typing
 import uuid
@@ -47,6 +48,13 @@ def encode(value: Any, limit: int | None = None) -> str:
             f"cannot store a value of type {_type_name(value)} as JSON ({exc}); return"
             " JSON-ready data, a dataclass, Enum, datetime, UUID, Decimal or pydantic model"
         ) from None
+    # orjson writes NaN and infinity as null: refuse them instead of losing them. Only
+    # text with a null in it can hold one, so only that is looked through.
+    if b"null" in data and _has_non_finite(value):
+        raise SerializationError(
+            f"a value of type {_type_name(value)} holds NaN or infinity, which JSON cannot"
+            " store; return None, a string or a finite number in its place"
+        )
     if limit is not None and len(data) > limit:
         raise SerializationError(
             f"a value of type {_type_name(value)} is {len(data)} bytes as JSON, over the"
@@ -54,6 +62,21 @@ def encode(value: Any, limit: int | None = None) -> str:
             " Runtime(max_value_bytes=...)"
         )
     return data.decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_non_finite(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_has_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):
+        return _has_non_finite(model_dump())
+    return False
 
 
 def canonical(value: Any) -> str:

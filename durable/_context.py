@@ -39,6 +39,7 @@ from ._journal import (
     payload,
     user_wait_id,
 )
+from ._numbers import seconds as finite_seconds
 from ._step_info import StepScope
 from ._store.base import EventRecord
 from ._workflow import StepOptions, step_options
@@ -292,10 +293,9 @@ class WorkflowContext:
 
     async def sleep(self, duration: float | dt.timedelta) -> None:
         """Sleep durably: after a restart only the time left is waited."""
-        seconds = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
-        if seconds < 0:
-            raise ValueError(f"ctx.sleep needs a duration >= 0, got {seconds}")
-        await self._sleep(lambda now: now + float(seconds))
+        raw = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
+        length = finite_seconds("ctx.sleep's duration", raw, zero_ok=True)
+        await self._sleep(lambda now: now + length)
 
     async def sleep_until(self, moment: dt.datetime) -> None:
         """Sleep durably until ``moment`` (a timezone-aware datetime)."""
@@ -366,7 +366,8 @@ class WorkflowContext:
             if events:
                 deadline = self._read(events[0]).get("deadline")
             else:
-                seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+                raw = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+                seconds = None if raw is None else finite_seconds("a wait's timeout", raw)
                 deadline = None if seconds is None else host.clock.now() + seconds
                 started = encode({**details, "deadline": deadline, "timeout": seconds})
                 await host.append(position, WAIT_STARTED, name, started)

@@ -23,6 +23,10 @@ VALUE = "value.recorded"
 MESSAGE = "message"
 CANCEL = "run.cancel"
 RERUN = "run.rerun"
+RECOVERED = "run.recovered"
+"""A runtime took the run over from an owner that died (or from its own last life)."""
+RESUMED = "run.resumed"
+"""A person resumed the failed run (``rt.resume``): recoveries are counted anew."""
 
 USER_WAIT_PREFIX = "user:"
 
@@ -48,6 +52,12 @@ def user_wait_id(position: int) -> str:
     return f"{USER_WAIT_PREFIX}{position}"
 
 
+def _progress(event: EventRecord) -> bool:
+    """The run got further: a durable call finished or parked (a step that only
+    started, and died with its process, is no progress)."""
+    return event.position is not None and not event.superseded and event.kind != STEP_STARTED
+
+
 class RunJournal:
     """One run's events, indexed for replay."""
 
@@ -61,7 +71,13 @@ class RunJournal:
             for event in events
             if event.kind == WAIT_COMPLETED and not event.superseded
         }
+        self.recoveries_in_a_row = 0
+        """Recoveries since the run last made progress (or was resumed by hand)."""
         for event in events:
+            if event.kind == RECOVERED:
+                self.recoveries_in_a_row += 1
+            elif event.kind == RESUMED or _progress(event):
+                self.recoveries_in_a_row = 0
             if event.kind == MESSAGE:
                 self._messages_seen.add(event.seq)
                 if event.seq not in consumed:

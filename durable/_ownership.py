@@ -61,9 +61,15 @@ class Ownership:
             return wf
         return None
 
-    async def claim(self, *, include_own: bool, run_ids: Sequence[str] | None = None) -> None:
+    async def claim(
+        self, *, include_own: bool, run_ids: Sequence[str] | None = None, at_open: bool = False
+    ) -> None:
         """Take free runs, as many as this runtime has room for (it claims again while
-        a whole batch came back), and start or park them."""
+        a whole batch came back), and start or park them.
+
+        A run whose owner died (another runtime, or this identity's last life: the
+        claim ``at_open``) is a recovery, counted against ``max_recoveries``.
+        """
         rt = self.runtime
         if not rt.recover:
             return
@@ -84,10 +90,15 @@ class Ownership:
             )
             taken = sum(1 for record in records if record.owner != self.owner)
             records = [record for record in records if record.run_id not in live]
+            recovering = {
+                record.run_id
+                for record in records
+                if record.owner is not None and (at_open or record.owner != self.owner)
+            }
             # Loaded and started a slice at a time: while one slice's journals are read, the
             # runs started before it move on (and many finish), so fewer are in memory at once.
             for start in range(0, len(records), _RECOVERY_SLICE):
-                await rt.residency.resume(records[start : start + _RECOVERY_SLICE])
+                await rt.residency.resume(records[start : start + _RECOVERY_SLICE], recovering)
             if taken < limit or not rt.is_open:
                 return
             include_own = False

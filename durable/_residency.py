@@ -10,19 +10,21 @@ run is rebuilt from its journal at every park, to flush out non-determinism.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from ._aio import TaskSet
 from ._clock import VirtualClock
 from ._codec import encode
-from ._journal import RunJournal
+from ._journal import RECOVERED, RunJournal
 from ._run import LiveRun
-from ._store.base import EventRecord, LeaseLost, RunEnded, RunRecord, RunUpdate
+from ._store.base import EventRecord, LeaseLost, NewEvent, RunEnded, RunRecord, RunUpdate
 from ._workflow import Workflow
-from .errors import CorruptJournal
+from .errors import CorruptJournal, RecoveryLimit
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -68,8 +70,13 @@ class Residency:
         self.live.clear()
         self.unloaded.clear()
 
-    async def resume(self, records: list[RunRecord]) -> None:
-        """Start claimed runs from their journals, or leave the parked ones unloaded."""
+    async def resume(self, records: list[RunRecord], recovering: Collection[str] = ()) -> None:
+        """Start claimed runs from their journals, or leave the parked ones unloaded.
+
+        A run in ``recovering`` that was already recovered ``max_recoveries`` times
+        in a row without progress is failed with ``RecoveryLimit`` instead: its
+        process most likely dies each time it runs (a poison run).
+        """
         rt = self.runtime
         journals = await rt.store.load_events([record.run_id for record in records])
         # A run whose journal shows it parked at a sleep or a wait is not started: it
@@ -96,11 +103,34 @@ class Residency:
                         except (LeaseLost, RunEnded):  # taken over or cancelled meanwhile
                             self.drop_unloaded(record.run_id)
                     continue
+                if record.run_id in recovering:
+                    if journal.recoveries_in_a_row >= rt.max_recoveries:
+                        await self._give_up(record, journal.recoveries_in_a_row)
+                        continue
+                    live = self.launch(record, wf, journal)
+                    # Queued ahead of the run's first write, and committed with it.
+                    recovered = NewEvent(
+                        record.run_id, None, RECOVERED, "recovered", encode({}), now
+                    )
+                    rt.store.append_nowait(record.run_id, [recovered], None, rt.owner, live.writes)
+                    continue
                 self.launch(record, wf, journal)
             except CorruptJournal as exc:  # fail that run alone; the others go on
                 log.error("%s", exc)
                 update = RunUpdate(rt.clock.now(), status="failed", error=encode(exc.to_record()))
                 await rt.store.append(record.run_id, [], update)
+
+    async def _give_up(self, record: RunRecord, recoveries: int) -> None:
+        rt = self.runtime
+        error = RecoveryLimit(
+            f"run {record.run_id!r} was recovered {recoveries} times in a row without"
+            " progress: its process most likely died each time it ran (a step that crashes"
+            " or exhausts memory). Fix the cause, then rt.resume() it (or `durable resume`)"
+        )
+        log.error("%s", error)
+        update = RunUpdate(rt.clock.now(), status="failed", error=encode(error.to_record()))
+        with contextlib.suppress(LeaseLost, RunEnded):
+            await rt.store.append(record.run_id, [], update, owner=rt.owner)
 
     def deliver(self, message: EventRecord) -> None:
         live = self.live.get(message.run_id)

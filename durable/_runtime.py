@@ -28,7 +28,8 @@ from ._clock import Clock, SystemClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
-from ._journal import CANCEL, MESSAGE, RERUN, USER_WAIT_PREFIX, RunJournal
+from ._journal import CANCEL, MESSAGE, RERUN, RESUMED, USER_WAIT_PREFIX, RunJournal
+from ._numbers import seconds
 from ._ownership import HOST, Ownership
 from ._residency import Residency
 from ._run import LiveRun
@@ -51,6 +52,7 @@ from .errors import (
     IdempotencyKeyMismatch,
     InvalidResponse,
     NoPendingWait,
+    RecoveryLimit,
     RunNotFound,
     SerializationError,
     WorkflowCancelled,
@@ -111,7 +113,9 @@ class Runtime:
     Past ``max_in_memory_runs`` runs in memory, a run that suspends is
     unloaded and rebuilt by replay when its timer fires or its event arrives.
     A value (input, step result, event, output) over ``max_value_bytes`` of
-    JSON is refused with ``SerializationError`` (None: no limit).
+    JSON is refused with ``SerializationError`` (None: no limit). A run
+    recovered ``max_recoveries`` times in a row without progress (its process
+    died each time it ran) is failed with ``RecoveryLimit``.
 
     The runtime is a facade over its parts, each with one job: ``store`` (the
     journal), ``ownership`` (leases and claims), ``residency`` (which runs are
@@ -133,9 +137,12 @@ class Runtime:
         writer: str | None = None,
         max_in_memory_runs: int = 10_000,
         max_value_bytes: int | None = 10_000_000,
+        max_recoveries: int = 10,
         store: Store | None = None,
         workflows: Sequence[Workflow[Any, Any]] | None = None,
     ) -> None:
+        seconds("lease_seconds", lease_seconds)
+        seconds("poll_interval", poll_interval)
         self.path = path
         self.clock: Clock = clock or SystemClock()
         self.durability = durability
@@ -148,6 +155,11 @@ class Runtime:
         self.always_replay = always_replay
         self.max_in_memory_runs = max_in_memory_runs
         self.max_value_bytes = max_value_bytes
+        if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int):
+            raise TypeError(f"max_recoveries must be an int, got {max_recoveries!r}")
+        if max_recoveries < 1:
+            raise ValueError(f"max_recoveries must be at least 1, got {max_recoveries}")
+        self.max_recoveries = max_recoveries
         self.ownership = Ownership(self, self.owner, lease_seconds, workflows)
         self.residency = Residency(self)
         self.inbox = Inbox(self)
@@ -191,7 +203,7 @@ class Runtime:
         self.timers.start()
         self._token = _current.runtime.set(self)
         last_seq = await self.store.last_seq()
-        await self.ownership.claim(include_own=True)
+        await self.ownership.claim(include_own=True, at_open=True)
         if self.recover:
             await self.ownership.report_unregistered(await self._unfinished())
         self.ownership.schedule_renewal()
@@ -199,9 +211,12 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop every run where it is (left resumable, never failed) and close the journal."""
+        stopped = list(self.residency.live)
         if await self._stop_runs():
             try:
-                await self.store.release(self.owner)
+                # The runs stopped mid-flight are handed back as free, so that whoever
+                # takes them next does not count their stop as a crash (max_recoveries).
+                await self.store.release(self.owner, stopped)
             except Exception:
                 log.exception("could not release this runtime's runs; they wait for lease expiry")
             await self._close_store()
@@ -460,14 +475,12 @@ class Runtime:
                 f"run {run_id!r} is {record.status}; only a failed run can be resumed"
                 " (rt.rerun_from re-executes a finished run from a position)"
             )
+        now = self.clock.now()
         update = RunUpdate(
-            self.clock.now(),
-            status="pending",
-            reset_result=True,
-            release=True,
-            only_if_active=False,
+            now, status="pending", reset_result=True, release=True, only_if_active=False
         )
-        await self.store.append(run_id, [], update)
+        resumed = NewEvent(run_id, None, RESUMED, "resumed", "{}", now)
+        await self.store.append(run_id, [resumed], update)
         await self.ownership.claim(include_own=True, run_ids=[run_id])
         return RunHandle(self, run_id)
 
@@ -498,13 +511,20 @@ class Runtime:
         self._check_open()
         runs = await self._unfinished()
         journals = await self.store.load_events([run.run_id for run in runs])
-        return build_report(
+        report = build_report(
             runs,
             journals,
             self.ownership.owned_by_live_runtime,
             lambda run: not unregistered or registered(run.workflow, run.version) is not None,
             self.loaded_runs | self.unloaded_runs,
         )
+        failed = await self.store.list_runs(status=RunStatus.FAILED.value, limit=None)
+        report.poison_runs.extend(
+            info
+            for info in map(RunInfo.from_record, failed)
+            if (info.error or {}).get("code") == RecoveryLimit.code
+        )
+        return report
 
     # -- what the parts and live runs call back ------------------------------
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, TypeVar, cast, over
 from typing_extensions import ParamSpec
 
 from . import _current
+from ._numbers import seconds
 from .errors import DurableError
 from .retry import RetryPolicy
 
@@ -196,8 +197,8 @@ def step(
     ``ctx.step(fn, ...)``; called anywhere else it is a plain call. A sync
     step function runs in a worker thread through ``await ctx.step(fn, ...)``.
     """
-    if timeout is not None and timeout <= 0:
-        raise ValueError(f"step timeout must be a positive number of seconds, got {timeout}")
+    if timeout is not None:
+        timeout = seconds("step timeout", timeout)
     options = StepOptions(name, retry or RetryPolicy(), timeout, at_most_once)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -213,6 +213,11 @@ async def _check(rt: Runtime, args: argparse.Namespace) -> None:
             f"orphaned run      {run.run_id} ({run.workflow}, {run.status.value}):"
             " no live runtime owns it"
         )
+    for run in report.poison_runs:
+        print(
+            f"poison run        {run.run_id} ({run.workflow}): failed with RECOVERY_LIMIT, its"
+            " process died each time it ran; fix the cause, then `durable resume`"
+        )
     for run in report.unregistered_runs:
         print(
             f"unknown workflow  {run.run_id}: {run.workflow} version {run.version}"

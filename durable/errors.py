@@ -141,6 +141,21 @@ class CorruptJournal(DurableError):
     code = "CORRUPT_JOURNAL"
 
 
+class RecoveryLimit(DurableError):
+    """A run was recovered ``max_recoveries`` times in a row without progress (its
+    process died each time it ran); it was failed instead of being resumed again."""
+
+    code = "RECOVERY_LIMIT"
+
+
+class StoreUnavailable(DurableError):
+    """The journal could not be written or read past the retries (a database that
+    stayed away, a full disk, a lock held elsewhere), or a write's outcome is unknown.
+    Runs are let go and claimed again once it answers; the journal says what committed."""
+
+    code = "STORE_UNAVAILABLE"
+
+
 class StepInterrupted(DurableError):
     """An ``at_most_once`` step started earlier and never finished; it was not run again."""
 
@@ -151,7 +166,9 @@ _BY_CODE: dict[str, type[DurableError]] = {
     cls.code: cls
     for cls in (
         CorruptJournal,
+        RecoveryLimit,
         SerializationError,
+        StoreUnavailable,
         NoPendingWait,
         InvalidResponse,
         WaitTimeout,
@@ -187,11 +204,13 @@ __all__ = [
     "InvalidResponse",
     "NoPendingWait",
     "NonDeterminismError",
+    "RecoveryLimit",
     "RunNotFound",
     "SerializationError",
     "StepFailed",
     "StepInterrupted",
     "StepTimeout",
+    "StoreUnavailable",
     "WaitTimeout",
     "WorkflowCancelled",
     "WorkflowFailed",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from ._numbers import seconds
 
 
 @dataclass(frozen=True)
@@ -25,9 +28,9 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
-        if self.initial_interval < 0 or self.max_interval < 0:
-            raise ValueError("RetryPolicy intervals must be >= 0 seconds")
-        if self.backoff_coefficient < 1:
+        seconds("RetryPolicy.initial_interval", self.initial_interval, zero_ok=True)
+        seconds("RetryPolicy.max_interval", self.max_interval, zero_ok=True)
+        if not self.backoff_coefficient >= 1 or math.isinf(self.backoff_coefficient):
             raise ValueError(
                 f"RetryPolicy.backoff_coefficient must be >= 1, got {self.backoff_coefficient}"
             )

@@ -149,11 +149,25 @@ async def torture(db: str, runs: int, steps: int) -> None:
         effect("all done")
 
 
+@durable.step
+async def crash_the_process() -> None:
+    effect(f"poison pid={os.getpid()}")
+    os.kill(os.getpid(), 9)
+
+
+@durable.workflow(name="child.poison")
+async def poison(ctx: durable.WorkflowContext) -> str:
+    await first()
+    await crash_the_process()
+    return "unreachable"
+
+
 WORKFLOWS: dict[str, Any] = {
     "three_steps": three_steps,
     "pay_once": pay_once,
     "sleeper": sleeper,
     "approval": approval,
+    "poison": poison,
 }
 
 
@@ -176,12 +190,18 @@ async def main(db: str, scenario: str, args: list[str]) -> None:
         return
     identity = os.environ.get("DURABLE_IDENTITY") or None
     lease = float(os.environ.get("DURABLE_LEASE", "15"))
-    async with durable.Runtime(db, identity=identity, lease_seconds=lease) as rt:
+    recoveries = int(os.environ.get("DURABLE_MAX_RECOVERIES", "10"))
+    async with durable.Runtime(
+        db, identity=identity, lease_seconds=lease, max_recoveries=recoveries
+    ) as rt:
         effect(f"open {time.time()}")
         wf = WORKFLOWS[scenario]
         typed_args = [float(a) for a in args] if scenario == "sleeper" else args
         handle = await rt.start(wf, *typed_args, run_id=f"run-{scenario}")
-        result = await handle.result()
+        try:
+            result = await handle.result()
+        except durable.WorkflowFailed as failed:
+            result = f"failed {failed.error.get('code')}"
         effect(f"result {result!r} at {time.time()}")
 
 

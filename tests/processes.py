@@ -20,7 +20,7 @@ SPAWNED: list[subprocess.Popen[bytes]] = []
 
 def spawn(*args: str, block: str | None = None, **extra_env: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for name in ("BLOCK", "SLOW", "DURABLE_IDENTITY", "DURABLE_LEASE"):
+    for name in ("BLOCK", "SLOW", "DURABLE_IDENTITY", "DURABLE_LEASE", "DURABLE_MAX_RECOVERIES"):
         env.pop(name, None)
     if block is not None:
         env["BLOCK"] = block

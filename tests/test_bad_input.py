@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -102,3 +102,41 @@ async def test_a_read_only_journal_is_refused_with_its_path(tmp_path: Path) -> N
         async with durable.Runtime(path):
             pass
     assert path.read_bytes() == before
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: durable.step(timeout=NAN),
+        lambda: durable.step(timeout=INF),
+        lambda: durable.step(timeout=0),
+        lambda: durable.RetryPolicy(max_attempts=3, initial_interval=NAN),
+        lambda: durable.RetryPolicy(max_attempts=3, max_interval=INF),
+        lambda: durable.RetryPolicy(max_attempts=3, backoff_coefficient=NAN),
+        lambda: durable.Runtime("unused.db", lease_seconds=NAN),
+        lambda: durable.Runtime("unused.db", poll_interval=0),
+        lambda: durable.Runtime("unused.db", max_recoveries=0),
+    ],
+)
+def test_a_time_or_limit_that_is_not_a_positive_finite_number_is_refused(
+    make: Callable[[], object],
+) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        make()
+
+
+async def test_sleeps_and_waits_refuse_nan(tmp_path: Path) -> None:
+    @durable.workflow(name="bad_input.nan_sleep")
+    async def nan_sleep(ctx: durable.WorkflowContext, which: str) -> None:
+        if which == "sleep":
+            await ctx.sleep(NAN)
+        else:
+            await ctx.wait_for_event("e", timeout=NAN)
+
+    async with durable.Runtime(tmp_path / "journal.db") as rt:
+        for which in ("sleep", "wait"):
+            with pytest.raises(durable.WorkflowFailed, match="finite number of seconds"):
+                await (await rt.start(nan_sleep, which)).result(timeout=5)

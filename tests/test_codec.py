@@ -5,11 +5,13 @@ import datetime as dt
 import enum
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
 import pydantic
 import pytest
 
+import durable
 from durable import SerializationError
 from durable._codec import decode, encode
 
@@ -96,3 +98,41 @@ def test_value_of_the_wrong_shape_is_a_serialization_error() -> None:
         decode(encode({"sku": "a"}), Item)
     with pytest.raises(SerializationError):
         decode(encode("text"), int)
+
+
+@dataclasses.dataclass
+class Reading:
+    value: float
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        {"a": [1.0, float("nan")]},
+        (1, float("inf")),
+        Reading(float("nan")),
+    ],
+)
+def test_nan_and_infinity_are_refused_not_stored_as_null(value: object) -> None:
+    with pytest.raises(SerializationError, match="NaN or infinity"):
+        encode(value)
+
+
+def test_null_and_finite_floats_still_store() -> None:
+    assert encode({"a": None, "b": 1.5, "c": [None]}) == '{"a":null,"b":1.5,"c":[null]}'
+
+
+async def test_a_step_returning_nan_fails_on_the_first_run(tmp_path: Path) -> None:
+    @durable.workflow(name="codec.nan")
+    async def measure(ctx: durable.WorkflowContext, scale: float) -> object:
+        return await ctx.step("measure", lambda: scale * float("nan"))  # no annotation
+
+    async with durable.Runtime(tmp_path / "journal.db") as rt:
+        with pytest.raises(durable.WorkflowFailed, match="NaN or infinity"):
+            await (await rt.start(measure, 1.0)).result(timeout=5)
+        with pytest.raises(SerializationError, match="NaN or infinity"):
+            await rt.start(measure, float("inf"))  # refused before anything is written
+        assert len(await rt.list_runs()) == 1

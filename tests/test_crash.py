@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import durable
@@ -92,3 +93,40 @@ async def test_journal_after_crash_shows_the_open_attempt(db: Path, tmp_path: Pa
         (1, "step.started"),
     ]
     assert run.status == durable.RunStatus.RUNNING
+
+
+def test_a_run_that_kills_its_process_each_time_is_failed_after_max_recoveries(
+    db: Path, tmp_path: Path
+) -> None:
+    """A poison run: its step SIGKILLs the process on every attempt. Each restart
+    recovers it; after two recoveries in a row without progress the third restart
+    fails it with RECOVERY_LIMIT instead of dying again, and rt.resume lets a person
+    try once more."""
+    effects = tmp_path / "effects.log"
+    for _ in range(3):  # the first life and two recoveries, each killed by the step
+        child = spawn(str(db), "poison", str(effects), DURABLE_MAX_RECOVERIES="2")
+        child.wait(timeout=30)
+        assert child.returncode == -9
+    survivor = spawn(str(db), "poison", str(effects), DURABLE_MAX_RECOVERIES="2")
+    finish(survivor)  # it starts, fails the run at once, and its result() returns
+    assert sum(line.startswith("poison") for line in lines(effects)) == 3
+    assert any("RECOVERY_LIMIT" in line for line in lines(effects) if line.startswith("result"))
+    assert sum(line.startswith("start first") for line in lines(effects)) == 1  # memoized
+
+    async def check_and_resume() -> None:
+        async with durable.Runtime(db, recover=False) as rt:
+            info = await rt.get_run("run-poison")
+            assert info.status is durable.RunStatus.FAILED
+            assert info.error is not None and info.error["code"] == "RECOVERY_LIMIT"
+            assert "rt.resume()" in info.error["message"]
+            report = await rt.check(unregistered=False)
+            assert [run.run_id for run in report.poison_runs] == ["run-poison"]
+            assert not report.ok
+            await rt.resume("run-poison")
+            assert (await rt.check(unregistered=False)).poison_runs == []
+            assert (await rt.get_run("run-poison")).status is durable.RunStatus.PENDING
+
+    asyncio.run(check_and_resume())
+    again = spawn(str(db), "poison", str(effects), DURABLE_MAX_RECOVERIES="2")
+    again.wait(timeout=30)
+    assert again.returncode == -9  # resumed by hand: it runs (and dies) once more

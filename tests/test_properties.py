@@ -196,7 +196,7 @@ def completed_entries(document: dict[str, Any]) -> list[tuple[Any, ...]]:
     return sorted(
         (e["position"], e["kind"], e["name"], str(e["payload"]))
         for e in document["events"]
-        if e["kind"] not in ("step.started", "step.failed", "sleep.started")
+        if e["kind"] not in ("step.started", "step.failed", "sleep.started", "run.recovered")
     )
 
 

@@ -14,6 +14,7 @@ def test_public_names_are_pinned() -> None:
         "NoPendingWait",
         "NonDeterminismError",
         "PendingWait",
+        "RecoveryLimit",
         "RetryContext",
         "RetryPolicy",
         "RunHandle",
@@ -26,6 +27,7 @@ def test_public_names_are_pinned() -> None:
         "StepInfo",
         "StepInterrupted",
         "StepTimeout",
+        "StoreUnavailable",
         "SystemClock",
         "VirtualClock",
         "WaitTimeout",
@@ -59,9 +61,11 @@ def test_error_codes_are_stable() -> None:
         "SerializationError": "SERIALIZATION",
         "RunNotFound": "RUN_NOT_FOUND",
         "NoPendingWait": "NO_PENDING_WAIT",
+        "RecoveryLimit": "RECOVERY_LIMIT",
         "InvalidResponse": "INVALID_RESPONSE",
         "WaitTimeout": "WAIT_TIMEOUT",
         "StepTimeout": "STEP_TIMEOUT",
+        "StoreUnavailable": "STORE_UNAVAILABLE",
         "StepInterrupted": "STEP_INTERRUPTED",
     }
     for name in codes:

@@ -236,3 +236,17 @@ async def test_the_change_feed_hears_another_connection(db: Path | str, store: S
         assert await asyncio.wait_for(waiting, 5) is True
     finally:
         await other.close()
+
+
+async def test_a_release_hands_back_the_runs_it_names_as_owned_by_no_one(store: Store) -> None:
+    await store.create_run(run("stopped", "me"))
+    await store.create_run(run("parked", "me"))
+    await store.claim("me", 100.0, 10.0, limit=10)
+    await store.release("me", ["stopped"])
+    stopped, parked = await store.get_run("stopped"), await store.get_run("parked")
+    assert stopped is not None and stopped.owner is None
+    assert parked is not None and parked.owner == "me"  # free all the same: no lease
+    assert {r.run_id for r in await store.claim("other", 100.0, 10.0, limit=10)} == {
+        "stopped",
+        "parked",
+    }

@@ -100,7 +100,12 @@ async def test_crash_abandons_in_flight_runs_and_resumes_them(db: Path) -> None:
         await rt.close()
     assert SEEN == ["h none", "h gated_not_completed"]
     assert after[: len(before)] == before
-    assert [e["kind"] for e in after] == ["step.started", "step.started", "step.completed"]
+    assert [e["kind"] for e in after] == [
+        "step.started",
+        "run.recovered",
+        "step.started",
+        "step.completed",
+    ]
 
 
 ENTRIES = itertools.count()

@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import DurableError
+from ..errors import DurableError, StoreUnavailable
+
+__all__ = ["StoreUnavailable"]  # raised by stores; defined with the public errors
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
@@ -128,14 +130,6 @@ class WaitAnswered(DurableError):
     code = "WAIT_ANSWERED"
 
 
-class StoreUnavailable(DurableError):
-    """The database could not be reached, or a write's outcome is unknown (the
-    connection broke as it committed). The runtime lets the run go and claims it
-    again once the database answers; its journal says what was committed."""
-
-    code = "STORE_UNAVAILABLE"
-
-
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -245,8 +239,9 @@ class Store(Protocol):
         """
         ...
 
-    async def release(self, owner: str) -> None:
-        """Give up ``owner``'s lease: its unfinished runs are free to claim at once."""
+    async def release(self, owner: str, run_ids: Sequence[str] = ()) -> None:
+        """Give up ``owner``'s lease: its unfinished runs are free to claim at once, and
+        those of ``run_ids`` (stopped by a clean shutdown, not a crash) owned by no one."""
         ...
 
     async def changes_since(self, seq: int) -> list[EventRecord]:

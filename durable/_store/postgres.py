@@ -471,11 +471,16 @@ class PostgresStore:
 
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
-    async def release(self, owner: str) -> None:
+    async def release(self, owner: str, run_ids: Sequence[str] = ()) -> None:
         s = self._s
 
         async def job(conn: asyncpg.Connection) -> None:
             await conn.execute(f"DELETE FROM {s}.owners WHERE owner = $1", owner)
+            await conn.execute(
+                f"UPDATE {s}.runs SET owner = NULL WHERE run_id = ANY($1::text[]) AND owner = $2",
+                list(run_ids),
+                owner,
+            )
 
         await self._writer.submit(job, notify=True)
 

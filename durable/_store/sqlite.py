@@ -580,10 +580,14 @@ class SqliteStore:
 
         return await self._writer.submit(job)
 
-    async def release(self, owner: str) -> None:
+    async def release(self, owner: str, run_ids: Sequence[str] = ()) -> None:
         def job(conn: sqlite3.Connection) -> None:
             # Runs whose owner holds no lease are free: one row, however many runs.
             conn.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+            conn.executemany(
+                "UPDATE runs SET owner = NULL WHERE run_id = ? AND owner = ?",
+                [(run_id, owner) for run_id in run_ids],
+            )
 
         await self._writer.submit(job)
 

@@ -1,0 +1,20 @@
+"""Numbers users pass in: seconds and intervals must be finite, and mostly positive.
+
+``float("nan")`` passes every ``< 0`` and ``<= 0`` check and then means "never"
+or "forever", so each such argument is checked here, with one message.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def seconds(name: str, value: float, *, zero_ok: bool = False) -> float:
+    """``value`` as float, or ``ValueError`` naming ``name`` unless finite and > 0 (>= 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+        needed = ">= 0" if zero_ok else "> 0"
+        raise ValueError(f"{name} must be a finite number of seconds {needed}, got {value!r}")
+    return number
