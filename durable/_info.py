@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._codec import loads
+from ._journal import payload
 from ._store.base import EventRecord, RunRecord
+from .errors import CorruptJournal
 
 
 class RunStatus(str, enum.Enum):
@@ -43,19 +45,41 @@ class RunInfo:
     error: dict[str, Any] | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    unreadable: str | None = None
+    """Set when a column of the run's row is not JSON: what and how to fix it (that
+    value is then None). A listing shows such a run beside the others."""
 
     @classmethod
     def from_record(cls, record: RunRecord) -> RunInfo:
+        problems: list[str] = []
+
+        def column(name: str, text: str | None) -> Any:
+            if text is None:
+                return None
+            try:
+                return loads(text)
+            except ValueError as exc:
+                problems.append(f"{name} ({exc})")
+                return None
+
+        values = [column(name, getattr(record, name)) for name in ("input", "output", "error")]
+        unreadable = None
+        if problems:
+            unreadable = (
+                f"run {record.run_id!r}: its {', '.join(problems)} in the runs table is not"
+                " JSON; correct the row or restore it from a backup"
+            )
         return cls(
             run_id=record.run_id,
             workflow=record.workflow,
             version=record.version,
             status=RunStatus(record.status),
-            input=loads(record.input),
-            output=None if record.output is None else loads(record.output),
-            error=None if record.error is None else loads(record.error),
+            input=values[0],
+            output=values[1],
+            error=values[2],
             created_at=dt.datetime.fromtimestamp(record.created_at, dt.timezone.utc),
             updated_at=dt.datetime.fromtimestamp(record.updated_at, dt.timezone.utc),
+            unreadable=unreadable,
         )
 
 
@@ -92,7 +116,7 @@ def event_dict(event: EventRecord) -> dict[str, Any]:
         "position": event.position,
         "kind": event.kind,
         "name": event.name,
-        "payload": loads(event.payload),
+        "payload": payload(event),
         "created_at": _iso(event.created_at),
         "superseded": event.superseded,
     }
@@ -112,14 +136,29 @@ def history_document(record: RunRecord, events: list[EventRecord]) -> dict[str, 
             "workflow": record.workflow,
             "version": record.version,
             "status": record.status,
-            "input": loads(record.input),
-            "output": None if record.output is None else loads(record.output),
-            "error": None if record.error is None else loads(record.error),
+            "input": _column(record, "input"),
+            "output": _column(record, "output"),
+            "error": _column(record, "error"),
             "created_at": _iso(record.created_at),
             "updated_at": _iso(record.updated_at),
         },
         "events": [event_dict(event) for event in events],
     }
+
+
+def _column(record: RunRecord, name: str) -> Any:
+    """A JSON column of a run's row, or ``CorruptJournal`` naming the run, the column
+    and the fix (an export must not leave out what it cannot read)."""
+    text = getattr(record, name)
+    if text is None:
+        return None
+    try:
+        return loads(text)
+    except ValueError as exc:
+        raise CorruptJournal(
+            f"run {record.run_id!r}: its {name} in the runs table is not JSON ({exc});"
+            " correct the row or restore it from a backup"
+        ) from None
 
 
 def _iso(seconds: float) -> str:

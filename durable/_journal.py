@@ -39,7 +39,8 @@ def payload(event: EventRecord) -> Any:
         raise CorruptJournal(
             f"the journal of run {event.run_id!r} is unreadable at position {event.position}"
             f" (event {event.seq}, {event.kind}): {exc}; the run was stopped and its journal"
-            " left as it is"
+            " left as it is: correct that event's payload (it must be JSON) or restore it from"
+            " a backup, then rt.resume() the run"
         ) from None
 
 

@@ -42,15 +42,16 @@ async def _runs(rt: Runtime, args: argparse.Namespace) -> None:
     if args.json:
         _print_json([_run_json(run) for run in runs])
         return
-    rows = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
+    rows: list[tuple[str, ...]] = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
     rows += [
         (r.run_id, r.workflow, r.status.value, _time(r.created_at), _time(r.updated_at))
+        + ((f"  UNREADABLE: {r.unreadable}",) if r.unreadable else ())
         for r in runs
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
-        print("  ".join(cells) + "  " + row[4])
+        print("  ".join(cells) + "  " + "".join(row[4:]))
 
 
 def _run_json(run: Any) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def _run_json(run: Any) -> dict[str, Any]:
         "error": run.error,
         "created_at": run.created_at.isoformat(),
         "updated_at": run.updated_at.isoformat(),
-    }
+    } | ({"unreadable": run.unreadable} if run.unreadable else {})
 
 
 async def _show(rt: Runtime, args: argparse.Namespace) -> None:

@@ -36,6 +36,19 @@ def spawn(*args: str, block: str | None = None, **extra_env: str) -> subprocess.
     return proc
 
 
+def cli(db: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``durable --db DB ARGS...`` in a process of its own."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "durable", "--db", str(db), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def kill_leftovers() -> None:
     """Kill children a failed or interrupted test left running."""
     while SPAWNED:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from durable.testing import replay
 
 from . import child as child_program
 from .processes import (
-    ROOT,
+    cli,
     finish,
     lines,
     spawn,
@@ -25,18 +22,6 @@ from .processes import (
     wait_for_line,
     wait_for_status,
 )
-
-
-def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "durable", "--db", str(db), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_commands_against_a_journal_a_live_runtime_is_using(db: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import durable
 
 from .helpers import status_is
 from .journal_sql import execute, query
+from .processes import cli
 
 
 @durable.workflow(name="corruption.swallow")
@@ -66,3 +67,32 @@ async def test_a_corrupt_message_is_blamed_on_itself_and_never_copied(db: Path |
         execute(db, "UPDATE events SET payload = '{\"n\": 2}' WHERE kind = 'message'")
         await rt.resume("l")
         assert await rt.handle("l").result(timeout=10) == {"n": 2}
+
+
+@durable.workflow(name="corruption.echo")
+async def echo(ctx: durable.WorkflowContext, value: str) -> str:
+    return await ctx.step("echo", lambda: value)
+
+
+async def test_one_unreadable_row_does_not_hide_the_others(db: Path | str) -> None:
+    async with durable.Runtime(db) as rt:
+        for name in ("a", "b", "c"):
+            await (await rt.start(echo, name, run_id=name)).result(timeout=10)
+    execute(db, "UPDATE runs SET input = '[[[' WHERE run_id = 'b'")
+    execute(db, "UPDATE events SET payload = '{{' WHERE run_id = 'c' AND kind = 'step.completed'")
+    async with durable.Runtime(db, recover=False) as rt:
+        runs = {run.run_id: run for run in await rt.list_runs()}
+        assert set(runs) == {"a", "b", "c"}
+        assert runs["a"].unreadable is None and runs["a"].input == {"args": ["a"], "kwargs": {}}
+        broken = runs["b"].unreadable
+        assert broken is not None and "'b'" in broken and "input" in broken
+        assert "restore it from a backup" in broken and runs["b"].input is None
+        with pytest.raises(durable.CorruptJournal, match=r"run 'b': its input.*correct the row"):
+            await rt.export("b")
+        with pytest.raises(durable.CorruptJournal, match=r"run 'c'.*event \d+, step.completed"):
+            await rt.history("c")
+    listing = cli(db, "runs")
+    assert listing.returncode == 0 and "UNREADABLE" in listing.stdout
+    assert all(name in listing.stdout for name in ("a", "b", "c"))
+    shown = cli(db, "history", "c")
+    assert shown.returncode != 0 and "'c'" in shown.stderr and "step.completed" in shown.stderr
