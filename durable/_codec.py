@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import functools
 import hashlib
 import inspect
 import math
@@ -113,16 +112,26 @@ def parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    """``fn``'s type hints, cached per function; callers must not change the dict."""
+    """``fn``'s type hints, cached by its code and annotations, so that closures made
+    anew for each call share an entry and none of them (nor what they captured) is
+    kept alive; callers must not change the dict."""
+    inner = inspect.unwrap(fn)
+    code = getattr(inner, "__code__", None)
     try:
-        return _cached_hints(fn)
-    except TypeError:  # not hashable: look it up every time
+        key = (code, tuple(getattr(inner, "__annotations__", {}).items()))
+        hints = _HINTS.get(key) if code is not None else None
+    except TypeError:  # an unhashable annotation
         return _lookup_hints(fn)
+    if hints is None:
+        hints = _lookup_hints(fn)
+        if code is not None:
+            if len(_HINTS) >= 4096:
+                _HINTS.clear()
+            _HINTS[key] = hints
+    return hints
 
 
-@functools.lru_cache(maxsize=4096)
-def _cached_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    return _lookup_hints(fn)
+_HINTS: dict[Any, dict[str, Any]] = {}
 
 
 def _lookup_hints(fn: Callable[..., Any]) -> dict[str, Any]:

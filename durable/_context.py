@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import inspect
 import random as _random
 import uuid as _uuid
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar, overload
 
@@ -464,19 +464,27 @@ class _StepPlan(NamedTuple):
 
 
 def _step_plan(target: Callable[..., Any]) -> _StepPlan:
-    try:
-        return _cached_step_plan(target)
-    except TypeError:  # not hashable
-        return _make_step_plan(target)
-
-
-def _make_step_plan(target: Callable[..., Any]) -> _StepPlan:
+    """Worked out once per function, and held weakly: a closure made for one call
+    (``ctx.step("s", lambda: ...)``) and what it captured are freed with its run."""
     fn, options = step_options(target)
-    name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
-    return _StepPlan(fn, options, name, return_hint(fn), inspect.iscoroutinefunction(fn))
+    try:
+        facts = _FACTS.get(target)
+    except TypeError:  # cannot be weakly referenced
+        facts = None
+    if facts is None:
+        name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
+        facts = (name, return_hint(fn), inspect.iscoroutinefunction(fn))
+        with contextlib.suppress(TypeError):
+            _FACTS[target] = facts
+    return _StepPlan(fn, options, *facts)
 
 
-_cached_step_plan = functools.lru_cache(maxsize=4096)(_make_step_plan)
+_FACTS: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, Any, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per function: its step name, return hint and whether it is a coroutine function
+(nothing that refers back to the function, or the entry would keep it alive)."""
+
 
 # Values whose stored JSON reads back as the very same value.
 _AS_STORED = frozenset({int, str, bool, type(None)})

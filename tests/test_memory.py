@@ -169,3 +169,33 @@ async def test_a_running_run_holds_only_the_events_of_calls_in_progress(db: Path
         assert await handle.result() == 51
         # All of it journaled: the steps, the value, the sleep, the wait, its message.
         assert len(await rt.history(handle.run_id)) == 50 * 2 + 1 + 1 + 2 + 1
+
+
+class _Captured:
+    """Something a step's closure holds, to see whether it is freed."""
+
+
+@durable.workflow(name="memory.closures")
+async def closures(ctx: durable.WorkflowContext, i: int) -> int:
+    captured = _Captured()
+    CAPTURED.append(weakref.ref(captured))
+
+    def body() -> int:
+        return i if captured else -1
+
+    async def async_body() -> int:
+        return i if captured else -1
+
+    return await ctx.step("sync", body) + await ctx.step("async", async_body)
+
+
+CAPTURED: list[weakref.ref[_Captured]] = []
+
+
+async def test_closures_passed_to_steps_are_freed_with_their_runs(sqlite_db: Path) -> None:
+    CAPTURED.clear()
+    async with durable.Runtime(sqlite_db, durability="normal") as rt:
+        for i in range(50):
+            assert await (await rt.start(closures, i)).result(timeout=10) == 2 * i
+    gc.collect()
+    assert sum(ref() is not None for ref in CAPTURED) == 0
