@@ -145,6 +145,24 @@ class Runtime:
         seconds("poll_interval", poll_interval)
         self.path = path
         self.clock: Clock = clock or SystemClock()
+        # Everything it was opened with, so that a runtime can be opened again alike
+        # (durable.testing.crash); a store given ready-made cannot be.
+        self.settings: dict[str, Any] | None = None
+        if store is None:
+            self.settings = {
+                "clock": self.clock,
+                "recover": recover,
+                "durability": durability,
+                "identity": identity,
+                "lease_seconds": lease_seconds,
+                "poll_interval": poll_interval,
+                "always_replay": always_replay,
+                "writer": writer,
+                "max_in_memory_runs": max_in_memory_runs,
+                "max_value_bytes": max_value_bytes,
+                "max_recoveries": max_recoveries,
+                "workflows": workflows,
+            }
         self.durability = durability
         self.store: Store = store or open_store(path, durability, writer, poll_interval)
         self.timers = Timers(self.clock)

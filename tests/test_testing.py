@@ -204,3 +204,37 @@ def test_load_history_refuses_other_documents(tmp_path: Path) -> None:
         load_history({"events": []})
     with pytest.raises(durable.DurableError, match="version 99"):
         load_history({"format": "durable.history", "version": 99})
+
+
+async def test_crash_reopens_with_every_setting_of_the_runtime(sqlite_db: Path) -> None:
+    rt = durable.Runtime(
+        sqlite_db,
+        durability="normal",
+        writer="thread",
+        max_in_memory_runs=7,
+        max_value_bytes=1234,
+        max_recoveries=3,
+        workflows=[crashy],
+    )
+    await rt.open()
+    reopened = await crash(rt)
+    try:
+        assert reopened.path == sqlite_db and reopened.owner == rt.owner
+        assert reopened.settings == {**(rt.settings or {}), "identity": rt.owner}
+        assert (reopened.max_in_memory_runs, reopened.max_value_bytes) == (7, 1234)
+        assert reopened.max_recoveries == 3 and reopened.ownership.workflows == [crashy]
+        assert type(reopened.store.writer).__name__ == "ThreadWriter"  # type: ignore[attr-defined]
+    finally:
+        await reopened.close()
+
+
+async def test_crash_refuses_a_runtime_built_on_a_ready_made_store(sqlite_db: Path) -> None:
+    from durable._store.sqlite import SqliteStore
+
+    rt = durable.Runtime(store=SqliteStore(sqlite_db, "normal", None))
+    await rt.open()
+    try:
+        with pytest.raises(durable.DurableError, match=r"store=.*cannot be reopened"):
+            await crash(rt)
+    finally:
+        await rt.close()

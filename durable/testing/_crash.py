@@ -20,15 +20,13 @@ async def crash(runtime: Runtime) -> Runtime:
         raise DurableError(
             "crash() needs a journal file to reopen; ':memory:' ends with its runtime"
         )
+    if runtime.settings is None:
+        raise DurableError(
+            "crash() reopens a runtime from its path and settings; one made with"
+            " Runtime(store=...) cannot be reopened: give it the journal's path or URL"
+        )
     await runtime.abandon()
-    reopened = Runtime(
-        runtime.path,
-        clock=runtime.clock,
-        identity=runtime.owner,
-        lease_seconds=runtime.lease_seconds,
-        poll_interval=runtime.poll_interval,
-        always_replay=runtime.always_replay,
-        durability=runtime.durability,
-    )
+    # Every setting as it was, and the same identity, so the leases are taken back.
+    reopened = Runtime(runtime.path, **{**runtime.settings, "identity": runtime.owner})
     await reopened.open()
     return reopened
