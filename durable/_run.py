@@ -119,8 +119,13 @@ class LiveRun:
 
     def _not_ours(self, error: LeaseLost | RunEnded) -> None:
         """A write was refused: another runtime took the run over, or another process
-        cancelled it. Either way the run stops here and writes nothing more."""
-        if isinstance(error, LeaseLost):
+        cancelled it (or deleted its row). Either way the run stops here and writes
+        nothing more."""
+        if isinstance(error, LeaseLost) and error.deleted:
+            log.warning("run %s was deleted from the journal while it ran; stopped it", self.run_id)
+            self.runtime.forget(self)
+            self.retire()
+        elif isinstance(error, LeaseLost):
             self._lost()
         else:
             self.cancel_requested = True

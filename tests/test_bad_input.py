@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -140,3 +141,46 @@ async def test_sleeps_and_waits_refuse_nan(tmp_path: Path) -> None:
         for which in ("sleep", "wait"):
             with pytest.raises(durable.WorkflowFailed, match="finite number of seconds"):
                 await (await rt.start(nan_sleep, which)).result(timeout=5)
+
+
+async def test_a_journal_in_a_read_only_folder_names_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    async with durable.Runtime(folder / "journal.db"):
+        pass
+    with read_only(folder), pytest.raises(durable.DurableError) as refused:
+        async with durable.Runtime(folder / "journal.db"):
+            pass
+    assert f"the folder {folder} is not writable" in str(refused.value)
+    assert "journal.db-wal" in str(refused.value)
+
+
+def test_a_folder_on_the_way_that_cannot_be_entered_is_named(tmp_path: Path) -> None:
+    """As root, permissions bind only without the capabilities that override them."""
+    if shutil.which("setpriv") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs setpriv (util-linux) for this test")
+        pytest.skip("no setpriv here")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o000)
+    program = (
+        "import asyncio, durable\n"
+        "async def main():\n"
+        f"    async with durable.Runtime({str(locked / 'inner' / 'journal.db')!r}):\n"
+        "        pass\n"
+        "try:\n"
+        "    asyncio.run(main())\n"
+        "except durable.DurableError as exc:\n"
+        "    print('DurableError:', exc)\n"
+    )
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    result = subprocess.run(
+        [*drop, sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        timeout=60,
+    )
+    locked.chmod(0o755)
+    assert "DurableError: cannot reach journal" in result.stdout, result.stderr
+    assert "permission denied" in result.stdout and "chmod +x" in result.stdout

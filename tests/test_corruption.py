@@ -3,13 +3,14 @@ code catches, the error names the entry, and nothing is copied or rewritten."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 import durable
 
-from .helpers import status_is
+from .helpers import status_is, until
 from .journal_sql import execute, query
 from .processes import cli
 
@@ -96,3 +97,32 @@ async def test_one_unreadable_row_does_not_hide_the_others(db: Path | str) -> No
     assert all(name in listing.stdout for name in ("a", "b", "c"))
     shown = cli(db, "history", "c")
     assert shown.returncode != 0 and "'c'" in shown.stderr and "step.completed" in shown.stderr
+
+
+@durable.workflow(name="corruption.slow")
+async def slow(ctx: durable.WorkflowContext) -> int:
+    for i in range(200):
+        await ctx.step(f"s{i}", asyncio.sleep, 0.01)
+    return 1
+
+
+async def test_a_run_row_deleted_under_a_live_run_is_said_so_and_not_reused(
+    db: Path | str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with durable.Runtime(db, durability="normal") as rt:
+        await rt.start(slow, run_id="x")
+        await until(lambda: _some_steps(rt))
+        execute(db, "DELETE FROM runs WHERE run_id = 'x'")
+        await until(lambda: _stopped(rt))
+        assert any("was deleted from the journal" in r.getMessage() for r in caplog.records)
+        assert not any("taken over" in r.getMessage() for r in caplog.records)
+        with pytest.raises(durable.DurableError, match=r"journal events but no row.*DELETE"):
+            await rt.start(slow, run_id="x")
+
+
+async def _some_steps(rt: durable.Runtime) -> bool:
+    return "x" in rt.loaded_runs and len(await rt.history("x")) >= 4
+
+
+async def _stopped(rt: durable.Runtime) -> bool:
+    return "x" not in rt.loaded_runs

@@ -92,6 +92,7 @@ def migrations(schema: str) -> list[tuple[int, str]]:
                 END IF;
             END
             $fn$;
+            {append_function(schema)}
             """,
         ),
     ]
@@ -119,7 +120,7 @@ BEGIN
     SELECT status, owner INTO v_status, v_owner FROM {s}.runs WHERE run_id = p_run FOR UPDATE;
     IF NOT FOUND THEN
         IF p_owner IS NOT NULL THEN
-            refused := 'lease_lost';
+            refused := 'deleted';
             RETURN;
         END IF;
         IF p_expect_active IS NOT NULL THEN

@@ -107,9 +107,23 @@ class Expect:
 
 
 class LeaseLost(DurableError):
-    """A runtime wrote to a run that another runtime has taken over."""
+    """A runtime wrote to a run that another runtime has taken over (or whose row was
+    deleted: then ``deleted`` is True)."""
 
     code = "LEASE_LOST"
+
+    def __init__(self, message: str, deleted: bool = False) -> None:
+        super().__init__(message)
+        self.deleted = deleted
+
+
+def orphaned_events(run_id: str) -> DurableError:
+    """A new run whose id has journal events but no row: the row was deleted."""
+    return DurableError(
+        f"run {run_id!r} has journal events but no row in the runs table (was the row"
+        f" deleted?): restore the row, or delete its events (DELETE FROM events WHERE"
+        f" run_id = '{run_id}'), or start the run under another id"
+    )
 
 
 class RunEnded(DurableError):

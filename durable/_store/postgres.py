@@ -46,6 +46,7 @@ from .base import (
     StoreUnavailable,
     WaitAnswered,
     WriteChain,
+    orphaned_events,
 )
 
 log = logging.getLogger("durable")
@@ -319,6 +320,12 @@ class PostgresStore:
         s = self._s
 
         async def job(conn: asyncpg.Connection) -> tuple[RunRecord, bool]:
+            if await conn.fetchval(
+                f"SELECT true FROM {s}.events WHERE run_id = $1 AND NOT EXISTS"
+                f" (SELECT 1 FROM {s}.runs WHERE run_id = $1) LIMIT 1",
+                run.run_id,
+            ):
+                raise orphaned_events(run.run_id)
             inserted = await conn.fetchval(
                 f"INSERT INTO {s}.runs (run_id, workflow, version, status, input, input_digest,"
                 " output, error, owner, created_at, updated_at)"
@@ -548,6 +555,8 @@ def _appended(run_id: str, expect: Expect | None) -> Callable[[Any], list[int]]:
 def _refusal(run_id: str, refused: str, detail: str | None, expect: Expect | None) -> Exception:
     if refused == "lease_lost":
         return LeaseLost(f"run {run_id!r} is now owned by {detail!r}")
+    if refused == "deleted":
+        return LeaseLost(f"run {run_id!r} was deleted from the runs table", deleted=True)
     if refused == "ended":
         return RunEnded(run_id, detail or "")
     if refused == "not_found":

@@ -35,6 +35,7 @@ from .base import (
     RunUpdate,
     WaitAnswered,
     WriteChain,
+    orphaned_events,
 )
 
 _SCHEMA_V1 = """
@@ -144,6 +145,10 @@ _INSERT_RUN = f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,
 # A new run has no output, error or lease yet: NULL in the SQL, not bound, since the
 # sqlite3 module binds None through its adapter lookup, which raises and discards an
 # AttributeError for each (6k instructions per run).
+_ORPHANED_EVENTS = (
+    "SELECT 1 FROM events WHERE run_id = ? AND NOT EXISTS"
+    " (SELECT 1 FROM runs WHERE run_id = ?) LIMIT 1"
+)
 _INSERT_NEW_RUN = (
     f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,NULL,NULL,?,NULL,?,?)"
 )
@@ -290,6 +295,8 @@ class SqliteStore:
         self, run: RunRecord, chain: WriteChain | None = None
     ) -> tuple[RunRecord, bool]:
         def job(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+            if conn.execute(_ORPHANED_EVENTS, (run.run_id, run.run_id)).fetchone():
+                raise orphaned_events(run.run_id)
             values: list[Any] = [run.run_id, run.workflow, run.version, run.status]
             values += [run.input, run.input_digest, run.owner, run.created_at, run.updated_at]
             if run.output is None and run.error is None and None not in values:
@@ -601,6 +608,17 @@ def _hold_lease(conn: sqlite3.Connection, owner: str, lease_until: float) -> Non
 
 
 def _check_path(path: Path) -> None:
+    try:
+        _check_path_parts(path)
+    except PermissionError as exc:
+        raise DurableError(
+            f"cannot reach journal {path}: permission denied on {exc.filename or path};"
+            " give this process access to every folder on the way (chmod +x), or choose"
+            " another path"
+        ) from None
+
+
+def _check_path_parts(path: Path) -> None:
     if path.is_dir():
         raise DurableError(
             f"journal path {path} is a directory; pass a file path such as {path / 'durable.db'}"
@@ -616,6 +634,11 @@ def _check_path(path: Path) -> None:
             raise DurableError(f"cannot create journal {path}: {exc.strerror}") from None
     elif not os.access(path, os.R_OK | os.W_OK):
         raise DurableError(f"journal {path} is not readable and writable by this process")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise DurableError(
+            f"the folder {path.parent} is not writable: SQLite must create {path.name}-wal"
+            " and -shm beside the journal; make the folder writable, or move the journal"
+        )
 
 
 def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
@@ -673,8 +696,10 @@ def _update_run(
 def _owned_status(conn: sqlite3.Connection, run_id: str, owner: str) -> str:
     """The run's status, or LeaseLost if ``owner`` does not hold it any more."""
     row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None or row[0] != owner:
-        raise LeaseLost(f"run {run_id!r} is now owned by {row and row[0]!r}")
+    if row is None:
+        raise LeaseLost(f"run {run_id!r} was deleted from the runs table", deleted=True)
+    if row[0] != owner:
+        raise LeaseLost(f"run {run_id!r} is now owned by {row[0]!r}")
     return str(row[1])
 
 
