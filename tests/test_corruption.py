@@ -116,7 +116,7 @@ async def test_a_run_row_deleted_under_a_live_run_is_said_so_and_not_reused(
         await until(lambda: _stopped(rt))
         assert any("was deleted from the journal" in r.getMessage() for r in caplog.records)
         assert not any("taken over" in r.getMessage() for r in caplog.records)
-        with pytest.raises(durable.DurableError, match=r"journal events but no row.*DELETE"):
+        with pytest.raises(durable.DurableError, match=r"journal events but no row.*events table"):
             await rt.start(slow, run_id="x")
 
 

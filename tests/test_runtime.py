@@ -196,10 +196,25 @@ async def test_memory_journal_works_and_leaves_nothing_behind() -> None:
     assert not path.exists()
 
 
+async def _commit_setting(rt: durable.Runtime) -> object:
+    """``PRAGMA synchronous`` or ``synchronous_commit``, read on the writer's connection."""
+    writer = rt.store.writer  # type: ignore[attr-defined]
+    if isinstance(rt.store, SqliteStore):
+        return await writer.submit(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    async def show(conn: Any) -> object:
+        return await conn.fetchval("SHOW synchronous_commit")
+
+    return await writer.submit(show)
+
+
 async def test_durability_modes(db: Path) -> None:
+    """Each mode really sets what it says on the connection that commits."""
+    expected = {"full": (2, "on"), "normal": (1, "off")}  # SQLite synchronous, PostgreSQL
     for mode in ("full", "normal"):
         async with durable.Runtime(db, durability=mode) as rt:
             assert await (await rt.start(greet, mode)).result() == f"HELLO {mode.upper()}!"
+            assert await _commit_setting(rt) in expected[mode]
     with pytest.raises(ValueError, match="durability"):
         durable.Runtime(db, durability="fast")
 

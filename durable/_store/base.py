@@ -121,8 +121,8 @@ def orphaned_events(run_id: str) -> DurableError:
     """A new run whose id has journal events but no row: the row was deleted."""
     return DurableError(
         f"run {run_id!r} has journal events but no row in the runs table (was the row"
-        f" deleted?): restore the row, or delete its events (DELETE FROM events WHERE"
-        f" run_id = '{run_id}'), or start the run under another id"
+        " deleted?): restore the row, or delete that run's rows from the events table,"
+        " or start the run under another id"
     )
 
 
