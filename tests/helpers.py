@@ -24,6 +24,14 @@ async def until(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0)
         await asyncio.sleep(0.005)
 
 
+async def timers_caught_up(rt: durable.Runtime) -> None:
+    """Return once the runtime's timers have fired all that is due now: a probe timer
+    due now has fired, and timers fire in deadline order."""
+    fired = asyncio.Event()
+    rt.timers.call_at(rt.clock.now(), fired.set)
+    await asyncio.wait_for(fired.wait(), 5)
+
+
 async def status_is(rt: durable.Runtime, run_id: str, status: str) -> durable.RunInfo:
     async def check() -> durable.RunInfo | None:
         info = await rt.get_run(run_id)

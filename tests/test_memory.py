@@ -38,7 +38,8 @@ async def test_runs_beyond_the_cap_are_unloaded_and_woken_by_timer_and_event(db:
             return len(runs) == 20 and len(rt.loaded_runs) <= 4
 
         await until(all_sleeping)
-        assert len(rt.unloaded_runs) >= 16
+        unloaded = rt.unloaded_runs
+        assert len(unloaded) >= 16
 
         clock.advance(3600)  # timers of unloaded runs wake them; they reload and wait
 
@@ -53,7 +54,8 @@ async def test_runs_beyond_the_cap_are_unloaded_and_woken_by_timer_and_event(db:
         with pytest.raises(durable.WorkflowCancelled):
             await handles[0].result(timeout=10)
     assert results == [100 + i for i in range(1, 20)]
-    assert max(BODY_ENTRIES.values()) >= 2  # unloaded runs were rebuilt by replay
+    # every run that was unloaded was rebuilt by replay (its body entered again)
+    assert {run for run in unloaded if BODY_ENTRIES[run] < 2} == set()
     assert len(rt.unloaded_runs) == 0
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import durable
 
-from .helpers import kinds, status_is, until
+from .helpers import kinds, status_is, timers_caught_up, until
 from .journal_sql import query
 
 CALLS: list[str] = []
@@ -216,7 +216,8 @@ async def test_retry_wait_is_durable_across_a_restart(db: Path) -> None:
 
         await until(parked_until_retry)
         clock.advance(59)
-        await asyncio.sleep(0)
+        await timers_caught_up(rt)
+        assert rt.timers.next_deadline() == calls[0] + 100  # the retry is not due yet
         assert len(calls) == 1
         clock.advance(1)
         assert await rt.handle("b").result(timeout=10) == "ok"

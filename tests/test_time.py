@@ -10,7 +10,7 @@ import pytest
 
 import durable
 
-from .helpers import status_is, until
+from .helpers import status_is, timers_caught_up, until
 
 
 @durable.workflow(name="time.nap")
@@ -43,7 +43,8 @@ async def test_status_is_sleeping_and_only_the_time_left_is_waited_after_restart
 
         await until(parked)
         clock.advance(69)
-        await asyncio.sleep(0)
+        await timers_caught_up(rt)
+        assert rt.timers.next_deadline() == start + 100  # not fired: 1 s is left
         assert (await rt.get_run("n")).status is durable.RunStatus.SLEEPING
         clock.advance(1)
         assert await rt.handle("n").result(timeout=5) == 100.0
