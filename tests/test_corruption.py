@@ -79,7 +79,7 @@ async def test_one_unreadable_row_does_not_hide_the_others(db: Path | str) -> No
     async with durable.Runtime(db) as rt:
         for name in ("a", "b", "c"):
             await (await rt.start(echo, name, run_id=name)).result(timeout=10)
-    execute(db, "UPDATE runs SET input = '[[[' WHERE run_id = 'b'")
+    execute(db, "UPDATE run_inputs SET input = '[[[' WHERE run_id = 'b'")
     execute(db, "UPDATE events SET payload = '{{' WHERE run_id = 'c' AND kind = 'step.completed'")
     async with durable.Runtime(db, recover=False) as rt:
         runs = {run.run_id: run for run in await rt.list_runs()}

@@ -1,10 +1,11 @@
 """The PostgreSQL journal's schema, its migrations, and the one function that appends.
 
-The same three tables as on SQLite (``runs``, ``events``, ``owners``) with the
-same columns and the same JSON text, in a schema of their own (``durable``
-unless the URL says ``?schema=``), plus ``schema_version`` and ``writers``
-(each group-commit writer's last committed batch, by which it learns whether
-a batch whose connection broke committed; see ``_pg_writer.py``). Every
+The same tables as on SQLite (``runs``, ``run_inputs``, ``events``, ``owners``;
+a run's input apart from the row each status change rewrites) with the same
+columns and the same JSON text, in a schema of their own (``durable`` unless
+the URL says ``?schema=``), plus ``schema_version`` and ``writers`` (each
+group-commit writer's last committed batch, by which it learns whether a batch
+whose connection broke committed; see ``_pg_writer.py``). Every
 journal write goes through ``append``: it locks the run's row, checks in SQL what
 the write expects (owned by this runtime, still unfinished, a wait still
 unanswered) and numbers the events as the SQLite writer does: ``seq`` counts
@@ -93,6 +94,12 @@ def migrations(schema: str) -> list[tuple[int, str]]:
             END
             $fn$;
             {append_function(schema)}
+            CREATE TABLE {s}.run_inputs (
+                run_id text PRIMARY KEY,
+                input  text NOT NULL
+            );
+            INSERT INTO {s}.run_inputs (run_id, input) SELECT run_id, input FROM {s}.runs;
+            ALTER TABLE {s}.runs DROP COLUMN input;
             """,
         ),
     ]

@@ -57,7 +57,7 @@ _FALLBACK_POLL = 2.0
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 _RUN_COLUMNS = (
-    "runs.run_id, workflow, version, status, input, input_digest, output, error,"
+    "runs.run_id, workflow, version, status, run_inputs.input, input_digest, output, error,"
     " runs.owner, owners.lease_until, created_at, updated_at"
 )
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
@@ -254,8 +254,9 @@ class PostgresStore:
     def _runs_sql(self, where: str) -> str:
         s = self._s
         return (
-            f"SELECT {_RUN_COLUMNS} FROM {s}.runs LEFT JOIN {s}.owners"
-            f" ON owners.owner = runs.owner WHERE {where}"
+            f"SELECT {_RUN_COLUMNS} FROM {s}.runs"
+            f" JOIN {s}.run_inputs ON run_inputs.run_id = runs.run_id"
+            f" LEFT JOIN {s}.owners ON owners.owner = runs.owner WHERE {where}"
         )
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -327,15 +328,14 @@ class PostgresStore:
             ):
                 raise orphaned_events(run.run_id)
             inserted = await conn.fetchval(
-                f"INSERT INTO {s}.runs (run_id, workflow, version, status, input, input_digest,"
+                f"INSERT INTO {s}.runs (run_id, workflow, version, status, input_digest,"
                 " output, error, owner, created_at, updated_at)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING true",
                 run.run_id,
                 run.workflow,
                 run.version,
                 run.status,
-                run.input,
                 run.input_digest,
                 run.output,
                 run.error,
@@ -344,6 +344,13 @@ class PostgresStore:
                 run.updated_at,
             )
             if inserted:
+                # The input of a run whose row was deleted by hand may still be there.
+                await conn.execute(
+                    f"INSERT INTO {s}.run_inputs (run_id, input) VALUES ($1, $2)"
+                    " ON CONFLICT (run_id) DO UPDATE SET input = excluded.input",
+                    run.run_id,
+                    run.input,
+                )
                 return run, True
             row = await conn.fetchrow(self._runs_sql("runs.run_id = $1"), run.run_id)
             return _run(row), False

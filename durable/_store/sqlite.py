@@ -134,14 +134,26 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX runs_active ON runs (owner) WHERE {_ACTIVE}
         """,
     ),
+    # Inputs in a table of their own: SQLite rewrites a whole row on every UPDATE, so a
+    # 2 MB input was written again at each status change (100 MB for 20 sleeps).
+    (
+        7,
+        """
+        CREATE TABLE run_inputs (run_id TEXT PRIMARY KEY, input TEXT NOT NULL);
+        INSERT INTO run_inputs (run_id, input) SELECT run_id, input FROM runs;
+        ALTER TABLE runs DROP COLUMN input
+        """,
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
 _RUN_COLUMNS = (
-    "run_id, workflow, version, status, input, input_digest, output, error,"
+    "run_id, workflow, version, status, input_digest, output, error,"
     " owner, lease_until, created_at, updated_at"
 )
-_INSERT_RUN = f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_RUN = f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+# OR REPLACE: the input of a run whose row was deleted by hand may still be there.
+_INSERT_INPUT = "INSERT OR REPLACE INTO run_inputs (run_id, input) VALUES (?, ?)"
 # A new run has no output, error or lease yet: NULL in the SQL, not bound, since the
 # sqlite3 module binds None through its adapter lookup, which raises and discards an
 # AttributeError for each (6k instructions per run).
@@ -150,14 +162,17 @@ _ORPHANED_EVENTS = (
     " (SELECT 1 FROM runs WHERE run_id = ?) LIMIT 1"
 )
 _INSERT_NEW_RUN = (
-    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,NULL,NULL,?,NULL,?,?)"
+    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?)"
 )
-# A run as read: its lease is its owner's.
+# A run as read: its input beside it, its lease its owner's.
 _RUN_SELECT = (
-    "SELECT runs.run_id, workflow, version, status, input, input_digest, output, error,"
-    " runs.owner, owners.lease_until, created_at, updated_at"
+    "SELECT runs.run_id, workflow, version, status, run_inputs.input, input_digest, output,"
+    " error, runs.owner, owners.lease_until, created_at, updated_at"
 )
-_RUN_FROM = " FROM runs LEFT JOIN owners ON owners.owner = runs.owner"
+_RUN_FROM = (
+    " FROM runs JOIN run_inputs ON run_inputs.run_id = runs.run_id"
+    " LEFT JOIN owners ON owners.owner = runs.owner"
+)
 _RUN_READ = _RUN_SELECT + _RUN_FROM
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
 # Whether the run's wait ?2 is unanswered: it was journaled (not superseded), nothing
@@ -298,14 +313,15 @@ class SqliteStore:
             if conn.execute(_ORPHANED_EVENTS, (run.run_id, run.run_id)).fetchone():
                 raise orphaned_events(run.run_id)
             values: list[Any] = [run.run_id, run.workflow, run.version, run.status]
-            values += [run.input, run.input_digest, run.owner, run.created_at, run.updated_at]
+            values += [run.input_digest, run.owner, run.created_at, run.updated_at]
             if run.output is None and run.error is None and None not in values:
                 cursor = conn.execute(_INSERT_NEW_RUN, values)
             else:  # leases live in the owners table
-                values[6:6] = [run.output, run.error]
-                values.insert(9, None)
+                values[5:5] = [run.output, run.error]
+                values.insert(8, None)
                 cursor = conn.execute(_INSERT_RUN, values)
             if cursor.rowcount == 1:
+                conn.execute(_INSERT_INPUT, (run.run_id, run.input))
                 active = run.status not in TERMINAL
                 self._memory.created(run.run_id, run.owner if active else None)
                 return run, True
