@@ -1,4 +1,4 @@
-"""Numbers users pass in: seconds and intervals must be finite, and mostly positive.
+"""Numbers users pass in: seconds must be finite and mostly positive, counts >= 1.
 
 ``float("nan")`` passes every ``< 0`` and ``<= 0`` check and then means "never"
 or "forever", so each such argument is checked here, with one message.
@@ -7,6 +7,16 @@ or "forever", so each such argument is checked here, with one message.
 from __future__ import annotations
 
 import math
+
+
+def count(name: str, value: int | None, *, none_ok: bool = False) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is an int >= 1 (or None if allowed)."""
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def seconds(name: str, value: float, *, zero_ok: bool = False) -> float:

@@ -29,7 +29,7 @@ from ._codec import canonical, convert, digest, encode, loads, return_hint
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import CANCEL, MESSAGE, RERUN, RESUMED, USER_WAIT_PREFIX, RunJournal
-from ._numbers import seconds
+from ._numbers import count, seconds
 from ._ownership import HOST, Ownership
 from ._residency import Residency
 from ._run import LiveRun
@@ -143,6 +143,9 @@ class Runtime:
     ) -> None:
         seconds("lease_seconds", lease_seconds)
         seconds("poll_interval", poll_interval)
+        count("max_in_memory_runs", max_in_memory_runs)
+        count("max_value_bytes", max_value_bytes, none_ok=True)
+        count("max_recoveries", max_recoveries)
         self.path = path
         self.clock: Clock = clock or SystemClock()
         # Everything it was opened with, so that a runtime can be opened again alike
@@ -173,10 +176,6 @@ class Runtime:
         self.always_replay = always_replay
         self.max_in_memory_runs = max_in_memory_runs
         self.max_value_bytes = max_value_bytes
-        if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int):
-            raise TypeError(f"max_recoveries must be an int, got {max_recoveries!r}")
-        if max_recoveries < 1:
-            raise ValueError(f"max_recoveries must be at least 1, got {max_recoveries}")
         self.max_recoveries = max_recoveries
         self.ownership = Ownership(self, self.owner, lease_seconds, workflows)
         self.residency = Residency(self)

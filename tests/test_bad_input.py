@@ -120,6 +120,8 @@ NAN, INF = float("nan"), float("inf")
         lambda: durable.Runtime("unused.db", lease_seconds=NAN),
         lambda: durable.Runtime("unused.db", poll_interval=0),
         lambda: durable.Runtime("unused.db", max_recoveries=0),
+        lambda: durable.Runtime("unused.db", max_in_memory_runs=0),
+        lambda: durable.Runtime("unused.db", max_value_bytes=-5),
     ],
 )
 def test_a_time_or_limit_that_is_not_a_positive_finite_number_is_refused(

@@ -136,3 +136,13 @@ async def test_a_step_returning_nan_fails_on_the_first_run(tmp_path: Path) -> No
         with pytest.raises(SerializationError, match="NaN or infinity"):
             await rt.start(measure, float("inf"))  # refused before anything is written
         assert len(await rt.list_runs()) == 1
+
+        async def annotated() -> float:
+            return float("nan")
+
+        @durable.workflow(name="codec.nan_annotated")
+        async def measure_annotated(ctx: durable.WorkflowContext) -> float:
+            return await ctx.step("measure", annotated)
+
+        with pytest.raises(durable.WorkflowFailed, match="NaN or infinity"):
+            await (await rt.start(measure_annotated)).result(timeout=5)
