@@ -14,7 +14,6 @@ import datetime as dt
 import inspect
 import random as _random
 import uuid as _uuid
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar, overload
 
@@ -464,26 +463,24 @@ class _StepPlan(NamedTuple):
 
 
 def _step_plan(target: Callable[..., Any]) -> _StepPlan:
-    """Worked out once per function, and held weakly: a closure made for one call
-    (``ctx.step("s", lambda: ...)``) and what it captured are freed with its run."""
+    """Worked out once per function and kept on the function itself, so that a closure
+    made for one call (``ctx.step("s", lambda: ...)``) and what it captured are freed
+    with its run (a cache keyed by function kept every one alive)."""
+    kept = getattr(target, _FACTS_ATTR, None)
+    # Whose they are, too: functools.wraps copies a function's attributes onto its
+    # wrapper, and a @durable.step wrapper has options of its own.
+    if kept is not None and kept[0] == id(target):
+        return _StepPlan(step_options(target)[0], *kept[1:])
     fn, options = step_options(target)
-    try:
-        facts = _FACTS.get(target)
-    except TypeError:  # cannot be weakly referenced
-        facts = None
-    if facts is None:
-        name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
-        facts = (name, return_hint(fn), inspect.iscoroutinefunction(fn))
-        with contextlib.suppress(TypeError):
-            _FACTS[target] = facts
-    return _StepPlan(fn, options, *facts)
+    name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
+    facts = (options, name, return_hint(fn), inspect.iscoroutinefunction(fn))
+    with contextlib.suppress(AttributeError, TypeError):  # a bound method, a builtin
+        # Not the function itself in what is kept on it: that cycle would wait for the GC.
+        setattr(target, _FACTS_ATTR, (id(target), *facts))
+    return _StepPlan(fn, *facts)
 
 
-_FACTS: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, Any, bool]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Per function: its step name, return hint and whether it is a coroutine function
-(nothing that refers back to the function, or the entry would keep it alive)."""
+_FACTS_ATTR = "__durable_step_facts__"
 
 
 # Values whose stored JSON reads back as the very same value.

@@ -333,7 +333,7 @@ class Runtime:
             # in the run's own write chain, ahead of its first write, and the two
             # share a commit. If the row cannot be written, neither is anything else.
             live = self.residency.launch(record, wf, RunJournal([]))
-            await self.store.create_run(record, chain=live.writes)
+            await self.store.create_run(record, chain=live.writes, fresh_id=True)
             return RunHandle(self, rid)
         stored, created = await self.store.create_run(record)
         if stored.workflow != wf.name or stored.input_digest != input_digest:

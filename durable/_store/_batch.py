@@ -7,14 +7,14 @@ future and marks its ``WriteChain`` settled.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .base import WriteChain
 
-Target = tuple["asyncio.Future[Any] | None", WriteChain | None]
-"""Where a job's outcome goes: its caller's future (none when nobody waits) and chain."""
+Entry = Sequence[Any]
+"""A queued job as each writer keeps it: a tuple whose items 1 and 2 are its caller's
+future (None when nobody waits) and its chain."""
 
 
 class Ok:
@@ -36,9 +36,10 @@ def fail_all(chains: Iterable[WriteChain | None], error: Exception) -> list[Any]
     return outcomes
 
 
-def settle(targets: Iterable[Target], outcomes: list[Any]) -> None:
+def settle(batch: Iterable[Entry], outcomes: list[Any]) -> None:
     """Hand every job's outcome to whoever waits for it."""
-    for (future, chain), outcome in zip(targets, outcomes, strict=True):
+    for entry, outcome in zip(batch, outcomes, strict=True):
+        future, chain = entry[1], entry[2]
         if chain is not None:
             chain.unsettled -= 1
         if future is None or future.done():

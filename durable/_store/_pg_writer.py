@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
@@ -70,25 +70,16 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRYABLE_STATES
 
 
-class _Entry:
-    __slots__ = ("args", "chain", "finish", "future", "guard", "job", "notify")
+class _Entry(NamedTuple):
+    """A queued job; its caller's future and chain first, as ``_batch.settle`` reads them."""
 
-    def __init__(
-        self,
-        job: Job | None,
-        args: tuple[Any, ...],
-        finish: Callable[[Any], Any] | None,
-        future: asyncio.Future[Any] | None,
-        chain: WriteChain | None,
-        notify: bool,
-    ) -> None:
-        self.job = job
-        self.args = args
-        self.finish = finish
-        self.future = future
-        self.chain = chain
-        self.notify = notify
-        self.guard: str | None = None
+    job: Job | None
+    future: asyncio.Future[Any] | None
+    chain: WriteChain | None
+    args: tuple[Any, ...] = ()
+    finish: Callable[[Any], Any] | None = None
+    notify: bool = False
+    guard: str | None = None
 
 
 class PgWriter:
@@ -136,7 +127,7 @@ class PgWriter:
         self, job: Job, chain: WriteChain | None = None, notify: bool = False
     ) -> asyncio.Future[Any]:
         """Run ``job(connection)`` in the next batch; its value or error, once committed."""
-        return self._submit(_Entry(job, (), None, None, chain, notify))
+        return self._submit(job, chain, notify=notify)
 
     def submit_statement(
         self,
@@ -152,9 +143,7 @@ class PgWriter:
         false (such as "owned by me"): statements of one chain with the same guard
         may share a pipeline, as the SQL refuses all that follow a refused one.
         """
-        entry = _Entry(None, args, finish, None, chain, notify)
-        entry.guard = guard
-        return self._submit(entry)
+        return self._submit(None, chain, args, finish, notify, guard)
 
     def submit_statement_nowait(
         self,
@@ -166,17 +155,22 @@ class PgWriter:
         if self._task is None or self._stopping:
             chain.error = chain.error or RuntimeError("the journal writer is not running")
             return
-        entry = _Entry(None, args, finish, None, chain, False)
-        entry.guard = guard
-        self._queue(entry)
+        self._queue(_Entry(None, None, chain, args, finish, False, guard))
 
-    def _submit(self, entry: _Entry) -> asyncio.Future[Any]:
+    def _submit(
+        self,
+        job: Job | None,
+        chain: WriteChain | None,
+        args: tuple[Any, ...] = (),
+        finish: Callable[[Any], Any] | None = None,
+        notify: bool = False,
+        guard: str | None = None,
+    ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._task is None or self._stopping:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        entry.future = future
-        self._queue(entry)
+        self._queue(_Entry(job, future, chain, args, finish, notify, guard))
         return future
 
     def _queue(self, entry: _Entry) -> None:
@@ -207,7 +201,7 @@ class PgWriter:
                 outcomes = await self._commit_surviving_faults(batch)
                 self.batches += 1
                 self.jobs += len(batch)
-                settle(((entry.future, entry.chain) for entry in batch), outcomes)
+                settle(batch, outcomes)
             if self._stopping:
                 return
 

@@ -171,10 +171,6 @@ def fail_batch(batch: list[Entry], error: Exception) -> list[Any]:
     return fail_all((chain for _, _, chain in batch), error)
 
 
-def resolve(batch: list[Entry], outcomes: list[Any]) -> None:
-    settle(((future, chain) for _, future, chain in batch), outcomes)
-
-
 class LoopWriter:
     """Commits on the event loop thread, once per loop iteration with writes."""
 
@@ -246,7 +242,7 @@ class LoopWriter:
         self._busy_since = None
         self.batches += 1
         self.jobs += len(batch)
-        resolve(batch, outcomes)
+        settle(batch, outcomes)
 
     def _retry_later(self, batch: list[Entry]) -> bool:
         now = time.monotonic()
@@ -380,4 +376,4 @@ class ThreadWriter:
         for loop, (entries, results) in by_loop.items():
             # RuntimeError: the loop is closed, so nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(resolve, entries, results)
+                loop.call_soon_threadsafe(settle, entries, results)

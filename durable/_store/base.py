@@ -150,9 +150,13 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def create_run(
-        self, run: RunRecord, chain: WriteChain | None = None
+        self, run: RunRecord, chain: WriteChain | None = None, *, fresh_id: bool = False
     ) -> tuple[RunRecord, bool]:
-        """Insert ``run`` unless its id exists; returns the stored row and whether it is new."""
+        """Insert ``run`` unless its id exists; returns the stored row and whether it is new.
+
+        A run id that has events but no row (the row was deleted) is refused, unless
+        ``fresh_id`` says the caller generated the id just now, so no journal holds it.
+        """
         ...
 
     async def get_run(self, run_id: str) -> RunRecord | None: ...

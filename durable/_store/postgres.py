@@ -316,12 +316,12 @@ class PostgresStore:
     # -- writes -------------------------------------------------------------
 
     async def create_run(
-        self, run: RunRecord, chain: WriteChain | None = None
+        self, run: RunRecord, chain: WriteChain | None = None, *, fresh_id: bool = False
     ) -> tuple[RunRecord, bool]:
         s = self._s
 
         async def job(conn: asyncpg.Connection) -> tuple[RunRecord, bool]:
-            if await conn.fetchval(
+            if not fresh_id and await conn.fetchval(
                 f"SELECT true FROM {s}.events WHERE run_id = $1 AND NOT EXISTS"
                 f" (SELECT 1 FROM {s}.runs WHERE run_id = $1) LIMIT 1",
                 run.run_id,

@@ -307,10 +307,10 @@ class SqliteStore:
     # -- runs --------------------------------------------------------------
 
     async def create_run(
-        self, run: RunRecord, chain: WriteChain | None = None
+        self, run: RunRecord, chain: WriteChain | None = None, *, fresh_id: bool = False
     ) -> tuple[RunRecord, bool]:
         def job(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
-            if conn.execute(_ORPHANED_EVENTS, (run.run_id, run.run_id)).fetchone():
+            if not fresh_id and conn.execute(_ORPHANED_EVENTS, (run.run_id, run.run_id)).fetchone():
                 raise orphaned_events(run.run_id)
             values: list[Any] = [run.run_id, run.workflow, run.version, run.status]
             values += [run.input_digest, run.owner, run.created_at, run.updated_at]
