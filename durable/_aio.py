@@ -51,3 +51,25 @@ class TaskSet:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class Backoff:
+    """Waits that double from ``first`` to ``cap`` seconds, for one fault that passes,
+    until ``give_up_after`` seconds have gone by (the writer and the reads share it)."""
+
+    def __init__(self, give_up_after: float, first: float = 0.01, cap: float = 1.0) -> None:
+        self._give_up_at = asyncio.get_running_loop().time() + give_up_after
+        self._delay = first
+        self._cap = cap
+
+    async def wait(self) -> bool:
+        """Sleep before the next try; False (at once) when it is time to give up."""
+        if asyncio.get_running_loop().time() > self._give_up_at:
+            return False
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, self._cap)
+        return True
+
+    @property
+    def delay(self) -> float:
+        return self._delay

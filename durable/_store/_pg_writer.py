@@ -30,6 +30,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
+from .._aio import Backoff
 from ._batch import Ok, fail_all, settle
 from .base import StoreUnavailable, WriteChain
 
@@ -114,8 +115,6 @@ class PgWriter:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._batch_number = 0
-        self._started = 0.0
-        self._delay = 0.01
         self.batches = 0
         self.jobs = 0
 
@@ -206,8 +205,7 @@ class PgWriter:
                 return
 
     async def _commit_surviving_faults(self, batch: list[_Entry]) -> list[Any]:
-        self._started = asyncio.get_running_loop().time()
-        self._delay = 0.01
+        backoff = Backoff(self.give_up_after)
         while True:
             self._batch_number += 1
             number = self._batch_number
@@ -227,7 +225,7 @@ class PgWriter:
                     if not is_transient(exc):
                         return _fail(batch, exc)
                     fault = exc
-                    if not await self._backoff(fault):
+                    if not await self._backoff(backoff, fault):
                         return _fail(batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}"))
             if committed:
                 return _fail(
@@ -237,18 +235,17 @@ class PgWriter:
                         " the run is claimed again from its journal"
                     ),
                 )
-            if not await self._backoff(fault):
+            if not await self._backoff(backoff, fault):
                 return _fail(batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}"))
 
-    async def _backoff(self, fault: Exception) -> bool:
+    async def _backoff(self, backoff: Backoff, fault: Exception) -> bool:
         """Wait before the next try; False once it is time to give up."""
-        elapsed = asyncio.get_running_loop().time() - self._started
-        if self._stopping or elapsed > self.give_up_after:
+        if self._stopping:
             return False
-        log.warning("durable: PostgreSQL write failed (%s); retrying in %.2fs", fault, self._delay)
-        await asyncio.sleep(self._delay)
-        self._delay = min(self._delay * 2, 1.0)
-        return True
+        log.warning(
+            "durable: PostgreSQL write failed (%s); retrying in %.2fs", fault, backoff.delay
+        )
+        return await backoff.wait()
 
     async def _committed(self, number: int) -> bool:
         conn = await self._connection()

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - the extra is not installed
         "a postgresql:// journal needs asyncpg: pip install 'durable-workflows[postgres]'"
     ) from None
 
-from .._aio import wait_set, within
+from .._aio import Backoff, wait_set, within
 from ..errors import DurableError, RunNotFound
 from ._pg_schema import MIGRATION_LOCK, SCHEMA_VERSION, migrations
 from ._pg_writer import PgWriter, is_transient
@@ -237,19 +237,15 @@ class PostgresStore:
         """Rows of a read; a server that is away is waited for, as the writer does."""
         if self._pool is None:
             raise DurableError("the journal is closed; use the runtime inside `async with`")
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + self._writer.give_up_after
-        delay = 0.01
+        backoff = Backoff(self._writer.give_up_after)
         while True:
             try:
                 return list(await self._pool.fetch(sql, *args))
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                if self._closing or loop.time() > give_up_at:
+                if self._closing or not await backoff.wait():
                     raise StoreUnavailable(f"PostgreSQL did not answer: {exc}") from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
 
     def _runs_sql(self, where: str) -> str:
         s = self._s
