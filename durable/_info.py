@@ -51,24 +51,14 @@ class RunInfo:
 
     @classmethod
     def from_record(cls, record: RunRecord) -> RunInfo:
+        values: list[Any] = []
         problems: list[str] = []
-
-        def column(name: str, text: str | None) -> Any:
-            if text is None:
-                return None
+        for name in ("input", "output", "error"):
             try:
-                return loads(text)
-            except ValueError as exc:
-                problems.append(f"{name} ({exc})")
-                return None
-
-        values = [column(name, getattr(record, name)) for name in ("input", "output", "error")]
-        unreadable = None
-        if problems:
-            unreadable = (
-                f"run {record.run_id!r}: its {', '.join(problems)} in the runs table is not"
-                " JSON; correct the row or restore it from a backup"
-            )
+                values.append(_column(record, name))
+            except CorruptJournal as exc:  # listed all the same, marked
+                values.append(None)
+                problems.append(str(exc))
         return cls(
             run_id=record.run_id,
             workflow=record.workflow,
@@ -79,7 +69,7 @@ class RunInfo:
             error=values[2],
             created_at=dt.datetime.fromtimestamp(record.created_at, dt.timezone.utc),
             updated_at=dt.datetime.fromtimestamp(record.updated_at, dt.timezone.utc),
-            unreadable=unreadable,
+            unreadable="; ".join(problems) or None,
         )
 
 
