@@ -33,21 +33,21 @@ HOST = socket.gethostname()
 class Ownership:
     """The runtime's lease and the claims made under it."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        owner: str,
-        lease_seconds: float,
-        workflows: Sequence[Workflow[Any, Any]] | None,
-    ) -> None:
+    def __init__(self, runtime: Runtime, workflows: Sequence[Workflow[Any, Any]] | None) -> None:
         self.runtime = runtime
-        self.owner = owner
-        self.lease_seconds = lease_seconds
         self.workflows = None if workflows is None else list(workflows)
         self.next_renewal = 0.0
         self._wall = SystemClock()
         self._reported: set[str] = set()
         self._tasks = TaskSet()
+
+    @property
+    def owner(self) -> str:
+        return self.runtime.owner
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.runtime.lease_seconds
 
     def executes(self) -> list[tuple[str, str]]:
         """The (name, version) pairs of the workflows this runtime runs."""

@@ -177,7 +177,7 @@ class Runtime:
         self.max_in_memory_runs = max_in_memory_runs
         self.max_value_bytes = max_value_bytes
         self.max_recoveries = max_recoveries
-        self.ownership = Ownership(self, self.owner, lease_seconds, workflows)
+        self.ownership = Ownership(self, workflows)
         self.residency = Residency(self)
         self.inbox = Inbox(self)
         self._open = False
