@@ -110,6 +110,13 @@ class WorkflowContext:
     def workflow_name(self) -> str:
         return self._host.workflow_name
 
+    @property
+    def is_replaying(self) -> bool:
+        """True while the workflow re-executes calls its journal already holds (after a
+        restart, or a rebuild from the journal): guard prints and log lines with it so
+        they are not repeated on every replay."""
+        return self._next_position < self._host.journal.replay_end
+
     def __repr__(self) -> str:
         return f"<WorkflowContext run={self.run_id!r} workflow={self.workflow_name!r}>"
 

@@ -86,6 +86,9 @@ class RunJournal:
             elif event.position is not None:
                 target = self.superseded if event.superseded else self.live
                 target.setdefault(event.position, []).append(event)
+        self.replay_end = max(self.live, default=-1) + 1
+        """The first position the journal had nothing for when the run was loaded:
+        calls before it are replays of calls made in an earlier life."""
 
     def parked(self, now: float) -> tuple[float | None, str | None] | None:
         """Where the run would park at once if replayed now: (deadline, message name).

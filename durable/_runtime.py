@@ -77,12 +77,20 @@ class RunHandle(Generic[R]):
     async def result(self, timeout: float | None = None) -> R:
         """The run's output; raises ``WorkflowFailed`` or ``WorkflowCancelled``.
 
-        ``timeout`` is in real seconds (``TimeoutError`` when it passes).
+        ``timeout`` is in real seconds: a ``TimeoutError`` naming the run and its
+        status when it passes (the run goes on).
         """
         if timeout is None:
             result: R = await self.runtime._result(self.run_id)
-        else:
+            return result
+        try:
             result = await within(self.runtime._result(self.run_id), timeout)
+        except TimeoutError:
+            status = (await self.runtime.get_run(self.run_id)).status.value
+            raise TimeoutError(
+                f"run {self.run_id!r} did not end within {timeout} s; it is {status} and goes"
+                " on (await result() again, or cancel it)"
+            ) from None
         return result
 
     async def status(self) -> RunStatus:
@@ -421,6 +429,37 @@ class Runtime:
         ]
         return sorted(waits, key=lambda wait: wait.created_at)
 
+    async def wait_for_question(self, run_id: str, timeout: float | None = None) -> PendingWait:
+        """Wait until the run has an unanswered ``wait_for_user`` and return it (the oldest).
+
+        So a caller can answer a run it just started. ``timeout`` is in real
+        seconds: a ``TimeoutError`` naming the run and its status when it
+        passes; a run that ends without asking raises ``DurableError``.
+        """
+        if timeout is None:
+            return await self._question(run_id)
+        try:
+            return await within(self._question(run_id), seconds("timeout", timeout))
+        except TimeoutError:
+            status = (await self.get_run(run_id)).status.value
+            raise TimeoutError(
+                f"run {run_id!r} asked no question within {timeout} s; it is {status}"
+            ) from None
+
+    async def _question(self, run_id: str) -> PendingWait:
+        while True:
+            # A future left pending by a raise below is dropped at the next change.
+            changed = self.inbox.next_change()
+            waits = await self.pending_waits(run_id)
+            if waits:
+                changed.cancel()
+                return waits[0]
+            record = await self._record(run_id)
+            if record.status in TERMINAL:
+                changed.cancel()
+                raise DurableError(f"run {run_id!r} ended {record.status} without asking")
+            await changed
+
     async def respond(self, run_id: str, value: Any, *, wait_id: str | None = None) -> None:
         """Answer the run's pending ``wait_for_user`` (the oldest, or ``wait_id``).
 
@@ -553,6 +592,7 @@ class Runtime:
 
     def note_suspended(self, live: LiveRun) -> None:
         self.residency.note_suspended(live)
+        self.inbox.notify()  # for wait_for_question
 
     def forget(self, live: LiveRun) -> None:
         self.residency.forget(live)
@@ -598,6 +638,16 @@ def new_run_id() -> str:
 
 def run(wf: Workflow[P, R], *args: Any, db: str = "durable.db", **kwargs: Any) -> R:
     """Run one workflow to its end from a script: the ``asyncio.run`` of durable."""
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise DurableError(
+            "durable.run() was called inside a running event loop; it is for scripts. In async"
+            " code use `async with durable.Runtime(db) as rt:` and `await rt.start(...)`"
+        )
 
     async def main() -> R:
         async with Runtime(db) as runtime:

@@ -135,15 +135,33 @@ def _check_workflow_function(fn: Callable[..., Any]) -> None:
             " Write `async def` and await durable calls on the context."
         )
     params = list(inspect.signature(fn).parameters.values())
+    name = getattr(fn, "__name__", "fn")
     if not params or params[0].kind not in (
         inspect.Parameter.POSITIONAL_ONLY,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
     ):
         raise TypeError(
             f"@durable.workflow function {label} must take the WorkflowContext as its first"
-            f" parameter: `async def {getattr(fn, '__name__', 'fn')}"
-            "(ctx: durable.WorkflowContext, ...)`"
+            f" parameter: `async def {name}(ctx: durable.WorkflowContext, ...)`"
         )
+    first = params[0]
+    if first.name != "ctx" and not _names_the_context(first.annotation):
+        rest = "".join(f", {p}" for p in params)
+        raise TypeError(
+            f"@durable.workflow function {label} must take the WorkflowContext as its first"
+            f" parameter, named `ctx` or annotated `durable.WorkflowContext`; its first"
+            f" parameter is {first.name!r}, which would receive the context instead of an"
+            f" argument. Write `async def {name}(ctx: durable.WorkflowContext{rest})`"
+        )
+
+
+def _names_the_context(annotation: Any) -> bool:
+    """The annotation is ``WorkflowContext``, as a class or as text (postponed annotations)."""
+    if isinstance(annotation, str):
+        return annotation.rpartition(".")[2] == "WorkflowContext"
+    from ._context import WorkflowContext
+
+    return isinstance(annotation, type) and issubclass(annotation, WorkflowContext)
 
 
 @dataclass(frozen=True)

@@ -88,3 +88,24 @@ def test_step_options_are_validated() -> None:
         durable.step(timeout=0)
     with pytest.raises(ValueError, match="max_attempts"):
         durable.RetryPolicy(max_attempts=0)
+
+
+def test_a_first_parameter_that_is_not_the_context_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"first parameter is 'name'.*async def greet\(ctx"):
+
+        @durable.workflow  # type: ignore[arg-type]
+        async def greet(name: str) -> str:
+            return f"hi {name}"
+
+
+def test_the_context_is_known_by_its_name_or_its_annotation() -> None:
+    @durable.workflow(name="decorators.by_name")
+    async def by_name(ctx, who: str) -> str:  # type: ignore[no-untyped-def]
+        return who
+
+    @durable.workflow(name="decorators.by_annotation")
+    async def by_annotation(context: durable.WorkflowContext, who: str) -> str:
+        return who
+
+    assert by_name.name == "decorators.by_name"
+    assert by_annotation.name == "decorators.by_annotation"

@@ -112,6 +112,46 @@ def test_durable_run_for_scripts(db: Path) -> None:
     assert durable.run(greet, "lin", db=str(db)) == "HELLO LIN!"
 
 
+async def test_durable_run_inside_an_event_loop_says_to_use_the_runtime(db: Path) -> None:
+    with pytest.raises(durable.DurableError, match=r"inside a running event loop.*async with"):
+        durable.run(greet, "lin", db=str(db))
+
+
+async def test_a_result_timeout_names_the_run_and_its_status(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(parked, run_id="slow")
+        await status_is(rt, "slow", "waiting")
+        with pytest.raises(TimeoutError, match=r"'slow' did not end within 0.1 s; it is waiting"):
+            await handle.result(timeout=0.1)
+
+
+@durable.workflow(name="runtime.says_when_it_replays")
+async def says_when_it_replays(ctx: durable.WorkflowContext) -> list[bool]:
+    seen = [ctx.is_replaying]
+    await ctx.step("one", str, 1)
+    seen.append(ctx.is_replaying)
+    await ctx.wait_for_event("go")
+    seen.append(ctx.is_replaying)
+    return seen
+
+
+async def test_is_replaying_is_true_only_over_what_the_journal_holds(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(says_when_it_replays, run_id="fresh")
+        await status_is(rt, "fresh", "waiting")
+        await rt.send_event("fresh", "go")
+        assert await rt.handle("fresh").result(timeout=10) == [False, False, False]
+        await rt.start(says_when_it_replays, run_id="restarted")
+        await status_is(rt, "restarted", "waiting")
+        after = await crash(rt)
+    try:
+        await after.send_event("restarted", "go")
+        # The calls at positions 0 and 1 are replayed; what follows the wait is new.
+        assert await after.handle("restarted").result(timeout=10) == [True, True, False]
+    finally:
+        await after.close()
+
+
 async def test_leaving_the_runtime_leaves_runs_resumable(db: Path) -> None:
     async with durable.Runtime(db) as rt:
         await rt.start(parked, run_id="p")

@@ -178,3 +178,48 @@ async def test_bad_wait_arguments(db: Path) -> None:
             await (await rt.start(bad, "essay")).result()
         with pytest.raises(durable.WorkflowFailed, match="needs options"):
             await (await rt.start(bad, "choice")).result()
+
+
+@durable.workflow(name="waits.nap_then_ask")
+async def nap_then_ask(ctx: durable.WorkflowContext) -> str:
+    await ctx.sleep(0.2)
+    return str(await ctx.wait_for_user("Ready?", input_type="approval"))
+
+
+async def test_wait_for_question_waits_until_the_run_asks(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(nap_then_ask, run_id="q")
+        with pytest.raises(durable.NoPendingWait):
+            await rt.respond("q", "yes")  # still sleeping: why the quickstart needs this
+        wait = await rt.wait_for_question("q", timeout=10)
+        assert (wait.run_id, wait.question, wait.input_type) == ("q", "Ready?", "approval")
+        await rt.respond("q", "yes")
+        assert await handle.result(timeout=10) == "yes"
+
+
+async def test_wait_for_question_sees_a_question_asked_in_another_runtime(db: Path) -> None:
+    async with durable.Runtime(db, recover=False) as client, durable.Runtime(db):
+        await client.start(nap_then_ask, run_id="elsewhere")  # the worker runs it
+        wait = await client.wait_for_question("elsewhere", timeout=10)
+        assert wait.question == "Ready?"
+
+
+async def test_wait_for_question_timeout_names_the_run_and_its_status(db: Path) -> None:
+    async with durable.Runtime(db, recover=False) as rt:
+        await rt.start(nap_then_ask, run_id="nobody-runs-it")
+        with pytest.raises(TimeoutError, match=r"'nobody-runs-it' asked no question .* pending"):
+            await rt.wait_for_question("nobody-runs-it", timeout=0.2)
+
+
+@durable.workflow(name="waits.asks_nothing")
+async def asks_nothing(ctx: durable.WorkflowContext) -> int:
+    return 1
+
+
+async def test_wait_for_question_of_a_run_that_ends_without_asking(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(asks_nothing, run_id="quiet")
+        with pytest.raises(durable.DurableError, match="'quiet' ended completed without"):
+            await rt.wait_for_question("quiet", timeout=10)
+        with pytest.raises(durable.RunNotFound):
+            await rt.wait_for_question("no-such-run", timeout=10)

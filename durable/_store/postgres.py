@@ -508,10 +508,13 @@ def _heard_elsewhere(
     events: Sequence[NewEvent], update: RunUpdate | None, owner: str | None
 ) -> bool:
     """Whether other runtimes must hear of this write: anything but a run's owner
-    journaling its own progress (its end included: someone may await it)."""
+    journaling its own progress, except its end and its questions to a person
+    (someone may await those: ``result()``, ``wait_for_question``)."""
     if owner is None:
         return True
-    return update is not None and (update.status in TERMINAL or update.release)
+    return update is not None and (
+        update.status in TERMINAL or update.status == "waiting" or update.release
+    )
 
 
 def _append_args(

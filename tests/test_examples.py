@@ -1,0 +1,32 @@
+"""The examples run as written, and the README's quickstart is the quickstart example."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_quickstart_is_the_example_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quickstart", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None, "the README's Quickstart section has no python block"
+    assert block.group(1) == (ROOT / "examples" / "quickstart.py").read_text()
+
+
+def test_the_quickstart_runs_and_runs_again(tmp_path: Path) -> None:
+    for _ in range(2):  # the second start finds the run done, by its run_id
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1].endswith("'approved': True}")
+    assert (tmp_path / "app.db").exists()
