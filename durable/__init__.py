@@ -1,6 +1,6 @@
 """durable: embedded durable workflows for async Python on one SQLite file."""
 
-from ._check import CheckReport, InterruptedStep
+from ._check import CheckReport, DivergedRun, InterruptedStep
 from ._clock import Clock, SystemClock, VirtualClock
 from ._context import WorkflowContext
 from ._info import PendingWait, RunInfo, RunStatus
@@ -31,6 +31,7 @@ __all__ = [
     "CheckReport",
     "Clock",
     "CorruptJournal",
+    "DivergedRun",
     "DurableError",
     "IdempotencyKeyMismatch",
     "InterruptedStep",

@@ -1,10 +1,12 @@
-"""``rt.check()``: what needs a human after a crash.
+"""``rt.check()``: what needs a human after a crash, or before the next answer.
 
-Four things: step attempts that started and never finished (the external
+Five things: step attempts that started and never finished (the external
 effect may or may not have happened, and may have happened twice if the
-step was run again), unfinished runs that no live runtime owns, unfinished
-runs of workflows this process does not have, and runs failed because their
-process died each time they were recovered (``RECOVERY_LIMIT``).
+step was run again), unfinished runs whose owner died and that no live
+runtime has taken over, unfinished runs of workflows this process does not
+have, runs failed because their process died each time they were recovered
+(``RECOVERY_LIMIT``), and parked runs (sleeping or waiting) whose journal the
+current code no longer replays: found now, not when someone answers them.
 """
 
 from __future__ import annotations
@@ -12,11 +14,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._info import RunInfo
+from ._info import RunInfo, RunStatus
 from ._journal import STEP_COMPLETED, STEP_FAILED, STEP_STARTED, RunJournal
+from ._replay import divergence
 from ._store.base import EventRecord, RunRecord
+from ._workflow import registered
+from .errors import RecoveryLimit
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+PARKED = frozenset({RunStatus.SLEEPING.value, RunStatus.WAITING.value})
 
 
 @dataclass(frozen=True)
@@ -37,11 +47,23 @@ class InterruptedStep:
 
 
 @dataclass(frozen=True)
+class DivergedRun:
+    """A parked run whose journal the current code does not replay: answering or
+    waking it would fail it with ``error`` (a ``NonDeterminismError`` message)."""
+
+    run_id: str
+    workflow: str
+    status: str
+    error: str
+
+
+@dataclass(frozen=True)
 class CheckReport:
     interrupted_steps: list[InterruptedStep] = field(default_factory=list)
     orphaned_runs: list[RunInfo] = field(default_factory=list)
     unregistered_runs: list[RunInfo] = field(default_factory=list)
     poison_runs: list[RunInfo] = field(default_factory=list)
+    diverged_runs: list[DivergedRun] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -50,6 +72,7 @@ class CheckReport:
             or self.orphaned_runs
             or self.unregistered_runs
             or self.poison_runs
+            or self.diverged_runs
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +89,38 @@ class CheckReport:
                 for run in self.unregistered_runs
             ],
             "poison_runs": [run.run_id for run in self.poison_runs],
+            "diverged_runs": [vars(run) for run in self.diverged_runs],
         }
+
+
+async def check(rt: Runtime, *, unregistered: bool) -> CheckReport:
+    """The report of ``rt.check()``: everything read from the journal, nothing written."""
+    runs = await rt.store.list_runs(limit=None, unfinished=True)
+    journals = await rt.store.load_events([run.run_id for run in runs])
+    report = build_report(
+        runs,
+        journals,
+        rt.ownership.owned_by_live_runtime,
+        lambda run: not unregistered or registered(run.workflow, run.version) is not None,
+        rt.loaded_runs | rt.unloaded_runs,
+    )
+    for run in runs:
+        wf = registered(run.workflow, run.version)
+        if run.status in PARKED and wf is not None:
+            error = await divergence(
+                wf, run.run_id, run.input, journals[run.run_id], run.updated_at
+            )
+            if error is not None:
+                report.diverged_runs.append(
+                    DivergedRun(run.run_id, run.workflow, run.status, error.message)
+                )
+    failed = await rt.store.list_runs(status=RunStatus.FAILED.value, limit=None)
+    report.poison_runs.extend(
+        info
+        for info in map(RunInfo.from_record, failed)
+        if (info.error or {}).get("code") == RecoveryLimit.code
+    )
+    return report
 
 
 def build_report(
@@ -79,7 +133,9 @@ def build_report(
     report = CheckReport()
     for run in runs:
         alive = run.run_id in live_here or owned_by_live_runtime(run)
-        if not alive:
+        # A run owned by no one was stopped cleanly or never started: the next runtime
+        # with its workflow takes it. Only a dead owner's run is orphaned.
+        if not alive and run.owner is not None:
             report.orphaned_runs.append(RunInfo.from_record(run))
         if not is_registered(run):
             report.unregistered_runs.append(RunInfo.from_record(run))

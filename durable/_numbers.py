@@ -6,6 +6,7 @@ or "forever", so each such argument is checked here, with one message.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 
@@ -28,3 +29,15 @@ def seconds(name: str, value: float, *, zero_ok: bool = False) -> float:
         needed = ">= 0" if zero_ok else "> 0"
         raise ValueError(f"{name} must be a finite number of seconds {needed}, got {value!r}")
     return number
+
+
+def timestamp(name: str, moment: dt.datetime) -> float:
+    """An aware datetime as POSIX seconds; ``ValueError`` naming ``name`` for a naive one."""
+    if not isinstance(moment, dt.datetime):
+        raise TypeError(f"{name} must be a datetime, got {moment!r}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(
+            f"{name} must be an aware datetime (with a time zone), got {moment!r};"
+            " for example datetime.now(timezone.utc)"
+        )
+    return moment.timestamp()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import datetime as dt
 import logging
 import os
 import time
@@ -23,13 +24,13 @@ from typing_extensions import ParamSpec, Self
 
 from . import _current
 from ._aio import within
-from ._check import CheckReport, build_report
+from ._check import CheckReport, check
 from ._clock import Clock, SystemClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import CANCEL, MESSAGE, RERUN, RESUMED, USER_WAIT_PREFIX, RunJournal
-from ._numbers import count, seconds
+from ._numbers import count, seconds, timestamp
 from ._ownership import HOST, Ownership
 from ._residency import Residency
 from ._run import LiveRun
@@ -52,7 +53,6 @@ from .errors import (
     IdempotencyKeyMismatch,
     InvalidResponse,
     NoPendingWait,
-    RecoveryLimit,
     RunNotFound,
     SerializationError,
     WorkflowCancelled,
@@ -361,11 +361,46 @@ class Runtime:
         status: RunStatus | str | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        *,
+        after: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
     ) -> list[RunInfo]:
+        """Runs, newest first. ``after`` (a run id, the last of the page before) pages
+        on; ``since`` and ``until`` (aware datetimes) bound when runs were created."""
         self._check_open()
-        status_text = None if status is None else RunStatus(status).value
-        records = await self.store.list_runs(status_text, workflow, limit=limit)
+        status_text = None if status is None else _status(status)
+        cursor = None
+        if after is not None:
+            record = await self.store.get_run(after)
+            if record is None:
+                raise RunNotFound(after)
+            cursor = (record.created_at, record.run_id)
+        count("limit", limit)
+        records = await self.store.list_runs(
+            status_text,
+            workflow,
+            limit=limit,
+            after=cursor,
+            since=None if since is None else timestamp("since", since),
+            until=None if until is None else timestamp("until", until),
+        )
         return [RunInfo.from_record(record) for record in records]
+
+    async def prune(self, older_than: float | dt.timedelta, *, batch: int = 1000) -> int:
+        """Delete runs that ended more than ``older_than`` (seconds or a timedelta) ago,
+        with their journals, ``batch`` runs per transaction; returns how many. Never
+        an unfinished run."""
+        self._check_open()
+        age = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
+        cutoff = self.clock.now() - seconds("older_than", age, zero_ok=True)
+        count("batch", batch)
+        pruned = 0
+        while True:
+            deleted = await self.store.prune(cutoff, batch)
+            pruned += deleted
+            if deleted < batch:
+                return pruned
 
     async def history(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events in journal order (superseded ones flagged), as JSON-ready dicts."""
@@ -559,28 +594,14 @@ class Runtime:
         return RunHandle(self, run_id)
 
     async def check(self, *, unregistered: bool = True) -> CheckReport:
-        """What needs a human after a crash: interrupted steps, orphaned and unknown runs.
+        """What needs a human: interrupted steps, orphaned, unknown, poison and
+        diverged runs (parked runs the current code no longer replays).
 
         ``unregistered=False`` skips runs of workflows this process lacks (for
         tools, like the CLI, that import no workflows).
         """
         self._check_open()
-        runs = await self._unfinished()
-        journals = await self.store.load_events([run.run_id for run in runs])
-        report = build_report(
-            runs,
-            journals,
-            self.ownership.owned_by_live_runtime,
-            lambda run: not unregistered or registered(run.workflow, run.version) is not None,
-            self.loaded_runs | self.unloaded_runs,
-        )
-        failed = await self.store.list_runs(status=RunStatus.FAILED.value, limit=None)
-        report.poison_runs.extend(
-            info
-            for info in map(RunInfo.from_record, failed)
-            if (info.error or {}).get("code") == RecoveryLimit.code
-        )
-        return report
+        return await check(self, unregistered=unregistered)
 
     # -- what the parts and live runs call back ------------------------------
 
@@ -600,6 +621,14 @@ class Runtime:
     def run_ended(self, live: LiveRun) -> None:
         self.residency.forget(live)
         self.inbox.notify()
+
+
+def _status(status: RunStatus | str) -> str:
+    try:
+        return RunStatus(status).value
+    except ValueError:
+        valid = ", ".join(member.value for member in RunStatus)
+        raise ValueError(f"unknown run status {status!r}; the statuses are: {valid}") from None
 
 
 class _HexPool:

@@ -7,6 +7,7 @@ def test_public_names_are_pinned() -> None:
         "CheckReport",
         "Clock",
         "CorruptJournal",
+        "DivergedRun",
         "DurableError",
         "IdempotencyKeyMismatch",
         "InterruptedStep",

@@ -250,3 +250,57 @@ async def test_a_release_hands_back_the_runs_it_names_as_owned_by_no_one(store: 
         "stopped",
         "parked",
     }
+
+
+async def test_runs_are_paged_with_a_cursor_and_bounded_by_creation_time(store: Store) -> None:
+    for i in range(7):  # two runs per moment: ties are broken by run id
+        await store.create_run(run(f"r{i}", created=float(i // 2)))
+    pages, cursor = [], None
+    while True:
+        page = await store.list_runs(limit=3, after=cursor)
+        if not page:
+            break
+        pages.append([r.run_id for r in page])
+        cursor = (page[-1].created_at, page[-1].run_id)
+    assert pages == [["r6", "r4", "r5"], ["r2", "r3", "r0"], ["r1"]]
+    bounded = await store.list_runs(since=1.0, until=3.0, limit=None)
+    assert [r.run_id for r in bounded] == ["r4", "r5", "r2", "r3"]
+
+
+async def test_prune_deletes_only_runs_that_ended_before_the_cutoff(store: Store) -> None:
+    for run_id in ("old-done", "old-open", "new-done"):
+        await store.create_run(run(run_id, "me"))
+        await store.append(run_id, [step(run_id, 0)], owner="me")
+    ended = RunUpdate(5.0, status="completed", output="1")
+    await store.append("old-done", [], ended, owner="me")
+    await store.append("new-done", [], RunUpdate(50.0, status="completed"), owner="me")
+    await store.append("old-open", [], RunUpdate(5.0, status="sleeping"), owner="me")
+    assert await store.prune(10.0, limit=100) == 1
+    assert await store.get_run("old-done") is None
+    assert (await store.load_events(["old-done"]))["old-done"] == []
+    left = {r.run_id for r in await store.list_runs(limit=None)}
+    assert left == {"old-open", "new-done"}
+    assert await store.prune(10.0, limit=100) == 0
+
+
+async def test_prune_works_in_batches_oldest_first(store: Store) -> None:
+    for i in range(5):
+        await store.create_run(run(f"p{i}", "me", created=float(i)))
+        await store.append(f"p{i}", [], RunUpdate(float(i), status="failed"), owner="me")
+    assert await store.prune(100.0, limit=2) == 2
+    assert [r.run_id for r in await store.list_runs(limit=None)] == ["p4", "p3", "p2"]
+
+
+async def test_pruning_the_newest_message_never_numbers_a_new_one_below_a_cursor(
+    store: Store,
+) -> None:
+    for run_id in ("kept", "gone"):
+        await store.create_run(run(run_id, "me"))
+    await store.append("kept", [message("kept", "x")], expect=Expect())
+    await store.append("gone", [message("gone", "y")], expect=Expect())
+    cursor = await store.last_seq()  # a runtime following the feed has read up to here
+    await store.append("gone", [], RunUpdate(1.0, status="completed"), owner="me")
+    assert await store.prune(2.0, limit=10) == 1
+    (later,) = await store.append("kept", [message("kept", "z")], expect=Expect())
+    assert later > cursor
+    assert [e.name for e in await store.changes_since(cursor)] == ["z"]

@@ -21,7 +21,11 @@ _INSERT = (
     " VALUES (?,?,?,?,?,?,?)"
 )
 _LAST_OF_RUN = "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?"
-_LAST_UNPOSITIONED = "SELECT coalesce(max(seq), 0) FROM events WHERE position IS NULL"
+# The newest event without a position, or the newest one pruned (journal_marks).
+_LAST_UNPOSITIONED = (
+    "SELECT max(coalesce((SELECT max(seq) FROM events WHERE position IS NULL), 0),"
+    " coalesce((SELECT value FROM journal_marks WHERE name = 'unpositioned'), 0))"
+)
 
 
 class JobMemory:

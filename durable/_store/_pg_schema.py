@@ -3,7 +3,9 @@
 The same tables as on SQLite (``runs``, ``run_inputs``, ``events``, ``owners``;
 a run's input apart from the row each status change rewrites) with the same
 columns and the same JSON text, in a schema of their own (``durable`` unless
-the URL says ``?schema=``), plus ``schema_version`` and ``writers`` (each
+the URL says ``?schema=``), plus ``schema_version``, ``journal_marks`` (the seq
+that events without a position must follow, kept when the newest of them is
+pruned) and ``writers`` (each
 group-commit writer's last committed batch, by which it learns whether a batch
 whose connection broke committed; see ``_pg_writer.py``). Every
 journal write goes through ``append``: it locks the run's row, checks in SQL what
@@ -19,7 +21,7 @@ abort the other writes of its batch.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MESSAGE_LOCK = 7_213_931_000_001
 """The advisory lock held by transactions that append events without a position."""
@@ -100,6 +102,16 @@ def migrations(schema: str) -> list[tuple[int, str]]:
             );
             INSERT INTO {s}.run_inputs (run_id, input) SELECT run_id, input FROM {s}.runs;
             ALTER TABLE {s}.runs DROP COLUMN input;
+            """,
+        ),
+        (
+            3,
+            f"""
+            CREATE TABLE {s}.journal_marks (
+                name  text PRIMARY KEY,
+                value bigint NOT NULL
+            );
+            {append_function(schema)}
             """,
         ),
     ]
@@ -185,8 +197,9 @@ BEGIN
         IF p_positions[i] IS NULL THEN
             IF v_unpositioned IS NULL THEN
                 PERFORM pg_advisory_xact_lock({MESSAGE_LOCK});
-                SELECT coalesce(max(seq), 0) INTO v_unpositioned
-                    FROM {s}.events WHERE position IS NULL;
+                SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value
+                    FROM {s}.journal_marks WHERE name = 'unpositioned'), 0))
+                    INTO v_unpositioned FROM {s}.events WHERE position IS NULL;
             END IF;
             v_last := greatest(v_last, v_unpositioned) + 1;
             v_unpositioned := v_last;

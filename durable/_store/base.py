@@ -4,7 +4,8 @@ The runtime and the workflow context speak only this protocol; SQL lives in
 the implementations (``sqlite.py``, ``postgres.py``), and nothing here is
 particular to one of them. Values are JSON text: the store never interprets
 them. The journal is append-only: events are never deleted or changed,
-except that ``rerun_from`` marks the entries it replaces as superseded.
+except that ``rerun_from`` marks the entries it replaces as superseded, and
+``prune`` deletes runs that ended long ago, whole.
 What a write needs to hold is said declaratively (``Expect``, ``owner``), so
 each backend checks it in SQL inside the write's own transaction.
 """
@@ -167,8 +168,21 @@ class Store(Protocol):
         workflow: str | None = None,
         limit: int | None = 100,
         unfinished: bool = False,
+        *,
+        after: tuple[float, str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first; ``unfinished`` keeps only those not ended; ``limit`` None: all."""
+        """Runs, newest first (by ``created_at``, then run id); ``unfinished`` keeps only
+        those not ended; ``limit`` None: all. ``after`` is the (``created_at``, run id)
+        of the last run of the page before: the runs listed after it. ``since`` and
+        ``until`` bound ``created_at`` (``since <= created_at < until``)."""
+        ...
+
+    async def prune(self, ended_before: float, limit: int) -> int:
+        """Delete up to ``limit`` ended runs last updated before ``ended_before`` (oldest
+        first), with their events and inputs, in one transaction; returns how many.
+        Never an unfinished run."""
         ...
 
     def append(

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - the extra is not installed
 
 from .._aio import Backoff, wait_set, within
 from ..errors import DurableError, RunNotFound
-from ._pg_schema import MIGRATION_LOCK, SCHEMA_VERSION, migrations
+from ._pg_schema import MESSAGE_LOCK, MIGRATION_LOCK, SCHEMA_VERSION, migrations
 from ._pg_writer import PgWriter, is_transient
 from .base import (
     TERMINAL,
@@ -265,9 +265,25 @@ class PostgresStore:
         workflow: str | None = None,
         limit: int | None = 100,
         unfinished: bool = False,
+        *,
+        after: tuple[float, str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[RunRecord]:
         clauses: list[str] = [_ACTIVE] if unfinished else ["true"]
         params: list[Any] = []
+        if after is not None:
+            params += [after[0], after[1]]
+            clauses.append(
+                f"(created_at < ${len(params) - 1}"
+                f" OR (created_at = ${len(params) - 1} AND runs.run_id > ${len(params)}))"
+            )
+        if since is not None:
+            params.append(since)
+            clauses.append(f"created_at >= ${len(params)}")
+        if until is not None:
+            params.append(until)
+            clauses.append(f"created_at < ${len(params)}")
         if status is not None:
             params.append(status)
             clauses.append(f"status = ${len(params)}")
@@ -279,6 +295,41 @@ class PostgresStore:
             params.append(limit)
             sql += f" LIMIT ${len(params)}"
         return [_run(row) for row in await self._fetch(sql, *params)]
+
+    async def prune(self, ended_before: float, limit: int) -> int:
+        s = self._s
+
+        async def job(conn: asyncpg.Connection) -> int:
+            # Under the lock that numbers events without a position: none is numbered
+            # between reading the newest one pruned and keeping it in journal_marks.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_LOCK)
+            rows = await conn.fetch(
+                f"SELECT run_id FROM {s}.runs WHERE NOT ({_ACTIVE}) AND updated_at < $1"
+                " ORDER BY created_at, run_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                ended_before,
+                limit,
+            )
+            ids = [row[0] for row in rows]
+            if not ids:
+                return 0
+            top = await conn.fetchval(
+                f"SELECT max(seq) FROM {s}.events"
+                " WHERE run_id = ANY($1::text[]) AND position IS NULL",
+                ids,
+            )
+            if top is not None:
+                await conn.execute(
+                    f"INSERT INTO {s}.journal_marks (name, value) VALUES ('unpositioned', $1)"
+                    " ON CONFLICT (name) DO UPDATE"
+                    " SET value = greatest(journal_marks.value, excluded.value)",
+                    top,
+                )
+            await conn.execute(f"DELETE FROM {s}.events WHERE run_id = ANY($1::text[])", ids)
+            await conn.execute(f"DELETE FROM {s}.run_inputs WHERE run_id = ANY($1::text[])", ids)
+            await conn.execute(f"DELETE FROM {s}.runs WHERE run_id = ANY($1::text[])", ids)
+            return len(ids)
+
+        return await self._writer.submit(job)  # type: ignore[no-any-return]
 
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}

@@ -144,6 +144,17 @@ _MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE runs DROP COLUMN input
         """,
     ),
+    # Paging through runs newest first (list_runs, prune) without sorting the table;
+    # and the seq the next event without a position must follow, kept apart from the
+    # events so that pruning the newest such event cannot number a new one lower
+    # than a cursor that has passed it (changes_since).
+    (
+        8,
+        """
+        CREATE INDEX runs_created ON runs (created_at DESC, run_id);
+        CREATE TABLE journal_marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL)
+        """,
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -163,6 +174,10 @@ _ORPHANED_EVENTS = (
 )
 _INSERT_NEW_RUN = (
     f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?)"
+)
+_RAISE_MARK = (
+    "INSERT INTO journal_marks (name, value) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
 )
 # A run as read: its input beside it, its lease its owner's.
 _RUN_SELECT = (
@@ -368,9 +383,22 @@ class SqliteStore:
         workflow: str | None = None,
         limit: int | None = 100,
         unfinished: bool = False,
+        *,
+        after: tuple[float, str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[RunRecord]:
         clauses: list[str] = [_ACTIVE] if unfinished else []
         params: list[Any] = []
+        if after is not None:
+            clauses.append("(created_at < ? OR (created_at = ? AND runs.run_id > ?))")
+            params += [after[0], after[0], after[1]]
+        if since is not None:
+            clauses.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("created_at < ?")
+            params.append(until)
         if status is not None:
             clauses.append("status = ?")
             params.append(status)
@@ -385,6 +413,34 @@ class SqliteStore:
             f"{_RUN_READ} {where}{order} LIMIT ?", (*params, -1 if limit is None else limit)
         )
         return [_run(row) for row in rows]
+
+    async def prune(self, ended_before: float, limit: int) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            ids = [
+                run_id
+                for (run_id,) in conn.execute(
+                    f"SELECT run_id FROM runs WHERE NOT {_ACTIVE} AND updated_at < ?"
+                    " ORDER BY created_at, run_id LIMIT ?",
+                    (ended_before, limit),
+                )
+            ]
+            if not ids:
+                return 0
+            marks = ",".join("?" * len(ids))
+            (top,) = conn.execute(
+                f"SELECT max(seq) FROM events WHERE run_id IN ({marks}) AND position IS NULL",
+                ids,
+            ).fetchone()
+            if top is not None:
+                conn.execute(_RAISE_MARK, ("unpositioned", top))
+            conn.execute(f"DELETE FROM events WHERE run_id IN ({marks})", ids)
+            conn.execute(f"DELETE FROM run_inputs WHERE run_id IN ({marks})", ids)
+            conn.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
+            for run_id in ids:
+                self._memory.ended(run_id)
+            return len(ids)
+
+        return await self._writer.submit(job)
 
     # -- events ------------------------------------------------------------
 
