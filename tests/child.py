@@ -98,6 +98,19 @@ async def approval(ctx: durable.WorkflowContext) -> str:
     return str(answer)
 
 
+@durable.workflow(name="child.ask_text")
+async def ask_text(ctx: durable.WorkflowContext, greeting: str = "hello") -> str:
+    """Says what type the answer arrived as: ``'007'`` for text, ``42`` for JSON."""
+    answer = await ctx.wait_for_user("Your code?", timeout=3600)
+    return f"{greeting} {answer!r}"
+
+
+@durable.workflow(name="child.pair")
+async def pair(ctx: durable.WorkflowContext) -> list[str]:
+    both = await asyncio.gather(ctx.step("fetch", str, "a"), ctx.step("fetch", str, "b"))
+    return list(both)
+
+
 async def tick(i: int) -> int:
     return i
 

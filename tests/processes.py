@@ -36,13 +36,23 @@ def spawn(*args: str, block: str | None = None, **extra_env: str) -> subprocess.
     return proc
 
 
-def cli(db: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(db: Path | str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """``durable --db DB ARGS...`` in a process of its own."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return durable_command("--db", str(db), *args, stdin=stdin)
+
+
+def durable_command(
+    *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m durable ARGS...`` in a process of its own, with ``env`` added."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    environment.pop("DURABLE_DB", None)
+    environment.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "durable", "--db", str(db), *args],
+        [sys.executable, "-m", "durable", *args],
         cwd=ROOT,
-        env=env,
+        env=environment,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,

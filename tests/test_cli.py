@@ -91,7 +91,7 @@ def test_send_event_cancel_and_check(db: Path, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
     live = spawn(str(db), "approval", str(effects))
     wait_for_status(db, "waiting")
-    sent = cli(db, "send-event", "run-approval", "note", '{"n": 1}')
+    sent = cli(db, "send-event", "run-approval", "note", '{"n": 1}', "--json")
     assert sent.returncode == 0, sent.stderr
     history = json.loads(cli(db, "history", "run-approval").stdout)
     assert history[-1]["kind"] == "message" and history[-1]["payload"] == {"n": 1}

@@ -1,0 +1,213 @@
+"""The command line: ``durable [--db DB] COMMAND ...``, also ``python -m durable``.
+
+Every command but ``worker`` opens the journal with ``recover=False``, so it
+runs no workflow: it reads, answers, starts, cancels, resumes or prunes, and
+a live runtime on the same journal notices within a second. Exit codes: 0
+success, 1 a refused request (one line on stderr names the problem), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.metadata
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from .._info import RunStatus
+from .._runtime import Runtime
+from .._store import is_url
+from .._workflow import registry_keys
+from ..errors import DurableError
+from ._commands import COMMANDS, duration, moment
+
+DISTRIBUTION = "durable-workflows"
+
+DB_HELP = (
+    "the journal: a SQLite file path or a postgresql:// URL; before or after the command"
+    " (default: $DURABLE_DB, else durable.db)"
+)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="durable",
+        description="Inspect and operate durable workflow runs in a journal.",
+        epilog="Exit codes: 0 success, 1 a refused request, 2 usage.",
+    )
+    top.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    top.add_argument("--version", action="version", version=f"durable {_version()}")
+    # --db is also accepted after the command: each subcommand knows it too.
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text + ".", parents=[shared])
+
+    def run_id(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("run_id", metavar="RUN_ID", help="the run's id")
+
+    def as_json(sub: argparse.ArgumentParser, text: str = "print JSON instead of text") -> None:
+        sub.add_argument("--json", action="store_true", help=text)
+
+    statuses = [status.value for status in RunStatus]
+    runs = command("runs", "list runs, newest first")
+    runs.add_argument("--status", choices=statuses, help="only runs with this status")
+    runs.add_argument("--workflow", help="only runs of this workflow (its name)")
+    runs.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    runs.add_argument("--after", metavar="RUN_ID", help="the next page: runs listed after this one")
+    runs.add_argument("--since", type=moment, help="created at or after (ISO 8601, or 2h: ago)")
+    runs.add_argument("--until", type=moment, help="created before (ISO 8601, or 2h: ago)")
+    as_json(runs)
+
+    show = command("show", "a run: status, input, output, open questions, timeline")
+    run_id(show)
+    as_json(show)
+    history = command("history", "a run's events as JSON, times in ISO 8601")
+    run_id(history)
+    export = command("export", "a run's history document, for durable.testing.replay")
+    run_id(export)
+
+    start = command("start", "start a run, for a worker with its workflow to execute")
+    start.add_argument("workflow", metavar="WORKFLOW", help="the workflow's name (NAME@VERSION)")
+    start.add_argument(
+        "args",
+        metavar="ARGS_JSON",
+        nargs="?",
+        help='its arguments: a JSON array (["o-1", 3]) or object of keyword arguments',
+    )
+    start.add_argument(
+        "--module",
+        "-m",
+        dest="modules",
+        action="append",
+        required=True,
+        metavar="MODULE",
+        help="a module that defines the workflow (repeatable)",
+    )
+    start.add_argument("--run-id", help="the run's id, its idempotency key (default: a new one)")
+    as_json(start, 'print {"run_id": ...}')
+
+    respond = command("respond", "answer a run's wait_for_user question")
+    run_id(respond)
+    respond.add_argument("value", metavar="VALUE", help="the answer, as typed (text)")
+    respond.add_argument("--wait-id", help="which question, if the run has several")
+    as_json(respond, "parse VALUE as JSON (42 a number, true a boolean)")
+
+    send = command("send-event", "send an event to a run's wait_for_event")
+    run_id(send)
+    send.add_argument("name", metavar="NAME", help="the event's name")
+    send.add_argument("payload", metavar="PAYLOAD", nargs="?", help="its payload, as text")
+    as_json(send, "parse PAYLOAD as JSON")
+
+    for name, text in (
+        ("cancel", "cancel runs: those named, or those the filters select"),
+        ("resume", "re-run failed runs on their journal (after a code fix)"),
+    ):
+        sub = command(name, text)
+        sub.add_argument("run_ids", metavar="RUN_ID", nargs="*", help="the runs (or use filters)")
+        sub.add_argument("--workflow", help="every such run of this workflow")
+        sub.add_argument("--before", type=moment, help="created before (ISO 8601, or 2h: ago)")
+        if name == "cancel":
+            sub.add_argument("--status", choices=statuses, help="only runs with this status")
+        sub.add_argument("--yes", "-y", action="store_true", help="act without asking first")
+
+    check = command("check", "what needs a human: interrupted steps, orphaned or diverged runs")
+    check.add_argument(
+        "modules",
+        nargs="*",
+        metavar="MODULE",
+        help="workflow modules; with them, runs of workflows they lack are reported, and"
+        " parked runs are replayed against their code",
+    )
+    as_json(check)
+
+    prune = command("prune", "delete runs that ended long ago, with their journals")
+    prune.add_argument(
+        "--older-than",
+        dest="older_text",
+        required=True,
+        metavar="AGE",
+        help="ended more than this long ago: 30d, 12h, 90m, 45s (unfinished runs never go)",
+    )
+
+    worker = command("worker", "import workflow modules and run their runs until stopped")
+    worker.add_argument("modules", nargs="+", metavar="MODULE", help="modules defining workflows")
+    worker.add_argument(
+        "--durability",
+        choices=("full", "normal"),
+        default="full",
+        help="full: each step survives power loss; normal: process crashes only",
+    )
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    top = parser()
+    args = top.parse_args(argv)
+    args.db = getattr(args, "db", None) or os.environ.get("DURABLE_DB") or "durable.db"
+    if args.command == "prune":
+        try:
+            args.older_than = duration(args.older_text)
+        except argparse.ArgumentTypeError as exc:
+            top.error(str(exc))
+    try:
+        if args.command == "worker":
+            asyncio.run(_worker(args.db, args.modules, args.durability))
+        else:
+            asyncio.run(_one_shot(args))
+    except (DurableError, ValueError) as exc:
+        print(f"durable: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"durable: cannot import workflow module: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except (KeyboardInterrupt, EOFError):
+        print("durable: interrupted; nothing more was done", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _import(modules: Sequence[str]) -> None:
+    sys.path.insert(0, os.getcwd())
+    for module in modules:
+        importlib.import_module(module)
+
+
+async def _one_shot(args: argparse.Namespace) -> None:
+    if not is_url(args.db) and not os.path.exists(args.db):
+        raise DurableError(
+            f"no journal at {args.db}; pass --db PATH or --db postgresql://... (or set DURABLE_DB)"
+        )
+    _import(getattr(args, "modules", None) or ())
+    async with Runtime(args.db, recover=False) as rt:
+        await COMMANDS[args.command](rt, args)
+
+
+async def _worker(db: str, modules: Sequence[str], durability: str) -> None:
+    _import(modules)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with Runtime(db, durability=durability) as rt:
+        names = ", ".join(f"{name}@{version}" for name, version in registry_keys())
+        print(
+            f"durable worker: {db}, {len(rt.loaded_runs)} run(s) resumed, workflows: {names}",
+            flush=True,
+        )
+        await stop.wait()
+    print("durable worker: stopped cleanly", flush=True)

@@ -1,0 +1,235 @@
+"""The commands that read or change a journal; each gets an open runtime and its arguments.
+
+A runtime opened with ``recover=False`` runs no workflow, so these only read,
+answer, start, cancel, resume or prune; a live runtime on the same journal
+notices what they write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from .._codec import loads
+from .._info import RunInfo, RunStatus
+from .._runtime import Runtime
+from .._workflow import Workflow, registered, registry_keys
+from ..errors import DurableError
+from . import _render
+
+Command = Callable[[Runtime, argparse.Namespace], Coroutine[Any, Any, None]]
+
+UNFINISHED = [s for s in RunStatus if s.value not in ("completed", "failed", "cancelled")]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def duration(text: str) -> float:
+    """``30d``, ``12h``, ``15m``, ``90s``, ``2w``, or plain seconds."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if found is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; write a number with s, m, h, d or w (30d, 12h, 90s)"
+        )
+    return float(found.group(1)) * _UNITS[found.group(2) or "s"]
+
+
+def moment(text: str) -> dt.datetime:
+    """An ISO 8601 time (local time if it names no zone), or a duration ago (``2h``)."""
+    try:
+        return dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=duration(text))
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time; write ISO 8601 (2026-11-30T09:00, 2026-11-30T09:00+00:00)"
+            " or a duration ago (2h, 30d)"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.astimezone()
+
+
+def json_text(text: str) -> Any:
+    try:
+        return loads(text)
+    except ValueError as exc:
+        raise DurableError(
+            f"{text!r} is not JSON ({exc}); quote strings as JSON ('\"text\"') or leave out --json"
+        ) from None
+
+
+async def runs(rt: Runtime, args: argparse.Namespace) -> None:
+    found = await rt.list_runs(
+        status=args.status,
+        workflow=args.workflow,
+        limit=args.limit,
+        after=args.after,
+        since=args.since,
+        until=args.until,
+    )
+    if args.json:
+        _render.print_json([_render.run_json(run) for run in found])
+    else:
+        _render.runs_table(found)
+
+
+async def show(rt: Runtime, args: argparse.Namespace) -> None:
+    run = await rt.get_run(args.run_id)
+    waits = await rt.pending_waits(args.run_id)
+    events = await rt.history(args.run_id)
+    if args.json:
+        _render.print_json(
+            {
+                "run": _render.run_json(run),
+                "pending_waits": [_render.wait_json(wait) for wait in waits],
+                "timeline": _render.timeline(events),
+            }
+        )
+    else:
+        _render.show(run, waits, events)
+
+
+async def history(rt: Runtime, args: argparse.Namespace) -> None:
+    _render.print_json([_render.readable_event(event) for event in await rt.history(args.run_id)])
+
+
+async def export(rt: Runtime, args: argparse.Namespace) -> None:
+    _render.print_json(await rt.export(args.run_id))
+
+
+async def start(rt: Runtime, args: argparse.Namespace) -> None:
+    wf = _workflow(args.workflow)
+    given = json_text(args.args) if args.args is not None else []
+    if isinstance(given, list):
+        positional, keywords = given, {}
+    elif isinstance(given, dict):
+        positional, keywords = [], given
+    else:
+        raise DurableError(
+            f"ARGS_JSON must be a JSON array (the arguments) or object (keyword arguments),"
+            f" got {args.args!r}"
+        )
+    handle = await rt.start_run(wf, positional, keywords, run_id=args.run_id)
+    if args.json:
+        _render.print_json({"run_id": handle.run_id})
+    else:
+        print(f"started run {handle.run_id} ({wf.name}); a worker with its workflow runs it")
+
+
+def _workflow(spec: str) -> Workflow[Any, Any]:
+    name, _, version = spec.partition("@")
+    wf = registered(name, version or None)
+    if wf is None:
+        known = ", ".join(f"{n}@{v}" for n, v in registry_keys()) or "none"
+        raise DurableError(
+            f"no workflow {spec!r} in the modules imported (registered: {known}); pass the"
+            " module that defines it with --module"
+        )
+    return wf
+
+
+async def respond(rt: Runtime, args: argparse.Namespace) -> None:
+    value = json_text(args.value) if args.json else args.value
+    await rt.respond(args.run_id, value, wait_id=args.wait_id)
+    print(f"answered run {args.run_id}")
+
+
+async def send_event(rt: Runtime, args: argparse.Namespace) -> None:
+    payload = args.payload
+    if payload is not None and args.json:
+        payload = json_text(payload)
+    await rt.send_event(args.run_id, args.name, payload)
+    print(f"sent {args.name!r} to run {args.run_id}")
+
+
+async def cancel(rt: Runtime, args: argparse.Namespace) -> None:
+    statuses = [RunStatus(args.status)] if args.status else UNFINISHED
+    chosen = await _choose(rt, args, statuses, "cancel")
+    for run_id in chosen:
+        try:
+            await rt.cancel(run_id)
+        except DurableError as exc:
+            if len(chosen) == 1:
+                raise
+            print(f"skipped {run_id}: {exc}")
+            continue
+        print(f"cancelled run {run_id}")
+
+
+async def resume(rt: Runtime, args: argparse.Namespace) -> None:
+    chosen = await _choose(rt, args, [RunStatus.FAILED], "resume")
+    for run_id in chosen:
+        await rt.resume(run_id)
+        print(f"run {run_id} will be resumed by a runtime that has its workflow")
+
+
+async def _choose(
+    rt: Runtime, args: argparse.Namespace, statuses: list[RunStatus], verb: str
+) -> list[str]:
+    """The runs named, or those the filters select after the user said yes."""
+    filtered = args.workflow or args.before or getattr(args, "status", None)
+    if args.run_ids:
+        if filtered:
+            raise DurableError(f"give run ids or filters to {verb}, not both")
+        return list(args.run_ids)
+    if not filtered:
+        raise DurableError(
+            f"name the runs to {verb}: RUN_ID..., or filters (--workflow W, --before T)"
+        )
+    chosen = [run.run_id async for run in _select(rt, statuses, args.workflow, args.before)]
+    if not chosen:
+        print(f"no run matches; nothing to {verb}")
+        return []
+    shown = ", ".join(chosen[:5]) + (f" and {len(chosen) - 5} more" if len(chosen) > 5 else "")
+    if not args.yes:
+        print(f"{verb} {len(chosen)} run(s): {shown}? [y/N] ", end="", flush=True)
+        answer = sys.stdin.readline()  # "" at the end of input: no
+        if answer.strip().lower() not in ("y", "yes"):
+            raise DurableError(f"nothing done: {verb} was not confirmed (--yes skips asking)")
+    return chosen
+
+
+async def _select(
+    rt: Runtime, statuses: list[RunStatus], workflow: str | None, before: dt.datetime | None
+) -> AsyncIterator[RunInfo]:
+    for status in statuses:
+        page = await rt.list_runs(status=status, workflow=workflow, limit=500, until=before)
+        while page:
+            for run in page:
+                yield run
+            page = await rt.list_runs(
+                status=status, workflow=workflow, limit=500, until=before, after=page[-1].run_id
+            )
+
+
+async def check(rt: Runtime, args: argparse.Namespace) -> None:
+    report = await rt.check(unregistered=bool(args.modules))
+    if args.json:
+        _render.print_json(report.to_dict())
+    else:
+        _render.check_report(report)
+
+
+async def prune(rt: Runtime, args: argparse.Namespace) -> None:
+    pruned = await rt.prune(args.older_than)
+    print(f"pruned {pruned} run(s) that ended more than {args.older_text} ago")
+
+
+COMMANDS: dict[str, Command] = {
+    "runs": runs,
+    "show": show,
+    "history": history,
+    "export": export,
+    "start": start,
+    "respond": respond,
+    "send-event": send_event,
+    "cancel": cancel,
+    "resume": resume,
+    "check": check,
+    "prune": prune,
+}

@@ -1,0 +1,188 @@
+"""What the command line prints: times with their zone, run tables, a run's timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import Any
+
+import orjson
+
+from .._check import CheckReport
+from .._info import PendingWait, RunInfo
+
+TIME_KEYS = ("wake_at", "deadline", "retry_at")
+"""Payload fields that hold a moment as POSIX seconds."""
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def moment(value: dt.datetime) -> str:
+    """A moment in local time with its offset: ``2026-12-01 14:05:09+01:00``."""
+    return value.astimezone().isoformat(sep=" ", timespec="seconds")
+
+
+def _local(seconds: float) -> str:
+    return moment(dt.datetime.fromtimestamp(seconds, dt.timezone.utc))
+
+
+def iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
+
+
+def run_json(run: RunInfo) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "version": run.version,
+        "status": run.status.value,
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "created_at": run.created_at.isoformat(),
+        "updated_at": run.updated_at.isoformat(),
+    } | ({"unreadable": run.unreadable} if run.unreadable else {})
+
+
+def wait_json(wait: PendingWait) -> dict[str, Any]:
+    return {
+        **vars(wait),
+        "created_at": wait.created_at.isoformat(),
+        "deadline": None if wait.deadline is None else wait.deadline.isoformat(),
+    }
+
+
+def readable_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A history event with the moments in its payload as ISO 8601, not POSIX seconds."""
+    data = event["payload"]
+    if isinstance(data, dict) and any(isinstance(data.get(key), float) for key in TIME_KEYS):
+        data = {
+            key: iso(value) if key in TIME_KEYS and isinstance(value, float) else value
+            for key, value in data.items()
+        }
+    return {**event, "payload": data}
+
+
+def runs_table(runs: list[RunInfo]) -> None:
+    rows: list[tuple[str, ...]] = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
+    rows += [
+        (r.run_id, r.workflow, r.status.value, moment(r.created_at), moment(r.updated_at))
+        + ((f"  UNREADABLE: {r.unreadable}",) if r.unreadable else ())
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        print("  ".join(cells) + "  " + "".join(row[4:]))
+
+
+def show(run: RunInfo, waits: list[PendingWait], events: list[dict[str, Any]]) -> None:
+    print(f"run       {run.run_id}")
+    print(f"workflow  {run.workflow} (version {run.version})")
+    print(f"status    {run.status.value}")
+    print(f"created   {moment(run.created_at)}    updated {moment(run.updated_at)}")
+    print(f"input     {orjson.dumps(run.input).decode()}")
+    if run.output is not None:
+        print(f"output    {orjson.dumps(run.output).decode()}")
+    if run.error is not None:
+        error = run.error
+        print(f"error     {error.get('code')} {error.get('type')}: {error.get('message')}")
+    for wait in waits:
+        options = ", ".join(f"{o['id']}={o['label']}" for o in wait.options or [])
+        kind = f"{wait.input_type}: {options}" if options else wait.input_type
+        due = "" if wait.deadline is None else f"  deadline {moment(wait.deadline)}"
+        print(f"waiting   [{wait.wait_id}] {wait.question}  ({kind}){due}")
+    print("timeline (seconds after the run was created; #N is the call's position)")
+    for entry in timeline(events):
+        offset = (dt.datetime.fromisoformat(entry["at"]) - run.created_at).total_seconds()
+        print(f"  +{offset:9.3f}s  #{entry['position']:<3} {entry['what']}")
+
+
+def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per durable call (and per message), with how long it took. Calls made
+    together (``asyncio.gather``) start at the same moment: their positions tell them
+    apart, and break ties in that order."""
+    by_position: dict[int, list[dict[str, Any]]] = {}
+    lines: list[dict[str, Any]] = []
+    for event in events:
+        if event["superseded"]:
+            continue
+        if event["position"] is None:
+            lines.append({"at": event["created_at"], "position": "-", "what": _unpositioned(event)})
+        else:
+            by_position.setdefault(event["position"], []).append(event)
+    for position, group in by_position.items():
+        lines.append({"at": group[0]["created_at"], "position": position, "what": _describe(group)})
+    return sorted(lines, key=lambda line: (str(line["at"]), str(line["position"]).zfill(9)))
+
+
+def _unpositioned(event: dict[str, Any]) -> str:
+    if event["kind"] == "message":
+        return f"message {event['name']!r} received: {orjson.dumps(event['payload']).decode()}"
+    if event["kind"] == "run.rerun":
+        return f"re-run from position {event['payload']['position']}"
+    return str(event["kind"])
+
+
+def _seconds_between(first: dict[str, Any], last: dict[str, Any]) -> float:
+    start = dt.datetime.fromisoformat(first["created_at"])
+    return (dt.datetime.fromisoformat(last["created_at"]) - start).total_seconds()
+
+
+def _describe(group: list[dict[str, Any]]) -> str:
+    first, last = group[0], group[-1]
+    kind = first["kind"].partition(".")[0]
+    took = f"{_seconds_between(first, last):.3f}s"
+    if kind == "step":
+        attempts = sum(1 for e in group if e["kind"] == "step.started")
+        outcome = {"step.completed": "completed", "step.failed": "failed"}.get(
+            last["kind"], "running"
+        )
+        return f"step {first['name']}: {outcome} after {attempts} attempt(s), {took}"
+    if kind == "sleep":
+        return f"sleep until {_local(first['payload']['wake_at'])}"
+    if kind == "wait":
+        label = first["payload"].get("question") or f"event {first['name']!r}"
+        deadline = first["payload"].get("deadline")
+        due = "" if deadline is None else f" (deadline {_local(deadline)})"
+        if last["kind"] == "wait.completed":
+            if last["payload"].get("timed_out"):
+                return f"wait for {label}: timed out after {took}"
+            value = orjson.dumps(last["payload"].get("value")).decode()
+            return f"wait for {label}: got {value} after {took}"
+        return f"wait for {label}: waiting{due}"
+    return f"{first['name']} = {orjson.dumps(first['payload'].get('value')).decode()}"
+
+
+def check_report(report: CheckReport) -> None:
+    if report.ok:
+        print("ok: nothing needs a human")
+        return
+    for step in report.interrupted_steps:
+        again = " and was run again: its effect may have happened twice" if step.retried else ""
+        print(
+            f"interrupted step  run {step.run_id} position {step.position} {step.step!r}"
+            f" attempt {step.attempt} started {moment(step.started_at)} never finished{again}"
+        )
+    for run in report.orphaned_runs:
+        print(
+            f"orphaned run      {run.run_id} ({run.workflow}, {run.status.value}): its owner"
+            " died and no live runtime has taken it over; start a worker with its workflow"
+        )
+    for run in report.poison_runs:
+        print(
+            f"poison run        {run.run_id} ({run.workflow}): failed with RECOVERY_LIMIT, its"
+            " process died each time it ran; fix the cause, then run durable resume"
+        )
+    for run in report.unregistered_runs:
+        print(
+            f"unknown workflow  {run.run_id}: {run.workflow} version {run.version}"
+            " is not registered here"
+        )
+    for diverged in report.diverged_runs:
+        print(
+            f"diverged run      {diverged.run_id} ({diverged.workflow}, {diverged.status}): the"
+            f" current code no longer replays its journal: {diverged.error}"
+        )
