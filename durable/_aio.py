@@ -27,7 +27,7 @@ async def within(awaitable: Awaitable[T], timeout: float) -> T:
         task.cancel()
         await asyncio.wait({task})  # let it unwind; our own cancellation still raises
         if task.cancelled():
-            raise asyncio.TimeoutError
+            raise TimeoutError
     return task.result()
 
 

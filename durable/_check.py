@@ -173,6 +173,6 @@ def _interrupted(
         position=position,
         step=start.name,
         attempt=attempt,
-        started_at=dt.datetime.fromtimestamp(start.created_at, dt.timezone.utc),
+        started_at=dt.datetime.fromtimestamp(start.created_at, dt.UTC),
         retried=retried,
     )

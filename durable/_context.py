@@ -400,7 +400,7 @@ class WorkflowContext:
     def now(self) -> dt.datetime:
         """The current time (UTC), journaled: replay returns the same moment."""
         seconds = self._recorded("now", lambda: self._host.clock.now())
-        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
     def uuid4(self) -> _uuid.UUID:
         """A random UUID, journaled: replay returns the same one."""
@@ -523,7 +523,7 @@ async def _invoke_apart(
         task = asyncio.ensure_future(asyncio.to_thread(call))
     try:
         value = await (task if timeout is None else within(task, timeout))
-    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+    except TimeoutError:  # not the builtin TimeoutError before Python 3.11
         if not task.cancelled():
             raise
         raise StepTimeout(

@@ -13,7 +13,7 @@ from ._store.base import EventRecord, RunRecord
 from .errors import CorruptJournal
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """A run's status; the strings are what the journal stores."""
 
     PENDING = "pending"
@@ -24,12 +24,9 @@ class RunStatus(str, enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 def moment(seconds: float | None) -> dt.datetime | None:
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,8 @@ class RunInfo:
             input=values[0],
             output=values[1],
             error=values[2],
-            created_at=dt.datetime.fromtimestamp(record.created_at, dt.timezone.utc),
-            updated_at=dt.datetime.fromtimestamp(record.updated_at, dt.timezone.utc),
+            created_at=dt.datetime.fromtimestamp(record.created_at, dt.UTC),
+            updated_at=dt.datetime.fromtimestamp(record.updated_at, dt.UTC),
             unreadable="; ".join(problems) or None,
         )
 
@@ -94,7 +91,7 @@ class PendingWait:
             question=payload["question"],
             input_type=payload["input_type"],
             options=payload.get("options"),
-            created_at=dt.datetime.fromtimestamp(event.created_at, dt.timezone.utc),
+            created_at=dt.datetime.fromtimestamp(event.created_at, dt.UTC),
             deadline=moment(payload.get("deadline")),
         )
 
@@ -152,4 +149,4 @@ def _column(record: RunRecord, name: str) -> Any:
 
 
 def _iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()

@@ -49,7 +49,7 @@ class Model(pydantic.BaseModel):
 
 ORDER = Order(
     id=uuid.UUID("12345678-1234-5678-1234-567812345678"),
-    placed=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+    placed=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
     due=dt.date(2026, 2, 1),
     items=[Item("a", Decimal("19.99"), Color.RED), Item("b", Decimal("0.10"), Color.BLUE)],
 )
@@ -63,7 +63,7 @@ ORDER = Order(
         ((1, 2, 3), tuple[int, ...]),
         ({1: Color.RED}, dict[int, Color]),
         ([Point(1, 2)], list[Point]),
-        (Model(name="m", when=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)), Model),
+        (Model(name="m", when=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)), Model),
         (None, Optional[Item]),  # noqa: UP045
         (Item("x", Decimal(1), Color.RED), Union[int, Item]),  # noqa: UP007
         (7, int | Item),

@@ -35,7 +35,7 @@ async def test_list_runs_pages_with_after_and_bounds_with_since_and_until(db: Pa
             seen += [run.run_id for run in page]
             page = await rt.list_runs(limit=2, after=page[-1].run_id)
         assert seen == ["q4", "q3", "q2", "q1", "q0"]
-        moment = dt.datetime.fromtimestamp(1_010.0, dt.timezone.utc)
+        moment = dt.datetime.fromtimestamp(1_010.0, dt.UTC)
         since = await rt.list_runs(since=moment, until=moment + dt.timedelta(seconds=20))
         assert [run.run_id for run in since] == ["q2", "q1"]
         with pytest.raises(durable.RunNotFound):

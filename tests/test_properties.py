@@ -45,14 +45,14 @@ SCALARS: list[tuple[st.SearchStrategy[Any], Any]] = [
     (st.booleans(), bool),
     (st.uuids(), uuid.UUID),
     (st.dates(), dt.date),
-    (st.datetimes(timezones=st.just(dt.timezone.utc)), dt.datetime),
+    (st.datetimes(timezones=st.just(dt.UTC)), dt.datetime),
     (st.decimals(allow_nan=False, allow_infinity=False), Decimal),
     (st.sampled_from(Mood), Mood),
     (
         st.builds(
             Record,
             name=st.text(),
-            when=st.datetimes(timezones=st.just(dt.timezone.utc)),
+            when=st.datetimes(timezones=st.just(dt.UTC)),
             tags=st.lists(st.text(), max_size=3),
             mood=st.sampled_from(Mood),
             amount=st.none() | st.decimals(allow_nan=False, allow_infinity=False),

@@ -1,6 +1,6 @@
 """The PostgreSQL store: many runtimes on many machines share one database.
 
-``Runtime("postgresql://user@host/db")`` (extra ``durable[postgres]``). The
+``Runtime("postgresql://user@host/db")`` (extra ``durable-workflows[postgres]``). The
 journal is the SQLite one in tables of the schema ``durable`` (or the URL's
 ``?schema=``): see ``_pg_schema.py``. Writes go through one connection with
 group commit (``_pg_writer.py``), reads through a small pool, and a third
@@ -157,7 +157,7 @@ class PostgresStore:
                 f"PostgreSQL at {self._where}: {e}; create it (createdb) or name another"
                 " database in the URL"
             ) from None
-        except (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError) as e:
+        except (TimeoutError, OSError, asyncpg.CannotConnectNowError) as e:
             raise StoreUnavailable(
                 f"cannot reach PostgreSQL at {self._where} ({e or 'timed out'}); is the server"
                 " running and is the host and port in the URL right?"

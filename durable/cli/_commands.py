@@ -41,7 +41,7 @@ def duration(text: str) -> float:
 def moment(text: str) -> dt.datetime:
     """An ISO 8601 time (local time if it names no zone), or a duration ago (``2h``)."""
     try:
-        return dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=duration(text))
+        return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=duration(text))
     except argparse.ArgumentTypeError:
         pass
     try:

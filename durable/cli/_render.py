@@ -25,11 +25,11 @@ def moment(value: dt.datetime) -> str:
 
 
 def _local(seconds: float) -> str:
-    return moment(dt.datetime.fromtimestamp(seconds, dt.timezone.utc))
+    return moment(dt.datetime.fromtimestamp(seconds, dt.UTC))
 
 
 def iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
 
 
 def run_json(run: RunInfo) -> dict[str, Any]:

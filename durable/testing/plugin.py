@@ -1,7 +1,7 @@
 """The pytest plugin: ``durable_clock``, ``durable_runtime`` and ``durable_crash`` fixtures.
 
 Registered through the ``pytest11`` entry point, so installing
-``durable[testing]`` is enough. Works with pytest-asyncio in strict and in
+``durable-workflows[testing]`` is enough. Works with pytest-asyncio in strict and in
 auto mode. Run pytest with ``--durable-always-replay`` to rebuild every run
 from its journal at each suspension, which flushes out non-determinism.
 """
@@ -84,5 +84,5 @@ else:  # pragma: no cover
     @pytest.fixture
     def durable_runtime() -> Runtime:
         raise pytest.UsageError(
-            "durable's fixtures need pytest-asyncio: pip install durable[testing]"
+            "durable's fixtures need pytest-asyncio: pip install 'durable-workflows[testing]'"
         )
