@@ -3,8 +3,9 @@
 from ._check import CheckReport, DivergedRun, InterruptedStep
 from ._clock import Clock, SystemClock, VirtualClock
 from ._context import WorkflowContext
+from ._handle import RunHandle
 from ._info import PendingWait, RunInfo, RunStatus
-from ._runtime import RunHandle, Runtime, run
+from ._runtime import Runtime, run
 from ._step_info import RetryContext, StepInfo, step_info
 from ._workflow import Workflow, step, workflow
 from .errors import (

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from typing_extensions import ParamSpec
 
@@ -27,6 +27,8 @@ from ._aio import within
 from ._check import CheckReport, check
 from ._clock import Clock, SystemClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
+from ._handle import RunHandle
+from ._ids import new_run_id
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import CANCEL, MESSAGE, RERUN, RESUMED, USER_WAIT_PREFIX, RunJournal
@@ -62,42 +64,6 @@ from .errors import (
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger("durable")
-
-
-class RunHandle(Generic[R]):
-    """A reference to one run: await its result, read its status, cancel it."""
-
-    def __init__(self, runtime: Runtime, run_id: str) -> None:
-        self.runtime = runtime
-        self.run_id = run_id
-
-    def __repr__(self) -> str:
-        return f"<RunHandle {self.run_id!r}>"
-
-    async def result(self, timeout: float | None = None) -> R:
-        """The run's output; raises ``WorkflowFailed`` or ``WorkflowCancelled``.
-
-        ``timeout`` is in real seconds: a ``TimeoutError`` naming the run and its
-        status when it passes (the run goes on).
-        """
-        if timeout is None:
-            result: R = await self.runtime._result(self.run_id)
-            return result
-        try:
-            result = await within(self.runtime._result(self.run_id), timeout)
-        except TimeoutError:
-            status = (await self.runtime.get_run(self.run_id)).status.value
-            raise TimeoutError(
-                f"run {self.run_id!r} did not end within {timeout} s; it is {status} and goes"
-                " on (await result() again, or cancel it)"
-            ) from None
-        return result
-
-    async def status(self) -> RunStatus:
-        return (await self.runtime.get_run(self.run_id)).status
-
-    async def cancel(self) -> None:
-        await self.runtime.cancel(self.run_id)
 
 
 class Runtime:
@@ -629,40 +595,6 @@ def _status(status: RunStatus | str) -> str:
     except ValueError:
         valid = ", ".join(member.value for member in RunStatus)
         raise ValueError(f"unknown run status {status!r}; the statuses are: {valid}") from None
-
-
-class _HexPool:
-    """Random hex digits for run ids, drawn from ``os.urandom`` 4 KB at a time (it is a
-    system call) and handed out in order."""
-
-    __slots__ = ("at", "digits")
-
-    def __init__(self) -> None:
-        self.digits = ""
-        self.at = 0
-
-    def clear(self) -> None:
-        self.digits, self.at = "", 0
-
-
-_pool = _HexPool()
-# A forked child must not hand out its parent's remaining random digits as its own.
-os.register_at_fork(after_in_child=_pool.clear)
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-"""The RFC 9562 variant (binary 10) over two random bits."""
-
-
-def new_run_id() -> str:
-    """A UUID version 7 (RFC 9562): time-ordered, so new runs' rows and index entries
-    land at the end of their B-trees instead of on random pages. Built as text: the
-    48-bit millisecond time, the version, 74 random bits and the variant."""
-    pool, at = _pool, _pool.at
-    if at + 19 > len(pool.digits):
-        pool.digits, at = os.urandom(4096).hex(), 0
-    pool.at = at + 19
-    r = pool.digits[at : at + 19]
-    t = f"{time.time_ns() // 1_000_000:012x}"
-    return f"{t[:8]}-{t[8:]}-7{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:]}"
 
 
 def run(wf: Workflow[P, R], *args: Any, db: str = "durable.db", **kwargs: Any) -> R:

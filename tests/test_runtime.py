@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable._runtime import new_run_id
+from durable._ids import new_run_id
 from durable._store.sqlite import SqliteStore
 from durable.testing import crash
 
