@@ -23,7 +23,7 @@ from typing import Any, Self, TypeVar
 from typing_extensions import ParamSpec
 
 from . import _current
-from ._aio import within
+from ._answers import Answers
 from ._check import CheckReport, check
 from ._clock import Clock, SystemClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
@@ -31,7 +31,7 @@ from ._handle import RunHandle
 from ._ids import new_run_id
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
-from ._journal import CANCEL, MESSAGE, RERUN, RESUMED, USER_WAIT_PREFIX, RunJournal
+from ._journal import CANCEL, RERUN, RESUMED, RunJournal
 from ._numbers import count, seconds, timestamp
 from ._ownership import HOST, Ownership
 from ._residency import Residency
@@ -46,15 +46,12 @@ from ._store.base import (
     RunRecord,
     RunUpdate,
     Store,
-    WaitAnswered,
 )
 from ._timers import Timers
 from ._workflow import Workflow, registered
 from .errors import (
     DurableError,
     IdempotencyKeyMismatch,
-    InvalidResponse,
-    NoPendingWait,
     RunNotFound,
     SerializationError,
     WorkflowCancelled,
@@ -93,7 +90,8 @@ class Runtime:
 
     The runtime is a facade over its parts, each with one job: ``store`` (the
     journal), ``ownership`` (leases and claims), ``residency`` (which runs are
-    in memory), ``inbox`` (changes written elsewhere) and ``timers``. They are
+    in memory), ``inbox`` (changes written elsewhere), ``answers`` (questions, answers and
+    events sent to runs) and ``timers``. They are
     attributes for tools and tests to look at, not a stable API.
     """
 
@@ -154,6 +152,7 @@ class Runtime:
         self.ownership = Ownership(self, workflows)
         self.residency = Residency(self)
         self.inbox = Inbox(self)
+        self.answers = Answers(self)
         self._open = False
         self._token: contextvars.Token[Runtime | None] | None = None
 
@@ -416,19 +415,7 @@ class Runtime:
 
     async def pending_waits(self, run_id: str | None = None) -> list[PendingWait]:
         """Unanswered ``wait_for_user`` questions, oldest first."""
-        self._check_open()
-        if run_id is not None:
-            await self._record(run_id)
-            run_ids = [run_id]
-        else:
-            run_ids = [record.run_id for record in await self._unfinished()]
-        journals = await self.store.load_events(run_ids)
-        waits = [
-            PendingWait.from_event(event)
-            for events in journals.values()
-            for event in RunJournal(events).pending_user_waits()
-        ]
-        return sorted(waits, key=lambda wait: wait.created_at)
+        return await self.answers.pending(run_id)
 
     async def wait_for_question(self, run_id: str, timeout: float | None = None) -> PendingWait:
         """Wait until the run has an unanswered ``wait_for_user`` and return it (the oldest).
@@ -437,29 +424,7 @@ class Runtime:
         seconds: a ``TimeoutError`` naming the run and its status when it
         passes; a run that ends without asking raises ``DurableError``.
         """
-        if timeout is None:
-            return await self._question(run_id)
-        try:
-            return await within(self._question(run_id), seconds("timeout", timeout))
-        except TimeoutError:
-            status = (await self.get_run(run_id)).status.value
-            raise TimeoutError(
-                f"run {run_id!r} asked no question within {timeout} s; it is {status}"
-            ) from None
-
-    async def _question(self, run_id: str) -> PendingWait:
-        while True:
-            # A future left pending by a raise below is dropped at the next change.
-            changed = self.inbox.next_change()
-            waits = await self.pending_waits(run_id)
-            if waits:
-                changed.cancel()
-                return waits[0]
-            record = await self._record(run_id)
-            if record.status in TERMINAL:
-                changed.cancel()
-                raise DurableError(f"run {run_id!r} ended {record.status} without asking")
-            await changed
+        return await self.answers.wait_for_question(run_id, timeout)
 
     async def respond(self, run_id: str, value: Any, *, wait_id: str | None = None) -> None:
         """Answer the run's pending ``wait_for_user`` (the oldest, or ``wait_id``).
@@ -468,46 +433,11 @@ class Runtime:
         answers must be one of the option ids (``InvalidResponse`` otherwise,
         and nothing is recorded).
         """
-        waits = [w for w in await self.pending_waits(run_id) if wait_id in (None, w.wait_id)]
-        if not waits:
-            which = f" with wait_id {wait_id!r}" if wait_id is not None else ""
-            raise NoPendingWait(
-                f"run {run_id!r} has no unanswered wait_for_user{which};"
-                " rt.pending_waits() lists the questions waiting for an answer"
-            )
-        wait = waits[0]
-        if wait.input_type in ("approval", "choice"):
-            ids = [option["id"] for option in wait.options or []]
-            if value not in ids:
-                raise InvalidResponse(
-                    f"{value!r} is not an answer to {wait.question!r}; answer one of the"
-                    f" option ids {ids}"
-                )
-        try:
-            await self._send(run_id, wait.wait_id, value, Expect(pending_wait=wait.wait_id))
-        except (RunEnded, WaitAnswered):
-            raise NoPendingWait(
-                f"wait {wait.wait_id!r} of run {run_id!r} was answered already"
-            ) from None
+        await self.answers.respond(run_id, value, wait_id)
 
     async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
         """Deliver an event to the run's ``wait_for_event(name)``; kept in order until then."""
-        if name.startswith(USER_WAIT_PREFIX):
-            raise ValueError(f"event names starting with {USER_WAIT_PREFIX!r} are reserved")
-        try:
-            await self._send(run_id, name, payload, Expect())
-        except RunEnded as ended:
-            raise DurableError(
-                f"run {run_id!r} is {ended.status}; the event {name!r} was not stored"
-            ) from None
-
-    async def _send(self, run_id: str, name: str, value: Any, expect: Expect) -> None:
-        self._check_open()
-        text = encode(value, self.max_value_bytes)
-        event = NewEvent(run_id, None, MESSAGE, name, text, self.clock.now())
-        (seq,) = await self.store.append(run_id, [event], expect=expect)
-        message = EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at)
-        self.residency.deliver(message)
+        await self.answers.send_event(run_id, name, payload)
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run: it stops at its current await and ends ``cancelled``."""

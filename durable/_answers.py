@@ -1,0 +1,112 @@
+"""Questions and events: what people and other systems send to runs.
+
+Lists unanswered ``wait_for_user`` questions, waits for one to be asked,
+checks an answer against the question's options, and journals answers and
+events as messages (checked in the write's own transaction: the wait still
+open, the run not ended) before handing them to the run if it is here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._aio import within
+from ._codec import encode
+from ._info import PendingWait
+from ._journal import MESSAGE, USER_WAIT_PREFIX, RunJournal
+from ._numbers import seconds
+from ._store.base import TERMINAL, EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
+from .errors import DurableError, InvalidResponse, NoPendingWait
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+
+class Answers:
+    """The runtime's part that takes answers and events for runs."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def pending(self, run_id: str | None) -> list[PendingWait]:
+        rt = self.runtime
+        rt._check_open()
+        if run_id is not None:
+            await rt._record(run_id)
+            run_ids = [run_id]
+        else:
+            run_ids = [record.run_id for record in await rt._unfinished()]
+        journals = await rt.store.load_events(run_ids)
+        waits = [
+            PendingWait.from_event(event)
+            for events in journals.values()
+            for event in RunJournal(events).pending_user_waits()
+        ]
+        return sorted(waits, key=lambda wait: wait.created_at)
+
+    async def wait_for_question(self, run_id: str, timeout: float | None) -> PendingWait:
+        if timeout is None:
+            return await self._question(run_id)
+        try:
+            return await within(self._question(run_id), seconds("timeout", timeout))
+        except TimeoutError:
+            status = (await self.runtime.get_run(run_id)).status.value
+            raise TimeoutError(
+                f"run {run_id!r} asked no question within {timeout} s; it is {status}"
+            ) from None
+
+    async def _question(self, run_id: str) -> PendingWait:
+        while True:
+            # A future left pending by a raise below is dropped at the next change.
+            changed = self.runtime.inbox.next_change()
+            waits = await self.pending(run_id)
+            if waits:
+                changed.cancel()
+                return waits[0]
+            record = await self.runtime._record(run_id)
+            if record.status in TERMINAL:
+                changed.cancel()
+                raise DurableError(f"run {run_id!r} ended {record.status} without asking")
+            await changed
+
+    async def respond(self, run_id: str, value: Any, wait_id: str | None) -> None:
+        waits = [w for w in await self.pending(run_id) if wait_id in (None, w.wait_id)]
+        if not waits:
+            which = f" with wait_id {wait_id!r}" if wait_id is not None else ""
+            raise NoPendingWait(
+                f"run {run_id!r} has no unanswered wait_for_user{which};"
+                " rt.pending_waits() lists the questions waiting for an answer"
+            )
+        wait = waits[0]
+        if wait.input_type in ("approval", "choice"):
+            ids = [option["id"] for option in wait.options or []]
+            if value not in ids:
+                raise InvalidResponse(
+                    f"{value!r} is not an answer to {wait.question!r}; answer one of the"
+                    f" option ids {ids}"
+                )
+        try:
+            await self._send(run_id, wait.wait_id, value, Expect(pending_wait=wait.wait_id))
+        except (RunEnded, WaitAnswered):
+            raise NoPendingWait(
+                f"wait {wait.wait_id!r} of run {run_id!r} was answered already"
+            ) from None
+
+    async def send_event(self, run_id: str, name: str, payload: Any) -> None:
+        if name.startswith(USER_WAIT_PREFIX):
+            raise ValueError(f"event names starting with {USER_WAIT_PREFIX!r} are reserved")
+        try:
+            await self._send(run_id, name, payload, Expect())
+        except RunEnded as ended:
+            raise DurableError(
+                f"run {run_id!r} is {ended.status}; the event {name!r} was not stored"
+            ) from None
+
+    async def _send(self, run_id: str, name: str, value: Any, expect: Expect) -> None:
+        rt = self.runtime
+        rt._check_open()
+        text = encode(value, rt.max_value_bytes)
+        event = NewEvent(run_id, None, MESSAGE, name, text, rt.clock.now())
+        (seq,) = await rt.store.append(run_id, [event], expect=expect)
+        message = EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at)
+        rt.residency.deliver(message)
