@@ -95,7 +95,7 @@ class CheckReport:
 
 async def check(rt: Runtime, *, unregistered: bool) -> CheckReport:
     """The report of ``rt.check()``: everything read from the journal, nothing written."""
-    runs = await rt.store.list_runs(limit=None, unfinished=True)
+    runs = await rt._unfinished()
     journals = await rt.store.load_events([run.run_id for run in runs])
     report = build_report(
         runs,

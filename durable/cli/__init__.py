@@ -22,7 +22,7 @@ from .._runtime import Runtime
 from .._store import is_url
 from .._workflow import registry_keys
 from ..errors import DurableError
-from ._commands import COMMANDS, duration, moment
+from ._commands import COMMANDS, duration, when
 
 DISTRIBUTION = "durable-workflows"
 
@@ -67,8 +67,8 @@ def parser() -> argparse.ArgumentParser:
     runs.add_argument("--workflow", help="only runs of this workflow (its name)")
     runs.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     runs.add_argument("--after", metavar="RUN_ID", help="the next page: runs listed after this one")
-    runs.add_argument("--since", type=moment, help="created at or after (ISO 8601, or 2h: ago)")
-    runs.add_argument("--until", type=moment, help="created before (ISO 8601, or 2h: ago)")
+    runs.add_argument("--since", type=when, help="created at or after (ISO 8601, or 2h: ago)")
+    runs.add_argument("--until", type=when, help="created before (ISO 8601, or 2h: ago)")
     as_json(runs)
 
     show = command("show", "a run: status, input, output, open questions, timeline")
@@ -118,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
         sub = command(name, text)
         sub.add_argument("run_ids", metavar="RUN_ID", nargs="*", help="the runs (or use filters)")
         sub.add_argument("--workflow", help="every such run of this workflow")
-        sub.add_argument("--before", type=moment, help="created before (ISO 8601, or 2h: ago)")
+        sub.add_argument("--before", type=when, help="created before (ISO 8601, or 2h: ago)")
         if name == "cancel":
             sub.add_argument("--status", choices=statuses, help="only runs with this status")
         sub.add_argument("--yes", "-y", action="store_true", help="act without asking first")
@@ -136,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
     prune = command("prune", "delete runs that ended long ago, with their journals")
     prune.add_argument(
         "--older-than",
-        dest="older_text",
+        type=duration,
         required=True,
         metavar="AGE",
         help="ended more than this long ago: 30d, 12h, 90m, 45s (unfinished runs never go)",
@@ -154,14 +154,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    top = parser()
-    args = top.parse_args(argv)
+    args = parser().parse_args(argv)
     args.db = getattr(args, "db", None) or os.environ.get("DURABLE_DB") or "durable.db"
-    if args.command == "prune":
-        try:
-            args.older_than = duration(args.older_text)
-        except argparse.ArgumentTypeError as exc:
-            top.error(str(exc))
     try:
         if args.command == "worker":
             asyncio.run(_worker(args.db, args.modules, args.durability))

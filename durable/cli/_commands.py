@@ -38,7 +38,7 @@ def duration(text: str) -> float:
     return float(found.group(1)) * _UNITS[found.group(2) or "s"]
 
 
-def moment(text: str) -> dt.datetime:
+def when(text: str) -> dt.datetime:
     """An ISO 8601 time (local time if it names no zone), or a duration ago (``2h``)."""
     try:
         return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=duration(text))
@@ -217,7 +217,7 @@ async def check(rt: Runtime, args: argparse.Namespace) -> None:
 
 async def prune(rt: Runtime, args: argparse.Namespace) -> None:
     pruned = await rt.prune(args.older_than)
-    print(f"pruned {pruned} run(s) that ended more than {args.older_text} ago")
+    print(f"pruned {pruned} run(s) that ended more than {args.older_than:g} s ago")
 
 
 COMMANDS: dict[str, Command] = {
