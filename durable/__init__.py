@@ -2,10 +2,12 @@
 
 from ._check import CheckReport, DivergedRun, InterruptedStep
 from ._clock import Clock, SystemClock, VirtualClock
+from ._composition import ChildHandle
 from ._context import WorkflowContext
 from ._handle import RunHandle
 from ._info import PendingWait, RunInfo, RunStatus
 from ._runtime import Runtime, run
+from ._state import WorkflowState
 from ._step_info import RetryContext, StepInfo, step_info
 from ._workflow import Workflow, step, workflow
 from .errors import (
@@ -25,11 +27,13 @@ from .errors import (
     WaitTimeout,
     WorkflowCancelled,
     WorkflowFailed,
+    WorkflowTimeout,
 )
 from .retry import RetryPolicy
 
 __all__ = [
     "CheckReport",
+    "ChildHandle",
     "Clock",
     "CorruptJournal",
     "DivergedRun",
@@ -61,6 +65,8 @@ __all__ = [
     "WorkflowCancelled",
     "WorkflowContext",
     "WorkflowFailed",
+    "WorkflowState",
+    "WorkflowTimeout",
     "run",
     "step",
     "step_info",

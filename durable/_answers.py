@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Any
 from ._aio import within
 from ._codec import encode
 from ._info import PendingWait
-from ._journal import MESSAGE, USER_WAIT_PREFIX, RunJournal
+from ._journal import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX, RunJournal
 from ._numbers import seconds
 from ._store.base import TERMINAL, EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
 from .errors import DurableError, InvalidResponse, NoPendingWait
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
+
+
+_RESERVED = (USER_WAIT_PREFIX, CHILD_ENDED)
 
 
 class Answers:
@@ -85,28 +88,42 @@ class Answers:
                     f"{value!r} is not an answer to {wait.question!r}; answer one of the"
                     f" option ids {ids}"
                 )
+        text = encode(value, self.runtime.max_value_bytes)
         try:
-            await self._send(run_id, wait.wait_id, value, Expect(pending_wait=wait.wait_id))
+            await self._send(run_id, wait.wait_id, text, Expect(pending_wait=wait.wait_id))
         except (RunEnded, WaitAnswered):
             raise NoPendingWait(
                 f"wait {wait.wait_id!r} of run {run_id!r} was answered already"
             ) from None
 
-    async def send_event(self, run_id: str, name: str, payload: Any) -> None:
-        if name.startswith(USER_WAIT_PREFIX):
-            raise ValueError(f"event names starting with {USER_WAIT_PREFIX!r} are reserved")
+    async def send_event(self, run_id: str, name: str, payload: Any, key: str | None) -> None:
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError(f"an event's key must be a non-empty string, got {key!r}")
+        text = encode(payload, self.runtime.max_value_bytes)
         try:
-            await self._send(run_id, name, payload, Expect())
+            await self.deliver(run_id, name, text, key)
         except RunEnded as ended:
             raise DurableError(
                 f"run {run_id!r} is {ended.status}; the event {name!r} was not stored"
             ) from None
 
-    async def _send(self, run_id: str, name: str, value: Any, expect: Expect) -> None:
+    async def deliver(self, run_id: str, name: str, text: str, key: str | None) -> None:
+        """Journal the event ``name`` with JSON ``text`` for the unfinished run (once per
+        ``key``) and hand it to the run if it is here; ``RunNotFound`` or ``RunEnded``."""
+        if not isinstance(name, str) or not name or name.startswith(_RESERVED):
+            raise ValueError(
+                f"event names are non-empty strings, and those starting with"
+                f" {' or '.join(map(repr, _RESERVED))} are reserved; got {name!r}"
+            )
+        await self._send(run_id, name, text, Expect(), key)
+
+    async def _send(
+        self, run_id: str, name: str, text: str, expect: Expect, key: str | None = None
+    ) -> None:
         rt = self.runtime
         rt._check_open()
-        text = encode(value, rt.max_value_bytes)
         event = NewEvent(run_id, None, MESSAGE, name, text, rt.clock.now())
-        (seq,) = await rt.store.append(run_id, [event], expect=expect)
-        message = EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at)
-        rt.residency.deliver(message)
+        seq = await rt.store.send(event, expect, key)
+        if seq is not None:
+            message = EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at)
+            rt.residency.deliver(message)

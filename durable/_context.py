@@ -8,50 +8,39 @@ it. The context never touches storage directly: it asks its ``RunHost``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import inspect
 import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Literal, NamedTuple, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
-from . import _current
-from ._aio import within
 from ._clock import Clock
-from ._codec import convert, encode, loads, return_hint
+from ._codec import encode
 from ._journal import (
+    PATCHED,
     SLEEP_STARTED,
-    STEP_COMPLETED,
-    STEP_FAILED,
-    STEP_STARTED,
     VALUE,
     WAIT_COMPLETED,
     WAIT_STARTED,
     RunJournal,
-    attempts,
-    completed_payload,
     family,
     payload,
     user_wait_id,
 )
 from ._numbers import seconds as finite_seconds
-from ._step_info import StepScope
-from ._store.base import EventRecord
-from ._workflow import StepOptions, step_options
-from .errors import (
-    CorruptJournal,
-    NonDeterminismError,
-    SerializationError,
-    StepFailed,
-    StepInterrupted,
-    StepTimeout,
-    WaitTimeout,
-    error_from_record,
-)
+from ._state import WorkflowState
+from ._steps import awaitable_plan, run_step, step_plan
+from ._store.base import EventRecord, RunRecord
+from .errors import CorruptJournal, NonDeterminismError, WaitTimeout, error_from_record
+
+if TYPE_CHECKING:
+    import contextlib
+
+    from ._composition import ChildHandle
+    from ._workflow import Workflow
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,8 +67,32 @@ class RunHost(Protocol):
         it is committed before any later write of this run."""
         ...
 
+    def publish(self, position: int, kind: str, name: str, payload: str) -> None:
+        """Journal an event others may be waiting to read (``ctx.state``): not waited
+        for, committed before any later write of this run, and announced once it is."""
+        ...
+
     async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
         """Wait until ``deadline`` passes or a message called ``message`` arrives."""
+        ...
+
+    async def start_child(
+        self,
+        wf: Workflow[Any, Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        run_id: str,
+    ) -> None:
+        """Start ``wf`` as a child run of this one under ``run_id`` (a no-op if it exists
+        as this run's child); SerializationError or IdempotencyKeyMismatch otherwise."""
+        ...
+
+    async def read_run(self, run_id: str) -> RunRecord | None:
+        """Another run's row as the store has it now."""
+        ...
+
+    async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
+        """Send an event to another run, once per ``key``: RunNotFound or RunEnded."""
         ...
 
     def check_running(self) -> None:
@@ -101,6 +114,16 @@ class WorkflowContext:
     def __init__(self, host: RunHost) -> None:
         self._host = host
         self._next_position = 0
+        self._patches: set[str] = set()
+        self._state: WorkflowState | None = None
+
+    @property
+    def state(self) -> WorkflowState:
+        """Durable key-value state others can read (``rt.get_state``): every change is
+        journaled and a replay rebuilds it."""
+        if self._state is None:
+            self._state = WorkflowState(self)
+        return self._state
 
     @property
     def run_id(self) -> str:
@@ -172,149 +195,70 @@ class WorkflowContext:
         self, name: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> Coroutine[Any, Any, R]: ...
 
+    @overload
+    def step(self, name: str, awaitable: Awaitable[R], /) -> Coroutine[Any, Any, R]: ...
+
     def step(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:  # type: ignore[misc]
         """Run ``fn(*args, **kwargs)`` as a journaled step (optionally named first).
 
         The result is journaled before this returns and committed before any
         later write of the run (the next step's start, a sleep, the run's
         end); on replay the stored result is returned without calling ``fn``.
-        Sync functions run in a worker thread.
+        Sync functions run in a worker thread. ``ctx.step("name", awaitable)``
+        checkpoints an awaitable: one attempt, and on replay it is closed unawaited.
         """
         explicit: str | None = None
         if args and isinstance(args[0], str):
             explicit, args = args[0], args[1:]
+        if explicit is not None and len(args) == 1 and not kwargs and _is_awaitable(args[0]):
+            return self._awaitable_step(explicit, args[0])
         if not args or not callable(args[0]):
             raise TypeError(
-                "ctx.step needs a function: ctx.step(fn, *args) or ctx.step('name', fn, *args)"
+                "ctx.step needs a function: ctx.step(fn, *args) or ctx.step('name', fn, *args),"
+                " or a name and an awaitable: ctx.step('name', fetch(url))"
             )
-        plan = _step_plan(args[0])
+        plan = step_plan(args[0])
         name = explicit or plan.name
         position = self._take_position("step", name)
-        return self._run_step(position, name, plan, args[1:], kwargs)
+        return run_step(self, position, name, plan, args[1:], kwargs)
 
-    async def _run_step(
-        self,
-        position: int,
-        name: str,
-        plan: _StepPlan,
-        args: Sequence[Any],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        host = self._host
-        fn, options, hint = plan.fn, plan.options, plan.hint
-        try:
-            while True:
-                events = host.journal.at(position)
-                for event in events:
-                    if event.kind == STEP_COMPLETED:
-                        return convert(self._read(event)["result"], hint)
-                    if event.kind == STEP_FAILED:
-                        final = self._read(event).get("final")
-                        if final is not None:
-                            raise error_from_record(final)
-                last = events[-1] if events else None
-                if last is not None and last.kind == STEP_STARTED and options.at_most_once:
-                    error = StepInterrupted(
-                        f"at-most-once step {name!r} (position {position}) started earlier and"
-                        " never finished, so it was not run again; check the external system"
-                        " for its effect and decide in the workflow"
-                    )
-                    await self._fail_step(position, name, error)
-                if last is not None and last.kind == STEP_FAILED:
-                    retry_at = float(self._read(last)["retry_at"])
-                    while host.clock.now() < retry_at:
-                        await host.suspend("sleeping", retry_at, None)
-                prior = attempts(host.journal.all_at(position))
-                started = await host.append(
-                    position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
-                )
-                info = StepScope(
-                    host.run_id, host.workflow_name, name, position, prior, started.created_at
-                )
-                try:
-                    with host.working():
-                        if plan.is_async and options.timeout is None:
-                            # The common case, without a task: a coroutine function awaited here.
-                            step_token = _current.step.set(info)
-                            context_token = _current.context.set(None)
-                            try:
-                                value = await fn(*args, **kwargs)
-                            finally:
-                                _current.context.reset(context_token)
-                                _current.step.reset(step_token)
-                        else:
-                            value = await _invoke_apart(plan, args, kwargs, info)
-                except Exception as exc:
-                    failures = attempts(events).failure_count + 1
-                    error_record = _error_record(exc)
-                    if options.retry.should_retry(failures, exc):
-                        retry_at = host.clock.now() + options.retry.delay_after(failures)
-                        failure = {
-                            "attempt": info.attempt,
-                            "error": error_record,
-                            "retry_at": retry_at,
-                        }
-                        await host.append(position, STEP_FAILED, name, encode(failure))
-                        continue
-                    failed = StepFailed(
-                        name, error_record["type"], error_record["message"], info.attempt
-                    )
-                    await self._fail_step(position, name, failed, error_record)
-                try:
-                    text = encode(value, host.max_value_bytes)
-                    # What replay will return: the stored JSON read back by the return type.
-                    if type(value) in _AS_STORED and (hint is Any or hint is type(value)):
-                        result = value
-                    else:
-                        result = convert(loads(text), hint)
-                except SerializationError as exc:
-                    await self._fail_step(
-                        position,
-                        name,
-                        SerializationError(
-                            f"step {name!r} returned a value it cannot store: {exc}"
-                        ),
-                    )
-                # Not awaited: the run's next write (a step's start, a sleep, its end) commits
-                # after it, and no effect of the run escapes before that write is committed.
-                host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
-                return result
-        finally:
-            host.journal.settle(position)
+    def _awaitable_step(self, name: str, awaitable: Awaitable[Any]) -> Coroutine[Any, Any, Any]:
+        position = self._take_position("step", name)
+        plan, awaited = awaitable_plan(name, awaitable)
 
-    async def _fail_step(
-        self,
-        position: int,
-        name: str,
-        error: Exception,
-        cause: dict[str, Any] | None = None,
-    ) -> Any:
-        """Journal the step's final failure and raise it as replay will."""
-        record = error.to_record() if hasattr(error, "to_record") else _error_record(error)
-        failure = {"error": cause or record, "final": record}
-        await self._host.append(position, STEP_FAILED, name, encode(failure))
-        raise error_from_record(record)
+        async def checkpoint() -> Any:
+            try:
+                return await run_step(self, position, name, plan, (), {})
+            finally:
+                close = getattr(awaitable, "close", None)
+                if not awaited[0] and close is not None:
+                    close()  # replayed: its value is in the journal
+
+        return checkpoint()
 
     # -- time ----------------------------------------------------------------
 
-    async def sleep(self, duration: float | dt.timedelta) -> None:
+    # Durable calls take their position when they are called, not when first awaited, so
+    # calls passed to ctx.parallel, ctx.first or asyncio.gather number in argument order.
+
+    def sleep(self, duration: float | dt.timedelta) -> Coroutine[Any, Any, None]:
         """Sleep durably: after a restart only the time left is waited."""
         raw = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
         length = finite_seconds("ctx.sleep's duration", raw, zero_ok=True)
-        await self._sleep(lambda now: now + length)
+        return self._sleep(self._take_position("sleep", "sleep"), lambda now: now + length)
 
-    async def sleep_until(self, moment: dt.datetime) -> None:
+    def sleep_until(self, moment: dt.datetime) -> Coroutine[Any, Any, None]:
         """Sleep durably until ``moment`` (a timezone-aware datetime)."""
         if moment.tzinfo is None:
             raise ValueError(
                 "ctx.sleep_until needs a timezone-aware datetime,"
                 " e.g. datetime.now(timezone.utc) + timedelta(hours=1)"
             )
-        await self._sleep(lambda now: moment.timestamp())
+        wake_at = moment.timestamp()
+        return self._sleep(self._take_position("sleep", "sleep"), lambda now: wake_at)
 
-    async def _sleep(self, wake_at_from: Callable[[float], float]) -> None:
+    async def _sleep(self, position: int, wake_at_from: Callable[[float], float]) -> None:
         host = self._host
-        position = self._take_position("sleep", "sleep")
         events = host.journal.at(position)
         if events:
             wake_at = float(self._read(events[0])["wake_at"])
@@ -327,40 +271,42 @@ class WorkflowContext:
 
     # -- waiting for people and events --------------------------------------
 
-    async def wait_for_event(
+    def wait_for_event(
         self, name: str, *, timeout: float | dt.timedelta | None = None
-    ) -> Any:
+    ) -> Coroutine[Any, Any, Any]:
         """Wait for ``rt.send_event(run_id, name, payload)`` and return the payload.
 
         Events sent before the run waits are kept and delivered in order, one
         per wait. With ``timeout`` (seconds) it raises ``WaitTimeout``.
         """
+        seconds = _timeout(timeout)
         position = self._take_position("wait", name)
-        return await self._wait(position, name, timeout, {})
+        return self._wait(position, name, seconds, {})
 
-    async def wait_for_user(
+    def wait_for_user(
         self,
         question: str,
         *,
         input_type: InputType = "text",
         options: Sequence[dict[str, str] | str] | None = None,
         timeout: float | dt.timedelta | None = None,
-    ) -> Any:
+    ) -> Coroutine[Any, Any, Any]:
         """Ask a person and wait for ``rt.respond(run_id, value)``.
 
         ``approval`` (options default to yes/no) and ``choice`` answers are one
         of the option ids; ``text`` answers are any JSON value.
         """
         choices = _normalize_options(input_type, options)
+        seconds = _timeout(timeout)
         position = self._take_position("wait", user_wait_id(position=self._next_position))
         details = {"question": question, "input_type": input_type, "options": choices}
-        return await self._wait(position, user_wait_id(position), timeout, details)
+        return self._wait(position, user_wait_id(position), seconds, details)
 
     async def _wait(
         self,
         position: int,
         name: str,
-        timeout: float | dt.timedelta | None,
+        seconds: float | None,
         details: dict[str, Any],
     ) -> Any:
         host = self._host
@@ -372,8 +318,6 @@ class WorkflowContext:
             if events:
                 deadline = self._read(events[0]).get("deadline")
             else:
-                raw = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
-                seconds = None if raw is None else finite_seconds("a wait's timeout", raw)
                 deadline = None if seconds is None else host.clock.now() + seconds
                 started = encode({**details, "deadline": deadline, "timeout": seconds})
                 await host.append(position, WAIT_STARTED, name, started)
@@ -420,6 +364,104 @@ class WorkflowContext:
         self._host.append_nowait(position, VALUE, name, encode({"value": value}))
         return value
 
+    # -- composition ---------------------------------------------------------
+
+    def start_child(
+        self, wf: Workflow[P, R], /, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> Coroutine[Any, Any, ChildHandle[R]]:
+        """Start ``wf(*args, **kwargs)`` as a child run and return its ``ChildHandle``.
+
+        Its run id is this run's id and the call's position unless ``run_id`` names
+        it (``start_child_run`` passes arguments for a workflow with a parameter
+        called ``run_id``). Its start and end are journaled here, so a replay gets the
+        same child and its result without starting anything again.
+        """
+        return self.start_child_run(wf, args, kwargs, run_id=run_id)
+
+    def start_child_run(
+        self,
+        wf: Workflow[P, R],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        run_id: str | None = None,
+    ) -> Coroutine[Any, Any, ChildHandle[R]]:
+        """``start_child`` with the workflow's arguments passed as a list and a dict."""
+        from ._composition import start_child
+
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise ValueError(f"a child's run_id must be a non-empty string, got {run_id!r}")
+        position = self._take_position("child", wf.name)
+        return start_child(self, position, wf, args, kwargs, run_id)
+
+    def send_event(self, run_id: str, name: str, payload: Any = None) -> Coroutine[Any, Any, None]:
+        """Send an event to another run's ``wait_for_event(name)``, exactly once: the send
+        is journaled here, so a replay or a crash never sends it again. A run that does
+        not exist raises ``RunNotFound``, one that has ended ``DurableError`` (the same
+        on every replay)."""
+        from ._composition import send_event
+
+        text = encode(payload, self._host.max_value_bytes)
+        position = self._take_position("event", name)
+        return send_event(self, position, run_id, name, text)
+
+    async def parallel(self, *awaitables: Awaitable[Any]) -> list[Any]:
+        """Await durable calls together; their values in argument order. Every call runs
+        to its end; if any raised, the first of them (in argument order) is raised."""
+        from ._composition import parallel
+
+        return await parallel(list(awaitables))
+
+    async def gather(self, **awaitables: Awaitable[Any]) -> dict[str, Any]:
+        """``parallel`` by name: a dict of the calls' values under their keywords."""
+        from ._composition import parallel
+
+        values = await parallel(list(awaitables.values()))
+        return dict(zip(awaitables, values, strict=True))
+
+    def first(self, *awaitables: Awaitable[Any]) -> Coroutine[Any, Any, tuple[int, Any]]:
+        """The index and value of the first call to finish; the others are cancelled.
+        Which one won is journaled, so a replay takes the same branch even when all of
+        them are in the journal by then (``asyncio.wait(FIRST_COMPLETED)`` cannot)."""
+        from ._composition import first
+
+        if not awaitables:
+            raise ValueError("ctx.first needs at least one awaitable")
+        return first(self, self._take_position("first", "first"), list(awaitables))
+
+    def patched(self, patch_id: str) -> bool:
+        """True where this run reaches the call under code that has it (journaled), False
+        for a run whose journal already went past this point without it; fixed per run.
+
+        Deploy ``if ctx.patched("new-step"): <new code> else: <old code>`` so runs in
+        flight keep replaying the old branch while new runs take the new one.
+        """
+        if not isinstance(patch_id, str) or not patch_id:
+            raise ValueError(f"patch_id must be a non-empty string, got {patch_id!r}")
+        if patch_id in self._patches:
+            raise ValueError(
+                f"ctx.patched({patch_id!r}) was called twice in run {self.run_id!r}; give each"
+                " change its own patch id (its answer is fixed per run: keep it in a variable)"
+            )
+        self._patches.add(patch_id)
+        events = self._host.journal.at(self._next_position)
+        if events and (events[0].kind != PATCHED or events[0].name != patch_id):
+            return False  # the run went past this point under code without the patch
+        position = self._take_position("patch", patch_id)
+        self._host.journal.settle(position)
+        if not events:
+            self._host.append_nowait(position, PATCHED, patch_id, "{}")
+        return True
+
+
+def _timeout(timeout: float | dt.timedelta | None) -> float | None:
+    raw = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+    return None if raw is None else finite_seconds("a wait's timeout", raw)
+
+
+def _is_awaitable(value: Any) -> bool:
+    return inspect.isawaitable(value) and not callable(value)
+
 
 def _wait_outcome(data: Any) -> Any:
     if data.get("timed_out"):
@@ -449,86 +491,3 @@ def _normalize_options(
         else:
             raise ValueError(f"each option needs a string 'id', got {option!r}")
     return normalized
-
-
-def _error_record(exc: BaseException) -> dict[str, Any]:
-    return {
-        "code": getattr(exc, "code", "STEP_ERROR"),
-        "type": type(exc).__name__,
-        "message": str(exc),
-    }
-
-
-class _StepPlan(NamedTuple):
-    """What ``ctx.step`` needs to know about a function, worked out once per function."""
-
-    fn: Callable[..., Any]
-    options: StepOptions
-    name: str
-    hint: Any
-    is_async: bool  # a coroutine function (else it runs in a worker thread)
-
-
-def _step_plan(target: Callable[..., Any]) -> _StepPlan:
-    """Worked out once per function and kept on the function itself, so that a closure
-    made for one call (``ctx.step("s", lambda: ...)``) and what it captured are freed
-    with its run (a cache keyed by function kept every one alive)."""
-    kept = getattr(target, _FACTS_ATTR, None)
-    # Whose they are, too: functools.wraps copies a function's attributes onto its
-    # wrapper, and a @durable.step wrapper has options of its own.
-    if kept is not None and kept[0] == id(target):
-        return _StepPlan(step_options(target)[0], *kept[1:])
-    fn, options = step_options(target)
-    name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
-    facts = (options, name, return_hint(fn), inspect.iscoroutinefunction(fn))
-    with contextlib.suppress(AttributeError, TypeError):  # a bound method, a builtin
-        # Not the function itself in what is kept on it: that cycle would wait for the GC.
-        setattr(target, _FACTS_ATTR, (id(target), *facts))
-    return _StepPlan(fn, *facts)
-
-
-_FACTS_ATTR = "__durable_step_facts__"
-
-
-# Values whose stored JSON reads back as the very same value.
-_AS_STORED = frozenset({int, str, bool, type(None)})
-
-
-async def _invoke_apart(
-    plan: _StepPlan,
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
-    info: StepScope,
-) -> Any:
-    """Run a step body in a task (for a timeout) or a worker thread (a sync function)."""
-    fn, timeout = plan.fn, plan.options.timeout
-
-    def enter() -> None:
-        _current.step.set(info)
-        _current.context.set(None)
-
-    if plan.is_async:
-
-        async def body() -> Any:
-            enter()
-            return await fn(*args, **kwargs)
-
-        task: asyncio.Future[Any] = asyncio.ensure_future(body())
-    else:
-
-        def call() -> Any:
-            enter()
-            return fn(*args, **kwargs)
-
-        task = asyncio.ensure_future(asyncio.to_thread(call))
-    try:
-        value = await (task if timeout is None else within(task, timeout))
-    except TimeoutError:  # not the builtin TimeoutError before Python 3.11
-        if not task.cancelled():
-            raise
-        raise StepTimeout(
-            f"step {info.step!r} attempt {info.attempt} took longer than its {timeout}s timeout"
-        ) from None
-    if inspect.isawaitable(value):
-        value = await value
-    return value

@@ -42,6 +42,10 @@ class RunInfo:
     error: dict[str, Any] | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    parent_run_id: str | None = None
+    """The run that started this one as a child (``ctx.start_child``), or None."""
+    deadline: dt.datetime | None = None
+    """When the run fails with ``WorkflowTimeout`` unless it has ended."""
     unreadable: str | None = None
     """Set when a column of the run's row is not JSON: what and how to fix it (that
     value is then None). A listing shows such a run beside the others."""
@@ -66,6 +70,8 @@ class RunInfo:
             error=values[2],
             created_at=dt.datetime.fromtimestamp(record.created_at, dt.UTC),
             updated_at=dt.datetime.fromtimestamp(record.updated_at, dt.UTC),
+            parent_run_id=record.parent_run_id,
+            deadline=moment(record.deadline),
             unreadable="; ".join(problems) or None,
         )
 
@@ -128,6 +134,7 @@ def history_document(record: RunRecord, events: list[EventRecord]) -> dict[str, 
             "error": _column(record, "error"),
             "created_at": _iso(record.created_at),
             "updated_at": _iso(record.updated_at),
+            "parent_run_id": record.parent_run_id,
         },
         "events": [event_dict(event) for event in events],
     }

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._codec import encode, loads
+from ._store.base import CANCEL as CANCEL
+from ._store.base import CHILD_ENDED as CHILD_ENDED
+from ._store.base import MESSAGE as MESSAGE
 from ._store.base import EventRecord
 from .errors import CorruptJournal
 
@@ -20,8 +23,16 @@ SLEEP_STARTED = "sleep.started"
 WAIT_STARTED = "wait.started"
 WAIT_COMPLETED = "wait.completed"
 VALUE = "value.recorded"
-MESSAGE = "message"
-CANCEL = "run.cancel"
+CHILD_STARTED = "child.started"
+CHILD_COMPLETED = "child.completed"
+"""The parent saw its child end: the child's status and output or error, copied."""
+EVENT_SENT = "event.sent"
+STATE_SET = "state.set"
+STATE_DELETED = "state.deleted"
+STATE_CLEARED = "state.cleared"
+PATCHED = "patch.applied"
+FIRST_WON = "first.won"
+"""Which of the calls raced by ``ctx.first`` finished first."""
 RERUN = "run.rerun"
 RECOVERED = "run.recovered"
 """A runtime took the run over from an owner that died (or from its own last life)."""
@@ -53,6 +64,26 @@ def user_wait_id(position: int) -> str:
     return f"{USER_WAIT_PREFIX}{position}"
 
 
+def child_message(child_run_id: str) -> str:
+    """The name of the message a child's end leaves in its parent's journal."""
+    return f"{CHILD_ENDED}{child_run_id}"
+
+
+def state_of(events: list[EventRecord]) -> dict[str, Any]:
+    """A run's ``ctx.state`` as its journal leaves it (superseded changes left out)."""
+    state: dict[str, Any] = {}
+    for event in events:
+        if event.superseded or event.position is None:
+            continue
+        if event.kind == STATE_SET:
+            state[event.name] = payload(event)["value"]
+        elif event.kind == STATE_DELETED:
+            state.pop(event.name, None)
+        elif event.kind == STATE_CLEARED:
+            state.clear()
+    return state
+
+
 def _progress(event: EventRecord) -> bool:
     """The run got further: a durable call finished or parked (a step that only
     started, and died with its process, is no progress)."""
@@ -70,7 +101,7 @@ class RunJournal:
         consumed = {
             payload(event).get("message")
             for event in events
-            if event.kind == WAIT_COMPLETED and not event.superseded
+            if event.kind in (WAIT_COMPLETED, CHILD_COMPLETED) and not event.superseded
         }
         self.recoveries_in_a_row = 0
         """Recoveries since the run last made progress (or was resumed by hand)."""
@@ -170,6 +201,23 @@ class RunJournal:
         return sorted(waits, key=lambda event: event.seq)
 
 
+_RETURNED = frozenset(
+    {
+        STEP_COMPLETED,
+        WAIT_COMPLETED,
+        VALUE,
+        CHILD_COMPLETED,
+        EVENT_SENT,
+        STATE_SET,
+        STATE_DELETED,
+        STATE_CLEARED,
+        PATCHED,
+        FIRST_WON,
+    }
+)
+"""Kinds of the events that end a durable call (what it returned is in them)."""
+
+
 def _finished(events: list[EventRecord], now: float) -> bool:
     """The durable call at one position has returned, and replay returns at once.
 
@@ -177,7 +225,7 @@ def _finished(events: list[EventRecord], now: float) -> bool:
     would find it, and not when the run wakes.
     """
     for event in events:
-        if event.kind in (STEP_COMPLETED, WAIT_COMPLETED, VALUE):
+        if event.kind in _RETURNED:
             payload(event)
             return True
         if event.kind == STEP_FAILED and payload(event).get("final") is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import _current
@@ -20,7 +20,7 @@ from ._clock import Clock, VirtualClock
 from ._context import WorkflowContext
 from ._journal import RunJournal
 from ._run import decode_arguments, unreplayed
-from ._store.base import EventRecord
+from ._store.base import EventRecord, RunRecord
 from ._workflow import Workflow
 from .errors import CorruptJournal, NonDeterminismError
 
@@ -49,7 +49,21 @@ class _ReplayHost:
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
         raise _EndOfHistory
 
+    def publish(self, position: int, kind: str, name: str, payload: str) -> None:
+        raise _EndOfHistory
+
     async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
+        raise _EndOfHistory
+
+    async def start_child(
+        self, wf: Workflow[Any, Any], args: Sequence[Any], kwargs: dict[str, Any], run_id: str
+    ) -> None:
+        raise _EndOfHistory
+
+    async def read_run(self, run_id: str) -> RunRecord | None:
+        raise _EndOfHistory
+
+    async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
         raise _EndOfHistory
 
     def check_running(self) -> None:

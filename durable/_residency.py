@@ -92,9 +92,10 @@ class Residency:
                 continue
             try:
                 journal = RunJournal(journals[record.run_id])
-                parked = journal.parked(now) if may_unload else None
+                due = record.deadline is not None and record.deadline <= now
+                parked = journal.parked(now) if may_unload and not due else None
                 if parked is not None and record.run_id not in self.unloaded:
-                    self._unload(record.run_id, [parked])
+                    self._unload(record.run_id, [parked], record.deadline)
                     status = "sleeping" if parked[1] is None else "waiting"
                     if record.status != status:  # it crashed between parking and saying so
                         update = RunUpdate(rt.clock.now(), status=status)
@@ -140,11 +141,22 @@ class Residency:
         if unloaded is not None and message.name in unloaded.messages:
             self._wake(message.run_id)
 
-    def forget_cancelled(self, run_id: str) -> None:
+    def forget_cancelled(self, run_id: str, error: str | None = None) -> None:
+        """The journal says the run was cancelled (or failed with ``error``): stop it."""
         live = self.live.get(run_id)
         if live is not None:
-            live.cancel()
+            live.cancel(error)
         self.drop_unloaded(run_id)
+
+    def nudge(self, run_id: str, message: str) -> None:
+        """Wake the run's waits for ``message`` as if it had arrived: they look again at
+        what they wait for (a child's row), without the message in their inbox."""
+        live = self.live.get(run_id)
+        if live is not None:
+            live.nudge(message)
+        unloaded = self.unloaded.get(run_id)
+        if unloaded is not None and message in unloaded.messages:
+            self._wake(run_id)
 
     def drop_unloaded(self, run_id: str) -> bool:
         """Forget an unloaded run and cancel its timers; False if it was not unloaded."""
@@ -184,13 +196,20 @@ class Residency:
         waits = live.parked_waits()
         live.retire()
         del self.live[live.run_id]
-        self._unload(live.run_id, waits)
+        self._unload(live.run_id, waits, live.record.deadline)
 
-    def _unload(self, run_id: str, waits: list[tuple[float | None, str | None]]) -> None:
-        """Keep only what wakes the run: a timer per deadline, the names of awaited events."""
+    def _unload(
+        self,
+        run_id: str,
+        waits: list[tuple[float | None, str | None]],
+        run_deadline: float | None,
+    ) -> None:
+        """Keep only what wakes the run: a timer per deadline (its waits' and its own),
+        the names of awaited events."""
+        deadlines = [deadline for deadline, _ in waits] + [run_deadline]
         timers = [
             self.runtime.timers.call_at(deadline, functools.partial(self._wake, run_id))
-            for deadline, _ in waits
+            for deadline in deadlines
             if deadline is not None
         ]
         messages = {message for _, message in waits if message is not None}

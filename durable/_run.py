@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _current
@@ -72,6 +73,10 @@ class LiveRun:
         self._fatal: NonDeterminismError | CorruptJournal | None = None
         self.writes = WriteChain()  # every write of this incarnation, in order
         self._end_write: tuple[Awaitable[list[int]], RunUpdate] | None = None
+        self.stopped_as: tuple[str, str | None] = (RunStatus.CANCELLED.value, None)
+        """How the run ends when it is stopped from outside: cancelled, or failed with
+        this error (its deadline passed)."""
+        self._deadline_timer: int | None = None
 
     # -- RunHost -------------------------------------------------------------
 
@@ -94,6 +99,32 @@ class LiveRun:
         self.runtime.store.append_nowait(
             self.run_id, [new], update, self.runtime.owner, self.writes
         )
+
+    def publish(self, position: int, kind: str, name: str, payload: str) -> None:
+        _, new, update = self._event(position, kind, name, payload)
+        rt = self.runtime
+        written = rt.store.append(self.run_id, [new], update, owner=rt.owner, chain=self.writes)
+        if isinstance(written, asyncio.Future):
+            written.add_done_callback(self._published)
+
+    def _published(self, written: asyncio.Future[list[int]]) -> None:
+        if not written.cancelled() and written.exception() is None:
+            self.runtime.inbox.notify()  # for rt.wait_state here; others hear of the commit
+
+    async def start_child(
+        self,
+        wf: Workflow[Any, Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        run_id: str,
+    ) -> None:
+        await self.runtime.start_run(wf, args, kwargs, run_id=run_id, parent_run_id=self.run_id)
+
+    async def read_run(self, run_id: str) -> RunRecord | None:
+        return await self.runtime.store.get_run(run_id)
+
+    async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
+        await self.runtime.answers.deliver(run_id, name, payload, key)
 
     def _event(
         self, position: int, kind: str, name: str, payload: str
@@ -190,7 +221,8 @@ class LiveRun:
 
     @property
     def blocked_on_timers(self) -> bool:
-        """Idle, and every parked wait has a deadline."""
+        """Idle, and every parked wait has a deadline. (A run's own deadline does not
+        count: a virtual clock would skip a wait for a person straight to it.)"""
         return self.idle and all(parked.deadline is not None for parked in self._parked)
 
     def parked_waits(self) -> list[tuple[float | None, str | None]]:
@@ -210,6 +242,9 @@ class LiveRun:
 
     def _end(self, final: RunRecord | None) -> None:
         """The run ended here: ``final`` is its last row, or None if it goes on elsewhere."""
+        if self._deadline_timer is not None:
+            self.runtime.timers.cancel(self._deadline_timer)
+            self._deadline_timer = None
         if not self.ended:
             self.final = final
             self.ended = True
@@ -261,12 +296,19 @@ class LiveRun:
     def deliver(self, message: EventRecord) -> None:
         """A message for the run arrived: wake the waits that want it."""
         if self.journal.deliver(message):
-            for parked in list(self._parked):
-                if parked.message == message.name:
-                    parked.wake()
+            self.nudge(message.name)
 
-    def cancel(self) -> None:
-        """Stop the run at its current await; the journal already says cancelled."""
+    def nudge(self, message: str) -> None:
+        """Wake the waits parked for ``message``, so they look again."""
+        for parked in list(self._parked):
+            if parked.message == message:
+                parked.wake()
+
+    def cancel(self, error: str | None = None) -> None:
+        """Stop the run at its current await; the journal already says cancelled (or
+        failed with ``error``, when its deadline passed)."""
+        if error is not None:
+            self.stopped_as = (RunStatus.FAILED.value, error)
         self.cancel_requested = True
         if self.task is not None:
             self.task.cancel()
@@ -285,6 +327,10 @@ class LiveRun:
 
     def launch(self) -> None:
         self.task = asyncio.create_task(self._drive(), name=f"durable-run:{self.run_id}")
+        deadline = self.record.deadline
+        if deadline is not None:
+            expire = functools.partial(self.runtime.control.expire, self.run_id)
+            self._deadline_timer = self.runtime.timers.call_at(deadline, expire)
 
     async def _drive(self) -> None:
         ctx = self.ctx = WorkflowContext(self)
@@ -358,8 +404,10 @@ class LiveRun:
         self.runtime.run_ended(self)
 
     def _end_cancelled(self) -> None:
-        """The journal says cancelled (written by ``rt.cancel``, here or elsewhere)."""
-        self._end(self._final(RunStatus.CANCELLED.value, None, None, self.clock.now()))
+        """The journal says cancelled (written by ``rt.cancel``, here or elsewhere), or
+        failed by the run's deadline."""
+        status, error = self.stopped_as
+        self._end(self._final(status, None, error, self.clock.now()))
         self.runtime.run_ended(self)
 
     def _ended_as(self, update: RunUpdate) -> RunRecord:
@@ -385,6 +433,8 @@ class LiveRun:
             r.lease_until,
             r.created_at,
             updated_at,
+            r.parent_run_id,
+            r.deadline,
         )
 
 

@@ -27,24 +27,22 @@ from ._answers import Answers
 from ._check import CheckReport, check
 from ._clock import Clock, SystemClock
 from ._codec import canonical, convert, digest, encode, loads, return_hint
+from ._control import Control
 from ._handle import RunHandle
 from ._ids import new_run_id
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
-from ._journal import CANCEL, RERUN, RESUMED, RunJournal
+from ._journal import RunJournal, child_message
 from ._numbers import count, seconds, timestamp
 from ._ownership import HOST, Ownership
 from ._residency import Residency
 from ._run import LiveRun
+from ._state import read_state, wait_state
 from ._store import open_store
 from ._store.base import (
     TERMINAL,
     EventRecord,
-    Expect,
-    NewEvent,
-    RunEnded,
     RunRecord,
-    RunUpdate,
     Store,
 )
 from ._timers import Timers
@@ -91,7 +89,7 @@ class Runtime:
     The runtime is a facade over its parts, each with one job: ``store`` (the
     journal), ``ownership`` (leases and claims), ``residency`` (which runs are
     in memory), ``inbox`` (changes written elsewhere), ``answers`` (questions, answers and
-    events sent to runs) and ``timers``. They are
+    events sent to runs), ``control`` (cancel, deadlines, resume, re-run) and ``timers``. They are
     attributes for tools and tests to look at, not a stable API.
     """
 
@@ -153,6 +151,7 @@ class Runtime:
         self.residency = Residency(self)
         self.inbox = Inbox(self)
         self.answers = Answers(self)
+        self.control = Control(self)
         self._open = False
         self._token: contextvars.Token[Runtime | None] | None = None
 
@@ -248,8 +247,8 @@ class Runtime:
     ) -> RunHandle[R]:
         """Start ``wf(*args, **kwargs)`` as a run; ``run_id`` is its idempotency key.
 
-        The same ``run_id`` with the same workflow and input returns the
-        existing run; with another workflow or input it raises
+        The same ``run_id`` with the same workflow, version and input returns the
+        existing run; with another workflow, version or input it raises
         ``IdempotencyKeyMismatch`` and changes nothing.
         """
         return await self.start_run(wf, args, kwargs, run_id=run_id)
@@ -261,10 +260,15 @@ class Runtime:
         kwargs: dict[str, Any],
         *,
         run_id: str | None = None,
+        timeout: float | None = None,
+        parent_run_id: str | None = None,
     ) -> RunHandle[R]:
         """``start`` with the workflow's arguments passed as a list and a dict.
 
-        Use it when the workflow has a parameter called ``run_id``.
+        Use it when the workflow has a parameter called ``run_id``. ``timeout``
+        (seconds, default the workflow's) gives the run a durable deadline: when it
+        passes, the run ends ``failed`` with ``WorkflowTimeout``. ``parent_run_id``
+        is set by ``ctx.start_child``.
         """
         self._check_open()
         if not isinstance(wf, Workflow):
@@ -274,6 +278,7 @@ class Runtime:
             )
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+        limit = wf.timeout if timeout is None else seconds("timeout", timeout)
         try:
             input_text = encode({"args": list(args), "kwargs": kwargs}, self.max_value_bytes)
             input_digest = digest(canonical({"workflow": wf.name, "args": args, "kwargs": kwargs}))
@@ -300,6 +305,8 @@ class Runtime:
             lease_until=time.time() + self.lease_seconds if executes else None,
             created_at=now,
             updated_at=now,
+            parent_run_id=parent_run_id,
+            deadline=None if limit is None else now + limit,
         )
         if run_id is None and executes:
             # A new id cannot exist yet, so the run starts at once: its row is queued
@@ -311,6 +318,15 @@ class Runtime:
         stored, created = await self.store.create_run(record)
         if stored.workflow != wf.name or stored.input_digest != input_digest:
             raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)
+        if (stored.version or "1") != wf.version:
+            raise IdempotencyKeyMismatch(
+                rid, f"version {stored.version}", f"version {wf.version}", what="version"
+            )
+        if parent_run_id is not None and stored.parent_run_id != parent_run_id:
+            raise DurableError(
+                f"run_id {rid!r} names a run that is not a child of {parent_run_id!r}"
+                f" (its parent: {stored.parent_run_id or 'none'}); give the child another run_id"
+            )
         if created and executes:
             self.residency.launch(stored, wf, RunJournal([]))
         return RunHandle(self, rid)
@@ -330,9 +346,11 @@ class Runtime:
         after: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
+        parent: str | None = None,
     ) -> list[RunInfo]:
         """Runs, newest first. ``after`` (a run id, the last of the page before) pages
-        on; ``since`` and ``until`` (aware datetimes) bound when runs were created."""
+        on; ``since`` and ``until`` (aware datetimes) bound when runs were created;
+        ``parent`` keeps the children of that run."""
         self._check_open()
         status_text = None if status is None else _status(status)
         cursor = None
@@ -349,6 +367,7 @@ class Runtime:
             after=cursor,
             since=None if since is None else timestamp("since", since),
             until=None if until is None else timestamp("until", until),
+            parent=parent,
         )
         return [RunInfo.from_record(record) for record in records]
 
@@ -435,59 +454,40 @@ class Runtime:
         """
         await self.answers.respond(run_id, value, wait_id)
 
-    async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
-        """Deliver an event to the run's ``wait_for_event(name)``; kept in order until then."""
-        await self.answers.send_event(run_id, name, payload)
+    async def send_event(
+        self, run_id: str, name: str, payload: Any = None, *, key: str | None = None
+    ) -> None:
+        """Deliver an event to the run's ``wait_for_event(name)``; kept in order until then.
+
+        With ``key`` (a webhook's delivery id, say), a second send with the same key
+        to the same run delivers nothing: the event is kept once.
+        """
+        await self.answers.send_event(run_id, name, payload, key)
 
     async def cancel(self, run_id: str) -> None:
-        """Cancel the run: it stops at its current await and ends ``cancelled``."""
-        self._check_open()
-        now = self.clock.now()
-        event = NewEvent(run_id, None, CANCEL, "cancel", "{}", now)
-        update = RunUpdate(now, status=RunStatus.CANCELLED.value)
-        try:
-            await self.store.append(run_id, [event], update, expect=Expect())
-        except RunEnded as ended:
-            raise DurableError(
-                f"run {run_id!r} already ended {ended.status}; nothing to cancel"
-            ) from None
-        self.residency.forget_cancelled(run_id)
-        self.inbox.notify()
+        """Cancel the run and its unfinished children: they stop at their current await
+        and end ``cancelled``."""
+        await self.control.cancel(run_id)
 
     async def resume(self, run_id: str) -> RunHandle[Any]:
         """Run a failed run again on its journal (after fixing the code)."""
-        record = await self._record(run_id)
-        if record.status != RunStatus.FAILED:
-            raise DurableError(
-                f"run {run_id!r} is {record.status}; only a failed run can be resumed"
-                " (rt.rerun_from re-executes a finished run from a position)"
-            )
-        now = self.clock.now()
-        update = RunUpdate(
-            now, status="pending", reset_result=True, release=True, only_if_active=False
-        )
-        resumed = NewEvent(run_id, None, RESUMED, "resumed", "{}", now)
-        await self.store.append(run_id, [resumed], update)
-        await self.ownership.claim(include_own=True, run_ids=[run_id])
-        return RunHandle(self, run_id)
+        return await self.control.resume(run_id)
 
     async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:
         """Re-execute a finished run from ``position``; earlier entries are kept, superseded."""
-        record = await self._record(run_id)
-        if record.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
-            raise DurableError(
-                f"run {run_id!r} is {record.status}; rerun_from needs a completed or failed run"
-            )
-        if position < 0:
-            raise ValueError(f"position must be >= 0, got {position}")
-        now = self.clock.now()
-        marker = NewEvent(run_id, None, RERUN, "rerun", encode({"position": position}), now)
-        update = RunUpdate(
-            now, status="pending", reset_result=True, release=True, only_if_active=False
-        )
-        await self.store.supersede(run_id, position, update, [marker])
-        await self.ownership.claim(include_own=True, run_ids=[run_id])
-        return RunHandle(self, run_id)
+        return await self.control.rerun_from(run_id, position)
+
+    async def get_state(self, run_id: str) -> dict[str, Any]:
+        """The run's ``ctx.state`` as last committed, from any process."""
+        return await read_state(self, run_id)
+
+    async def wait_state(self, run_id: str, key: str, timeout: float | None = None) -> Any:
+        """Wait until the run has set ``key`` in its ``ctx.state`` and return the value.
+
+        ``timeout`` is in real seconds (``TimeoutError`` naming the run); a run that
+        ends without setting it raises ``DurableError``.
+        """
+        return await wait_state(self, run_id, key, timeout)
 
     async def check(self, *, unregistered: bool = True) -> CheckReport:
         """What needs a human: interrupted steps, orphaned, unknown, poison and
@@ -516,6 +516,9 @@ class Runtime:
 
     def run_ended(self, live: LiveRun) -> None:
         self.residency.forget(live)
+        parent = live.record.parent_run_id
+        if parent is not None:  # the store told the parent too; here it hears at once
+            self.residency.nudge(parent, child_message(live.run_id))
         self.inbox.notify()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, TypeVar, cast, overload
 
@@ -36,10 +36,13 @@ class Workflow(Generic[P, R]):
         fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]],
         name: str,
         version: str,
+        timeout: float | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
         self.version = version
+        self.timeout = timeout
+        """Seconds from a run's start to its deadline (None: no deadline)."""
         functools.update_wrapper(self, fn)
         self._parameters: list[tuple[str, Any]] | None = None
 
@@ -56,12 +59,18 @@ class Workflow(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<durable.workflow {self.name!r} version {self.version!r}>"
 
-    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        if _current.context.get() is not None:
-            raise DurableError(
-                f"workflow {self.name!r} was called inside another workflow; child workflows"
-                " are not supported: start it from a step with rt.start() instead"
-            )
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        """Inside a workflow: run this one as a child and return its result (the child's
+        position is taken now, so children passed to ``ctx.parallel`` number in order).
+        Inside a runtime: start a run and await its result."""
+        ctx = _current.context.get()
+        if ctx is not None:
+            from ._composition import call_child
+
+            return call_child(ctx, ctx._take_position("child", self.name), self, args, kwargs)
+        return self._run(args, kwargs)
+
+    async def _run(self, args: Any, kwargs: Any) -> R:
         runtime = _current.runtime.get()
         if runtime is None:
             raise DurableError(
@@ -87,7 +96,7 @@ def workflow(fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]], /) -> 
 
 @overload
 def workflow(
-    *, name: str | None = None, version: str = DEFAULT_VERSION
+    *, name: str | None = None, version: str = DEFAULT_VERSION, timeout: float | None = None
 ) -> Callable[[Callable[Concatenate[WorkflowContext, P], Awaitable[R]]], Workflow[P, R]]: ...
 
 
@@ -97,17 +106,22 @@ def workflow(
     *,
     name: str | None = None,
     version: str = DEFAULT_VERSION,
+    timeout: float | None = None,
 ) -> Any:
     """Register an async function whose first parameter receives the ``WorkflowContext``.
 
     Runs are stored under ``name`` (default: the function's qualified name)
     and ``version``; a run is resumed only by the workflow with the same name
     and version, so old versions can stay registered to finish their runs.
+    ``timeout`` (seconds) gives each run a durable deadline: when it passes, the
+    run ends ``failed`` with ``WorkflowTimeout`` and its unfinished children are
+    cancelled.
     """
+    deadline = None if timeout is None else seconds("a workflow's timeout", timeout)
 
     def decorate(fn: Callable[..., Any]) -> Workflow[Any, Any]:
         _check_workflow_function(fn)
-        wf: Workflow[Any, Any] = Workflow(fn, name or fn.__qualname__, str(version))
+        wf: Workflow[Any, Any] = Workflow(fn, name or fn.__qualname__, str(version), deadline)
         key = (wf.name, wf.version)
         existing = _registry.get(key)
         if existing is not None and not _same_definition(existing.fn, fn):
@@ -223,13 +237,15 @@ def step(
         wrapper: Callable[..., Any]
         if inspect.iscoroutinefunction(fn):
 
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                # Not `async def`: inside a workflow the step takes its position now, when
+                # it is called, like every durable call (ctx.first relies on it).
                 ctx = _current.context.get()
                 if ctx is not None:
-                    return await ctx.step(async_wrapper, *args, **kwargs)
-                return await fn(*args, **kwargs)
+                    return ctx.step(async_wrapper, *args, **kwargs)
+                return fn(*args, **kwargs)
 
-            wrapper = async_wrapper
+            wrapper = _as_coroutine_function(async_wrapper)
         else:
 
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -246,6 +262,18 @@ def step(
         return wrapper
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _as_coroutine_function(wrapper: F) -> F:
+    """Mark a function that returns a coroutine as a coroutine function, for
+    ``inspect.iscoroutinefunction`` (3.12+) and ``asyncio.iscoroutinefunction``."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        return cast(F, mark(wrapper))
+    import asyncio.coroutines
+
+    wrapper._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return wrapper
 
 
 def registry_keys() -> list[tuple[str, str]]:

@@ -33,17 +33,18 @@ class StepFailed(DurableError):
         super().__init__(
             f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}"
         )
+        self.message = message
+        """The original exception's message, as it was (``str()`` tells the whole story)."""
         self.step = step
         self.error_type = error_type
         self.attempts = attempts
-        self.cause_message = message
 
     def to_record(self) -> dict[str, Any]:
         return {
             **super().to_record(),
             "step": self.step,
             "error_type": self.error_type,
-            "cause": self.cause_message,
+            "cause": self.message,
             "attempts": self.attempts,
         }
 
@@ -90,16 +91,24 @@ class NonDeterminismError(DurableError):
 
 
 class IdempotencyKeyMismatch(DurableError):
-    """``start`` reused a ``run_id`` with another workflow or other input."""
+    """``start`` reused a ``run_id`` with another workflow, version or input: ``expected``
+    and ``received`` are the input digests (or, for a version, the two versions)."""
 
     code = "IDEMPOTENCY_KEY_MISMATCH"
 
-    def __init__(self, run_id: str, expected: str, received: str) -> None:
-        super().__init__(
-            f"run_id {run_id!r} already names a run with another workflow or input"
-            f" (stored digest {expected}, this call {received}); use a new run_id"
-            " or the original arguments"
-        )
+    def __init__(self, run_id: str, expected: str, received: str, what: str = "input") -> None:
+        if what == "version":
+            super().__init__(
+                f"run_id {run_id!r} already names a run of another version of the workflow"
+                f" (stored {expected}, this call {received}); use a new run_id, or start it"
+                " with the workflow of the stored version"
+            )
+        else:
+            super().__init__(
+                f"run_id {run_id!r} already names a run with another workflow or input"
+                f" (stored digest {expected}, this call {received}); use a new run_id"
+                " or the original arguments"
+            )
         self.run_id = run_id
         self.expected = expected
         self.received = received
@@ -117,6 +126,9 @@ class RunNotFound(DurableError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r} in this journal")
         self.run_id = run_id
+
+    def to_record(self) -> dict[str, Any]:
+        return {**super().to_record(), "run_id": self.run_id}
 
 
 class NoPendingWait(DurableError):
@@ -156,6 +168,13 @@ class StoreUnavailable(DurableError):
     code = "STORE_UNAVAILABLE"
 
 
+class WorkflowTimeout(DurableError):
+    """A run's deadline (``@workflow(timeout=...)``, ``start_run(timeout=...)``) passed
+    before it ended; the run ended ``failed`` with this error."""
+
+    code = "WORKFLOW_TIMEOUT"
+
+
 class StepInterrupted(DurableError):
     """An ``at_most_once`` step started earlier and never finished; it was not run again."""
 
@@ -174,6 +193,7 @@ _BY_CODE: dict[str, type[DurableError]] = {
         WaitTimeout,
         StepTimeout,
         StepInterrupted,
+        WorkflowTimeout,
     )
 }
 
@@ -189,6 +209,8 @@ def error_from_record(record: dict[str, Any]) -> DurableError:
             str(record.get("cause", "")),
             int(record.get("attempts", 0)),
         )
+    if code == RunNotFound.code and isinstance(record.get("run_id"), str):
+        return RunNotFound(record["run_id"])
     cls = _BY_CODE.get(str(code))
     if cls is not None:
         return cls(message)
@@ -214,5 +236,6 @@ __all__ = [
     "WaitTimeout",
     "WorkflowCancelled",
     "WorkflowFailed",
+    "WorkflowTimeout",
     "error_from_record",
 ]

@@ -175,12 +175,62 @@ async def poison(ctx: durable.WorkflowContext) -> str:
     return "unreachable"
 
 
+@durable.step
+async def kid_step() -> str:
+    return await body("kid")
+
+
+@durable.workflow(name="child.kid")
+async def kid(ctx: durable.WorkflowContext, n: int) -> str:
+    return f"{await kid_step()} {n}"
+
+
+@durable.workflow(name="child.family")
+async def family(ctx: durable.WorkflowContext) -> str:
+    """A parent whose child may run in another process, or die with this one."""
+    result = await kid(7)
+    await second()
+    return result
+
+
+@durable.workflow(name="child.note_taker")
+async def note_taker(ctx: durable.WorkflowContext) -> list[Any]:
+    notes = [await ctx.wait_for_event("note")]
+    notes.append(await ctx.wait_for_event("note", timeout=3600))
+    return notes
+
+
+@durable.workflow(name="child.sender")
+async def sender(ctx: durable.WorkflowContext) -> str:
+    await ctx.send_event("notes", "note", "from the sender")
+    await third()  # BLOCK=third kills it right after the send is journaled
+    return "sent"
+
+
+NEW_CODE = os.environ.get("PATCH_CODE") == "new"
+
+
+@durable.workflow(name="child.versioned")
+async def versioned(ctx: durable.WorkflowContext) -> str:
+    """Two versions of one workflow's code, chosen by PATCH_CODE when the process starts."""
+    await ctx.wait_for_event("go")
+    if NEW_CODE and ctx.patched("extra-step"):
+        await ctx.step("extra", tick, 1)
+        branch = "new"
+    else:
+        branch = "old"
+    await ctx.wait_for_event("finish")
+    return branch
+
+
 WORKFLOWS: dict[str, Any] = {
     "three_steps": three_steps,
     "pay_once": pay_once,
     "sleeper": sleeper,
     "approval": approval,
     "poison": poison,
+    "family": family,
+    "sender": sender,
 }
 
 
@@ -204,8 +254,13 @@ async def main(db: str, scenario: str, args: list[str]) -> None:
     identity = os.environ.get("DURABLE_IDENTITY") or None
     lease = float(os.environ.get("DURABLE_LEASE", "15"))
     recoveries = int(os.environ.get("DURABLE_MAX_RECOVERIES", "10"))
+    only = os.environ.get("DURABLE_ONLY")  # the one workflow this process executes
     async with durable.Runtime(
-        db, identity=identity, lease_seconds=lease, max_recoveries=recoveries
+        db,
+        identity=identity,
+        lease_seconds=lease,
+        max_recoveries=recoveries,
+        workflows=None if only is None else [WORKFLOWS[only]],
     ) as rt:
         effect(f"open {time.time()}")
         wf = WORKFLOWS[scenario]

@@ -33,8 +33,13 @@ async def timers_caught_up(rt: durable.Runtime) -> None:
 
 
 async def status_is(rt: durable.Runtime, run_id: str, status: str) -> durable.RunInfo:
+    """The run once it has ``status`` (it may not exist yet: a child about to start)."""
+
     async def check() -> durable.RunInfo | None:
-        info = await rt.get_run(run_id)
+        try:
+            info = await rt.get_run(run_id)
+        except durable.RunNotFound:
+            return None
         return info if info.status == status else None
 
     return await until(check)

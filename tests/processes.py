@@ -20,7 +20,14 @@ SPAWNED: list[subprocess.Popen[bytes]] = []
 
 def spawn(*args: str, block: str | None = None, **extra_env: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for name in ("BLOCK", "SLOW", "DURABLE_IDENTITY", "DURABLE_LEASE", "DURABLE_MAX_RECOVERIES"):
+    for name in (
+        "BLOCK",
+        "SLOW",
+        "DURABLE_IDENTITY",
+        "DURABLE_LEASE",
+        "DURABLE_MAX_RECOVERIES",
+        "DURABLE_ONLY",
+    ):
         env.pop(name, None)
     if block is not None:
         env["BLOCK"] = block

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_decorators_keep_names_docs_and_signatures() -> None:
 
     wrapped = durable.step(retry=durable.RetryPolicy(max_attempts=3))(charge)
     assert inspect.signature(wrapped) == inspect.signature(charge)
-    assert wrapped.__doc__ == "Charge." and inspect.iscoroutinefunction(wrapped)
+    assert wrapped.__doc__ == "Charge." and asyncio.iscoroutinefunction(wrapped)
 
 
 async def test_sync_step_function_in_a_workflow_asks_for_ctx_step(db: Path) -> None:

@@ -30,3 +30,17 @@ def test_the_quickstart_runs_and_runs_again(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[-1].endswith("'approved': True}")
     assert (tmp_path / "app.db").exists()
+
+
+def test_the_agent_team_survives_its_sigkill(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "agent_team.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "== SIGKILL after" in done.stdout
+    assert done.stdout.count("completed  [") == 3  # three children, each once
+    assert "The agent's result: published: [arxiv]" in done.stdout

@@ -5,6 +5,7 @@ import durable.errors
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
         "CheckReport",
+        "ChildHandle",
         "Clock",
         "CorruptJournal",
         "DivergedRun",
@@ -36,6 +37,8 @@ def test_public_names_are_pinned() -> None:
         "WorkflowCancelled",
         "WorkflowContext",
         "WorkflowFailed",
+        "WorkflowState",
+        "WorkflowTimeout",
         "run",
         "step",
         "step_info",
@@ -70,6 +73,7 @@ def test_error_codes_are_stable() -> None:
         "StepTimeout": "STEP_TIMEOUT",
         "StoreUnavailable": "STORE_UNAVAILABLE",
         "StepInterrupted": "STEP_INTERRUPTED",
+        "WorkflowTimeout": "WORKFLOW_TIMEOUT",
     }
     for name in codes:
         assert getattr(durable, name) is getattr(durable.errors, name)

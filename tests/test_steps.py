@@ -151,7 +151,7 @@ async def test_retries_then_step_failed_identical_on_replay(db: Path) -> None:
         try:
             await flaky()
         except durable.StepFailed as exc:
-            seen.append((exc.code, exc.error_type, exc.cause_message, exc.attempts))
+            seen.append((exc.code, exc.error_type, exc.message, exc.attempts))
             await ctx.wait_for_event("again")
         return "done"
 

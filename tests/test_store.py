@@ -304,3 +304,95 @@ async def test_pruning_the_newest_message_never_numbers_a_new_one_below_a_cursor
     (later,) = await store.append("kept", [message("kept", "z")], expect=Expect())
     assert later > cursor
     assert [e.name for e in await store.changes_since(cursor)] == ["z"]
+
+
+def child(run_id: str, parent: str, owner: str | None = "me") -> RunRecord:
+    record = run(run_id, owner)
+    record.parent_run_id = parent
+    return record
+
+
+async def test_a_childs_end_leaves_its_parent_a_message_in_the_same_write(store: Store) -> None:
+    await store.create_run(run("p", "me"))
+    await store.create_run(child("p.0", "p"))
+    await store.create_run(child("p.1", "p"))
+    await store.create_run(run("alone", "me"))
+    assert [r.run_id for r in await store.list_runs(parent="p")] == ["p.0", "p.1"]
+    assert (await store.get_run("p.0")).parent_run_id == "p"  # type: ignore[union-attr]
+    cursor = await store.last_seq()
+    await store.append("p.0", [], RunUpdate(2.0, status="completed", output="1"), owner="me")
+    await store.append("p.1", [], RunUpdate(2.0, status="running"), owner="me")  # not an end
+    await store.append("alone", [], RunUpdate(2.0, status="failed", error="{}"), owner="me")
+    told = await store.changes_since(cursor)
+    assert [(e.run_id, e.kind, e.name, e.payload) for e in told] == [
+        ("p", "message", "child:p.0", '{"status":"completed"}')
+    ]
+
+
+async def test_a_cancel_ends_the_run_and_its_unfinished_descendants_at_once(
+    store: Store,
+) -> None:
+    await store.create_run(run("p", "me"))
+    await store.create_run(child("p.0", "p"))
+    await store.create_run(child("p.0.0", "p.0", owner=None))
+    await store.create_run(child("p.1", "p"))
+    await store.append("p.1", [], RunUpdate(2.0, status="completed", output="1"), owner="me")
+    assert await store.cancel("p", 3.0) == ["p", "p.0", "p.0.0"]
+    statuses = {r.run_id: r.status for r in await store.list_runs(limit=None)}
+    assert statuses == {
+        "p": "cancelled",
+        "p.0": "cancelled",
+        "p.0.0": "cancelled",
+        "p.1": "completed",
+    }
+    journals = await store.load_events(["p", "p.0", "p.0.0"])
+    assert [e.kind for e in journals["p.0.0"]] == ["run.cancel"]
+    with pytest.raises(RunEnded):  # the owner's next write learns it is over
+        await store.append("p.0", [step("p.0", 0)], owner="me")
+    with pytest.raises(RunEnded):
+        await store.cancel("p", 4.0)
+    with pytest.raises(RunNotFound):
+        await store.cancel("nope", 4.0)
+
+
+async def test_a_deadline_fails_the_run_and_cancels_its_descendants(store: Store) -> None:
+    await store.create_run(run("p", "me"))
+    await store.create_run(child("p.0", "p"))
+    assert await store.cancel("p", 3.0, error='{"code":"WORKFLOW_TIMEOUT"}') == ["p", "p.0"]
+    root = await store.get_run("p")
+    assert root is not None and (root.status, root.error) == (
+        "failed",
+        '{"code":"WORKFLOW_TIMEOUT"}',
+    )
+    assert (await store.get_run("p.0")).status == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_a_keyed_message_is_kept_once_per_run(store: Store) -> None:
+    await store.create_run(run("a", "me"))
+    await store.create_run(run("b", "me"))
+    first = await store.send(message("a", "note"), Expect(), key="k1")
+    assert first is not None
+    assert await store.send(message("a", "note", "2"), Expect(), key="k1") is None
+    assert await store.send(message("b", "note"), Expect(), key="k1") is not None  # another run
+    assert await store.send(message("a", "note", "3"), Expect()) is not None  # no key
+    payloads = [e.payload for e in (await store.load_events(["a"]))["a"]]
+    assert payloads == ["1", "3"]
+    with pytest.raises(RunNotFound):
+        await store.send(message("nope", "note"), Expect(), key="k2")
+    # A refused send keeps no key: the same key is free once the run exists.
+    await store.create_run(run("nope", "me"))
+    assert await store.send(message("nope", "note"), Expect(), key="k2") is not None
+    await store.append("a", [], RunUpdate(2.0, status="completed"), owner="me")
+    with pytest.raises(RunEnded):
+        await store.send(message("a", "note"), Expect(), key="k3")
+    assert await store.send(message("a", "note"), Expect(), key="k1") is None  # delivered before
+
+
+async def test_parent_and_deadline_are_stored_with_the_run(store: Store) -> None:
+    record = child("c", "p")
+    record.deadline = 42.5
+    await store.create_run(record)
+    stored = await store.get_run("c")
+    assert stored is not None and (stored.parent_run_id, stored.deadline) == ("p", 42.5)
+    (claimed,) = await store.claim("me", 100.0, 1.0, limit=10, run_ids=["c"])
+    assert (claimed.parent_run_id, claimed.deadline) == ("p", 42.5)

@@ -21,7 +21,7 @@ abort the other writes of its batch.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MESSAGE_LOCK = 7_213_931_000_001
 """The advisory lock held by transactions that append events without a position."""
@@ -114,6 +114,22 @@ def migrations(schema: str) -> list[tuple[int, str]]:
             {append_function(schema)}
             """,
         ),
+        (
+            4,
+            f"""
+            ALTER TABLE {s}.runs ADD COLUMN parent_run_id text;
+            ALTER TABLE {s}.runs ADD COLUMN deadline double precision;
+            CREATE INDEX runs_by_parent ON {s}.runs (parent_run_id)
+                WHERE parent_run_id IS NOT NULL;
+            CREATE TABLE {s}.message_keys (
+                run_id text NOT NULL,
+                key    text NOT NULL,
+                seq    bigint NOT NULL,
+                PRIMARY KEY (run_id, key)
+            );
+            {append_function(schema)}
+            """,
+        ),
     ]
 
 
@@ -133,6 +149,8 @@ DECLARE
     v_owner text;
     v_last bigint;
     v_unpositioned bigint := NULL;
+    v_parent text;
+    v_parent_last bigint;
     i integer;
 BEGIN
     seqs := '{{}}';
@@ -184,9 +202,24 @@ BEGIN
                          WHEN p_reset THEN NULL ELSE error END,
             owner = CASE WHEN p_release THEN NULL ELSE owner END,
             lease_until = CASE WHEN p_release THEN NULL ELSE lease_until END
-        WHERE run_id = p_run AND (NOT p_only_if_active OR status NOT IN {_TERMINAL});
+        WHERE run_id = p_run AND (NOT p_only_if_active OR status NOT IN {_TERMINAL})
+        RETURNING parent_run_id INTO v_parent;
         IF NOT FOUND THEN
             RETURN;
+        END IF;
+        -- A child's end, whatever ended it, is told to its parent in this transaction.
+        IF v_parent IS NOT NULL AND p_status IN {_TERMINAL} THEN
+            PERFORM 1 FROM {s}.runs WHERE run_id = v_parent FOR UPDATE;
+            PERFORM pg_advisory_xact_lock({MESSAGE_LOCK});
+            SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value
+                FROM {s}.journal_marks WHERE name = 'unpositioned'), 0))
+                INTO v_unpositioned FROM {s}.events WHERE position IS NULL;
+            SELECT coalesce(max(seq), 0) INTO v_parent_last FROM {s}.events
+                WHERE run_id = v_parent;
+            v_unpositioned := greatest(v_unpositioned, v_parent_last) + 1;
+            INSERT INTO {s}.events (run_id, seq, position, kind, name, payload, created_at)
+                VALUES (v_parent, v_unpositioned, NULL, 'message', 'child:' || p_run,
+                        '{{"status":"' || p_status || '"}}', p_updated);
         END IF;
     END IF;
     IF coalesce(array_length(p_kinds, 1), 0) = 0 THEN

@@ -37,6 +37,26 @@ class RunRecord:
     lease_until: float | None
     created_at: float
     updated_at: float
+    parent_run_id: str | None = None
+    """The run that started this one as its child (``ctx.start_child``), if any."""
+    deadline: float | None = None
+    """When the run fails with ``WorkflowTimeout`` if it has not ended (a timestamp)."""
+
+
+MESSAGE = "message"
+"""The kind of an event sent to a run (an answer, an event, a child's end)."""
+CANCEL = "run.cancel"
+"""The kind of the event a cancel leaves in the run's journal. The stores write these
+two kinds themselves (a child's end, a cancelled tree); ``_journal.py`` names the rest."""
+
+CHILD_ENDED = "child:"
+"""The name, before the child's run id, of the message a child's end leaves its parent."""
+
+
+def child_ended_payload(status: str) -> str:
+    """The message a run's end leaves in its parent's journal, in the same transaction:
+    it wakes the parent wherever it runs (the change feed carries messages)."""
+    return f'{{"status":"{status}"}}'
 
 
 # Not frozen: a frozen dataclass is four times slower to build, and a step builds
@@ -172,11 +192,13 @@ class Store(Protocol):
         after: tuple[float, str] | None = None,
         since: float | None = None,
         until: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first (by ``created_at``, then run id); ``unfinished`` keeps only
         those not ended; ``limit`` None: all. ``after`` is the (``created_at``, run id)
         of the last run of the page before: the runs listed after it. ``since`` and
-        ``until`` bound ``created_at`` (``since <= created_at < until``)."""
+        ``until`` bound ``created_at`` (``since <= created_at < until``); ``parent``
+        keeps the children of that run."""
         ...
 
     async def prune(self, ended_before: float, limit: int) -> int:
@@ -206,7 +228,24 @@ class Store(Protocol):
         none of them is written after one has failed. Without ``owner``, with
         ``update.only_if_active``, a finished run is not changed and its events
         are not written (an empty list is returned).
+
+        A write that ends a run with a parent (any write: its own end, a cancel, a
+        deadline) also leaves the parent the message ``CHILD_ENDED + run_id`` with
+        ``child_ended_payload``, in the same transaction.
         """
+        ...
+
+    async def send(self, message: NewEvent, expect: Expect, key: str | None = None) -> int | None:
+        """Append ``message`` (an event without a position) to its run if ``expect``
+        holds; returns its seq. With ``key``, a message is kept once per run and key:
+        a later send with that key writes nothing, checks nothing, and returns None."""
+        ...
+
+    async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
+        """End the unfinished run, ``cancelled`` (or ``failed`` with ``error``: a
+        deadline), and cancel its unfinished descendants, with a cancel event each, in
+        one transaction; returns the ids ended, the run's first. ``RunNotFound`` or
+        ``RunEnded`` (nothing written) when the run is missing or has ended."""
         ...
 
     def append_nowait(

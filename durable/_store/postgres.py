@@ -35,6 +35,7 @@ from ..errors import DurableError, RunNotFound
 from ._pg_schema import MESSAGE_LOCK, MIGRATION_LOCK, SCHEMA_VERSION, migrations
 from ._pg_writer import PgWriter, is_transient
 from .base import (
+    CANCEL,
     TERMINAL,
     EventRecord,
     Expect,
@@ -58,14 +59,14 @@ _FALLBACK_POLL = 2.0
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 _RUN_COLUMNS = (
     "runs.run_id, workflow, version, status, run_inputs.input, input_digest, output, error,"
-    " runs.owner, owners.lease_until, created_at, updated_at"
+    " runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline"
 )
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
 _APPEND_ARGS = ",".join(f"${i}" for i in range(1, 18))
 
 
 def _run(row: Any) -> RunRecord:
-    return RunRecord(*row[:12])
+    return RunRecord(*row[:14])
 
 
 def _event(row: Any) -> EventRecord:
@@ -269,9 +270,13 @@ class PostgresStore:
         after: tuple[float, str] | None = None,
         since: float | None = None,
         until: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         clauses: list[str] = [_ACTIVE] if unfinished else ["true"]
         params: list[Any] = []
+        if parent is not None:
+            params.append(parent)
+            clauses.append(f"parent_run_id = ${len(params)}")
         if after is not None:
             params += [after[0], after[1]]
             clauses.append(
@@ -326,6 +331,7 @@ class PostgresStore:
                 )
             await conn.execute(f"DELETE FROM {s}.events WHERE run_id = ANY($1::text[])", ids)
             await conn.execute(f"DELETE FROM {s}.run_inputs WHERE run_id = ANY($1::text[])", ids)
+            await conn.execute(f"DELETE FROM {s}.message_keys WHERE run_id = ANY($1::text[])", ids)
             await conn.execute(f"DELETE FROM {s}.runs WHERE run_id = ANY($1::text[])", ids)
             return len(ids)
 
@@ -376,8 +382,8 @@ class PostgresStore:
                 raise orphaned_events(run.run_id)
             inserted = await conn.fetchval(
                 f"INSERT INTO {s}.runs (run_id, workflow, version, status, input_digest,"
-                " output, error, owner, created_at, updated_at)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+                " output, error, owner, created_at, updated_at, parent_run_id, deadline)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING true",
                 run.run_id,
                 run.workflow,
@@ -389,6 +395,8 @@ class PostgresStore:
                 run.owner,
                 run.created_at,
                 run.updated_at,
+                run.parent_run_id,
+                run.deadline,
             )
             if inserted:
                 # The input of a run whose row was deleted by hand may still be there.
@@ -452,6 +460,67 @@ class PostgresStore:
             )
             appended(await conn.fetchrow(self._append_sql, *args, None, None, None))
             return int(status.split()[-1])
+
+        return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
+
+    async def send(self, message: NewEvent, expect: Expect, key: str | None = None) -> int | None:
+        s = self._s
+        args = _append_args(message.run_id, [message], None, expect, None)
+        appended = _appended(message.run_id, expect)
+
+        async def job(conn: asyncpg.Connection) -> int | None:
+            async with conn.transaction():  # a savepoint: a refusal undoes the key too
+                if key is not None and not await conn.fetchval(
+                    f"INSERT INTO {s}.message_keys (run_id, key, seq) VALUES ($1, $2, 0)"
+                    " ON CONFLICT DO NOTHING RETURNING true",
+                    message.run_id,
+                    key,
+                ):
+                    return None
+                (seq,) = appended(await conn.fetchrow(self._append_sql, *args, None, None, None))
+                if key is not None:
+                    await conn.execute(
+                        f"UPDATE {s}.message_keys SET seq = $3 WHERE run_id = $1 AND key = $2",
+                        message.run_id,
+                        key,
+                        seq,
+                    )
+                return int(seq)
+
+        return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
+
+    async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
+        s = self._s
+        expect = Expect()
+
+        def args(target: str, status: str, error: str | None, check: Expect | None) -> Any:
+            cancel = NewEvent(target, None, CANCEL, "cancel", "{}", now)
+            update = RunUpdate(now, status=status, error=error)
+            return _append_args(target, [cancel], update, check, None)
+
+        async def job(conn: asyncpg.Connection) -> list[str]:
+            status = "cancelled" if error is None else "failed"
+            row = await conn.fetchrow(
+                self._append_sql, *args(run_id, status, error, expect), None, None, None
+            )
+            _appended(run_id, expect)(row)
+            rows = await conn.fetch(
+                f"WITH RECURSIVE tree (run_id) AS ("
+                f" SELECT run_id FROM {s}.runs WHERE parent_run_id = $1"
+                f" UNION SELECT runs.run_id FROM {s}.runs"
+                f" JOIN tree ON runs.parent_run_id = tree.run_id)"
+                f" SELECT runs.run_id FROM {s}.runs JOIN tree ON tree.run_id = runs.run_id"
+                f" WHERE {_ACTIVE} ORDER BY runs.created_at, runs.run_id",
+                run_id,
+            )
+            ids = [run_id]
+            for (child,) in rows:
+                row = await conn.fetchrow(
+                    self._append_sql, *args(child, "cancelled", None, None), None, None, None
+                )
+                if row[2]:  # not ended meanwhile
+                    ids.append(child)
+            return ids
 
         return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
 

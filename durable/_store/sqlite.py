@@ -23,8 +23,12 @@ import aiosqlite
 from ..errors import DurableError, RunNotFound
 from ._checkpointer import Checkpointer
 from ._memory import JobMemory
+from ._sqlite_schema import _ACTIVE, migrate, refuse_newer
 from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import (
+    CANCEL,
+    CHILD_ENDED,
+    MESSAGE,
     TERMINAL,
     EventRecord,
     Expect,
@@ -35,134 +39,15 @@ from .base import (
     RunUpdate,
     WaitAnswered,
     WriteChain,
+    child_ended_payload,
     orphaned_events,
 )
 
-_SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id       TEXT PRIMARY KEY,
-    workflow     TEXT NOT NULL,
-    version      TEXT,
-    status       TEXT NOT NULL,
-    input        TEXT NOT NULL,
-    input_digest TEXT NOT NULL,
-    output       TEXT,
-    error        TEXT,
-    owner        TEXT,
-    lease_until  REAL,
-    created_at   REAL NOT NULL,
-    updated_at   REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, workflow);
-CREATE TABLE IF NOT EXISTS events (
-    seq        INTEGER PRIMARY KEY,
-    run_id     TEXT NOT NULL,
-    position   INTEGER,
-    kind       TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    payload    TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    superseded INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
-CREATE INDEX IF NOT EXISTS events_unpositioned ON events (seq) WHERE position IS NULL;
-"""
-
-# Unfinished runs. Spelled as comparisons, not NOT IN: SQLite builds a temporary B-tree
-# for an IN list each time it evaluates one, on every insert or update of a run (the
-# runs_active index's condition) and in every owned update (a tenth of a one-step
-# workflow's instructions).
-_ACTIVE = "(" + " AND ".join(f"status != '{status}'" for status in sorted(TERMINAL)) + ")"
-
-# Each step takes a journal from the version before it to its own; a new
-# journal runs them all. Never edit a released step: add one.
-_MIGRATIONS: list[tuple[int, str]] = [
-    (1, _SCHEMA_V1),
-    # Unfinished runs by owner and lease: what claiming and lease renewal look up.
-    (
-        2,
-        "CREATE INDEX IF NOT EXISTS runs_active ON runs (owner, lease_until)"
-        " WHERE status NOT IN ('cancelled', 'completed', 'failed')",
-    ),
-    # Every status change moved an entry of this index: two or three more pages per
-    # commit. Listing by an unfinished status uses runs_active instead; listing by a
-    # finished one scans, as sorting by creation time needed anyway.
-    (3, "DROP INDEX IF EXISTS runs_by_status"),
-    # One lease per runtime instead of one per run: renewing rewrote every unfinished
-    # run's row, half a second of the writer every five at 100,000 runs.
-    # runs.lease_until is no longer written; reads take the owner's lease.
-    (
-        4,
-        """
-        CREATE TABLE IF NOT EXISTS owners (owner TEXT PRIMARY KEY, lease_until REAL NOT NULL);
-        INSERT OR IGNORE INTO owners (owner, lease_until)
-            SELECT owner, max(lease_until) FROM runs
-            WHERE owner IS NOT NULL AND lease_until IS NOT NULL GROUP BY owner
-        """,
-    ),
-    # Events keyed by (run_id, seq): a run's journal lies together in one B-tree, so an
-    # append writes one page where a row and its events_by_run entry wrote two or
-    # three. seq is now numbered per run by the writer (see _memory.py); the
-    # numbers already written are kept.
-    (
-        5,
-        """
-        CREATE TABLE events_v5 (
-            run_id     TEXT NOT NULL,
-            seq        INTEGER NOT NULL,
-            position   INTEGER,
-            kind       TEXT NOT NULL,
-            name       TEXT NOT NULL,
-            payload    TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            superseded INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (run_id, seq)
-        ) WITHOUT ROWID;
-        INSERT INTO events_v5 (run_id, seq, position, kind, name, payload, created_at, superseded)
-            SELECT run_id, seq, position, kind, name, payload, created_at, superseded FROM events;
-        DROP TABLE events;
-        ALTER TABLE events_v5 RENAME TO events;
-        CREATE INDEX events_unpositioned ON events (seq) WHERE position IS NULL
-        """,
-    ),
-    # The same index with its condition spelled as _ACTIVE now is (queries must repeat
-    # it to use the index), and without lease_until, which is no longer written.
-    (
-        6,
-        f"""
-        DROP INDEX IF EXISTS runs_active;
-        CREATE INDEX runs_active ON runs (owner) WHERE {_ACTIVE}
-        """,
-    ),
-    # Inputs in a table of their own: SQLite rewrites a whole row on every UPDATE, so a
-    # 2 MB input was written again at each status change (100 MB for 20 sleeps).
-    (
-        7,
-        """
-        CREATE TABLE run_inputs (run_id TEXT PRIMARY KEY, input TEXT NOT NULL);
-        INSERT INTO run_inputs (run_id, input) SELECT run_id, input FROM runs;
-        ALTER TABLE runs DROP COLUMN input
-        """,
-    ),
-    # Paging through runs newest first (list_runs, prune) without sorting the table;
-    # and the seq the next event without a position must follow, kept apart from the
-    # events so that pruning the newest such event cannot number a new one lower
-    # than a cursor that has passed it (changes_since).
-    (
-        8,
-        """
-        CREATE INDEX runs_created ON runs (created_at DESC, run_id);
-        CREATE TABLE journal_marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL)
-        """,
-    ),
-]
-SCHEMA_VERSION = _MIGRATIONS[-1][0]
-
 _RUN_COLUMNS = (
     "run_id, workflow, version, status, input_digest, output, error,"
-    " owner, lease_until, created_at, updated_at"
+    " owner, lease_until, created_at, updated_at, parent_run_id, deadline"
 )
-_INSERT_RUN = f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_RUN = f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 # OR REPLACE: the input of a run whose row was deleted by hand may still be there.
 _INSERT_INPUT = "INSERT OR REPLACE INTO run_inputs (run_id, input) VALUES (?, ?)"
 # A new run has no output, error or lease yet: NULL in the SQL, not bound, since the
@@ -173,7 +58,7 @@ _ORPHANED_EVENTS = (
     " (SELECT 1 FROM runs WHERE run_id = ?) LIMIT 1"
 )
 _INSERT_NEW_RUN = (
-    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?)"
+    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?,NULL,NULL)"
 )
 _RAISE_MARK = (
     "INSERT INTO journal_marks (name, value) VALUES (?, ?)"
@@ -182,7 +67,7 @@ _RAISE_MARK = (
 # A run as read: its input beside it, its lease its owner's.
 _RUN_SELECT = (
     "SELECT runs.run_id, workflow, version, status, run_inputs.input, input_digest, output,"
-    " error, runs.owner, owners.lease_until, created_at, updated_at"
+    " error, runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline"
 )
 _RUN_FROM = (
     " FROM runs JOIN run_inputs ON run_inputs.run_id = runs.run_id"
@@ -205,6 +90,16 @@ AND NOT EXISTS (
         SELECT json_extract(c.payload, '$.message') FROM events c
         WHERE c.run_id = ?1 AND c.kind = 'wait.completed' AND c.superseded = 0
         AND json_valid(c.payload) AND json_extract(c.payload, '$.message') IS NOT NULL))
+"""
+_KEY_SEEN = "SELECT 1 FROM message_keys WHERE run_id = ? AND key = ?"
+_KEY_KEEP = "INSERT INTO message_keys (run_id, key, seq) VALUES (?, ?, ?)"
+_UNFINISHED_DESCENDANTS = f"""
+WITH RECURSIVE tree (run_id) AS (
+    SELECT run_id FROM runs WHERE parent_run_id = ?
+    UNION SELECT runs.run_id FROM runs JOIN tree ON runs.parent_run_id = tree.run_id
+)
+SELECT runs.run_id FROM runs JOIN tree ON tree.run_id = runs.run_id WHERE {_ACTIVE}
+ORDER BY runs.created_at, runs.run_id
 """
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 WAL_AUTOCHECKPOINT = 10_000
@@ -284,14 +179,14 @@ class SqliteStore:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
-            _refuse_newer(conn, self.path)  # before anything, even WAL mode, changes the file
+            refuse_newer(conn, self.path)  # before anything, even WAL mode, changes the file
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             # Checkpoint every 10,000 pages (40 MB of WAL) instead of 1,000: a journal
             # rewrites the same few pages, so rarer checkpoints copy far fewer pages. The
             # background checkpointer usually has copied them already (_checkpointer.py).
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
-            _migrate(conn)
+            migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise DurableError(
                 f"cannot open journal {self.path}: {exc} (is it a SQLite file written by durable?)"
@@ -329,11 +224,13 @@ class SqliteStore:
                 raise orphaned_events(run.run_id)
             values: list[Any] = [run.run_id, run.workflow, run.version, run.status]
             values += [run.input_digest, run.owner, run.created_at, run.updated_at]
-            if run.output is None and run.error is None and None not in values:
+            plain = run.parent_run_id is None and run.deadline is None
+            if plain and run.output is None and run.error is None and None not in values:
                 cursor = conn.execute(_INSERT_NEW_RUN, values)
             else:  # leases live in the owners table
                 values[5:5] = [run.output, run.error]
                 values.insert(8, None)
+                values += [run.parent_run_id, run.deadline]
                 cursor = conn.execute(_INSERT_RUN, values)
             if cursor.rowcount == 1:
                 conn.execute(_INSERT_INPUT, (run.run_id, run.input))
@@ -387,9 +284,13 @@ class SqliteStore:
         after: tuple[float, str] | None = None,
         since: float | None = None,
         until: float | None = None,
+        parent: str | None = None,
     ) -> list[RunRecord]:
         clauses: list[str] = [_ACTIVE] if unfinished else []
         params: list[Any] = []
+        if parent is not None:
+            clauses.append("parent_run_id = ?")
+            params.append(parent)
         if after is not None:
             clauses.append("(created_at < ? OR (created_at = ? AND runs.run_id > ?))")
             params += [after[0], after[0], after[1]]
@@ -435,6 +336,7 @@ class SqliteStore:
                 conn.execute(_RAISE_MARK, ("unpositioned", top))
             conn.execute(f"DELETE FROM events WHERE run_id IN ({marks})", ids)
             conn.execute(f"DELETE FROM run_inputs WHERE run_id IN ({marks})", ids)
+            conn.execute(f"DELETE FROM message_keys WHERE run_id IN ({marks})", ids)
             conn.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
             for run_id in ids:
                 self._memory.ended(run_id)
@@ -464,7 +366,7 @@ class SqliteStore:
                 self._memory.held.pop(run_id, None)
             if expect is not None:
                 _check_expected(conn, run_id, expect)
-            if update is not None and not _update_run(conn, run_id, update):
+            if update is not None and not self._update_run(conn, run_id, update):
                 return []
             return [self._memory.insert(conn, event) for event in events]
 
@@ -491,7 +393,7 @@ class SqliteStore:
                 " WHERE run_id = ? AND position >= ? AND superseded = 0",
                 (run_id, position),
             )
-            _update_run(conn, run_id, update)
+            self._update_run(conn, run_id, update)
             for event in events:
                 self._memory.insert(conn, event)
             return cursor.rowcount
@@ -514,7 +416,7 @@ class SqliteStore:
         if update is not None:
             held.pop(run_id, None)
             # The update checks the owner itself: no statement of its own for the check.
-            if not _update_run(conn, run_id, update, owner):
+            if not self._update_run(conn, run_id, update, owner):
                 status = _owned_status(conn, run_id, owner)  # LeaseLost, unless it has ended
                 raise RunEnded(run_id, status)
             if update.only_if_active and update.status not in TERMINAL and not update.release:
@@ -528,6 +430,53 @@ class SqliteStore:
         if update is not None and update.status in TERMINAL:
             self._memory.ended(run_id)
         return seqs
+
+    def _update_run(
+        self, conn: sqlite3.Connection, run_id: str, update: RunUpdate, owner: str | None = None
+    ) -> bool:
+        """Apply ``update`` to the run's row; False if no row matched. An update that
+        ends a child run leaves its parent the message that says so."""
+        sql, params = _update_sql(run_id, update, owner)
+        if update.status not in TERMINAL:
+            return bool(conn.execute(sql, params).rowcount == 1)
+        rows = conn.execute(sql + " RETURNING parent_run_id", params).fetchall()
+        if not rows:
+            return False
+        parent = rows[0][0]
+        if parent is not None:
+            ended = child_ended_payload(update.status)
+            message = NewEvent(
+                parent, None, MESSAGE, CHILD_ENDED + run_id, ended, update.updated_at
+            )
+            self._memory.insert(conn, message)
+        return True
+
+    async def send(self, message: NewEvent, expect: Expect, key: str | None = None) -> int | None:
+        def job(conn: sqlite3.Connection) -> int | None:
+            if key is not None and conn.execute(_KEY_SEEN, (message.run_id, key)).fetchone():
+                return None
+            _check_expected(conn, message.run_id, expect)
+            seq = self._memory.insert(conn, message)
+            if key is not None:
+                conn.execute(_KEY_KEEP, (message.run_id, key, seq))
+            return seq
+
+        return await self._writer.submit(job)
+
+    async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
+        def job(conn: sqlite3.Connection) -> list[str]:
+            _check_expected(conn, run_id, Expect())
+            ids = [run_id] + [row[0] for row in conn.execute(_UNFINISHED_DESCENDANTS, (run_id,))]
+            for index, target in enumerate(ids):
+                self._memory.held.pop(target, None)
+                status = "failed" if error is not None and index == 0 else "cancelled"
+                update = RunUpdate(now, status=status, error=error if index == 0 else None)
+                if self._update_run(conn, target, update):
+                    self._memory.insert(conn, NewEvent(target, None, CANCEL, "cancel", "{}", now))
+                    self._memory.ended(target)
+            return ids
+
+        return await self._writer.submit(job)
 
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
@@ -713,37 +662,7 @@ def _check_path_parts(path: Path) -> None:
         )
 
 
-def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        conn.close()
-        raise DurableError(
-            f"journal {path} has schema version {version}, newer than this durable's"
-            f" {SCHEMA_VERSION}; upgrade durable to open it"
-        )
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for target, script in _MIGRATIONS:
-            if version < target:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except BaseException:
-        conn.rollback()
-        raise
-    conn.execute("COMMIT")
-
-
-def _update_run(
-    conn: sqlite3.Connection, run_id: str, update: RunUpdate, owner: str | None = None
-) -> bool:
+def _update_sql(run_id: str, update: RunUpdate, owner: str | None) -> tuple[str, list[object]]:
     sets: list[str] = ["updated_at = ?"]
     params: list[object] = [update.updated_at]
     if update.reset_result:
@@ -762,7 +681,7 @@ def _update_run(
         params.append(owner)
     if update.only_if_active:
         sql += f" AND {_ACTIVE}"
-    return conn.execute(sql, params).rowcount == 1
+    return sql, params
 
 
 def _owned_status(conn: sqlite3.Connection, run_id: str, owner: str) -> str:

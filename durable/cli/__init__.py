@@ -69,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
     runs.add_argument("--after", metavar="RUN_ID", help="the next page: runs listed after this one")
     runs.add_argument("--since", type=when, help="created at or after (ISO 8601, or 2h: ago)")
     runs.add_argument("--until", type=when, help="created before (ISO 8601, or 2h: ago)")
+    runs.add_argument("--parent", metavar="RUN_ID", help="only the children of this run")
     as_json(runs)
 
     show = command("show", "a run: status, input, output, open questions, timeline")

@@ -71,6 +71,7 @@ async def runs(rt: Runtime, args: argparse.Namespace) -> None:
         after=args.after,
         since=args.since,
         until=args.until,
+        parent=args.parent,
     )
     if args.json:
         _render.print_json([_render.run_json(run) for run in found])
@@ -82,16 +83,20 @@ async def show(rt: Runtime, args: argparse.Namespace) -> None:
     run = await rt.get_run(args.run_id)
     waits = await rt.pending_waits(args.run_id)
     events = await rt.history(args.run_id)
+    children = await rt.list_runs(parent=args.run_id, limit=1000)
+    state = await rt.get_state(args.run_id)
     if args.json:
         _render.print_json(
             {
                 "run": _render.run_json(run),
+                "state": state,
+                "children": [_render.run_json(child) for child in children],
                 "pending_waits": [_render.wait_json(wait) for wait in waits],
                 "timeline": _render.timeline(events),
             }
         )
     else:
-        _render.show(run, waits, events)
+        _render.show(run, waits, events, children, state)
 
 
 async def history(rt: Runtime, args: argparse.Namespace) -> None:

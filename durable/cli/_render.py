@@ -43,6 +43,8 @@ def run_json(run: RunInfo) -> dict[str, Any]:
         "error": run.error,
         "created_at": run.created_at.isoformat(),
         "updated_at": run.updated_at.isoformat(),
+        "parent_run_id": run.parent_run_id,
+        "deadline": None if run.deadline is None else run.deadline.isoformat(),
     } | ({"unreadable": run.unreadable} if run.unreadable else {})
 
 
@@ -78,11 +80,21 @@ def runs_table(runs: list[RunInfo]) -> None:
         print("  ".join(cells) + "  " + "".join(row[4:]))
 
 
-def show(run: RunInfo, waits: list[PendingWait], events: list[dict[str, Any]]) -> None:
+def show(
+    run: RunInfo,
+    waits: list[PendingWait],
+    events: list[dict[str, Any]],
+    children: list[RunInfo],
+    state: dict[str, Any],
+) -> None:
     print(f"run       {run.run_id}")
     print(f"workflow  {run.workflow} (version {run.version})")
     print(f"status    {run.status.value}")
+    if run.parent_run_id is not None:
+        print(f"parent    {run.parent_run_id}")
     print(f"created   {moment(run.created_at)}    updated {moment(run.updated_at)}")
+    if run.deadline is not None:
+        print(f"deadline  {moment(run.deadline)}")
     print(f"input     {orjson.dumps(run.input).decode()}")
     if run.output is not None:
         print(f"output    {orjson.dumps(run.output).decode()}")
@@ -94,6 +106,12 @@ def show(run: RunInfo, waits: list[PendingWait], events: list[dict[str, Any]]) -
         kind = f"{wait.input_type}: {options}" if options else wait.input_type
         due = "" if wait.deadline is None else f"  deadline {moment(wait.deadline)}"
         print(f"waiting   [{wait.wait_id}] {wait.question}  ({kind}){due}")
+    if state:
+        print(f"state     {orjson.dumps(state).decode()}")
+    if children:
+        print("children")
+        for child in children:
+            print(f"  {child.run_id}  {child.workflow}  {child.status.value}")
     print("timeline (seconds after the run was created; #N is the call's position)")
     for entry in timeline(events):
         offset = (dt.datetime.fromisoformat(entry["at"]) - run.created_at).total_seconds()
@@ -153,6 +171,21 @@ def _describe(group: list[dict[str, Any]]) -> str:
             value = orjson.dumps(last["payload"].get("value")).decode()
             return f"wait for {label}: got {value} after {took}"
         return f"wait for {label}: waiting{due}"
+    if kind == "child":
+        child = first["payload"]["run_id"]
+        if last["kind"] == "child.completed":
+            return f"child {child} ({first['name']}): {last['payload']['status']} after {took}"
+        return f"child {child} ({first['name']}): started"
+    if kind == "event":
+        sent = "not sent: run ended or missing" if "error" in first["payload"] else "sent"
+        return f"event {first['name']!r} to {first['payload']['run_id']}: {sent}"
+    if kind == "state":
+        change = {"state.set": "set", "state.deleted": "deleted", "state.cleared": "cleared"}
+        return f"state {first['name']!r} {change.get(first['kind'], first['kind'])}"
+    if kind == "patch":
+        return f"patched {first['name']!r}"
+    if kind == "first":
+        return f"first to finish: argument {first['payload']['index']}"
     return f"{first['name']} = {orjson.dumps(first['payload'].get('value')).decode()}"
 
 

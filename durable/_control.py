@@ -1,0 +1,107 @@
+"""Stopping and restarting runs from outside: cancel, deadlines, resume, re-run.
+
+A cancel ends the run and its unfinished descendants in one transaction
+(``Store.cancel``); a deadline does the same with the run ``failed`` by
+``WorkflowTimeout``. Its timer runs in the runtime that executes the run, so a
+deadline that passed while no process ran fails the run as soon as one claims it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ._aio import TaskSet
+from ._codec import encode
+from ._handle import RunHandle
+from ._info import RunStatus
+from ._journal import RERUN, RESUMED
+from ._store.base import NewEvent, RunEnded, RunUpdate
+from .errors import DurableError, RunNotFound, WorkflowTimeout
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+log = logging.getLogger("durable")
+
+
+class Control:
+    """The runtime's part that cancels, times out, resumes and re-runs runs."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._tasks = TaskSet()
+
+    async def cancel(self, run_id: str) -> None:
+        rt = self.runtime
+        rt._check_open()
+        try:
+            ended = await rt.store.cancel(run_id, rt.clock.now())
+        except RunEnded as error:
+            raise DurableError(
+                f"run {run_id!r} already ended {error.status}; nothing to cancel"
+            ) from None
+        self._stopped(ended, None)
+
+    def expire(self, run_id: str) -> None:
+        """The run's deadline passed (a timer of the runtime that executes it)."""
+        if self.runtime.is_open:
+            self._tasks.spawn(self._expire(run_id))
+
+    async def _expire(self, run_id: str) -> None:
+        rt = self.runtime
+        error = WorkflowTimeout(
+            f"run {run_id!r} did not end before its deadline; it was failed and its"
+            " unfinished children cancelled"
+        )
+        text = encode(error.to_record())
+        try:
+            ended = await rt.store.cancel(run_id, rt.clock.now(), error=text)
+        except (RunEnded, RunNotFound):  # it ended meanwhile
+            return
+        except Exception:
+            log.exception("durable: failing run %s at its deadline failed; retrying", run_id)
+            rt.timers.call_at(rt.clock.now() + rt.poll_interval, lambda: self.expire(run_id))
+            return
+        self._stopped(ended, text)
+
+    def _stopped(self, ended: list[str], error: str | None) -> None:
+        rt = self.runtime
+        for index, run_id in enumerate(ended):
+            rt.residency.forget_cancelled(run_id, error if index == 0 else None)
+        rt.inbox.notify()
+
+    async def resume(self, run_id: str) -> RunHandle[Any]:
+        rt = self.runtime
+        record = await rt._record(run_id)
+        if record.status != RunStatus.FAILED:
+            raise DurableError(
+                f"run {run_id!r} is {record.status}; only a failed run can be resumed"
+                " (rt.rerun_from re-executes a finished run from a position)"
+            )
+        now = rt.clock.now()
+        update = RunUpdate(
+            now, status="pending", reset_result=True, release=True, only_if_active=False
+        )
+        resumed = NewEvent(run_id, None, RESUMED, "resumed", "{}", now)
+        await rt.store.append(run_id, [resumed], update)
+        await rt.ownership.claim(include_own=True, run_ids=[run_id])
+        return RunHandle(rt, run_id)
+
+    async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:
+        rt = self.runtime
+        record = await rt._record(run_id)
+        if record.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
+            raise DurableError(
+                f"run {run_id!r} is {record.status}; rerun_from needs a completed or failed run"
+            )
+        if position < 0:
+            raise ValueError(f"position must be >= 0, got {position}")
+        now = rt.clock.now()
+        marker = NewEvent(run_id, None, RERUN, "rerun", encode({"position": position}), now)
+        update = RunUpdate(
+            now, status="pending", reset_result=True, release=True, only_if_active=False
+        )
+        await rt.store.supersede(run_id, position, update, [marker])
+        await rt.ownership.claim(include_own=True, run_ids=[run_id])
+        return RunHandle(rt, run_id)
