@@ -13,7 +13,7 @@ from ._codec import encode, loads
 from ._store.base import CANCEL as CANCEL
 from ._store.base import CHILD_ENDED as CHILD_ENDED
 from ._store.base import MESSAGE as MESSAGE
-from ._store.base import EventRecord
+from ._store.base import PUBLISHED, EventRecord
 from .errors import CorruptJournal
 
 STEP_STARTED = "step.started"
@@ -27,9 +27,9 @@ CHILD_STARTED = "child.started"
 CHILD_COMPLETED = "child.completed"
 """The parent saw its child end: the child's status and output or error, copied."""
 EVENT_SENT = "event.sent"
-STATE_SET = "state.set"
-STATE_DELETED = "state.deleted"
-STATE_CLEARED = "state.cleared"
+STATE_SET = PUBLISHED + "set"
+STATE_DELETED = PUBLISHED + "deleted"
+STATE_CLEARED = PUBLISHED + "cleared"
 PATCHED = "patch.applied"
 FIRST_WON = "first.won"
 """Which of the calls raced by ``ctx.first`` finished first."""

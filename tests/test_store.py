@@ -238,6 +238,24 @@ async def test_the_change_feed_hears_another_connection(db: Path | str, store: S
         await other.close()
 
 
+async def test_the_change_feed_hears_an_owner_publish_its_state(
+    db: Path | str, store: Store
+) -> None:
+    """An owner's own progress is not announced, but the state it publishes is: others
+    may be waiting for it (rt.wait_state)."""
+    other = open_store(db, "normal", None, 0.05)
+    await other.open()
+    try:
+        await other.create_run(run("a", "me"))
+        await store.wait_for_change(0.2)  # whatever opening the other store stirred
+        waiting = asyncio.create_task(store.wait_for_change(1.0))
+        await asyncio.sleep(0.1)
+        await other.append("a", [step("a", 0, "state.set", '{"value":1}')], owner="me")
+        assert await waiting is True
+    finally:
+        await other.close()
+
+
 async def test_a_release_hands_back_the_runs_it_names_as_owned_by_no_one(store: Store) -> None:
     await store.create_run(run("stopped", "me"))
     await store.create_run(run("parked", "me"))

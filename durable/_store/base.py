@@ -49,6 +49,10 @@ CANCEL = "run.cancel"
 """The kind of the event a cancel leaves in the run's journal. The stores write these
 two kinds themselves (a child's end, a cancelled tree); ``_journal.py`` names the rest."""
 
+PUBLISHED = "state."
+"""The kinds of the events a run publishes for others to read (``ctx.state``): a store
+that notifies other connections of writes notifies these too."""
+
 CHILD_ENDED = "child:"
 """The name, before the child's run id, of the message a child's end leaves its parent."""
 

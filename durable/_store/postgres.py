@@ -36,6 +36,7 @@ from ._pg_schema import MESSAGE_LOCK, MIGRATION_LOCK, SCHEMA_VERSION, migrations
 from ._pg_writer import PgWriter, is_transient
 from .base import (
     CANCEL,
+    PUBLISHED,
     TERMINAL,
     EventRecord,
     Expect,
@@ -628,13 +629,16 @@ def _heard_elsewhere(
     events: Sequence[NewEvent], update: RunUpdate | None, owner: str | None
 ) -> bool:
     """Whether other runtimes must hear of this write: anything but a run's owner
-    journaling its own progress, except its end and its questions to a person
-    (someone may await those: ``result()``, ``wait_for_question``)."""
+    journaling its own progress, except its end, its questions to a person and the
+    state it publishes (someone may await those: ``result()``, ``wait_for_question``,
+    ``wait_state``)."""
     if owner is None:
         return True
-    return update is not None and (
+    if update is not None and (
         update.status in TERMINAL or update.status == "waiting" or update.release
-    )
+    ):
+        return True
+    return any(event.kind.startswith(PUBLISHED) for event in events)
 
 
 def _append_args(
