@@ -32,9 +32,9 @@ def execute(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> None:
 async def _pg_query(url: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     import asyncpg
 
-    from durable._store.postgres import _split_schema
+    from durable._store._pg_schema import split_schema
 
-    plain, schema = _split_schema(url)
+    plain, schema = split_schema(url)
     numbered = iter(range(1, 1000))
     sql = re.sub(r"\?", lambda _: f"${next(numbered)}", sql)
     conn = await asyncpg.connect(plain, server_settings={"search_path": schema})

@@ -12,8 +12,9 @@ import asyncpg
 import pytest
 
 import durable
+from durable._store._pg_schema import split_schema
 from durable._store.base import NewEvent, RunRecord, StoreUnavailable
-from durable._store.postgres import PostgresStore, _split_schema
+from durable._store.postgres import PostgresStore
 
 from . import child as child_program
 from .conftest import POSTGRES
@@ -51,7 +52,7 @@ async def test_an_unreachable_server_is_named_with_the_fix_within_seconds() -> N
 
 
 async def test_a_missing_database_is_named(db: str) -> None:
-    plain, _ = _split_schema(db)
+    plain, _ = split_schema(db)
     missing = plain.rsplit("/", 1)[0] + "/no_such_database_here"
     with pytest.raises(durable.DurableError, match=r"no_such_database_here.*createdb"):
         async with durable.Runtime(missing):
@@ -69,7 +70,7 @@ async def test_a_journal_from_a_newer_durable_is_refused_untouched(db: str) -> N
 
 
 async def test_a_role_that_may_not_create_the_schema_gets_a_clear_error(db: str) -> None:
-    plain, schema = _split_schema(db)
+    plain, schema = split_schema(db)
     admin = await asyncpg.connect(plain)
     try:
         await admin.execute("DROP ROLE IF EXISTS durable_reader")
@@ -95,7 +96,7 @@ async def test_runs_go_on_when_every_connection_of_the_runtime_is_killed(db: str
             return sum(1 for e in events if e["kind"] == "step.completed") >= 5
 
         await until(some_steps_done)
-        plain, _ = _split_schema(db)
+        plain, _ = split_schema(db)
         killed = await _kill_durable_connections(plain)
         assert killed >= 3
         assert await handle.result(timeout=30) == sum(range(40))

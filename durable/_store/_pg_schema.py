@@ -21,6 +21,16 @@ abort the other writes of its batch.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from ..errors import DurableError, RunNotFound
+from .base import Expect, LeaseLost, NewEvent, RunEnded, RunUpdate, WaitAnswered
+
 SCHEMA_VERSION = 4
 
 MESSAGE_LOCK = 7_213_931_000_001
@@ -247,3 +257,120 @@ BEGIN
 END
 $fn$;
 """
+
+
+def append_args(
+    run_id: str,
+    events: Sequence[NewEvent],
+    update: RunUpdate | None,
+    expect: Expect | None,
+    owner: str | None,
+) -> tuple[Any, ...]:
+    u = update
+    return (
+        run_id,
+        owner,
+        None if expect is None else expect.active,
+        None if expect is None else expect.pending_wait,
+        u is not None,
+        u and u.status,
+        u and u.output,
+        u and u.error,
+        u.updated_at if u else None,
+        bool(u and u.reset_result),
+        bool(u and u.release),
+        bool(u.only_if_active) if u else True,
+        [event.position for event in events],
+        [event.kind for event in events],
+        [event.name for event in events],
+        [event.payload for event in events],
+        [event.created_at for event in events],
+    )
+
+
+def append_outcome(run_id: str, expect: Expect | None) -> Callable[[Any], list[int]]:
+    """What an ``append`` row means: the new events' seqs, or the refusal to raise."""
+
+    def finish(row: Any) -> list[int]:
+        refused, detail, seqs = row
+        if refused is not None:
+            raise refusal(run_id, refused, detail, expect)
+        return list(seqs)
+
+    return finish
+
+
+def refusal(run_id: str, refused: str, detail: str | None, expect: Expect | None) -> Exception:
+    if refused == "lease_lost":
+        return LeaseLost(f"run {run_id!r} is now owned by {detail!r}")
+    if refused == "deleted":
+        return LeaseLost(f"run {run_id!r} was deleted from the runs table", deleted=True)
+    if refused == "ended":
+        return RunEnded(run_id, detail or "")
+    if refused == "not_found":
+        return RunNotFound(run_id)
+    wait = expect.pending_wait if expect else None
+    return WaitAnswered(f"wait {wait!r} of run {run_id!r} was answered")
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, where: str) -> None:
+    """Create the journal in ``schema``, or bring it to ``SCHEMA_VERSION``, under a lock;
+    ``where`` (host, port, database) names the server in errors."""
+    s = f'"{schema}"'
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.schema_version")
+    if exists:
+        version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version")
+        _refuse_newer(version or 0, schema, where)
+        if version == SCHEMA_VERSION:
+            return
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
+            )
+            version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version")
+            _refuse_newer(version or 0, schema, where)
+            for target, script in migrations(schema):
+                if (version or 0) < target:
+                    await conn.execute(script)
+            await conn.execute(f"DELETE FROM {s}.schema_version")
+            await conn.execute(f"INSERT INTO {s}.schema_version VALUES ($1)", SCHEMA_VERSION)
+    except asyncpg.InsufficientPrivilegeError as e:
+        raise DurableError(
+            f"PostgreSQL at {where}: {e}; the role needs the right to create the"
+            f" schema {schema!r} and its tables (GRANT CREATE ON DATABASE ...), or"
+            " an administrator creates it once by opening a runtime as a role that may"
+        ) from None
+
+
+def _refuse_newer(version: int, schema: str, where: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise DurableError(
+            f"the journal in schema {schema!r} at {where} has schema version"
+            f" {version}, newer than this durable's {SCHEMA_VERSION}; upgrade durable"
+        )
+
+
+# -- the change feed --------------------------------------------------
+
+
+def split_schema(url: str) -> tuple[str, str]:
+    """The URL without its ``schema`` parameter, and that schema (default ``durable``)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in query if key == "schema"), "durable")
+    if not schema.replace("_", "").isalnum() or schema[0].isdigit():
+        raise ValueError(f"schema {schema!r} in the URL must be letters, digits and underscores")
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def describe(url: str) -> str:
+    """host:port/database of a URL, for error messages (never its password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or os.environ.get("PGHOST", "localhost")
+    port = parts.port or int(os.environ.get("PGPORT", "5432"))
+    database = parts.path.lstrip("/") or os.environ.get("PGDATABASE", "(default)")
+    return f"{host}:{port}/{database}"

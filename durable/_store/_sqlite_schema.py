@@ -1,4 +1,4 @@
-"""The SQLite journal's schema and its migrations, one step per version.
+"""The SQLite journal file: its path checked, its schema and migrations.
 
 The version is SQLite's ``user_version``; a journal written by a newer
 durable is refused before anything, even WAL mode, changes the file.
@@ -6,6 +6,7 @@ durable is refused before anything, even WAL mode, changes the file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -175,3 +176,37 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.rollback()
         raise
     conn.execute("COMMIT")
+
+
+def check_path(path: Path) -> None:
+    try:
+        _check_path_parts(path)
+    except PermissionError as exc:
+        raise DurableError(
+            f"cannot reach journal {path}: permission denied on {exc.filename or path};"
+            " give this process access to every folder on the way (chmod +x), or choose"
+            " another path"
+        ) from None
+
+
+def _check_path_parts(path: Path) -> None:
+    if path.is_dir():
+        raise DurableError(
+            f"journal path {path} is a directory; pass a file path such as {path / 'durable.db'}"
+        )
+    if not path.parent.is_dir():
+        raise DurableError(f"cannot create journal {path}: folder {path.parent} does not exist")
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise DurableError(f"cannot create journal {path}: {exc.strerror}") from None
+    elif not os.access(path, os.R_OK | os.W_OK):
+        raise DurableError(f"journal {path} is not readable and writable by this process")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise DurableError(
+            f"the folder {path.parent} is not writable: SQLite must create {path.name}-wal"
+            " and -shm beside the journal; make the folder writable, or move the journal"
+        )

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import math
-import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
     import asyncpg
@@ -31,8 +29,16 @@ except ImportError:  # pragma: no cover - the extra is not installed
     ) from None
 
 from .._aio import Backoff, wait_set, within
-from ..errors import DurableError, RunNotFound
-from ._pg_schema import MESSAGE_LOCK, MIGRATION_LOCK, SCHEMA_VERSION, migrations
+from ..errors import DurableError
+from . import _pg_leases as leases
+from ._pg_schema import (
+    MESSAGE_LOCK,
+    append_args,
+    append_outcome,
+    describe,
+    migrate,
+    split_schema,
+)
 from ._pg_writer import PgWriter, is_transient
 from .base import (
     CANCEL,
@@ -40,13 +46,10 @@ from .base import (
     TERMINAL,
     EventRecord,
     Expect,
-    LeaseLost,
     NewEvent,
-    RunEnded,
     RunRecord,
     RunUpdate,
     StoreUnavailable,
-    WaitAnswered,
     WriteChain,
     orphaned_events,
 )
@@ -80,8 +83,8 @@ class PostgresStore:
     def __init__(self, url: str, durability: str = "full", poll_interval: float = 0.25) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
-        self.url, self.schema = _split_schema(url)
-        self._where = _describe(self.url)
+        self.url, self.schema = split_schema(url)
+        self._where = describe(self.url)
         # "normal": a commit returns before the server has flushed it (it survives the
         # client's crash, and the server's unless the server loses power).
         self._synchronous_commit = "on" if durability == "full" else "off"
@@ -108,7 +111,7 @@ class PostgresStore:
     async def open(self) -> None:
         conn = await self._connect()
         try:
-            await self._migrate(conn)
+            await migrate(conn, self.schema, self._where)
         finally:
             await conn.close()
         try:
@@ -164,44 +167,6 @@ class PostgresStore:
                 f"cannot reach PostgreSQL at {self._where} ({e or 'timed out'}); is the server"
                 " running and is the host and port in the URL right?"
             ) from None
-
-    async def _migrate(self, conn: asyncpg.Connection) -> None:
-        s = self._s
-        exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.schema_version")
-        if exists:
-            version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version")
-            self._refuse_newer(version or 0)
-            if version == SCHEMA_VERSION:
-                return
-        try:
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-                await conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
-                )
-                version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version")
-                self._refuse_newer(version or 0)
-                for target, script in migrations(self.schema):
-                    if (version or 0) < target:
-                        await conn.execute(script)
-                await conn.execute(f"DELETE FROM {s}.schema_version")
-                await conn.execute(f"INSERT INTO {s}.schema_version VALUES ($1)", SCHEMA_VERSION)
-        except asyncpg.InsufficientPrivilegeError as e:
-            raise DurableError(
-                f"PostgreSQL at {self._where}: {e}; the role needs the right to create the"
-                f" schema {self.schema!r} and its tables (GRANT CREATE ON DATABASE ...), or"
-                " an administrator creates it once by opening a runtime as a role that may"
-            ) from None
-
-    def _refuse_newer(self, version: int) -> None:
-        if version > SCHEMA_VERSION:
-            raise DurableError(
-                f"the journal in schema {self.schema!r} at {self._where} has schema version"
-                f" {version}, newer than this durable's {SCHEMA_VERSION}; upgrade durable"
-            )
-
-    # -- the change feed --------------------------------------------------
 
     async def _listen(self) -> None:
         conn = await self._connect()
@@ -423,10 +388,10 @@ class PostgresStore:
         owner: str | None = None,
         chain: WriteChain | None = None,
     ) -> asyncio.Future[list[int]]:
-        args = _append_args(run_id, events, update, expect, owner)
+        args = append_args(run_id, events, update, expect, owner)
         future: asyncio.Future[list[int]] = self._writer.submit_statement(
             args,
-            _appended(run_id, expect),
+            append_outcome(run_id, expect),
             chain,
             notify=_heard_elsewhere(events, update, owner),
             # Refused, an owner's write proves the run is another's or ended, for good.
@@ -442,15 +407,15 @@ class PostgresStore:
         owner: str,
         chain: WriteChain,
     ) -> None:
-        args = _append_args(run_id, events, update, None, owner)
-        self._writer.submit_statement_nowait(args, _appended(run_id, None), chain, guard=owner)
+        args = append_args(run_id, events, update, None, owner)
+        self._writer.submit_statement_nowait(args, append_outcome(run_id, None), chain, guard=owner)
 
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
     ) -> int:
         s = self._s
-        args = _append_args(run_id, events, update, None, None)
-        appended = _appended(run_id, None)
+        args = append_args(run_id, events, update, None, None)
+        outcome = append_outcome(run_id, None)
 
         async def job(conn: asyncpg.Connection) -> int:
             status = await conn.execute(
@@ -459,15 +424,15 @@ class PostgresStore:
                 run_id,
                 position,
             )
-            appended(await conn.fetchrow(self._append_sql, *args, None, None, None))
+            outcome(await conn.fetchrow(self._append_sql, *args, None, None, None))
             return int(status.split()[-1])
 
         return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
 
     async def send(self, message: NewEvent, expect: Expect, key: str | None = None) -> int | None:
         s = self._s
-        args = _append_args(message.run_id, [message], None, expect, None)
-        appended = _appended(message.run_id, expect)
+        args = append_args(message.run_id, [message], None, expect, None)
+        outcome = append_outcome(message.run_id, expect)
 
         async def job(conn: asyncpg.Connection) -> int | None:
             async with conn.transaction():  # a savepoint: a refusal undoes the key too
@@ -478,7 +443,7 @@ class PostgresStore:
                     key,
                 ):
                     return None
-                (seq,) = appended(await conn.fetchrow(self._append_sql, *args, None, None, None))
+                (seq,) = outcome(await conn.fetchrow(self._append_sql, *args, None, None, None))
                 if key is not None:
                     await conn.execute(
                         f"UPDATE {s}.message_keys SET seq = $3 WHERE run_id = $1 AND key = $2",
@@ -497,14 +462,14 @@ class PostgresStore:
         def args(target: str, status: str, error: str | None, check: Expect | None) -> Any:
             cancel = NewEvent(target, None, CANCEL, "cancel", "{}", now)
             update = RunUpdate(now, status=status, error=error)
-            return _append_args(target, [cancel], update, check, None)
+            return append_args(target, [cancel], update, check, None)
 
         async def job(conn: asyncpg.Connection) -> list[str]:
             status = "cancelled" if error is None else "failed"
             row = await conn.fetchrow(
                 self._append_sql, *args(run_id, status, error, expect), None, None, None
             )
-            _appended(run_id, expect)(row)
+            append_outcome(run_id, expect)(row)
             rows = await conn.fetch(
                 f"WITH RECURSIVE tree (run_id) AS ("
                 f" SELECT run_id FROM {s}.runs WHERE parent_run_id = $1"
@@ -539,90 +504,30 @@ class PostgresStore:
     ) -> list[RunRecord]:
         if workflows is not None and not workflows:
             return []
-        s = self._s
-
-        async def job(conn: asyncpg.Connection) -> list[RunRecord]:
-            await _hold_lease(conn, s, owner, lease_until)
-            await conn.execute(f"DELETE FROM {s}.owners WHERE lease_until < $1", now)
-            others = await conn.fetch(f"SELECT owner FROM {s}.owners WHERE owner <> $1", owner)
-            holding = [row[0] for row in others if row[0] not in dead_owners]
-            params: list[Any] = [owner, holding]
-            where = [_ACTIVE]
-            if run_ids is not None:
-                params.append(list(run_ids))
-                where.append(f"runs.run_id = ANY(${len(params)}::text[])")
-            if workflows is not None:
-                params += [[name for name, _ in workflows], [version for _, version in workflows]]
-                where.append(
-                    f"(workflow, coalesce(version, '1')) IN"
-                    f" (SELECT * FROM unnest(${len(params) - 1}::text[], ${len(params)}::text[]))"
-                )
-            common = " AND ".join(where)
-            free = f"{common} AND (runs.owner IS NULL OR NOT runs.owner = ANY($2::text[]))"
-            free += " AND runs.owner IS DISTINCT FROM $1"
-            count = await conn.fetchval(f"SELECT count(*) FROM {s}.runs WHERE {free}", *params)
-            share = min(limit, math.ceil(count / (len(holding) + 1)))
-            rows = []
-            if include_own:
-                rows += await conn.fetch(
-                    self._runs_sql(f"{common} AND runs.owner = $1 AND $2::text[] IS NOT NULL"),
-                    *params,
-                )
-            if share > 0:
-                taken = await conn.fetch(
-                    self._runs_sql(free) + f" ORDER BY created_at LIMIT ${len(params) + 1}"
-                    " FOR UPDATE OF runs SKIP LOCKED",
-                    *params,
-                    share,
-                )
-                await conn.execute(
-                    f"UPDATE {s}.runs SET owner = $1 WHERE run_id = ANY($2::text[])",
-                    owner,
-                    [row[0] for row in taken],
-                )
-                rows += taken
-            return [_run(row) for row in rows]
-
+        job = functools.partial(
+            leases.claim,
+            s=self._s,
+            runs_sql=self._runs_sql,
+            owner=owner,
+            lease_until=lease_until,
+            now=now,
+            limit=limit,
+            dead_owners=dead_owners,
+            run_ids=run_ids,
+            workflows=workflows,
+            include_own=include_own,
+        )
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
     async def renew(self, owner: str, lease_until: float, now: float) -> set[str] | None:
-        s = self._s
-
-        async def job(conn: asyncpg.Connection) -> set[str] | None:
-            before = await conn.fetchval(
-                f"SELECT lease_until FROM {s}.owners WHERE owner = $1", owner
-            )
-            await _hold_lease(conn, s, owner, lease_until)
-            if before is not None and before >= now:
-                return None
-            held = await conn.fetch(
-                f"SELECT run_id FROM {s}.runs WHERE owner = $1 AND {_ACTIVE}", owner
-            )
-            return {row[0] for row in held}
-
+        job = functools.partial(
+            leases.renew, s=self._s, owner=owner, lease_until=lease_until, now=now
+        )
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
     async def release(self, owner: str, run_ids: Sequence[str] = ()) -> None:
-        s = self._s
-
-        async def job(conn: asyncpg.Connection) -> None:
-            await conn.execute(f"DELETE FROM {s}.owners WHERE owner = $1", owner)
-            await conn.execute(
-                f"UPDATE {s}.runs SET owner = NULL WHERE run_id = ANY($1::text[]) AND owner = $2",
-                list(run_ids),
-                owner,
-            )
-
+        job = functools.partial(leases.release, s=self._s, owner=owner, run_ids=run_ids)
         await self._writer.submit(job, notify=True)
-
-
-async def _hold_lease(conn: asyncpg.Connection, s: str, owner: str, lease_until: float) -> None:
-    await conn.execute(
-        f"INSERT INTO {s}.owners (owner, lease_until) VALUES ($1, $2)"
-        " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
-        owner,
-        lease_until,
-    )
 
 
 def _heard_elsewhere(
@@ -639,77 +544,3 @@ def _heard_elsewhere(
     ):
         return True
     return any(event.kind.startswith(PUBLISHED) for event in events)
-
-
-def _append_args(
-    run_id: str,
-    events: Sequence[NewEvent],
-    update: RunUpdate | None,
-    expect: Expect | None,
-    owner: str | None,
-) -> tuple[Any, ...]:
-    u = update
-    return (
-        run_id,
-        owner,
-        None if expect is None else expect.active,
-        None if expect is None else expect.pending_wait,
-        u is not None,
-        u and u.status,
-        u and u.output,
-        u and u.error,
-        u.updated_at if u else None,
-        bool(u and u.reset_result),
-        bool(u and u.release),
-        bool(u.only_if_active) if u else True,
-        [event.position for event in events],
-        [event.kind for event in events],
-        [event.name for event in events],
-        [event.payload for event in events],
-        [event.created_at for event in events],
-    )
-
-
-def _appended(run_id: str, expect: Expect | None) -> Callable[[Any], list[int]]:
-    """What an ``append`` row means: the new events' seqs, or the refusal to raise."""
-
-    def finish(row: Any) -> list[int]:
-        refused, detail, seqs = row
-        if refused is not None:
-            raise _refusal(run_id, refused, detail, expect)
-        return list(seqs)
-
-    return finish
-
-
-def _refusal(run_id: str, refused: str, detail: str | None, expect: Expect | None) -> Exception:
-    if refused == "lease_lost":
-        return LeaseLost(f"run {run_id!r} is now owned by {detail!r}")
-    if refused == "deleted":
-        return LeaseLost(f"run {run_id!r} was deleted from the runs table", deleted=True)
-    if refused == "ended":
-        return RunEnded(run_id, detail or "")
-    if refused == "not_found":
-        return RunNotFound(run_id)
-    wait = expect.pending_wait if expect else None
-    return WaitAnswered(f"wait {wait!r} of run {run_id!r} was answered")
-
-
-def _split_schema(url: str) -> tuple[str, str]:
-    """The URL without its ``schema`` parameter, and that schema (default ``durable``)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((value for key, value in query if key == "schema"), "durable")
-    if not schema.replace("_", "").isalnum() or schema[0].isdigit():
-        raise ValueError(f"schema {schema!r} in the URL must be letters, digits and underscores")
-    rest = urlencode([(key, value) for key, value in query if key != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
-def _describe(url: str) -> str:
-    """host:port/database of a URL, for error messages (never its password)."""
-    parts = urlsplit(url)
-    host = parts.hostname or os.environ.get("PGHOST", "localhost")
-    port = parts.port or int(os.environ.get("PGPORT", "5432"))
-    database = parts.path.lstrip("/") or os.environ.get("PGDATABASE", "(default)")
-    return f"{host}:{port}/{database}"

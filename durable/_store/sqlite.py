@@ -20,10 +20,30 @@ from typing import Any
 
 import aiosqlite
 
-from ..errors import DurableError, RunNotFound
+from ..errors import DurableError
+from . import _sqlite_leases as leases
 from ._checkpointer import Checkpointer
 from ._memory import JobMemory
-from ._sqlite_schema import _ACTIVE, migrate, refuse_newer
+from ._sqlite_schema import _ACTIVE, check_path, migrate, refuse_newer
+from ._sqlite_sql import (
+    _EVENT_COLUMNS,
+    _INSERT_INPUT,
+    _INSERT_NEW_RUN,
+    _INSERT_RUN,
+    _KEY_KEEP,
+    _KEY_SEEN,
+    _ORPHANED_EVENTS,
+    _RAISE_MARK,
+    _RUN_READ,
+    _SYNCHRONOUS,
+    _UNFINISHED_DESCENDANTS,
+    WAL_AUTOCHECKPOINT,
+    check_expected,
+    event_record,
+    owned_status,
+    run_record,
+    update_sql,
+)
 from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import (
     CANCEL,
@@ -32,86 +52,14 @@ from .base import (
     TERMINAL,
     EventRecord,
     Expect,
-    LeaseLost,
     NewEvent,
     RunEnded,
     RunRecord,
     RunUpdate,
-    WaitAnswered,
     WriteChain,
     child_ended_payload,
     orphaned_events,
 )
-
-_RUN_COLUMNS = (
-    "run_id, workflow, version, status, input_digest, output, error,"
-    " owner, lease_until, created_at, updated_at, parent_run_id, deadline"
-)
-_INSERT_RUN = f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-# OR REPLACE: the input of a run whose row was deleted by hand may still be there.
-_INSERT_INPUT = "INSERT OR REPLACE INTO run_inputs (run_id, input) VALUES (?, ?)"
-# A new run has no output, error or lease yet: NULL in the SQL, not bound, since the
-# sqlite3 module binds None through its adapter lookup, which raises and discards an
-# AttributeError for each (6k instructions per run).
-_ORPHANED_EVENTS = (
-    "SELECT 1 FROM events WHERE run_id = ? AND NOT EXISTS"
-    " (SELECT 1 FROM runs WHERE run_id = ?) LIMIT 1"
-)
-_INSERT_NEW_RUN = (
-    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?,NULL,NULL)"
-)
-_RAISE_MARK = (
-    "INSERT INTO journal_marks (name, value) VALUES (?, ?)"
-    " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
-)
-# A run as read: its input beside it, its lease its owner's.
-_RUN_SELECT = (
-    "SELECT runs.run_id, workflow, version, status, run_inputs.input, input_digest, output,"
-    " error, runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline"
-)
-_RUN_FROM = (
-    " FROM runs JOIN run_inputs ON run_inputs.run_id = runs.run_id"
-    " LEFT JOIN owners ON owners.owner = runs.owner"
-)
-_RUN_READ = _RUN_SELECT + _RUN_FROM
-_EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
-# Whether the run's wait ?2 is unanswered: it was journaled (not superseded), nothing
-# completed it, and no message of its name waits in the inbox (messages not consumed by
-# a wait.completed). The kinds are _journal.py's.
-_WAIT_PENDING = """
-SELECT EXISTS (
-    SELECT 1 FROM events s WHERE s.run_id = ?1 AND s.kind = 'wait.started'
-    AND s.name = ?2 AND s.superseded = 0 AND NOT EXISTS (
-        SELECT 1 FROM events c WHERE c.run_id = ?1 AND c.position = s.position
-        AND c.kind = 'wait.completed' AND c.superseded = 0))
-AND NOT EXISTS (
-    SELECT 1 FROM events m WHERE m.run_id = ?1 AND m.kind = 'message' AND m.name = ?2
-    AND m.seq NOT IN (
-        SELECT json_extract(c.payload, '$.message') FROM events c
-        WHERE c.run_id = ?1 AND c.kind = 'wait.completed' AND c.superseded = 0
-        AND json_valid(c.payload) AND json_extract(c.payload, '$.message') IS NOT NULL))
-"""
-_KEY_SEEN = "SELECT 1 FROM message_keys WHERE run_id = ? AND key = ?"
-_KEY_KEEP = "INSERT INTO message_keys (run_id, key, seq) VALUES (?, ?, ?)"
-_UNFINISHED_DESCENDANTS = f"""
-WITH RECURSIVE tree (run_id) AS (
-    SELECT run_id FROM runs WHERE parent_run_id = ?
-    UNION SELECT runs.run_id FROM runs JOIN tree ON runs.parent_run_id = tree.run_id
-)
-SELECT runs.run_id FROM runs JOIN tree ON tree.run_id = runs.run_id WHERE {_ACTIVE}
-ORDER BY runs.created_at, runs.run_id
-"""
-_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
-WAL_AUTOCHECKPOINT = 10_000
-
-
-def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(*row)
-
-
-def _event(row: Sequence[Any]) -> EventRecord:
-    seq, run_id, position, kind, name, payload, created_at, superseded = row
-    return EventRecord(seq, run_id, position, kind, name, payload, created_at, bool(superseded))
 
 
 class SqliteStore:
@@ -149,7 +97,7 @@ class SqliteStore:
     # -- lifecycle --------------------------------------------------------
 
     async def open(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
         try:
             self._writer.start()
             self._checkpointer.start()
@@ -238,7 +186,7 @@ class SqliteStore:
                 self._memory.created(run.run_id, run.owner if active else None)
                 return run, True
             row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run.run_id,)).fetchone()
-            return _run(row), False
+            return run_record(row), False
 
         return await self._writer.submit(job, chain)
 
@@ -268,7 +216,7 @@ class SqliteStore:
             if not isinstance(exc, Exception):
                 raise
             return
-        found = {row[0]: _run(row) for row in rows}
+        found = {row[0]: run_record(row) for row in rows}
         for run_id, futures in wanted.items():
             for future in futures:
                 if not future.done():
@@ -313,7 +261,7 @@ class SqliteStore:
         rows = await self._fetchall(
             f"{_RUN_READ} {where}{order} LIMIT ?", (*params, -1 if limit is None else limit)
         )
-        return [_run(row) for row in rows]
+        return [run_record(row) for row in rows]
 
     async def prune(self, ended_before: float, limit: int) -> int:
         def job(conn: sqlite3.Connection) -> int:
@@ -365,7 +313,7 @@ class SqliteStore:
             if update is not None:  # it may end the run (a cancel): not owned as remembered
                 self._memory.held.pop(run_id, None)
             if expect is not None:
-                _check_expected(conn, run_id, expect)
+                check_expected(conn, run_id, expect)
             if update is not None and not self._update_run(conn, run_id, update):
                 return []
             return [self._memory.insert(conn, event) for event in events]
@@ -417,12 +365,12 @@ class SqliteStore:
             held.pop(run_id, None)
             # The update checks the owner itself: no statement of its own for the check.
             if not self._update_run(conn, run_id, update, owner):
-                status = _owned_status(conn, run_id, owner)  # LeaseLost, unless it has ended
+                status = owned_status(conn, run_id, owner)  # LeaseLost, unless it has ended
                 raise RunEnded(run_id, status)
             if update.only_if_active and update.status not in TERMINAL and not update.release:
                 held[run_id] = owner
         elif held.get(run_id) != owner:
-            status = _owned_status(conn, run_id, owner)
+            status = owned_status(conn, run_id, owner)
             if status in TERMINAL:
                 raise RunEnded(run_id, status)
             held[run_id] = owner
@@ -436,7 +384,7 @@ class SqliteStore:
     ) -> bool:
         """Apply ``update`` to the run's row; False if no row matched. An update that
         ends a child run leaves its parent the message that says so."""
-        sql, params = _update_sql(run_id, update, owner)
+        sql, params = update_sql(run_id, update, owner)
         if update.status not in TERMINAL:
             return bool(conn.execute(sql, params).rowcount == 1)
         rows = conn.execute(sql + " RETURNING parent_run_id", params).fetchall()
@@ -455,7 +403,7 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> int | None:
             if key is not None and conn.execute(_KEY_SEEN, (message.run_id, key)).fetchone():
                 return None
-            _check_expected(conn, message.run_id, expect)
+            check_expected(conn, message.run_id, expect)
             seq = self._memory.insert(conn, message)
             if key is not None:
                 conn.execute(_KEY_KEEP, (message.run_id, key, seq))
@@ -465,7 +413,7 @@ class SqliteStore:
 
     async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
         def job(conn: sqlite3.Connection) -> list[str]:
-            _check_expected(conn, run_id, Expect())
+            check_expected(conn, run_id, Expect())
             ids = [run_id] + [row[0] for row in conn.execute(_UNFINISHED_DESCENDANTS, (run_id,))]
             for index, target in enumerate(ids):
                 self._memory.held.pop(target, None)
@@ -483,7 +431,7 @@ class SqliteStore:
         for row in await self._fetch_for(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN", run_ids, "ORDER BY run_id, seq"
         ):
-            result[row[1]].append(_event(row))
+            result[row[1]].append(event_record(row))
         return result
 
     async def _fetch_for(self, head: str, ids: Sequence[str], tail: str = "") -> list[Any]:
@@ -501,7 +449,7 @@ class SqliteStore:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? AND position IS NULL ORDER BY seq",
             (seq,),
         )
-        return [_event(row) for row in rows]
+        return [event_record(row) for row in rows]
 
     async def last_seq(self) -> int:
         rows = await self._fetchall(
@@ -541,52 +489,18 @@ class SqliteStore:
     ) -> list[RunRecord]:
         if workflows is not None and not workflows:
             return []
-        dead = set(dead_owners)
-
-        def job(conn: sqlite3.Connection) -> list[RunRecord]:
-            _hold_lease(conn, owner, lease_until)
-            conn.execute("DELETE FROM owners WHERE lease_until < ?", (now,))  # lapsed: no claim
-            others = conn.execute("SELECT owner FROM owners WHERE owner != ?", (owner,))
-            holding = [row[0] for row in others.fetchall() if row[0] not in dead]
-            # With each run its last seq: what the writer's first append would look up.
-            last_seq = "(SELECT max(seq) FROM events WHERE events.run_id = runs.run_id)"
-            sql = f"{_RUN_SELECT}, {last_seq}{_RUN_FROM} WHERE {_ACTIVE}"
-            params: list[Any] = []
-            if holding:
-                marks = ",".join("?" * len(holding))
-                sql += f" AND (runs.owner IS NULL OR runs.owner NOT IN ({marks}))"
-                params.extend(holding)
-            if not include_own:
-                sql += " AND (runs.owner IS NULL OR runs.owner != ?)"
-                params.append(owner)
-            if run_ids is not None:
-                sql += f" AND runs.run_id IN ({','.join('?' * len(run_ids))})"
-                params.extend(run_ids)
-            if workflows is not None:
-                pairs = ",".join(["(?,?)"] * len(workflows))
-                sql += f" AND (workflow, coalesce(version, '1')) IN (VALUES {pairs})"
-                params.extend(part for pair in workflows for part in pair)
-            found = conn.execute(sql, params).fetchall()
-            # Ours are always taken; of the free ones, a fair share among live runtimes.
-            share = -(-sum(1 for row in found if row[8] != owner) // (len(holding) + 1))
-            room = min(limit, share)
-            kept = []
-            for row in found:
-                if row[8] == owner:
-                    kept.append(row)
-                elif room > 0:
-                    kept.append(row)
-                    room -= 1
-            found = kept
-            rows = [_run(row[:-1]) for row in found]
-            conn.executemany(
-                "UPDATE runs SET owner = ? WHERE run_id = ?",
-                [(owner, run.run_id) for run in rows if run.owner != owner],  # others' only
-            )
-            for row in found:
-                self._memory.claimed(row[0], owner, row[-1] or 0)
-            return rows
-
+        job = functools.partial(
+            leases.claim,
+            memory=self._memory,
+            owner=owner,
+            lease_until=lease_until,
+            now=now,
+            limit=limit,
+            dead=set(dead_owners),
+            run_ids=run_ids,
+            workflows=workflows,
+            include_own=include_own,
+        )
         return await self._writer.submit(job)
 
     async def owners(self) -> dict[str, float]:
@@ -594,113 +508,7 @@ class SqliteStore:
         return {owner: float(lease_until) for owner, lease_until in rows}
 
     async def renew(self, owner: str, lease_until: float, now: float) -> set[str] | None:
-        def job(conn: sqlite3.Connection) -> set[str] | None:
-            row = conn.execute(
-                "SELECT lease_until FROM owners WHERE owner = ?", (owner,)
-            ).fetchone()
-            _hold_lease(conn, owner, lease_until)
-            if row is not None and row[0] >= now:
-                return None  # the lease never lapsed, so no run can have been taken
-            held = conn.execute(
-                f"SELECT run_id FROM runs WHERE owner = ? AND {_ACTIVE}", (owner,)
-            ).fetchall()
-            return {run_id for (run_id,) in held}
-
-        return await self._writer.submit(job)
+        return await self._writer.submit(functools.partial(leases.renew, owner, lease_until, now))
 
     async def release(self, owner: str, run_ids: Sequence[str] = ()) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            # Runs whose owner holds no lease are free: one row, however many runs.
-            conn.execute("DELETE FROM owners WHERE owner = ?", (owner,))
-            conn.executemany(
-                "UPDATE runs SET owner = NULL WHERE run_id = ? AND owner = ?",
-                [(run_id, owner) for run_id in run_ids],
-            )
-
-        await self._writer.submit(job)
-
-
-def _hold_lease(conn: sqlite3.Connection, owner: str, lease_until: float) -> None:
-    conn.execute(
-        "INSERT INTO owners (owner, lease_until) VALUES (?, ?)"
-        " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
-        (owner, lease_until),
-    )
-
-
-def _check_path(path: Path) -> None:
-    try:
-        _check_path_parts(path)
-    except PermissionError as exc:
-        raise DurableError(
-            f"cannot reach journal {path}: permission denied on {exc.filename or path};"
-            " give this process access to every folder on the way (chmod +x), or choose"
-            " another path"
-        ) from None
-
-
-def _check_path_parts(path: Path) -> None:
-    if path.is_dir():
-        raise DurableError(
-            f"journal path {path} is a directory; pass a file path such as {path / 'durable.db'}"
-        )
-    if not path.parent.is_dir():
-        raise DurableError(f"cannot create journal {path}: folder {path.parent} does not exist")
-    if not path.exists():
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise DurableError(f"cannot create journal {path}: {exc.strerror}") from None
-    elif not os.access(path, os.R_OK | os.W_OK):
-        raise DurableError(f"journal {path} is not readable and writable by this process")
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise DurableError(
-            f"the folder {path.parent} is not writable: SQLite must create {path.name}-wal"
-            " and -shm beside the journal; make the folder writable, or move the journal"
-        )
-
-
-def _update_sql(run_id: str, update: RunUpdate, owner: str | None) -> tuple[str, list[object]]:
-    sets: list[str] = ["updated_at = ?"]
-    params: list[object] = [update.updated_at]
-    if update.reset_result:
-        sets.append("output = NULL, error = NULL")
-    if update.release:
-        sets.append("owner = NULL, lease_until = NULL")
-    for column in ("status", "output", "error"):
-        value = getattr(update, column)
-        if value is not None:
-            sets.append(f"{column} = ?")
-            params.append(value)
-    sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?"
-    params.append(run_id)
-    if owner is not None:
-        sql += " AND owner = ?"
-        params.append(owner)
-    if update.only_if_active:
-        sql += f" AND {_ACTIVE}"
-    return sql, params
-
-
-def _owned_status(conn: sqlite3.Connection, run_id: str, owner: str) -> str:
-    """The run's status, or LeaseLost if ``owner`` does not hold it any more."""
-    row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise LeaseLost(f"run {run_id!r} was deleted from the runs table", deleted=True)
-    if row[0] != owner:
-        raise LeaseLost(f"run {run_id!r} is now owned by {row[0]!r}")
-    return str(row[1])
-
-
-def _check_expected(conn: sqlite3.Connection, run_id: str, expect: Expect) -> None:
-    row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise RunNotFound(run_id)
-    if expect.active and row[0] in TERMINAL:
-        raise RunEnded(run_id, row[0])
-    if expect.pending_wait is not None:
-        (pending,) = conn.execute(_WAIT_PENDING, (run_id, expect.pending_wait)).fetchone()
-        if not pending:
-            raise WaitAnswered(f"wait {expect.pending_wait!r} of run {run_id!r} was answered")
+        await self._writer.submit(functools.partial(leases.release, owner, run_ids))

@@ -1,0 +1,110 @@
+"""Leases on PostgreSQL: claiming free runs, renewing a runtime's lease, letting runs go.
+
+Write jobs for the store's writer, each in one transaction. Free runs are
+claimed with ``FOR UPDATE SKIP LOCKED``, so runtimes claiming together never
+wait for each other nor take the same run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from .base import TERMINAL, RunRecord
+
+_ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
+
+
+def run_record(row: Any) -> RunRecord:
+    return RunRecord(*row[:14])
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    *,
+    s: str,
+    runs_sql: Callable[[str], str],
+    owner: str,
+    lease_until: float,
+    now: float,
+    limit: int,
+    dead_owners: Sequence[str],
+    run_ids: Sequence[str] | None,
+    workflows: Sequence[tuple[str, str]] | None,
+    include_own: bool,
+) -> list[RunRecord]:
+    """See ``Store.claim``; ``s`` is the quoted schema, ``runs_sql`` the store's read."""
+    await hold_lease(conn, s, owner, lease_until)
+    await conn.execute(f"DELETE FROM {s}.owners WHERE lease_until < $1", now)
+    others = await conn.fetch(f"SELECT owner FROM {s}.owners WHERE owner <> $1", owner)
+    holding = [row[0] for row in others if row[0] not in dead_owners]
+    params: list[Any] = [owner, holding]
+    where = [_ACTIVE]
+    if run_ids is not None:
+        params.append(list(run_ids))
+        where.append(f"runs.run_id = ANY(${len(params)}::text[])")
+    if workflows is not None:
+        params += [[name for name, _ in workflows], [version for _, version in workflows]]
+        where.append(
+            f"(workflow, coalesce(version, '1')) IN"
+            f" (SELECT * FROM unnest(${len(params) - 1}::text[], ${len(params)}::text[]))"
+        )
+    common = " AND ".join(where)
+    free = f"{common} AND (runs.owner IS NULL OR NOT runs.owner = ANY($2::text[]))"
+    free += " AND runs.owner IS DISTINCT FROM $1"
+    count = await conn.fetchval(f"SELECT count(*) FROM {s}.runs WHERE {free}", *params)
+    share = min(limit, math.ceil(count / (len(holding) + 1)))
+    rows = []
+    if include_own:
+        rows += await conn.fetch(
+            runs_sql(f"{common} AND runs.owner = $1 AND $2::text[] IS NOT NULL"),
+            *params,
+        )
+    if share > 0:
+        taken = await conn.fetch(
+            runs_sql(free) + f" ORDER BY created_at LIMIT ${len(params) + 1}"
+            " FOR UPDATE OF runs SKIP LOCKED",
+            *params,
+            share,
+        )
+        await conn.execute(
+            f"UPDATE {s}.runs SET owner = $1 WHERE run_id = ANY($2::text[])",
+            owner,
+            [row[0] for row in taken],
+        )
+        rows += taken
+    return [run_record(row) for row in rows]
+
+
+async def renew(
+    conn: asyncpg.Connection, *, s: str, owner: str, lease_until: float, now: float
+) -> set[str] | None:
+    """See ``Store.renew``."""
+    before = await conn.fetchval(f"SELECT lease_until FROM {s}.owners WHERE owner = $1", owner)
+    await hold_lease(conn, s, owner, lease_until)
+    if before is not None and before >= now:
+        return None
+    held = await conn.fetch(f"SELECT run_id FROM {s}.runs WHERE owner = $1 AND {_ACTIVE}", owner)
+    return {row[0] for row in held}
+
+
+async def release(conn: asyncpg.Connection, *, s: str, owner: str, run_ids: Sequence[str]) -> None:
+    """See ``Store.release``."""
+    await conn.execute(f"DELETE FROM {s}.owners WHERE owner = $1", owner)
+    await conn.execute(
+        f"UPDATE {s}.runs SET owner = NULL WHERE run_id = ANY($1::text[]) AND owner = $2",
+        list(run_ids),
+        owner,
+    )
+
+
+async def hold_lease(conn: asyncpg.Connection, s: str, owner: str, lease_until: float) -> None:
+    await conn.execute(
+        f"INSERT INTO {s}.owners (owner, lease_until) VALUES ($1, $2)"
+        " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
+        owner,
+        lease_until,
+    )
