@@ -46,9 +46,10 @@ class Sizes:
     one_step_runs: int = 2000
     interrupted_runs: int = 10_000
     sleeping_runs: int = 100_000
+    queued_runs: int = 10_000
 
 
-QUICK = Sizes(500, 20, 10, 300, 500, 5_000)
+QUICK = Sizes(500, 20, 10, 300, 500, 5_000, 1_000)
 
 
 def floor_us(durability: str, rows: int = 3000) -> float:
@@ -157,6 +158,45 @@ async def one_by_one_us_per_workflow(durability: str, sizes: Sizes) -> float:
             for _ in range(sizes.one_step_runs):
                 await (await rt.start(workflows.one_step)).result()
             return (time.perf_counter() - start) / sizes.one_step_runs * 1e6
+
+
+UNQUEUED: dict[str, float] = {}
+"""(g)'s baseline in the same run: the same trivial runs, started at once, no queue."""
+ADMISSION: dict[str, tuple[float, float]] = {}
+"""(g)'s admission latency by durability: p50 and p99 in ms."""
+
+
+async def _start_all(rt: durable.Runtime, wf: durable.Workflow[..., int], count: int) -> None:
+    handles = []
+    for start in range(0, count, 1000):
+        handles += await asyncio.gather(
+            *(rt.start(wf, i) for i in range(start, min(count, start + 1000)))
+        )
+    await asyncio.gather(*(handle.result() for handle in handles))
+
+
+async def queued_runs_per_second(durability: str, sizes: Sizes) -> float:
+    """(g): trivial runs through a queue of concurrency 10. Admission latency: a slot freed
+    (a run's step has returned) to the next run's step starting, pairing the i-th start
+    after the first ten with the (i - 10)-th end."""
+    count = sizes.queued_runs
+    with tempfile.TemporaryDirectory() as folder:
+        async with runtime(folder, durability) as rt:
+            start = time.perf_counter()
+            await _start_all(rt, workflows.unqueued, count)
+            UNQUEUED[durability] = count / (time.perf_counter() - start)
+        workflows.STAMPS["start"].clear()
+        workflows.STAMPS["end"].clear()
+        os.makedirs(Path(folder) / "queued")
+        async with runtime(str(Path(folder) / "queued"), durability) as rt:
+            start = time.perf_counter()
+            await _start_all(rt, workflows.queued, count)
+            elapsed = time.perf_counter() - start
+    starts = sorted(workflows.STAMPS["start"])
+    ends = sorted(workflows.STAMPS["end"])
+    waits = sorted((starts[i] - ends[i - 10]) * 1000 for i in range(10, len(starts)))
+    ADMISSION[durability] = (waits[len(waits) // 2], waits[int(len(waits) * 0.99)])
+    return count / elapsed
 
 
 def child(*args: str, block: bool = False) -> subprocess.Popen[str]:
@@ -304,7 +344,27 @@ def rows(sizes: Sizes) -> list[Row]:
             lambda d: reopen_seconds(d, s),
             None,
         ),
+        Row(
+            f"(g) {s.queued_runs} trivial runs, queue of concurrency 10",
+            "runs/s",
+            "<= 2x unq.",
+            lambda d: asyncio.run(queued_runs_per_second(d, s)),
+            None,
+        ),
     ]
+
+
+def _queue_lines(modes: list[str], measured: dict[tuple[str, str], float]) -> str:
+    """(g)'s baseline (how many times faster the same runs go without a queue) and its
+    admission latency."""
+    baseline = f"{'    no queue, all at once; x = how much faster':<52}"
+    latency = f"{'    admission latency p50 / p99 (target p50 < 5 ms)':<52}"
+    for mode in modes:
+        faster = UNQUEUED[mode] / measured["g", mode]
+        baseline += f"{UNQUEUED[mode]:>10.1f} {'runs/s':<5}{faster:>7.1f}x"
+        p50, p99 = ADMISSION[mode]
+        latency += f"{f'{p50:.2f} / {p99:.1f} ms':>16}{'':>8}"
+    return f"{baseline}\n{latency}"
 
 
 def main() -> None:
@@ -341,6 +401,8 @@ def main() -> None:
             ratio = "" if row.ratio is None else f"{row.ratio(value, floor):.1f}x"
             cells += f"{value:>10.1f} {row.unit:<5}{ratio:>8}"
         print(f"{row.label:<52}{cells}{row.target:>17}  {' / '.join(floors)}", flush=True)
+        if row.label.startswith("(g)"):
+            print(_queue_lines(modes, measured), flush=True)
     if args.compare == "dbos":
         import compare_dbos
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import durable
 
@@ -43,3 +44,23 @@ async def interrupted(ctx: durable.WorkflowContext, i: int) -> int:
 async def sleeper(ctx: durable.WorkflowContext) -> None:
     await ctx.step("noop", noop, 1)
     await ctx.sleep(3600)
+
+
+QUEUE = durable.Queue("bench.queue", concurrency=10)
+STAMPS: dict[str, list[float]] = {"start": [], "end": []}
+
+
+async def stamped(i: int) -> int:
+    STAMPS["start"].append(time.perf_counter())
+    STAMPS["end"].append(time.perf_counter())
+    return i
+
+
+@durable.workflow(name="bench.queued", queue=QUEUE)
+async def queued(ctx: durable.WorkflowContext, i: int) -> int:
+    return await ctx.step("stamped", stamped, i)
+
+
+@durable.workflow(name="bench.unqueued")
+async def unqueued(ctx: durable.WorkflowContext, i: int) -> int:
+    return await ctx.step("noop", noop, i)

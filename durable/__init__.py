@@ -6,12 +6,14 @@ from ._composition import ChildHandle
 from ._context import WorkflowContext
 from ._handle import RunHandle
 from ._info import PendingWait, RunInfo, RunStatus
+from ._queues import Queue, QueueStatus, ScheduleInfo
 from ._runtime import Runtime, run
 from ._state import WorkflowState
 from ._step_info import RetryContext, StepInfo, step_info
 from ._workflow import Workflow, step, workflow
 from .errors import (
     CorruptJournal,
+    DuplicateInQueue,
     DurableError,
     IdempotencyKeyMismatch,
     InvalidResponse,
@@ -37,6 +39,7 @@ __all__ = [
     "Clock",
     "CorruptJournal",
     "DivergedRun",
+    "DuplicateInQueue",
     "DurableError",
     "IdempotencyKeyMismatch",
     "InterruptedStep",
@@ -44,6 +47,8 @@ __all__ = [
     "NoPendingWait",
     "NonDeterminismError",
     "PendingWait",
+    "Queue",
+    "QueueStatus",
     "RecoveryLimit",
     "RetryContext",
     "RetryPolicy",
@@ -52,6 +57,7 @@ __all__ = [
     "RunNotFound",
     "RunStatus",
     "Runtime",
+    "ScheduleInfo",
     "SerializationError",
     "StepFailed",
     "StepInfo",

@@ -16,7 +16,7 @@ from ._codec import encode
 from ._handle import RunHandle
 from ._info import RunStatus
 from ._journal import RERUN, RESUMED
-from ._store.base import NewEvent, RunEnded, RunUpdate
+from ._store.base import NewEvent, RunEnded, RunRecord, RunUpdate
 from .errors import DurableError, RunNotFound, WorkflowTimeout
 
 if TYPE_CHECKING:
@@ -81,11 +81,11 @@ class Control:
             )
         now = rt.clock.now()
         update = RunUpdate(
-            now, status="pending", reset_result=True, release=True, only_if_active=False
+            now, status=_again(record), reset_result=True, release=True, only_if_active=False
         )
         resumed = NewEvent(run_id, None, RESUMED, "resumed", "{}", now)
         await rt.store.append(run_id, [resumed], update)
-        await rt.ownership.claim(include_own=True, run_ids=[run_id])
+        await self._take(record)
         return RunHandle(rt, run_id)
 
     async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:
@@ -100,8 +100,21 @@ class Control:
         now = rt.clock.now()
         marker = NewEvent(run_id, None, RERUN, "rerun", encode({"position": position}), now)
         update = RunUpdate(
-            now, status="pending", reset_result=True, release=True, only_if_active=False
+            now, status=_again(record), reset_result=True, release=True, only_if_active=False
         )
         await rt.store.supersede(run_id, position, update, [marker])
-        await rt.ownership.claim(include_own=True, run_ids=[run_id])
+        await self._take(record)
         return RunHandle(rt, run_id)
+
+    async def _take(self, record: RunRecord) -> None:
+        """Run it here if this runtime may: a queued run through its queue."""
+        rt = self.runtime
+        if record.queue is None:
+            await rt.ownership.claim(include_own=True, run_ids=[record.run_id])
+        else:
+            rt.scheduler.admit_soon()
+
+
+def _again(record: RunRecord) -> str:
+    """The status a run starts over in: a run of a queue waits for it again."""
+    return "pending" if record.queue is None else "queued"

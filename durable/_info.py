@@ -17,6 +17,7 @@ class RunStatus(enum.StrEnum):
     """A run's status; the strings are what the journal stores."""
 
     PENDING = "pending"
+    QUEUED = "queued"
     RUNNING = "running"
     SLEEPING = "sleeping"
     WAITING = "waiting"
@@ -44,6 +45,8 @@ class RunInfo:
     updated_at: dt.datetime
     parent_run_id: str | None = None
     """The run that started this one as a child (``ctx.start_child``), or None."""
+    queue: str | None = None
+    """The queue the run went through (``durable.Queue``), or None."""
     deadline: dt.datetime | None = None
     """When the run fails with ``WorkflowTimeout`` unless it has ended."""
     unreadable: str | None = None
@@ -71,6 +74,7 @@ class RunInfo:
             created_at=dt.datetime.fromtimestamp(record.created_at, dt.UTC),
             updated_at=dt.datetime.fromtimestamp(record.updated_at, dt.UTC),
             parent_run_id=record.parent_run_id,
+            queue=record.queue,
             deadline=moment(record.deadline),
             unreadable="; ".join(problems) or None,
         )

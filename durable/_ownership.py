@@ -100,6 +100,7 @@ class Ownership:
             for start in range(0, len(records), _RECOVERY_SLICE):
                 await rt.residency.resume(records[start : start + _RECOVERY_SLICE], recovering)
             if taken < limit or not rt.is_open:
+                rt.scheduler.admit_soon()  # a dead runtime's runs may be back in their queues
                 return
             include_own = False
 
@@ -120,6 +121,10 @@ class Ownership:
             else:
                 rt.inbox.notify()  # result() waiters look again
                 return
+
+    def wall_now(self) -> float:
+        """Leases run on the wall clock, whatever clock the runtime's timers use."""
+        return self._wall.now()
 
     def seconds_to_renewal(self) -> float:
         return max(0.0, self.next_renewal - self._wall.now())

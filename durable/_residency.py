@@ -70,15 +70,24 @@ class Residency:
         self.live.clear()
         self.unloaded.clear()
 
-    async def resume(self, records: list[RunRecord], recovering: Collection[str] = ()) -> None:
+    async def resume(
+        self,
+        records: list[RunRecord],
+        recovering: Collection[str] = (),
+        fresh: Collection[str] = (),
+    ) -> None:
         """Start claimed runs from their journals, or leave the parked ones unloaded.
 
         A run in ``recovering`` that was already recovered ``max_recoveries`` times
         in a row without progress is failed with ``RecoveryLimit`` instead: its
-        process most likely dies each time it runs (a poison run).
+        process most likely dies each time it runs (a poison run). Runs in ``fresh``
+        have no journal yet (a queue admitted them before they ever ran).
         """
         rt = self.runtime
-        journals = await rt.store.load_events([record.run_id for record in records])
+        to_load = [record.run_id for record in records if record.run_id not in fresh]
+        journals = await rt.store.load_events(to_load) if to_load else {}
+        for run_id in fresh:  # admitted before they ever ran: no journal to read
+            journals.setdefault(run_id, [])
         # A run whose journal shows it parked at a sleep or a wait is not started: it
         # would only replay to the same place. It stays unloaded until something wakes
         # it, as an evicted run does. (Virtual time skips only by looking at live runs.)

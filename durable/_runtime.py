@@ -35,8 +35,10 @@ from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import RunJournal, child_message
 from ._numbers import count, seconds, timestamp
 from ._ownership import HOST, Ownership
+from ._queues import Queue, QueueStatus, ScheduleInfo, queue_named
 from ._residency import Residency
 from ._run import LiveRun
+from ._scheduler import Scheduler
 from ._state import read_state, wait_state
 from ._store import open_store
 from ._store.base import (
@@ -152,6 +154,7 @@ class Runtime:
         self.inbox = Inbox(self)
         self.answers = Answers(self)
         self.control = Control(self)
+        self.scheduler = Scheduler(self)
         self._open = False
         self._token: contextvars.Token[Runtime | None] | None = None
 
@@ -197,6 +200,7 @@ class Runtime:
             await self.ownership.report_unregistered(await self._unfinished())
         self.ownership.schedule_renewal()
         await self.inbox.start(last_seq)
+        await self.scheduler.start_schedules()
 
     async def close(self) -> None:
         """Stop every run where it is (left resumable, never failed) and close the journal."""
@@ -220,6 +224,7 @@ class Runtime:
         if not self._open:
             return False
         self._open = False
+        self.scheduler.stop()
         await self.inbox.stop()
         await self.residency.stop_all()
         return True
@@ -261,13 +266,19 @@ class Runtime:
         *,
         run_id: str | None = None,
         timeout: float | None = None,
+        queue: Queue | str | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
         parent_run_id: str | None = None,
     ) -> RunHandle[R]:
         """``start`` with the workflow's arguments passed as a list and a dict.
 
         Use it when the workflow has a parameter called ``run_id``. ``timeout``
         (seconds, default the workflow's) gives the run a durable deadline: when it
-        passes, the run ends ``failed`` with ``WorkflowTimeout``. ``parent_run_id``
+        passes, the run ends ``failed`` with ``WorkflowTimeout``. ``queue`` (default
+        the workflow's) makes the run wait ``queued`` until its queue admits it,
+        lowest ``priority`` first, then first come; a ``dedup_key`` that a queued or
+        running run of the queue has raises ``DuplicateInQueue``. ``parent_run_id``
         is set by ``ctx.start_child``.
         """
         self._check_open()
@@ -279,6 +290,14 @@ class Runtime:
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
         limit = wf.timeout if timeout is None else seconds("timeout", timeout)
+        through = wf.queue if queue is None else queue_named(queue)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
+        if dedup_key is not None and (through is None or not isinstance(dedup_key, str)):
+            raise ValueError(
+                f"dedup_key={dedup_key!r} needs a queue (queue=... or @workflow(queue=...))"
+                " and must be a string"
+            )
         try:
             input_text = encode({"args": list(args), "kwargs": kwargs}, self.max_value_bytes)
             input_digest = digest(canonical({"workflow": wf.name, "args": args, "kwargs": kwargs}))
@@ -290,13 +309,24 @@ class Runtime:
         now = self.clock.now()
         # A runtime that does not run this workflow (recover=False, or not among its
         # workflows) leaves new runs unowned for a worker that does.
-        executes = self.recover and self.ownership.executable(wf.name, wf.version) is wf
+        # Queued runs wait for their queue to admit them, here or in another runtime.
+        executes = (
+            through is None
+            and self.recover
+            and self.ownership.executable(wf.name, wf.version) is wf
+        )
         record = RunRecord(
             run_id=rid,
             workflow=wf.name,
             version=wf.version,
             # Runs this runtime executes start at once: recorded running, saving an update.
-            status=(RunStatus.RUNNING if executes else RunStatus.PENDING).value,
+            status=(
+                RunStatus.RUNNING
+                if executes
+                else RunStatus.QUEUED
+                if through is not None
+                else RunStatus.PENDING
+            ).value,
             input=input_text,
             input_digest=input_digest,
             output=None,
@@ -307,6 +337,9 @@ class Runtime:
             updated_at=now,
             parent_run_id=parent_run_id,
             deadline=None if limit is None else now + limit,
+            queue=None if through is None else through.name,
+            priority=priority,
+            dedup_key=dedup_key,
         )
         if run_id is None and executes:
             # A new id cannot exist yet, so the run starts at once: its row is queued
@@ -329,6 +362,8 @@ class Runtime:
             )
         if created and executes:
             self.residency.launch(stored, wf, RunJournal([]))
+        elif created and through is not None:
+            self.scheduler.admit_soon()
         return RunHandle(self, rid)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
@@ -477,6 +512,22 @@ class Runtime:
         """Re-execute a finished run from ``position``; earlier entries are kept, superseded."""
         return await self.control.rerun_from(run_id, position)
 
+    async def queue_status(self, name: Queue | str) -> QueueStatus:
+        """How many runs of the queue are queued and running, and its limits (None
+        for a queue this process did not declare)."""
+        self._check_open()
+        return await self.scheduler.status(name.name if isinstance(name, Queue) else name)
+
+    async def queues(self) -> list[QueueStatus]:
+        """``queue_status`` of every queue declared here or with runs in the journal."""
+        self._check_open()
+        return await self.scheduler.statuses()
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """The cron schedules seen on this journal, with their next and latest ticks."""
+        self._check_open()
+        return await self.scheduler.schedules()
+
     async def get_state(self, run_id: str) -> dict[str, Any]:
         """The run's ``ctx.state`` as last committed, from any process."""
         return await read_state(self, run_id)
@@ -519,6 +570,8 @@ class Runtime:
         parent = live.record.parent_run_id
         if parent is not None:  # the store told the parent too; here it hears at once
             self.residency.nudge(parent, child_message(live.run_id))
+        if live.record.queue is not None:  # its slot is free
+            self.scheduler.admit_soon()
         self.inbox.notify()
 
 

@@ -12,6 +12,7 @@ from typing_extensions import ParamSpec
 
 from . import _current
 from ._numbers import seconds
+from ._queues import Cron, Queue, queue_named
 from .errors import DurableError
 from .retry import RetryPolicy
 
@@ -37,12 +38,18 @@ class Workflow(Generic[P, R]):
         name: str,
         version: str,
         timeout: float | None = None,
+        queue: Queue | None = None,
+        cron: Cron | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
         self.version = version
         self.timeout = timeout
         """Seconds from a run's start to its deadline (None: no deadline)."""
+        self.queue = queue
+        """The queue every run of this workflow goes through, if any."""
+        self.cron = cron
+        """The schedule this workflow runs on, if any."""
         functools.update_wrapper(self, fn)
         self._parameters: list[tuple[str, Any]] | None = None
 
@@ -96,7 +103,13 @@ def workflow(fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]], /) -> 
 
 @overload
 def workflow(
-    *, name: str | None = None, version: str = DEFAULT_VERSION, timeout: float | None = None
+    *,
+    name: str | None = None,
+    version: str = DEFAULT_VERSION,
+    timeout: float | None = None,
+    queue: Queue | str | None = None,
+    cron: str | None = None,
+    tz: str = "UTC",
 ) -> Callable[[Callable[Concatenate[WorkflowContext, P], Awaitable[R]]], Workflow[P, R]]: ...
 
 
@@ -107,6 +120,9 @@ def workflow(
     name: str | None = None,
     version: str = DEFAULT_VERSION,
     timeout: float | None = None,
+    queue: Queue | str | None = None,
+    cron: str | None = None,
+    tz: str = "UTC",
 ) -> Any:
     """Register an async function whose first parameter receives the ``WorkflowContext``.
 
@@ -115,13 +131,21 @@ def workflow(
     and version, so old versions can stay registered to finish their runs.
     ``timeout`` (seconds) gives each run a durable deadline: when it passes, the
     run ends ``failed`` with ``WorkflowTimeout`` and its unfinished children are
-    cancelled.
+    cancelled. ``queue`` (a ``durable.Queue`` or its name) sends every run through
+    that queue. ``cron`` (five fields, in time zone ``tz``) starts one run per tick,
+    whose argument, if the workflow takes one, is the tick time.
     """
     deadline = None if timeout is None else seconds("a workflow's timeout", timeout)
+    through = None if queue is None else queue_named(queue)
+    schedule = None if cron is None else Cron(cron, tz)
 
     def decorate(fn: Callable[..., Any]) -> Workflow[Any, Any]:
         _check_workflow_function(fn)
-        wf: Workflow[Any, Any] = Workflow(fn, name or fn.__qualname__, str(version), deadline)
+        if schedule is not None:
+            _check_cron_function(fn)
+        wf: Workflow[Any, Any] = Workflow(
+            fn, name or fn.__qualname__, str(version), deadline, through, schedule
+        )
         key = (wf.name, wf.version)
         existing = _registry.get(key)
         if existing is not None and not _same_definition(existing.fn, fn):
@@ -166,6 +190,18 @@ def _check_workflow_function(fn: Callable[..., Any]) -> None:
             f" parameter, named `ctx` or annotated `durable.WorkflowContext`; its first"
             f" parameter is {first.name!r}, which would receive the context instead of an"
             f" argument. Write `async def {name}(ctx: durable.WorkflowContext{rest})`"
+        )
+
+
+def _check_cron_function(fn: Callable[..., Any]) -> None:
+    """A scheduled workflow takes the tick time, or nothing, after the context."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    required = [p for p in params if p.default is inspect.Parameter.empty]
+    if (len(params) > 1 and len(required) > 1) or len(required) > 1:
+        raise TypeError(
+            f"@durable.workflow(cron=...) function {fn.__qualname__} may take one parameter"
+            " after the context (it receives the tick time, an aware datetime), not"
+            f" {len(required)} required ones"
         )
 
 
@@ -274,6 +310,15 @@ def _as_coroutine_function(wrapper: F) -> F:
 
     wrapper._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
     return wrapper
+
+
+def registry_snapshot() -> dict[tuple[str, str], Workflow[Any, Any]]:
+    return dict(_registry)
+
+
+def restore_registry(snapshot: dict[tuple[str, str], Workflow[Any, Any]]) -> None:
+    _registry.clear()
+    _registry.update(snapshot)
 
 
 def registry_keys() -> list[tuple[str, str]]:

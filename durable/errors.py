@@ -175,6 +175,22 @@ class WorkflowTimeout(DurableError):
     code = "WORKFLOW_TIMEOUT"
 
 
+class DuplicateInQueue(DurableError):
+    """A run was started in a queue with the ``dedup_key`` of a run of that queue that is
+    still queued or running; ``run_id`` names that run."""
+
+    code = "DUPLICATE_IN_QUEUE"
+
+    def __init__(self, queue: str, dedup_key: str, run_id: str) -> None:
+        super().__init__(
+            f"queue {queue!r} already has run {run_id!r} with dedup_key {dedup_key!r}, still"
+            " queued or running; wait for it to end, or use another dedup_key"
+        )
+        self.queue = queue
+        self.dedup_key = dedup_key
+        self.run_id = run_id
+
+
 class StepInterrupted(DurableError):
     """An ``at_most_once`` step started earlier and never finished; it was not run again."""
 
@@ -221,6 +237,7 @@ def error_from_record(record: dict[str, Any]) -> DurableError:
 
 __all__ = [
     "CorruptJournal",
+    "DuplicateInQueue",
     "DurableError",
     "IdempotencyKeyMismatch",
     "InvalidResponse",

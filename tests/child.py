@@ -223,6 +223,41 @@ async def versioned(ctx: durable.WorkflowContext) -> str:
     return branch
 
 
+LIMITED = durable.Queue("child.limited", concurrency=2, per_runtime=1)
+SLOTS = durable.Queue("child.slots", concurrency=2)
+
+
+async def slot_body(name: str) -> None:
+    """A step whose start and end say when a run held its queue slot, and where."""
+    info = durable.step_info()
+    effect(f"qstart {info.run_id} {info.attempt} pid={os.getpid()} at={time.time()}")
+    if os.environ.get("BLOCK") == name:
+        await asyncio.Event().wait()
+    await asyncio.sleep(0.05)
+    effect(f"qend {info.run_id} pid={os.getpid()} at={time.time()}")
+
+
+@durable.workflow(name="child.limited", queue=LIMITED)
+async def limited(ctx: durable.WorkflowContext, i: int) -> int:
+    await ctx.step("limited", slot_body, "limited")
+    return i
+
+
+@durable.workflow(name="child.slots", queue=SLOTS)
+async def slots(ctx: durable.WorkflowContext, i: int) -> int:
+    await ctx.step("slot", slot_body, "slot")
+    return i
+
+
+RATED = durable.Queue("child.rated", rate=(3, 1.0))
+
+
+@durable.workflow(name="child.rated", queue=RATED)
+async def rated(ctx: durable.WorkflowContext, i: int) -> int:
+    await ctx.step("rated", slot_body, "rated")
+    return i
+
+
 WORKFLOWS: dict[str, Any] = {
     "three_steps": three_steps,
     "pay_once": pay_once,

@@ -86,9 +86,11 @@ def kill_mid_step(db: Path, effects: Path, step: str, **extra_env: str) -> str:
     return started
 
 
-def spawn_worker(db: Path | str, effects: Path) -> subprocess.Popen[str]:
+def spawn_worker(db: Path | str, effects: Path, **extra_env: str) -> subprocess.Popen[str]:
     """``durable worker tests.child`` on ``db``, once it says it is running."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DURABLE_TEST_EFFECTS": str(effects)}
+    env.pop("BLOCK", None)
+    env.update(extra_env)
     worker = subprocess.Popen(
         [sys.executable, "-m", "durable", "--db", str(db), "worker", "tests.child"],
         cwd=ROOT,

@@ -9,6 +9,7 @@ def test_public_names_are_pinned() -> None:
         "Clock",
         "CorruptJournal",
         "DivergedRun",
+        "DuplicateInQueue",
         "DurableError",
         "IdempotencyKeyMismatch",
         "InterruptedStep",
@@ -16,6 +17,8 @@ def test_public_names_are_pinned() -> None:
         "NoPendingWait",
         "NonDeterminismError",
         "PendingWait",
+        "Queue",
+        "QueueStatus",
         "RecoveryLimit",
         "RetryContext",
         "RetryPolicy",
@@ -24,6 +27,7 @@ def test_public_names_are_pinned() -> None:
         "RunNotFound",
         "RunStatus",
         "Runtime",
+        "ScheduleInfo",
         "SerializationError",
         "StepFailed",
         "StepInfo",
@@ -74,6 +78,7 @@ def test_error_codes_are_stable() -> None:
         "StoreUnavailable": "STORE_UNAVAILABLE",
         "StepInterrupted": "STEP_INTERRUPTED",
         "WorkflowTimeout": "WORKFLOW_TIMEOUT",
+        "DuplicateInQueue": "DUPLICATE_IN_QUEUE",
     }
     for name in codes:
         assert getattr(durable, name) is getattr(durable.errors, name)

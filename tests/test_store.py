@@ -17,6 +17,7 @@ from durable._store.base import (
     Expect,
     LeaseLost,
     NewEvent,
+    QueueLimits,
     RunEnded,
     RunRecord,
     RunUpdate,
@@ -24,7 +25,7 @@ from durable._store.base import (
     WaitAnswered,
     WriteChain,
 )
-from durable.errors import RunNotFound
+from durable.errors import DuplicateInQueue, RunNotFound
 
 
 @pytest_asyncio.fixture
@@ -414,3 +415,91 @@ async def test_parent_and_deadline_are_stored_with_the_run(store: Store) -> None
     assert stored is not None and (stored.parent_run_id, stored.deadline) == ("p", 42.5)
     (claimed,) = await store.claim("me", 100.0, 1.0, limit=10, run_ids=["c"])
     assert (claimed.parent_run_id, claimed.deadline) == ("p", 42.5)
+
+
+def queued(run_id: str, queue: str = "q", priority: int = 0, created: float = 0.0) -> RunRecord:
+    record = run(run_id, created=created)
+    record.status, record.queue, record.priority = "queued", queue, priority
+    return record
+
+
+async def test_admission_takes_queued_runs_by_priority_then_age_within_the_limits(
+    store: Store,
+) -> None:
+    for run_id, priority, created in [("late", 5, 1.0), ("b", 0, 2.0), ("a", 0, 1.0)]:
+        await store.create_run(queued(run_id, priority=priority, created=created))
+    assert await store.claim("me", 100.0, 10.0, limit=10) == []  # queued runs are not claimed
+    limits = QueueLimits("q", concurrency=2)
+    first = await store.admit("me", 100.0, 10.0, [limits], limit=10)
+    assert [(r.run_id, r.status, r.owner) for r in first.runs] == [
+        ("a", "pending", "me"),
+        ("b", "pending", "me"),
+    ]
+    assert await store.queue_counts("q") == (1, 2)
+    assert (await store.admit("other", 100.0, 10.0, [limits], limit=10)).runs == []  # full
+    await store.append("a", [], RunUpdate(11.0, status="completed"), owner="me")
+    second = await store.admit("other", 100.0, 11.0, [limits], limit=10)
+    assert [r.run_id for r in second.runs] == ["late"]
+    assert await store.queue_names() == ["q"]
+
+
+async def test_admission_holds_per_runtime_and_rate_limits(store: Store) -> None:
+    for i in range(4):
+        await store.create_run(queued(f"r{i}", created=float(i)))
+    per_runtime = QueueLimits("q", per_runtime=1)
+    assert len((await store.admit("me", 100.0, 10.0, [per_runtime], limit=10)).runs) == 1
+    assert (await store.admit("me", 100.0, 10.0, [per_runtime], limit=10)).runs == []
+    assert len((await store.admit("you", 100.0, 10.0, [per_runtime], limit=10)).runs) == 1
+    rated = QueueLimits("q", rate=(2, 30.0))  # two admitted at 10.0 already
+    held = await store.admit("me", 100.0, 20.0, [rated], limit=10)
+    assert held.runs == [] and held.retry_at == 40.0  # when the first leaves the window
+    assert len((await store.admit("me", 100.0, 40.5, [rated], limit=10)).runs) == 2
+
+
+async def test_admission_takes_only_the_workflows_asked_for(store: Store) -> None:
+    record = queued("theirs")
+    record.workflow = "elsewhere"
+    await store.create_run(record)
+    limits = [QueueLimits("q")]
+    assert (
+        await store.admit("me", 100.0, 1.0, limits, limit=10, workflows=[("wf", "1")])
+    ).runs == []
+    assert len((await store.admit("me", 100.0, 1.0, limits, limit=10)).runs) == 1
+
+
+async def test_a_dead_runtimes_queued_runs_go_back_to_their_queue(store: Store) -> None:
+    await store.create_run(queued("held"))
+    await store.admit("dead", 5.0, 1.0, [QueueLimits("q", concurrency=1)], limit=10)
+    assert await store.queue_counts("q") == (0, 1)
+    # The lease of "dead" lapsed: a claim gives its run back to the queue, not to itself.
+    assert await store.claim("me", 100.0, 10.0, limit=10) == []
+    assert await store.queue_counts("q") == (1, 0)
+    (again,) = (
+        await store.admit("me", 100.0, 10.0, [QueueLimits("q", concurrency=1)], limit=10)
+    ).runs
+    assert again.run_id == "held"
+
+
+async def test_a_dedup_key_is_unique_among_a_queues_unfinished_runs(store: Store) -> None:
+    first = queued("one")
+    first.dedup_key = "k"
+    await store.create_run(first)
+    second = queued("two")
+    second.dedup_key = "k"
+    with pytest.raises(DuplicateInQueue) as refused:
+        await store.create_run(second)
+    assert refused.value.run_id == "one"
+    assert (await store.create_run(first))[1] is False  # the same run again is no duplicate
+    await store.append("one", [], RunUpdate(2.0, status="cancelled"))
+    assert (await store.create_run(second))[1] is True
+
+
+async def test_schedules_are_kept_with_their_first_sighting_and_latest_tick(store: Store) -> None:
+    seen = await store.see_schedule("wf", "0 9 * * *", "UTC", 100.0)
+    assert (seen.first_seen, seen.last_tick) == (100.0, None)
+    again = await store.see_schedule("wf", "0 10 * * *", "UTC", 200.0)
+    assert (again.cron, again.first_seen) == ("0 10 * * *", 100.0)
+    await store.note_tick("wf", 300.0)
+    await store.note_tick("wf", 250.0)
+    (schedule,) = await store.schedules()
+    assert (schedule.workflow, schedule.last_tick) == ("wf", 300.0)

@@ -13,13 +13,13 @@ from typing import Any
 
 import asyncpg
 
-from .base import TERMINAL, RunRecord
+from .base import TERMINAL, Admitted, QueueLimits, RunRecord
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 
 
 def run_record(row: Any) -> RunRecord:
-    return RunRecord(*row[:14])
+    return RunRecord(*row[:17])
 
 
 async def claim(
@@ -42,7 +42,7 @@ async def claim(
     others = await conn.fetch(f"SELECT owner FROM {s}.owners WHERE owner <> $1", owner)
     holding = [row[0] for row in others if row[0] not in dead_owners]
     params: list[Any] = [owner, holding]
-    where = [_ACTIVE]
+    where = [_ACTIVE, "status <> 'queued'"]
     if run_ids is not None:
         params.append(list(run_ids))
         where.append(f"runs.run_id = ANY(${len(params)}::text[])")
@@ -70,6 +70,15 @@ async def claim(
             *params,
             share,
         )
+        # A run of a queue held by another runtime (or none) goes back to its queue: its
+        # slot is given back, and its queue admits it again under its limits.
+        requeued = [row[0] for row in taken if row[14] is not None]
+        taken = [row for row in taken if row[14] is None]
+        await conn.execute(
+            f"UPDATE {s}.runs SET status = 'queued', owner = NULL, admitted_at = NULL"
+            " WHERE run_id = ANY($1::text[])",
+            requeued,
+        )
         await conn.execute(
             f"UPDATE {s}.runs SET owner = $1 WHERE run_id = ANY($2::text[])",
             owner,
@@ -77,6 +86,94 @@ async def claim(
         )
         rows += taken
     return [run_record(row) for row in rows]
+
+
+QUEUE_LOCK = 7_213_931
+"""The first key of the advisory lock each queue's admissions take (the second: a hash
+of the schema and the queue's name)."""
+
+
+async def admit(
+    conn: asyncpg.Connection,
+    *,
+    s: str,
+    runs_sql: Callable[[str], str],
+    owner: str,
+    lease_until: float,
+    now: float,
+    queues: Sequence[QueueLimits],
+    limit: int,
+    workflows: Sequence[tuple[str, str]] | None,
+) -> Admitted:
+    """See ``Store.admit``. Each queue's admissions take an advisory lock on the queue
+    until they commit: counting the runs that hold its slots and taking the next ones
+    must be one step for every runtime, and a row lock cannot cover runs that do not
+    exist yet nor a count. The queued runs are taken ``FOR UPDATE SKIP LOCKED``."""
+    await hold_lease(conn, s, owner, lease_until)
+    taken: list[RunRecord] = []
+    fresh: set[str] = set()
+    retry_at: float | None = None
+    for queue in queues:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", QUEUE_LOCK, f"{s}.{queue.name}"
+        )
+        counts = await conn.fetchrow(
+            f"SELECT count(*) FILTER (WHERE status <> 'queued' AND {_ACTIVE}),"
+            f" count(*) FILTER (WHERE status <> 'queued' AND {_ACTIVE} AND owner = $2),"
+            " count(*) FILTER (WHERE admitted_at > $3), min(admitted_at) FILTER"
+            f" (WHERE admitted_at > $3) FROM {s}.runs WHERE queue = $1",
+            queue.name,
+            owner,
+            now - (queue.rate[1] if queue.rate else 0.0),
+        )
+        running, mine, started, oldest = counts
+        room = limit - len(taken)
+        if queue.concurrency is not None:
+            room = min(room, queue.concurrency - running)
+        if queue.per_runtime is not None:
+            room = min(room, queue.per_runtime - mine)
+        window_ends: float | None = None  # when the rate lets one more in, if it binds
+        if queue.rate is not None and queue.rate[0] - started <= room:
+            room = queue.rate[0] - started
+            window_ends = (now if oldest is None else float(oldest)) + queue.rate[1]
+        if room <= 0 and window_ends is None:
+            continue
+        params: list[Any] = [queue.name]
+        where = "queue = $1 AND status = 'queued'"
+        if workflows is not None:
+            params += [[name for name, _ in workflows], [version for _, version in workflows]]
+            where += (
+                " AND (workflow, coalesce(version, '1')) IN"
+                " (SELECT * FROM unnest($2::text[], $3::text[]))"
+            )
+        rows = await conn.fetch(
+            runs_sql(where) + " ORDER BY priority, created_at, runs.run_id"
+            f" LIMIT ${len(params) + 1} FOR UPDATE OF runs SKIP LOCKED",
+            *params,
+            max(room, 0) + 1,
+        )
+        if window_ends is not None and len(rows) > max(room, 0):
+            retry_at = window_ends if retry_at is None else min(retry_at, window_ends)
+        rows = rows[: max(room, 0)]
+        await conn.execute(
+            f"UPDATE {s}.runs SET status = 'pending', owner = $1, admitted_at = $2"
+            " WHERE run_id = ANY($3::text[])",
+            owner,
+            now,
+            [row[0] for row in rows],
+        )
+        journaled = await conn.fetch(
+            f"SELECT DISTINCT run_id FROM {s}.events WHERE run_id = ANY($1::text[])",
+            [row[0] for row in rows],
+        )
+        with_events = {row[0] for row in journaled}
+        for row in rows:
+            record = run_record(row)
+            record.status, record.owner = "pending", owner
+            if record.run_id not in with_events:
+                fresh.add(record.run_id)
+            taken.append(record)
+    return Admitted(taken, retry_at, frozenset(fresh))
 
 
 async def renew(

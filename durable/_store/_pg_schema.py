@@ -31,7 +31,7 @@ import asyncpg
 from ..errors import DurableError, RunNotFound
 from .base import Expect, LeaseLost, NewEvent, RunEnded, RunUpdate, WaitAnswered
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MESSAGE_LOCK = 7_213_931_000_001
 """The advisory lock held by transactions that append events without a position."""
@@ -138,6 +138,28 @@ def migrations(schema: str) -> list[tuple[int, str]]:
                 PRIMARY KEY (run_id, key)
             );
             {append_function(schema)}
+            """,
+        ),
+        (
+            5,
+            f"""
+            ALTER TABLE {s}.runs ADD COLUMN queue text;
+            ALTER TABLE {s}.runs ADD COLUMN priority integer NOT NULL DEFAULT 0;
+            ALTER TABLE {s}.runs ADD COLUMN dedup_key text;
+            ALTER TABLE {s}.runs ADD COLUMN admitted_at double precision;
+            CREATE INDEX runs_queued ON {s}.runs (queue, priority, created_at, run_id)
+                WHERE status = 'queued';
+            CREATE INDEX runs_in_queue ON {s}.runs (queue, admitted_at)
+                WHERE queue IS NOT NULL;
+            CREATE UNIQUE INDEX runs_dedup ON {s}.runs (queue, dedup_key)
+                WHERE dedup_key IS NOT NULL AND status NOT IN {_TERMINAL};
+            CREATE TABLE {s}.schedules (
+                workflow   text PRIMARY KEY,
+                cron       text NOT NULL,
+                tz         text NOT NULL,
+                first_seen double precision NOT NULL,
+                last_tick  double precision
+            );
             """,
         ),
     ]

@@ -11,8 +11,8 @@ from typing import Any
 
 from ._memory import JobMemory
 from ._sqlite_schema import _ACTIVE
-from ._sqlite_sql import _RUN_FROM, _RUN_SELECT, hold_lease, run_record
-from .base import RunRecord
+from ._sqlite_sql import _ADMITTED_SINCE, _IN_QUEUE, _RUN_FROM, _RUN_SELECT, hold_lease, run_record
+from .base import Admitted, QueueLimits, RunRecord
 
 
 def claim(
@@ -35,7 +35,7 @@ def claim(
     holding = [row[0] for row in others.fetchall() if row[0] not in dead]
     # With each run its last seq: what the writer's first append would look up.
     last_seq = "(SELECT max(seq) FROM events WHERE events.run_id = runs.run_id)"
-    sql = f"{_RUN_SELECT}, {last_seq}{_RUN_FROM} WHERE {_ACTIVE}"
+    sql = f"{_RUN_SELECT}, {last_seq}{_RUN_FROM} WHERE {_ACTIVE} AND status != 'queued'"
     params: list[Any] = []
     if holding:
         marks = ",".join("?" * len(holding))
@@ -62,7 +62,14 @@ def claim(
         elif room > 0:
             kept.append(row)
             room -= 1
-    found = kept
+    # A run of a queue that another runtime (or none) held goes back to its queue: its
+    # slot is given back, and its queue admits it again under its limits.
+    requeued = [row[0] for row in kept if row[8] != owner and row[14] is not None]
+    conn.executemany(
+        "UPDATE runs SET status = 'queued', owner = NULL, admitted_at = NULL WHERE run_id = ?",
+        [(run_id,) for run_id in requeued],
+    )
+    found = [row for row in kept if row[0] not in requeued]
     rows = [run_record(row[:-1]) for row in found]
     conn.executemany(
         "UPDATE runs SET owner = ? WHERE run_id = ?",
@@ -93,3 +100,67 @@ def release(owner: str, run_ids: Sequence[str], conn: sqlite3.Connection) -> Non
         "UPDATE runs SET owner = NULL WHERE run_id = ? AND owner = ?",
         [(run_id, owner) for run_id in run_ids],
     )
+
+
+def admit(
+    conn: sqlite3.Connection,
+    *,
+    memory: JobMemory,
+    owner: str,
+    lease_until: float,
+    now: float,
+    queues: Sequence[QueueLimits],
+    limit: int,
+    workflows: Sequence[tuple[str, str]] | None,
+) -> Admitted:
+    """See ``Store.admit``: under SQLite's write lock, so no other admission interleaves."""
+    hold_lease(conn, owner, lease_until)
+    taken: list[RunRecord] = []
+    fresh: set[str] = set()
+    retry_at: float | None = None
+    for queue in queues:
+        room = limit - len(taken)
+        if queue.concurrency is not None:
+            (running,) = conn.execute(_IN_QUEUE, (queue.name,)).fetchone()
+            room = min(room, queue.concurrency - running)
+        if queue.per_runtime is not None:
+            (mine,) = conn.execute(_IN_QUEUE + " AND owner = ?", (queue.name, owner)).fetchone()
+            room = min(room, queue.per_runtime - mine)
+        window_ends: float | None = None  # when the rate lets one more in, if it binds
+        if queue.rate is not None:
+            count, seconds = queue.rate
+            started, oldest = conn.execute(_ADMITTED_SINCE, (queue.name, now - seconds)).fetchone()
+            if count - started <= room:
+                room = count - started
+                window_ends = (now if oldest is None else float(oldest)) + seconds
+        if room <= 0 and window_ends is None:
+            continue
+        # With each run whether it has a journal: one that never ran needs no reading.
+        sql = (
+            f"{_RUN_SELECT}, EXISTS (SELECT 1 FROM events WHERE events.run_id = runs.run_id)"
+            f"{_RUN_FROM} WHERE queue = ? AND status = 'queued'"
+        )
+        params: list[Any] = [queue.name]
+        if workflows is not None:
+            pairs = ",".join(["(?,?)"] * len(workflows))
+            sql += f" AND (workflow, coalesce(version, '1')) IN (VALUES {pairs})"
+            params.extend(part for pair in workflows for part in pair)
+        sql += " ORDER BY priority, created_at, runs.run_id LIMIT ?"
+        rows = conn.execute(sql, [*params, max(room, 0) + 1]).fetchall()
+        if window_ends is not None and len(rows) > max(room, 0):
+            retry_at = window_ends if retry_at is None else min(retry_at, window_ends)
+        rows = rows[: max(room, 0)]
+        conn.executemany(
+            "UPDATE runs SET status = 'pending', owner = ?, admitted_at = ? WHERE run_id = ?",
+            [(owner, now, row[0]) for row in rows],
+        )
+        for row in rows:
+            record = run_record(row[:-1])
+            record.status, record.owner = "pending", owner
+            if row[-1]:
+                memory.held[record.run_id] = owner
+            else:
+                memory.claimed(record.run_id, owner, 0)
+                fresh.add(record.run_id)
+            taken.append(record)
+    return Admitted(taken, retry_at, frozenset(fresh))

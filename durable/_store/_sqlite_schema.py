@@ -146,6 +146,29 @@ _MIGRATIONS: list[tuple[int, str]] = [
         ) WITHOUT ROWID
         """,
     ),
+    # Queues and schedules: a run's queue, priority and dedup key, when it was admitted
+    # (rate windows count admissions), and the cron schedules seen on the journal.
+    (
+        10,
+        f"""
+        ALTER TABLE runs ADD COLUMN queue TEXT;
+        ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN dedup_key TEXT;
+        ALTER TABLE runs ADD COLUMN admitted_at REAL;
+        CREATE INDEX runs_queued ON runs (queue, priority, created_at, run_id)
+            WHERE status = 'queued';
+        CREATE INDEX runs_in_queue ON runs (queue, admitted_at) WHERE queue IS NOT NULL;
+        CREATE UNIQUE INDEX runs_dedup ON runs (queue, dedup_key)
+            WHERE dedup_key IS NOT NULL AND {_ACTIVE};
+        CREATE TABLE schedules (
+            workflow   TEXT PRIMARY KEY,
+            cron       TEXT NOT NULL,
+            tz         TEXT NOT NULL,
+            first_seen REAL NOT NULL,
+            last_tick  REAL
+        )
+        """,
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

@@ -24,9 +24,12 @@ from .base import (
 
 _RUN_COLUMNS = (
     "run_id, workflow, version, status, input_digest, output, error,"
-    " owner, lease_until, created_at, updated_at, parent_run_id, deadline"
+    " owner, lease_until, created_at, updated_at, parent_run_id, deadline,"
+    " queue, priority, dedup_key"
 )
-_INSERT_RUN = f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_RUN = (
+    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 # OR REPLACE: the input of a run whose row was deleted by hand may still be there.
 _INSERT_INPUT = "INSERT OR REPLACE INTO run_inputs (run_id, input) VALUES (?, ?)"
 # A new run has no output, error or lease yet: NULL in the SQL, not bound, since the
@@ -37,7 +40,8 @@ _ORPHANED_EVENTS = (
     " (SELECT 1 FROM runs WHERE run_id = ?) LIMIT 1"
 )
 _INSERT_NEW_RUN = (
-    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?,NULL,NULL)"
+    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS})"
+    " VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?,NULL,NULL,NULL,0,NULL)"
 )
 _RAISE_MARK = (
     "INSERT INTO journal_marks (name, value) VALUES (?, ?)"
@@ -46,7 +50,8 @@ _RAISE_MARK = (
 # A run as read: its input beside it, its lease its owner's.
 _RUN_SELECT = (
     "SELECT runs.run_id, workflow, version, status, run_inputs.input, input_digest, output,"
-    " error, runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline"
+    " error, runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,"
+    " queue, priority, dedup_key"
 )
 _RUN_FROM = (
     " FROM runs JOIN run_inputs ON run_inputs.run_id = runs.run_id"
@@ -143,3 +148,13 @@ def check_expected(conn: sqlite3.Connection, run_id: str, expect: Expect) -> Non
         (pending,) = conn.execute(_WAIT_PENDING, (run_id, expect.pending_wait)).fetchone()
         if not pending:
             raise WaitAnswered(f"wait {expect.pending_wait!r} of run {run_id!r} was answered")
+
+
+_DUPLICATE = (
+    f"SELECT run_id FROM runs WHERE queue = ? AND dedup_key = ? AND run_id != ? AND {_ACTIVE}"
+)
+# Runs of a queue that hold a slot: admitted (not queued) and not ended.
+_IN_QUEUE = f"SELECT count(*) FROM runs WHERE queue = ? AND status != 'queued' AND {_ACTIVE}"
+_QUEUED = "SELECT count(*) FROM runs WHERE queue = ? AND status = 'queued'"
+_ADMITTED_SINCE = "SELECT count(*), min(admitted_at) FROM runs WHERE queue = ? AND admitted_at > ?"
+_SCHEDULE_READ = "SELECT workflow, cron, tz, first_seen, last_tick FROM schedules"

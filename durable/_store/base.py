@@ -21,6 +21,8 @@ from ..errors import DurableError, StoreUnavailable
 __all__ = ["StoreUnavailable"]  # raised by stores; defined with the public errors
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+QUEUED = "queued"
+"""A run waiting for its queue to admit it: no runtime claims it until then."""
 
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen, for speed (see EventRecord)
@@ -41,6 +43,10 @@ class RunRecord:
     """The run that started this one as its child (``ctx.start_child``), if any."""
     deadline: float | None = None
     """When the run fails with ``WorkflowTimeout`` if it has not ended (a timestamp)."""
+    queue: str | None = None
+    """The queue that admits the run (it waits ``queued`` until then), if any."""
+    priority: int = 0
+    dedup_key: str | None = None
 
 
 MESSAGE = "message"
@@ -100,6 +106,38 @@ class RunUpdate:
     reset_result: bool = False
     release: bool = False
     only_if_active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """A queue's limits as the admitting runtime declared them (None: no limit)."""
+
+    name: str
+    concurrency: int | None = None
+    per_runtime: int | None = None
+    rate: tuple[int, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What an admission took, and when a rate window lets the next queued run in (the
+    earliest such moment over the queues whose rate held a run back; None if none did)."""
+
+    runs: list[RunRecord]
+    retry_at: float | None = None
+    fresh: frozenset[str] = frozenset()
+    """The runs admitted that have no journal yet (never ran): nothing to load."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A cron schedule as the journal has it: when it was first seen, its latest tick run."""
+
+    workflow: str
+    cron: str
+    tz: str
+    first_seen: float
+    last_tick: float | None
 
 
 class WriteChain:
@@ -245,6 +283,44 @@ class Store(Protocol):
         a later send with that key writes nothing, checks nothing, and returns None."""
         ...
 
+    async def admit(
+        self,
+        owner: str,
+        lease_until: float,
+        now: float,
+        queues: Sequence[QueueLimits],
+        *,
+        limit: int,
+        workflows: Sequence[tuple[str, str]] | None = None,
+    ) -> Admitted:
+        """Admit queued runs of ``queues`` (of ``workflows``), lowest priority first, then
+        first come, as far as each queue's limits allow, and claim them for ``owner``,
+        atomically with every other runtime's admission to those queues. A run admitted
+        holds its slot until it ends; ``rate`` counts the runs admitted in the window
+        before ``now``."""
+        ...
+
+    async def queue_names(self) -> list[str]:
+        """The queues that runs of this journal went through, by name."""
+        ...
+
+    async def queue_counts(self, queue: str) -> tuple[int, int]:
+        """How many runs of ``queue`` are queued, and how many admitted and unfinished."""
+        ...
+
+    async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
+        """Record that ``workflow`` runs on ``cron`` in ``tz`` (first seen ``now`` unless
+        seen before: the moment from which missed ticks count); returns the record."""
+        ...
+
+    async def note_tick(self, workflow: str, tick: float) -> None:
+        """The run of ``workflow``'s tick at ``tick`` was started (the latest is kept)."""
+        ...
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule seen on this journal."""
+        ...
+
     async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
         """End the unfinished run, ``cancelled`` (or ``failed`` with ``error``: a
         deadline), and cancel its unfinished descendants, with a cancel event each, in
@@ -295,7 +371,9 @@ class Store(Protocol):
         include_own: bool = True,
     ) -> list[RunRecord]:
         """Take unfinished runs that are free: no owner, lease lapsed, owner in
-        ``dead_owners``, or (``include_own``) ours already.
+        ``dead_owners``, or (``include_own``) ours already. Queued runs are not taken
+        (``admit`` does), and a free run of a queue that is not ours goes back to its
+        queue instead, so that its slot is given back and its queue admits it again.
 
         Of the free runs of other owners or none, it takes at most ``limit``
         and at most its fair share (the free runs divided by the runtimes

@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - the extra is not installed
     ) from None
 
 from .._aio import Backoff, wait_set, within
-from ..errors import DurableError
+from ..errors import DuplicateInQueue, DurableError
 from . import _pg_leases as leases
 from ._pg_schema import (
     MESSAGE_LOCK,
@@ -44,11 +44,14 @@ from .base import (
     CANCEL,
     PUBLISHED,
     TERMINAL,
+    Admitted,
     EventRecord,
     Expect,
     NewEvent,
+    QueueLimits,
     RunRecord,
     RunUpdate,
+    ScheduleRecord,
     StoreUnavailable,
     WriteChain,
     orphaned_events,
@@ -63,14 +66,15 @@ _FALLBACK_POLL = 2.0
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 _RUN_COLUMNS = (
     "runs.run_id, workflow, version, status, run_inputs.input, input_digest, output, error,"
-    " runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline"
+    " runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,"
+    " queue, priority, dedup_key"
 )
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
 _APPEND_ARGS = ",".join(f"${i}" for i in range(1, 18))
 
 
 def _run(row: Any) -> RunRecord:
-    return RunRecord(*row[:14])
+    return RunRecord(*row[:17])
 
 
 def _event(row: Any) -> EventRecord:
@@ -340,16 +344,19 @@ class PostgresStore:
         s = self._s
 
         async def job(conn: asyncpg.Connection) -> tuple[RunRecord, bool]:
+            if run.dedup_key is not None:
+                await _refuse_duplicate(conn, s, run)
             if not fresh_id and await conn.fetchval(
                 f"SELECT true FROM {s}.events WHERE run_id = $1 AND NOT EXISTS"
                 f" (SELECT 1 FROM {s}.runs WHERE run_id = $1) LIMIT 1",
                 run.run_id,
             ):
                 raise orphaned_events(run.run_id)
-            inserted = await conn.fetchval(
+            insert = conn.fetchval(
                 f"INSERT INTO {s}.runs (run_id, workflow, version, status, input_digest,"
-                " output, error, owner, created_at, updated_at, parent_run_id, deadline)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
+                " output, error, owner, created_at, updated_at, parent_run_id, deadline,"
+                " queue, priority, dedup_key)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING true",
                 run.run_id,
                 run.workflow,
@@ -363,7 +370,19 @@ class PostgresStore:
                 run.updated_at,
                 run.parent_run_id,
                 run.deadline,
+                run.queue,
+                run.priority,
+                run.dedup_key,
             )
+            if run.dedup_key is None:
+                inserted = await insert
+            else:  # another runtime may have queued the same key a moment ago
+                try:
+                    async with conn.transaction():
+                        inserted = await insert
+                except asyncpg.UniqueViolationError:
+                    await _refuse_duplicate(conn, s, run)
+                    raise
             if inserted:
                 # The input of a run whose row was deleted by hand may still be there.
                 await conn.execute(
@@ -519,6 +538,83 @@ class PostgresStore:
         )
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
+    async def admit(
+        self,
+        owner: str,
+        lease_until: float,
+        now: float,
+        queues: Sequence[QueueLimits],
+        *,
+        limit: int,
+        workflows: Sequence[tuple[str, str]] | None = None,
+    ) -> Admitted:
+        if not queues or (workflows is not None and not workflows):
+            return Admitted([])
+        job = functools.partial(
+            leases.admit,
+            s=self._s,
+            runs_sql=self._runs_sql,
+            owner=owner,
+            lease_until=lease_until,
+            now=now,
+            queues=queues,
+            limit=limit,
+            workflows=workflows,
+        )
+        return await self._writer.submit(job)  # type: ignore[no-any-return]
+
+    async def queue_names(self) -> list[str]:
+        rows = await self._fetch(
+            f"SELECT DISTINCT queue FROM {self._s}.runs WHERE queue IS NOT NULL ORDER BY queue"
+        )
+        return [row[0] for row in rows]
+
+    async def queue_counts(self, queue: str) -> tuple[int, int]:
+        rows = await self._fetch(
+            f"SELECT count(*) FILTER (WHERE status = 'queued'),"
+            f" count(*) FILTER (WHERE status <> 'queued' AND {_ACTIVE})"
+            f" FROM {self._s}.runs WHERE queue = $1",
+            queue,
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
+        s = self._s
+
+        async def job(conn: asyncpg.Connection) -> ScheduleRecord:
+            row = await conn.fetchrow(
+                f"INSERT INTO {s}.schedules (workflow, cron, tz, first_seen)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (workflow)"
+                " DO UPDATE SET cron = excluded.cron, tz = excluded.tz"
+                " RETURNING workflow, cron, tz, first_seen, last_tick",
+                workflow,
+                cron,
+                tz,
+                now,
+            )
+            return ScheduleRecord(*row)
+
+        return await self._writer.submit(job)  # type: ignore[no-any-return]
+
+    async def note_tick(self, workflow: str, tick: float) -> None:
+        s = self._s
+
+        async def job(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"UPDATE {s}.schedules SET last_tick = greatest(last_tick, $2) WHERE workflow = $1",
+                workflow,
+                tick,
+            )
+
+        await self._writer.submit(job)
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        rows = await self._fetch(
+            f"SELECT workflow, cron, tz, first_seen, last_tick FROM {self._s}.schedules"
+            " ORDER BY workflow"
+        )
+        return [ScheduleRecord(*row) for row in rows]
+
     async def renew(self, owner: str, lease_until: float, now: float) -> set[str] | None:
         job = functools.partial(
             leases.renew, s=self._s, owner=owner, lease_until=lease_until, now=now
@@ -544,3 +640,16 @@ def _heard_elsewhere(
     ):
         return True
     return any(event.kind.startswith(PUBLISHED) for event in events)
+
+
+async def _refuse_duplicate(conn: asyncpg.Connection, s: str, run: RunRecord) -> None:
+    """``DuplicateInQueue`` if an unfinished run of the queue has the run's dedup key."""
+    other = await conn.fetchval(
+        f"SELECT run_id FROM {s}.runs WHERE queue = $1 AND dedup_key = $2 AND run_id <> $3"
+        f" AND {_ACTIVE}",
+        run.queue,
+        run.dedup_key,
+        run.run_id,
+    )
+    if other is not None:
+        raise DuplicateInQueue(run.queue or "", run.dedup_key or "", other)

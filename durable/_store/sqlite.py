@@ -20,21 +20,25 @@ from typing import Any
 
 import aiosqlite
 
-from ..errors import DurableError
+from ..errors import DuplicateInQueue, DurableError
 from . import _sqlite_leases as leases
 from ._checkpointer import Checkpointer
 from ._memory import JobMemory
 from ._sqlite_schema import _ACTIVE, check_path, migrate, refuse_newer
 from ._sqlite_sql import (
+    _DUPLICATE,
     _EVENT_COLUMNS,
+    _IN_QUEUE,
     _INSERT_INPUT,
     _INSERT_NEW_RUN,
     _INSERT_RUN,
     _KEY_KEEP,
     _KEY_SEEN,
     _ORPHANED_EVENTS,
+    _QUEUED,
     _RAISE_MARK,
     _RUN_READ,
+    _SCHEDULE_READ,
     _SYNCHRONOUS,
     _UNFINISHED_DESCENDANTS,
     WAL_AUTOCHECKPOINT,
@@ -50,12 +54,15 @@ from .base import (
     CHILD_ENDED,
     MESSAGE,
     TERMINAL,
+    Admitted,
     EventRecord,
     Expect,
     NewEvent,
+    QueueLimits,
     RunEnded,
     RunRecord,
     RunUpdate,
+    ScheduleRecord,
     WriteChain,
     child_ended_payload,
     orphaned_events,
@@ -172,13 +179,17 @@ class SqliteStore:
                 raise orphaned_events(run.run_id)
             values: list[Any] = [run.run_id, run.workflow, run.version, run.status]
             values += [run.input_digest, run.owner, run.created_at, run.updated_at]
-            plain = run.parent_run_id is None and run.deadline is None
+            if run.dedup_key is not None:
+                found = conn.execute(_DUPLICATE, (run.queue, run.dedup_key, run.run_id)).fetchone()
+                if found is not None:
+                    raise DuplicateInQueue(run.queue or "", run.dedup_key, found[0])
+            plain = run.parent_run_id is None and run.deadline is None and run.queue is None
             if plain and run.output is None and run.error is None and None not in values:
                 cursor = conn.execute(_INSERT_NEW_RUN, values)
             else:  # leases live in the owners table
                 values[5:5] = [run.output, run.error]
                 values.insert(8, None)
-                values += [run.parent_run_id, run.deadline]
+                values += [run.parent_run_id, run.deadline, run.queue, run.priority, run.dedup_key]
                 cursor = conn.execute(_INSERT_RUN, values)
             if cursor.rowcount == 1:
                 conn.execute(_INSERT_INPUT, (run.run_id, run.input))
@@ -502,6 +513,67 @@ class SqliteStore:
             include_own=include_own,
         )
         return await self._writer.submit(job)
+
+    async def admit(
+        self,
+        owner: str,
+        lease_until: float,
+        now: float,
+        queues: Sequence[QueueLimits],
+        *,
+        limit: int,
+        workflows: Sequence[tuple[str, str]] | None = None,
+    ) -> Admitted:
+        if not queues or (workflows is not None and not workflows):
+            return Admitted([])
+        job = functools.partial(
+            leases.admit,
+            memory=self._memory,
+            owner=owner,
+            lease_until=lease_until,
+            now=now,
+            queues=queues,
+            limit=limit,
+            workflows=workflows,
+        )
+        return await self._writer.submit(job)
+
+    async def queue_names(self) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT DISTINCT queue FROM runs WHERE queue IS NOT NULL ORDER BY queue"
+        )
+        return [name for (name,) in rows]
+
+    async def queue_counts(self, queue: str) -> tuple[int, int]:
+        (queued,) = (await self._fetchall(_QUEUED, (queue,)))[0]
+        (running,) = (await self._fetchall(_IN_QUEUE, (queue,)))[0]
+        return int(queued), int(running)
+
+    async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
+        def job(conn: sqlite3.Connection) -> ScheduleRecord:
+            conn.execute(
+                "INSERT INTO schedules (workflow, cron, tz, first_seen) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (workflow) DO UPDATE SET cron = excluded.cron, tz = excluded.tz",
+                (workflow, cron, tz, now),
+            )
+            row = conn.execute(_SCHEDULE_READ + " WHERE workflow = ?", (workflow,)).fetchone()
+            return ScheduleRecord(*row)
+
+        return await self._writer.submit(job)
+
+    async def note_tick(self, workflow: str, tick: float) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE schedules SET last_tick = max(coalesce(last_tick, ?), ?)"
+                " WHERE workflow = ?",
+                (tick, tick, workflow),
+            )
+
+        await self._writer.submit(job)
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        rows = await self._fetchall(_SCHEDULE_READ + " ORDER BY workflow")
+        return [ScheduleRecord(*row) for row in rows]
 
     async def owners(self) -> dict[str, float]:
         rows = await self._fetchall("SELECT owner, lease_until FROM owners")

@@ -134,6 +134,19 @@ def parser() -> argparse.ArgumentParser:
     )
     as_json(check)
 
+    for name, summary, more in (
+        ("queues", "queued and running runs per queue, and the queues' limits", "limits"),
+        ("schedules", "cron schedules: next tick and the latest run", "schedules"),
+    ):
+        listing = command(name, summary)
+        listing.add_argument(
+            "modules",
+            nargs="*",
+            metavar="MODULE",
+            help=f"modules that declare them, for their {more} as the code has them",
+        )
+        as_json(listing)
+
     prune = command("prune", "delete runs that ended long ago, with their journals")
     prune.add_argument(
         "--older-than",

@@ -225,6 +225,22 @@ async def prune(rt: Runtime, args: argparse.Namespace) -> None:
     print(f"pruned {pruned} run(s) that ended more than {args.older_than:g} s ago")
 
 
+async def queues(rt: Runtime, args: argparse.Namespace) -> None:
+    found = await rt.queues()
+    if args.json:
+        _render.print_json([_render.queue_json(status) for status in found])
+    else:
+        _render.queues_table(found)
+
+
+async def schedules(rt: Runtime, args: argparse.Namespace) -> None:
+    found = await rt.schedules()
+    if args.json:
+        _render.print_json([_render.schedule_json(schedule) for schedule in found])
+    else:
+        _render.schedules_table(found)
+
+
 COMMANDS: dict[str, Command] = {
     "runs": runs,
     "show": show,
@@ -237,4 +253,6 @@ COMMANDS: dict[str, Command] = {
     "resume": resume,
     "check": check,
     "prune": prune,
+    "queues": queues,
+    "schedules": schedules,
 }

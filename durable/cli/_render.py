@@ -10,6 +10,7 @@ import orjson
 
 from .._check import CheckReport
 from .._info import PendingWait, RunInfo
+from .._queues import QueueStatus, ScheduleInfo
 
 TIME_KEYS = ("wake_at", "deadline", "retry_at")
 """Payload fields that hold a moment as POSIX seconds."""
@@ -65,6 +66,60 @@ def readable_event(event: dict[str, Any]) -> dict[str, Any]:
             for key, value in data.items()
         }
     return {**event, "payload": data}
+
+
+def queue_json(status: QueueStatus) -> dict[str, Any]:
+    return {**vars(status), "rate": None if status.rate is None else list(status.rate)}
+
+
+def schedule_json(schedule: ScheduleInfo) -> dict[str, Any]:
+    return {
+        "workflow": schedule.workflow,
+        "cron": schedule.cron,
+        "tz": schedule.tz,
+        "next_tick": schedule.next_tick.isoformat(),
+        "last_tick": None if schedule.last_tick is None else schedule.last_tick.isoformat(),
+        "last_run_id": schedule.last_run_id,
+    }
+
+
+def queues_table(found: list[QueueStatus]) -> None:
+    def limit(value: object) -> str:
+        return "-" if value is None else str(value)
+
+    rows: list[tuple[str, ...]] = [
+        ("QUEUE", "QUEUED", "RUNNING", "CONCURRENCY", "PER RUNTIME", "RATE")
+    ]
+    for q in found:
+        rate = "-" if q.rate is None else f"{q.rate[0]} per {q.rate[1]:g}s"
+        rows.append(
+            (
+                q.name,
+                str(q.queued),
+                str(q.running),
+                limit(q.concurrency),
+                limit(q.per_runtime),
+                rate,
+            )
+        )
+    _table(rows)
+    if any(q.concurrency is None and q.per_runtime is None and q.rate is None for q in found):
+        print("(limits show as - where none is declared; pass the modules that declare them)")
+
+
+def schedules_table(found: list[ScheduleInfo]) -> None:
+    rows: list[tuple[str, ...]] = [("WORKFLOW", "CRON", "TZ", "NEXT TICK", "LAST RUN")]
+    for s in found:
+        rows.append((s.workflow, s.cron, s.tz, moment(s.next_tick), s.last_run_id or "-"))
+    _table(rows)
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def runs_table(runs: list[RunInfo]) -> None:
