@@ -10,6 +10,7 @@ from ._queues import Queue, QueueStatus, ScheduleInfo
 from ._runtime import Runtime, run
 from ._state import WorkflowState
 from ._step_info import RetryContext, StepInfo, step_info
+from ._streams import write_stream
 from ._workflow import Workflow, step, workflow
 from .errors import (
     CorruptJournal,
@@ -77,4 +78,5 @@ __all__ = [
     "step",
     "step_info",
     "workflow",
+    "write_stream",
 ]

@@ -12,7 +12,7 @@ import datetime as dt
 import inspect
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
@@ -22,6 +22,8 @@ from ._codec import encode
 from ._journal import (
     PATCHED,
     SLEEP_STARTED,
+    STREAM_CLOSED,
+    STREAM_VALUE,
     VALUE,
     WAIT_COMPLETED,
     WAIT_STARTED,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 InputType = Literal["text", "approval", "choice"]
 APPROVAL_OPTIONS = [{"id": "yes", "label": "Yes"}, {"id": "no", "label": "No"}]
@@ -74,6 +77,11 @@ class RunHost(Protocol):
 
     async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
         """Wait until ``deadline`` passes or a message called ``message`` arrives."""
+        ...
+
+    async def emit(self, kind: str, name: str, payload: str) -> None:
+        """Journal an event without a position (a step's stream value) and wait until
+        it is committed; refused, like every write, once the run is not this one's."""
         ...
 
     async def start_child(
@@ -182,6 +190,11 @@ class WorkflowContext:
 
     @overload
     def step(
+        self, fn: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, list[T]]: ...
+
+    @overload
+    def step(
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> Coroutine[Any, Any, R]: ...
 
@@ -189,6 +202,16 @@ class WorkflowContext:
     def step(
         self, name: str, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: Callable[P, AsyncIterator[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Coroutine[Any, Any, list[T]]: ...
 
     @overload
     def step(
@@ -428,6 +451,25 @@ class WorkflowContext:
         if not awaitables:
             raise ValueError("ctx.first needs at least one awaitable")
         return first(self, self._take_position("first", "first"), list(awaitables))
+
+    async def write_stream(self, key: str, value: Any) -> None:
+        """Append ``value`` to the run's stream ``key`` (journaled: written once however
+        often the run replays); ``rt.read_stream(run_id, key)`` reads it live."""
+        text = encode(value, self._host.max_value_bytes)
+        await self._stream(STREAM_VALUE, key, f'{{"value":{text}}}')
+
+    async def close_stream(self, key: str) -> None:
+        """End the stream ``key``: its readers stop once they have read what it holds."""
+        await self._stream(STREAM_CLOSED, key, "{}")
+
+    async def _stream(self, kind: str, key: str, text: str) -> None:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a stream's key must be a non-empty string, got {key!r}")
+        position = self._take_position("stream", key)
+        events = self._host.journal.at(position)
+        self._host.journal.settle(position)
+        if not events:
+            await self._host.append(position, kind, key, text)
 
     def patched(self, patch_id: str) -> bool:
         """True where this run reaches the call under code that has it (journaled), False

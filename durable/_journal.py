@@ -13,7 +13,7 @@ from ._codec import encode, loads
 from ._store.base import CANCEL as CANCEL
 from ._store.base import CHILD_ENDED as CHILD_ENDED
 from ._store.base import MESSAGE as MESSAGE
-from ._store.base import PUBLISHED, EventRecord
+from ._store.base import EventRecord
 from .errors import CorruptJournal
 
 STEP_STARTED = "step.started"
@@ -27,9 +27,11 @@ CHILD_STARTED = "child.started"
 CHILD_COMPLETED = "child.completed"
 """The parent saw its child end: the child's status and output or error, copied."""
 EVENT_SENT = "event.sent"
-STATE_SET = PUBLISHED + "set"
-STATE_DELETED = PUBLISHED + "deleted"
-STATE_CLEARED = PUBLISHED + "cleared"
+STATE_SET = "state.set"
+STATE_DELETED = "state.deleted"
+STATE_CLEARED = "state.cleared"
+STREAM_VALUE = "stream.value"
+STREAM_CLOSED = "stream.closed"
 PATCHED = "patch.applied"
 FIRST_WON = "first.won"
 """Which of the calls raced by ``ctx.first`` finished first."""
@@ -213,6 +215,8 @@ _RETURNED = frozenset(
         STATE_CLEARED,
         PATCHED,
         FIRST_WON,
+        STREAM_VALUE,
+        STREAM_CLOSED,
     }
 )
 """Kinds of the events that end a durable call (what it returned is in them)."""

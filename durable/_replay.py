@@ -63,6 +63,9 @@ class _ReplayHost:
     async def read_run(self, run_id: str) -> RunRecord | None:
         raise _EndOfHistory
 
+    async def emit(self, kind: str, name: str, payload: str) -> None:
+        raise _EndOfHistory
+
     async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
         raise _EndOfHistory
 

@@ -120,6 +120,18 @@ class LiveRun:
     ) -> None:
         await self.runtime.start_run(wf, args, kwargs, run_id=run_id, parent_run_id=self.run_id)
 
+    async def emit(self, kind: str, name: str, payload: str) -> None:
+        rt = self.runtime
+        event = NewEvent(self.run_id, None, kind, name, payload, self.clock.now())
+        try:
+            await rt.store.append(self.run_id, [event], None, owner=rt.owner, chain=self.writes)
+        except (LeaseLost, RunEnded) as error:
+            self._not_ours(error)
+            raise asyncio.CancelledError() from None
+        except StoreUnavailable as error:
+            self._let_go(error)
+            raise asyncio.CancelledError() from None
+
     async def read_run(self, run_id: str) -> RunRecord | None:
         return await self.runtime.store.get_run(run_id)
 

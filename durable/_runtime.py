@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -47,6 +47,7 @@ from ._store.base import (
     RunRecord,
     Store,
 )
+from ._streams import read_stream
 from ._timers import Timers
 from ._workflow import Workflow, registered
 from .errors import (
@@ -527,6 +528,13 @@ class Runtime:
         """The cron schedules seen on this journal, with their next and latest ticks."""
         self._check_open()
         return await self.scheduler.schedules()
+
+    def read_stream(self, run_id: str, key: str) -> AsyncIterator[Any]:
+        """The values of the run's stream ``key`` in order, from any process: those
+        written already, then each as it is committed; it ends when the stream is
+        closed or the run ends."""
+        self._check_open()
+        return read_stream(self, run_id, key)
 
     async def get_state(self, run_id: str) -> dict[str, Any]:
         """The run's ``ctx.state`` as last committed, from any process."""

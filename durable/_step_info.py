@@ -6,13 +6,16 @@ import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _current
 from ._codec import loads
 from ._info import moment
 from ._journal import Attempts
 from .errors import DurableError
+
+if TYPE_CHECKING:
+    from ._context import RunHost
 
 PriorStatus = Literal["none", "failed", "gated_not_completed", "completed"]
 
@@ -62,7 +65,16 @@ def idempotency_key(run_id: str, position: int, step: str) -> str:
 class StepScope:
     """What ``step_info()`` is built from; built only if the step asks for it."""
 
-    __slots__ = ("_info", "position", "prior", "run_id", "started_at", "step", "workflow")
+    __slots__ = (
+        "_info",
+        "host",
+        "position",
+        "prior",
+        "run_id",
+        "started_at",
+        "step",
+        "workflow",
+    )
 
     def __init__(
         self,
@@ -72,6 +84,7 @@ class StepScope:
         position: int,
         prior: Attempts,
         started_at: float,
+        host: RunHost | None = None,
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -79,6 +92,8 @@ class StepScope:
         self.position = position
         self.prior = prior
         self.started_at = started_at
+        self.host = host
+        """The run the step belongs to, for what a step body writes (its streams)."""
         self._info: StepInfo | None = None
 
     @property

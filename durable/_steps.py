@@ -63,7 +63,7 @@ async def run_step(
                 position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
             )
             info = StepScope(
-                host.run_id, host.workflow_name, name, position, prior, started.created_at
+                host.run_id, host.workflow_name, name, position, prior, started.created_at, host
             )
             try:
                 with host.working():
@@ -159,6 +159,10 @@ def step_plan(target: Callable[..., Any]) -> StepPlan:
         return StepPlan(step_options(target)[0], *kept[1:])
     fn, options = step_options(target)
     name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
+    if inspect.isasyncgenfunction(fn):
+        # Each value it yields goes to the stream named after the step, as it comes; the
+        # step returns the list of them.
+        return StepPlan(_streamed(fn), options, name, list[Any], True)
     facts = (options, name, return_hint(fn), inspect.iscoroutinefunction(fn))
     with contextlib.suppress(AttributeError, TypeError):  # a bound method, a builtin
         # Not the function itself in what is kept on it: that cycle would wait for the GC.
@@ -211,6 +215,21 @@ async def _invoke_apart(
     if inspect.isawaitable(value):
         value = await value
     return value
+
+
+def _streamed(generator: Callable[..., Any]) -> Callable[..., Any]:
+    async def stream(*args: Any, **kwargs: Any) -> list[Any]:
+        from ._streams import write_stream
+
+        scope = _current.step.get()
+        key = scope.step if scope is not None else generator.__qualname__  # the step's name
+        values = []
+        async for value in generator(*args, **kwargs):
+            await write_stream(key, value)
+            values.append(value)
+        return values
+
+    return stream
 
 
 def awaitable_plan(name: str, awaitable: Awaitable[Any]) -> tuple[StepPlan, list[bool]]:

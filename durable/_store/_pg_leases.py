@@ -117,16 +117,18 @@ async def admit(
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", QUEUE_LOCK, f"{s}.{queue.name}"
         )
-        counts = await conn.fetchrow(
-            f"SELECT count(*) FILTER (WHERE status <> 'queued' AND {_ACTIVE}),"
-            f" count(*) FILTER (WHERE status <> 'queued' AND {_ACTIVE} AND owner = $2),"
-            " count(*) FILTER (WHERE admitted_at > $3), min(admitted_at) FILTER"
-            f" (WHERE admitted_at > $3) FROM {s}.runs WHERE queue = $1",
+        holding = (
+            f"SELECT count(*) FROM {s}.runs WHERE queue = $1 AND queue IS NOT NULL"
+            f" AND status <> 'queued' AND {_ACTIVE}"
+        )
+        running = await conn.fetchval(holding, queue.name)
+        mine = await conn.fetchval(holding + " AND owner = $2", queue.name, owner)
+        started, oldest = await conn.fetchrow(
+            f"SELECT count(*), min(admitted_at) FROM {s}.runs"
+            " WHERE queue = $1 AND admitted_at > $2",
             queue.name,
-            owner,
             now - (queue.rate[1] if queue.rate else 0.0),
         )
-        running, mine, started, oldest = counts
         room = limit - len(taken)
         if queue.concurrency is not None:
             room = min(room, queue.concurrency - running)

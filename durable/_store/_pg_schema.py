@@ -151,6 +151,8 @@ def migrations(schema: str) -> list[tuple[int, str]]:
                 WHERE status = 'queued';
             CREATE INDEX runs_in_queue ON {s}.runs (queue, admitted_at)
                 WHERE queue IS NOT NULL;
+            CREATE INDEX runs_holding_slots ON {s}.runs (queue, owner)
+                WHERE queue IS NOT NULL AND status <> 'queued' AND status NOT IN {_TERMINAL};
             CREATE UNIQUE INDEX runs_dedup ON {s}.runs (queue, dedup_key)
                 WHERE dedup_key IS NOT NULL AND status NOT IN {_TERMINAL};
             CREATE TABLE {s}.schedules (

@@ -158,6 +158,8 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX runs_queued ON runs (queue, priority, created_at, run_id)
             WHERE status = 'queued';
         CREATE INDEX runs_in_queue ON runs (queue, admitted_at) WHERE queue IS NOT NULL;
+        CREATE INDEX runs_holding_slots ON runs (queue, owner)
+            WHERE queue IS NOT NULL AND status != 'queued' AND {_ACTIVE};
         CREATE UNIQUE INDEX runs_dedup ON runs (queue, dedup_key)
             WHERE dedup_key IS NOT NULL AND {_ACTIVE};
         CREATE TABLE schedules (

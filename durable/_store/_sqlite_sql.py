@@ -154,7 +154,10 @@ _DUPLICATE = (
     f"SELECT run_id FROM runs WHERE queue = ? AND dedup_key = ? AND run_id != ? AND {_ACTIVE}"
 )
 # Runs of a queue that hold a slot: admitted (not queued) and not ended.
-_IN_QUEUE = f"SELECT count(*) FROM runs WHERE queue = ? AND status != 'queued' AND {_ACTIVE}"
+_IN_QUEUE = (
+    "SELECT count(*) FROM runs WHERE queue = ? AND queue IS NOT NULL AND status != 'queued'"
+    f" AND {_ACTIVE}"
+)
 _QUEUED = "SELECT count(*) FROM runs WHERE queue = ? AND status = 'queued'"
 _ADMITTED_SINCE = "SELECT count(*), min(admitted_at) FROM runs WHERE queue = ? AND admitted_at > ?"
 _SCHEDULE_READ = "SELECT workflow, cron, tz, first_seen, last_tick FROM schedules"

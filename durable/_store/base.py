@@ -55,9 +55,9 @@ CANCEL = "run.cancel"
 """The kind of the event a cancel leaves in the run's journal. The stores write these
 two kinds themselves (a child's end, a cancelled tree); ``_journal.py`` names the rest."""
 
-PUBLISHED = "state."
-"""The kinds of the events a run publishes for others to read (``ctx.state``): a store
-that notifies other connections of writes notifies these too."""
+PUBLISHED = ("state.", "stream.")
+"""The kinds (by prefix) of the events a run publishes for others to read: its state
+and its streams. A store that notifies other connections of writes notifies these too."""
 
 CHILD_ENDED = "child:"
 """The name, before the child's run id, of the message a child's end leaves its parent."""
@@ -348,6 +348,10 @@ class Store(Protocol):
     ) -> int:
         """Mark the run's events at or after ``position`` superseded, append ``events``
         and apply ``update``, atomically; returns how many events were superseded."""
+        ...
+
+    async def events_after(self, run_id: str, seq: int) -> list[EventRecord]:
+        """The run's events after ``seq``, in journal order (a reader following a run)."""
         ...
 
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:

@@ -307,6 +307,15 @@ class PostgresStore:
 
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
+    async def events_after(self, run_id: str, seq: int) -> list[EventRecord]:
+        rows = await self._fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM {self._s}.events WHERE run_id = $1 AND seq > $2"
+            " ORDER BY seq",
+            run_id,
+            seq,
+        )
+        return [_event(row) for row in rows]
+
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
         rows = await self._fetch(

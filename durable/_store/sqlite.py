@@ -437,6 +437,13 @@ class SqliteStore:
 
         return await self._writer.submit(job)
 
+    async def events_after(self, run_id: str, seq: int) -> list[EventRecord]:
+        rows = await self._fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+            (run_id, seq),
+        )
+        return [event_record(row) for row in rows]
+
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
         for row in await self._fetch_for(
