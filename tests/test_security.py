@@ -33,6 +33,7 @@ ALLOWED_IN_SQL = {
     "_TERMINAL",
     "MESSAGE_LOCK",
     "free",
+    "holding",
     # Fixed pieces seen once the scan also read f-strings that begin with {...}: column
     # lists and clauses of the stores, and $n placeholder numbers.
     "_RUN_READ",

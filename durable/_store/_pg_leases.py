@@ -108,8 +108,8 @@ async def admit(
     """See ``Store.admit``. Each queue's admissions take an advisory lock on the queue
     until they commit: counting the runs that hold its slots and taking the next ones
     must be one step for every runtime, and a row lock cannot cover runs that do not
-    exist yet nor a count. The queued runs are taken ``FOR UPDATE SKIP LOCKED``."""
-    await hold_lease(conn, s, owner, lease_until)
+    exist yet nor a count. The queued runs are taken ``FOR UPDATE SKIP LOCKED``. (The
+    admitting runtime holds a lease already: its renewal is the lease's job.)"""
     taken: list[RunRecord] = []
     fresh: set[str] = set()
     retry_at: float | None = None
@@ -117,16 +117,16 @@ async def admit(
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", QUEUE_LOCK, f"{s}.{queue.name}"
         )
+        # One round trip for the three counts: the slots held, ours, and the window's.
         holding = (
-            f"SELECT count(*) FROM {s}.runs WHERE queue = $1 AND queue IS NOT NULL"
-            f" AND status <> 'queued' AND {_ACTIVE}"
+            f"FROM {s}.runs WHERE queue = $1 AND queue IS NOT NULL AND status <> 'queued'"
+            f" AND {_ACTIVE}"
         )
-        running = await conn.fetchval(holding, queue.name)
-        mine = await conn.fetchval(holding + " AND owner = $2", queue.name, owner)
-        started, oldest = await conn.fetchrow(
-            f"SELECT count(*), min(admitted_at) FROM {s}.runs"
-            " WHERE queue = $1 AND admitted_at > $2",
+        running, mine, started, oldest = await conn.fetchrow(
+            f"SELECT (SELECT count(*) {holding}), (SELECT count(*) {holding} AND owner = $2),"
+            f" count(*), min(admitted_at) FROM {s}.runs WHERE queue = $1 AND admitted_at > $3",
             queue.name,
+            owner,
             now - (queue.rate[1] if queue.rate else 0.0),
         )
         room = limit - len(taken)
