@@ -14,7 +14,6 @@ import contextvars
 import datetime as dt
 import logging
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
@@ -26,19 +25,19 @@ from . import _current
 from ._answers import Answers
 from ._check import CheckReport, check
 from ._clock import Clock, SystemClock
-from ._codec import canonical, convert, digest, encode, loads, return_hint
+from ._codec import convert, loads, return_hint
 from ._control import Control
 from ._handle import RunHandle
-from ._ids import new_run_id
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
-from ._journal import RunJournal, child_message
+from ._journal import child_message
 from ._numbers import count, seconds, timestamp
 from ._ownership import HOST, Ownership
-from ._queues import Queue, QueueStatus, ScheduleInfo, queue_named
+from ._queues import Queue, QueueStatus, ScheduleInfo
 from ._residency import Residency
 from ._run import LiveRun
 from ._scheduler import Scheduler
+from ._starting import start_run
 from ._state import read_state, wait_state
 from ._store import open_store
 from ._store.base import (
@@ -52,9 +51,7 @@ from ._timers import Timers
 from ._workflow import Workflow, registered
 from .errors import (
     DurableError,
-    IdempotencyKeyMismatch,
     RunNotFound,
-    SerializationError,
     WorkflowCancelled,
     WorkflowFailed,
 )
@@ -282,89 +279,18 @@ class Runtime:
         running run of the queue has raises ``DuplicateInQueue``. ``parent_run_id``
         is set by ``ctx.start_child``.
         """
-        self._check_open()
-        if not isinstance(wf, Workflow):
-            raise TypeError(
-                f"{getattr(wf, '__qualname__', wf)!r} is not a workflow; decorate it with"
-                " @durable.workflow before starting it"
-            )
-        if run_id is not None and (not isinstance(run_id, str) or not run_id):
-            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
-        limit = wf.timeout if timeout is None else seconds("timeout", timeout)
-        through = wf.queue if queue is None else queue_named(queue)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
-        if dedup_key is not None and (through is None or not isinstance(dedup_key, str)):
-            raise ValueError(
-                f"dedup_key={dedup_key!r} needs a queue (queue=... or @workflow(queue=...))"
-                " and must be a string"
-            )
-        try:
-            input_text = encode({"args": list(args), "kwargs": kwargs}, self.max_value_bytes)
-            input_digest = digest(canonical({"workflow": wf.name, "args": args, "kwargs": kwargs}))
-        except SerializationError as exc:
-            raise SerializationError(
-                f"the arguments of workflow {wf.name!r} cannot be stored: {exc.message}"
-            ) from None
-        rid = run_id or new_run_id()
-        now = self.clock.now()
-        # A runtime that does not run this workflow (recover=False, or not among its
-        # workflows) leaves new runs unowned for a worker that does.
-        # Queued runs wait for their queue to admit them, here or in another runtime.
-        executes = (
-            through is None
-            and self.recover
-            and self.ownership.executable(wf.name, wf.version) is wf
-        )
-        record = RunRecord(
-            run_id=rid,
-            workflow=wf.name,
-            version=wf.version,
-            # Runs this runtime executes start at once: recorded running, saving an update.
-            status=(
-                RunStatus.RUNNING
-                if executes
-                else RunStatus.QUEUED
-                if through is not None
-                else RunStatus.PENDING
-            ).value,
-            input=input_text,
-            input_digest=input_digest,
-            output=None,
-            error=None,
-            owner=self.owner if executes else None,
-            lease_until=time.time() + self.lease_seconds if executes else None,
-            created_at=now,
-            updated_at=now,
-            parent_run_id=parent_run_id,
-            deadline=None if limit is None else now + limit,
-            queue=None if through is None else through.name,
+        rid = await start_run(
+            self,
+            wf,
+            args,
+            kwargs,
+            run_id=run_id,
+            timeout=timeout,
+            queue=queue,
             priority=priority,
             dedup_key=dedup_key,
+            parent_run_id=parent_run_id,
         )
-        if run_id is None and executes:
-            # A new id cannot exist yet, so the run starts at once: its row is queued
-            # in the run's own write chain, ahead of its first write, and the two
-            # share a commit. If the row cannot be written, neither is anything else.
-            live = self.residency.launch(record, wf, RunJournal([]))
-            await self.store.create_run(record, chain=live.writes, fresh_id=True)
-            return RunHandle(self, rid)
-        stored, created = await self.store.create_run(record)
-        if stored.workflow != wf.name or stored.input_digest != input_digest:
-            raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)
-        if (stored.version or "1") != wf.version:
-            raise IdempotencyKeyMismatch(
-                rid, f"version {stored.version}", f"version {wf.version}", what="version"
-            )
-        if parent_run_id is not None and stored.parent_run_id != parent_run_id:
-            raise DurableError(
-                f"run_id {rid!r} names a run that is not a child of {parent_run_id!r}"
-                f" (its parent: {stored.parent_run_id or 'none'}); give the child another run_id"
-            )
-        if created and executes:
-            self.residency.launch(stored, wf, RunJournal([]))
-        elif created and through is not None:
-            self.scheduler.admit_soon()
         return RunHandle(self, rid)
 
     def handle(self, run_id: str) -> RunHandle[Any]:

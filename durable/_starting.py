@@ -1,0 +1,122 @@
+"""Starting a run: its arguments checked and stored, its row written, and where it goes.
+
+A run this runtime executes starts at once; one of a queue waits ``queued`` for its
+queue; any other is left unowned for a runtime that executes its workflow. The
+run id is the idempotency key: the same id again with the same workflow, version
+and input is the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._codec import canonical, digest, encode
+from ._ids import new_run_id
+from ._info import RunStatus
+from ._journal import RunJournal
+from ._numbers import seconds
+from ._queues import Queue, queue_named
+from ._store.base import RunRecord
+from ._workflow import Workflow
+from .errors import DurableError, IdempotencyKeyMismatch, SerializationError
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+
+async def start_run(
+    rt: Runtime,
+    wf: Workflow[Any, Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    *,
+    run_id: str | None,
+    timeout: float | None,
+    queue: Queue | str | None,
+    priority: int,
+    dedup_key: str | None,
+    parent_run_id: str | None,
+) -> str:
+    """See ``Runtime.start_run``; returns the run's id."""
+    rt._check_open()
+    if not isinstance(wf, Workflow):
+        raise TypeError(
+            f"{getattr(wf, '__qualname__', wf)!r} is not a workflow; decorate it with"
+            " @durable.workflow before starting it"
+        )
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+    limit = wf.timeout if timeout is None else seconds("timeout", timeout)
+    through = wf.queue if queue is None else queue_named(queue)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
+    if dedup_key is not None and (through is None or not isinstance(dedup_key, str)):
+        raise ValueError(
+            f"dedup_key={dedup_key!r} needs a queue (queue=... or @workflow(queue=...))"
+            " and must be a string"
+        )
+    try:
+        input_text = encode({"args": list(args), "kwargs": kwargs}, rt.max_value_bytes)
+        input_digest = digest(canonical({"workflow": wf.name, "args": args, "kwargs": kwargs}))
+    except SerializationError as exc:
+        raise SerializationError(
+            f"the arguments of workflow {wf.name!r} cannot be stored: {exc.message}"
+        ) from None
+    rid = run_id or new_run_id()
+    now = rt.clock.now()
+    # A runtime that does not run this workflow (recover=False, or not among its
+    # workflows) leaves new runs unowned for a worker that does.
+    # Queued runs wait for their queue to admit them, here or in another runtime.
+    executes = through is None and rt.recover and rt.ownership.executable(wf.name, wf.version) is wf
+    record = RunRecord(
+        run_id=rid,
+        workflow=wf.name,
+        version=wf.version,
+        # Runs this runtime executes start at once: recorded running, saving an update.
+        status=(
+            RunStatus.RUNNING
+            if executes
+            else RunStatus.QUEUED
+            if through is not None
+            else RunStatus.PENDING
+        ).value,
+        input=input_text,
+        input_digest=input_digest,
+        output=None,
+        error=None,
+        owner=rt.owner if executes else None,
+        lease_until=time.time() + rt.lease_seconds if executes else None,
+        created_at=now,
+        updated_at=now,
+        parent_run_id=parent_run_id,
+        deadline=None if limit is None else now + limit,
+        queue=None if through is None else through.name,
+        priority=priority,
+        dedup_key=dedup_key,
+    )
+    if run_id is None and executes:
+        # A new id cannot exist yet, so the run starts at once: its row is queued
+        # in the run's own write chain, ahead of its first write, and the two
+        # share a commit. If the row cannot be written, neither is anything else.
+        live = rt.residency.launch(record, wf, RunJournal([]))
+        await rt.store.create_run(record, chain=live.writes, fresh_id=True)
+        return rid
+    stored, created = await rt.store.create_run(record)
+    if stored.workflow != wf.name or stored.input_digest != input_digest:
+        raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)
+    if (stored.version or "1") != wf.version:
+        raise IdempotencyKeyMismatch(
+            rid, f"version {stored.version}", f"version {wf.version}", what="version"
+        )
+    if parent_run_id is not None and stored.parent_run_id != parent_run_id:
+        raise DurableError(
+            f"run_id {rid!r} names a run that is not a child of {parent_run_id!r}"
+            f" (its parent: {stored.parent_run_id or 'none'}); give the child another run_id"
+        )
+    if created and executes:
+        rt.residency.launch(stored, wf, RunJournal([]))
+    elif created and through is not None:
+        rt.scheduler.admit_soon()
+    return rid
