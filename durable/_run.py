@@ -82,14 +82,7 @@ class LiveRun:
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
         now, new, update = self._event(position, kind, name, payload)
-        try:
-            seqs = await self._store_write([new], update)
-        except (LeaseLost, RunEnded) as error:
-            self._not_ours(error)
-            raise asyncio.CancelledError() from None
-        except StoreUnavailable as error:
-            self._let_go(error)
-            raise asyncio.CancelledError() from None
+        seqs = await self._written(self._store_write([new], update))
         event = EventRecord(seqs[0], self.run_id, position, kind, name, payload, now)
         self.journal.record(event)
         return event
@@ -123,8 +116,14 @@ class LiveRun:
     async def emit(self, kind: str, name: str, payload: str) -> None:
         rt = self.runtime
         event = NewEvent(self.run_id, None, kind, name, payload, self.clock.now())
+        await self._written(
+            rt.store.append(self.run_id, [event], None, owner=rt.owner, chain=self.writes)
+        )
+
+    async def _written(self, write: Awaitable[list[int]]) -> list[int]:
+        """The write's seqs; a refused or lost write stops the run here (CancelledError)."""
         try:
-            await rt.store.append(self.run_id, [event], None, owner=rt.owner, chain=self.writes)
+            return await write
         except (LeaseLost, RunEnded) as error:
             self._not_ours(error)
             raise asyncio.CancelledError() from None
@@ -328,14 +327,7 @@ class LiveRun:
     async def _set_status(self, status: str) -> None:
         if status != self.status:
             self.status = status
-            try:
-                await self._store_write([], RunUpdate(self.clock.now(), status=status))
-            except (LeaseLost, RunEnded) as error:
-                self._not_ours(error)
-                raise asyncio.CancelledError() from None
-            except StoreUnavailable as error:
-                self._let_go(error)
-                raise asyncio.CancelledError() from None
+            await self._written(self._store_write([], RunUpdate(self.clock.now(), status=status)))
 
     def launch(self) -> None:
         self.task = asyncio.create_task(self._drive(), name=f"durable-run:{self.run_id}")
