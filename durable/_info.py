@@ -79,6 +79,23 @@ class RunInfo:
             unreadable="; ".join(problems) or None,
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data (the CLI's ``--json`` and the HTTP API)."""
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "version": self.version,
+            "status": self.status.value,
+            "input": self.input,
+            "output": self.output,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "parent_run_id": self.parent_run_id,
+            "queue": self.queue,
+            "deadline": None if self.deadline is None else self.deadline.isoformat(),
+        } | ({"unreadable": self.unreadable} if self.unreadable else {})
+
 
 @dataclass(frozen=True)
 class PendingWait:
@@ -104,6 +121,13 @@ class PendingWait:
             created_at=dt.datetime.fromtimestamp(event.created_at, dt.UTC),
             deadline=moment(payload.get("deadline")),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **vars(self),
+            "created_at": self.created_at.isoformat(),
+            "deadline": None if self.deadline is None else self.deadline.isoformat(),
+        }
 
 
 def event_dict(event: EventRecord) -> dict[str, Any]:

@@ -258,6 +258,20 @@ async def rated(ctx: durable.WorkflowContext, i: int) -> int:
     return i
 
 
+@durable.workflow(name="child.approve")
+async def approve(ctx: durable.WorkflowContext) -> str:
+    return str(await ctx.wait_for_user("Ship it?", input_type="approval"))
+
+
+@durable.workflow(name="child.streamer")
+async def streamer(ctx: durable.WorkflowContext, first: str) -> str:
+    await ctx.write_stream("out", first)
+    await ctx.wait_for_event("go")
+    await ctx.write_stream("out", {"second": True})
+    await ctx.close_stream("out")
+    return "streamed"
+
+
 WORKFLOWS: dict[str, Any] = {
     "three_steps": three_steps,
     "pay_once": pay_once,

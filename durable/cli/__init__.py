@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import importlib.metadata
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .._info import RunStatus
 from .._runtime import Runtime
@@ -164,6 +166,16 @@ def parser() -> argparse.ArgumentParser:
         default="full",
         help="full: each step survives power loss; normal: process crashes only",
     )
+    serve = command("serve", "a worker and an HTTP server (JSON API, streams) on one runtime")
+    serve.add_argument("modules", nargs="+", metavar="MODULE", help="modules defining workflows")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("DURABLE_TOKEN"),
+        help="every request must bear Authorization: Bearer TOKEN (default: $DURABLE_TOKEN);"
+        " needed to bind anything but a loopback address",
+    )
     return top
 
 
@@ -173,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "worker":
             asyncio.run(_worker(args.db, args.modules, args.durability))
+        elif args.command == "serve":
+            asyncio.run(_serve(args))
         else:
             asyncio.run(_one_shot(args))
     except (DurableError, ValueError) as exc:
@@ -219,3 +233,52 @@ async def _worker(db: str, modules: Sequence[str], durability: str) -> None:
         )
         await stop.wait()
     print("durable worker: stopped cleanly", flush=True)
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _uvicorn_server() -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, with the runtime's signal handling: a SIGTERM stops the HTTP
+        server and then the runtime, cleanly (uvicorn would raise the signal again once
+        it stopped, killing the process before the runtime let its runs go)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def stop(self) -> None:
+            self.should_exit = True
+
+    return Server
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    if args.host not in _LOOPBACK and not args.token:
+        raise DurableError(
+            f"refusing to serve on {args.host} without a token: anyone who can reach it could"
+            " start, answer and cancel runs; pass --token (or set DURABLE_TOKEN), or bind"
+            " 127.0.0.1"
+        )
+    import uvicorn
+
+    from ..server import create_app
+
+    _Server = _uvicorn_server()
+
+    _import(args.modules)
+    async with Runtime(args.db) as rt:
+        app = create_app(rt, token=args.token)
+        config = uvicorn.Config(
+            app, host=args.host, port=args.port, log_level="warning", lifespan="off"
+        )
+        server = _Server(config)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.stop)
+        print(f"durable serve: http://{args.host}:{args.port} on {args.db}", flush=True)
+        await server.serve()
+    print("durable serve: stopped cleanly", flush=True)

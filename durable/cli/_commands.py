@@ -74,7 +74,7 @@ async def runs(rt: Runtime, args: argparse.Namespace) -> None:
         parent=args.parent,
     )
     if args.json:
-        _render.print_json([_render.run_json(run) for run in found])
+        _render.print_json([run.to_dict() for run in found])
     else:
         _render.runs_table(found)
 
@@ -88,10 +88,10 @@ async def show(rt: Runtime, args: argparse.Namespace) -> None:
     if args.json:
         _render.print_json(
             {
-                "run": _render.run_json(run),
+                "run": run.to_dict(),
                 "state": state,
-                "children": [_render.run_json(child) for child in children],
-                "pending_waits": [_render.wait_json(wait) for wait in waits],
+                "children": [child.to_dict() for child in children],
+                "pending_waits": [wait.to_dict() for wait in waits],
                 "timeline": _render.timeline(events),
             }
         )

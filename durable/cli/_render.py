@@ -33,30 +33,6 @@ def iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
 
 
-def run_json(run: RunInfo) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "workflow": run.workflow,
-        "version": run.version,
-        "status": run.status.value,
-        "input": run.input,
-        "output": run.output,
-        "error": run.error,
-        "created_at": run.created_at.isoformat(),
-        "updated_at": run.updated_at.isoformat(),
-        "parent_run_id": run.parent_run_id,
-        "deadline": None if run.deadline is None else run.deadline.isoformat(),
-    } | ({"unreadable": run.unreadable} if run.unreadable else {})
-
-
-def wait_json(wait: PendingWait) -> dict[str, Any]:
-    return {
-        **vars(wait),
-        "created_at": wait.created_at.isoformat(),
-        "deadline": None if wait.deadline is None else wait.deadline.isoformat(),
-    }
-
-
 def readable_event(event: dict[str, Any]) -> dict[str, Any]:
     """A history event with the moments in its payload as ISO 8601, not POSIX seconds."""
     data = event["payload"]

@@ -1,0 +1,22 @@
+"""``durable serve``: a runtime that is a worker and an HTTP server (extra ``server``).
+
+Starlette for the routes and Server-Sent Events, uvicorn to serve them: both
+made for asyncio, so the server shares the runtime's event loop and calls it
+directly. ``create_app(rt, token=None)`` builds the application; the JSON API
+and its error shapes are in ``_api.py``.
+"""
+
+from __future__ import annotations
+
+from .._runtime import Runtime
+
+try:
+    from starlette.applications import Starlette
+except ImportError:  # pragma: no cover - the extra is not installed
+    raise ImportError(
+        "durable serve needs Starlette and uvicorn: pip install 'durable-workflows[server]'"
+    ) from None
+
+from ._api import create_app
+
+__all__ = ["Runtime", "Starlette", "create_app"]

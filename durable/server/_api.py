@@ -1,0 +1,222 @@
+"""The JSON API: runs, their history, state and questions, starting, answering, cancelling,
+and streams as Server-Sent Events.
+
+Every error is ``{"code", "message"}`` with a status that fits it: 404 for an
+unknown run or workflow, 400 for an answer that is not an option, 409 for a
+run id reused with other input, an answer to no open question or a duplicate
+in a queue, 422 for a body that does not fit, 401 without the token.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from .._runtime import Runtime
+from .._workflow import Workflow, registered
+from ..errors import DurableError
+from ._openapi import OPENAPI
+
+_STATUS = {
+    "RUN_NOT_FOUND": 404,
+    "WORKFLOW_NOT_FOUND": 404,
+    "INVALID_RESPONSE": 400,
+    "IDEMPOTENCY_KEY_MISMATCH": 409,
+    "NO_PENDING_WAIT": 409,
+    "DUPLICATE_IN_QUEUE": 409,
+    "SERIALIZATION": 422,
+    "INVALID_REQUEST": 422,
+}
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error(code: str, message: str, status: int | None = None) -> JSON:
+    return JSON({"code": code, "message": message}, status_code=status or _STATUS.get(code, 400))
+
+
+class _BadRequest(Exception):
+    """A request whose body or parameters do not fit: 422."""
+
+
+def create_app(rt: Runtime, token: str | None = None) -> Starlette:
+    """The API over ``rt``; with ``token``, every request must bear it."""
+
+    def route(
+        path: str, handler: Callable[[Runtime, Request], Awaitable[Response]], *methods: str
+    ) -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(rt, request)
+            except _BadRequest as exc:
+                return error("INVALID_REQUEST", str(exc))
+            except DurableError as exc:
+                return error(exc.code, exc.message)
+            except (ValueError, TypeError) as exc:
+                return error("INVALID_REQUEST", str(exc))
+
+        return Route(path, endpoint, methods=list(methods) or ["GET"])
+
+    routes = [
+        route("/api/runs", _list_runs),
+        route("/api/runs/{run_id}", _get_run),
+        route("/api/runs/{run_id}/history", _history),
+        route("/api/runs/{run_id}/state", _state),
+        route("/api/runs/{run_id}/waits", _waits),
+        route("/api/runs/{run_id}/respond", _respond, "POST"),
+        route("/api/runs/{run_id}/events/{name}", _send_event, "POST"),
+        route("/api/runs/{run_id}/cancel", _cancel, "POST"),
+        route("/api/runs/{run_id}/streams/{key}", _stream),
+        route("/api/workflows/{name}/runs", _start, "POST"),
+        Route("/openapi.json", _openapi),
+    ]
+    middleware = [] if token is None else [Middleware(_TokenRule, token=token)]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+class _TokenRule(BaseHTTPMiddleware):
+    """Every request bears ``Authorization: Bearer <token>``, or gets 401."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        super().__init__(app)
+        self._expected = f"Bearer {token}".encode()
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, self._expected):
+            return error(
+                "UNAUTHORIZED", "this server needs the header Authorization: Bearer <token>", 401
+            )
+        return await call_next(request)
+
+
+async def _openapi(request: Request) -> Response:
+    return JSON(OPENAPI)
+
+
+async def _body(request: Request) -> Any:
+    """The JSON body (None if empty). Only JSON is taken, never a form: a page of
+    another site cannot post one here without the browser asking first (CORS)."""
+    raw = await request.body()
+    if not raw:
+        return None
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise _BadRequest("send the body as JSON, with Content-Type: application/json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(f"the body is not JSON: {exc}") from None
+
+
+def _limit(request: Request) -> int:
+    text = request.query_params.get("limit", "100")
+    if not text.isdigit() or int(text) < 1:
+        raise _BadRequest(f"limit must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+async def _list_runs(rt: Runtime, request: Request) -> Response:
+    runs = await rt.list_runs(
+        status=request.query_params.get("status") or None,
+        workflow=request.query_params.get("workflow") or None,
+        limit=_limit(request),
+        after=request.query_params.get("after") or None,
+        parent=request.query_params.get("parent") or None,
+    )
+    return JSON([run.to_dict() for run in runs])
+
+
+async def _get_run(rt: Runtime, request: Request) -> Response:
+    return JSON((await rt.get_run(request.path_params["run_id"])).to_dict())
+
+
+async def _history(rt: Runtime, request: Request) -> Response:
+    return JSON(await rt.history(request.path_params["run_id"]))
+
+
+async def _state(rt: Runtime, request: Request) -> Response:
+    return JSON(await rt.get_state(request.path_params["run_id"]))
+
+
+async def _waits(rt: Runtime, request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    await rt.get_run(run_id)
+    return JSON([wait.to_dict() for wait in await rt.pending_waits(run_id)])
+
+
+async def _respond(rt: Runtime, request: Request) -> Response:
+    body = await _body(request)
+    if not isinstance(body, dict) or "value" not in body:
+        raise _BadRequest('send {"value": ..., "wait_id": null}')
+    wait_id = body.get("wait_id")
+    if wait_id is not None and not isinstance(wait_id, str):
+        raise _BadRequest(f"wait_id must be a string or null, got {wait_id!r}")
+    await rt.respond(request.path_params["run_id"], body["value"], wait_id=wait_id)
+    return JSON({"ok": True})
+
+
+async def _send_event(rt: Runtime, request: Request) -> Response:
+    payload = await _body(request)
+    key = request.headers.get("idempotency-key")
+    await rt.send_event(
+        request.path_params["run_id"], request.path_params["name"], payload, key=key
+    )
+    return JSON({"ok": True})
+
+
+async def _cancel(rt: Runtime, request: Request) -> Response:
+    await rt.cancel(request.path_params["run_id"])
+    return JSON({"ok": True})
+
+
+async def _start(rt: Runtime, request: Request) -> Response:
+    wf = _workflow(request.path_params["name"])
+    body = await _body(request)
+    body = {} if body is None else body
+    if not isinstance(body, dict) or set(body) - {"args", "kwargs"}:
+        raise _BadRequest('send {"args": [...], "kwargs": {...}}')
+    args, kwargs = body.get("args", []), body.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise _BadRequest('"args" must be a list and "kwargs" an object')
+    run_id = request.headers.get("idempotency-key") or None
+    handle = await rt.start_run(wf, args, kwargs, run_id=run_id)
+    return JSON({"run_id": handle.run_id}, status_code=201)
+
+
+def _workflow(spec: str) -> Workflow[Any, Any]:
+    name, _, version = spec.partition("@")
+    wf = registered(name, version or None)
+    if wf is None:
+        error = DurableError(
+            f"no workflow {spec!r} is registered in this server; start it with the modules"
+            " that define it (durable serve MODULE...)"
+        )
+        error.code = "WORKFLOW_NOT_FOUND"  # type: ignore[misc]
+        raise error
+    return wf
+
+
+async def _stream(rt: Runtime, request: Request) -> Response:
+    run_id, key = request.path_params["run_id"], request.path_params["key"]
+    await rt.get_run(run_id)  # RunNotFound before the stream begins
+
+    async def events() -> AsyncIterator[bytes]:
+        async for value in rt.read_stream(run_id, key):
+            yield b"data: " + orjson.dumps(value) + b"\n\n"
+        yield b"event: end\ndata: null\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")

@@ -1,0 +1,89 @@
+"""The OpenAPI description of the JSON API, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _op(summary: str, *, body: str | None = None, status: str = "200") -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            status: {"description": "done", "content": {"application/json": {}}},
+            "default": {"$ref": "#/components/responses/Error"},
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "description": body,
+            "content": {"application/json": {"schema": {}}},
+        }
+    return operation
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+_RUN = [_path("run_id")]
+_TEXT = {"type": "string"}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "durable", "version": "1"},
+    "paths": {
+        "/api/runs": {
+            "get": _op("runs, newest first (query: status, workflow, limit, after, parent)")
+        },
+        "/api/runs/{run_id}": {"parameters": _RUN, "get": _op("one run")},
+        "/api/runs/{run_id}/history": {"parameters": _RUN, "get": _op("the run's events")},
+        "/api/runs/{run_id}/state": {"parameters": _RUN, "get": _op("the run's ctx.state")},
+        "/api/runs/{run_id}/waits": {"parameters": _RUN, "get": _op("its open questions")},
+        "/api/runs/{run_id}/respond": {
+            "parameters": _RUN,
+            "post": _op("answer its question", body='{"value": ..., "wait_id": null}'),
+        },
+        "/api/runs/{run_id}/events/{name}": {
+            "parameters": [*_RUN, _path("name")],
+            "post": _op(
+                "send it an event (Idempotency-Key: kept once)", body="the event's payload"
+            ),
+        },
+        "/api/runs/{run_id}/cancel": {"parameters": _RUN, "post": _op("cancel it")},
+        "/api/runs/{run_id}/streams/{key}": {
+            "parameters": [*_RUN, _path("key")],
+            "get": {
+                "summary": "a stream as Server-Sent Events, one data line of JSON per value",
+                "responses": {
+                    "200": {"description": "events", "content": {"text/event-stream": {}}}
+                },
+            },
+        },
+        "/api/workflows/{name}/runs": {
+            "parameters": [_path("name")],
+            "post": _op(
+                "start a run (Idempotency-Key: its run id)",
+                body='{"args": [...], "kwargs": {...}}',
+                status="201",
+            ),
+        },
+    },
+    "components": {
+        "responses": {
+            "Error": {
+                "description": '{"code", "message"}',
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            }
+        }
+    },
+}

@@ -1,0 +1,184 @@
+"""The HTTP API against a real `durable serve` process: every endpoint, its errors, SSE,
+and the token rule."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .processes import ROOT, SPAWNED, durable_command
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(db: Path | str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DURABLE_TOKEN", None)
+    command = [sys.executable, "-m", "durable", "--db", str(db), "serve", "tests.child"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    SPAWNED.append(proc)  # type: ignore[arg-type]  # killed at teardown if the test fails
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("durable serve:"), line + (proc.stderr.read() if proc.stderr else "")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def api(db: Path | str) -> Iterator[httpx.Client]:
+    proc, url = serve(db)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield client
+    proc.terminate()
+    out, _ = proc.communicate(timeout=30)
+    assert "stopped cleanly" in out
+
+
+def wait_for_question(api: httpx.Client, run_id: str) -> list[dict[str, object]]:
+    for _ in range(1000):
+        waits = api.get(f"/api/runs/{run_id}/waits").json()
+        if waits:
+            return list(waits)
+    raise AssertionError(f"run {run_id} asked nothing")
+
+
+def test_start_read_answer_and_finish_a_run(api: httpx.Client) -> None:
+    started = api.post(
+        "/api/workflows/child.ask_text/runs",
+        json={"args": [], "kwargs": {"greeting": "hi"}},
+        headers={"Idempotency-Key": "ask-1"},
+    )
+    assert started.status_code == 201 and started.json() == {"run_id": "ask-1"}
+    again = api.post(
+        "/api/workflows/child.ask_text/runs",
+        json={"kwargs": {"greeting": "hi"}},
+        headers={"Idempotency-Key": "ask-1"},
+    )
+    assert again.status_code == 201  # the same run, by its id
+    mismatch = api.post(
+        "/api/workflows/child.ask_text/runs",
+        json={"kwargs": {"greeting": "yo"}},
+        headers={"Idempotency-Key": "ask-1"},
+    )
+    assert mismatch.status_code == 409 and mismatch.json()["code"] == "IDEMPOTENCY_KEY_MISMATCH"
+    (wait,) = wait_for_question(api, "ask-1")
+    assert wait["question"] == "Your code?" and wait["wait_id"] == "user:0"
+    answered = api.post("/api/runs/ask-1/respond", json={"value": "007", "wait_id": None})
+    assert answered.status_code == 200
+    twice = api.post("/api/runs/ask-1/respond", json={"value": "008"})
+    assert twice.status_code == 409 and twice.json()["code"] == "NO_PENDING_WAIT"
+    for _ in range(1000):
+        run = api.get("/api/runs/ask-1").json()
+        if run["status"] == "completed":
+            break
+    assert run["output"] == "hi '007'" and run["workflow"] == "child.ask_text"
+    listed = api.get("/api/runs", params={"workflow": "child.ask_text", "limit": 5}).json()
+    assert [r["run_id"] for r in listed] == ["ask-1"]
+    history = api.get("/api/runs/ask-1/history").json()
+    assert [e["kind"] for e in history if e["position"] == 0] == ["wait.started", "wait.completed"]
+    assert api.get("/api/runs/ask-1/state").json() == {}
+
+
+def test_errors_have_a_code_a_message_and_a_fitting_status(api: httpx.Client) -> None:
+    cases = [
+        (api.get("/api/runs/nope"), 404, "RUN_NOT_FOUND"),
+        (api.get("/api/runs/nope/history"), 404, "RUN_NOT_FOUND"),
+        (api.get("/api/runs/nope/streams/out"), 404, "RUN_NOT_FOUND"),
+        (api.post("/api/runs/nope/cancel"), 404, "RUN_NOT_FOUND"),
+        (api.post("/api/workflows/no.such/runs", json={}), 404, "WORKFLOW_NOT_FOUND"),
+        (api.get("/api/runs", params={"limit": "0"}), 422, "INVALID_REQUEST"),
+        (api.get("/api/runs", params={"status": "done"}), 422, "INVALID_REQUEST"),
+        (
+            api.post("/api/workflows/child.ask_text/runs", json={"args": "x"}),
+            422,
+            "INVALID_REQUEST",
+        ),
+        (
+            api.post(
+                "/api/workflows/child.ask_text/runs",
+                content=b"args=1",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+            422,
+            "INVALID_REQUEST",
+        ),
+        (
+            api.post(
+                "/api/workflows/child.ask_text/runs",
+                content=b"{",
+                headers={"Content-Type": "application/json"},
+            ),
+            422,
+            "INVALID_REQUEST",
+        ),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+        assert response.json()["message"]
+    started = api.post("/api/workflows/child.approve/runs", json={}).json()["run_id"]
+    wait_for_question(api, started)
+    bad = api.post(f"/api/runs/{started}/respond", json={"value": "maybe"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_RESPONSE")
+    assert api.post(f"/api/runs/{started}/respond", json={}).status_code == 422
+    assert api.post(f"/api/runs/{started}/cancel").status_code == 200
+    again = api.post(f"/api/runs/{started}/cancel")
+    assert again.status_code == 400 and "already ended cancelled" in again.json()["message"]
+    assert api.get("/api/runs/x", headers={}).status_code == 404
+    assert api.get("/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_a_stream_is_read_as_server_sent_events_while_the_workflow_writes(
+    api: httpx.Client,
+) -> None:
+    run_id = api.post("/api/workflows/child.streamer/runs", json={"args": ["first"]}).json()[
+        "run_id"
+    ]
+    with api.stream("GET", f"/api/runs/{run_id}/streams/out") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        lines = events.iter_lines()
+        assert next(line for line in lines if line) == 'data: "first"'
+        sent = api.post(
+            f"/api/runs/{run_id}/events/go",
+            json={"n": 1},
+            headers={"Idempotency-Key": "delivery-1"},
+        )
+        assert sent.status_code == 200
+        assert next(line for line in lines if line) == 'data: {"second":true}'
+        assert [line for line in lines if line] == ["event: end", "data: null"]
+
+
+def test_another_address_needs_a_token_and_a_token_is_checked(db: Path | str) -> None:
+    refused = durable_command("--db", str(db), "serve", "tests.child", "--host", "0.0.0.0")
+    assert refused.returncode == 1 and "without a token" in refused.stderr
+    proc, url = serve(db, "--token", "s3cret")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            missing = client.get("/api/runs")
+            assert missing.status_code == 401 and missing.json()["code"] == "UNAUTHORIZED"
+            assert (
+                client.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code
+                == 401
+            )
+            ok = client.get("/api/runs", headers={"Authorization": "Bearer s3cret"})
+            assert ok.status_code == 200 and ok.json() == []
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
