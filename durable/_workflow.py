@@ -40,6 +40,7 @@ class Workflow(Generic[P, R]):
         timeout: float | None = None,
         queue: Queue | None = None,
         cron: Cron | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
@@ -50,6 +51,8 @@ class Workflow(Generic[P, R]):
         """The queue every run of this workflow goes through, if any."""
         self.cron = cron
         """The schedule this workflow runs on, if any."""
+        self.webhook_secret = webhook_secret
+        """With it, ``durable serve`` starts a run for each signed ``POST /webhooks/<name>``."""
         functools.update_wrapper(self, fn)
         self._parameters: list[tuple[str, Any]] | None = None
 
@@ -110,6 +113,8 @@ def workflow(
     queue: Queue | str | None = None,
     cron: str | None = None,
     tz: str = "UTC",
+    webhook: bool = False,
+    webhook_secret: str | None = None,
 ) -> Callable[[Callable[Concatenate[WorkflowContext, P], Awaitable[R]]], Workflow[P, R]]: ...
 
 
@@ -123,6 +128,8 @@ def workflow(
     queue: Queue | str | None = None,
     cron: str | None = None,
     tz: str = "UTC",
+    webhook: bool = False,
+    webhook_secret: str | None = None,
 ) -> Any:
     """Register an async function whose first parameter receives the ``WorkflowContext``.
 
@@ -133,8 +140,17 @@ def workflow(
     run ends ``failed`` with ``WorkflowTimeout`` and its unfinished children are
     cancelled. ``queue`` (a ``durable.Queue`` or its name) sends every run through
     that queue. ``cron`` (five fields, in time zone ``tz``) starts one run per tick,
-    whose argument, if the workflow takes one, is the tick time.
+    whose argument, if the workflow takes one, is the tick time. ``webhook=True``
+    with ``webhook_secret`` lets ``durable serve`` start a run for each ``POST
+    /webhooks/<name>`` signed with that secret; the run receives the JSON body.
     """
+    if webhook and (not isinstance(webhook_secret, str) or len(webhook_secret) < 16):
+        raise ValueError(
+            "@durable.workflow(webhook=True) needs webhook_secret=..., a string of at least 16"
+            " characters shared with the sender, such as secrets.token_hex(32)"
+        )
+    if webhook_secret is not None and not webhook:
+        raise ValueError("webhook_secret=... is for @durable.workflow(webhook=True)")
     deadline = None if timeout is None else seconds("a workflow's timeout", timeout)
     through = None if queue is None else queue_named(queue)
     schedule = None if cron is None else Cron(cron, tz)
@@ -144,7 +160,7 @@ def workflow(
         if schedule is not None:
             _check_cron_function(fn)
         wf: Workflow[Any, Any] = Workflow(
-            fn, name or fn.__qualname__, str(version), deadline, through, schedule
+            fn, name or fn.__qualname__, str(version), deadline, through, schedule, webhook_secret
         )
         key = (wf.name, wf.version)
         existing = _registry.get(key)

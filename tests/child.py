@@ -263,6 +263,14 @@ async def approve(ctx: durable.WorkflowContext) -> str:
     return str(await ctx.wait_for_user("Ship it?", input_type="approval"))
 
 
+WEBHOOK_SECRET = "a-secret-of-at-least-16"
+
+
+@durable.workflow(name="child.hook", webhook=True, webhook_secret=WEBHOOK_SECRET)
+async def hook(ctx: durable.WorkflowContext, body: dict[str, Any]) -> str:
+    return f"got {body['order']}"
+
+
 @durable.workflow(name="child.streamer")
 async def streamer(ctx: durable.WorkflowContext, first: str) -> str:
     await ctx.write_stream("out", first)

@@ -182,3 +182,40 @@ def test_another_address_needs_a_token_and_a_token_is_checked(db: Path | str) ->
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_a_signed_webhook_starts_one_run_per_delivery(api: httpx.Client) -> None:
+    import hashlib
+    import hmac
+
+    from .child import WEBHOOK_SECRET
+
+    body = b'{"order": "o-7"}'
+    signature = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Durable-Delivery": "delivery-7"}
+    for bad in ({}, {"X-Durable-Signature": "sha256=00"}):
+        refused = api.post("/webhooks/child.hook", content=body, headers=headers | bad)
+        assert refused.status_code == 401 and refused.json()["code"] == "BAD_SIGNATURE"
+    assert api.get("/api/runs", params={"workflow": "child.hook"}).json() == []  # nothing started
+    signed = headers | {"X-Durable-Signature": signature}
+    first = api.post("/webhooks/child.hook", content=body, headers=signed)
+    assert first.status_code == 202 and first.json() == {"run_id": "delivery-7"}
+    again = api.post("/webhooks/child.hook", content=body, headers=signed)  # a redelivery
+    assert again.json() == {"run_id": "delivery-7"}
+    assert len(api.get("/api/runs", params={"workflow": "child.hook"}).json()) == 1
+    for _ in range(1000):
+        run = api.get("/api/runs/delivery-7").json()
+        if run["status"] == "completed":
+            break
+    assert run["output"] == "got o-7"
+    unhooked = api.post("/webhooks/child.approve", content=body, headers=signed)
+    assert unhooked.status_code == 404
+
+
+def test_a_webhook_needs_a_real_secret() -> None:
+    import durable
+
+    with pytest.raises(ValueError, match="needs webhook_secret"):
+        durable.workflow(name="server.no_secret", webhook=True)
+    with pytest.raises(ValueError, match="at least 16"):
+        durable.workflow(name="server.short", webhook=True, webhook_secret="short")

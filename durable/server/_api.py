@@ -9,6 +9,7 @@ in a queue, 422 for a body that does not fit, 401 without the token.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -82,6 +83,7 @@ def create_app(rt: Runtime, token: str | None = None) -> Starlette:
         route("/api/runs/{run_id}/cancel", _cancel, "POST"),
         route("/api/runs/{run_id}/streams/{key}", _stream),
         route("/api/workflows/{name}/runs", _start, "POST"),
+        route("/webhooks/{name}", _webhook, "POST"),
         Route("/openapi.json", _openapi),
     ]
     middleware = [] if token is None else [Middleware(_TokenRule, token=token)]
@@ -220,3 +222,25 @@ async def _stream(rt: Runtime, request: Request) -> Response:
         yield b"event: end\ndata: null\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def _webhook(rt: Runtime, request: Request) -> Response:
+    """A signed delivery starts a run with the JSON body; its delivery id is the run id,
+    so a redelivery starts nothing new. A wrong or missing signature: 401, nothing."""
+    wf = _workflow(request.path_params["name"])
+    if wf.webhook_secret is None:
+        return error("WORKFLOW_NOT_FOUND", f"workflow {wf.name!r} takes no webhooks", 404)
+    raw = await request.body()
+    expected = hmac.new(wf.webhook_secret.encode(), raw, hashlib.sha256).hexdigest()
+    given = request.headers.get("x-durable-signature", "")
+    if not hmac.compare_digest(given.encode(), f"sha256={expected}".encode()):
+        return error(
+            "BAD_SIGNATURE",
+            "X-Durable-Signature must be sha256=<hex HMAC-SHA256 of the body under the"
+            " workflow's webhook_secret>",
+            401,
+        )
+    body = await _body(request)
+    delivery = request.headers.get("x-durable-delivery") or None
+    handle = await rt.start_run(wf, [body], {}, run_id=delivery)
+    return JSON({"run_id": handle.run_id}, status_code=202)
