@@ -271,6 +271,16 @@ async def hook(ctx: durable.WorkflowContext, body: dict[str, Any]) -> str:
     return f"got {body['order']}"
 
 
+@durable.workflow(name="child.ask_about")
+async def ask_about(ctx: durable.WorkflowContext, question: str) -> str:
+    ctx.state.set("asked", question)
+    await ctx.step("prepare", tick, 1)
+    options = [{"id": "yes", "label": "Ship it"}, {"id": "no", "label": "Hold"}]
+    answer = await ctx.wait_for_user(question, input_type="approval", options=options)
+    await ctx.write_stream("log", f"answered {answer}")
+    return str(answer)
+
+
 @durable.workflow(name="child.streamer")
 async def streamer(ctx: durable.WorkflowContext, first: str) -> str:
     await ctx.write_stream("out", first)

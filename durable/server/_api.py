@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,8 +20,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from .._runtime import Runtime
 from .._workflow import Workflow, registered
@@ -83,23 +85,31 @@ def create_app(rt: Runtime, token: str | None = None) -> Starlette:
         route("/api/runs/{run_id}/cancel", _cancel, "POST"),
         route("/api/runs/{run_id}/streams/{key}", _stream),
         route("/api/workflows/{name}/runs", _start, "POST"),
+        route("/api/runs/{run_id}/resume", _resume, "POST"),
+        route("/api/runs/{run_id}/rerun", _rerun, "POST"),
         route("/webhooks/{name}", _webhook, "POST"),
         Route("/openapi.json", _openapi),
+        Route("/", _page),
+        Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     middleware = [] if token is None else [Middleware(_TokenRule, token=token)]
     return Starlette(routes=routes, middleware=middleware)
 
 
 class _TokenRule(BaseHTTPMiddleware):
-    """Every request bears ``Authorization: Bearer <token>``, or gets 401."""
+    """Every request bears ``Authorization: Bearer <token>``, or gets 401. A browser
+    cannot add the header to the page's own address, nor an EventSource to its
+    requests: those may carry it as ``?token=`` instead."""
 
     def __init__(self, app: Any, token: str) -> None:
         super().__init__(app)
         self._expected = f"Bearer {token}".encode()
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, self._expected):
+        given = request.headers.get("authorization", "")
+        if not given and "token" in request.query_params:
+            given = f"Bearer {request.query_params['token']}"
+        if not hmac.compare_digest(given.encode(), self._expected):
             return error(
                 "UNAUTHORIZED", "this server needs the header Authorization: Bearer <token>", 401
             )
@@ -108,6 +118,28 @@ class _TokenRule(BaseHTTPMiddleware):
 
 async def _openapi(request: Request) -> Response:
     return JSON(OPENAPI)
+
+
+_STATIC = Path(__file__).with_name("static")
+
+
+async def _page(request: Request) -> Response:
+    """The web view: plain HTML, CSS and JavaScript shipped in the package."""
+    return FileResponse(_STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+
+async def _resume(rt: Runtime, request: Request) -> Response:
+    await rt.resume(request.path_params["run_id"])
+    return JSON({"ok": True})
+
+
+async def _rerun(rt: Runtime, request: Request) -> Response:
+    body = await _body(request)
+    position = body.get("position") if isinstance(body, dict) else None
+    if isinstance(position, bool) or not isinstance(position, int):
+        raise _BadRequest('send {"position": <the position to re-run from>}')
+    await rt.rerun_from(request.path_params["run_id"], position)
+    return JSON({"ok": True})
 
 
 async def _body(request: Request) -> Any:

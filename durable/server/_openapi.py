@@ -50,6 +50,19 @@ OPENAPI: dict[str, Any] = {
             ),
         },
         "/api/runs/{run_id}/cancel": {"parameters": _RUN, "post": _op("cancel it")},
+        "/api/runs/{run_id}/resume": {"parameters": _RUN, "post": _op("resume a failed run")},
+        "/api/runs/{run_id}/rerun": {
+            "parameters": _RUN,
+            "post": _op("re-run a finished run from a position", body='{"position": 3}'),
+        },
+        "/webhooks/{name}": {
+            "parameters": [_path("name")],
+            "post": _op(
+                "a signed delivery (X-Durable-Signature, X-Durable-Delivery) starts a run",
+                body="the JSON the workflow receives",
+                status="202",
+            ),
+        },
         "/api/runs/{run_id}/streams/{key}": {
             "parameters": [*_RUN, _path("key")],
             "get": {
