@@ -64,3 +64,13 @@ async def queued(ctx: durable.WorkflowContext, i: int) -> int:
 @durable.workflow(name="bench.unqueued")
 async def unqueued(ctx: durable.WorkflowContext, i: int) -> int:
     return await ctx.step("noop", noop, i)
+
+
+@durable.workflow(name="bench.streamer")
+async def streamer(ctx: durable.WorkflowContext, count: int) -> int:
+    for i in range(count):
+        # The wall-clock moment of the write, for the reader's latency (a benchmark's
+        # workflow may read the clock: nothing here is replayed).
+        await ctx.write_stream("values", {"i": i, "written": time.time()})
+    await ctx.close_stream("values")
+    return count

@@ -23,6 +23,7 @@ from ._context import WorkflowContext
 from ._info import RunStatus
 from ._journal import RunJournal, family
 from ._store.base import (
+    PUBLISHED,
     EventRecord,
     LeaseLost,
     NewEvent,
@@ -83,6 +84,8 @@ class LiveRun:
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
         now, new, update = self._event(position, kind, name, payload)
         seqs = await self._written(self._store_write([new], update))
+        if kind.startswith(PUBLISHED):
+            self.runtime.inbox.notify()  # readers here (rt.read_stream) look at once
         event = EventRecord(seqs[0], self.run_id, position, kind, name, payload, now)
         self.journal.record(event)
         return event
@@ -119,6 +122,7 @@ class LiveRun:
         await self._written(
             rt.store.append(self.run_id, [event], None, owner=rt.owner, chain=self.writes)
         )
+        rt.inbox.notify()  # readers here (rt.read_stream) look at once
 
     async def _written(self, write: Awaitable[list[int]]) -> list[int]:
         """The write's seqs; a refused or lost write stops the run here (CancelledError)."""
