@@ -95,6 +95,16 @@ def test_start_read_answer_and_finish_a_run(api: httpx.Client) -> None:
     history = api.get("/api/runs/ask-1/history").json()
     assert [e["kind"] for e in history if e["position"] == 0] == ["wait.started", "wait.completed"]
     assert api.get("/api/runs/ask-1/state").json() == {}
+    # Re-run from the question (its journaled answer stands, as rerun_from keeps messages).
+    assert api.post("/api/runs/ask-1/rerun", json={"position": 0}).status_code == 200
+    for _ in range(1000):
+        rerun = [e for e in api.get("/api/runs/ask-1/history").json() if e["kind"] == "run.rerun"]
+        run = api.get("/api/runs/ask-1").json()
+        if rerun and run["status"] == "completed":
+            break
+    assert run["status"] == "completed" and rerun[0]["payload"] == {"position": 0}
+    bad = api.post("/api/runs/ask-1/rerun", json={"position": "first"})
+    assert (bad.status_code, bad.json()["code"]) == (422, "INVALID_REQUEST")
 
 
 def test_errors_have_a_code_a_message_and_a_fitting_status(api: httpx.Client) -> None:
@@ -102,7 +112,8 @@ def test_errors_have_a_code_a_message_and_a_fitting_status(api: httpx.Client) ->
         (api.get("/api/runs/nope"), 404, "RUN_NOT_FOUND"),
         (api.get("/api/runs/nope/history"), 404, "RUN_NOT_FOUND"),
         (api.get("/api/runs/nope/streams/out"), 404, "RUN_NOT_FOUND"),
-        (api.post("/api/runs/nope/cancel"), 404, "RUN_NOT_FOUND"),
+        (api.post("/api/runs/nope/cancel", json={}), 404, "RUN_NOT_FOUND"),
+        (api.post("/api/runs/nope/cancel"), 415, "NOT_JSON"),  # fetch(no-cors) sends this
         (api.post("/api/workflows/no.such/runs", json={}), 404, "WORKFLOW_NOT_FOUND"),
         (api.get("/api/runs", params={"limit": "0"}), 422, "INVALID_REQUEST"),
         (api.get("/api/runs", params={"status": "done"}), 422, "INVALID_REQUEST"),
@@ -117,8 +128,8 @@ def test_errors_have_a_code_a_message_and_a_fitting_status(api: httpx.Client) ->
                 content=b"args=1",
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             ),
-            422,
-            "INVALID_REQUEST",
+            415,
+            "NOT_JSON",
         ),
         (
             api.post(
@@ -138,9 +149,11 @@ def test_errors_have_a_code_a_message_and_a_fitting_status(api: httpx.Client) ->
     bad = api.post(f"/api/runs/{started}/respond", json={"value": "maybe"})
     assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_RESPONSE")
     assert api.post(f"/api/runs/{started}/respond", json={}).status_code == 422
-    assert api.post(f"/api/runs/{started}/cancel").status_code == 200
-    again = api.post(f"/api/runs/{started}/cancel")
+    assert api.post(f"/api/runs/{started}/cancel", json={}).status_code == 200
+    again = api.post(f"/api/runs/{started}/cancel", json={})
     assert again.status_code == 400 and "already ended cancelled" in again.json()["message"]
+    resumed = api.post(f"/api/runs/{started}/resume", json={})
+    assert resumed.status_code == 400 and "only a failed run" in resumed.json()["message"]
     assert api.get("/api/runs/x", headers={}).status_code == 404
     assert api.get("/openapi.json").json()["openapi"].startswith("3.")
 

@@ -63,6 +63,13 @@ def create_app(rt: Runtime, token: str | None = None) -> Starlette:
         path: str, handler: Callable[[Runtime, Request], Awaitable[Response]], *methods: str
     ) -> Route:
         async def endpoint(request: Request) -> Response:
+            if request.method == "POST" and not _is_json(request):
+                # A page of another site can post a form, or text, or nothing with
+                # fetch(no-cors), to this address; JSON it cannot send without the
+                # browser asking first (CORS), which this server never allows.
+                return error(
+                    "NOT_JSON", "POST requests must have Content-Type: application/json", 415
+                )
             try:
                 return await handler(rt, request)
             except _BadRequest as exc:
@@ -142,14 +149,15 @@ async def _rerun(rt: Runtime, request: Request) -> Response:
     return JSON({"ok": True})
 
 
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+
+
 async def _body(request: Request) -> Any:
-    """The JSON body (None if empty). Only JSON is taken, never a form: a page of
-    another site cannot post one here without the browser asking first (CORS)."""
+    """The JSON body (None if empty; the content type was checked on the way in)."""
     raw = await request.body()
     if not raw:
         return None
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise _BadRequest("send the body as JSON, with Content-Type: application/json")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

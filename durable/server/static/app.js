@@ -9,7 +9,10 @@ const token = sessionStorage.getItem("durable-token");
 async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  if (options.method === "POST") {
+    headers["Content-Type"] = "application/json";  // the server takes JSON only
+    options = { body: "{}", ...options };
+  }
   const response = await fetch(path, { ...options, headers });
   const data = await response.json();
   if (!response.ok) throw new Error(`${data.code}: ${data.message}`);
