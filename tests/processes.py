@@ -88,21 +88,29 @@ def kill_mid_step(db: Path, effects: Path, step: str, **extra_env: str) -> str:
 
 def spawn_worker(db: Path | str, effects: Path, **extra_env: str) -> subprocess.Popen[str]:
     """``durable worker tests.child`` on ``db``, once it says it is running."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DURABLE_TEST_EFFECTS": str(effects)}
-    env.pop("BLOCK", None)
+    env = {"DURABLE_TEST_EFFECTS": str(effects), **extra_env}
+    return durable_process("--db", str(db), "worker", "tests.child", ready="durable worker:", **env)
+
+
+def durable_process(*args: str, ready: str, **extra_env: str) -> subprocess.Popen[str]:
+    """``python -m durable ARGS...`` running, once its first line starts with ``ready``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in ("BLOCK", "DURABLE_TOKEN"):
+        env.pop(name, None)
     env.update(extra_env)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "durable", "--db", str(db), "worker", "tests.child"],
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "durable", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    SPAWNED.append(worker)  # type: ignore[arg-type]  # killed at teardown if the test fails
-    assert worker.stdout is not None
-    assert worker.stdout.readline().startswith("durable worker:")
-    return worker
+    SPAWNED.append(proc)  # type: ignore[arg-type]  # killed at teardown if the test fails
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith(ready), line + (proc.stderr.read() if proc.stderr else "")
+    return proc
 
 
 def lines(path: Path) -> list[str]:

@@ -3,17 +3,15 @@ and the token rule."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .processes import ROOT, SPAWNED, durable_command
+from .processes import durable_command, durable_process
 
 
 def free_port() -> int:
@@ -23,23 +21,10 @@ def free_port() -> int:
 
 
 def serve(db: Path | str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """``durable serve tests.child`` on a free port, once it listens; and its address."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DURABLE_TOKEN", None)
-    command = [sys.executable, "-m", "durable", "--db", str(db), "serve", "tests.child"]
-    proc = subprocess.Popen(
-        [*command, "--port", str(port), *extra],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    SPAWNED.append(proc)  # type: ignore[arg-type]  # killed at teardown if the test fails
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("durable serve:"), line + (proc.stderr.read() if proc.stderr else "")
-    return proc, f"http://127.0.0.1:{port}"
+    args = ("--db", str(db), "serve", "tests.child", "--port", str(port), *extra)
+    return durable_process(*args, ready="durable serve:"), f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
