@@ -443,6 +443,9 @@ class LiveRun:
             updated_at,
             r.parent_run_id,
             r.deadline,
+            r.queue,
+            r.priority,
+            r.dedup_key,
         )
 
 
