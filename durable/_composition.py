@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ._codec import convert, encode, loads, return_hint
 from ._journal import CHILD_COMPLETED, CHILD_STARTED, EVENT_SENT, FIRST_WON, child_message
 from ._store.base import TERMINAL, RunEnded
-from .errors import DurableError, RunNotFound, error_from_record
+from .errors import (
+    DurableError,
+    RunNotFound,
+    WorkflowCancelled,
+    WorkflowFailed,
+    error_from_record,
+)
 
 if TYPE_CHECKING:
     from ._context import WorkflowContext
@@ -84,8 +90,6 @@ class ChildHandle(Generic[R]):
             host.journal.settle(self._position)
 
     def _read(self, outcome: dict[str, Any]) -> R:
-        from .errors import WorkflowCancelled, WorkflowFailed
-
         status = outcome["status"]
         if status == "cancelled":
             raise WorkflowCancelled(self.run_id)

@@ -19,6 +19,7 @@ from typing_extensions import ParamSpec
 
 from ._clock import Clock
 from ._codec import encode
+from ._composition import ChildHandle, first, parallel, send_event, start_child
 from ._journal import (
     PATCHED,
     SLEEP_STARTED,
@@ -41,7 +42,6 @@ from .errors import CorruptJournal, NonDeterminismError, WaitTimeout, error_from
 if TYPE_CHECKING:
     import contextlib
 
-    from ._composition import ChildHandle
     from ._workflow import Workflow
 
 P = ParamSpec("P")
@@ -410,8 +410,6 @@ class WorkflowContext:
         run_id: str | None = None,
     ) -> Coroutine[Any, Any, ChildHandle[R]]:
         """``start_child`` with the workflow's arguments passed as a list and a dict."""
-        from ._composition import start_child
-
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ValueError(f"a child's run_id must be a non-empty string, got {run_id!r}")
         position = self._take_position("child", wf.name)
@@ -422,8 +420,6 @@ class WorkflowContext:
         is journaled here, so a replay or a crash never sends it again. A run that does
         not exist raises ``RunNotFound``, one that has ended ``DurableError`` (the same
         on every replay)."""
-        from ._composition import send_event
-
         text = encode(payload, self._host.max_value_bytes)
         position = self._take_position("event", name)
         return send_event(self, position, run_id, name, text)
@@ -431,14 +427,10 @@ class WorkflowContext:
     async def parallel(self, *awaitables: Awaitable[Any]) -> list[Any]:
         """Await durable calls together; their values in argument order. Every call runs
         to its end; if any raised, the first of them (in argument order) is raised."""
-        from ._composition import parallel
-
         return await parallel(list(awaitables))
 
     async def gather(self, **awaitables: Awaitable[Any]) -> dict[str, Any]:
         """``parallel`` by name: a dict of the calls' values under their keywords."""
-        from ._composition import parallel
-
         values = await parallel(list(awaitables.values()))
         return dict(zip(awaitables, values, strict=True))
 
@@ -446,8 +438,6 @@ class WorkflowContext:
         """The index and value of the first call to finish; the others are cancelled.
         Which one won is journaled, so a replay takes the same branch even when all of
         them are in the journal by then (``asyncio.wait(FIRST_COMPLETED)`` cannot)."""
-        from ._composition import first
-
         if not awaitables:
             raise ValueError("ctx.first needs at least one awaitable")
         return first(self, self._take_position("first", "first"), list(awaitables))

@@ -20,8 +20,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._aio import TaskSet
-from ._queues import QueueStatus, ScheduleInfo, declared_queues
-from ._workflow import Workflow, registered, registry_keys
+from ._queues import Cron, QueueStatus, ScheduleInfo, declared_queues
+from ._workflow import Workflow, registry_keys
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -179,19 +179,8 @@ class Scheduler:
         now = self._now()
         found = []
         for record in await self.runtime.store.schedules():
-            wf = next(
-                (
-                    registered(name, version)
-                    for name, version in registry_keys()
-                    if name == record.workflow
-                ),
-                None,
-            )
-            cron = wf.cron if wf is not None and wf.cron is not None else None
-            if cron is None:
-                from ._queues import Cron
-
-                cron = Cron(record.cron, record.tz)
+            # The journal's copy: a tool that imported no workflow reads it the same.
+            cron = Cron(record.cron, record.tz)
             last = record.last_tick
             found.append(
                 ScheduleInfo(

@@ -222,7 +222,8 @@ def _streamed(generator: Callable[..., Any]) -> Callable[..., Any]:
         from ._streams import write_stream
 
         scope = _current.step.get()
-        key = scope.step if scope is not None else generator.__qualname__  # the step's name
+        assert scope is not None  # run_step sets it before the body runs
+        key = scope.step  # the step's journal name, explicit or the function's
         values = []
         async for value in generator(*args, **kwargs):
             await write_stream(key, value)

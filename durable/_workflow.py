@@ -100,6 +100,12 @@ def registered(name: str, version: str | None) -> Workflow[Any, Any] | None:
     return _registry.get((name, version or DEFAULT_VERSION))
 
 
+def registered_spec(spec: str) -> Workflow[Any, Any] | None:
+    """The workflow ``NAME`` or ``NAME@VERSION`` names (the CLI's and the API's form)."""
+    name, _, version = spec.partition("@")
+    return registered(name, version or None)
+
+
 @overload
 def workflow(fn: Callable[Concatenate[WorkflowContext, P], Awaitable[R]], /) -> Workflow[P, R]: ...
 

@@ -17,7 +17,7 @@ from typing import Any
 from .._codec import loads
 from .._info import RunInfo, RunStatus
 from .._runtime import Runtime
-from .._workflow import Workflow, registered, registry_keys
+from .._workflow import Workflow, registered_spec, registry_keys
 from ..errors import DurableError
 from . import _render
 
@@ -127,8 +127,7 @@ async def start(rt: Runtime, args: argparse.Namespace) -> None:
 
 
 def _workflow(spec: str) -> Workflow[Any, Any]:
-    name, _, version = spec.partition("@")
-    wf = registered(name, version or None)
+    wf = registered_spec(spec)
     if wf is None:
         known = ", ".join(f"{n}@{v}" for n, v in registry_keys()) or "none"
         raise DurableError(

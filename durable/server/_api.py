@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .._runtime import Runtime
-from .._workflow import Workflow, registered
+from .._workflow import Workflow, registered_spec
 from ..errors import DurableError
 from ._openapi import OPENAPI
 
@@ -240,8 +240,7 @@ async def _start(rt: Runtime, request: Request) -> Response:
 
 
 def _workflow(spec: str) -> Workflow[Any, Any]:
-    name, _, version = spec.partition("@")
-    wf = registered(name, version or None)
+    wf = registered_spec(spec)
     if wf is None:
         error = DurableError(
             f"no workflow {spec!r} is registered in this server; start it with the modules"
