@@ -100,7 +100,8 @@ class Ownership:
             for start in range(0, len(records), _RECOVERY_SLICE):
                 await rt.residency.resume(records[start : start + _RECOVERY_SLICE], recovering)
             if taken < limit or not rt.is_open:
-                rt.scheduler.admit_soon()  # a dead runtime's runs may be back in their queues
+                if run_ids is None:  # a dead runtime's runs may be back in their queues
+                    rt.scheduler.admit_soon()
                 return
             include_own = False
 

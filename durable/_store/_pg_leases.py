@@ -113,7 +113,16 @@ async def admit(
     taken: list[RunRecord] = []
     fresh: set[str] = set()
     retry_at: float | None = None
+    # Only the queues with runs waiting: most admissions, started by any change at all,
+    # find none, and then lock nothing and count nothing.
+    waiting = await conn.fetch(
+        f"SELECT DISTINCT queue FROM {s}.runs WHERE status = 'queued' AND queue = ANY($1::text[])",
+        [queue.name for queue in queues],
+    )
+    names = {row[0] for row in waiting}
     for queue in queues:
+        if queue.name not in names:
+            continue
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", QUEUE_LOCK, f"{s}.{queue.name}"
         )

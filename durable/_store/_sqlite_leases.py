@@ -11,7 +11,15 @@ from typing import Any
 
 from ._memory import JobMemory
 from ._sqlite_schema import _ACTIVE
-from ._sqlite_sql import _ADMITTED_SINCE, _IN_QUEUE, _RUN_FROM, _RUN_SELECT, hold_lease, run_record
+from ._sqlite_sql import (
+    _ADMITTED_SINCE,
+    _ANY_QUEUED,
+    _IN_QUEUE,
+    _RUN_FROM,
+    _RUN_SELECT,
+    hold_lease,
+    run_record,
+)
 from .base import Admitted, QueueLimits, RunRecord
 
 
@@ -119,6 +127,11 @@ def admit(
     fresh: set[str] = set()
     retry_at: float | None = None
     for queue in queues:
+        # Most admissions, started by any change at all, find no run waiting: then they
+        # count nothing. (The index named: the planner would read every run of the
+        # queue through runs_in_queue.)
+        if conn.execute(_ANY_QUEUED, (queue.name,)).fetchone() is None:
+            continue
         room = limit - len(taken)
         if queue.concurrency is not None:
             (running,) = conn.execute(_IN_QUEUE, (queue.name,)).fetchone()

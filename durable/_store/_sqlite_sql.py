@@ -159,5 +159,8 @@ _IN_QUEUE = (
     f" AND {_ACTIVE}"
 )
 _QUEUED = "SELECT count(*) FROM runs WHERE queue = ? AND status = 'queued'"
+_ANY_QUEUED = (
+    "SELECT 1 FROM runs INDEXED BY runs_queued WHERE queue = ? AND status = 'queued' LIMIT 1"
+)
 _ADMITTED_SINCE = "SELECT count(*), min(admitted_at) FROM runs WHERE queue = ? AND admitted_at > ?"
 _SCHEDULE_READ = "SELECT workflow, cron, tz, first_seen, last_tick FROM schedules"
