@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from ..errors import DurableError
@@ -183,6 +184,21 @@ def refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
             f"journal {path} has schema version {version}, newer than this durable's"
             f" {SCHEMA_VERSION}; upgrade durable to open it"
         )
+
+
+def enter_wal(conn: sqlite3.Connection, patience: float = 10.0) -> None:
+    """Put the file in WAL mode. While another process converts a new file, SQLite
+    answers "database is locked" at once instead of waiting out the busy timeout,
+    so two processes opening a new journal together retry here for a while."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -24,7 +24,7 @@ from ..errors import DuplicateInQueue, DurableError
 from . import _sqlite_leases as leases
 from ._checkpointer import Checkpointer
 from ._memory import JobMemory
-from ._sqlite_schema import _ACTIVE, check_path, migrate, refuse_newer
+from ._sqlite_schema import _ACTIVE, check_path, enter_wal, migrate, refuse_newer
 from ._sqlite_sql import (
     _DUPLICATE,
     _EVENT_COLUMNS,
@@ -135,7 +135,7 @@ class SqliteStore:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
             refuse_newer(conn, self.path)  # before anything, even WAL mode, changes the file
-            conn.execute("PRAGMA journal_mode = WAL")
+            enter_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             # Checkpoint every 10,000 pages (40 MB of WAL) instead of 1,000: a journal
             # rewrites the same few pages, so rarer checkpoints copy far fewer pages. The
