@@ -19,7 +19,7 @@ _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL
 
 
 def run_record(row: Any) -> RunRecord:
-    return RunRecord(*row[:17])
+    return RunRecord(*row[:18])
 
 
 async def claim(

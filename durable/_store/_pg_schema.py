@@ -31,7 +31,7 @@ import asyncpg
 from ..errors import DurableError, RunNotFound
 from .base import Expect, LeaseLost, NewEvent, RunEnded, RunUpdate, WaitAnswered
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MESSAGE_LOCK = 7_213_931_000_001
 """The advisory lock held by transactions that append events without a position."""
@@ -164,6 +164,7 @@ def migrations(schema: str) -> list[tuple[int, str]]:
             );
             """,
         ),
+        (6, f"ALTER TABLE {s}.runs ADD COLUMN trace text"),
     ]
 
 

@@ -172,6 +172,9 @@ _MIGRATIONS: list[tuple[int, str]] = [
         )
         """,
     ),
+    # The trace context current where a run was started (W3C traceparent, as JSON), so
+    # that every process that executes it continues that trace.
+    (11, "ALTER TABLE runs ADD COLUMN trace TEXT"),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

@@ -25,10 +25,10 @@ from .base import (
 _RUN_COLUMNS = (
     "run_id, workflow, version, status, input_digest, output, error,"
     " owner, lease_until, created_at, updated_at, parent_run_id, deadline,"
-    " queue, priority, dedup_key"
+    " queue, priority, dedup_key, trace"
 )
 _INSERT_RUN = (
-    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 # OR REPLACE: the input of a run whose row was deleted by hand may still be there.
 _INSERT_INPUT = "INSERT OR REPLACE INTO run_inputs (run_id, input) VALUES (?, ?)"
@@ -41,7 +41,7 @@ _ORPHANED_EVENTS = (
 )
 _INSERT_NEW_RUN = (
     f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS})"
-    " VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?,NULL,NULL,NULL,0,NULL)"
+    " VALUES (?,?,?,?,?,NULL,NULL,?,NULL,?,?,NULL,NULL,NULL,0,NULL,NULL)"
 )
 _RAISE_MARK = (
     "INSERT INTO journal_marks (name, value) VALUES (?, ?)"
@@ -51,13 +51,14 @@ _RAISE_MARK = (
 _RUN_SELECT = (
     "SELECT runs.run_id, workflow, version, status, run_inputs.input, input_digest, output,"
     " error, runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,"
-    " queue, priority, dedup_key"
+    " queue, priority, dedup_key, trace"
 )
 _RUN_FROM = (
     " FROM runs JOIN run_inputs ON run_inputs.run_id = runs.run_id"
     " LEFT JOIN owners ON owners.owner = runs.owner"
 )
 _RUN_READ = _RUN_SELECT + _RUN_FROM
+_RUN_COUNTS = "SELECT workflow, status, count(*) FROM runs GROUP BY workflow, status"
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
 # Whether the run's wait ?2 is unanswered: it was journaled (not superseded), nothing
 # completed it, and no message of its name waits in the inbox (messages not consumed by

@@ -47,6 +47,9 @@ class RunRecord:
     """The queue that admits the run (it waits ``queued`` until then), if any."""
     priority: int = 0
     dedup_key: str | None = None
+    trace: str | None = None
+    """The trace context current where the run was started (JSON of W3C trace context
+    headers), continued by every execution of the run."""
 
 
 MESSAGE = "message"
@@ -306,6 +309,10 @@ class Store(Protocol):
 
     async def queue_counts(self, queue: str) -> tuple[int, int]:
         """How many runs of ``queue`` are queued, and how many admitted and unfinished."""
+        ...
+
+    async def run_counts(self) -> dict[tuple[str, str], int]:
+        """How many runs the journal holds, by (workflow, status)."""
         ...
 
     async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:

@@ -67,14 +67,14 @@ _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL
 _RUN_COLUMNS = (
     "runs.run_id, workflow, version, status, run_inputs.input, input_digest, output, error,"
     " runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,"
-    " queue, priority, dedup_key"
+    " queue, priority, dedup_key, trace"
 )
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
 _APPEND_ARGS = ",".join(f"${i}" for i in range(1, 18))
 
 
 def _run(row: Any) -> RunRecord:
-    return RunRecord(*row[:17])
+    return RunRecord(*row[:18])
 
 
 def _event(row: Any) -> EventRecord:
@@ -364,8 +364,8 @@ class PostgresStore:
             insert = conn.fetchval(
                 f"INSERT INTO {s}.runs (run_id, workflow, version, status, input_digest,"
                 " output, error, owner, created_at, updated_at, parent_run_id, deadline,"
-                " queue, priority, dedup_key)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+                " queue, priority, dedup_key, trace)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING true",
                 run.run_id,
                 run.workflow,
@@ -382,6 +382,7 @@ class PostgresStore:
                 run.queue,
                 run.priority,
                 run.dedup_key,
+                run.trace,
             )
             if run.dedup_key is None:
                 inserted = await insert
@@ -586,6 +587,12 @@ class PostgresStore:
             queue,
         )
         return int(rows[0][0]), int(rows[0][1])
+
+    async def run_counts(self) -> dict[tuple[str, str], int]:
+        rows = await self._fetch(
+            f"SELECT workflow, status, count(*) FROM {self._s}.runs GROUP BY workflow, status"
+        )
+        return {(row[0], row[1]): int(row[2]) for row in rows}
 
     async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
         s = self._s

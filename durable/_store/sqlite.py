@@ -37,6 +37,7 @@ from ._sqlite_sql import (
     _ORPHANED_EVENTS,
     _QUEUED,
     _RAISE_MARK,
+    _RUN_COUNTS,
     _RUN_READ,
     _SCHEDULE_READ,
     _SYNCHRONOUS,
@@ -184,12 +185,19 @@ class SqliteStore:
                 if found is not None:
                     raise DuplicateInQueue(run.queue or "", run.dedup_key, found[0])
             plain = run.parent_run_id is None and run.deadline is None and run.queue is None
-            if plain and run.output is None and run.error is None and None not in values:
+            if (
+                plain
+                and run.trace is None
+                and run.output is None
+                and run.error is None
+                and None not in values
+            ):
                 cursor = conn.execute(_INSERT_NEW_RUN, values)
             else:  # leases live in the owners table
                 values[5:5] = [run.output, run.error]
                 values.insert(8, None)
                 values += [run.parent_run_id, run.deadline, run.queue, run.priority, run.dedup_key]
+                values.append(run.trace)
                 cursor = conn.execute(_INSERT_RUN, values)
             if cursor.rowcount == 1:
                 conn.execute(_INSERT_INPUT, (run.run_id, run.input))
@@ -555,6 +563,10 @@ class SqliteStore:
         (queued,) = (await self._fetchall(_QUEUED, (queue,)))[0]
         (running,) = (await self._fetchall(_IN_QUEUE, (queue,)))[0]
         return int(queued), int(running)
+
+    async def run_counts(self) -> dict[tuple[str, str], int]:
+        rows = await self._fetchall(_RUN_COUNTS)
+        return {(workflow, status): int(n) for workflow, status, n in rows}
 
     async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
         def job(conn: sqlite3.Connection) -> ScheduleRecord:
