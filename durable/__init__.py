@@ -6,6 +6,7 @@ from ._composition import ChildHandle
 from ._context import WorkflowContext
 from ._handle import RunHandle
 from ._info import PendingWait, RunInfo, RunStatus
+from ._metrics import Metrics
 from ._queues import Queue, QueueStatus, ScheduleInfo
 from ._runtime import Runtime, run
 from ._state import WorkflowState
@@ -45,6 +46,7 @@ __all__ = [
     "IdempotencyKeyMismatch",
     "InterruptedStep",
     "InvalidResponse",
+    "Metrics",
     "NoPendingWait",
     "NonDeterminismError",
     "PendingWait",

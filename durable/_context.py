@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import logging
 import random as _random
 import uuid as _uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -33,6 +34,7 @@ from ._journal import (
     payload,
     user_wait_id,
 )
+from ._logs import WorkflowLogger
 from ._numbers import seconds as finite_seconds
 from ._state import WorkflowState
 from ._steps import awaitable_plan, run_step, step_plan
@@ -42,6 +44,7 @@ from .errors import CorruptJournal, NonDeterminismError, WaitTimeout, error_from
 if TYPE_CHECKING:
     import contextlib
 
+    from ._telemetry import Telemetry
     from ._workflow import Workflow
 
 P = ParamSpec("P")
@@ -60,6 +63,7 @@ class RunHost(Protocol):
     journal: RunJournal
     clock: Clock
     max_value_bytes: int | None
+    telemetry: Telemetry
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
         """Journal an event and wait until it is committed."""
@@ -124,6 +128,7 @@ class WorkflowContext:
         self._next_position = 0
         self._patches: set[str] = set()
         self._state: WorkflowState | None = None
+        self._logger: WorkflowLogger | None = None
 
     @property
     def state(self) -> WorkflowState:
@@ -140,6 +145,15 @@ class WorkflowContext:
     @property
     def workflow_name(self) -> str:
         return self._host.workflow_name
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger for workflow code (``durable.workflow.<name>``) that stays quiet while
+        the run replays, so a line is not logged again on every replay; its records
+        carry ``run_id`` and ``workflow``."""
+        if self._logger is None:
+            self._logger = WorkflowLogger(self)
+        return self._logger
 
     @property
     def is_replaying(self) -> bool:

@@ -8,7 +8,6 @@ deadline that passed while no process ran fails the run as soon as one claims it
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ._aio import TaskSet
@@ -16,13 +15,12 @@ from ._codec import encode
 from ._handle import RunHandle
 from ._info import RunStatus
 from ._journal import RERUN, RESUMED
+from ._logs import log
 from ._store.base import NewEvent, RunEnded, RunRecord, RunUpdate
 from .errors import DurableError, RunNotFound, WorkflowTimeout
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
-
-log = logging.getLogger("durable")
 
 
 class Control:

@@ -10,16 +10,14 @@ renews the runtime's lease when due.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from ._journal import CANCEL, MESSAGE
+from ._logs import log
 from ._store.base import StoreUnavailable
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
-
-log = logging.getLogger("durable")
 
 
 class Inbox:

@@ -10,7 +10,6 @@ let go after a database fault is claimed again with backoff.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._aio import TaskSet
 from ._clock import SystemClock
+from ._logs import log
 from ._store.base import TERMINAL, RunRecord
 from ._workflow import Workflow, registered, registry_keys
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from ._run import LiveRun
     from ._runtime import Runtime
 
-log = logging.getLogger("durable")
 
 HOST = socket.gethostname()
 
@@ -95,6 +94,8 @@ class Ownership:
                 for record in records
                 if record.owner is not None and (at_open or record.owner != self.owner)
             }
+            if recovering:
+                rt.telemetry.took_over(len(recovering))
             # Loaded and started a slice at a time: while one slice's journals are read, the
             # runs started before it move on (and many finish), so fewer are in memory at once.
             for start in range(0, len(records), _RECOVERY_SLICE):

@@ -21,6 +21,7 @@ from ._context import WorkflowContext
 from ._journal import RunJournal
 from ._run import decode_arguments, unreplayed
 from ._store.base import EventRecord, RunRecord
+from ._telemetry import Telemetry
 from ._workflow import Workflow
 from .errors import CorruptJournal, NonDeterminismError
 
@@ -41,6 +42,7 @@ class _ReplayHost:
         latest = max([updated_at, *(e.created_at for e in events)])
         self.clock: Clock = VirtualClock(start=latest, auto_skip=False)
         self.max_value_bytes: int | None = None
+        self.telemetry = Telemetry()  # never told of a step: none runs here
         self._fatal: NonDeterminismError | CorruptJournal | None = None
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from ._aio import TaskSet
 from ._clock import VirtualClock
 from ._codec import encode
 from ._journal import RECOVERED, RunJournal
+from ._logs import log
 from ._run import LiveRun
 from ._store.base import EventRecord, LeaseLost, NewEvent, RunEnded, RunRecord, RunUpdate
 from ._workflow import Workflow
@@ -28,8 +28,6 @@ from .errors import CorruptJournal, RecoveryLimit
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
-
-log = logging.getLogger("durable")
 
 
 @dataclasses.dataclass

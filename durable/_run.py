@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import logging
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from ._codec import convert, encode, loads
 from ._context import WorkflowContext
 from ._info import RunStatus
 from ._journal import RunJournal, family
+from ._logs import log
 from ._store.base import (
     PUBLISHED,
     EventRecord,
@@ -39,8 +39,6 @@ from .errors import CorruptJournal, DurableError, NonDeterminismError
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-log = logging.getLogger("durable")
-
 
 class LiveRun:
     """The in-process state of one run: its journal, its task, what it waits for."""
@@ -55,6 +53,7 @@ class LiveRun:
         self.runtime = runtime
         self.clock = runtime.clock
         self.max_value_bytes = runtime.max_value_bytes
+        self.telemetry = runtime.telemetry
         self.record = record
         self.run_id = record.run_id
         self.workflow = workflow
@@ -78,6 +77,8 @@ class LiveRun:
         """How the run ends when it is stopped from outside: cancelled, or failed with
         this error (its deadline passed)."""
         self._deadline_timer: int | None = None
+        self.unhandled: BaseException | None = None
+        """The exception the workflow raised and did not handle, when that failed it."""
 
     # -- RunHost -------------------------------------------------------------
 
@@ -343,6 +344,8 @@ class LiveRun:
     async def _drive(self) -> None:
         ctx = self.ctx = WorkflowContext(self)
         token = _current.context.set(ctx)
+        telemetry = self.telemetry
+        span = telemetry.run_began(self)
         try:
             try:
                 args, kwargs = decode_arguments(self.workflow, self.record.input)
@@ -367,15 +370,14 @@ class LiveRun:
                         "received": error.received,
                     }
                 if not isinstance(error, DurableError):
-                    log.warning(
-                        "run %s of %s failed", self.run_id, self.workflow_name, exc_info=error
-                    )
+                    self.unhandled = error  # its traceback goes in the log line of the end
                 await self._finish(
                     RunUpdate(self.clock.now(), status="failed", error=encode(record))
                 )
                 return
             await self._finish(RunUpdate(self.clock.now(), status="completed", output=output))
         finally:
+            telemetry.run_stopped(self, span)
             # Break the cycle a finished run would leave to the garbage collector (the
             # task's context -> the workflow context -> this run -> the task), here and
             # not in a done callback (one more loop callback per run), so its objects are
@@ -446,6 +448,7 @@ class LiveRun:
             r.queue,
             r.priority,
             r.dedup_key,
+            r.trace,
         )
 
 

@@ -12,12 +12,11 @@ import asyncio
 import contextlib
 import contextvars
 import datetime as dt
-import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from typing_extensions import ParamSpec
 
@@ -31,6 +30,8 @@ from ._handle import RunHandle
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import child_message
+from ._logs import log
+from ._metrics import Metrics
 from ._numbers import count, seconds, timestamp
 from ._ownership import HOST, Ownership
 from ._queues import Queue, QueueStatus, ScheduleInfo
@@ -47,6 +48,7 @@ from ._store.base import (
     Store,
 )
 from ._streams import read_stream
+from ._telemetry import Telemetry
 from ._timers import Timers
 from ._workflow import Workflow, registered
 from .errors import (
@@ -56,9 +58,11 @@ from .errors import (
     WorkflowFailed,
 )
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
 P = ParamSpec("P")
 R = TypeVar("R")
-log = logging.getLogger("durable")
 
 
 class Runtime:
@@ -84,7 +88,9 @@ class Runtime:
     A value (input, step result, event, output) over ``max_value_bytes`` of
     JSON is refused with ``SerializationError`` (None: no limit). A run
     recovered ``max_recoveries`` times in a row without progress (its process
-    died each time it ran) is failed with ``RecoveryLimit``.
+    died each time it ran) is failed with ``RecoveryLimit``. With
+    ``opentelemetry-api`` installed, runs and step attempts are spans of
+    ``tracer_provider`` (default: the global one the application configures).
 
     The runtime is a facade over its parts, each with one job: ``store`` (the
     journal), ``ownership`` (leases and claims), ``residency`` (which runs are
@@ -110,6 +116,7 @@ class Runtime:
         max_recoveries: int = 10,
         store: Store | None = None,
         workflows: Sequence[Workflow[Any, Any]] | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         seconds("lease_seconds", lease_seconds)
         seconds("poll_interval", poll_interval)
@@ -135,6 +142,7 @@ class Runtime:
                 "max_value_bytes": max_value_bytes,
                 "max_recoveries": max_recoveries,
                 "workflows": workflows,
+                "tracer_provider": tracer_provider,
             }
         self.durability = durability
         self.store: Store = store or open_store(path, durability, writer, poll_interval)
@@ -153,6 +161,7 @@ class Runtime:
         self.answers = Answers(self)
         self.control = Control(self)
         self.scheduler = Scheduler(self)
+        self.telemetry = Telemetry(tracer_provider)
         self._open = False
         self._token: contextvars.Token[Runtime | None] | None = None
 
@@ -454,6 +463,12 @@ class Runtime:
         """The cron schedules seen on this journal, with their next and latest ticks."""
         self._check_open()
         return await self.scheduler.schedules()
+
+    async def metrics(self) -> Metrics:
+        """This runtime's counts of step attempts, run ends and takeovers, with the
+        journal's counts of runs and of queued runs: what ``/metrics`` serves."""
+        self._check_open()
+        return await self.telemetry.metrics(self.store, await self.queues())
 
     def read_stream(self, run_id: str, key: str) -> AsyncIterator[Any]:
         """The values of the run's stream ``key`` in order, from any process: those

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ._aio import TaskSet
+from ._logs import log
 from ._queues import Cron, QueueStatus, ScheduleInfo, declared_queues
 from ._workflow import Workflow, registry_keys
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
-
-log = logging.getLogger("durable")
 
 
 class Scheduler:

@@ -95,6 +95,7 @@ async def start_run(
         queue=None if through is None else through.name,
         priority=priority,
         dedup_key=dedup_key,
+        trace=rt.telemetry.trace_for_start(wf.name, rid),
     )
     if run_id is None and executes:
         # A new id cannot exist yet, so the run starts at once: its row is queued

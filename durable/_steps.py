@@ -65,6 +65,7 @@ async def run_step(
             info = StepScope(
                 host.run_id, host.workflow_name, name, position, prior, started.created_at, host
             )
+            span = host.telemetry.step_began(info)
             try:
                 with host.working():
                     if plan.is_async and options.timeout is None:
@@ -81,7 +82,9 @@ async def run_step(
             except Exception as exc:
                 failures = attempts(events).failure_count + 1
                 failure_record = error_record(exc)
-                if options.retry.should_retry(failures, exc):
+                retried = options.retry.should_retry(failures, exc)
+                host.telemetry.step_ended(info, span, exc, retried)
+                if retried:
                     retry_at = host.clock.now() + options.retry.delay_after(failures)
                     failure = {
                         "attempt": info.attempt,
@@ -94,6 +97,10 @@ async def run_step(
                     name, failure_record["type"], failure_record["message"], info.attempt
                 )
                 await fail_step(ctx, position, name, failed, failure_record)
+            except BaseException as exc:  # cancelled: the attempt neither returned nor failed
+                host.telemetry.step_ended(info, span, exc)
+                raise
+            host.telemetry.step_ended(info, span)
             try:
                 text = encode(value, host.max_value_bytes)
                 # What replay will return: the stored JSON read back by the return type.

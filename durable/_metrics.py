@@ -1,0 +1,50 @@
+"""What a runtime counts for ``/metrics``: step attempts by outcome, run ends, takeovers.
+
+Plain counters in memory, cheap enough for every step; ``durable serve`` renders
+them, with the journal's counts of runs and queued runs, in Prometheus format.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+class Counters:
+    """Counted by this runtime since it opened (a Prometheus counter per process)."""
+
+    def __init__(self) -> None:
+        self.steps_started: Counter[tuple[str, str]] = Counter()
+        self.steps_completed: Counter[tuple[str, str]] = Counter()
+        self.steps_failed: Counter[tuple[str, str]] = Counter()
+        """Attempts that raised, retried or not."""
+        self.steps_retried: Counter[tuple[str, str]] = Counter()
+        """Attempts that raised and are retried."""
+        self.runs_ended: Counter[tuple[str, str]] = Counter()
+        """Runs that ended here, by (workflow, status)."""
+        self.lease_takeovers = 0
+        """Runs taken over from a runtime that died or whose lease lapsed."""
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A runtime's counters and the journal's counts, as of one moment (``rt.metrics()``).
+
+    Step and run-end counters are this runtime's, since it opened; ``runs`` and
+    ``queues`` are the whole journal's, over every runtime on it.
+    """
+
+    steps_started: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Attempts begun, by (workflow, step)."""
+    steps_completed: dict[tuple[str, str], int] = field(default_factory=dict)
+    steps_failed: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Attempts that raised, whether retried or not."""
+    steps_retried: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Attempts that raised and will be retried."""
+    runs_ended: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Runs that ended in this runtime, by (workflow, status)."""
+    lease_takeovers: int = 0
+    runs: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Runs in the journal by (workflow, status)."""
+    queues: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per queue: (runs queued, runs admitted and unfinished)."""
