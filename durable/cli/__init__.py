@@ -25,6 +25,7 @@ from .._store import is_url
 from .._workflow import registry_keys
 from ..errors import DurableError
 from ._commands import COMMANDS, duration, when
+from ._logging import configure as configure_logging
 
 DISTRIBUTION = "durable-workflows"
 
@@ -176,12 +177,23 @@ def parser() -> argparse.ArgumentParser:
         help="every request must bear Authorization: Bearer TOKEN (default: $DURABLE_TOKEN);"
         " needed to bind anything but a loopback address",
     )
+    for runner in (worker, serve):
+        runner.add_argument(
+            "--log-level",
+            choices=("debug", "info", "warning", "error"),
+            default="info",
+            help="log records of this level and above to stderr (default info: a line per"
+            " run started, resumed and ended)",
+        )
+        runner.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.db = getattr(args, "db", None) or os.environ.get("DURABLE_DB") or "durable.db"
+    if args.command in ("worker", "serve"):
+        configure_logging(args.log_level, args.log_json)
     try:
         if args.command == "worker":
             asyncio.run(_worker(args.db, args.modules, args.durability))

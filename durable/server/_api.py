@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from .._runtime import Runtime
 from .._workflow import Workflow, registered_spec
 from ..errors import DurableError
+from ._metrics import metrics_page
 from ._openapi import OPENAPI
 
 _STATUS = {
@@ -95,6 +96,7 @@ def create_app(rt: Runtime, token: str | None = None) -> Starlette:
         route("/api/runs/{run_id}/resume", _resume, "POST"),
         route("/api/runs/{run_id}/rerun", _rerun, "POST"),
         route("/webhooks/{name}", _webhook, "POST"),
+        route("/metrics", metrics_page),
         Route("/openapi.json", _openapi),
         Route("/", _page),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),

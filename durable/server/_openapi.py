@@ -63,6 +63,12 @@ OPENAPI: dict[str, Any] = {
                 status="202",
             ),
         },
+        "/metrics": {
+            "get": {
+                "summary": "runs, step attempts, queues and takeovers in Prometheus text format",
+                "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}},
+            },
+        },
         "/api/runs/{run_id}/streams/{key}": {
             "parameters": [*_RUN, _path("key")],
             "get": {
