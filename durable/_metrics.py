@@ -6,7 +6,6 @@ them, with the journal's counts of runs and queued runs, in Prometheus format.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -14,13 +13,13 @@ class Counters:
     """Counted by this runtime since it opened (a Prometheus counter per process)."""
 
     def __init__(self) -> None:
-        self.steps_started: Counter[tuple[str, str]] = Counter()
-        self.steps_completed: Counter[tuple[str, str]] = Counter()
-        self.steps_failed: Counter[tuple[str, str]] = Counter()
+        self.steps_started: dict[tuple[str, str], int] = {}
+        self.steps_completed: dict[tuple[str, str], int] = {}
+        self.steps_failed: dict[tuple[str, str], int] = {}
         """Attempts that raised, retried or not."""
-        self.steps_retried: Counter[tuple[str, str]] = Counter()
+        self.steps_retried: dict[tuple[str, str], int] = {}
         """Attempts that raised and are retried."""
-        self.runs_ended: Counter[tuple[str, str]] = Counter()
+        self.runs_ended: dict[tuple[str, str], int] = {}
         """Runs that ended here, by (workflow, status)."""
         self.lease_takeovers = 0
         """Runs taken over from a runtime that died or whose lease lapsed."""

@@ -57,7 +57,8 @@ class Telemetry:
         final = live.final
         status = None if final is None else final.status
         if final is not None:
-            self.counters.runs_ended[live.workflow_name, final.status] += 1
+            ended, key = self.counters.runs_ended, (live.workflow_name, final.status)
+            ended[key] = ended.get(key, 0) + 1
             _log_end(live, final.status, final.error, final.updated_at - live.record.created_at)
             live.unhandled = None  # its traceback holds the workflow's frames
         if span is not None:
@@ -70,7 +71,8 @@ class Telemetry:
     # -- step attempts ---------------------------------------------------------
 
     def step_began(self, scope: StepScope) -> tuple[Any, object] | None:
-        self.counters.steps_started[scope.workflow, scope.step] += 1
+        started, key = self.counters.steps_started, (scope.workflow, scope.step)
+        started[key] = started.get(key, 0) + 1
         return None if self.tracing is None else self.tracing.step_span(scope)
 
     def step_ended(
@@ -82,12 +84,13 @@ class Telemetry:
     ) -> None:
         """The attempt returned, or raised ``error`` (and is ``retried``, or not)."""
         key = scope.workflow, scope.step
+        counters = self.counters
         if error is None:
-            self.counters.steps_completed[key] += 1
+            counters.steps_completed[key] = counters.steps_completed.get(key, 0) + 1
         elif isinstance(error, Exception):
-            self.counters.steps_failed[key] += 1
+            counters.steps_failed[key] = counters.steps_failed.get(key, 0) + 1
             if retried:
-                self.counters.steps_retried[key] += 1
+                counters.steps_retried[key] = counters.steps_retried.get(key, 0) + 1
         if span is not None:
             assert self.tracing is not None
             self.tracing.step_ended(span, error, retried)

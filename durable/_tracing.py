@@ -9,6 +9,8 @@ the run, after a crash too, continues the trace it was started in.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import TYPE_CHECKING
 
 import orjson
@@ -35,14 +37,32 @@ class Tracing:
     process, one per step attempt."""
 
     def __init__(self, provider: trace.TracerProvider | None) -> None:
-        # Without a provider, the global one: a proxy until the application sets its SDK.
-        source = provider or trace.get_tracer_provider()
-        self.tracer = source.get_tracer("durable", _version())
+        self._tracer = None if provider is None else provider.get_tracer("durable", _version())
+        self._looked_at = -math.inf
+
+    def tracer(self) -> trace.Tracer | None:
+        """The tracer; None while the application has set no SDK (the global provider is
+        still the API's proxy, or the no-op one) and no provider was given: then no span
+        could record, and none is made. Looked up at most once a second (the lookup
+        reads the environment, which would cost a step 1 us)."""
+        if self._tracer is None:
+            now = time.monotonic()
+            if now - self._looked_at < 1.0:
+                return None
+            self._looked_at = now
+            provider = trace.get_tracer_provider()
+            if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+                return None
+            self._tracer = provider.get_tracer("durable", _version())
+        return self._tracer
 
     def start_trace(self, workflow: str, run_id: str) -> str | None:
         """A span for starting the run, under the current one; its context as JSON for
         the run's row (None when nothing records: no SDK, or not sampled)."""
-        span = self.tracer.start_span(
+        tracer = self._tracer or self.tracer()
+        if tracer is None:
+            return None
+        span = tracer.start_span(
             f"durable.start {workflow}",
             kind=SpanKind.PRODUCER,
             attributes={RUN_ID: run_id, WORKFLOW: workflow},
@@ -54,16 +74,19 @@ class Tracing:
         _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
         return orjson.dumps(carrier).decode()
 
-    def run_span(self, record: RunRecord) -> tuple[Span, object]:
+    def run_span(self, record: RunRecord) -> tuple[Span, object] | None:
         """The span of one execution of the run, child of the context the run was started
         in, and made current for the workflow's task (returns it and the token)."""
+        tracer = self._tracer or self.tracer()
+        if tracer is None:
+            return None
         parent = None
         if record.trace is not None:
             try:
                 parent = _PROPAGATOR.extract(orjson.loads(record.trace))
             except (orjson.JSONDecodeError, AttributeError):
                 parent = None  # written by hand: start a trace of its own
-        span = self.tracer.start_span(
+        span = tracer.start_span(
             f"durable.run {record.workflow}",
             context=parent,
             kind=SpanKind.CONSUMER,
@@ -85,7 +108,10 @@ class Tracing:
     def step_span(self, scope: StepScope) -> tuple[Span, object] | None:
         """The span of one step attempt, current while its body runs; None when it does
         not record (the body then runs under the run's span)."""
-        span = self.tracer.start_span(f"durable.step {scope.step}")
+        tracer = self._tracer or self.tracer()
+        if tracer is None:
+            return None
+        span = tracer.start_span(f"durable.step {scope.step}")
         if not span.is_recording():
             span.end()
             return None
