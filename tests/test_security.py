@@ -32,8 +32,9 @@ ALLOWED_IN_SQL = {
     "_APPEND_ARGS",
     "_TERMINAL",
     "MESSAGE_LOCK",
+    "QUEUE_LOCK",
+    "RUN_COLUMNS",
     "free",
-    "holding",
     # Fixed pieces seen once the scan also read f-strings that begin with {...}: column
     # lists and clauses of the stores, and $n placeholder numbers.
     "_RUN_READ",

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from .base import TERMINAL, Admitted, QueueLimits, RunRecord
+from .base import TERMINAL, QueueLimits, RunRecord
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 
@@ -88,103 +88,38 @@ async def claim(
     return [run_record(row) for row in rows]
 
 
-QUEUE_LOCK = 7_213_931
 """The first key of the advisory lock each queue's admissions take (the second: a hash
 of the schema and the queue's name)."""
 
 
-async def admit(
-    conn: asyncpg.Connection,
-    *,
+def admit_args(
     s: str,
-    runs_sql: Callable[[str], str],
     owner: str,
-    lease_until: float,
     now: float,
     queues: Sequence[QueueLimits],
     limit: int,
     workflows: Sequence[tuple[str, str]] | None,
-) -> Admitted:
-    """See ``Store.admit``. Each queue's admissions take an advisory lock on the queue
-    until they commit: counting the runs that hold its slots and taking the next ones
-    must be one step for every runtime, and a row lock cannot cover runs that do not
-    exist yet nor a count. The queued runs are taken ``FOR UPDATE SKIP LOCKED``. (The
-    admitting runtime holds a lease already: its renewal is the lease's job.)"""
-    taken: list[RunRecord] = []
-    fresh: set[str] = set()
-    retry_at: float | None = None
-    # Only the queues with runs waiting: most admissions, started by any change at all,
-    # find none, and then lock nothing and count nothing.
-    waiting = await conn.fetch(
-        f"SELECT DISTINCT queue FROM {s}.runs WHERE status = 'queued' AND queue = ANY($1::text[])",
+) -> tuple[Any, ...]:
+    """The parameters of the schema's ``admit`` function but its batch marker (see
+    ``Store.admit``). Each queue's admissions take an advisory lock on the queue until
+    they commit: counting the runs that hold its slots and taking the next ones must be
+    one step for every runtime, and a row lock cannot cover runs that do not exist yet
+    nor a count. The queued runs are taken ``FOR UPDATE SKIP LOCKED``. One call, so the
+    lock is held for one round trip. (The admitting runtime holds a lease already: its
+    renewal is the lease's job.)"""
+    return (
+        owner,
+        now,
+        limit,
         [queue.name for queue in queues],
+        [f"{s}.{queue.name}" for queue in queues],
+        [queue.concurrency for queue in queues],
+        [queue.per_runtime for queue in queues],
+        [queue.rate[0] if queue.rate else None for queue in queues],
+        [float(queue.rate[1]) if queue.rate else None for queue in queues],
+        None if workflows is None else [name for name, _ in workflows],
+        None if workflows is None else [version for _, version in workflows],
     )
-    names = {row[0] for row in waiting}
-    for queue in queues:
-        if queue.name not in names:
-            continue
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", QUEUE_LOCK, f"{s}.{queue.name}"
-        )
-        # One round trip for the three counts: the slots held, ours, and the window's.
-        holding = (
-            f"FROM {s}.runs WHERE queue = $1 AND queue IS NOT NULL AND status <> 'queued'"
-            f" AND {_ACTIVE}"
-        )
-        running, mine, started, oldest = await conn.fetchrow(
-            f"SELECT (SELECT count(*) {holding}), (SELECT count(*) {holding} AND owner = $2),"
-            f" count(*), min(admitted_at) FROM {s}.runs WHERE queue = $1 AND admitted_at > $3",
-            queue.name,
-            owner,
-            now - (queue.rate[1] if queue.rate else 0.0),
-        )
-        room = limit - len(taken)
-        if queue.concurrency is not None:
-            room = min(room, queue.concurrency - running)
-        if queue.per_runtime is not None:
-            room = min(room, queue.per_runtime - mine)
-        window_ends: float | None = None  # when the rate lets one more in, if it binds
-        if queue.rate is not None and queue.rate[0] - started <= room:
-            room = queue.rate[0] - started
-            window_ends = (now if oldest is None else float(oldest)) + queue.rate[1]
-        if room <= 0 and window_ends is None:
-            continue
-        params: list[Any] = [queue.name]
-        where = "queue = $1 AND status = 'queued'"
-        if workflows is not None:
-            params += [[name for name, _ in workflows], [version for _, version in workflows]]
-            where += (
-                " AND (workflow, coalesce(version, '1')) IN"
-                " (SELECT * FROM unnest($2::text[], $3::text[]))"
-            )
-        rows = await conn.fetch(
-            runs_sql(where) + " ORDER BY priority, created_at, runs.run_id"
-            f" LIMIT ${len(params) + 1} FOR UPDATE OF runs SKIP LOCKED",
-            *params,
-            max(room, 0) + 1,
-        )
-        if window_ends is not None and len(rows) > max(room, 0):
-            retry_at = window_ends if retry_at is None else min(retry_at, window_ends)
-        rows = rows[: max(room, 0)]
-        await conn.execute(
-            f"UPDATE {s}.runs SET status = 'pending', owner = $1, admitted_at = $2"
-            " WHERE run_id = ANY($3::text[])",
-            owner,
-            now,
-            [row[0] for row in rows],
-        )
-        journaled = await conn.fetch(
-            f"SELECT DISTINCT run_id FROM {s}.events WHERE run_id = ANY($1::text[])",
-            [row[0] for row in rows],
-        )
-        with_events = {row[0] for row in journaled}
-        for row in rows:
-            record = run_record(row)
-            record.status, record.owner = "pending", owner
-            if record.run_id not in with_events:
-                fresh.add(record.run_id)
-            taken.append(record)
-    return Admitted(taken, retry_at, frozenset(fresh))
 
 
 async def renew(

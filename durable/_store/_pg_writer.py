@@ -7,9 +7,11 @@ savepoint per job); jobs of one ``WriteChain`` commit in order and none after
 one has failed.
 
 A job is either a *statement* (parameters for the writer's one pipelined
-statement, the journal's ``append``) or an async function of the connection.
-A batch of statements is sent as one pipeline: a single round trip, which
-commits as one implicit transaction, so a sequential step costs one commit.
+statement, the journal's ``append``), a *call* (a statement of its own that
+records the batch itself, such as ``admit``: committed alone, in one round
+trip) or an async function of the connection. A batch of statements is sent as
+one pipeline: a single round trip, which commits as one implicit transaction,
+so a sequential step costs one commit.
 
 Every batch also records its number in ``writers`` (``finish_batch``), so a
 batch whose connection broke is never guessed about: after reconnecting the
@@ -81,6 +83,7 @@ class _Entry(NamedTuple):
     finish: Callable[[Any], Any] | None = None
     notify: bool = False
     guard: str | None = None
+    call: str | None = None
 
 
 class PgWriter:
@@ -144,6 +147,17 @@ class PgWriter:
         """
         return self._submit(None, chain, args, finish, notify, guard)
 
+    def submit_call(self, sql: str, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Run ``sql`` with ``args`` and this writer's batch marker as its last three
+        parameters (it calls ``finish_batch`` itself), alone in an implicit transaction;
+        its rows, once committed."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._task is None or self._stopping:
+            future.set_exception(RuntimeError("the journal writer is not running"))
+            return future
+        self._queue(_Entry(None, future, None, args, call=sql))
+        return future
+
     def submit_statement_nowait(
         self,
         args: tuple[Any, ...],
@@ -196,11 +210,14 @@ class PgWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch, self._pending = self._pending, []
-                outcomes = await self._commit_surviving_faults(batch)
-                self.batches += 1
-                self.jobs += len(batch)
-                settle(batch, outcomes)
+                pending, self._pending = self._pending, []
+                rest = [entry for entry in pending if entry.call is None]
+                calls = [[entry] for entry in pending if entry.call is not None]
+                for batch in [rest, *calls] if rest else calls:
+                    outcomes = await self._commit_surviving_faults(batch)
+                    self.batches += 1
+                    self.jobs += len(batch)
+                    settle(batch, outcomes)
             if self._stopping:
                 return
 
@@ -257,6 +274,14 @@ class PgWriter:
     ) -> list[Any]:
         channel = self._channel if any(entry.notify for entry in batch) else None
         marker = (self.writer_id, number, channel)
+        call = batch[0].call
+        if call is not None:  # alone in its batch
+            try:
+                return [Ok(await conn.fetch(call, *batch[0].args, *marker))]
+            except asyncpg.PostgresError as exc:
+                if is_transient(exc):
+                    raise
+                return [exc]
         if _pipelinable(batch):
             return await self._pipeline(conn, batch, marker)
         try:

@@ -33,6 +33,7 @@ from ..errors import DuplicateInQueue, DurableError
 from . import _pg_leases as leases
 from ._pg_schema import (
     MESSAGE_LOCK,
+    RUN_COLUMNS,
     append_args,
     append_outcome,
     describe,
@@ -64,11 +65,6 @@ _FALLBACK_POLL = 2.0
 """Seconds between looks at the journal without a notification (and while LISTEN is down)."""
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
-_RUN_COLUMNS = (
-    "runs.run_id, workflow, version, status, run_inputs.input, input_digest, output, error,"
-    " runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,"
-    " queue, priority, dedup_key, trace"
-)
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
 _APPEND_ARGS = ",".join(f"${i}" for i in range(1, 18))
 
@@ -98,6 +94,11 @@ class PostgresStore:
         self._append_sql = (
             f"SELECT a.refused, a.detail, a.seqs FROM {self._s}.append({_APPEND_ARGS}) a,"
             f" {self._s}.finish_batch($18, $19, $20)"
+        )
+        # The admitted runs come back from the call, read on the writer's connection
+        # (the pool may be busy with many readers).
+        self._admit_sql = (
+            f"SELECT * FROM {self._s}.admit(" + ",".join(f"${i}" for i in range(1, 15)) + ")"
         )
         self._writer = PgWriter(self._connect, self._s, self._append_sql, self._me, self._channel)
         self._pool: asyncpg.Pool | None = None
@@ -221,7 +222,7 @@ class PostgresStore:
     def _runs_sql(self, where: str) -> str:
         s = self._s
         return (
-            f"SELECT {_RUN_COLUMNS} FROM {s}.runs"
+            f"SELECT {RUN_COLUMNS} FROM {s}.runs"
             f" JOIN {s}.run_inputs ON run_inputs.run_id = runs.run_id"
             f" LEFT JOIN {s}.owners ON owners.owner = runs.owner WHERE {where}"
         )
@@ -560,18 +561,11 @@ class PostgresStore:
     ) -> Admitted:
         if not queues or (workflows is not None and not workflows):
             return Admitted([])
-        job = functools.partial(
-            leases.admit,
-            s=self._s,
-            runs_sql=self._runs_sql,
-            owner=owner,
-            lease_until=lease_until,
-            now=now,
-            queues=queues,
-            limit=limit,
-            workflows=workflows,
-        )
-        return await self._writer.submit(job)  # type: ignore[no-any-return]
+        args = leases.admit_args(self._s, owner, now, queues, limit, workflows)
+        rows = await self._writer.submit_call(self._admit_sql, args)
+        records = [_run(row[2:]) for row in rows if row[2] is not None]
+        fresh = frozenset(row[2] for row in rows if row[1])
+        return Admitted(records, rows[0][0], fresh)
 
     async def queue_names(self) -> list[str]:
         rows = await self._fetch(
