@@ -7,13 +7,21 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 import durable
 from durable._store._pg_schema import split_schema
-from durable._store.base import NewEvent, RunRecord, StoreUnavailable
+from durable._store.base import (
+    LeaseLost,
+    NewEvent,
+    RunEnded,
+    RunRecord,
+    RunUpdate,
+    StoreUnavailable,
+)
 from durable._store.postgres import PostgresStore
 
 from . import child as child_program
@@ -150,8 +158,9 @@ def test_three_worker_processes_share_100_runs_and_none_runs_twice(db: str, tmp_
 
 
 class _BreakingFetchmany:
-    """Stands in for the writer's connection: the pipeline breaks, before or after
-    the server ran it, as a connection lost mid-call does."""
+    """Stands in for the writer's connection: the batch's call breaks, before or after
+    the server ran it, as a connection lost mid-call does (a pipeline of statements,
+    or the one call that takes a batch of owners' writes)."""
 
     def __init__(self, conn: asyncpg.Connection, after_sending: bool) -> None:
         self._conn = conn
@@ -169,10 +178,19 @@ class _BreakingFetchmany:
             raise asyncpg.ConnectionDoesNotExistError("connection lost (test)")
         return list(await self._conn.fetchmany(sql, args))
 
+    async def fetchrow(self, sql: str, *args: object) -> object:
+        if not self.broke:
+            self.broke = True
+            if self._after_sending:
+                await self._conn.fetchrow(sql, *args)
+            raise asyncpg.ConnectionDoesNotExistError("connection lost (test)")
+        return await self._conn.fetchrow(sql, *args)
 
+
+@pytest.mark.parametrize("writes", [1, 3])  # a pipeline; one call for owners' writes
 @pytest.mark.parametrize("after_sending", [False, True])
 async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not_commit(
-    db: str, after_sending: bool
+    db: str, after_sending: bool, writes: int
 ) -> None:
     store = PostgresStore(db, durability="normal")
     await store.open()
@@ -182,15 +200,19 @@ async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not
         writer = store.writer
         breaking = _BreakingFetchmany(await writer._connection(), after_sending)
         writer._conn = breaking
-        write = store.append("r", [NewEvent("r", 0, "step.started", "s", "{}", 1.0)], owner="me")
+        batch = [
+            store.append("r", [NewEvent("r", i, "step.started", "s", "{}", 1.0)], owner="me")
+            for i in range(writes)
+        ]
         if after_sending:  # it committed: its answer is lost, and it is not written twice
-            with pytest.raises(StoreUnavailable, match="as a write committed"):
-                await write
+            for write in batch:
+                with pytest.raises(StoreUnavailable, match="as a write committed"):
+                    await write
         else:  # it did not: it is sent again, once
-            assert await write == [1]
+            assert [await write for write in batch] == [[i + 1] for i in range(writes)]
         assert breaking.broke
         events = (await store.load_events(["r"]))["r"]
-        assert [(e.seq, e.position) for e in events] == [(1, 0)]
+        assert [(e.seq, e.position) for e in events] == [(i + 1, i) for i in range(writes)]
     finally:
         await store.close()
 
@@ -238,3 +260,41 @@ async def test_a_server_that_goes_away_and_comes_back_is_survived(db: str) -> No
 
 async def _waiting(rt: durable.Runtime, run_id: str) -> bool:
     return bool(await rt.pending_waits(run_id))
+
+
+async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: str) -> None:
+    """A batch of a runtime's own writes goes in one call (``append_owned``): a run owned
+    by another, or ended, refuses its writes; the others' are written, seqs in order."""
+    store = PostgresStore(db, durability="normal")
+    await store.open()
+    try:
+        for run_id, owner, status in (("mine", "me", "running"), ("theirs", "you", "running")):
+            record = RunRecord(
+                run_id, "wf", "1", status, "{}", "d", None, None, owner, None, 1.0, 1.0
+            )
+            await store.create_run(record)
+        await store.create_run(
+            RunRecord("done", "wf", "1", "completed", "{}", "d", None, None, "me", None, 1.0, 1.0)
+        )
+
+        def write(run_id: str, position: int, status: str | None = None) -> Any:
+            update = None if status is None else RunUpdate(2.0, status=status)
+            event = NewEvent(run_id, position, "step.started", "s", "{}", 1.0)
+            return store.append(run_id, [event, event], update, owner="me")
+
+        batch = [
+            write("mine", 0),
+            write("theirs", 0),
+            write("mine", 1, "sleeping"),
+            write("done", 0),
+        ]
+        outcomes = await asyncio.gather(*batch, return_exceptions=True)
+        assert outcomes[0] == [1, 2] and outcomes[2] == [3, 4]
+        assert isinstance(outcomes[1], LeaseLost) and isinstance(outcomes[3], RunEnded)
+        events = await store.load_events(["mine", "theirs", "done"])
+        assert [(e.seq, e.position) for e in events["mine"]] == [(1, 0), (2, 0), (3, 1), (4, 1)]
+        assert events["theirs"] == [] and events["done"] == []
+        mine = await store.get_run("mine")
+        assert mine is not None and mine.status == "sleeping" and mine.updated_at == 2.0
+    finally:
+        await store.close()

@@ -73,6 +73,18 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRYABLE_STATES
 
 
+class Combined(NamedTuple):
+    """One statement that can do the work of a whole pipeline of statement jobs: a
+    call per batch instead of one per job, where every job of the batch allows it."""
+
+    sql: str
+    """Its last three parameters are ``finish_batch``'s, as the statement's are."""
+    args: Callable[[list[tuple[Any, ...]]], tuple[Any, ...] | None]
+    """Its parameters for the jobs' arguments; None when they do not allow it."""
+    rows: Callable[[Any, list[tuple[Any, ...]]], list[Any]]
+    """Its answer as one row per job, as the statement would have answered each."""
+
+
 class _Entry(NamedTuple):
     """A queued job; its caller's future and chain first, as ``_batch.settle`` reads them."""
 
@@ -103,9 +115,11 @@ class PgWriter:
         writer_id: str,
         channel: str,
         give_up_after: float = 30.0,
+        combined: Combined | None = None,
     ) -> None:
         self._connect = connect
         self._statement = statement
+        self._combined = combined
         self._finish_sql = f"SELECT {schema}.finish_batch($1, $2, $3)"
         self._marker_sql = f"SELECT batch FROM {schema}.writers WHERE writer = $1"
         self._forget_sql = f"DELETE FROM {schema}.writers WHERE writer = $1"
@@ -305,11 +319,18 @@ class PgWriter:
         sent = [entry for entry, error in zip(batch, stopped, strict=True) if error is None]
         if not sent:
             return stopped
-        unmarked = (None, None, None)
-        args = [entry.args + unmarked for entry in sent]
-        args[-1] = sent[-1].args + marker
+        writes = [entry.args for entry in sent]
+        combined = None if self._combined is None else self._combined.args(writes)
         try:
-            rows = iter(await conn.fetchmany(self._statement, args))
+            if combined is not None:
+                assert self._combined is not None
+                row = await conn.fetchrow(self._combined.sql, *combined, *marker)
+                rows = iter(self._combined.rows(row, writes))
+            else:
+                unmarked = (None, None, None)
+                args = [write + unmarked for write in writes]
+                args[-1] = writes[-1] + marker
+                rows = iter(await conn.fetchmany(self._statement, args))
         except asyncpg.PostgresError as exc:
             if is_transient(exc):
                 raise

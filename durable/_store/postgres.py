@@ -2,8 +2,8 @@
 
 ``Runtime("postgresql://user@host/db")`` (extra ``durable-workflows[postgres]``). The
 journal is the SQLite one in tables of the schema ``durable`` (or the URL's
-``?schema=``): see ``_pg_schema.py``. Writes go through one connection with
-group commit (``_pg_writer.py``), reads through a small pool, and a third
+``?schema=``): see ``_pg_schema.py`` and ``_pg_functions.py``. Writes go through one
+connection with group commit (``_pg_writer.py``), reads through a small pool, and a third
 connection LISTENs: every transaction that others must hear of (a new run, a
 message, a cancel, a run's end, a released lease) sends a NOTIFY in the same
 transaction, so a woken reader finds what it was woken for. Free runs are
@@ -31,16 +31,16 @@ except ImportError:  # pragma: no cover - the extra is not installed
 from .._aio import Backoff, wait_set, within
 from ..errors import DuplicateInQueue, DurableError
 from . import _pg_leases as leases
-from ._pg_schema import (
+from ._pg_functions import (
     MESSAGE_LOCK,
     RUN_COLUMNS,
     append_args,
     append_outcome,
-    describe,
-    migrate,
-    split_schema,
+    owned_args,
+    owned_rows,
 )
-from ._pg_writer import PgWriter, is_transient
+from ._pg_schema import describe, migrate, split_schema
+from ._pg_writer import Combined, PgWriter, is_transient
 from .base import (
     CANCEL,
     PUBLISHED,
@@ -100,7 +100,16 @@ class PostgresStore:
         self._admit_sql = (
             f"SELECT * FROM {self._s}.admit(" + ",".join(f"${i}" for i in range(1, 15)) + ")"
         )
-        self._writer = PgWriter(self._connect, self._s, self._append_sql, self._me, self._channel)
+        combined = Combined(
+            f"SELECT a.refused, a.details, a.seqs FROM {self._s}.append_owned("
+            + ",".join(f"${i}" for i in range(1, 15))
+            + ") a",
+            owned_args,
+            owned_rows,
+        )
+        self._writer = PgWriter(
+            self._connect, self._s, self._append_sql, self._me, self._channel, combined=combined
+        )
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._changed = asyncio.Event()

@@ -1,0 +1,425 @@
+"""The PostgreSQL journal's functions, and how the store calls them.
+
+Every journal write goes through ``append``: it locks the run's row, checks in
+SQL what the write expects (owned by this runtime, still unfinished, a wait
+still unanswered) and numbers the events as the SQLite writer does: ``seq``
+counts up within a run, and an event without a position also follows every
+earlier such event of any run. For that last rule writers of such events take
+one advisory lock until they commit, so their seqs are also in commit order and
+``changes_since`` can follow them with one cursor. A refused write returns why
+(``refused``) and writes nothing; it does not raise, so it does not abort the
+other writes of its batch.
+
+``append_owned`` does the work of a batch of ``append`` calls whose writes are
+all a runtime's own progress, in one call; ``admit`` is a queue admission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import RunNotFound
+from .base import TERMINAL, Expect, LeaseLost, NewEvent, RunEnded, RunUpdate, WaitAnswered
+
+MESSAGE_LOCK = 7_213_931_000_001
+"""The advisory lock held by transactions that append events without a position."""
+QUEUE_LOCK = 7_213_931
+"""With a hash of the schema and queue name, the advisory lock an admission to the queue
+holds until it commits."""
+
+_TERMINAL = "('cancelled', 'completed', 'failed')"
+
+RUN_COLUMNS = (
+    "runs.run_id, workflow, version, status, run_inputs.input, input_digest, output, error,"
+    " runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,"
+    " queue, priority, dedup_key, trace"
+)
+"""A run as read, its input and its lease beside it: ``RunRecord``'s fields in order."""
+
+
+def admit_function(schema: str) -> str:
+    """``admit``: one call takes each queue's advisory lock, counts the slots held and the
+    rate window, and takes the next queued runs (``_pg_leases.admit`` says why).
+
+    Each statement of a plpgsql function sees what committed before it began, so the
+    counts after the lock see every admission that held it before."""
+    s = f'"{schema}"'
+    return f"""
+CREATE OR REPLACE FUNCTION {s}.admit(
+    p_owner text, p_now double precision, p_limit integer, p_queues text[], p_locks text[],
+    p_concurrency integer[], p_per_runtime integer[], p_rate_n integer[],
+    p_rate_s double precision[], p_workflows text[], p_versions text[],
+    p_writer text, p_batch bigint, p_channel text)
+RETURNS TABLE (
+    o_retry_at double precision, o_fresh boolean, o_run_id text, o_workflow text,
+    o_version text, o_status text, o_input text, o_input_digest text, o_output text,
+    o_error text, o_owner text, o_lease_until double precision,
+    o_created_at double precision, o_updated_at double precision, o_parent_run_id text,
+    o_deadline double precision, o_queue text, o_priority integer, o_dedup_key text,
+    o_trace text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    taken text[] := '{{}}';
+    fresh text[] := '{{}}';
+    retry_at double precision;
+    i integer;
+    v_room integer;
+    v_running bigint;
+    v_mine bigint;
+    v_started bigint;
+    v_oldest double precision;
+    v_window double precision;
+    v_ids text[];
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_queues, 1), 0) LOOP
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM {s}.runs r WHERE r.status = 'queued' AND r.queue = p_queues[i]);
+        PERFORM pg_advisory_xact_lock({QUEUE_LOCK}, hashtext(p_locks[i]));
+        SELECT count(*), count(*) FILTER (WHERE r.owner = p_owner) INTO v_running, v_mine
+            FROM {s}.runs r WHERE r.queue = p_queues[i] AND r.queue IS NOT NULL
+            AND r.status <> 'queued' AND r.status NOT IN {_TERMINAL};
+        v_room := p_limit - coalesce(array_length(taken, 1), 0);
+        IF p_concurrency[i] IS NOT NULL THEN
+            v_room := least(v_room, p_concurrency[i] - v_running);
+        END IF;
+        IF p_per_runtime[i] IS NOT NULL THEN
+            v_room := least(v_room, p_per_runtime[i] - v_mine);
+        END IF;
+        v_window := NULL;
+        IF p_rate_n[i] IS NOT NULL THEN
+            SELECT count(*), min(r.admitted_at) INTO v_started, v_oldest FROM {s}.runs r
+                WHERE r.queue = p_queues[i] AND r.admitted_at > p_now - p_rate_s[i];
+            IF p_rate_n[i] - v_started <= v_room THEN
+                v_room := p_rate_n[i] - v_started;
+                v_window := coalesce(v_oldest, p_now) + p_rate_s[i];
+            END IF;
+        END IF;
+        CONTINUE WHEN v_room <= 0 AND v_window IS NULL;
+        SELECT coalesce(array_agg(q.run_id ORDER BY q.priority, q.created_at, q.run_id), '{{}}')
+            INTO v_ids FROM (
+                SELECT r.run_id, r.priority, r.created_at FROM {s}.runs r
+                WHERE r.queue = p_queues[i] AND r.status = 'queued'
+                AND (p_workflows IS NULL OR (r.workflow, coalesce(r.version, '1')) IN
+                    (SELECT * FROM unnest(p_workflows, p_versions)))
+                ORDER BY r.priority, r.created_at, r.run_id
+                LIMIT greatest(v_room, 0) + 1 FOR UPDATE SKIP LOCKED) q;
+        IF v_window IS NOT NULL AND coalesce(array_length(v_ids, 1), 0) > greatest(v_room, 0)
+        THEN
+            retry_at := least(coalesce(retry_at, v_window), v_window);
+        END IF;
+        v_ids := v_ids[1:greatest(v_room, 0)];
+        UPDATE {s}.runs r SET status = 'pending', owner = p_owner, admitted_at = p_now
+            WHERE r.run_id = ANY(v_ids);
+        fresh := fresh || ARRAY(SELECT x FROM unnest(v_ids) x WHERE NOT EXISTS
+            (SELECT 1 FROM {s}.events e WHERE e.run_id = x));
+        taken := taken || v_ids;
+    END LOOP;
+    PERFORM {s}.finish_batch(p_writer, p_batch, p_channel);
+    -- The runs as they are now (a statement of the caller's would see them as they were
+    -- before this call, and not at all a run queued meanwhile); a first row with no run
+    -- when none was taken, for retry_at.
+    RETURN QUERY SELECT retry_at, runs.run_id = ANY(fresh), {RUN_COLUMNS}
+        FROM unnest(taken) WITH ORDINALITY AS t(id, n)
+        JOIN {s}.runs ON runs.run_id = t.id
+        JOIN {s}.run_inputs ON run_inputs.run_id = runs.run_id
+        LEFT JOIN {s}.owners ON owners.owner = runs.owner ORDER BY t.n;
+    IF NOT FOUND THEN
+        o_retry_at := retry_at;
+        RETURN NEXT;
+    END IF;
+END
+$fn$;
+"""
+
+
+def append_function(schema: str) -> str:
+    s = f'"{schema}"'
+    return f"""
+CREATE OR REPLACE FUNCTION {s}.append(
+    p_run text, p_owner text, p_expect_active boolean, p_pending_wait text,
+    p_has_update boolean, p_status text, p_output text, p_error text,
+    p_updated double precision, p_reset boolean, p_release boolean, p_only_if_active boolean,
+    p_positions integer[], p_kinds text[], p_names text[], p_payloads text[],
+    p_created double precision[],
+    OUT refused text, OUT detail text, OUT seqs bigint[])
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_status text;
+    v_owner text;
+    v_last bigint;
+    v_unpositioned bigint := NULL;
+    v_parent text;
+    v_parent_last bigint;
+    i integer;
+BEGIN
+    seqs := '{{}}';
+    SELECT status, owner INTO v_status, v_owner FROM {s}.runs WHERE run_id = p_run FOR UPDATE;
+    IF NOT FOUND THEN
+        IF p_owner IS NOT NULL THEN
+            refused := 'deleted';
+            RETURN;
+        END IF;
+        IF p_expect_active IS NOT NULL THEN
+            refused := 'not_found';
+            RETURN;
+        END IF;
+    END IF;
+    IF p_owner IS NOT NULL AND v_owner IS DISTINCT FROM p_owner THEN
+        refused := 'lease_lost';
+        detail := v_owner;
+        RETURN;
+    END IF;
+    IF (p_owner IS NOT NULL OR p_expect_active) AND v_status IN {_TERMINAL} THEN
+        refused := 'ended';
+        detail := v_status;
+        RETURN;
+    END IF;
+    IF p_pending_wait IS NOT NULL AND NOT (
+        EXISTS (
+            SELECT 1 FROM {s}.events w WHERE w.run_id = p_run AND w.kind = 'wait.started'
+            AND w.name = p_pending_wait AND NOT w.superseded AND NOT EXISTS (
+                SELECT 1 FROM {s}.events c WHERE c.run_id = p_run AND c.position = w.position
+                AND c.kind = 'wait.completed' AND NOT c.superseded))
+        AND NOT EXISTS (
+            SELECT 1 FROM {s}.events m WHERE m.run_id = p_run AND m.kind = 'message'
+            AND m.name = p_pending_wait AND m.seq NOT IN (
+                SELECT (c.payload::jsonb ->> 'message')::bigint FROM {s}.events c
+                WHERE c.run_id = p_run AND c.kind = 'wait.completed' AND NOT c.superseded
+                AND c.payload::jsonb ? 'message'
+                AND jsonb_typeof(c.payload::jsonb -> 'message') = 'number'))
+    ) THEN
+        refused := 'wait_answered';
+        RETURN;
+    END IF;
+    IF p_has_update THEN
+        UPDATE {s}.runs SET
+            updated_at = p_updated,
+            status = coalesce(p_status, status),
+            output = CASE WHEN p_output IS NOT NULL THEN p_output
+                          WHEN p_reset THEN NULL ELSE output END,
+            error = CASE WHEN p_error IS NOT NULL THEN p_error
+                         WHEN p_reset THEN NULL ELSE error END,
+            owner = CASE WHEN p_release THEN NULL ELSE owner END,
+            lease_until = CASE WHEN p_release THEN NULL ELSE lease_until END
+        WHERE run_id = p_run AND (NOT p_only_if_active OR status NOT IN {_TERMINAL})
+        RETURNING parent_run_id INTO v_parent;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        -- A child's end, whatever ended it, is told to its parent in this transaction.
+        IF v_parent IS NOT NULL AND p_status IN {_TERMINAL} THEN
+            PERFORM 1 FROM {s}.runs WHERE run_id = v_parent FOR UPDATE;
+            PERFORM pg_advisory_xact_lock({MESSAGE_LOCK});
+            SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value
+                FROM {s}.journal_marks WHERE name = 'unpositioned'), 0))
+                INTO v_unpositioned FROM {s}.events WHERE position IS NULL;
+            SELECT coalesce(max(seq), 0) INTO v_parent_last FROM {s}.events
+                WHERE run_id = v_parent;
+            v_unpositioned := greatest(v_unpositioned, v_parent_last) + 1;
+            INSERT INTO {s}.events (run_id, seq, position, kind, name, payload, created_at)
+                VALUES (v_parent, v_unpositioned, NULL, 'message', 'child:' || p_run,
+                        '{{"status":"' || p_status || '"}}', p_updated);
+        END IF;
+    END IF;
+    IF coalesce(array_length(p_kinds, 1), 0) = 0 THEN
+        RETURN;
+    END IF;
+    SELECT coalesce(max(seq), 0) INTO v_last FROM {s}.events WHERE run_id = p_run;
+    FOR i IN 1 .. array_length(p_kinds, 1) LOOP
+        IF p_positions[i] IS NULL THEN
+            IF v_unpositioned IS NULL THEN
+                PERFORM pg_advisory_xact_lock({MESSAGE_LOCK});
+                SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value
+                    FROM {s}.journal_marks WHERE name = 'unpositioned'), 0))
+                    INTO v_unpositioned FROM {s}.events WHERE position IS NULL;
+            END IF;
+            v_last := greatest(v_last, v_unpositioned) + 1;
+            v_unpositioned := v_last;
+        ELSE
+            v_last := v_last + 1;
+        END IF;
+        INSERT INTO {s}.events (run_id, seq, position, kind, name, payload, created_at)
+            VALUES (p_run, v_last, p_positions[i], p_kinds[i], p_names[i], p_payloads[i],
+                    p_created[i]);
+        seqs := seqs || v_last;
+    END LOOP;
+END
+$fn$;
+"""
+
+
+def append_owned_function(schema: str) -> str:
+    """``append_owned``: a batch of owners' writes in one call, a statement per table
+    instead of a function call per write (most writes are a run's owner journaling its
+    progress). What it refuses and writes is what ``append`` would, write by write: a
+    run gone, owned by another, or ended refuses every write of it in the batch.
+
+    The writes come as parallel arrays; ``p_event_writes`` says which write each event
+    belongs to (in order). ``seqs`` holds the new events' seqs in order, none for the
+    refused writes."""
+    s = f'"{schema}"'
+    return f"""
+CREATE OR REPLACE FUNCTION {s}.append_owned(
+    p_owner text, p_runs text[], p_has_update boolean[], p_statuses text[],
+    p_updated double precision[], p_event_writes integer[], p_positions integer[],
+    p_kinds text[], p_names text[], p_payloads text[], p_created double precision[],
+    p_writer text, p_batch bigint, p_channel text,
+    OUT refused text[], OUT details text[], OUT seqs bigint[])
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    -- Every run written, locked in one order (so two writers never deadlock).
+    WITH locked AS MATERIALIZED (
+        SELECT r.run_id, r.status, r.owner FROM {s}.runs r
+        WHERE r.run_id = ANY(p_runs) ORDER BY r.run_id FOR UPDATE)
+    SELECT array_agg(CASE WHEN l.run_id IS NULL THEN 'deleted'
+                          WHEN l.owner IS DISTINCT FROM p_owner THEN 'lease_lost'
+                          WHEN l.status IN {_TERMINAL} THEN 'ended' END ORDER BY w.n),
+           array_agg(CASE WHEN l.run_id IS NULL THEN NULL
+                          WHEN l.owner IS DISTINCT FROM p_owner THEN l.owner
+                          WHEN l.status IN {_TERMINAL} THEN l.status END ORDER BY w.n)
+        INTO refused, details
+        FROM unnest(p_runs) WITH ORDINALITY AS w(run_id, n)
+        LEFT JOIN locked l ON l.run_id = w.run_id;
+    UPDATE {s}.runs r SET updated_at = u.updated, status = coalesce(u.status, r.status)
+    FROM (
+        SELECT w.run_id, (array_agg(w.updated ORDER BY w.n DESC))[1] AS updated,
+               (array_agg(w.status ORDER BY w.n DESC) FILTER (WHERE w.status IS NOT NULL))[1]
+               AS status
+        FROM unnest(p_runs, p_has_update, p_statuses, p_updated, refused)
+             WITH ORDINALITY AS w(run_id, has_update, status, updated, refused, n)
+        WHERE w.has_update AND w.refused IS NULL GROUP BY w.run_id) u
+    WHERE r.run_id = u.run_id;
+    WITH e AS (
+        SELECT p_runs[x.w] AS run_id, x.k, x.position, x.kind, x.name, x.payload, x.created
+        FROM unnest(p_event_writes, p_positions, p_kinds, p_names, p_payloads, p_created)
+             WITH ORDINALITY AS x(w, position, kind, name, payload, created, k)
+        WHERE refused[x.w] IS NULL),
+    numbered AS (
+        SELECT e.*, coalesce((SELECT max(v.seq) FROM {s}.events v WHERE v.run_id = e.run_id), 0)
+            + row_number() OVER (PARTITION BY e.run_id ORDER BY e.k) AS seq
+        FROM e),
+    inserted AS (
+        INSERT INTO {s}.events (run_id, seq, position, kind, name, payload, created_at)
+        SELECT n.run_id, n.seq, n.position, n.kind, n.name, n.payload, n.created FROM numbered n)
+    SELECT coalesce(array_agg(n.seq ORDER BY n.k), '{{}}') INTO seqs FROM numbered n;
+    PERFORM {s}.finish_batch(p_writer, p_batch, p_channel);
+END
+$fn$;
+"""
+
+
+_OWNED_AT_LEAST = 3
+
+
+def owned(args: tuple[Any, ...]) -> bool:
+    """Whether ``append_owned`` can take a write (``append_args``): an owner journaling
+    its run's progress, its events in positions, no end, result or release in it."""
+    _, owner, active, wait, _, status, output, error, _, reset, release, if_active = args[:12]
+    return (
+        owner is not None
+        and active is None
+        and wait is None
+        and (status is None or status not in TERMINAL)
+        and output is None
+        and error is None
+        and not reset
+        and not release
+        and if_active
+        and None not in args[12]
+    )
+
+
+def owned_args(writes: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """``append_owned``'s parameters for a batch of writes (but the batch marker), or
+    None unless ``owned`` takes every one and they are one owner's. Not for two writes
+    or fewer (a sequential step's): a pipeline of two ``append`` calls costs less."""
+    if len(writes) < _OWNED_AT_LEAST or not all(owned(write) for write in writes):
+        return None
+    if len({write[1] for write in writes}) > 1:
+        return None
+    event_writes: list[int] = []
+    for number, write in enumerate(writes, start=1):
+        event_writes += [number] * len(write[13])
+    return (
+        writes[0][1],
+        [write[0] for write in writes],
+        [write[4] for write in writes],
+        [write[5] for write in writes],
+        [write[8] for write in writes],
+        event_writes,
+        [position for write in writes for position in write[12]],
+        [kind for write in writes for kind in write[13]],
+        [name for write in writes for name in write[14]],
+        [payload for write in writes for payload in write[15]],
+        [created for write in writes for created in write[16]],
+    )
+
+
+def owned_rows(row: Any, writes: Sequence[tuple[Any, ...]]) -> list[tuple[Any, Any, Any]]:
+    """``append_owned``'s answer as one ``append`` row per write."""
+    refused, details, seqs = row
+    rows: list[tuple[Any, Any, Any]] = []
+    taken = 0
+    for write, why, detail in zip(writes, refused, details, strict=True):
+        if why is not None:
+            rows.append((why, detail, []))
+            continue
+        count = len(write[13])
+        rows.append((None, None, seqs[taken : taken + count]))
+        taken += count
+    return rows
+
+
+def append_args(
+    run_id: str,
+    events: Sequence[NewEvent],
+    update: RunUpdate | None,
+    expect: Expect | None,
+    owner: str | None,
+) -> tuple[Any, ...]:
+    u = update
+    return (
+        run_id,
+        owner,
+        None if expect is None else expect.active,
+        None if expect is None else expect.pending_wait,
+        u is not None,
+        u and u.status,
+        u and u.output,
+        u and u.error,
+        u.updated_at if u else None,
+        bool(u and u.reset_result),
+        bool(u and u.release),
+        bool(u.only_if_active) if u else True,
+        [event.position for event in events],
+        [event.kind for event in events],
+        [event.name for event in events],
+        [event.payload for event in events],
+        [event.created_at for event in events],
+    )
+
+
+def append_outcome(run_id: str, expect: Expect | None) -> Callable[[Any], list[int]]:
+    """What an ``append`` row means: the new events' seqs, or the refusal to raise."""
+
+    def finish(row: Any) -> list[int]:
+        refused, detail, seqs = row
+        if refused is not None:
+            raise refusal(run_id, refused, detail, expect)
+        return list(seqs)
+
+    return finish
+
+
+def refusal(run_id: str, refused: str, detail: str | None, expect: Expect | None) -> Exception:
+    if refused == "lease_lost":
+        return LeaseLost(f"run {run_id!r} is now owned by {detail!r}")
+    if refused == "deleted":
+        return LeaseLost(f"run {run_id!r} was deleted from the runs table", deleted=True)
+    if refused == "ended":
+        return RunEnded(run_id, detail or "")
+    if refused == "not_found":
+        return RunNotFound(run_id)
+    wait = expect.pending_wait if expect else None
+    return WaitAnswered(f"wait {wait!r} of run {run_id!r} was answered")
