@@ -264,7 +264,8 @@ async def _waiting(rt: durable.Runtime, run_id: str) -> bool:
 
 async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: str) -> None:
     """A batch of a runtime's own writes goes in one call (``append_owned``): a run owned
-    by another, or ended, refuses its writes; the others' are written, seqs in order."""
+    by another, or ended, refuses its writes; the others' are written, seqs in order; a
+    child's end is told to its parent."""
     store = PostgresStore(db, durability="normal")
     await store.open()
     try:
@@ -277,6 +278,12 @@ async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: 
             RunRecord("done", "wf", "1", "completed", "{}", "d", None, None, "me", None, 1.0, 1.0)
         )
 
+        kid = RunRecord(
+            "kid", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0, "mine"
+        )
+        await store.create_run(kid)
+        end = RunUpdate(3.0, status="completed", output='"ok"')
+
         def write(run_id: str, position: int, status: str | None = None) -> Any:
             update = None if status is None else RunUpdate(2.0, status=status)
             event = NewEvent(run_id, position, "step.started", "s", "{}", 1.0)
@@ -288,12 +295,18 @@ async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: 
             write("mine", 1, "sleeping"),
             write("done", 0),
         ]
+        batch.append(store.append("kid", [], end, owner="me"))
         outcomes = await asyncio.gather(*batch, return_exceptions=True)
         assert outcomes[0] == [1, 2] and outcomes[2] == [3, 4]
         assert isinstance(outcomes[1], LeaseLost) and isinstance(outcomes[3], RunEnded)
+        assert outcomes[4] == []
         events = await store.load_events(["mine", "theirs", "done"])
-        assert [(e.seq, e.position) for e in events["mine"]] == [(1, 0), (2, 0), (3, 1), (4, 1)]
+        told = [(e.seq, e.position, e.kind, e.name, e.payload) for e in events["mine"][4:]]
+        assert told == [(5, None, "message", "child:kid", '{"status":"completed"}')]
+        assert [(e.seq, e.position) for e in events["mine"][:4]] == [(1, 0), (2, 0), (3, 1), (4, 1)]
         assert events["theirs"] == [] and events["done"] == []
+        ended = await store.get_run("kid")
+        assert ended is not None and (ended.status, ended.output) == ("completed", '"ok"')
         mine = await store.get_run("mine")
         assert mine is not None and mine.status == "sleeping" and mine.updated_at == 2.0
     finally:

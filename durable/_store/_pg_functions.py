@@ -252,8 +252,10 @@ $fn$;
 def append_owned_function(schema: str) -> str:
     """``append_owned``: a batch of owners' writes in one call, a statement per table
     instead of a function call per write (most writes are a run's owner journaling its
-    progress). What it refuses and writes is what ``append`` would, write by write: a
-    run gone, owned by another, or ended refuses every write of it in the batch.
+    progress, or its end). What it refuses and writes is what ``append`` would, write by
+    write: a run gone, owned by another, or ended refuses every write of it in the batch
+    (the caller sends no write of a run after the one that ends it); a child's end is
+    told to its parent.
 
     The writes come as parallel arrays; ``p_event_writes`` says which write each event
     belongs to (in order). ``seqs`` holds the new events' seqs in order, none for the
@@ -262,11 +264,19 @@ def append_owned_function(schema: str) -> str:
     return f"""
 CREATE OR REPLACE FUNCTION {s}.append_owned(
     p_owner text, p_runs text[], p_has_update boolean[], p_statuses text[],
-    p_updated double precision[], p_event_writes integer[], p_positions integer[],
-    p_kinds text[], p_names text[], p_payloads text[], p_created double precision[],
+    p_updated double precision[], p_outputs text[], p_errors text[],
+    p_event_writes integer[], p_positions integer[], p_kinds text[], p_names text[],
+    p_payloads text[], p_created double precision[],
     p_writer text, p_batch bigint, p_channel text,
     OUT refused text[], OUT details text[], OUT seqs bigint[])
 LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_ended text[];
+    v_child text;
+    v_parent text;
+    v_status text;
+    v_updated double precision;
+    v_seq bigint;
 BEGIN
     -- Every run written, locked in one order (so two writers never deadlock).
     WITH locked AS MATERIALIZED (
@@ -281,15 +291,20 @@ BEGIN
         INTO refused, details
         FROM unnest(p_runs) WITH ORDINALITY AS w(run_id, n)
         LEFT JOIN locked l ON l.run_id = w.run_id;
-    UPDATE {s}.runs r SET updated_at = u.updated, status = coalesce(u.status, r.status)
+    UPDATE {s}.runs r SET updated_at = u.updated, status = coalesce(u.status, r.status),
+        output = coalesce(u.output, r.output), error = coalesce(u.error, r.error)
     FROM (
         SELECT w.run_id, (array_agg(w.updated ORDER BY w.n DESC))[1] AS updated,
                (array_agg(w.status ORDER BY w.n DESC) FILTER (WHERE w.status IS NOT NULL))[1]
-               AS status
-        FROM unnest(p_runs, p_has_update, p_statuses, p_updated, refused)
-             WITH ORDINALITY AS w(run_id, has_update, status, updated, refused, n)
+               AS status,
+               (array_agg(w.output ORDER BY w.n DESC) FILTER (WHERE w.output IS NOT NULL))[1]
+               AS output,
+               (array_agg(w.error ORDER BY w.n DESC) FILTER (WHERE w.error IS NOT NULL))[1]
+               AS error
+        FROM unnest(p_runs, p_has_update, p_statuses, p_updated, p_outputs, p_errors, refused)
+             WITH ORDINALITY AS w(run_id, has_update, status, updated, output, error, refused, n)
         WHERE w.has_update AND w.refused IS NULL GROUP BY w.run_id) u
-    WHERE r.run_id = u.run_id;
+    WHERE r.run_id = u.run_id AND r.status NOT IN {_TERMINAL};
     WITH e AS (
         SELECT p_runs[x.w] AS run_id, x.k, x.position, x.kind, x.name, x.payload, x.created
         FROM unnest(p_event_writes, p_positions, p_kinds, p_names, p_payloads, p_created)
@@ -303,6 +318,25 @@ BEGIN
         INSERT INTO {s}.events (run_id, seq, position, kind, name, payload, created_at)
         SELECT n.run_id, n.seq, n.position, n.kind, n.name, n.payload, n.created FROM numbered n)
     SELECT coalesce(array_agg(n.seq ORDER BY n.k), '{{}}') INTO seqs FROM numbered n;
+    -- A child's end is told to its parent in this transaction (as append does),
+    -- after the batch's own events, as the writes came.
+    SELECT array_agg(w.run_id) INTO v_ended FROM unnest(p_runs, p_statuses, refused)
+        AS w(run_id, status, refused) WHERE w.status IN {_TERMINAL} AND w.refused IS NULL;
+    FOR v_child, v_parent, v_status, v_updated IN
+        SELECT r.run_id, r.parent_run_id, r.status, r.updated_at FROM {s}.runs r
+        WHERE r.run_id = ANY(v_ended) AND r.parent_run_id IS NOT NULL ORDER BY r.run_id
+    LOOP
+        PERFORM 1 FROM {s}.runs r WHERE r.run_id = v_parent FOR UPDATE;
+        PERFORM pg_advisory_xact_lock({MESSAGE_LOCK});
+        SELECT greatest(
+            coalesce((SELECT max(v.seq) FROM {s}.events v WHERE v.position IS NULL), 0),
+            coalesce((SELECT m.value FROM {s}.journal_marks m WHERE m.name = 'unpositioned'), 0),
+            coalesce((SELECT max(v.seq) FROM {s}.events v WHERE v.run_id = v_parent), 0)) + 1
+            INTO v_seq;
+        INSERT INTO {s}.events (run_id, seq, position, kind, name, payload, created_at)
+            VALUES (v_parent, v_seq, NULL, 'message', 'child:' || v_child,
+                    '{{"status":"' || v_status || '"}}', v_updated);
+    END LOOP;
     PERFORM {s}.finish_batch(p_writer, p_batch, p_channel);
 END
 $fn$;
@@ -314,15 +348,12 @@ _OWNED_AT_LEAST = 3
 
 def owned(args: tuple[Any, ...]) -> bool:
     """Whether ``append_owned`` can take a write (``append_args``): an owner journaling
-    its run's progress, its events in positions, no end, result or release in it."""
-    _, owner, active, wait, _, status, output, error, _, reset, release, if_active = args[:12]
+    its run's progress or its end, its events in positions, no reset or release."""
+    _, owner, active, wait, _, _, _, _, _, reset, release, if_active = args[:12]
     return (
         owner is not None
         and active is None
         and wait is None
-        and (status is None or status not in TERMINAL)
-        and output is None
-        and error is None
         and not reset
         and not release
         and if_active
@@ -338,6 +369,12 @@ def owned_args(writes: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
         return None
     if len({write[1] for write in writes}) > 1:
         return None
+    ended: set[str] = set()
+    for write in writes:
+        if write[0] in ended:  # a write after the run's end: append refuses it
+            return None
+        if write[5] in TERMINAL:
+            ended.add(write[0])
     event_writes: list[int] = []
     for number, write in enumerate(writes, start=1):
         event_writes += [number] * len(write[13])
@@ -347,6 +384,8 @@ def owned_args(writes: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
         [write[4] for write in writes],
         [write[5] for write in writes],
         [write[8] for write in writes],
+        [write[6] for write in writes],
+        [write[7] for write in writes],
         event_writes,
         [position for write in writes for position in write[12]],
         [kind for write in writes for kind in write[13]],

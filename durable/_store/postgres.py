@@ -102,7 +102,7 @@ class PostgresStore:
         )
         combined = Combined(
             f"SELECT a.refused, a.details, a.seqs FROM {self._s}.append_owned("
-            + ",".join(f"${i}" for i in range(1, 15))
+            + ",".join(f"${i}" for i in range(1, 17))
             + ") a",
             owned_args,
             owned_rows,
