@@ -311,3 +311,30 @@ async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: 
         assert mine is not None and mine.status == "sleeping" and mine.updated_at == 2.0
     finally:
         await store.close()
+
+
+async def test_runs_started_in_one_moment_are_created_in_one_call_each_once(db: str) -> None:
+    """Starts queued together go in one call (``create_runs``); an id given twice in it
+    is created by its first start, and the second finds that run."""
+    store = PostgresStore(db, durability="normal")
+    await store.open()
+    try:
+
+        def start(run_id: str, digest: str) -> Any:
+            record = RunRecord(
+                run_id, "wf", "1", "pending", "{}", digest, None, None, None, None, 1.0, 1.0
+            )
+            return store.create_run(record)
+
+        batches = store.writer.batches
+        first, again, other = await asyncio.gather(
+            start("twice", "d1"), start("twice", "d2"), start("once", "d3")
+        )
+        assert first[1] is True and first[0].input_digest == "d1"
+        assert again[1] is False and again[0].input_digest == "d1"  # the first start's run
+        assert other[1] is True
+        assert store.writer.batches == batches + 1  # one call
+        stored = await store.get_run("twice")
+        assert stored is not None and stored.input_digest == "d1"
+    finally:
+        await store.close()

@@ -18,7 +18,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..errors import DurableError
-from ._pg_functions import _TERMINAL, admit_function, append_function, append_owned_function
+from ._pg_functions import (
+    _TERMINAL,
+    admit_function,
+    append_function,
+    append_owned_function,
+    create_runs_function,
+)
 
 SCHEMA_VERSION = 6
 
@@ -154,6 +160,7 @@ def migrations(schema: str) -> list[tuple[int, str]]:
             ALTER TABLE {s}.runs ADD COLUMN trace text;
             {admit_function(schema)}
             {append_owned_function(schema)}
+            {create_runs_function(schema)}
             """,
         ),
     ]

@@ -96,6 +96,7 @@ class _Entry(NamedTuple):
     notify: bool = False
     guard: str | None = None
     call: str | None = None
+    group: Combined | None = None
 
 
 class PgWriter:
@@ -172,6 +173,24 @@ class PgWriter:
         self._queue(_Entry(None, future, None, args, call=sql))
         return future
 
+    def submit_grouped(
+        self,
+        group: Combined,
+        args: tuple[Any, ...],
+        finish: Callable[[Any], Any],
+        chain: WriteChain | None = None,
+        notify: bool = False,
+    ) -> asyncio.Future[Any]:
+        """A job that ``group``'s one statement does together with the jobs of the same
+        group queued next to it (creating runs): ``finish(row)`` of its share of the
+        answer, once committed (it may raise). Jobs keep their order around it."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._task is None or self._stopping:
+            future.set_exception(RuntimeError("the journal writer is not running"))
+            return future
+        self._queue(_Entry(None, future, chain, args, finish, notify, group=group))
+        return future
+
     def submit_statement_nowait(
         self,
         args: tuple[Any, ...],
@@ -225,9 +244,7 @@ class PgWriter:
             self._wakeup.clear()
             while self._pending:
                 pending, self._pending = self._pending, []
-                rest = [entry for entry in pending if entry.call is None]
-                calls = [[entry] for entry in pending if entry.call is not None]
-                for batch in [rest, *calls] if rest else calls:
+                for batch in _segments(pending):
                     outcomes = await self._commit_surviving_faults(batch)
                     self.batches += 1
                     self.jobs += len(batch)
@@ -288,6 +305,9 @@ class PgWriter:
     ) -> list[Any]:
         channel = self._channel if any(entry.notify for entry in batch) else None
         marker = (self.writer_id, number, channel)
+        group = batch[0].group
+        if group is not None:  # with its group's jobs only
+            return await self._grouped(conn, group, batch, marker)
         call = batch[0].call
         if call is not None:  # alone in its batch
             try:
@@ -335,6 +355,27 @@ class PgWriter:
             if is_transient(exc):
                 raise
             return await self._transaction(conn, batch, marker, savepoints=True)
+        return [
+            _finish(entry, next(rows)) if error is None else error
+            for entry, error in zip(batch, stopped, strict=True)
+        ]
+
+    async def _grouped(
+        self, conn: asyncpg.Connection, group: Combined, batch: list[_Entry], marker: Any
+    ) -> list[Any]:
+        stopped = [entry.chain.error if entry.chain else None for entry in batch]
+        sent = [entry for entry, error in zip(batch, stopped, strict=True) if error is None]
+        if not sent:
+            return stopped
+        writes = [entry.args for entry in sent]
+        args = group.args(writes)
+        assert args is not None
+        try:
+            rows = iter(group.rows(await conn.fetchrow(group.sql, *args, *marker), writes))
+        except asyncpg.PostgresError as exc:
+            if is_transient(exc):
+                raise
+            return _fail(batch, exc)
         return [
             _finish(entry, next(rows)) if error is None else error
             for entry, error in zip(batch, stopped, strict=True)
@@ -410,6 +451,23 @@ class PgWriter:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
+
+
+def _segments(pending: list[_Entry]) -> list[list[_Entry]]:
+    """The batches to commit: a group's jobs next to each other together, the jobs
+    between them together, in the order they came; then each call alone (a call is no
+    write of a chain, and splitting the others' batch for it would cost a commit)."""
+    batches: list[list[_Entry]] = []
+    calls: list[list[_Entry]] = []
+    for entry in pending:
+        last = batches[-1] if batches else None
+        if entry.call is not None:
+            calls.append([entry])
+        elif last is not None and last[0].group is entry.group:
+            last.append(entry)
+        else:
+            batches.append([entry])
+    return batches + calls
 
 
 def _pipelinable(batch: list[_Entry]) -> bool:

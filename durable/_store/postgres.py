@@ -18,7 +18,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 try:
@@ -36,6 +36,9 @@ from ._pg_functions import (
     RUN_COLUMNS,
     append_args,
     append_outcome,
+    create_args,
+    create_group_args,
+    create_group_rows,
     owned_args,
     owned_rows,
 )
@@ -106,6 +109,11 @@ class PostgresStore:
             + ") a",
             owned_args,
             owned_rows,
+        )
+        self._creating = Combined(
+            f"SELECT * FROM {self._s}.create_runs(" + ",".join(f"${i}" for i in range(1, 21)) + ")",
+            create_group_args,
+            create_group_rows,
         )
         self._writer = PgWriter(
             self._connect, self._s, self._append_sql, self._me, self._channel, combined=combined
@@ -360,6 +368,20 @@ class PostgresStore:
     async def create_run(
         self, run: RunRecord, chain: WriteChain | None = None, *, fresh_id: bool = False
     ) -> tuple[RunRecord, bool]:
+        if run.dedup_key is None:  # the runs started in a moment: one call for them all
+            outcome = await self._writer.submit_grouped(
+                self._creating,
+                create_args(run, check_orphans=not fresh_id),
+                _created(run.run_id),
+                chain,
+                notify=run.owner is None,  # unowned: for whichever runtime claims it first
+            )
+            if outcome == "created":
+                return run, True
+            rows = await self._fetch(self._runs_sql("runs.run_id = $1"), run.run_id)
+            if not rows:
+                raise DurableError(f"run {run.run_id!r} was deleted as it was started again")
+            return _run(rows[0]), False
         s = self._s
 
         async def job(conn: asyncpg.Connection) -> tuple[RunRecord, bool]:
@@ -659,6 +681,15 @@ def _heard_elsewhere(
     ):
         return True
     return any(event.kind.startswith(PUBLISHED) for event in events)
+
+
+def _created(run_id: str) -> Callable[[str], str]:
+    def finish(outcome: str) -> str:
+        if outcome == "orphaned":
+            raise orphaned_events(run_id)
+        return outcome
+
+    return finish
 
 
 async def _refuse_duplicate(conn: asyncpg.Connection, s: str, run: RunRecord) -> None:
