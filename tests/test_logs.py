@@ -93,26 +93,31 @@ async def test_an_unhandled_exception_is_logged_once_with_its_traceback(
     assert failed.exc_info is not None and failed.exc_info[0] is KeyError
 
 
-def test_the_worker_logs_one_json_line_per_run_start_and_end(
-    db: Path | str, tmp_path: Path
-) -> None:
+def worker_log(db: Path | str, tmp_path: Path, run_id: str, *flags: str) -> str:
+    """What ``durable worker tests.child FLAGS`` wrote to stderr while it ran one run."""
     import asyncio
 
     from . import child
 
     worker = durable_process(
-        *("--db", str(db), "worker", "tests.child", "--log-json"),
+        *("--db", str(db), "worker", "tests.child", *flags),
         ready="durable worker:",
         DURABLE_TEST_EFFECTS=str(tmp_path / "effects.log"),
     )
 
     async def run_one() -> None:
         async with durable.Runtime(db, recover=False) as client:
-            await (await client.start(child.three_steps, run_id="logged")).result(timeout=30)
+            await (await client.start(child.three_steps, run_id=run_id)).result(timeout=30)
 
     asyncio.run(run_one())
     worker.send_signal(signal.SIGTERM)
-    _, err = worker.communicate(timeout=30)
+    return str(worker.communicate(timeout=30)[1])
+
+
+def test_the_worker_logs_one_json_line_per_run_start_and_end(
+    db: Path | str, tmp_path: Path
+) -> None:
+    err = worker_log(db, tmp_path, "logged", "--log-json")
     lines = [orjson.loads(line) for line in err.splitlines()]
     about = [line for line in lines if line.get("run_id") == "logged"]
     assert [line["message"].split(" ")[3] for line in about] == ["started", "completed"]
@@ -123,21 +128,4 @@ def test_the_worker_logs_one_json_line_per_run_start_and_end(
 
 
 def test_the_worker_log_level_silences_the_run_lines(db: Path | str, tmp_path: Path) -> None:
-    import asyncio
-
-    from . import child
-
-    worker = durable_process(
-        *("--db", str(db), "worker", "tests.child", "--log-level", "warning"),
-        ready="durable worker:",
-        DURABLE_TEST_EFFECTS=str(tmp_path / "effects.log"),
-    )
-
-    async def run_one() -> None:
-        async with durable.Runtime(db, recover=False) as client:
-            await (await client.start(child.three_steps, run_id="quiet")).result(timeout=30)
-
-    asyncio.run(run_one())
-    worker.send_signal(signal.SIGTERM)
-    _, err = worker.communicate(timeout=30)
-    assert "quiet" not in err
+    assert "quiet" not in worker_log(db, tmp_path, "quiet", "--log-level", "warning")

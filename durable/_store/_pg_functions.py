@@ -474,7 +474,7 @@ def refusal(run_id: str, refused: str, detail: str | None, expect: Expect | None
 
 
 def create_runs_function(schema: str) -> str:
-    """``create_runs``: the new runs of a batch (those with no dedup key) in one call.
+    """``create_runs``: the new runs of a batch in one call.
 
     A run id given twice in the batch is created once, by its first start; a run id
     whose events outlived its row (``p_check_orphans``: a caller's own id) is not
@@ -486,8 +486,8 @@ CREATE OR REPLACE FUNCTION {s}.create_runs(
     p_ids text[], p_workflows text[], p_versions text[], p_statuses text[], p_digests text[],
     p_outputs text[], p_errors text[], p_owners text[], p_created double precision[],
     p_updated double precision[], p_parents text[], p_deadlines double precision[],
-    p_queues text[], p_priorities integer[], p_traces text[], p_inputs text[],
-    p_check_orphans boolean[],
+    p_queues text[], p_priorities integer[], p_dedup_keys text[], p_traces text[],
+    p_inputs text[], p_check_orphans boolean[],
     p_writer text, p_batch bigint, p_channel text,
     OUT outcomes text[])
 LANGUAGE plpgsql AS $fn$
@@ -504,14 +504,17 @@ BEGIN
         SELECT DISTINCT ON (w.id) w.* FROM unnest(
             p_ids, p_workflows, p_versions, p_statuses, p_digests, p_outputs, p_errors,
             p_owners, p_created, p_updated, p_parents, p_deadlines, p_queues, p_priorities,
-            p_traces) WITH ORDINALITY AS w(id, workflow, version, status, digest, output,
-            error, owner, created, updated, parent, deadline, queue, priority, trace, n)
+            p_dedup_keys, p_traces) WITH ORDINALITY AS w(id, workflow, version, status,
+            digest, output, error, owner, created, updated, parent, deadline, queue, priority,
+            dedup_key, trace, n)
         WHERE NOT w.id = ANY(v_orphaned) ORDER BY w.id, w.n),
     inserted AS (
         INSERT INTO {s}.runs (run_id, workflow, version, status, input_digest, output, error,
-            owner, created_at, updated_at, parent_run_id, deadline, queue, priority, trace)
+            owner, created_at, updated_at, parent_run_id, deadline, queue, priority, dedup_key,
+            trace)
         SELECT w.id, w.workflow, w.version, w.status, w.digest, w.output, w.error, w.owner,
-            w.created, w.updated, w.parent, w.deadline, w.queue, w.priority, w.trace
+            w.created, w.updated, w.parent, w.deadline, w.queue, w.priority, w.dedup_key,
+            w.trace
         FROM w ORDER BY w.id
         ON CONFLICT (run_id) DO NOTHING RETURNING run_id)
     SELECT coalesce(array_agg(i.run_id), '{{}}') INTO v_inserted FROM inserted i;
@@ -550,6 +553,7 @@ def create_args(run: RunRecord, check_orphans: bool) -> tuple[Any, ...]:
         run.deadline,
         run.queue,
         run.priority,
+        run.dedup_key,
         run.trace,
         run.input,
         check_orphans,

@@ -111,7 +111,7 @@ class PostgresStore:
             owned_rows,
         )
         self._creating = Combined(
-            f"SELECT * FROM {self._s}.create_runs(" + ",".join(f"${i}" for i in range(1, 21)) + ")",
+            f"SELECT * FROM {self._s}.create_runs(" + ",".join(f"${i}" for i in range(1, 22)) + ")",
             create_group_args,
             create_group_rows,
         )
@@ -368,77 +368,38 @@ class PostgresStore:
     async def create_run(
         self, run: RunRecord, chain: WriteChain | None = None, *, fresh_id: bool = False
     ) -> tuple[RunRecord, bool]:
+        args = create_args(run, check_orphans=not fresh_id)
+        notify = run.owner is None  # unowned: for whichever runtime claims it first
         if run.dedup_key is None:  # the runs started in a moment: one call for them all
+            created = _created(run.run_id)
             outcome = await self._writer.submit_grouped(
-                self._creating,
-                create_args(run, check_orphans=not fresh_id),
-                _created(run.run_id),
-                chain,
-                notify=run.owner is None,  # unowned: for whichever runtime claims it first
+                self._creating, args, created, chain, notify=notify
             )
-            if outcome == "created":
-                return run, True
-            rows = await self._fetch(self._runs_sql("runs.run_id = $1"), run.run_id)
-            if not rows:
-                raise DurableError(f"run {run.run_id!r} was deleted as it was started again")
-            return _run(rows[0]), False
-        s = self._s
+        else:
+            job = functools.partial(self._create_deduplicated, run, args)
+            outcome = await self._writer.submit(job, chain, notify=notify)
+        if outcome == "created":
+            return run, True
+        rows = await self._fetch(self._runs_sql("runs.run_id = $1"), run.run_id)
+        if not rows:
+            raise DurableError(f"run {run.run_id!r} was deleted as it was started again")
+        return _run(rows[0]), False
 
-        async def job(conn: asyncpg.Connection) -> tuple[RunRecord, bool]:
-            if run.dedup_key is not None:
-                await _refuse_duplicate(conn, s, run)
-            if not fresh_id and await conn.fetchval(
-                f"SELECT true FROM {s}.events WHERE run_id = $1 AND NOT EXISTS"
-                f" (SELECT 1 FROM {s}.runs WHERE run_id = $1) LIMIT 1",
-                run.run_id,
-            ):
-                raise orphaned_events(run.run_id)
-            insert = conn.fetchval(
-                f"INSERT INTO {s}.runs (run_id, workflow, version, status, input_digest,"
-                " output, error, owner, created_at, updated_at, parent_run_id, deadline,"
-                " queue, priority, dedup_key, trace)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"
-                " ON CONFLICT (run_id) DO NOTHING RETURNING true",
-                run.run_id,
-                run.workflow,
-                run.version,
-                run.status,
-                run.input_digest,
-                run.output,
-                run.error,
-                run.owner,
-                run.created_at,
-                run.updated_at,
-                run.parent_run_id,
-                run.deadline,
-                run.queue,
-                run.priority,
-                run.dedup_key,
-                run.trace,
-            )
-            if run.dedup_key is None:
-                inserted = await insert
-            else:  # another runtime may have queued the same key a moment ago
-                try:
-                    async with conn.transaction():
-                        inserted = await insert
-                except asyncpg.UniqueViolationError:
-                    await _refuse_duplicate(conn, s, run)
-                    raise
-            if inserted:
-                # The input of a run whose row was deleted by hand may still be there.
-                await conn.execute(
-                    f"INSERT INTO {s}.run_inputs (run_id, input) VALUES ($1, $2)"
-                    " ON CONFLICT (run_id) DO UPDATE SET input = excluded.input",
-                    run.run_id,
-                    run.input,
+    async def _create_deduplicated(
+        self, run: RunRecord, args: tuple[Any, ...], conn: asyncpg.Connection
+    ) -> str:
+        """A start with a dedup key, alone: another runtime may have queued the same key
+        a moment ago, which the unique index refuses."""
+        await _refuse_duplicate(conn, self._s, run)
+        try:
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    self._creating.sql, *create_group_args([args]), None, None, None
                 )
-                return run, True
-            row = await conn.fetchrow(self._runs_sql("runs.run_id = $1"), run.run_id)
-            return _run(row), False
-
-        # Runs created unowned are for whichever runtime claims them first: say so.
-        return await self._writer.submit(job, chain, notify=run.owner is None)  # type: ignore[no-any-return]
+        except asyncpg.UniqueViolationError:
+            await _refuse_duplicate(conn, self._s, run)
+            raise
+        return _created(run.run_id)(row[0][0])
 
     def append(
         self,
