@@ -338,3 +338,47 @@ async def test_runs_started_in_one_moment_are_created_in_one_call_each_once(db: 
         assert stored is not None and stored.input_digest == "d1"
     finally:
         await store.close()
+
+
+class _CountingFetchmany:
+    """Stands in for the writer's connection and counts the statements of each pipeline."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.pipelines: list[int] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    async def fetchmany(self, sql: str, args: list[tuple[object, ...]]) -> list[object]:
+        self.pipelines.append(len(args))
+        return list(await self._conn.fetchmany(sql, args))
+
+
+async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> None:
+    """Two writes of one run by its owner, the first changing nothing in its row (a
+    step's end, then the next step's start), are one ``append`` call; what each write
+    gets back is its own."""
+    store = PostgresStore(db, durability="normal")
+    await store.open()
+    try:
+        row = RunRecord("r", "wf", "1", "pending", "{}", "d", None, None, "me", None, 1.0, 1.0)
+        await store.create_run(row)
+        counting = _CountingFetchmany(await store.writer._connection())
+        store.writer._conn = counting
+        ended = NewEvent("r", 0, "step.completed", "s", "{}", 1.0)
+        started = NewEvent("r", 1, "step.started", "t", "{}", 1.0)
+        first = store.append("r", [ended], owner="me")
+        second = store.append("r", [started], RunUpdate(2.0, status="running"), owner="me")
+        assert (await first, await second) == ([1], [2])
+        assert counting.pipelines == [1]
+        record = await store.get_run("r")
+        assert record is not None and record.status == "running"
+        theirs = store.append("r", [ended], owner="you")
+        also = store.append("r", [started], owner="you")
+        for refused in (theirs, also):
+            with pytest.raises(LeaseLost):
+                await refused
+        assert counting.pipelines == [1, 1]
+    finally:
+        await store.close()

@@ -85,6 +85,16 @@ class Combined(NamedTuple):
     """Its answer as one row per job, as the statement would have answered each."""
 
 
+class Joined(NamedTuple):
+    """How adjacent statement jobs become one statement (a step's end and the next
+    step's start: one call of the statement, not two)."""
+
+    join: Callable[[list[tuple[Any, ...]]], list[tuple[tuple[Any, ...], int]]]
+    """The statements to send for the jobs' arguments, each with how many jobs it does."""
+    split: Callable[[Any, list[tuple[Any, ...]]], list[Any]]
+    """One joined statement's row as one row per job it does."""
+
+
 class _Entry(NamedTuple):
     """A queued job; its caller's future and chain first, as ``_batch.settle`` reads them."""
 
@@ -117,10 +127,12 @@ class PgWriter:
         channel: str,
         give_up_after: float = 30.0,
         combined: Combined | None = None,
+        joined: Joined | None = None,
     ) -> None:
         self._connect = connect
         self._statement = statement
         self._combined = combined
+        self._joined = joined
         self._finish_sql = f"SELECT {schema}.finish_batch($1, $2, $3)"
         self._marker_sql = f"SELECT batch FROM {schema}.writers WHERE writer = $1"
         self._forget_sql = f"DELETE FROM {schema}.writers WHERE writer = $1"
@@ -347,10 +359,7 @@ class PgWriter:
                 row = await conn.fetchrow(self._combined.sql, *combined, *marker)
                 rows = iter(self._combined.rows(row, writes))
             else:
-                unmarked = (None, None, None)
-                args = [write + unmarked for write in writes]
-                args[-1] = writes[-1] + marker
-                rows = iter(await conn.fetchmany(self._statement, args))
+                rows = iter(await self._statements(conn, writes, marker))
         except asyncpg.PostgresError as exc:
             if is_transient(exc):
                 raise
@@ -359,6 +368,26 @@ class PgWriter:
             _finish(entry, next(rows)) if error is None else error
             for entry, error in zip(batch, stopped, strict=True)
         ]
+
+    async def _statements(
+        self, conn: asyncpg.Connection, writes: list[tuple[Any, ...]], marker: tuple[Any, ...]
+    ) -> list[Any]:
+        """The statement once per job, or per joined jobs, in one pipeline: a row a job."""
+        joined = [(write, 1) for write in writes]
+        if self._joined is not None:
+            joined = self._joined.join(writes)
+        unmarked = (None, None, None)
+        args = [write + unmarked for write, _ in joined]
+        args[-1] = joined[-1][0] + marker
+        answers = await conn.fetchmany(self._statement, args)
+        if self._joined is None:
+            return list(answers)
+        rows: list[Any] = []
+        taken = 0
+        for answer, (_, count) in zip(answers, joined, strict=True):
+            rows += self._joined.split(answer, writes[taken : taken + count])
+            taken += count
+        return rows
 
     async def _grouped(
         self, conn: asyncpg.Connection, group: Combined, batch: list[_Entry], marker: Any

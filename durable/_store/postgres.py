@@ -39,11 +39,13 @@ from ._pg_functions import (
     create_args,
     create_group_args,
     create_group_rows,
+    join_appends,
     owned_args,
     owned_rows,
+    split_append,
 )
 from ._pg_schema import describe, migrate, split_schema
-from ._pg_writer import Combined, PgWriter, is_transient
+from ._pg_writer import Combined, Joined, PgWriter, is_transient
 from .base import (
     CANCEL,
     PUBLISHED,
@@ -116,7 +118,13 @@ class PostgresStore:
             create_group_rows,
         )
         self._writer = PgWriter(
-            self._connect, self._s, self._append_sql, self._me, self._channel, combined=combined
+            self._connect,
+            self._s,
+            self._append_sql,
+            self._me,
+            self._channel,
+            combined=combined,
+            joined=Joined(join_appends, split_append),
         )
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
