@@ -18,7 +18,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 try:
@@ -29,10 +29,10 @@ except ImportError:  # pragma: no cover - the extra is not installed
     ) from None
 
 from .._aio import Backoff, wait_set, within
-from ..errors import DuplicateInQueue, DurableError
+from ..errors import DurableError
+from . import _pg_jobs as jobs
 from . import _pg_leases as leases
 from ._pg_functions import (
-    MESSAGE_LOCK,
     RUN_COLUMNS,
     append_args,
     append_outcome,
@@ -47,7 +47,6 @@ from ._pg_functions import (
 from ._pg_schema import describe, migrate, split_schema
 from ._pg_writer import Combined, Joined, PgWriter, is_transient
 from .base import (
-    CANCEL,
     PUBLISHED,
     TERMINAL,
     Admitted,
@@ -60,7 +59,6 @@ from .base import (
     ScheduleRecord,
     StoreUnavailable,
     WriteChain,
-    orphaned_events,
 )
 
 log = logging.getLogger("durable")
@@ -298,39 +296,7 @@ class PostgresStore:
         return [_run(row) for row in await self._fetch(sql, *params)]
 
     async def prune(self, ended_before: float, limit: int) -> int:
-        s = self._s
-
-        async def job(conn: asyncpg.Connection) -> int:
-            # Under the lock that numbers events without a position: none is numbered
-            # between reading the newest one pruned and keeping it in journal_marks.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_LOCK)
-            rows = await conn.fetch(
-                f"SELECT run_id FROM {s}.runs WHERE NOT ({_ACTIVE}) AND updated_at < $1"
-                " ORDER BY created_at, run_id LIMIT $2 FOR UPDATE SKIP LOCKED",
-                ended_before,
-                limit,
-            )
-            ids = [row[0] for row in rows]
-            if not ids:
-                return 0
-            top = await conn.fetchval(
-                f"SELECT max(seq) FROM {s}.events"
-                " WHERE run_id = ANY($1::text[]) AND position IS NULL",
-                ids,
-            )
-            if top is not None:
-                await conn.execute(
-                    f"INSERT INTO {s}.journal_marks (name, value) VALUES ('unpositioned', $1)"
-                    " ON CONFLICT (name) DO UPDATE"
-                    " SET value = greatest(journal_marks.value, excluded.value)",
-                    top,
-                )
-            await conn.execute(f"DELETE FROM {s}.events WHERE run_id = ANY($1::text[])", ids)
-            await conn.execute(f"DELETE FROM {s}.run_inputs WHERE run_id = ANY($1::text[])", ids)
-            await conn.execute(f"DELETE FROM {s}.message_keys WHERE run_id = ANY($1::text[])", ids)
-            await conn.execute(f"DELETE FROM {s}.runs WHERE run_id = ANY($1::text[])", ids)
-            return len(ids)
-
+        job = functools.partial(jobs.prune, s=self._s, ended_before=ended_before, limit=limit)
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
     async def events_after(self, run_id: str, seq: int) -> list[EventRecord]:
@@ -379,12 +345,14 @@ class PostgresStore:
         args = create_args(run, check_orphans=not fresh_id)
         notify = run.owner is None  # unowned: for whichever runtime claims it first
         if run.dedup_key is None:  # the runs started in a moment: one call for them all
-            created = _created(run.run_id)
+            created = jobs.created(run.run_id)
             outcome = await self._writer.submit_grouped(
                 self._creating, args, created, chain, notify=notify
             )
         else:
-            job = functools.partial(self._create_deduplicated, run, args)
+            job = functools.partial(
+                jobs.create_deduplicated, s=self._s, sql=self._creating.sql, run=run, args=args
+            )
             outcome = await self._writer.submit(job, chain, notify=notify)
         if outcome == "created":
             return run, True
@@ -392,22 +360,6 @@ class PostgresStore:
         if not rows:
             raise DurableError(f"run {run.run_id!r} was deleted as it was started again")
         return _run(rows[0]), False
-
-    async def _create_deduplicated(
-        self, run: RunRecord, args: tuple[Any, ...], conn: asyncpg.Connection
-    ) -> str:
-        """A start with a dedup key, alone: another runtime may have queued the same key
-        a moment ago, which the unique index refuses."""
-        await _refuse_duplicate(conn, self._s, run)
-        try:
-            async with conn.transaction():
-                row = await conn.fetchrow(
-                    self._creating.sql, *create_group_args([args]), None, None, None
-                )
-        except asyncpg.UniqueViolationError:
-            await _refuse_duplicate(conn, self._s, run)
-            raise
-        return _created(run.run_id)(row[0][0])
 
     def append(
         self,
@@ -443,81 +395,31 @@ class PostgresStore:
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
     ) -> int:
-        s = self._s
-        args = append_args(run_id, events, update, None, None)
-        outcome = append_outcome(run_id, None)
-
-        async def job(conn: asyncpg.Connection) -> int:
-            status = await conn.execute(
-                f"UPDATE {s}.events SET superseded = true"
-                " WHERE run_id = $1 AND position >= $2 AND NOT superseded",
-                run_id,
-                position,
-            )
-            outcome(await conn.fetchrow(self._append_sql, *args, None, None, None))
-            return int(status.split()[-1])
-
+        job = functools.partial(
+            jobs.supersede,
+            s=self._s,
+            append_sql=self._append_sql,
+            run_id=run_id,
+            position=position,
+            args=append_args(run_id, events, update, None, None),
+        )
         return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
 
     async def send(self, message: NewEvent, expect: Expect, key: str | None = None) -> int | None:
-        s = self._s
-        args = append_args(message.run_id, [message], None, expect, None)
-        outcome = append_outcome(message.run_id, expect)
-
-        async def job(conn: asyncpg.Connection) -> int | None:
-            async with conn.transaction():  # a savepoint: a refusal undoes the key too
-                if key is not None and not await conn.fetchval(
-                    f"INSERT INTO {s}.message_keys (run_id, key, seq) VALUES ($1, $2, 0)"
-                    " ON CONFLICT DO NOTHING RETURNING true",
-                    message.run_id,
-                    key,
-                ):
-                    return None
-                (seq,) = outcome(await conn.fetchrow(self._append_sql, *args, None, None, None))
-                if key is not None:
-                    await conn.execute(
-                        f"UPDATE {s}.message_keys SET seq = $3 WHERE run_id = $1 AND key = $2",
-                        message.run_id,
-                        key,
-                        seq,
-                    )
-                return int(seq)
-
+        job = functools.partial(
+            jobs.send,
+            s=self._s,
+            append_sql=self._append_sql,
+            message=message,
+            expect=expect,
+            key=key,
+        )
         return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
 
     async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
-        s = self._s
-        expect = Expect()
-
-        def args(target: str, status: str, error: str | None, check: Expect | None) -> Any:
-            cancel = NewEvent(target, None, CANCEL, "cancel", "{}", now)
-            update = RunUpdate(now, status=status, error=error)
-            return append_args(target, [cancel], update, check, None)
-
-        async def job(conn: asyncpg.Connection) -> list[str]:
-            status = "cancelled" if error is None else "failed"
-            row = await conn.fetchrow(
-                self._append_sql, *args(run_id, status, error, expect), None, None, None
-            )
-            append_outcome(run_id, expect)(row)
-            rows = await conn.fetch(
-                f"WITH RECURSIVE tree (run_id) AS ("
-                f" SELECT run_id FROM {s}.runs WHERE parent_run_id = $1"
-                f" UNION SELECT runs.run_id FROM {s}.runs"
-                f" JOIN tree ON runs.parent_run_id = tree.run_id)"
-                f" SELECT runs.run_id FROM {s}.runs JOIN tree ON tree.run_id = runs.run_id"
-                f" WHERE {_ACTIVE} ORDER BY runs.created_at, runs.run_id",
-                run_id,
-            )
-            ids = [run_id]
-            for (child,) in rows:
-                row = await conn.fetchrow(
-                    self._append_sql, *args(child, "cancelled", None, None), None, None, None
-                )
-                if row[2]:  # not ended meanwhile
-                    ids.append(child)
-            return ids
-
+        job = functools.partial(
+            jobs.cancel, s=self._s, append_sql=self._append_sql, run_id=run_id, now=now, error=error
+        )
         return await self._writer.submit(job, notify=True)  # type: ignore[no-any-return]
 
     async def claim(
@@ -650,25 +552,3 @@ def _heard_elsewhere(
     ):
         return True
     return any(event.kind.startswith(PUBLISHED) for event in events)
-
-
-def _created(run_id: str) -> Callable[[str], str]:
-    def finish(outcome: str) -> str:
-        if outcome == "orphaned":
-            raise orphaned_events(run_id)
-        return outcome
-
-    return finish
-
-
-async def _refuse_duplicate(conn: asyncpg.Connection, s: str, run: RunRecord) -> None:
-    """``DuplicateInQueue`` if an unfinished run of the queue has the run's dedup key."""
-    other = await conn.fetchval(
-        f"SELECT run_id FROM {s}.runs WHERE queue = $1 AND dedup_key = $2 AND run_id <> $3"
-        f" AND {_ACTIVE}",
-        run.queue,
-        run.dedup_key,
-        run.run_id,
-    )
-    if other is not None:
-        raise DuplicateInQueue(run.queue or "", run.dedup_key or "", other)
