@@ -12,6 +12,8 @@ import logging
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from . import _current
 
 if TYPE_CHECKING:
@@ -47,8 +49,6 @@ log.addFilter(RunFields())
 
 def error_summary(error: str | None) -> str:
     """``Type: message`` of a run's stored error (its JSON record)."""
-    import orjson
-
     try:
         record = orjson.loads(error or "{}")
         return f"{record.get('type', 'Error')}: {record.get('message', '')}"

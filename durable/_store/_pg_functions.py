@@ -601,12 +601,4 @@ def _joins(before: tuple[Any, ...], write: tuple[Any, ...]) -> bool:
 def split_append(row: Any, writes: list[tuple[Any, ...]]) -> list[tuple[Any, Any, Any]]:
     """A joined ``append``'s row as the row of each write it did."""
     refused, detail, seqs = row
-    if refused is not None:
-        return [(refused, detail, []) for _ in writes]
-    rows = []
-    taken = 0
-    for write in writes:
-        count = len(write[13])
-        rows.append((None, None, seqs[taken : taken + count]))
-        taken += count
-    return rows
+    return owned_rows(([refused] * len(writes), [detail] * len(writes), seqs), writes)

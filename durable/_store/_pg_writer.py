@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
@@ -348,10 +348,9 @@ class PgWriter:
         a savepoint each. A refused statement writes nothing and raises nothing.
         """
         stopped = [entry.chain.error if entry.chain else None for entry in batch]
-        sent = [entry for entry, error in zip(batch, stopped, strict=True) if error is None]
-        if not sent:
+        writes = [entry.args for entry, error in zip(batch, stopped, strict=True) if error is None]
+        if not writes:
             return stopped
-        writes = [entry.args for entry in sent]
         combined = None if self._combined is None else self._combined.args(writes)
         try:
             if combined is not None:
@@ -364,10 +363,7 @@ class PgWriter:
             if is_transient(exc):
                 raise
             return await self._transaction(conn, batch, marker, savepoints=True)
-        return [
-            _finish(entry, next(rows)) if error is None else error
-            for entry, error in zip(batch, stopped, strict=True)
-        ]
+        return _outcomes(batch, stopped, rows)
 
     async def _statements(
         self, conn: asyncpg.Connection, writes: list[tuple[Any, ...]], marker: tuple[Any, ...]
@@ -393,10 +389,9 @@ class PgWriter:
         self, conn: asyncpg.Connection, group: Combined, batch: list[_Entry], marker: Any
     ) -> list[Any]:
         stopped = [entry.chain.error if entry.chain else None for entry in batch]
-        sent = [entry for entry, error in zip(batch, stopped, strict=True) if error is None]
-        if not sent:
+        writes = [entry.args for entry, error in zip(batch, stopped, strict=True) if error is None]
+        if not writes:
             return stopped
-        writes = [entry.args for entry in sent]
         args = group.args(writes)
         assert args is not None
         try:
@@ -405,10 +400,7 @@ class PgWriter:
             if is_transient(exc):
                 raise
             return _fail(batch, exc)
-        return [
-            _finish(entry, next(rows)) if error is None else error
-            for entry, error in zip(batch, stopped, strict=True)
-        ]
+        return _outcomes(batch, stopped, rows)
 
     async def _transaction(
         self,
@@ -516,6 +508,14 @@ def _pipelinable(batch: list[_Entry]) -> bool:
 
 def _fail(batch: list[_Entry], error: Exception) -> list[Any]:
     return fail_all((entry.chain for entry in batch), error)
+
+
+def _outcomes(batch: list[_Entry], stopped: list[Any], rows: Iterator[Any]) -> list[Any]:
+    """Each job's outcome: its chain's earlier error, or what its row says."""
+    return [
+        _finish(entry, next(rows)) if error is None else error
+        for entry, error in zip(batch, stopped, strict=True)
+    ]
 
 
 def _finish(entry: _Entry, row: Any) -> Any:
