@@ -15,6 +15,11 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+async def ready(value: T) -> T:
+    """An awaitable that gives ``value``: the answer of a call that had nothing to do."""
+    return value
+
+
 async def within(awaitable: Awaitable[T], timeout: float) -> T:
     """``await awaitable``, or cancel it and raise ``asyncio.TimeoutError`` after ``timeout``."""
     task = asyncio.ensure_future(awaitable)

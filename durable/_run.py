@@ -79,6 +79,8 @@ class LiveRun:
         self._deadline_timer: int | None = None
         self.unhandled: BaseException | None = None
         """The exception the workflow raised and did not handle, when that failed it."""
+        self.slot_handed_on = False
+        """Whether an admission to its queue rides behind its end write."""
 
     # -- RunHost -------------------------------------------------------------
 
@@ -390,6 +392,8 @@ class LiveRun:
     async def _finish(self, update: RunUpdate) -> None:
         written = self._store_write([], update)
         self._end_write = (written, update)
+        if self.record.queue is not None:
+            self.slot_handed_on = self.runtime.scheduler.hand_on_slot()
         try:
             await written
         except asyncio.CancelledError:

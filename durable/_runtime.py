@@ -519,7 +519,7 @@ class Runtime:
         parent = live.record.parent_run_id
         if parent is not None:  # the store told the parent too; here it hears at once
             self.residency.nudge(parent, child_message(live.run_id))
-        if live.record.queue is not None:  # its slot is free
+        if live.record.queue is not None and not live.slot_handed_on:  # its slot is free
             self.scheduler.admit_soon()
         self.inbox.notify()
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ._aio import TaskSet
 from ._logs import log
 from ._queues import Cron, QueueStatus, ScheduleInfo, declared_queues
+from ._store.base import Admitted
 from ._workflow import Workflow, registry_keys
 
 if TYPE_CHECKING:
@@ -65,15 +67,42 @@ class Scheduler:
         finally:
             self._admitting = False
 
+    def hand_on_slot(self) -> bool:
+        """A run of a queue is ending here: admit behind its end write, which the store
+        commits with it where it can, so its slot passes to the next run in that commit.
+        False if nothing was asked (the end then asks as any other news does)."""
+        rt = self.runtime
+        if not rt.recover or not rt.is_open:
+            return False
+        asked = self._ask()
+        if asked is None:
+            return False
+        self._tasks.spawn(self._handed_on(*asked))
+        return True
+
+    async def _handed_on(self, admission: Awaitable[Admitted], room: int) -> None:
+        try:
+            more = await self._take(admission, room)
+        except Exception as exc:
+            log.warning("durable: admitting queued runs failed (%s); retrying", exc)
+            more = True
+        if more:
+            self.admit_soon()
+
     async def _admit_once(self) -> bool:
         """One admission; True if it took as many as it had room for (there may be more)."""
+        asked = self._ask()
+        return asked is not None and await self._take(*asked)
+
+    def _ask(self) -> tuple[Awaitable[Admitted], int] | None:
+        """Ask the store to admit as many runs as this runtime has room for, now."""
         rt = self.runtime
         queues = declared_queues()
         room = rt.max_in_memory_runs - len(rt.residency.live)
         if not queues or room <= 0:
-            return False
+            return None
         wall = rt.ownership.wall_now()
-        admitted = await rt.store.admit(
+        admission = rt.store.admit(
             rt.owner,
             wall + rt.lease_seconds,
             rt.clock.now(),
@@ -81,8 +110,13 @@ class Scheduler:
             limit=room,
             workflows=rt.ownership.executes(),
         )
+        return admission, room
+
+    async def _take(self, admission: Awaitable[Admitted], room: int) -> bool:
+        """Run what was admitted; True if it was as many as there was room for."""
+        admitted = await admission
         if admitted.runs:
-            await rt.residency.resume(admitted.runs, fresh=admitted.fresh)
+            await self.runtime.residency.resume(admitted.runs, fresh=admitted.fresh)
         if admitted.retry_at is not None:
             self._retry_at(admitted.retry_at)
         return len(admitted.runs) >= room

@@ -17,6 +17,7 @@ from durable._store._pg_schema import split_schema
 from durable._store.base import (
     LeaseLost,
     NewEvent,
+    QueueLimits,
     RunEnded,
     RunRecord,
     RunUpdate,
@@ -380,5 +381,36 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> Non
             with pytest.raises(LeaseLost):
                 await refused
         assert counting.pipelines == [1, 1]
+    finally:
+        await store.close()
+
+
+async def test_an_admission_behind_runs_ends_is_one_call_with_them(db: str) -> None:
+    """A batch of a runtime's own writes and the admissions asked for behind them are
+    one call (``append_owned_admit``): the ends free their slots and the next runs take
+    them in one commit; of two admissions in the batch the last is made."""
+    store = PostgresStore(db, durability="normal")
+    await store.open()
+    try:
+        for i in range(5):
+            row = RunRecord(
+                f"r{i}", "wf", "1", "queued", "{}", "d", None, None, None, None, float(i), 1.0
+            )
+            row.queue = "q"
+            await store.create_run(row)
+        limits = QueueLimits("q", concurrency=3)
+        assert len((await store.admit("me", 100.0, 1.0, [limits], limit=10)).runs) == 3
+        batches = store.writer.batches
+        ends = [
+            store.append(f"r{i}", [], RunUpdate(2.0, status="completed"), owner="me")
+            for i in range(3)
+        ]
+        first = store.admit("me", 100.0, 2.0, [limits], limit=10)
+        last = store.admit("me", 100.0, 2.0, [limits], limit=10)
+        assert [await end for end in ends] == [[], [], []]
+        assert (await first).runs == []  # the last admission did its work
+        assert [r.run_id for r in (await last).runs] == ["r3", "r4"]
+        assert store.writer.batches == batches + 1
+        assert await store.queue_counts("q") == (0, 2)
     finally:
         await store.close()

@@ -34,6 +34,9 @@ ALLOWED_IN_SQL = {
     "MESSAGE_LOCK",
     "QUEUE_LOCK",
     "RUN_COLUMNS",
+    "ADMITTED",
+    "function",
+    "placeholders",
     "free",
     # Fixed pieces seen once the scan also read f-strings that begin with {...}: column
     # lists and clauses of the stores, and $n placeholder numbers.

@@ -443,6 +443,28 @@ async def test_admission_takes_queued_runs_by_priority_then_age_within_the_limit
     assert await store.queue_names() == ["q"]
 
 
+async def test_an_admission_asked_for_behind_runs_ends_sees_their_slots_free(
+    store: Store,
+) -> None:
+    """Asked for before the ends commit (a queued run ending hands its slot on), the
+    admission comes after them: it takes the next run in their place."""
+    for i in range(4):
+        await store.create_run(queued(f"r{i}", created=float(i)))
+    limits = QueueLimits("q", concurrency=3)
+    held = await store.admit("me", 100.0, 10.0, [limits], limit=10)
+    assert [r.run_id for r in held.runs] == ["r0", "r1", "r2"]
+    ends = [
+        store.append(f"r{i}", [], RunUpdate(11.0, status="completed"), owner="me") for i in range(3)
+    ]
+    first = store.admit("me", 100.0, 11.0, [limits], limit=10)
+    again = store.admit("me", 100.0, 11.0, [limits], limit=10)
+    for end in ends:
+        await end
+    taken = [r.run_id for r in (await first).runs + (await again).runs]
+    assert taken == ["r3"]  # once, by one of the two
+    assert await store.queue_counts("q") == (0, 1)
+
+
 async def test_admission_holds_per_runtime_and_rate_limits(store: Store) -> None:
     for i in range(4):
         await store.create_run(queued(f"r{i}", created=float(i)))

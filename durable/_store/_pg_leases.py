@@ -8,12 +8,12 @@ wait for each other nor take the same run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
-from .base import TERMINAL, QueueLimits, RunRecord
+from .base import TERMINAL, Admitted, QueueLimits, RunRecord
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 
@@ -120,6 +120,16 @@ def admit_args(
         None if workflows is None else [name for name, _ in workflows],
         None if workflows is None else [version for _, version in workflows],
     )
+
+
+async def admitted(answer: Awaitable[Any]) -> Admitted:
+    """What a call of ``admit`` took: its rows as ``Admitted``; nothing if a later
+    admission in the same commit did its work (``PgWriter.submit_call``)."""
+    rows = await answer
+    if rows is None:
+        return Admitted([])
+    records = [run_record(row[2:]) for row in rows if row[2] is not None]
+    return Admitted(records, rows[0][0], frozenset(row[2] for row in rows if row[1]))
 
 
 async def renew(

@@ -18,9 +18,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..errors import DurableError
+from ._pg_admission import admit_function, append_owned_admit_function
 from ._pg_functions import (
     _TERMINAL,
-    admit_function,
     append_function,
     append_owned_function,
     create_runs_function,
@@ -161,6 +161,7 @@ def migrations(schema: str) -> list[tuple[int, str]]:
             {admit_function(schema)}
             {append_owned_function(schema)}
             {create_runs_function(schema)}
+            {append_owned_admit_function(schema)}
             """,
         ),
     ]

@@ -9,9 +9,13 @@ one has failed.
 A job is either a *statement* (parameters for the writer's one pipelined
 statement, the journal's ``append``), a *call* (a statement of its own that
 records the batch itself, such as ``admit``: committed alone, in one round
-trip) or an async function of the connection. A batch of statements is sent as
-one pipeline: a single round trip, which commits as one implicit transaction,
-so a sequential step costs one commit.
+trip) or an async function of the connection. A *riding* call goes with the
+writes queued around it where one statement can do both (``riders``: an
+admission behind the end of a run of its queue, so the slot is handed on in
+the end's commit), else alone after them; of the riding calls with one key in a
+batch only the last is made, and the others answer None (it does their work).
+A batch of statements is sent as one pipeline: a single round trip, which
+commits as one implicit transaction, so a sequential step costs one commit.
 
 Every batch also records its number in ``writers`` (``finish_batch``), so a
 batch whose connection broke is never guessed about: after reconnecting the
@@ -27,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
@@ -107,6 +111,7 @@ class _Entry(NamedTuple):
     guard: str | None = None
     call: str | None = None
     group: Combined | None = None
+    rides: Hashable | None = None
 
 
 class PgWriter:
@@ -116,6 +121,10 @@ class PgWriter:
     ``schema``; its last three parameters are ``finish_batch``'s (this writer,
     the batch's number, the channel to notify or null), which every batch calls
     once and which NOTIFYs ``channel`` with ``writer_id`` when a job asked for it.
+    ``riders`` maps a riding call's SQL to the statement that does ``combined``'s
+    writes and then the call: its parameters are both statements' but their batch
+    markers, then the marker; its rows are the call's, each led by ``combined``'s
+    answer (three columns).
     """
 
     def __init__(
@@ -128,8 +137,10 @@ class PgWriter:
         give_up_after: float = 30.0,
         combined: Combined | None = None,
         joined: Joined | None = None,
+        riders: Mapping[str, str] | None = None,
     ) -> None:
         self._connect = connect
+        self._riders = riders or {}
         self._statement = statement
         self._combined = combined
         self._joined = joined
@@ -174,15 +185,19 @@ class PgWriter:
         """
         return self._submit(None, chain, args, finish, notify, guard)
 
-    def submit_call(self, sql: str, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+    def submit_call(
+        self, sql: str, args: tuple[Any, ...], rides: Hashable | None = None
+    ) -> asyncio.Future[Any]:
         """Run ``sql`` with ``args`` and this writer's batch marker as its last three
-        parameters (it calls ``finish_batch`` itself), alone in an implicit transaction;
-        its rows, once committed."""
+        parameters (it calls ``finish_batch`` itself), alone in an implicit transaction,
+        or, if it ``rides`` (a key: calls with the same one do the same work), in one
+        statement with the writes queued around it where ``riders`` has one; its rows,
+        once committed (None if a later riding call with the key did its work)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._task is None or self._stopping:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        self._queue(_Entry(None, future, None, args, call=sql))
+        self._queue(_Entry(None, future, None, args, call=sql, rides=rides))
         return future
 
     def submit_grouped(
@@ -256,13 +271,37 @@ class PgWriter:
             self._wakeup.clear()
             while self._pending:
                 pending, self._pending = self._pending, []
-                for batch in _segments(pending):
-                    outcomes = await self._commit_surviving_faults(batch)
-                    self.batches += 1
-                    self.jobs += len(batch)
-                    settle(batch, outcomes)
+                for segment in _segments(pending):
+                    for batch in self._parts(segment):
+                        outcomes = await self._commit_surviving_faults(batch)
+                        self.batches += 1
+                        self.jobs += len(batch)
+                        settle(batch, outcomes)
             if self._stopping:
                 return
+
+    def _parts(self, segment: list[_Entry]) -> list[list[_Entry]]:
+        """A segment's commits: its writes with the riding call that ``riders`` lets
+        one statement do with them, else the writes and then each call alone."""
+        riding = [entry for entry in segment if entry.rides is not None]
+        if not riding or segment[0].call is not None:  # nothing to ride on: a call alone
+            return [segment]
+        last = {entry.rides: entry for entry in riding}
+        for entry in riding:
+            if last[entry.rides] is not entry:
+                settle([entry], [Ok(None)])
+        calls = list(last.values())
+        writes = [entry for entry in segment if entry.rides is None]
+        if len(calls) == 1 and self._merges(writes, calls[0]):
+            return [writes + calls]
+        return [writes] + [[call] for call in calls]
+
+    def _merges(self, writes: list[_Entry], call: _Entry) -> bool:
+        if call.call not in self._riders or self._combined is None or not _pipelinable(writes):
+            return False
+        if any(entry.job is not None or (entry.chain and entry.chain.error) for entry in writes):
+            return False
+        return self._combined.args([entry.args for entry in writes]) is not None
 
     async def _commit_surviving_faults(self, batch: list[_Entry]) -> list[Any]:
         backoff = Backoff(self.give_up_after)
@@ -321,6 +360,8 @@ class PgWriter:
         if group is not None:  # with its group's jobs only
             return await self._grouped(conn, group, batch, marker)
         call = batch[0].call
+        if call is None and batch[-1].rides is not None:  # the writes and the call, one statement
+            return await self._riding(conn, batch, marker)
         if call is not None:  # alone in its batch
             try:
                 return [Ok(await conn.fetch(call, *batch[0].args, *marker))]
@@ -364,6 +405,26 @@ class PgWriter:
                 raise
             return await self._transaction(conn, batch, marker, savepoints=True)
         return _outcomes(batch, stopped, rows)
+
+    async def _riding(
+        self, conn: asyncpg.Connection, batch: list[_Entry], marker: tuple[Any, ...]
+    ) -> list[Any]:
+        """The writes (``combined`` takes them all) and then the call, in one statement.
+        An SQL error undoes both: the writes are then committed with a savepoint each,
+        and the call fails."""
+        writes, call = batch[:-1], batch[-1]
+        assert self._combined is not None and call.call is not None
+        args = [entry.args for entry in writes]
+        combined = self._combined.args(args)
+        assert combined is not None
+        try:
+            rows = await conn.fetch(self._riders[call.call], *combined, *call.args, *marker)
+        except asyncpg.PostgresError as exc:
+            if is_transient(exc):
+                raise
+            return await self._transaction(conn, writes, marker, savepoints=True) + [exc]
+        written = iter(self._combined.rows(rows[0][:3], args))
+        return [_finish(entry, next(written)) for entry in writes] + [Ok([row[3:] for row in rows])]
 
     async def _statements(
         self, conn: asyncpg.Connection, writes: list[tuple[Any, ...]], marker: tuple[Any, ...]
@@ -476,14 +537,18 @@ class PgWriter:
 
 def _segments(pending: list[_Entry]) -> list[list[_Entry]]:
     """The batches to commit: a group's jobs next to each other together, the jobs
-    between them together, in the order they came; then each call alone (a call is no
-    write of a chain, and splitting the others' batch for it would cost a commit)."""
+    between them together with the riding calls among them, in the order they came;
+    then each other call alone (a call is no write of a chain, and splitting the
+    others' batch for it would cost a commit)."""
     batches: list[list[_Entry]] = []
     calls: list[list[_Entry]] = []
     for entry in pending:
         last = batches[-1] if batches else None
         if entry.call is not None:
-            calls.append([entry])
+            if entry.rides is not None and last is not None and last[0].group is None:
+                last.append(entry)
+            else:
+                calls.append([entry])
         elif last is not None and last[0].group is entry.group:
             last.append(entry)
         else:

@@ -12,7 +12,7 @@ each backend checks it in SQL inside the write's own transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -130,6 +130,14 @@ class Admitted:
     retry_at: float | None = None
     fresh: frozenset[str] = frozenset()
     """The runs admitted that have no journal yet (never ran): nothing to load."""
+
+
+def admission_key(
+    owner: str, queues: Sequence[QueueLimits], workflows: Sequence[tuple[str, str]] | None
+) -> Hashable:
+    """What an admission is for: a later one with the same key, queued behind it, does
+    all it would (and more, after the writes between), so a store may skip the first."""
+    return owner, tuple(queues), None if workflows is None else tuple(workflows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +294,7 @@ class Store(Protocol):
         a later send with that key writes nothing, checks nothing, and returns None."""
         ...
 
-    async def admit(
+    def admit(
         self,
         owner: str,
         lease_until: float,
@@ -295,12 +303,16 @@ class Store(Protocol):
         *,
         limit: int,
         workflows: Sequence[tuple[str, str]] | None = None,
-    ) -> Admitted:
+    ) -> Awaitable[Admitted]:
         """Admit queued runs of ``queues`` (of ``workflows``), lowest priority first, then
         first come, as far as each queue's limits allow, and claim them for ``owner``,
         atomically with every other runtime's admission to those queues. A run admitted
         holds its slot until it ends; ``rate`` counts the runs admitted in the window
-        before ``now``."""
+        before ``now``.
+
+        Queued before it returns, behind the writes queued before it: an admission asked
+        for right behind the end of a run of the queue sees its slot free, and commits in
+        the same transaction as that end (the slot is handed on in one commit)."""
         ...
 
     async def queue_names(self) -> list[str]:

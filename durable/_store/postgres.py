@@ -18,7 +18,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 try:
@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - the extra is not installed
         "a postgresql:// journal needs asyncpg: pip install 'durable-workflows[postgres]'"
     ) from None
 
-from .._aio import Backoff, wait_set, within
+from .._aio import Backoff, ready, wait_set, within
 from ..errors import DurableError
 from . import _pg_jobs as jobs
 from . import _pg_leases as leases
@@ -59,6 +59,7 @@ from .base import (
     ScheduleRecord,
     StoreUnavailable,
     WriteChain,
+    admission_key,
 )
 
 log = logging.getLogger("durable")
@@ -100,9 +101,7 @@ class PostgresStore:
         )
         # The admitted runs come back from the call, read on the writer's connection
         # (the pool may be busy with many readers).
-        self._admit_sql = (
-            f"SELECT * FROM {self._s}.admit(" + ",".join(f"${i}" for i in range(1, 15)) + ")"
-        )
+        self._admit_sql = self._call_sql("admit", 14)
         combined = Combined(
             f"SELECT a.refused, a.details, a.seqs FROM {self._s}.append_owned("
             + ",".join(f"${i}" for i in range(1, 17))
@@ -111,7 +110,7 @@ class PostgresStore:
             owned_rows,
         )
         self._creating = Combined(
-            f"SELECT * FROM {self._s}.create_runs(" + ",".join(f"${i}" for i in range(1, 22)) + ")",
+            self._call_sql("create_runs", 21),
             create_group_args,
             create_group_rows,
         )
@@ -123,6 +122,8 @@ class PostgresStore:
             self._channel,
             combined=combined,
             joined=Joined(join_appends, split_append),
+            # An admission behind runs' ends goes in the same call as their writes.
+            riders={self._admit_sql: self._call_sql("append_owned_admit", 27)},
         )
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
@@ -227,6 +228,11 @@ class PostgresStore:
         return True
 
     # -- reads --------------------------------------------------------------
+
+    def _call_sql(self, function: str, parameters: int) -> str:
+        """``SELECT *`` from the schema's ``function`` with ``parameters`` placeholders."""
+        placeholders = ",".join(f"${i}" for i in range(1, parameters + 1))
+        return f"SELECT * FROM {self._s}.{function}({placeholders})"
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         """Rows of a read; a server that is away is waited for, as the writer does."""
@@ -451,7 +457,7 @@ class PostgresStore:
         )
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
-    async def admit(
+    def admit(
         self,
         owner: str,
         lease_until: float,
@@ -460,14 +466,12 @@ class PostgresStore:
         *,
         limit: int,
         workflows: Sequence[tuple[str, str]] | None = None,
-    ) -> Admitted:
+    ) -> Awaitable[Admitted]:
         if not queues or (workflows is not None and not workflows):
-            return Admitted([])
+            return ready(Admitted([]))
         args = leases.admit_args(self._s, owner, now, queues, limit, workflows)
-        rows = await self._writer.submit_call(self._admit_sql, args)
-        records = [_run(row[2:]) for row in rows if row[2] is not None]
-        fresh = frozenset(row[2] for row in rows if row[1])
-        return Admitted(records, rows[0][0], fresh)
+        rides = admission_key(owner, queues, workflows)
+        return leases.admitted(self._writer.submit_call(self._admit_sql, args, rides))
 
     async def queue_names(self) -> list[str]:
         rows = await self._fetch(

@@ -14,12 +14,13 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from .._aio import ready
 from ..errors import DuplicateInQueue, DurableError
 from . import _sqlite_leases as leases
 from ._checkpointer import Checkpointer
@@ -65,6 +66,7 @@ from .base import (
     RunUpdate,
     ScheduleRecord,
     WriteChain,
+    admission_key,
     child_ended_payload,
     orphaned_events,
 )
@@ -92,6 +94,7 @@ class SqliteStore:
             path = os.path.join(self._tempdir, "journal.db")
         self.path = Path(path)
         self._memory = JobMemory()
+        self._admissions: dict[Hashable, int] = {}  # the latest asked for, by admission_key
         self._writer: Writer = (LoopWriter if writer == "loop" else ThreadWriter)(
             self._connect_writer, self._memory
         )
@@ -529,7 +532,7 @@ class SqliteStore:
         )
         return await self._writer.submit(job)
 
-    async def admit(
+    def admit(
         self,
         owner: str,
         lease_until: float,
@@ -538,10 +541,12 @@ class SqliteStore:
         *,
         limit: int,
         workflows: Sequence[tuple[str, str]] | None = None,
-    ) -> Admitted:
+    ) -> Awaitable[Admitted]:
         if not queues or (workflows is not None and not workflows):
-            return Admitted([])
-        job = functools.partial(
+            return ready(Admitted([]))
+        key = admission_key(owner, queues, workflows)
+        ticket = self._admissions[key] = self._admissions.get(key, 0) + 1
+        admit = functools.partial(
             leases.admit,
             memory=self._memory,
             owner=owner,
@@ -551,7 +556,13 @@ class SqliteStore:
             limit=limit,
             workflows=workflows,
         )
-        return await self._writer.submit(job)
+
+        def job(conn: sqlite3.Connection) -> Admitted:
+            if self._admissions[key] != ticket:  # a later one, queued behind, does it
+                return Admitted([])
+            return admit(conn)
+
+        return self._writer.submit(job)
 
     async def queue_names(self) -> list[str]:
         rows = await self._fetchall(
