@@ -40,7 +40,7 @@ CREATE OR REPLACE FUNCTION {s}.admit(
     p_rate_s double precision[], p_workflows text[], p_versions text[],
     p_writer text, p_batch bigint, p_channel text)
 RETURNS TABLE ({ADMITTED})
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 DECLARE
     taken text[] := '{{}}';
     fresh text[] := '{{}}';
@@ -131,7 +131,7 @@ CREATE OR REPLACE FUNCTION {s}.append_owned_admit(
     a_rate_s double precision[], a_workflows text[], a_versions text[],
     p_writer text, p_batch bigint, p_channel text)
 RETURNS TABLE (w_refused text[], w_details text[], w_seqs bigint[], {ADMITTED})
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 DECLARE
     w record;
 BEGIN
