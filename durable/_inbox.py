@@ -3,7 +3,10 @@
 One task follows the store's change feed (``wait_for_change``: polling on
 SQLite, LISTEN/NOTIFY on PostgreSQL): messages go to their runs, cancels stop
 them, new or freed runs are claimed, and whoever awaits a change (a
-``result()`` of a run running elsewhere) looks again. Between changes it
+``result()`` of a run running elsewhere) looks again. A change here to one run
+(it ended here) wakes those waiting for any change and those waiting for that
+run, not those waiting for others: a thousand results awaited of queued
+runs are not all read again each time one of them ends. Between changes it
 renews the runtime's lease when due.
 """
 
@@ -28,6 +31,7 @@ class Inbox:
         self._last_seq = 0
         self._task: asyncio.Task[None] | None = None
         self._waiting: set[asyncio.Future[None]] = set()
+        self._waiting_for: dict[str, set[asyncio.Future[None]]] = {}
 
     async def start(self, last_seq: int) -> None:
         """Follow the feed from ``last_seq``, read before the runtime's first claim."""
@@ -40,20 +44,31 @@ class Inbox:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    def next_change(self) -> asyncio.Future[None]:
-        """A future that resolves at the next change seen (or fails when the runtime closes)."""
+    def next_change(self, run_id: str | None = None) -> asyncio.Future[None]:
+        """A future that resolves at the next change seen, or with ``run_id`` the next
+        that may concern that run (it fails when the runtime closes)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.add(future)
+        if run_id is None:
+            self._waiting.add(future)
+        else:
+            self._waiting_for.setdefault(run_id, set()).add(future)
         return future
 
     def notify(self, error: BaseException | None = None) -> None:
+        """A change to any run, or to runs unknown (the feed): every waiter looks again."""
         waiting, self._waiting = self._waiting, set()
-        for future in waiting:
-            if not future.done():
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+        for futures in self._waiting_for.values():
+            waiting |= futures
+        self._waiting_for = {}
+        _wake(waiting, error)
+
+    def notify_run(self, run_id: str, *, everyone: bool = True) -> None:
+        """A change here to one run (it ended, or it started: not ``everyone``'s news)."""
+        waiting = self._waiting_for.pop(run_id, set())
+        if everyone:
+            waiting |= self._waiting
+            self._waiting = set()
+        _wake(waiting, None)
 
     async def _follow(self) -> None:
         ownership = self.runtime.ownership
@@ -84,3 +99,12 @@ class Inbox:
                 rt.residency.forget_cancelled(event.run_id)
         await rt.ownership.claim(include_own=False)
         self.notify()
+
+
+def _wake(waiting: set[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in waiting:
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)

@@ -52,6 +52,7 @@ class Residency:
         live = LiveRun(self.runtime, record, wf, journal)
         self.live[record.run_id] = live
         live.launch()
+        self.runtime.inbox.notify_run(record.run_id, everyone=False)  # result() waits here now
         return live
 
     def forget(self, live: LiveRun) -> None:

@@ -385,7 +385,7 @@ class Runtime:
                 if final is not None:
                     return self._outcome(final)
             # Not live here, or that incarnation was retired: ask the journal, await changes.
-            changed = self.inbox.next_change()
+            changed = self.inbox.next_change(run_id)
             record = await self._record(run_id)
             if record.status in TERMINAL:
                 changed.cancel()
@@ -521,7 +521,7 @@ class Runtime:
             self.residency.nudge(parent, child_message(live.run_id))
         if live.record.queue is not None and not live.slot_handed_on:  # its slot is free
             self.scheduler.admit_soon()
-        self.inbox.notify()
+        self.inbox.notify_run(live.run_id)
 
 
 def _status(status: RunStatus | str) -> str:

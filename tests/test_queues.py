@@ -79,6 +79,28 @@ async def test_a_queue_runs_no_more_than_its_concurrency_at_once(db: Path) -> No
         assert (await rt.get_run(handles[0].run_id)).queue == "queues.pair"
 
 
+async def test_results_awaited_of_queued_runs_are_not_all_read_again_at_each_end(
+    db: Path,
+) -> None:
+    """Each run's end here wakes the result() waiting for it, not those of the runs
+    still queued: 30 results awaited together cost about a read each, not one each
+    per run ended before them (about 450)."""
+    async with durable.Runtime(db) as rt:
+        reads = 0
+        get_run = rt.store.get_run
+
+        async def counted(run_id: str) -> Any:
+            nonlocal reads
+            reads += 1
+            return await get_run(run_id)
+
+        rt.store.get_run = counted  # type: ignore[method-assign]
+        handles = [await rt.start(one_job, f"r{i}") for i in range(30)]
+        results = await asyncio.gather(*(h.result(timeout=20) for h in handles))
+        assert results == [f"r{i}" for i in range(30)]
+        assert reads < 90
+
+
 async def test_priority_first_then_first_come(db: Path) -> None:
     GATES["blocker"] = asyncio.Event()
     async with durable.Runtime(db) as rt:
