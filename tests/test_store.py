@@ -239,6 +239,16 @@ async def test_the_change_feed_hears_another_connection(db: Path | str, store: S
         await other.close()
 
 
+async def test_the_change_feed_does_not_hear_the_stores_own_commits(store: Store) -> None:
+    """What a store writes is known where it was written (a result() awaited there is
+    told at once): heard again from the feed, it would wake every waiter."""
+    await store.wait_for_change(0.2)  # whatever opening the store stirred
+    waiting = asyncio.create_task(store.wait_for_change(0.5))
+    await store.create_run(run("a"))
+    await store.append("a", [], RunUpdate(2.0, status="completed", output="1"))
+    assert await waiting is False
+
+
 async def test_the_change_feed_hears_an_owner_publish_its_state(
     db: Path | str, store: Store
 ) -> None:

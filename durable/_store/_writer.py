@@ -59,6 +59,11 @@ class Writer(Protocol):
         """Queue ``job`` for a caller that does not wait: a failure is kept in ``chain``."""
         ...
 
+    async def data_version(self) -> int:
+        """``PRAGMA data_version`` on the writer's connection: it moves when another
+        connection commits, and never for this writer's own commits."""
+        ...
+
     async def stop(self) -> None: ...
 
 
@@ -167,6 +172,10 @@ def _commit_with_savepoints(
     return outcomes
 
 
+def read_data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
 def fail_batch(batch: list[Entry], error: Exception) -> list[Any]:
     return fail_all((chain for _, _, chain in batch), error)
 
@@ -212,6 +221,11 @@ class LoopWriter:
         self._queue((job, None, chain))
         if self._flush_handle is None:
             self._schedule_flush(asyncio.get_running_loop())
+
+    async def data_version(self) -> int:
+        if self._conn is None:
+            raise RuntimeError("the journal writer is not running")
+        return read_data_version(self._conn)  # outside any transaction: between flushes
 
     def _queue(self, entry: Entry) -> None:
         if entry[2] is not None:
@@ -318,6 +332,14 @@ class ThreadWriter:
         chain.unsettled += 1
         self._queue.put((job, None, chain, asyncio.get_running_loop()))
 
+    async def data_version(self) -> int:
+        """Read on the writer's thread between batches, outside any transaction."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if not self._running:
+            raise RuntimeError("the journal writer is not running")
+        self._queue.put((read_data_version, future, None, asyncio.get_running_loop()))
+        return await future
+
     @property
     def _running(self) -> bool:
         return self._thread.is_alive() and not self._stopping
@@ -351,8 +373,21 @@ class ThreadWriter:
                     stop = True
                     break
                 batch.append(more)
-            self._commit(conn, batch)
+            reads = [item for item in batch if item[0] is read_data_version]
+            if reads:
+                self._read(conn, reads)
+            if len(reads) < len(batch):
+                self._commit(conn, [item for item in batch if item[0] is not read_data_version])
         conn.close()
+
+    def _read(self, conn: sqlite3.Connection, items: list[Any]) -> None:
+        for job, future, _, loop in items:
+            try:
+                outcome: Any = Ok(job(conn))
+            except Exception as exc:
+                outcome = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(settle, [(job, future, None)], [outcome])
 
     def _commit(self, conn: sqlite3.Connection, items: list[Any]) -> None:
         batch: list[Entry] = [(job, future, chain) for job, future, chain, _ in items]

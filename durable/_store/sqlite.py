@@ -115,7 +115,7 @@ class SqliteStore:
             self._reader = await aiosqlite.connect(self.path)
             await self._reader.execute("PRAGMA busy_timeout = 10000")
             await self._reader.execute("PRAGMA query_only = 1")
-            self._data_version = int((await self._fetchall("PRAGMA data_version"))[0][0])
+            self._data_version = await self._writer.data_version()
         except sqlite3.DatabaseError as exc:
             await self.close()
             raise DurableError(f"cannot open journal {self.path}: {exc}") from None
@@ -487,17 +487,15 @@ class SqliteStore:
         return int(rows[0][0])
 
     async def wait_for_change(self, timeout: float) -> bool:
-        """Polls ``PRAGMA data_version`` (it moves when another connection commits,
-        one cheap query) every ``poll_interval`` until it moves or ``timeout`` passes.
-
-        It sleeps before each look: the reader sees this store's own commits as
-        changes too, and what a change prompts (a claim) is itself a commit."""
+        """Polls ``PRAGMA data_version`` every ``poll_interval`` until it moves or
+        ``timeout`` passes: one cheap query on the writer's connection, where it moves
+        when another connection commits and never for this store's own commits (as
+        on PostgreSQL, they are known here already)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             await asyncio.sleep(min(self._poll_interval, max(0.0, deadline - loop.time())))
-            rows = await self._fetchall("PRAGMA data_version")
-            version = int(rows[0][0])
+            version = await self._writer.data_version()
             changed, self._data_version = self._data_version != version, version
             if changed or loop.time() >= deadline:
                 return changed
