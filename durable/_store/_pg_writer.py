@@ -31,17 +31,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 import asyncpg
 
 from .._aio import Backoff
-from ._batch import Ok, fail_all, settle
+from ._batch import Ok, settle
+from ._pg_batch import (
+    Combined,
+    Entry,
+    Job,
+    Joined,
+    fail_jobs,
+    finish_job,
+    job_outcomes,
+    pipelinable,
+    segments,
+    stop_chain,
+)
 from .base import StoreUnavailable, WriteChain
 
 T = TypeVar("T")
-Job = Callable[[asyncpg.Connection], Awaitable[Any]]
 log = logging.getLogger("durable")
 
 _RETRYABLE_STATES = frozenset(
@@ -75,43 +86,6 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresConnectionError):
         return True
     return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRYABLE_STATES
-
-
-class Combined(NamedTuple):
-    """One statement that can do the work of a whole pipeline of statement jobs: a
-    call per batch instead of one per job, where every job of the batch allows it."""
-
-    sql: str
-    """Its last three parameters are ``finish_batch``'s, as the statement's are."""
-    args: Callable[[list[tuple[Any, ...]]], tuple[Any, ...] | None]
-    """Its parameters for the jobs' arguments; None when they do not allow it."""
-    rows: Callable[[Any, list[tuple[Any, ...]]], list[Any]]
-    """Its answer as one row per job, as the statement would have answered each."""
-
-
-class Joined(NamedTuple):
-    """How adjacent statement jobs become one statement (a step's end and the next
-    step's start: one call of the statement, not two)."""
-
-    join: Callable[[list[tuple[Any, ...]]], list[tuple[tuple[Any, ...], int]]]
-    """The statements to send for the jobs' arguments, each with how many jobs it does."""
-    split: Callable[[Any, list[tuple[Any, ...]]], list[Any]]
-    """One joined statement's row as one row per job it does."""
-
-
-class _Entry(NamedTuple):
-    """A queued job; its caller's future and chain first, as ``_batch.settle`` reads them."""
-
-    job: Job | None
-    future: asyncio.Future[Any] | None
-    chain: WriteChain | None
-    args: tuple[Any, ...] = ()
-    finish: Callable[[Any], Any] | None = None
-    notify: bool = False
-    guard: str | None = None
-    call: str | None = None
-    group: Combined | None = None
-    rides: Hashable | None = None
 
 
 class PgWriter:
@@ -151,7 +125,7 @@ class PgWriter:
         self._channel = channel
         self.give_up_after = give_up_after
         self._conn: asyncpg.Connection | None = None
-        self._pending: list[_Entry] = []
+        self._pending: list[Entry] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -197,7 +171,7 @@ class PgWriter:
         if self._task is None or self._stopping:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        self._queue(_Entry(None, future, None, args, call=sql, rides=rides))
+        self._queue(Entry(None, future, None, args, call=sql, rides=rides))
         return future
 
     def submit_grouped(
@@ -215,7 +189,7 @@ class PgWriter:
         if self._task is None or self._stopping:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        self._queue(_Entry(None, future, chain, args, finish, notify, group=group))
+        self._queue(Entry(None, future, chain, args, finish, notify, group=group))
         return future
 
     def submit_statement_nowait(
@@ -228,7 +202,7 @@ class PgWriter:
         if self._task is None or self._stopping:
             chain.error = chain.error or RuntimeError("the journal writer is not running")
             return
-        self._queue(_Entry(None, None, chain, args, finish, False, guard))
+        self._queue(Entry(None, None, chain, args, finish, False, guard))
 
     def _submit(
         self,
@@ -243,10 +217,10 @@ class PgWriter:
         if self._task is None or self._stopping:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        self._queue(_Entry(job, future, chain, args, finish, notify, guard))
+        self._queue(Entry(job, future, chain, args, finish, notify, guard))
         return future
 
-    def _queue(self, entry: _Entry) -> None:
+    def _queue(self, entry: Entry) -> None:
         if entry.chain is not None:
             entry.chain.unsettled += 1
         self._pending.append(entry)
@@ -271,7 +245,7 @@ class PgWriter:
             self._wakeup.clear()
             while self._pending:
                 pending, self._pending = self._pending, []
-                for segment in _segments(pending):
+                for segment in segments(pending):
                     for batch in self._parts(segment):
                         outcomes = await self._commit_surviving_faults(batch)
                         self.batches += 1
@@ -280,7 +254,7 @@ class PgWriter:
             if self._stopping:
                 return
 
-    def _parts(self, segment: list[_Entry]) -> list[list[_Entry]]:
+    def _parts(self, segment: list[Entry]) -> list[list[Entry]]:
         """A segment's commits: its writes with the riding call that ``riders`` lets
         one statement do with them, else the writes and then each call alone."""
         riding = [entry for entry in segment if entry.rides is not None]
@@ -296,14 +270,14 @@ class PgWriter:
             return [writes + calls]
         return [writes] + [[call] for call in calls]
 
-    def _merges(self, writes: list[_Entry], call: _Entry) -> bool:
-        if call.call not in self._riders or self._combined is None or not _pipelinable(writes):
+    def _merges(self, writes: list[Entry], call: Entry) -> bool:
+        if call.call not in self._riders or self._combined is None or not pipelinable(writes):
             return False
         if any(entry.job is not None or (entry.chain and entry.chain.error) for entry in writes):
             return False
         return self._combined.args([entry.args for entry in writes]) is not None
 
-    async def _commit_surviving_faults(self, batch: list[_Entry]) -> list[Any]:
+    async def _commit_surviving_faults(self, batch: list[Entry]) -> list[Any]:
         backoff = Backoff(self.give_up_after)
         while True:
             self._batch_number += 1
@@ -312,7 +286,7 @@ class PgWriter:
                 return await self._commit(await self._connection(), batch, number)
             except Exception as exc:
                 if not is_transient(exc):
-                    return _fail(batch, exc)
+                    return fail_jobs(batch, exc)
                 fault = exc
             # The batch may or may not have committed: ask, until the server answers.
             while True:
@@ -322,12 +296,14 @@ class PgWriter:
                     break
                 except Exception as exc:
                     if not is_transient(exc):
-                        return _fail(batch, exc)
+                        return fail_jobs(batch, exc)
                     fault = exc
                     if not await self._backoff(backoff, fault):
-                        return _fail(batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}"))
+                        return fail_jobs(
+                            batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}")
+                        )
             if committed:
-                return _fail(
+                return fail_jobs(
                     batch,
                     StoreUnavailable(
                         f"the connection to PostgreSQL broke as a write committed ({fault});"
@@ -335,7 +311,7 @@ class PgWriter:
                     ),
                 )
             if not await self._backoff(backoff, fault):
-                return _fail(batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}"))
+                return fail_jobs(batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}"))
 
     async def _backoff(self, backoff: Backoff, fault: Exception) -> bool:
         """Wait before the next try; False once it is time to give up."""
@@ -351,9 +327,7 @@ class PgWriter:
         last = await conn.fetchval(self._marker_sql, self.writer_id)
         return last is not None and int(last) >= number
 
-    async def _commit(
-        self, conn: asyncpg.Connection, batch: list[_Entry], number: int
-    ) -> list[Any]:
+    async def _commit(self, conn: asyncpg.Connection, batch: list[Entry], number: int) -> list[Any]:
         channel = self._channel if any(entry.notify for entry in batch) else None
         marker = (self.writer_id, number, channel)
         group = batch[0].group
@@ -369,7 +343,7 @@ class PgWriter:
                 if is_transient(exc):
                     raise
                 return [exc]
-        if _pipelinable(batch):
+        if pipelinable(batch):
             return await self._pipeline(conn, batch, marker)
         try:
             return await self._transaction(conn, batch, marker, savepoints=False)
@@ -377,11 +351,11 @@ class PgWriter:
             if is_transient(exc):
                 raise
             if len(batch) == 1:
-                return _fail(batch, exc)
+                return fail_jobs(batch, exc)
         return await self._transaction(conn, batch, marker, savepoints=True)
 
     async def _pipeline(
-        self, conn: asyncpg.Connection, batch: list[_Entry], marker: tuple[Any, ...]
+        self, conn: asyncpg.Connection, batch: list[Entry], marker: tuple[Any, ...]
     ) -> list[Any]:
         """One round trip: asyncpg pipelines the statements under one implicit transaction.
 
@@ -404,10 +378,10 @@ class PgWriter:
             if is_transient(exc):
                 raise
             return await self._transaction(conn, batch, marker, savepoints=True)
-        return _outcomes(batch, stopped, rows)
+        return job_outcomes(batch, stopped, rows)
 
     async def _riding(
-        self, conn: asyncpg.Connection, batch: list[_Entry], marker: tuple[Any, ...]
+        self, conn: asyncpg.Connection, batch: list[Entry], marker: tuple[Any, ...]
     ) -> list[Any]:
         """The writes (``combined`` takes them all) and then the call, in one statement.
         An SQL error undoes both: the writes are then committed with a savepoint each,
@@ -424,7 +398,9 @@ class PgWriter:
                 raise
             return await self._transaction(conn, writes, marker, savepoints=True) + [exc]
         written = iter(self._combined.rows(rows[0][:3], args))
-        return [_finish(entry, next(written)) for entry in writes] + [Ok([row[3:] for row in rows])]
+        return [finish_job(entry, next(written)) for entry in writes] + [
+            Ok([row[3:] for row in rows])
+        ]
 
     async def _statements(
         self, conn: asyncpg.Connection, writes: list[tuple[Any, ...]], marker: tuple[Any, ...]
@@ -447,7 +423,7 @@ class PgWriter:
         return rows
 
     async def _grouped(
-        self, conn: asyncpg.Connection, group: Combined, batch: list[_Entry], marker: Any
+        self, conn: asyncpg.Connection, group: Combined, batch: list[Entry], marker: Any
     ) -> list[Any]:
         stopped = [entry.chain.error if entry.chain else None for entry in batch]
         writes = [entry.args for entry, error in zip(batch, stopped, strict=True) if error is None]
@@ -460,13 +436,13 @@ class PgWriter:
         except asyncpg.PostgresError as exc:
             if is_transient(exc):
                 raise
-            return _fail(batch, exc)
-        return _outcomes(batch, stopped, rows)
+            return fail_jobs(batch, exc)
+        return job_outcomes(batch, stopped, rows)
 
     async def _transaction(
         self,
         conn: asyncpg.Connection,
-        batch: list[_Entry],
+        batch: list[Entry],
         marker: tuple[Any, ...],
         savepoints: bool,
     ) -> list[Any]:
@@ -497,7 +473,7 @@ class PgWriter:
         await transaction.commit()
         return outcomes
 
-    async def _run_job(self, conn: asyncpg.Connection, entry: _Entry, savepoint: bool) -> Any:
+    async def _run_job(self, conn: asyncpg.Connection, entry: Entry, savepoint: bool) -> Any:
         if not savepoint:
             try:
                 return await self._call(conn, entry)
@@ -506,7 +482,7 @@ class PgWriter:
             except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError):
                 raise
             except Exception as exc:  # a refusal: nothing was written, the transaction is fine
-                _stop_chain(entry, exc)
+                stop_chain(entry, exc)
                 return exc
         try:
             async with conn.transaction():
@@ -514,10 +490,10 @@ class PgWriter:
         except Exception as exc:
             if is_transient(exc):
                 raise
-            _stop_chain(entry, exc)
+            stop_chain(entry, exc)
             return exc
 
-    async def _call(self, conn: asyncpg.Connection, entry: _Entry) -> Ok:
+    async def _call(self, conn: asyncpg.Connection, entry: Entry) -> Ok:
         if entry.job is not None:
             return Ok(await entry.job(conn))
         assert entry.finish is not None
@@ -533,65 +509,3 @@ class PgWriter:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
-
-
-def _segments(pending: list[_Entry]) -> list[list[_Entry]]:
-    """The batches to commit: a group's jobs next to each other together, the jobs
-    between them together with the riding calls among them, in the order they came;
-    then each other call alone (a call is no write of a chain, and splitting the
-    others' batch for it would cost a commit)."""
-    batches: list[list[_Entry]] = []
-    calls: list[list[_Entry]] = []
-    for entry in pending:
-        last = batches[-1] if batches else None
-        if entry.call is not None:
-            if entry.rides is not None and last is not None and last[0].group is None:
-                last.append(entry)
-            else:
-                calls.append([entry])
-        elif last is not None and last[0].group is entry.group:
-            last.append(entry)
-        else:
-            batches.append([entry])
-    return batches + calls
-
-
-def _pipelinable(batch: list[_Entry]) -> bool:
-    """Statements only, and a chain's statements after its first all with its guard:
-    a pipeline cannot skip a statement once one before it is refused."""
-    guards: dict[int, str | None] = {}
-    for entry in batch:
-        if entry.job is not None:
-            return False
-        if entry.chain is not None:
-            key = id(entry.chain)
-            if key in guards and (guards[key] is None or guards[key] != entry.guard):
-                return False
-            guards[key] = entry.guard
-    return True
-
-
-def _fail(batch: list[_Entry], error: Exception) -> list[Any]:
-    return fail_all((entry.chain for entry in batch), error)
-
-
-def _outcomes(batch: list[_Entry], stopped: list[Any], rows: Iterator[Any]) -> list[Any]:
-    """Each job's outcome: its chain's earlier error, or what its row says."""
-    return [
-        _finish(entry, next(rows)) if error is None else error
-        for entry, error in zip(batch, stopped, strict=True)
-    ]
-
-
-def _finish(entry: _Entry, row: Any) -> Any:
-    assert entry.finish is not None
-    try:
-        return Ok(entry.finish(row))
-    except Exception as exc:  # a refusal
-        _stop_chain(entry, exc)
-        return exc
-
-
-def _stop_chain(entry: _Entry, error: Exception) -> None:
-    if entry.chain is not None and entry.chain.error is None:
-        entry.chain.error = error

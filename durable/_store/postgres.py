@@ -32,6 +32,7 @@ from .._aio import Backoff, ready, wait_set, within
 from ..errors import DurableError
 from . import _pg_jobs as jobs
 from . import _pg_leases as leases
+from ._pg_batch import Combined, Joined
 from ._pg_functions import (
     RUN_COLUMNS,
     append_args,
@@ -45,7 +46,7 @@ from ._pg_functions import (
     split_append,
 )
 from ._pg_schema import describe, migrate, split_schema
-from ._pg_writer import Combined, Joined, PgWriter, is_transient
+from ._pg_writer import PgWriter, is_transient
 from .base import (
     PUBLISHED,
     TERMINAL,

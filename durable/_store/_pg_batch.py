@@ -1,0 +1,115 @@
+"""What the PostgreSQL writer's batches are made of: its queued jobs, the statements
+that do many of them at once, and how the jobs queued in a moment split into batches
+(``_pg_writer.py`` commits them)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from typing import Any, NamedTuple
+
+import asyncpg
+
+from ._batch import Ok, fail_all
+from .base import WriteChain
+
+Job = Callable[[asyncpg.Connection], Awaitable[Any]]
+
+
+class Combined(NamedTuple):
+    """One statement that can do the work of a whole pipeline of statement jobs: a
+    call per batch instead of one per job, where every job of the batch allows it."""
+
+    sql: str
+    """Its last three parameters are ``finish_batch``'s, as the statement's are."""
+    args: Callable[[list[tuple[Any, ...]]], tuple[Any, ...] | None]
+    """Its parameters for the jobs' arguments; None when they do not allow it."""
+    rows: Callable[[Any, list[tuple[Any, ...]]], list[Any]]
+    """Its answer as one row per job, as the statement would have answered each."""
+
+
+class Joined(NamedTuple):
+    """How adjacent statement jobs become one statement (a step's end and the next
+    step's start: one call of the statement, not two)."""
+
+    join: Callable[[list[tuple[Any, ...]]], list[tuple[tuple[Any, ...], int]]]
+    """The statements to send for the jobs' arguments, each with how many jobs it does."""
+    split: Callable[[Any, list[tuple[Any, ...]]], list[Any]]
+    """One joined statement's row as one row per job it does."""
+
+
+class Entry(NamedTuple):
+    """A queued job; its caller's future and chain first, as ``_batch.settle`` reads them."""
+
+    job: Job | None
+    future: asyncio.Future[Any] | None
+    chain: WriteChain | None
+    args: tuple[Any, ...] = ()
+    finish: Callable[[Any], Any] | None = None
+    notify: bool = False
+    guard: str | None = None
+    call: str | None = None
+    group: Combined | None = None
+    rides: Hashable | None = None
+
+
+def segments(pending: list[Entry]) -> list[list[Entry]]:
+    """The batches to commit: a group's jobs next to each other together, the jobs
+    between them together with the riding calls among them, in the order they came;
+    then each other call alone (a call is no write of a chain, and splitting the
+    others' batch for it would cost a commit)."""
+    batches: list[list[Entry]] = []
+    calls: list[list[Entry]] = []
+    for entry in pending:
+        last = batches[-1] if batches else None
+        if entry.call is not None:
+            if entry.rides is not None and last is not None and last[0].group is None:
+                last.append(entry)
+            else:
+                calls.append([entry])
+        elif last is not None and last[0].group is entry.group:
+            last.append(entry)
+        else:
+            batches.append([entry])
+    return batches + calls
+
+
+def pipelinable(batch: list[Entry]) -> bool:
+    """Statements only, and a chain's statements after its first all with its guard:
+    a pipeline cannot skip a statement once one before it is refused."""
+    guards: dict[int, str | None] = {}
+    for entry in batch:
+        if entry.job is not None:
+            return False
+        if entry.chain is not None:
+            key = id(entry.chain)
+            if key in guards and (guards[key] is None or guards[key] != entry.guard):
+                return False
+            guards[key] = entry.guard
+    return True
+
+
+def fail_jobs(batch: list[Entry], error: Exception) -> list[Any]:
+    return fail_all((entry.chain for entry in batch), error)
+
+
+def job_outcomes(batch: list[Entry], stopped: list[Any], rows: Iterator[Any]) -> list[Any]:
+    """Each job's outcome: its chain's earlier error, or what its row says."""
+    return [
+        finish_job(entry, next(rows)) if error is None else error
+        for entry, error in zip(batch, stopped, strict=True)
+    ]
+
+
+def finish_job(entry: Entry, row: Any) -> Any:
+    assert entry.finish is not None
+    try:
+        return Ok(entry.finish(row))
+    except Exception as exc:  # a refusal
+        stop_chain(entry, exc)
+        return exc
+
+
+def stop_chain(entry: Entry, error: Exception) -> None:
+    if entry.chain is not None and entry.chain.error is None:
+        entry.chain.error = error
