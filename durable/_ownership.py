@@ -106,19 +106,21 @@ class Ownership:
                 return
             include_own = False
 
-    def reclaim_later(self, run_id: str) -> None:
-        """Claim a run again, with backoff, until the store answers (see LiveRun._let_go)."""
+    def reclaim_later(self, run_id: str | None) -> None:
+        """Claim a run again (None: every run of this runtime's not running here), with
+        backoff, until the store answers (see LiveRun._let_go)."""
         self._tasks.spawn(self._reclaim(run_id))
 
-    async def _reclaim(self, run_id: str) -> None:
+    async def _reclaim(self, run_id: str | None) -> None:
         delay = 0.05
         rt = self.runtime
-        while rt.is_open and run_id not in rt.residency.live:
+        while rt.is_open and (run_id is None or run_id not in rt.residency.live):
             await asyncio.sleep(delay)
             try:
-                await self.claim(include_own=True, run_ids=[run_id])
+                await self.claim(include_own=True, run_ids=None if run_id is None else [run_id])
             except Exception as exc:
-                log.warning("could not claim run %s again yet (%s); retrying", run_id, exc)
+                what = "this runtime's runs" if run_id is None else f"run {run_id}"
+                log.warning("could not claim %s again yet (%s); retrying", what, exc)
                 delay = min(delay * 2, 2.0)
             else:
                 rt.inbox.notify()  # result() waiters look again

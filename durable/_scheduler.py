@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ._aio import TaskSet
 from ._logs import log
 from ._queues import Cron, QueueStatus, ScheduleInfo, declared_queues
-from ._store.base import Admitted
+from ._store.base import Admitted, StoreUnavailable
 from ._workflow import Workflow, registry_keys
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class Scheduler:
                 try:
                     more = await self._admit_once()
                 except Exception as exc:  # the change feed or a timer brings the next try
-                    log.warning("durable: admitting queued runs failed (%s); retrying", exc)
+                    self._failed(exc)
                     more = False
                 if not (more or self._again) or not self.runtime.is_open:
                     return
@@ -84,10 +84,17 @@ class Scheduler:
         try:
             more = await self._take(admission, room)
         except Exception as exc:
-            log.warning("durable: admitting queued runs failed (%s); retrying", exc)
+            self._failed(exc)
             more = True
         if more:
             self.admit_soon()
+
+    def _failed(self, exc: Exception) -> None:
+        log.warning("durable: admitting queued runs failed (%s); retrying", exc)
+        if isinstance(exc, StoreUnavailable):
+            # It may have committed with its answer lost (the connection broke as it did):
+            # the runs it took are this runtime's and run nowhere; claim them.
+            self.runtime.ownership.reclaim_later(None)
 
     async def _admit_once(self) -> bool:
         """One admission; True if it took as many as it had room for (there may be more)."""

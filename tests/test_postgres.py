@@ -414,3 +414,43 @@ async def test_an_admission_behind_runs_ends_is_one_call_with_them(db: str) -> N
         assert await store.queue_counts("q") == (0, 2)
     finally:
         await store.close()
+
+
+LOSSY = durable.Queue("postgres.lossy", concurrency=1)
+
+
+@durable.workflow(name="postgres.queued_tick", queue=LOSSY)
+async def queued_tick(ctx: durable.WorkflowContext, i: int) -> int:
+    return await ctx.step("tick", tick, i)
+
+
+class _LosingAdmissions:
+    """Stands in for the writer's connection: the first admission that takes a run
+    commits on the server, and its answer is lost with the connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    async def fetch(self, sql: str, *args: object) -> list[object]:
+        rows = list(await self._conn.fetch(sql, *args))
+        took = any(row["o_run_id"] is not None for row in rows) if "admit" in sql else False
+        if took and not self.lost:
+            self.lost += 1
+            raise asyncpg.ConnectionDoesNotExistError("connection lost (test)")
+        return rows
+
+
+async def test_runs_admitted_by_a_call_whose_answer_was_lost_still_run(db: str) -> None:
+    """The admission committed, but the connection broke before its answer came: the
+    runs it took are this runtime's and run nowhere until it claims them again."""
+    async with durable.Runtime(db, durability="normal") as rt:
+        writer = rt.store.writer  # type: ignore[attr-defined]
+        losing = _LosingAdmissions(await writer._connection())
+        writer._conn = losing
+        handles = [await rt.start(queued_tick, i) for i in range(3)]
+        assert [await h.result(timeout=20) for h in handles] == [0, 1, 2]
+        assert losing.lost == 1
