@@ -21,40 +21,28 @@ from typing import Any
 import aiosqlite
 
 from .._aio import ready
-from ..errors import DuplicateInQueue, DurableError
+from ..errors import DurableError
+from . import _sqlite_jobs as jobs
 from . import _sqlite_leases as leases
 from ._checkpointer import Checkpointer
 from ._memory import JobMemory
 from ._sqlite_schema import _ACTIVE, check_path, enter_wal, migrate, refuse_newer
 from ._sqlite_sql import (
-    _DUPLICATE,
     _EVENT_COLUMNS,
     _IN_QUEUE,
-    _INSERT_INPUT,
-    _INSERT_NEW_RUN,
-    _INSERT_RUN,
-    _KEY_KEEP,
-    _KEY_SEEN,
-    _ORPHANED_EVENTS,
     _QUEUED,
-    _RAISE_MARK,
     _RUN_COUNTS,
     _RUN_READ,
     _SCHEDULE_READ,
     _SYNCHRONOUS,
-    _UNFINISHED_DESCENDANTS,
     WAL_AUTOCHECKPOINT,
     check_expected,
     event_record,
     owned_status,
     run_record,
-    update_sql,
 )
 from ._writer import LoopWriter, ThreadWriter, Writer
 from .base import (
-    CANCEL,
-    CHILD_ENDED,
-    MESSAGE,
     TERMINAL,
     Admitted,
     EventRecord,
@@ -67,8 +55,6 @@ from .base import (
     ScheduleRecord,
     WriteChain,
     admission_key,
-    child_ended_payload,
-    orphaned_events,
 )
 
 
@@ -178,38 +164,7 @@ class SqliteStore:
     async def create_run(
         self, run: RunRecord, chain: WriteChain | None = None, *, fresh_id: bool = False
     ) -> tuple[RunRecord, bool]:
-        def job(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
-            if not fresh_id and conn.execute(_ORPHANED_EVENTS, (run.run_id, run.run_id)).fetchone():
-                raise orphaned_events(run.run_id)
-            values: list[Any] = [run.run_id, run.workflow, run.version, run.status]
-            values += [run.input_digest, run.owner, run.created_at, run.updated_at]
-            if run.dedup_key is not None:
-                found = conn.execute(_DUPLICATE, (run.queue, run.dedup_key, run.run_id)).fetchone()
-                if found is not None:
-                    raise DuplicateInQueue(run.queue or "", run.dedup_key, found[0])
-            plain = run.parent_run_id is None and run.deadline is None and run.queue is None
-            if (
-                plain
-                and run.trace is None
-                and run.output is None
-                and run.error is None
-                and None not in values
-            ):
-                cursor = conn.execute(_INSERT_NEW_RUN, values)
-            else:  # leases live in the owners table
-                values[5:5] = [run.output, run.error]
-                values.insert(8, None)
-                values += [run.parent_run_id, run.deadline, run.queue, run.priority, run.dedup_key]
-                values.append(run.trace)
-                cursor = conn.execute(_INSERT_RUN, values)
-            if cursor.rowcount == 1:
-                conn.execute(_INSERT_INPUT, (run.run_id, run.input))
-                active = run.status not in TERMINAL
-                self._memory.created(run.run_id, run.owner if active else None)
-                return run, True
-            row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run.run_id,)).fetchone()
-            return run_record(row), False
-
+        job = functools.partial(jobs.create_run, memory=self._memory, run=run, fresh_id=fresh_id)
         return await self._writer.submit(job, chain)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -286,32 +241,9 @@ class SqliteStore:
         return [run_record(row) for row in rows]
 
     async def prune(self, ended_before: float, limit: int) -> int:
-        def job(conn: sqlite3.Connection) -> int:
-            ids = [
-                run_id
-                for (run_id,) in conn.execute(
-                    f"SELECT run_id FROM runs WHERE NOT {_ACTIVE} AND updated_at < ?"
-                    " ORDER BY created_at, run_id LIMIT ?",
-                    (ended_before, limit),
-                )
-            ]
-            if not ids:
-                return 0
-            marks = ",".join("?" * len(ids))
-            (top,) = conn.execute(
-                f"SELECT max(seq) FROM events WHERE run_id IN ({marks}) AND position IS NULL",
-                ids,
-            ).fetchone()
-            if top is not None:
-                conn.execute(_RAISE_MARK, ("unpositioned", top))
-            conn.execute(f"DELETE FROM events WHERE run_id IN ({marks})", ids)
-            conn.execute(f"DELETE FROM run_inputs WHERE run_id IN ({marks})", ids)
-            conn.execute(f"DELETE FROM message_keys WHERE run_id IN ({marks})", ids)
-            conn.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
-            for run_id in ids:
-                self._memory.ended(run_id)
-            return len(ids)
-
+        job = functools.partial(
+            jobs.prune, memory=self._memory, ended_before=ended_before, limit=limit
+        )
         return await self._writer.submit(job)
 
     # -- events ------------------------------------------------------------
@@ -336,7 +268,7 @@ class SqliteStore:
                 self._memory.held.pop(run_id, None)
             if expect is not None:
                 check_expected(conn, run_id, expect)
-            if update is not None and not self._update_run(conn, run_id, update):
+            if update is not None and not jobs.update_run(conn, self._memory, run_id, update):
                 return []
             return [self._memory.insert(conn, event) for event in events]
 
@@ -356,18 +288,14 @@ class SqliteStore:
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
     ) -> int:
-        def job(conn: sqlite3.Connection) -> int:
-            self._memory.held.pop(run_id, None)
-            cursor = conn.execute(
-                "UPDATE events SET superseded = 1"
-                " WHERE run_id = ? AND position >= ? AND superseded = 0",
-                (run_id, position),
-            )
-            self._update_run(conn, run_id, update)
-            for event in events:
-                self._memory.insert(conn, event)
-            return cursor.rowcount
-
+        job = functools.partial(
+            jobs.supersede,
+            memory=self._memory,
+            run_id=run_id,
+            position=position,
+            update=update,
+            events=events,
+        )
         return await self._writer.submit(job)
 
     def _owned_append(
@@ -386,7 +314,7 @@ class SqliteStore:
         if update is not None:
             held.pop(run_id, None)
             # The update checks the owner itself: no statement of its own for the check.
-            if not self._update_run(conn, run_id, update, owner):
+            if not jobs.update_run(conn, self._memory, run_id, update, owner):
                 status = owned_status(conn, run_id, owner)  # LeaseLost, unless it has ended
                 raise RunEnded(run_id, status)
             if update.only_if_active and update.status not in TERMINAL and not update.release:
@@ -401,51 +329,16 @@ class SqliteStore:
             self._memory.ended(run_id)
         return seqs
 
-    def _update_run(
-        self, conn: sqlite3.Connection, run_id: str, update: RunUpdate, owner: str | None = None
-    ) -> bool:
-        """Apply ``update`` to the run's row; False if no row matched. An update that
-        ends a child run leaves its parent the message that says so."""
-        sql, params = update_sql(run_id, update, owner)
-        if update.status not in TERMINAL:
-            return bool(conn.execute(sql, params).rowcount == 1)
-        rows = conn.execute(sql + " RETURNING parent_run_id", params).fetchall()
-        if not rows:
-            return False
-        parent = rows[0][0]
-        if parent is not None:
-            ended = child_ended_payload(update.status)
-            message = NewEvent(
-                parent, None, MESSAGE, CHILD_ENDED + run_id, ended, update.updated_at
-            )
-            self._memory.insert(conn, message)
-        return True
-
     async def send(self, message: NewEvent, expect: Expect, key: str | None = None) -> int | None:
-        def job(conn: sqlite3.Connection) -> int | None:
-            if key is not None and conn.execute(_KEY_SEEN, (message.run_id, key)).fetchone():
-                return None
-            check_expected(conn, message.run_id, expect)
-            seq = self._memory.insert(conn, message)
-            if key is not None:
-                conn.execute(_KEY_KEEP, (message.run_id, key, seq))
-            return seq
-
+        job = functools.partial(
+            jobs.send, memory=self._memory, message=message, expect=expect, key=key
+        )
         return await self._writer.submit(job)
 
     async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
-        def job(conn: sqlite3.Connection) -> list[str]:
-            check_expected(conn, run_id, Expect())
-            ids = [run_id] + [row[0] for row in conn.execute(_UNFINISHED_DESCENDANTS, (run_id,))]
-            for index, target in enumerate(ids):
-                self._memory.held.pop(target, None)
-                status = "failed" if error is not None and index == 0 else "cancelled"
-                update = RunUpdate(now, status=status, error=error if index == 0 else None)
-                if self._update_run(conn, target, update):
-                    self._memory.insert(conn, NewEvent(target, None, CANCEL, "cancel", "{}", now))
-                    self._memory.ended(target)
-            return ids
-
+        job = functools.partial(
+            jobs.cancel, memory=self._memory, run_id=run_id, now=now, error=error
+        )
         return await self._writer.submit(job)
 
     async def events_after(self, run_id: str, seq: int) -> list[EventRecord]:
@@ -578,26 +471,11 @@ class SqliteStore:
         return {(workflow, status): int(n) for workflow, status, n in rows}
 
     async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
-        def job(conn: sqlite3.Connection) -> ScheduleRecord:
-            conn.execute(
-                "INSERT INTO schedules (workflow, cron, tz, first_seen) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (workflow) DO UPDATE SET cron = excluded.cron, tz = excluded.tz",
-                (workflow, cron, tz, now),
-            )
-            row = conn.execute(_SCHEDULE_READ + " WHERE workflow = ?", (workflow,)).fetchone()
-            return ScheduleRecord(*row)
-
+        job = functools.partial(jobs.see_schedule, workflow=workflow, cron=cron, tz=tz, now=now)
         return await self._writer.submit(job)
 
     async def note_tick(self, workflow: str, tick: float) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE schedules SET last_tick = max(coalesce(last_tick, ?), ?)"
-                " WHERE workflow = ?",
-                (tick, tick, workflow),
-            )
-
-        await self._writer.submit(job)
+        await self._writer.submit(functools.partial(jobs.note_tick, workflow=workflow, tick=tick))
 
     async def schedules(self) -> list[ScheduleRecord]:
         rows = await self._fetchall(_SCHEDULE_READ + " ORDER BY workflow")
