@@ -15,7 +15,7 @@ from ._journal import Attempts
 from .errors import DurableError
 
 if TYPE_CHECKING:
-    from ._context import RunHost
+    from ._host import RunHost
 
 PriorStatus = Literal["none", "failed", "gated_not_completed", "completed"]
 
