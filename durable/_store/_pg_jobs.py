@@ -1,6 +1,6 @@
-"""Write jobs of the PostgreSQL store that take more than one statement: pruning,
+"""Write jobs of the PostgreSQL store beyond the journal's functions: pruning,
 superseding, sending a message once, cancelling a tree of runs, a start with a dedup
-key. Each runs in the
+key, schedules. Each runs in the
 writer's transaction (``_pg_writer.py``); ``s`` is the journal's quoted schema and
 ``append_sql`` the store's call of ``append``."""
 
@@ -13,7 +13,16 @@ import asyncpg
 
 from ..errors import DuplicateInQueue
 from ._pg_functions import MESSAGE_LOCK, append_args, append_outcome, create_group_args
-from .base import CANCEL, TERMINAL, Expect, NewEvent, RunRecord, RunUpdate, orphaned_events
+from .base import (
+    CANCEL,
+    TERMINAL,
+    Expect,
+    NewEvent,
+    RunRecord,
+    RunUpdate,
+    ScheduleRecord,
+    orphaned_events,
+)
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 
@@ -178,3 +187,29 @@ async def _refuse_duplicate(conn: asyncpg.Connection, s: str, run: RunRecord) ->
     )
     if other is not None:
         raise DuplicateInQueue(run.queue or "", run.dedup_key or "", other)
+
+
+async def see_schedule(
+    conn: asyncpg.Connection, *, s: str, workflow: str, cron: str, tz: str, now: float
+) -> ScheduleRecord:
+    """See ``Store.see_schedule``."""
+    row = await conn.fetchrow(
+        f"INSERT INTO {s}.schedules (workflow, cron, tz, first_seen)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (workflow)"
+        " DO UPDATE SET cron = excluded.cron, tz = excluded.tz"
+        " RETURNING workflow, cron, tz, first_seen, last_tick",
+        workflow,
+        cron,
+        tz,
+        now,
+    )
+    return ScheduleRecord(*row)
+
+
+async def note_tick(conn: asyncpg.Connection, *, s: str, workflow: str, tick: float) -> None:
+    """See ``Store.note_tick``."""
+    await conn.execute(
+        f"UPDATE {s}.schedules SET last_tick = greatest(last_tick, $2) WHERE workflow = $1",
+        workflow,
+        tick,
+    )

@@ -496,34 +496,15 @@ class PostgresStore:
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
     async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
-        s = self._s
-
-        async def job(conn: asyncpg.Connection) -> ScheduleRecord:
-            row = await conn.fetchrow(
-                f"INSERT INTO {s}.schedules (workflow, cron, tz, first_seen)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (workflow)"
-                " DO UPDATE SET cron = excluded.cron, tz = excluded.tz"
-                " RETURNING workflow, cron, tz, first_seen, last_tick",
-                workflow,
-                cron,
-                tz,
-                now,
-            )
-            return ScheduleRecord(*row)
-
+        job = functools.partial(
+            jobs.see_schedule, s=self._s, workflow=workflow, cron=cron, tz=tz, now=now
+        )
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
     async def note_tick(self, workflow: str, tick: float) -> None:
-        s = self._s
-
-        async def job(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                f"UPDATE {s}.schedules SET last_tick = greatest(last_tick, $2) WHERE workflow = $1",
-                workflow,
-                tick,
-            )
-
-        await self._writer.submit(job)
+        await self._writer.submit(
+            functools.partial(jobs.note_tick, s=self._s, workflow=workflow, tick=tick)
+        )
 
     async def schedules(self) -> list[ScheduleRecord]:
         rows = await self._fetch(
