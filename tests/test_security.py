@@ -35,6 +35,7 @@ ALLOWED_IN_SQL = {
     "QUEUE_LOCK",
     "RUN_COLUMNS",
     "ADMITTED",
+    "OWNED_PARAMETERS",
     "function",
     "placeholders",
     "free",

@@ -6,7 +6,7 @@ slot on, commit together in one round trip.
 
 from __future__ import annotations
 
-from ._pg_functions import _TERMINAL, RUN_COLUMNS
+from ._pg_functions import _TERMINAL, OWNED_PARAMETERS, RUN_COLUMNS
 
 QUEUE_LOCK = 7_213_931
 """With a hash of the schema and queue name, the advisory lock an admission to the queue
@@ -122,10 +122,7 @@ def append_owned_admit_function(schema: str) -> str:
     s = f'"{schema}"'
     return f"""
 CREATE OR REPLACE FUNCTION {s}.append_owned_admit(
-    p_owner text, p_runs text[], p_has_update boolean[], p_statuses text[],
-    p_updated double precision[], p_outputs text[], p_errors text[],
-    p_event_writes integer[], p_positions integer[], p_kinds text[], p_names text[],
-    p_payloads text[], p_created double precision[],
+{OWNED_PARAMETERS}
     a_owner text, a_now double precision, a_limit integer, a_queues text[], a_locks text[],
     a_concurrency integer[], a_per_runtime integer[], a_rate_n integer[],
     a_rate_s double precision[], a_workflows text[], a_versions text[],

@@ -168,6 +168,13 @@ $fn$;
 """
 
 
+OWNED_PARAMETERS = """    p_owner text, p_runs text[], p_has_update boolean[], p_statuses text[],
+    p_updated double precision[], p_outputs text[], p_errors text[],
+    p_event_writes integer[], p_positions integer[], p_kinds text[], p_names text[],
+    p_payloads text[], p_created double precision[],"""
+"""``append_owned``'s parameters but the batch marker, as ``owned_args`` gives them."""
+
+
 def append_owned_function(schema: str) -> str:
     """``append_owned``: a batch of owners' writes in one call, a statement per table
     instead of a function call per write (most writes are a run's owner journaling its
@@ -182,10 +189,7 @@ def append_owned_function(schema: str) -> str:
     s = f'"{schema}"'
     return f"""
 CREATE OR REPLACE FUNCTION {s}.append_owned(
-    p_owner text, p_runs text[], p_has_update boolean[], p_statuses text[],
-    p_updated double precision[], p_outputs text[], p_errors text[],
-    p_event_writes integer[], p_positions integer[], p_kinds text[], p_names text[],
-    p_payloads text[], p_created double precision[],
+{OWNED_PARAMETERS}
     p_writer text, p_batch bigint, p_channel text,
     OUT refused text[], OUT details text[], OUT seqs bigint[])
 LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
