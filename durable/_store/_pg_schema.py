@@ -26,7 +26,7 @@ from ._pg_functions import (
     create_runs_function,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIGRATION_LOCK = 7_213_931_000_002
 """The advisory lock under which a journal is created or migrated."""
@@ -158,6 +158,17 @@ def migrations(schema: str) -> list[tuple[int, str]]:
             6,
             f"""
             ALTER TABLE {s}.runs ADD COLUMN trace text;
+            {admit_function(schema)}
+            {append_owned_function(schema)}
+            {create_runs_function(schema)}
+            """,
+        ),
+        (
+            7,
+            # The functions find rows by index only (enable_seqscan = off), and a run's
+            # end and the admission behind it are one call.
+            f"""
+            {append_function(schema)}
             {admit_function(schema)}
             {append_owned_function(schema)}
             {create_runs_function(schema)}
