@@ -39,6 +39,7 @@ class Ownership:
         self._wall = SystemClock()
         self._reported: set[str] = set()
         self._tasks = TaskSet()
+        self._reclaiming: dict[str | None, bool] = {}  # in flight: asked for again
 
     @property
     def owner(self) -> str:
@@ -108,10 +109,25 @@ class Ownership:
 
     def reclaim_later(self, run_id: str | None) -> None:
         """Claim a run again (None: every run of this runtime's not running here), with
-        backoff, until the store answers (see LiveRun._let_go)."""
+        backoff, until the store answers (see LiveRun._let_go). Asked for while one is
+        under way, it goes once more after that one."""
+        if run_id in self._reclaiming:
+            self._reclaiming[run_id] = True
+            return
+        self._reclaiming[run_id] = False
         self._tasks.spawn(self._reclaim(run_id))
 
     async def _reclaim(self, run_id: str | None) -> None:
+        try:
+            while True:
+                await self._claim_again(run_id)
+                if not self._reclaiming[run_id]:
+                    return
+                self._reclaiming[run_id] = False
+        finally:
+            del self._reclaiming[run_id]
+
+    async def _claim_again(self, run_id: str | None) -> None:
         delay = 0.05
         rt = self.runtime
         while rt.is_open and (run_id is None or run_id not in rt.residency.live):
