@@ -246,44 +246,50 @@ class PgWriter:
             while self._pending:
                 pending, self._pending = self._pending, []
                 for segment in segments(pending):
-                    for batch in self._parts(segment):
-                        outcomes = await self._commit_surviving_faults(batch)
+                    for batch, merged in self._parts(segment):
+                        outcomes = await self._commit_surviving_faults(batch, merged)
                         self.batches += 1
                         self.jobs += len(batch)
                         settle(batch, outcomes)
             if self._stopping:
                 return
 
-    def _parts(self, segment: list[Entry]) -> list[list[Entry]]:
+    def _parts(self, segment: list[Entry]) -> list[tuple[list[Entry], tuple[Any, ...] | None]]:
         """A segment's commits: its writes with the riding call that ``riders`` lets
-        one statement do with them, else the writes and then each call alone."""
+        one statement do with them (and ``combined``'s parameters for the writes), else
+        the writes and then each call alone."""
         riding = [entry for entry in segment if entry.rides is not None]
         if not riding or segment[0].call is not None:  # nothing to ride on: a call alone
-            return [segment]
+            return [(segment, None)]
         last = {entry.rides: entry for entry in riding}
         for entry in riding:
             if last[entry.rides] is not entry:
                 settle([entry], [Ok(None)])
         calls = list(last.values())
         writes = [entry for entry in segment if entry.rides is None]
-        if len(calls) == 1 and self._merges(writes, calls[0]):
-            return [writes + calls]
-        return [writes] + [[call] for call in calls]
+        merged = self._merged(writes, calls[0]) if len(calls) == 1 else None
+        if merged is not None:
+            return [(writes + calls, merged)]
+        return [(writes, None)] + [([call], None) for call in calls]
 
-    def _merges(self, writes: list[Entry], call: Entry) -> bool:
+    def _merged(self, writes: list[Entry], call: Entry) -> tuple[Any, ...] | None:
+        """``combined``'s parameters for ``writes`` if one statement can do them and
+        ``call``, else None."""
         if call.call not in self._riders or self._combined is None or not pipelinable(writes):
-            return False
+            return None
         if any(entry.job is not None or (entry.chain and entry.chain.error) for entry in writes):
-            return False
-        return self._combined.args([entry.args for entry in writes]) is not None
+            return None
+        return self._combined.args([entry.args for entry in writes])
 
-    async def _commit_surviving_faults(self, batch: list[Entry]) -> list[Any]:
+    async def _commit_surviving_faults(
+        self, batch: list[Entry], merged: tuple[Any, ...] | None = None
+    ) -> list[Any]:
         backoff = Backoff(self.give_up_after)
         while True:
             self._batch_number += 1
             number = self._batch_number
             try:
-                return await self._commit(await self._connection(), batch, number)
+                return await self._commit(await self._connection(), batch, number, merged)
             except Exception as exc:
                 if not is_transient(exc):
                     return fail_jobs(batch, exc)
@@ -327,15 +333,21 @@ class PgWriter:
         last = await conn.fetchval(self._marker_sql, self.writer_id)
         return last is not None and int(last) >= number
 
-    async def _commit(self, conn: asyncpg.Connection, batch: list[Entry], number: int) -> list[Any]:
+    async def _commit(
+        self,
+        conn: asyncpg.Connection,
+        batch: list[Entry],
+        number: int,
+        merged: tuple[Any, ...] | None = None,
+    ) -> list[Any]:
         channel = self._channel if any(entry.notify for entry in batch) else None
         marker = (self.writer_id, number, channel)
         group = batch[0].group
         if group is not None:  # with its group's jobs only
             return await self._grouped(conn, group, batch, marker)
+        if merged is not None:  # the writes and the call riding on them, one statement
+            return await self._riding(conn, batch, marker, merged)
         call = batch[0].call
-        if call is None and batch[-1].rides is not None:  # the writes and the call, one statement
-            return await self._riding(conn, batch, marker)
         if call is not None:  # alone in its batch
             try:
                 return [Ok(await conn.fetch(call, *batch[0].args, *marker))]
@@ -381,16 +393,18 @@ class PgWriter:
         return job_outcomes(batch, stopped, rows)
 
     async def _riding(
-        self, conn: asyncpg.Connection, batch: list[Entry], marker: tuple[Any, ...]
+        self,
+        conn: asyncpg.Connection,
+        batch: list[Entry],
+        marker: tuple[Any, ...],
+        combined: tuple[Any, ...],
     ) -> list[Any]:
-        """The writes (``combined`` takes them all) and then the call, in one statement.
-        An SQL error undoes both: the writes are then committed with a savepoint each,
-        and the call fails."""
+        """The writes (``combined`` are their parameters) and then the call, in one
+        statement. An SQL error undoes both: the writes are then committed with a
+        savepoint each, and the call fails."""
         writes, call = batch[:-1], batch[-1]
         assert self._combined is not None and call.call is not None
         args = [entry.args for entry in writes]
-        combined = self._combined.args(args)
-        assert combined is not None
         try:
             rows = await conn.fetch(self._riders[call.call], *combined, *call.args, *marker)
         except asyncpg.PostgresError as exc:
