@@ -74,10 +74,6 @@ _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, supers
 _APPEND_ARGS = ",".join(f"${i}" for i in range(1, 18))
 
 
-def _run(row: Any) -> RunRecord:
-    return RunRecord(*row[:18])
-
-
 def _event(row: Any) -> EventRecord:
     return EventRecord(*row)
 
@@ -259,7 +255,7 @@ class PostgresStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(self._runs_sql("runs.run_id = $1"), run_id)
-        return _run(rows[0]) if rows else None
+        return leases.run_record(rows[0]) if rows else None
 
     async def list_runs(
         self,
@@ -300,7 +296,7 @@ class PostgresStore:
         if limit is not None:
             params.append(limit)
             sql += f" LIMIT ${len(params)}"
-        return [_run(row) for row in await self._fetch(sql, *params)]
+        return [leases.run_record(row) for row in await self._fetch(sql, *params)]
 
     async def prune(self, ended_before: float, limit: int) -> int:
         job = functools.partial(jobs.prune, s=self._s, ended_before=ended_before, limit=limit)
@@ -366,7 +362,7 @@ class PostgresStore:
         rows = await self._fetch(self._runs_sql("runs.run_id = $1"), run.run_id)
         if not rows:
             raise DurableError(f"run {run.run_id!r} was deleted as it was started again")
-        return _run(rows[0]), False
+        return leases.run_record(rows[0]), False
 
     def append(
         self,
