@@ -69,6 +69,7 @@ class LiveRun:
         self.replayed_at: set[int] = set()
         self.ctx: WorkflowContext | None = None
         self._parked: set[_Parked] = set()
+        self._nudged: set[str] = set()  # nudges no wait was parked for yet
         self._busy = 0
         self._fatal: NonDeterminismError | CorruptJournal | None = None
         self.writes = WriteChain()  # every write of this incarnation, in order
@@ -210,7 +211,8 @@ class LiveRun:
 
     async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
         self.check_running()
-        if message is not None and self.journal.has_message(message):
+        if message is not None and (self.journal.has_message(message) or message in self._nudged):
+            self._nudged.discard(message)
             return
         # Park before any await, so a wake-up cannot slip in unseen.
         parked = _Parked(asyncio.get_running_loop().create_future(), message, deadline)
@@ -317,10 +319,16 @@ class LiveRun:
             self.nudge(message.name)
 
     def nudge(self, message: str) -> None:
-        """Wake the waits parked for ``message``, so they look again."""
+        """Wake the waits parked for ``message``, so they look again; with none parked
+        yet, the next wait for it looks again at once (a parent that read its child's
+        row just before the child ended here must not park for good)."""
+        woken = False
         for parked in list(self._parked):
             if parked.message == message:
                 parked.wake()
+                woken = True
+        if not woken:
+            self._nudged.add(message)
 
     def cancel(self, error: str | None = None) -> None:
         """Stop the run at its current await; the journal already says cancelled (or

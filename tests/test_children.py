@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,6 +139,32 @@ async def test_children_in_parallel_take_positions_in_argument_order(db: Path) -
         assert [(e["position"], e["payload"]["run_id"]) for e in started] == [
             (i, f"fan.{i}") for i in range(4)
         ]
+
+
+async def test_a_child_that_ends_while_its_parent_reads_its_row_still_wakes_it(
+    db: Path,
+) -> None:
+    """The parent reads the child's row, the child ends here before the parent parks:
+    the end's nudge finds no wait yet, and the parent must not wait for good (nothing
+    else tells this runtime of what it wrote itself)."""
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(parent, 1, run_id="slow")
+        await status_is(rt, "slow.1", "completed")  # ended while the parent waits for "go"
+        get_run = rt.store.get_run
+        stale_reads: list[Any] = []
+
+        async def stale(run_id: str) -> Any:
+            record = await get_run(run_id)
+            if run_id == "slow.1" and not stale_reads:  # as read just before it ended
+                assert record is not None and record.status == "completed"
+                stale_reads.append(record)
+                return dataclasses.replace(record, status="running")
+            return record
+
+        rt.store.get_run = stale  # type: ignore[method-assign]
+        await rt.send_event("slow", "go")
+        assert await handle.result(timeout=10) == [2, 4]
+        assert stale_reads
 
 
 async def test_a_child_executed_by_another_runtime_wakes_its_parent(db: Path) -> None:
