@@ -339,6 +339,7 @@ async def test_a_deadline_fails_the_run_and_cancels_its_children(db: Path) -> No
     async with durable.Runtime(db, clock=clock) as rt:
         handle = await rt.start(with_deadline, run_id="d")
         await status_is(rt, "d.0", "waiting")
+        await status_is(rt, "d", "waiting")  # its own wait journaled too
         clock.advance(59)
         await timers_caught_up(rt)
         assert (await rt.get_run("d")).status is durable.RunStatus.WAITING
