@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import durable
 from durable.server import create_app
 
+from .helpers import status_is
 from .processes import durable_process
 from .test_server import free_port
 
@@ -102,6 +103,7 @@ async def test_metrics_count_runs_steps_queues_and_takeovers_exactly(db: Path | 
         for name in ("q1", "q2", "q3"):
             await rt.start(laned, run_id=name)
         await rt.wait_for_question("q1", timeout=10)
+        await status_is(rt, "q1", "waiting")  # the question is journaled before the status
         samples = await scrape(rt)
         await rt.cancel("hung")
 
