@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 import durable
+from durable._store._pg_batch import MOST_PER_COMMIT, Entry, take
 from durable._store._pg_schema import split_schema
 from durable._store.base import (
     LeaseLost,
@@ -22,6 +23,7 @@ from durable._store.base import (
     RunRecord,
     RunUpdate,
     StoreUnavailable,
+    WriteChain,
 )
 from durable._store.postgres import PostgresStore
 
@@ -359,6 +361,52 @@ async def test_runs_started_in_one_moment_are_created_in_one_call_each_once(db: 
         assert stored is not None and stored.input_digest == "d1"
     finally:
         await store.close()
+
+
+async def test_a_moments_writes_of_many_runs_commit_in_parts_each_run_in_order(
+    db: str,
+) -> None:
+    """More writes queued at once than one commit takes (``MOST_PER_COMMIT``) commit in
+    several, in the order they came: each run's two writes in one commit, numbered in
+    order, and none lost."""
+    store = PostgresStore(db, durability="normal")
+    await store.open()
+    try:
+        runs = [f"r{i}" for i in range(MOST_PER_COMMIT)]
+        await asyncio.gather(
+            *(
+                store.create_run(
+                    RunRecord(r, "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
+                )
+                for r in runs
+            )
+        )
+        batches = store.writer.batches
+        writes = []
+        for run_id in runs:
+            chain = WriteChain()
+            for position, kind in enumerate(("step.completed", "step.started")):
+                event = NewEvent(run_id, position, kind, "s", "{}", 1.0)
+                writes.append(store.append(run_id, [event], owner="me", chain=chain))
+        assert await asyncio.gather(*writes) == [[1], [2]] * len(runs)
+        assert store.writer.batches == batches + 2  # two commits of MOST_PER_COMMIT jobs
+        for run_id in runs:
+            kinds = [event.kind for event in await store.events_after(run_id, 0)]
+            assert kinds == ["step.completed", "step.started"]
+    finally:
+        await store.close()
+
+
+def test_a_commit_cut_never_parts_a_chains_adjacent_jobs() -> None:
+    """Where the cut would fall between two jobs of one chain (a step's end and the next
+    step's start), the commit takes the second too."""
+    alone, run = WriteChain(), WriteChain()
+    pending = [Entry(None, None, alone)] * (MOST_PER_COMMIT - 1) + [Entry(None, None, run)] * 3
+    first, rest = take(pending)
+    assert len(first) == MOST_PER_COMMIT + 2 and rest == []
+    pending = [Entry(None, None, WriteChain()) for _ in range(MOST_PER_COMMIT + 5)]
+    first, rest = take(pending)
+    assert (first, rest) == (pending[:MOST_PER_COMMIT], pending[MOST_PER_COMMIT:])
 
 
 class _CountingFetchmany:

@@ -1,7 +1,8 @@
 """Group commit on PostgreSQL: every journal write queued in a moment, one transaction.
 
 The same contract as the SQLite writers (``_writer.py``): callers submit jobs
-and await a future; jobs queued while a batch commits form the next batch;
+and await a future; jobs queued while a batch commits form the next batch (up to
+``MOST_PER_COMMIT`` jobs; the rest go in the ones after);
 one job's SQL error does not undo the others (the batch is run again with a
 savepoint per job); jobs of one ``WriteChain`` commit in order and none after
 one has failed.
@@ -49,6 +50,7 @@ from ._pg_batch import (
     pipelinable,
     segments,
     stop_chain,
+    take,
 )
 from .base import StoreUnavailable, WriteChain
 
@@ -244,7 +246,7 @@ class PgWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                pending, self._pending = self._pending, []
+                pending, self._pending = take(self._pending)
                 for segment in segments(pending):
                     for batch, merged in self._parts(segment):
                         outcomes = await self._commit_surviving_faults(batch, merged)
