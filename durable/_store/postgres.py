@@ -86,8 +86,8 @@ class PostgresStore:
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
         self.url, self.schema = split_schema(url)
         self._where = describe(self.url)
-        # "normal": a commit returns before the server has flushed it (it survives the
-        # client's crash, and the server's unless the server loses power).
+        # "normal": a commit returns before the server has flushed it. It survives the
+        # client's crash; a crash of the server may lose the last ones (README).
         self._synchronous_commit = "on" if durability == "full" else "off"
         self._channel = f"durable_{self.schema}"
         self._me = uuid.uuid4().hex
