@@ -38,56 +38,13 @@ from typing import Any, TypeVar
 import asyncpg
 
 from .._aio import Backoff
-from ._batch import Ok, settle
-from ._pg_batch import (
-    Combined,
-    Entry,
-    Job,
-    Joined,
-    fail_jobs,
-    finish_job,
-    job_outcomes,
-    pipelinable,
-    segments,
-    stop_chain,
-    take,
-)
+from ._batch import settle
+from ._pg_batch import Combined, Entry, Job, Joined, fail_jobs, segments, take
+from ._pg_commit import Committer, is_transient
 from .base import StoreUnavailable, WriteChain
 
 T = TypeVar("T")
 log = logging.getLogger("durable")
-
-_RETRYABLE_STATES = frozenset(
-    {
-        "40001",  # serialization_failure
-        "40P01",  # deadlock_detected
-        "57P01",  # admin_shutdown (pg_terminate_backend, a server restart)
-        "57P02",  # crash_shutdown
-        "57P03",  # cannot_connect_now (the server is starting)
-        "08000",
-        "08003",
-        "08006",
-    }
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A fault that passes: the connection, the server, or a lock conflict."""
-    # InternalClientError: the connection's protocol state broke with it (asyncpg says
-    # "another operation is in progress"); a new connection is the cure.
-    # StoreUnavailable: the store's connect could not reach the server (yet).
-    broken = (
-        OSError,
-        asyncio.TimeoutError,
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,
-        StoreUnavailable,
-    )
-    if isinstance(exc, broken):
-        return True
-    if isinstance(exc, asyncpg.PostgresConnectionError):
-        return True
-    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRYABLE_STATES
 
 
 class PgWriter:
@@ -116,11 +73,7 @@ class PgWriter:
         riders: Mapping[str, str] | None = None,
     ) -> None:
         self._connect = connect
-        self._riders = riders or {}
-        self._statement = statement
-        self._combined = combined
-        self._joined = joined
-        self._finish_sql = f"SELECT {schema}.finish_batch($1, $2, $3)"
+        self._committer = Committer(schema, statement, combined, joined, riders or {})
         self._marker_sql = f"SELECT batch FROM {schema}.writers WHERE writer = $1"
         self._forget_sql = f"DELETE FROM {schema}.writers WHERE writer = $1"
         self.writer_id = writer_id
@@ -248,40 +201,13 @@ class PgWriter:
             while self._pending:
                 pending, self._pending = take(self._pending)
                 for segment in segments(pending):
-                    for batch, merged in self._parts(segment):
+                    for batch, merged in self._committer.parts(segment):
                         outcomes = await self._commit_surviving_faults(batch, merged)
                         self.batches += 1
                         self.jobs += len(batch)
                         settle(batch, outcomes)
             if self._stopping:
                 return
-
-    def _parts(self, segment: list[Entry]) -> list[tuple[list[Entry], tuple[Any, ...] | None]]:
-        """A segment's commits: its writes with the riding call that ``riders`` lets
-        one statement do with them (and ``combined``'s parameters for the writes), else
-        the writes and then each call alone."""
-        riding = [entry for entry in segment if entry.rides is not None]
-        if not riding or segment[0].call is not None:  # nothing to ride on: a call alone
-            return [(segment, None)]
-        last = {entry.rides: entry for entry in riding}
-        for entry in riding:
-            if last[entry.rides] is not entry:
-                settle([entry], [Ok(None)])
-        calls = list(last.values())
-        writes = [entry for entry in segment if entry.rides is None]
-        merged = self._merged(writes, calls[0]) if len(calls) == 1 else None
-        if merged is not None:
-            return [(writes + calls, merged)]
-        return [(writes, None)] + [([call], None) for call in calls]
-
-    def _merged(self, writes: list[Entry], call: Entry) -> tuple[Any, ...] | None:
-        """``combined``'s parameters for ``writes`` if one statement can do them and
-        ``call``, else None."""
-        if call.call not in self._riders or self._combined is None or not pipelinable(writes):
-            return None
-        if any(entry.job is not None or (entry.chain and entry.chain.error) for entry in writes):
-            return None
-        return self._combined.args([entry.args for entry in writes])
 
     async def _commit_surviving_faults(
         self, batch: list[Entry], merged: tuple[Any, ...] | None = None
@@ -291,7 +217,10 @@ class PgWriter:
             self._batch_number += 1
             number = self._batch_number
             try:
-                return await self._commit(await self._connection(), batch, number, merged)
+                channel = self._channel if any(entry.notify for entry in batch) else None
+                marker = (self.writer_id, number, channel)
+                conn = await self._connection()
+                return await self._committer.commit(conn, batch, marker, merged)
             except Exception as exc:
                 if not is_transient(exc):
                     return fail_jobs(batch, exc)
@@ -334,187 +263,6 @@ class PgWriter:
         conn = await self._connection()
         last = await conn.fetchval(self._marker_sql, self.writer_id)
         return last is not None and int(last) >= number
-
-    async def _commit(
-        self,
-        conn: asyncpg.Connection,
-        batch: list[Entry],
-        number: int,
-        merged: tuple[Any, ...] | None = None,
-    ) -> list[Any]:
-        channel = self._channel if any(entry.notify for entry in batch) else None
-        marker = (self.writer_id, number, channel)
-        group = batch[0].group
-        if group is not None:  # with its group's jobs only
-            return await self._grouped(conn, group, batch, marker)
-        if merged is not None:  # the writes and the call riding on them, one statement
-            return await self._riding(conn, batch, marker, merged)
-        call = batch[0].call
-        if call is not None:  # alone in its batch
-            try:
-                return [Ok(await conn.fetch(call, *batch[0].args, *marker))]
-            except asyncpg.PostgresError as exc:
-                if is_transient(exc):
-                    raise
-                return [exc]
-        if pipelinable(batch):
-            return await self._pipeline(conn, batch, marker)
-        try:
-            return await self._transaction(conn, batch, marker, savepoints=False)
-        except asyncpg.PostgresError as exc:
-            if is_transient(exc):
-                raise
-            if len(batch) == 1:
-                return fail_jobs(batch, exc)
-        return await self._transaction(conn, batch, marker, savepoints=True)
-
-    async def _pipeline(
-        self, conn: asyncpg.Connection, batch: list[Entry], marker: tuple[Any, ...]
-    ) -> list[Any]:
-        """One round trip: asyncpg pipelines the statements under one implicit transaction.
-
-        An SQL error undoes them all; they are then run again in a transaction with
-        a savepoint each. A refused statement writes nothing and raises nothing.
-        """
-        stopped = [entry.chain.error if entry.chain else None for entry in batch]
-        writes = [entry.args for entry, error in zip(batch, stopped, strict=True) if error is None]
-        if not writes:
-            return stopped
-        combined = None if self._combined is None else self._combined.args(writes)
-        try:
-            if combined is not None:
-                assert self._combined is not None
-                row = await conn.fetchrow(self._combined.sql, *combined, *marker)
-                rows = iter(self._combined.rows(row, writes))
-            else:
-                rows = iter(await self._statements(conn, writes, marker))
-        except asyncpg.PostgresError as exc:
-            if is_transient(exc):
-                raise
-            return await self._transaction(conn, batch, marker, savepoints=True)
-        return job_outcomes(batch, stopped, rows)
-
-    async def _riding(
-        self,
-        conn: asyncpg.Connection,
-        batch: list[Entry],
-        marker: tuple[Any, ...],
-        combined: tuple[Any, ...],
-    ) -> list[Any]:
-        """The writes (``combined`` are their parameters) and then the call, in one
-        statement. An SQL error undoes both: the writes are then committed with a
-        savepoint each, and the call fails."""
-        writes, call = batch[:-1], batch[-1]
-        assert self._combined is not None and call.call is not None
-        args = [entry.args for entry in writes]
-        try:
-            rows = await conn.fetch(self._riders[call.call], *combined, *call.args, *marker)
-        except asyncpg.PostgresError as exc:
-            if is_transient(exc):
-                raise
-            return await self._transaction(conn, writes, marker, savepoints=True) + [exc]
-        written = iter(self._combined.rows(rows[0][:3], args))
-        return [finish_job(entry, next(written)) for entry in writes] + [
-            Ok([row[3:] for row in rows])
-        ]
-
-    async def _statements(
-        self, conn: asyncpg.Connection, writes: list[tuple[Any, ...]], marker: tuple[Any, ...]
-    ) -> list[Any]:
-        """The statement once per job, or per joined jobs, in one pipeline: a row a job."""
-        joined = [(write, 1) for write in writes]
-        if self._joined is not None:
-            joined = self._joined.join(writes)
-        unmarked = (None, None, None)
-        args = [write + unmarked for write, _ in joined]
-        args[-1] = joined[-1][0] + marker
-        answers = await conn.fetchmany(self._statement, args)
-        if self._joined is None:
-            return list(answers)
-        rows: list[Any] = []
-        taken = 0
-        for answer, (_, count) in zip(answers, joined, strict=True):
-            rows += self._joined.split(answer, writes[taken : taken + count])
-            taken += count
-        return rows
-
-    async def _grouped(
-        self, conn: asyncpg.Connection, group: Combined, batch: list[Entry], marker: Any
-    ) -> list[Any]:
-        stopped = [entry.chain.error if entry.chain else None for entry in batch]
-        writes = [entry.args for entry, error in zip(batch, stopped, strict=True) if error is None]
-        if not writes:
-            return stopped
-        args = group.args(writes)
-        assert args is not None
-        try:
-            rows = iter(group.rows(await conn.fetchrow(group.sql, *args, *marker), writes))
-        except asyncpg.PostgresError as exc:
-            if is_transient(exc):
-                raise
-            return fail_jobs(batch, exc)
-        return job_outcomes(batch, stopped, rows)
-
-    async def _transaction(
-        self,
-        conn: asyncpg.Connection,
-        batch: list[Entry],
-        marker: tuple[Any, ...],
-        savepoints: bool,
-    ) -> list[Any]:
-        """The batch's jobs in one transaction; one outcome (value or exception) per job.
-
-        A job's refusal (an exception it raises without an SQL error) is its outcome
-        and aborts nothing. An SQL error aborts the transaction, unless each job
-        has a savepoint of its own.
-        """
-        outcomes: list[Any] = []
-        transaction = conn.transaction()
-        await transaction.start()
-        try:
-            for entry in batch:
-                chain = entry.chain
-                if chain is not None and chain.error is not None:
-                    outcomes.append(chain.error)
-                    continue
-                outcomes.append(await self._run_job(conn, entry, savepoints))
-            await conn.execute(self._finish_sql, *marker)
-        except BaseException:
-            if not conn.is_closed():
-                try:
-                    await transaction.rollback()
-                except Exception:
-                    conn.terminate()
-            raise
-        await transaction.commit()
-        return outcomes
-
-    async def _run_job(self, conn: asyncpg.Connection, entry: Entry, savepoint: bool) -> Any:
-        if not savepoint:
-            try:
-                return await self._call(conn, entry)
-            except asyncpg.PostgresError:
-                raise
-            except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError):
-                raise
-            except Exception as exc:  # a refusal: nothing was written, the transaction is fine
-                stop_chain(entry, exc)
-                return exc
-        try:
-            async with conn.transaction():
-                return await self._call(conn, entry)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            stop_chain(entry, exc)
-            return exc
-
-    async def _call(self, conn: asyncpg.Connection, entry: Entry) -> Ok:
-        if entry.job is not None:
-            return Ok(await entry.job(conn))
-        assert entry.finish is not None
-        row = await conn.fetchrow(self._statement, *entry.args, None, None, None)
-        return Ok(entry.finish(row))
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():

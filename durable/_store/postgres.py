@@ -4,7 +4,7 @@
 journal is the SQLite one in tables of the schema ``durable`` (or the URL's
 ``?schema=``): see ``_pg_schema.py`` and ``_pg_functions.py``. Writes go through one
 connection with group commit (``_pg_writer.py``), reads through a small pool, and a third
-connection LISTENs: every transaction that others must hear of (a new run, a
+connection LISTENs (``_pg_feed.py``): every transaction that others must hear of (a new run, a
 message, a cancel, a run's end, a released lease) sends a NOTIFY in the same
 transaction, so a woken reader finds what it was woken for. Free runs are
 claimed with ``FOR UPDATE SKIP LOCKED``, so runtimes claiming together never
@@ -28,11 +28,13 @@ except ImportError:  # pragma: no cover - the extra is not installed
         "a postgresql:// journal needs asyncpg: pip install 'durable-workflows[postgres]'"
     ) from None
 
-from .._aio import Backoff, ready, wait_set, within
+from .._aio import Backoff, ready, within
 from ..errors import DurableError
 from . import _pg_jobs as jobs
 from . import _pg_leases as leases
 from ._pg_batch import Combined, Joined
+from ._pg_commit import is_transient
+from ._pg_feed import ChangeFeed
 from ._pg_functions import (
     RUN_COLUMNS,
     append_args,
@@ -46,7 +48,7 @@ from ._pg_functions import (
     split_append,
 )
 from ._pg_schema import describe, migrate, split_schema
-from ._pg_writer import PgWriter, is_transient
+from ._pg_writer import PgWriter
 from .base import (
     PUBLISHED,
     TERMINAL,
@@ -66,8 +68,6 @@ from .base import (
 log = logging.getLogger("durable")
 
 _CONNECT_TIMEOUT = 5.0
-_FALLBACK_POLL = 2.0
-"""Seconds between looks at the journal without a notification (and while LISTEN is down)."""
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
@@ -123,8 +123,7 @@ class PostgresStore:
             riders={self._admit_sql: self._call_sql("append_owned_admit", 27)},
         )
         self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
-        self._changed = asyncio.Event()
+        self._feed = ChangeFeed(self._connect, self._channel, self._me)
         self._closing = False
         del poll_interval  # PostgreSQL is heard through LISTEN, not polled
 
@@ -149,7 +148,7 @@ class PostgresStore:
                 timeout=_CONNECT_TIMEOUT,
                 server_settings=self._settings(),
             )
-            await self._listen()
+            await self._feed.listen()
         except BaseException:
             await self.close()
             raise
@@ -157,10 +156,7 @@ class PostgresStore:
     async def close(self) -> None:
         self._closing = True
         await self._writer.stop()
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await within(self._listener.close(), 2)
-            self._listener = None
+        await self._feed.close()
         if self._pool is not None:
             with contextlib.suppress(Exception):
                 await within(self._pool.close(), 5)
@@ -194,35 +190,8 @@ class PostgresStore:
                 " running and is the host and port in the URL right?"
             ) from None
 
-    async def _listen(self) -> None:
-        conn = await self._connect()
-        await conn.add_listener(self._channel, self._heard)
-        conn.add_termination_listener(self._listener_lost)
-        self._listener = conn
-
-    def _heard(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        if payload != self._me:  # our own commits are known here already
-            self._changed.set()
-
-    def _listener_lost(self, conn: object) -> None:
-        self._listener = None
-        self._changed.set()  # what was sent while it was down is read again
-
     async def wait_for_change(self, timeout: float) -> bool:
-        if self._listener is None and not self._closing:
-            try:
-                await self._listen()
-            except Exception as exc:
-                log.warning("durable: cannot LISTEN on PostgreSQL (%s); polling", exc)
-                await asyncio.sleep(min(timeout, _FALLBACK_POLL))
-                return True
-            return True
-        # A slow poll beside LISTEN: should a notification ever be missed, what it
-        # announced is found within _FALLBACK_POLL seconds, never waited for forever.
-        if not await wait_set(self._changed, min(timeout, _FALLBACK_POLL)):
-            return timeout > _FALLBACK_POLL
-        self._changed.clear()
-        return True
+        return await self._feed.wait_for_change(timeout)
 
     # -- reads --------------------------------------------------------------
 
