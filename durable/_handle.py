@@ -30,10 +30,10 @@ class RunHandle(Generic[R]):
         status when it passes (the run goes on).
         """
         if timeout is None:
-            result: R = await self.runtime._result(self.run_id)
+            result: R = await self.runtime.results.wait(self.run_id)
             return result
         try:
-            result = await within(self.runtime._result(self.run_id), timeout)
+            result = await within(self.runtime.results.wait(self.run_id), timeout)
         except TimeoutError:
             status = (await self.runtime.get_run(self.run_id)).status.value
             raise TimeoutError(

@@ -24,7 +24,6 @@ from . import _current
 from ._answers import Answers
 from ._check import CheckReport, check
 from ._clock import Clock, SystemClock
-from ._codec import convert, loads, return_hint
 from ._control import Control
 from ._handle import RunHandle
 from ._inbox import Inbox
@@ -36,13 +35,13 @@ from ._numbers import count, seconds, timestamp
 from ._ownership import HOST, Ownership
 from ._queues import Queue, QueueStatus, ScheduleInfo
 from ._residency import Residency
+from ._results import Results
 from ._run import LiveRun
 from ._scheduler import Scheduler
 from ._starting import start_run
 from ._state import read_state, wait_state
 from ._store import open_store
 from ._store.base import (
-    TERMINAL,
     EventRecord,
     RunRecord,
     Store,
@@ -50,12 +49,10 @@ from ._store.base import (
 from ._streams import read_stream
 from ._telemetry import Telemetry
 from ._timers import Timers
-from ._workflow import Workflow, registered
+from ._workflow import Workflow
 from .errors import (
     DurableError,
     RunNotFound,
-    WorkflowCancelled,
-    WorkflowFailed,
 )
 
 if TYPE_CHECKING:
@@ -95,7 +92,8 @@ class Runtime:
     The runtime is a facade over its parts, each with one job: ``store`` (the
     journal), ``ownership`` (leases and claims), ``residency`` (which runs are
     in memory), ``inbox`` (changes written elsewhere), ``answers`` (questions, answers and
-    events sent to runs), ``control`` (cancel, deadlines, resume, re-run) and ``timers``. They are
+    events sent to runs), ``control`` (cancel, deadlines, resume, re-run), ``results``
+    (awaiting runs' ends) and ``timers``. They are
     attributes for tools and tests to look at, not a stable API.
     """
 
@@ -160,6 +158,7 @@ class Runtime:
         self.inbox = Inbox(self)
         self.answers = Answers(self)
         self.control = Control(self)
+        self.results = Results(self)
         self.scheduler = Scheduler(self)
         self.telemetry = Telemetry(tracer_provider)
         self._open = False
@@ -376,30 +375,6 @@ class Runtime:
         if record is None:
             raise RunNotFound(run_id)
         return record
-
-    async def _result(self, run_id: str) -> Any:
-        while True:
-            live = self.residency.live.get(run_id)
-            if live is not None and not live.retired:
-                final = await live.wait_ended()
-                if final is not None:
-                    return self._outcome(final)
-            # Not live here, or that incarnation was retired: ask the journal, await changes.
-            changed = self.inbox.next_change(run_id)
-            record = await self._record(run_id)
-            if record.status in TERMINAL:
-                changed.cancel()
-                return self._outcome(record)
-            await changed
-
-    def _outcome(self, record: RunRecord) -> Any:
-        if record.status == RunStatus.CANCELLED:
-            raise WorkflowCancelled(record.run_id)
-        if record.status == RunStatus.FAILED:
-            raise WorkflowFailed(record.run_id, loads(record.error or "{}"))
-        wf = registered(record.workflow, record.version)
-        hint = return_hint(wf.fn) if wf is not None else Any
-        return convert(loads(record.output or "null"), hint)
 
     # -- answers, events, cancellation --------------------------------------
 

@@ -1,0 +1,55 @@
+"""Awaiting a run's end, for ``RunHandle.result``.
+
+A run live here is awaited directly. Otherwise the journal holds the answer:
+the run's row is read again each time the inbox hears of a change to that run.
+The value is decoded from the journal and shaped by the workflow's return
+annotation, as a step's result is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._codec import convert, loads, return_hint
+from ._info import RunStatus
+from ._store.base import TERMINAL, RunRecord
+from ._workflow import registered
+from .errors import WorkflowCancelled, WorkflowFailed
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+
+class Results:
+    """The runtime's part that waits for runs to end."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def wait(self, run_id: str) -> Any:
+        """The run's output once it ends; ``WorkflowFailed`` or ``WorkflowCancelled``."""
+        rt = self.runtime
+        while True:
+            live = rt.residency.live.get(run_id)
+            if live is not None and not live.retired:
+                final = await live.wait_ended()
+                if final is not None:
+                    return outcome(final)
+            # Not live here, or that incarnation was retired: ask the journal, await changes.
+            changed = rt.inbox.next_change(run_id)
+            record = await rt._record(run_id)
+            if record.status in TERMINAL:
+                changed.cancel()
+                return outcome(record)
+            await changed
+
+
+def outcome(record: RunRecord) -> Any:
+    """An ended run's output, or the exception its end is."""
+    if record.status == RunStatus.CANCELLED:
+        raise WorkflowCancelled(record.run_id)
+    if record.status == RunStatus.FAILED:
+        raise WorkflowFailed(record.run_id, loads(record.error or "{}"))
+    wf = registered(record.workflow, record.version)
+    hint = return_hint(wf.fn) if wf is not None else Any
+    return convert(loads(record.output or "null"), hint)
