@@ -453,6 +453,55 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> Non
         await store.close()
 
 
+async def test_an_owners_progress_behind_a_concurrent_writer_takes_the_next_seq(db: str) -> None:
+    """The plain statement of an owner's progress reads the run's last seq before it
+    waits for the run's row: when another writer's events of that run commit in that
+    wait, the write is done again by ``append`` and takes the seq after theirs. A
+    run whose row is gone refuses the owner's progress as deleted."""
+    store = PostgresStore(db, durability="normal")
+    await store.open()
+    url, schema = split_schema(db)
+    other = await asyncpg.connect(url)
+    try:
+        row = RunRecord("r", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
+        await store.create_run(row)
+        await store.append("r", [NewEvent("r", 0, "step.started", "s", "{}", 1.0)], owner="me")
+        writer_pid = (await store.writer._connection()).get_server_pid()
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute(f'SELECT 1 FROM "{schema}".runs WHERE run_id = $1 FOR UPDATE', "r")
+        await other.execute(
+            f'INSERT INTO "{schema}".events (run_id, seq, position, kind, name, payload,'
+            " created_at) VALUES ('r', 2, NULL, 'message', 'note', '{}', 1.0)"
+        )
+        ended = store.append("r", [NewEvent("r", 0, "step.completed", "s", "{}", 1.0)], owner="me")
+
+        async def waits_for_the_row() -> bool:
+            return bool(
+                await other.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                    writer_pid,
+                )
+            )
+
+        await until(waits_for_the_row)
+        await transaction.commit()
+        assert await ended == [3]
+        events = (await store.load_events(["r"]))["r"]
+        assert [(e.seq, e.kind) for e in events] == [
+            (1, "step.started"),
+            (2, "message"),
+            (3, "step.completed"),
+        ]
+        await other.execute(f'DELETE FROM "{schema}".runs WHERE run_id = $1', "r")
+        with pytest.raises(LeaseLost, match="deleted") as lost:
+            await store.append("r", [NewEvent("r", 1, "step.started", "t", "{}", 1.0)], owner="me")
+        assert lost.value.deleted
+    finally:
+        await other.close()
+        await store.close()
+
+
 async def test_an_admission_behind_runs_ends_is_one_call_with_them(db: str) -> None:
     """A batch of a runtime's own writes and the admissions asked for behind them are
     one call (``append_owned_admit``): the ends free their slots and the next runs take

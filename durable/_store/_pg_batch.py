@@ -38,6 +38,16 @@ class Joined(NamedTuple):
     """One joined statement's row as one row per job it does."""
 
 
+class Plain(NamedTuple):
+    """A plain statement that does a statement job's work where its arguments allow
+    it, for less of the server's time than the statement (a function call) takes."""
+
+    sql: str
+    """Its last two parameters are ``finish_batch``'s writer and batch."""
+    args: Callable[[tuple[Any, ...]], tuple[Any, ...] | None]
+    """Its parameters for a job's arguments; None when they do not allow it."""
+
+
 class Entry(NamedTuple):
     """A queued job; its caller's future and chain first, as ``_batch.settle`` reads them."""
 

@@ -17,6 +17,7 @@ from ._pg_batch import (
     Combined,
     Entry,
     Joined,
+    Plain,
     fail_jobs,
     finish_job,
     job_outcomes,
@@ -70,10 +71,12 @@ class Committer:
         combined: Combined | None,
         joined: Joined | None,
         riders: Mapping[str, str],
+        plain: Plain | None = None,
     ) -> None:
         self._statement = statement
         self._combined = combined
         self._joined = joined
+        self._plain = plain
         self._riders = riders
         self._finish_sql = f"SELECT {schema}.finish_batch($1, $2, $3)"
 
@@ -192,14 +195,20 @@ class Committer:
     async def _statements(
         self, conn: asyncpg.Connection, writes: list[tuple[Any, ...]], marker: tuple[Any, ...]
     ) -> list[Any]:
-        """The statement once per job, or per joined jobs, in one pipeline: a row a job."""
+        """The statement once per job, or per joined jobs, in one pipeline: a row a job.
+        The plain statement instead where every call allows it (and none notifies)."""
         joined = [(write, 1) for write in writes]
         if self._joined is not None:
             joined = self._joined.join(writes)
-        unmarked = (None, None, None)
-        args = [write + unmarked for write, _ in joined]
-        args[-1] = joined[-1][0] + marker
-        answers = await conn.fetchmany(self._statement, args)
+        sql, calls = self._statement, [write for write, _ in joined]
+        plain = self._plain_calls(calls) if marker[2] is None else None
+        if plain is not None:
+            assert self._plain is not None
+            sql, calls, marker = self._plain.sql, plain, marker[:2]
+        unmarked = (None,) * len(marker)
+        args = [call + unmarked for call in calls]
+        args[-1] = calls[-1] + marker
+        answers = await conn.fetchmany(sql, args)
         if self._joined is None:
             return list(answers)
         rows: list[Any] = []
@@ -208,6 +217,17 @@ class Committer:
             rows += self._joined.split(answer, writes[taken : taken + count])
             taken += count
         return rows
+
+    def _plain_calls(self, calls: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+        if self._plain is None:
+            return None
+        plain: list[tuple[Any, ...]] = []
+        for call in calls:
+            args = self._plain.args(call)
+            if args is None:
+                return None
+            plain.append(args)
+        return plain
 
     async def _grouped(
         self, conn: asyncpg.Connection, group: Combined, batch: list[Entry], marker: Any

@@ -481,38 +481,3 @@ def create_group_args(starts: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
 
 def create_group_rows(row: Any, starts: Sequence[tuple[Any, ...]]) -> list[str]:
     return list(row[0])
-
-
-def join_appends(writes: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int]]:
-    """Adjacent ``append`` writes of one run by its owner, all but the last without a
-    change to the run's row, as one call: a step's end and the next step's start, one
-    function call instead of two. (The call changes the row before it adds the events;
-    with no change before the last write, that is the order the writes came in.)"""
-    joined: list[tuple[tuple[Any, ...], int]] = []
-    for write in writes:
-        if joined and _joins(joined[-1][0], write):
-            last, count = joined[-1]
-            events = tuple(last[i] + write[i] for i in range(12, 17))
-            joined[-1] = (write[:12] + events, count + 1)
-        else:
-            joined.append((write, 1))
-    return joined
-
-
-def _joins(before: tuple[Any, ...], write: tuple[Any, ...]) -> bool:
-    return (
-        before[0] == write[0]
-        and before[1] is not None
-        and before[1] == write[1]
-        and before[2] is None
-        and before[3] is None
-        and write[2] is None
-        and write[3] is None
-        and not before[4]
-    )
-
-
-def split_append(row: Any, writes: list[tuple[Any, ...]]) -> list[tuple[Any, Any, Any]]:
-    """A joined ``append``'s row as the row of each write it did."""
-    refused, detail, seqs = row
-    return owned_rows(([refused] * len(writes), [detail] * len(writes), seqs), writes)

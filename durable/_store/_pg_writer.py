@@ -39,7 +39,7 @@ import asyncpg
 
 from .._aio import Backoff
 from ._batch import settle
-from ._pg_batch import Combined, Entry, Job, Joined, fail_jobs, segments, take
+from ._pg_batch import Combined, Entry, Job, Joined, Plain, fail_jobs, segments, take
 from ._pg_commit import Committer, is_transient
 from .base import StoreUnavailable, WriteChain
 
@@ -57,7 +57,8 @@ class PgWriter:
     ``riders`` maps a riding call's SQL to the statement that does ``combined``'s
     writes and then the call: its parameters are both statements' but their batch
     markers, then the marker; its rows are the call's, each led by ``combined``'s
-    answer (three columns).
+    answer (three columns). ``plain`` is the cheaper statement that a pipeline of
+    statement jobs takes instead where every job allows it (``_pg_progress.py``).
     """
 
     def __init__(
@@ -71,9 +72,10 @@ class PgWriter:
         combined: Combined | None = None,
         joined: Joined | None = None,
         riders: Mapping[str, str] | None = None,
+        plain: Plain | None = None,
     ) -> None:
         self._connect = connect
-        self._committer = Committer(schema, statement, combined, joined, riders or {})
+        self._committer = Committer(schema, statement, combined, joined, riders or {}, plain)
         self._marker_sql = f"SELECT batch FROM {schema}.writers WHERE writer = $1"
         self._forget_sql = f"DELETE FROM {schema}.writers WHERE writer = $1"
         self.writer_id = writer_id

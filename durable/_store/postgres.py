@@ -32,7 +32,7 @@ from .._aio import Backoff, ready, within
 from ..errors import DurableError
 from . import _pg_jobs as jobs
 from . import _pg_leases as leases
-from ._pg_batch import Combined, Joined
+from ._pg_batch import Combined, Joined, Plain
 from ._pg_commit import is_transient
 from ._pg_feed import ChangeFeed
 from ._pg_functions import (
@@ -42,11 +42,10 @@ from ._pg_functions import (
     create_args,
     create_group_args,
     create_group_rows,
-    join_appends,
     owned_args,
     owned_rows,
-    split_append,
 )
+from ._pg_progress import join_appends, progress_args, progress_sql, split_append
 from ._pg_schema import describe, migrate, split_schema
 from ._pg_writer import PgWriter
 from .base import (
@@ -121,6 +120,7 @@ class PostgresStore:
             joined=Joined(join_appends, split_append),
             # An admission behind runs' ends goes in the same call as their writes.
             riders={self._admit_sql: self._call_sql("append_owned_admit", 27)},
+            plain=Plain(progress_sql(self.schema), progress_args),
         )
         self._pool: asyncpg.Pool | None = None
         self._feed = ChangeFeed(self._connect, self._channel, self._me)
