@@ -82,6 +82,24 @@ async def test_events_are_numbered_per_run_and_messages_follow_every_earlier_mes
     assert journals["c"] == []
 
 
+async def test_an_events_fields_come_back_as_they_were_written(store: Store) -> None:
+    """Whatever way a backend sends a write (PostgreSQL sends an owner's progress as
+    one JSON document), the text, names and times read back are the ones written."""
+    await store.create_run(run("a", "me"))
+    payload = '{"s":"quote \\" backslash \\\\ é 😀 \\n \\u0000 \\ud83d\\ude00"}'
+    name = 'naïve "name" \\ 😀'
+    events = [
+        NewEvent("a", 0, "step.completed", name, payload, 1234567890.123456),
+        NewEvent("a", 1, "step.started", "s1", "{}", 0.1 + 0.2),
+    ]
+    assert await store.append("a", events, owner="me") == [1, 2]
+    read = (await store.load_events(["a"]))["a"]
+    assert [(e.position, e.kind, e.name, e.payload, e.created_at) for e in read] == [
+        (event.position, event.kind, event.name, event.payload, event.created_at)
+        for event in events
+    ]
+
+
 async def test_a_write_by_a_runtime_that_does_not_own_the_run_writes_nothing(
     store: Store,
 ) -> None:

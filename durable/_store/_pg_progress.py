@@ -5,7 +5,8 @@ Such a write is one call (``join_appends``) of one plain statement (``progress_s
 instead of the ``append`` function: the server does the same checks and inserts
 without plpgsql's statement-by-statement execution and a second function for the
 batch marker, 350 against 230 us a call on this project's machine (pgbench, median
-of seven rounds; bench/NOTES.md).
+of seven rounds; bench/NOTES.md). Its events go as one JSON document, not five
+arrays: asyncpg encodes one text for less than five arrays of their elements.
 
 The statement reads the run's last seq in its snapshot, taken before it waited for the
 run's row: a concurrent writer of that run's events that commits while it waits makes
@@ -17,6 +18,8 @@ batch again with ``append``, whose statements each take a snapshot of their own
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from ._pg_functions import owned_rows
 from .base import TERMINAL
@@ -34,13 +37,13 @@ WITH run AS MATERIALIZED (
 last AS (SELECT coalesce(max(seq), 0) AS seq FROM {s}.events WHERE run_id = $1::text),
 inserted AS (
     INSERT INTO {s}.events (run_id, seq, position, kind, name, payload, created_at)
-    SELECT $1::text, last.seq + e.n, e.position, e.kind, e.name, e.payload, e.created
-    FROM run, last, unnest($3::integer[], $4::text[], $5::text[], $6::text[],
-        $7::double precision[]) WITH ORDINALITY AS e(position, kind, name, payload, created, n)
+    SELECT $1::text, last.seq + e.n, (e.event ->> 0)::integer, e.event ->> 1, e.event ->> 2,
+        e.event ->> 3, (e.event ->> 4)::double precision
+    FROM run, last, json_array_elements($3::json) WITH ORDINALITY AS e(event, n)
     WHERE run.owner = $2::text AND run.status NOT IN {_TERMINAL}
     RETURNING seq),
 marked AS (
-    INSERT INTO {s}.writers (writer, batch) SELECT $8::text, $9::bigint WHERE $8 IS NOT NULL
+    INSERT INTO {s}.writers (writer, batch) SELECT $4::text, $5::bigint WHERE $4 IS NOT NULL
     ON CONFLICT (writer) DO UPDATE SET batch = excluded.batch)
 SELECT CASE WHEN run.status IS NULL THEN 'deleted'
             WHEN run.owner IS DISTINCT FROM $2 THEN 'lease_lost'
@@ -63,7 +66,8 @@ def progress_args(write: tuple[Any, ...]) -> tuple[Any, ...] | None:
         return None
     if not write[11] or None in positions:  # only_if_active; positioned events only
         return None
-    return (run_id, owner, positions, write[13], write[14], write[15], write[16])
+    events = zip(positions, write[13], write[14], write[15], write[16], strict=True)
+    return (run_id, owner, orjson.dumps(list(events)).decode())
 
 
 def join_appends(writes: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int]]:
