@@ -410,7 +410,8 @@ def test_a_commit_cut_never_parts_a_chains_adjacent_jobs() -> None:
 
 
 class _CountingFetchmany:
-    """Stands in for the writer's connection and counts the statements of each pipeline."""
+    """Stands in for the writer's connection and counts the statements of each pipeline
+    (a call alone is a pipeline of one)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
@@ -422,6 +423,10 @@ class _CountingFetchmany:
     async def fetchmany(self, sql: str, args: list[tuple[object, ...]]) -> list[object]:
         self.pipelines.append(len(args))
         return list(await self._conn.fetchmany(sql, args))
+
+    async def fetchrow(self, sql: str, *args: object) -> object:
+        self.pipelines.append(1)
+        return await self._conn.fetchrow(sql, *args)
 
 
 async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> None:

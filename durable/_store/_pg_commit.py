@@ -208,7 +208,10 @@ class Committer:
         unmarked = (None,) * len(marker)
         args = [call + unmarked for call in calls]
         args[-1] = calls[-1] + marker
-        answers = await conn.fetchmany(sql, args)
+        if len(args) == 1:  # a pipeline of one costs asyncpg more than one call
+            answers = [await conn.fetchrow(sql, *args[0])]
+        else:
+            answers = await conn.fetchmany(sql, args)
         if self._joined is None:
             return list(answers)
         rows: list[Any] = []
