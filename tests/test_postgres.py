@@ -180,7 +180,7 @@ def test_three_worker_processes_share_100_runs_and_none_runs_twice(db: str, tmp_
     assert len({fields[4] for fields in begins}) >= 2  # the work was spread
 
 
-class _BreakingFetchmany:
+class _BreakingConnection:
     """Stands in for the writer's connection: the batch's call breaks, before or after
     the server ran it, as a connection lost mid-call does (a pipeline of statements,
     or the one call that takes a batch of owners' writes)."""
@@ -210,7 +210,7 @@ class _BreakingFetchmany:
         return await self._conn.fetchrow(sql, *args)
 
 
-@pytest.mark.parametrize("writes", [1, 3])  # a pipeline; one call for owners' writes
+@pytest.mark.parametrize("writes", [1, 3])  # one plain statement; one call for owners' writes
 @pytest.mark.parametrize("after_sending", [False, True])
 async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not_commit(
     db: str, after_sending: bool, writes: int
@@ -221,7 +221,7 @@ async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not
         record = RunRecord("r", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
         await store.create_run(record)
         writer = store.writer
-        breaking = _BreakingFetchmany(await writer._connection(), after_sending)
+        breaking = _BreakingConnection(await writer._connection(), after_sending)
         writer._conn = breaking
         batch = [
             store.append("r", [NewEvent("r", i, "step.started", "s", "{}", 1.0)], owner="me")
@@ -409,7 +409,7 @@ def test_a_commit_cut_never_parts_a_chains_adjacent_jobs() -> None:
     assert (first, rest) == (pending[:MOST_PER_COMMIT], pending[MOST_PER_COMMIT:])
 
 
-class _CountingFetchmany:
+class _CountingCalls:
     """Stands in for the writer's connection and counts the statements of each pipeline
     (a call alone is a pipeline of one)."""
 
@@ -438,7 +438,7 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> Non
     try:
         row = RunRecord("r", "wf", "1", "pending", "{}", "d", None, None, "me", None, 1.0, 1.0)
         await store.create_run(row)
-        counting = _CountingFetchmany(await store.writer._connection())
+        counting = _CountingCalls(await store.writer._connection())
         store.writer._conn = counting
         ended = NewEvent("r", 0, "step.completed", "s", "{}", 1.0)
         started = NewEvent("r", 1, "step.started", "t", "{}", 1.0)
