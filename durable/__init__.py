@@ -8,7 +8,8 @@ from ._handle import RunHandle
 from ._info import PendingWait, RunInfo, RunStatus
 from ._metrics import Metrics
 from ._queues import Queue, QueueStatus, ScheduleInfo
-from ._runtime import Runtime, run
+from ._runtime import Runtime
+from ._script import run
 from ._state import WorkflowState
 from ._step_info import RetryContext, StepInfo, step_info
 from ._streams import write_stream

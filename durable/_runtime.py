@@ -8,7 +8,6 @@ store's change feed for what other processes write (``_inbox.py``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import datetime as dt
@@ -505,24 +504,3 @@ def _status(status: RunStatus | str) -> str:
     except ValueError:
         valid = ", ".join(member.value for member in RunStatus)
         raise ValueError(f"unknown run status {status!r}; the statuses are: {valid}") from None
-
-
-def run(wf: Workflow[P, R], *args: Any, db: str = "durable.db", **kwargs: Any) -> R:
-    """Run one workflow to its end from a script: the ``asyncio.run`` of durable."""
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise DurableError(
-            "durable.run() was called inside a running event loop; it is for scripts. In async"
-            " code use `async with durable.Runtime(db) as rt:` and `await rt.start(...)`"
-        )
-
-    async def main() -> R:
-        async with Runtime(db) as runtime:
-            handle = await runtime.start(wf, *args, **kwargs)
-            return await handle.result()
-
-    return asyncio.run(main())
