@@ -14,7 +14,7 @@ from ._store.base import CANCEL as CANCEL
 from ._store.base import CHILD_ENDED as CHILD_ENDED
 from ._store.base import MESSAGE as MESSAGE
 from ._store.base import EventRecord
-from .errors import CorruptJournal
+from .errors import CorruptJournal, NonDeterminismError
 
 STEP_STARTED = "step.started"
 STEP_COMPLETED = "step.completed"
@@ -286,3 +286,15 @@ def attempts(events: list[EventRecord]) -> Attempts:
 
 def completed_payload(result_json: str) -> str:
     return f'{{"result":{result_json}}}'
+
+
+def unreplayed(journal: RunJournal, used: int) -> NonDeterminismError | None:
+    """The error for a workflow that returned having used ``used`` positions, before
+    reaching all its journaled ones."""
+    leftover = sorted(position for position in journal.live if position >= used)
+    if not leftover:
+        return None
+    first = journal.live[leftover[0]][0]
+    return NonDeterminismError(
+        leftover[0], f"{family(first.kind)} {first.name!r}", "the workflow returning"
+    )

@@ -18,8 +18,7 @@ from typing import Any
 from . import _current
 from ._clock import Clock, VirtualClock
 from ._context import WorkflowContext
-from ._journal import RunJournal
-from ._run import decode_arguments, unreplayed
+from ._journal import RunJournal, unreplayed
 from ._store.base import EventRecord, RunRecord
 from ._telemetry import Telemetry
 from ._workflow import Workflow
@@ -96,7 +95,7 @@ async def divergence(
     async def drive() -> NonDeterminismError | CorruptJournal | None:
         ctx = WorkflowContext(host)
         _current.context.set(ctx)
-        args, kwargs = decode_arguments(workflow, input_text)
+        args, kwargs = workflow.decode_arguments(input_text)
         try:
             await workflow.fn(ctx, *args, **kwargs)
         except _EndOfHistory:
@@ -106,6 +105,6 @@ async def divergence(
                 return None  # the workflow's own error, as it was journaled
         if host._fatal is not None:
             return host._fatal
-        return unreplayed(host.journal, ctx)
+        return unreplayed(host.journal, ctx._positions_used())
 
     return await asyncio.create_task(drive())

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _current
-from ._codec import convert, encode, loads
+from ._codec import encode
 from ._context import WorkflowContext
 from ._info import RunStatus
-from ._journal import RunJournal, family
+from ._journal import RunJournal, unreplayed
 from ._logs import log
 from ._store.base import (
     PUBLISHED,
@@ -358,10 +358,10 @@ class LiveRun:
         span = telemetry.run_began(self)
         try:
             try:
-                args, kwargs = decode_arguments(self.workflow, self.record.input)
+                args, kwargs = self.workflow.decode_arguments(self.record.input)
                 result = await self.workflow.fn(ctx, *args, **kwargs)
                 self.check_running()
-                leftover = unreplayed(self.journal, ctx)
+                leftover = unreplayed(self.journal, ctx._positions_used())
                 if leftover is not None:
                     self._fatal = leftover
                     raise leftover
@@ -462,40 +462,6 @@ class LiveRun:
             r.dedup_key,
             r.trace,
         )
-
-
-def decode_arguments(
-    workflow: Workflow[Any, Any], input_text: str
-) -> tuple[list[Any], dict[str, Any]]:
-    """The workflow's stored arguments, shaped by its parameter annotations."""
-    try:
-        data = loads(input_text)
-    except ValueError as exc:
-        raise CorruptJournal(f"the stored input of the run is unreadable: {exc}") from None
-    args: list[Any] = data.get("args") or []
-    kwargs: dict[str, Any] = data.get("kwargs") or {}
-    parameters = workflow.parameters()
-    if args:
-        args = [
-            convert(value, parameters[i][1]) if i < len(parameters) else value
-            for i, value in enumerate(args)
-        ]
-    if kwargs:
-        hints = dict(parameters)
-        kwargs = {key: convert(value, hints.get(key, Any)) for key, value in kwargs.items()}
-    return args, kwargs
-
-
-def unreplayed(journal: RunJournal, ctx: WorkflowContext) -> NonDeterminismError | None:
-    """The error for a workflow that returned before reaching all its journaled positions."""
-    used = ctx._positions_used()
-    leftover = sorted(position for position in journal.live if position >= used)
-    if not leftover:
-        return None
-    first = journal.live[leftover[0]][0]
-    return NonDeterminismError(
-        leftover[0], f"{family(first.kind)} {first.name!r}", "the workflow returning"
-    )
 
 
 @dataclasses.dataclass(eq=False)

@@ -13,7 +13,7 @@ from typing_extensions import ParamSpec
 from . import _current
 from ._numbers import seconds
 from ._queues import Cron, Queue, queue_named
-from .errors import DurableError
+from .errors import CorruptJournal, DurableError
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -65,6 +65,27 @@ class Workflow(Generic[P, R]):
             names = list(inspect.signature(self.fn).parameters)[1:]
             self._parameters = [(name, hints.get(name, Any)) for name in names]
         return self._parameters
+
+    def decode_arguments(self, input_text: str) -> tuple[list[Any], dict[str, Any]]:
+        """A run's stored arguments, shaped by the parameter annotations."""
+        from ._codec import convert, loads
+
+        try:
+            data = loads(input_text)
+        except ValueError as exc:
+            raise CorruptJournal(f"the stored input of the run is unreadable: {exc}") from None
+        args: list[Any] = data.get("args") or []
+        kwargs: dict[str, Any] = data.get("kwargs") or {}
+        parameters = self.parameters()
+        if args:
+            args = [
+                convert(value, parameters[i][1]) if i < len(parameters) else value
+                for i, value in enumerate(args)
+            ]
+        if kwargs:
+            hints = dict(parameters)
+            kwargs = {key: convert(value, hints.get(key, Any)) for key, value in kwargs.items()}
+        return args, kwargs
 
     def __repr__(self) -> str:
         return f"<durable.workflow {self.name!r} version {self.version!r}>"
