@@ -24,10 +24,7 @@ from typing import Any
 
 import orjson
 
-from ._pg_functions import owned_rows
-from .base import TERMINAL
-
-_TERMINAL = "(" + ", ".join(f"'{status}'" for status in sorted(TERMINAL)) + ")"
+from ._pg_functions import _TERMINAL, owned, owned_rows
 
 
 def progress_sql(schema: str) -> str:
@@ -63,14 +60,10 @@ def progress_args(write: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The statement's parameters for an ``append`` write (``append_args``), but the
     batch marker; None unless it is an owner's events in positions, expecting nothing
     but the lease and changing nothing in the run's row."""
-    run_id, owner, active, wait, has_update, *_ = write
-    positions = write[12]
-    if owner is None or active is not None or wait is not None or has_update:
+    if write[4] or not owned(write):  # a change to the row, or not only the owner's
         return None
-    if not write[11] or None in positions:  # only_if_active; positioned events only
-        return None
-    events = zip(positions, write[13], write[14], write[15], write[16], strict=True)
-    return (run_id, owner, orjson.dumps(list(events)).decode())
+    events = zip(write[12], write[13], write[14], write[15], write[16], strict=True)
+    return (write[0], write[1], orjson.dumps(list(events)).decode())
 
 
 def join_appends(writes: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int]]:
