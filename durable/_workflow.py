@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, TypeVar, cast, over
 from typing_extensions import ParamSpec
 
 from . import _current
+from ._codec import convert, loads, parameter_hints
 from ._numbers import seconds
 from ._queues import Cron, Queue, queue_named
 from .errors import CorruptJournal, DurableError
@@ -59,8 +60,6 @@ class Workflow(Generic[P, R]):
     def parameters(self) -> list[tuple[str, Any]]:
         """(name, type hint) of each parameter after the context, computed once."""
         if self._parameters is None:
-            from ._codec import parameter_hints
-
             hints = parameter_hints(self.fn)
             names = list(inspect.signature(self.fn).parameters)[1:]
             self._parameters = [(name, hints.get(name, Any)) for name in names]
@@ -68,8 +67,6 @@ class Workflow(Generic[P, R]):
 
     def decode_arguments(self, input_text: str) -> tuple[list[Any], dict[str, Any]]:
         """A run's stored arguments, shaped by the parameter annotations."""
-        from ._codec import convert, loads
-
         try:
             data = loads(input_text)
         except ValueError as exc:
