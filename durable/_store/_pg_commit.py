@@ -150,8 +150,7 @@ class Committer:
         An SQL error undoes them all; they are then run again in a transaction with
         a savepoint each. A refused statement writes nothing and raises nothing.
         """
-        stopped = [entry.chain.error if entry.chain else None for entry in batch]
-        writes = [entry.args for entry, error in zip(batch, stopped, strict=True) if error is None]
+        stopped, writes = _unstopped(batch)
         if not writes:
             return stopped
         combined = None if self._combined is None else self._combined.args(writes)
@@ -235,8 +234,7 @@ class Committer:
     async def _grouped(
         self, conn: asyncpg.Connection, group: Combined, batch: list[Entry], marker: Any
     ) -> list[Any]:
-        stopped = [entry.chain.error if entry.chain else None for entry in batch]
-        writes = [entry.args for entry, error in zip(batch, stopped, strict=True) if error is None]
+        stopped, writes = _unstopped(batch)
         if not writes:
             return stopped
         args = group.args(writes)
@@ -309,3 +307,11 @@ class Committer:
         assert entry.finish is not None
         row = await conn.fetchrow(self._statement, *entry.args, None, None, None)
         return Ok(entry.finish(row))
+
+
+def _unstopped(batch: list[Entry]) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """Each job's chain's earlier error (None for none), and the arguments of the jobs
+    whose chain has none: the ones to send."""
+    stopped = [entry.chain.error if entry.chain else None for entry in batch]
+    writes = [entry.args for entry, error in zip(batch, stopped, strict=True) if error is None]
+    return stopped, writes
