@@ -406,7 +406,7 @@ def main() -> None:
     if args.compare == "dbos":
         import compare_dbos
 
-        compare_dbos.main(sizes, modes, measured, POSTGRES)
+        compare_dbos.main(sizes, modes, measured, POSTGRES, floor_us)
     if POSTGRES is not None:
         drop_bench_schemas()
 
