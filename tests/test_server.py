@@ -45,6 +45,17 @@ def wait_for_question(api: httpx.Client, run_id: str) -> list[dict[str, object]]
     raise AssertionError(f"run {run_id} asked nothing")
 
 
+def test_serve_listens_once_it_says_so(db: Path | str) -> None:
+    """Its first line is what a script waits for before it connects: by then the port
+    must accept a connection, with no retry."""
+    proc, url = serve(db)
+    host, port = url.removeprefix("http://").split(":")
+    socket.create_connection((host, int(port)), timeout=5).close()
+    proc.terminate()
+    out, _ = proc.communicate(timeout=30)
+    assert "stopped cleanly" in out
+
+
 def test_start_read_answer_and_finish_a_run(api: httpx.Client) -> None:
     started = api.post(
         "/api/workflows/child.ask_text/runs",

@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -250,17 +251,23 @@ async def _worker(db: str, modules: Sequence[str], durability: str) -> None:
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _uvicorn_server() -> type[Any]:
+def _uvicorn_server(ready: str) -> type[Any]:
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn's server, with the runtime's signal handling: a SIGTERM stops the HTTP
         server and then the runtime, cleanly (uvicorn would raise the signal again once
-        it stopped, killing the process before the runtime let its runs go)."""
+        it stopped, killing the process before the runtime let its runs go). It prints
+        ``ready`` once it listens, so whoever waits for that line can connect."""
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(ready, flush=True)
 
         def stop(self) -> None:
             self.should_exit = True
@@ -279,7 +286,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
     from ..server import create_app
 
-    _Server = _uvicorn_server()
+    _Server = _uvicorn_server(f"durable serve: http://{args.host}:{args.port} on {args.db}")
 
     _import(args.modules)
     async with Runtime(args.db) as rt:
@@ -291,6 +298,5 @@ async def _serve(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, server.stop)
-        print(f"durable serve: http://{args.host}:{args.port} on {args.db}", flush=True)
         await server.serve()
     print("durable serve: stopped cleanly", flush=True)
