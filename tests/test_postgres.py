@@ -14,7 +14,7 @@ import pytest
 
 import durable
 from durable._store._pg_batch import MOST_PER_COMMIT, Entry, take
-from durable._store._pg_schema import split_schema
+from durable._store._pg_schema import SCHEMA_VERSION, split_schema
 from durable._store.base import (
     LeaseLost,
     NewEvent,
@@ -70,24 +70,24 @@ async def test_a_missing_database_is_named(db: str) -> None:
             pass
 
 
-async def test_a_journal_of_schema_6_gets_the_functions_of_7(db: str) -> None:
-    """Version 7 replaced the journal's functions (index-only plans) and added the one
-    call of a run's end and the next admission: a journal at 6 gets them on open."""
+async def test_functions_dropped_or_changed_by_hand_are_reinstalled_on_open(db: str) -> None:
+    """The functions are no migration's: whatever a journal holds (an earlier version's,
+    one dropped, one altered by hand), an open installs this version's."""
     async with durable.Runtime(db):
         pass
     execute(db, "DROP FUNCTION append_owned_admit")
     execute(db, "ALTER FUNCTION append RESET enable_seqscan")
-    execute(db, "UPDATE schema_version SET version = 6")
     async with durable.Runtime(db, durability="normal") as rt:
         handles = [await rt.start(queued_tick, i) for i in range(4)]
         assert [await h.result(timeout=20) for h in handles] == [0, 1, 2, 3]
-    assert query(db, "SELECT version FROM schema_version") == [(7,)]
+    assert query(db, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     settings = query(
         db,
         "SELECT proconfig FROM pg_proc"
         " WHERE proname = 'append' AND pronamespace = current_schema()::regnamespace",
     )
     assert settings == [(["enable_seqscan=off"],)]
+    assert query(db, "SELECT to_regproc('append_owned_admit') IS NOT NULL") == [(True,)]
 
 
 async def test_a_journal_from_a_newer_durable_is_refused_untouched(db: str) -> None:

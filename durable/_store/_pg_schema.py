@@ -1,13 +1,21 @@
-"""The PostgreSQL journal's schema and its migrations (its functions: ``_pg_functions.py``).
+"""The PostgreSQL journal's schema: its migrations, and its functions kept current.
 
 The same tables as on SQLite (``runs``, ``run_inputs``, ``events``, ``owners``;
 a run's input apart from the row each status change rewrites) with the same
 columns and the same JSON text, in a schema of their own (``durable`` unless
 the URL says ``?schema=``), plus ``schema_version``, ``journal_marks`` (the seq
 that events without a position must follow, kept when the newest of them is
-pruned) and ``writers`` (each
-group-commit writer's last committed batch, by which it learns whether a batch
-whose connection broke committed; see ``_pg_writer.py``).
+pruned) and ``writers`` (each group-commit writer's last committed batch, by
+which it learns whether a batch whose connection broke committed; see
+``_pg_writer.py``).
+
+Tables change only by migration files (``postgres/migrations/``, frozen once
+released). The functions (``postgres/functions/``) are no migration's: every
+open compares a hash of their files, and one of their definitions as the
+database holds them, with the hashes stored in ``installed_functions`` at the
+last install, and reinstalls them all when either differs, so a database
+created by any earlier version, or whose functions were changed by hand, gets
+the functions of this version.
 """
 
 from __future__ import annotations
@@ -18,176 +26,39 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..errors import DurableError
-from ._pg_admission import admit_function, append_owned_admit_function
-from ._pg_functions import (
-    _TERMINAL,
-    append_function,
-    append_owned_function,
-    create_runs_function,
-)
+from . import _sql_files
+from ._sql_files import quote_ident
 
-SCHEMA_VERSION = 7
+_MIGRATIONS = _sql_files.migrations("postgres")
+_FUNCTIONS = _sql_files.functions()
+_FUNCTIONS_HASH = _sql_files.files_hash(_FUNCTIONS)
+
+SCHEMA_VERSION = _MIGRATIONS[-1].number
 
 MIGRATION_LOCK = 7_213_931_000_002
 """The advisory lock under which a journal is created or migrated."""
 
-
-def migrations(schema: str) -> list[tuple[int, str]]:
-    """Each step takes a journal from the version before it to its own; never edit a
-    released step, add one."""
-    s = f'"{schema}"'
-    return [
-        (
-            1,
-            f"""
-            CREATE TABLE {s}.runs (
-                run_id       text PRIMARY KEY,
-                workflow     text NOT NULL,
-                version      text,
-                status       text NOT NULL,
-                input        text NOT NULL,
-                input_digest text NOT NULL,
-                output       text,
-                error        text,
-                owner        text,
-                lease_until  double precision,
-                created_at   double precision NOT NULL,
-                updated_at   double precision NOT NULL
-            );
-            CREATE INDEX runs_active ON {s}.runs (owner) WHERE status NOT IN {_TERMINAL};
-            CREATE INDEX runs_created ON {s}.runs (created_at DESC, run_id);
-            CREATE TABLE {s}.events (
-                run_id     text NOT NULL,
-                seq        bigint NOT NULL,
-                position   integer,
-                kind       text NOT NULL,
-                name       text NOT NULL,
-                payload    text NOT NULL,
-                created_at double precision NOT NULL,
-                superseded boolean NOT NULL DEFAULT false,
-                PRIMARY KEY (run_id, seq)
-            );
-            CREATE INDEX events_unpositioned ON {s}.events (seq) WHERE position IS NULL;
-            CREATE TABLE {s}.owners (
-                owner       text PRIMARY KEY,
-                lease_until double precision NOT NULL
-            );
-            {append_function(schema)}
-            """,
-        ),
-        (
-            2,
-            f"""
-            CREATE TABLE {s}.writers (
-                writer text PRIMARY KEY,
-                batch  bigint NOT NULL
-            );
-            CREATE FUNCTION {s}.finish_batch(p_writer text, p_batch bigint, p_channel text)
-            RETURNS void LANGUAGE plpgsql AS $fn$
-            BEGIN
-                IF p_writer IS NULL THEN
-                    RETURN;
-                END IF;
-                INSERT INTO {s}.writers VALUES (p_writer, p_batch)
-                    ON CONFLICT (writer) DO UPDATE SET batch = excluded.batch;
-                IF p_channel IS NOT NULL THEN
-                    PERFORM pg_notify(p_channel, p_writer);
-                END IF;
-            END
-            $fn$;
-            {append_function(schema)}
-            CREATE TABLE {s}.run_inputs (
-                run_id text PRIMARY KEY,
-                input  text NOT NULL
-            );
-            INSERT INTO {s}.run_inputs (run_id, input) SELECT run_id, input FROM {s}.runs;
-            ALTER TABLE {s}.runs DROP COLUMN input;
-            """,
-        ),
-        (
-            3,
-            f"""
-            CREATE TABLE {s}.journal_marks (
-                name  text PRIMARY KEY,
-                value bigint NOT NULL
-            );
-            {append_function(schema)}
-            """,
-        ),
-        (
-            4,
-            f"""
-            ALTER TABLE {s}.runs ADD COLUMN parent_run_id text;
-            ALTER TABLE {s}.runs ADD COLUMN deadline double precision;
-            CREATE INDEX runs_by_parent ON {s}.runs (parent_run_id)
-                WHERE parent_run_id IS NOT NULL;
-            CREATE TABLE {s}.message_keys (
-                run_id text NOT NULL,
-                key    text NOT NULL,
-                seq    bigint NOT NULL,
-                PRIMARY KEY (run_id, key)
-            );
-            {append_function(schema)}
-            """,
-        ),
-        (
-            5,
-            f"""
-            ALTER TABLE {s}.runs ADD COLUMN queue text;
-            ALTER TABLE {s}.runs ADD COLUMN priority integer NOT NULL DEFAULT 0;
-            ALTER TABLE {s}.runs ADD COLUMN dedup_key text;
-            ALTER TABLE {s}.runs ADD COLUMN admitted_at double precision;
-            CREATE INDEX runs_queued ON {s}.runs (queue, priority, created_at, run_id)
-                WHERE status = 'queued';
-            CREATE INDEX runs_in_queue ON {s}.runs (queue, admitted_at)
-                WHERE queue IS NOT NULL;
-            CREATE INDEX runs_holding_slots ON {s}.runs (queue, owner)
-                WHERE queue IS NOT NULL AND status <> 'queued' AND status NOT IN {_TERMINAL};
-            CREATE UNIQUE INDEX runs_dedup ON {s}.runs (queue, dedup_key)
-                WHERE dedup_key IS NOT NULL AND status NOT IN {_TERMINAL};
-            CREATE TABLE {s}.schedules (
-                workflow   text PRIMARY KEY,
-                cron       text NOT NULL,
-                tz         text NOT NULL,
-                first_seen double precision NOT NULL,
-                last_tick  double precision
-            );
-            """,
-        ),
-        (
-            6,
-            f"""
-            ALTER TABLE {s}.runs ADD COLUMN trace text;
-            {admit_function(schema)}
-            {append_owned_function(schema)}
-            {create_runs_function(schema)}
-            """,
-        ),
-        (
-            7,
-            # The functions find rows by index only (enable_seqscan = off), and a run's
-            # end and the admission behind it are one call.
-            f"""
-            {append_function(schema)}
-            {admit_function(schema)}
-            {append_owned_function(schema)}
-            {create_runs_function(schema)}
-            {append_owned_admit_function(schema)}
-            """,
-        ),
-    ]
+_DEFINITIONS = """
+    SELECT md5(coalesce(string_agg(pg_get_functiondef(p.oid), E'\n'
+        ORDER BY p.proname, pg_get_function_identity_arguments(p.oid)), ''))
+    FROM pg_proc p
+    WHERE p.pronamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = $1)"""
+"""A hash of every function in the schema as the database holds it."""
 
 
-async def migrate(conn: asyncpg.Connection, schema: str, where: str) -> None:
-    """Create the journal in ``schema``, or bring it to ``SCHEMA_VERSION``, under a lock;
-    ``where`` (host, port, database) names the server in errors."""
-    s = f'"{schema}"'
-    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.schema_version")
-    if exists:
-        version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version")
-        _refuse_newer(version or 0, schema, where)
-        if version == SCHEMA_VERSION:
-            return
+async def migrate(
+    conn: asyncpg.Connection,
+    schema: str,
+    where: str,
+    target: int = SCHEMA_VERSION,
+    functions: bool = True,
+) -> None:
+    """Create the journal in ``schema``, or bring it to ``target``, and its functions to
+    this version's, under a lock; ``where`` (host, port, database) names the server in
+    errors. Tests build older journals with a lower ``target`` and no functions."""
+    if await _current(conn, schema, where, target, functions):
+        return
+    s = quote_ident(schema)
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
@@ -195,19 +66,78 @@ async def migrate(conn: asyncpg.Connection, schema: str, where: str) -> None:
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
             )
-            version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version")
-            _refuse_newer(version or 0, schema, where)
-            for target, script in migrations(schema):
-                if (version or 0) < target:
-                    await conn.execute(script)
-            await conn.execute(f"DELETE FROM {s}.schema_version")
-            await conn.execute(f"INSERT INTO {s}.schema_version VALUES ($1)", SCHEMA_VERSION)
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.installed_functions"
+                " (files text NOT NULL, definitions text NOT NULL)"
+            )
+            version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version") or 0
+            _refuse_newer(version, schema, where)
+            for migration in _MIGRATIONS:
+                if version < migration.number <= target:
+                    await conn.execute(_sql_files.for_schema(migration.text, schema))
+            if version < target:
+                await conn.execute(f"DELETE FROM {s}.schema_version")
+                await conn.execute(f"INSERT INTO {s}.schema_version VALUES ($1)", target)
+            if functions and not await _functions_current(conn, schema):
+                await _install_functions(conn, schema)
     except asyncpg.InsufficientPrivilegeError as e:
         raise DurableError(
             f"PostgreSQL at {where}: {e}; the role needs the right to create the"
             f" schema {schema!r} and its tables (GRANT CREATE ON DATABASE ...), or"
             " an administrator creates it once by opening a runtime as a role that may"
         ) from None
+
+
+async def _current(
+    conn: asyncpg.Connection, schema: str, where: str, target: int, functions: bool
+) -> bool:
+    """Whether the journal is at ``target`` with this version's functions: a cheap read
+    without the lock, done at every open (a newer journal is refused here)."""
+    s = quote_ident(schema)
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.schema_version")
+    if not exists:
+        return False
+    version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version") or 0
+    _refuse_newer(version, schema, where)
+    if version < target:
+        return False
+    return not functions or await _functions_current(conn, schema)
+
+
+async def _functions_current(conn: asyncpg.Connection, schema: str) -> bool:
+    """Whether the functions installed are this version's files, unchanged since."""
+    s = quote_ident(schema)
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.installed_functions"):
+        return False
+    stored = await conn.fetchrow(f"SELECT files, definitions FROM {s}.installed_functions")
+    if stored is None or stored["files"] != _FUNCTIONS_HASH:
+        return False
+    return bool(stored["definitions"] == await conn.fetchval(_DEFINITIONS, schema))
+
+
+async def _install_functions(conn: asyncpg.Connection, schema: str) -> None:
+    """Drop every function in the schema, create this version's, and store their hashes.
+
+    Dropped, not only replaced: CREATE OR REPLACE cannot change a function's result
+    type, and would leave a function whose signature changed or which no file
+    defines any more. The journal's schema is durable's own, so every function in it
+    is one of these; the caller's transaction makes the swap atomic for other
+    sessions."""
+    s = quote_ident(schema)
+    stale = await conn.fetch(
+        "SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS arguments"
+        " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1",
+        schema,
+    )
+    for row in stale:
+        await conn.execute(f"DROP FUNCTION {s}.{quote_ident(row[0])}({row[1]})")
+    for function in _FUNCTIONS:
+        await conn.execute(_sql_files.for_schema(function.text, schema))
+    await conn.execute(f"DELETE FROM {s}.installed_functions")
+    definitions = await conn.fetchval(_DEFINITIONS, schema)
+    await conn.execute(
+        f"INSERT INTO {s}.installed_functions VALUES ($1, $2)", _FUNCTIONS_HASH, definitions
+    )
 
 
 def _refuse_newer(version: int, schema: str, where: str) -> None:

@@ -1,0 +1,116 @@
+-- append: one write of a run. It locks the run's row, checks what the write expects
+-- (owned by this runtime, still unfinished, a wait still unanswered), updates the
+-- run (a child's end is told to its parent) and numbers the events: seq counts up
+-- within a run, and an event without a position also follows every earlier such
+-- event of any run, under MESSAGE_LOCK (_pg_functions.py). A refused write returns
+-- why and writes nothing.
+CREATE OR REPLACE FUNCTION :"schema".append(
+    p_run text, p_owner text, p_expect_active boolean, p_pending_wait text,
+    p_has_update boolean, p_status text, p_output text, p_error text,
+    p_updated double precision, p_reset boolean, p_release boolean, p_only_if_active boolean,
+    p_positions integer[], p_kinds text[], p_names text[], p_payloads text[],
+    p_created double precision[],
+    OUT refused text, OUT detail text, OUT seqs bigint[])
+LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+DECLARE
+    v_status text;
+    v_owner text;
+    v_last bigint;
+    v_unpositioned bigint := NULL;
+    v_parent text;
+    v_parent_last bigint;
+    i integer;
+BEGIN
+    seqs := '{}';
+    SELECT status, owner INTO v_status, v_owner FROM :"schema".runs WHERE run_id = p_run FOR UPDATE;
+    IF NOT FOUND THEN
+        IF p_owner IS NOT NULL THEN
+            refused := 'deleted';
+            RETURN;
+        END IF;
+        IF p_expect_active IS NOT NULL THEN
+            refused := 'not_found';
+            RETURN;
+        END IF;
+    END IF;
+    IF p_owner IS NOT NULL AND v_owner IS DISTINCT FROM p_owner THEN
+        refused := 'lease_lost';
+        detail := v_owner;
+        RETURN;
+    END IF;
+    IF (p_owner IS NOT NULL OR p_expect_active) AND v_status IN ('cancelled', 'completed', 'failed') THEN
+        refused := 'ended';
+        detail := v_status;
+        RETURN;
+    END IF;
+    IF p_pending_wait IS NOT NULL AND NOT (
+        EXISTS (
+            SELECT 1 FROM :"schema".events w WHERE w.run_id = p_run AND w.kind = 'wait.started'
+            AND w.name = p_pending_wait AND NOT w.superseded AND NOT EXISTS (
+                SELECT 1 FROM :"schema".events c WHERE c.run_id = p_run AND c.position = w.position
+                AND c.kind = 'wait.completed' AND NOT c.superseded))
+        AND NOT EXISTS (
+            SELECT 1 FROM :"schema".events m WHERE m.run_id = p_run AND m.kind = 'message'
+            AND m.name = p_pending_wait AND m.seq NOT IN (
+                SELECT (c.payload::jsonb ->> 'message')::bigint FROM :"schema".events c
+                WHERE c.run_id = p_run AND c.kind = 'wait.completed' AND NOT c.superseded
+                AND c.payload::jsonb ? 'message'
+                AND jsonb_typeof(c.payload::jsonb -> 'message') = 'number'))
+    ) THEN
+        refused := 'wait_answered';
+        RETURN;
+    END IF;
+    IF p_has_update THEN
+        UPDATE :"schema".runs SET
+            updated_at = p_updated,
+            status = coalesce(p_status, status),
+            output = CASE WHEN p_output IS NOT NULL THEN p_output
+                          WHEN p_reset THEN NULL ELSE output END,
+            error = CASE WHEN p_error IS NOT NULL THEN p_error
+                         WHEN p_reset THEN NULL ELSE error END,
+            owner = CASE WHEN p_release THEN NULL ELSE owner END,
+            lease_until = CASE WHEN p_release THEN NULL ELSE lease_until END
+        WHERE run_id = p_run AND (NOT p_only_if_active OR status NOT IN ('cancelled', 'completed', 'failed'))
+        RETURNING parent_run_id INTO v_parent;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        -- A child's end, whatever ended it, is told to its parent in this transaction.
+        IF v_parent IS NOT NULL AND p_status IN ('cancelled', 'completed', 'failed') THEN
+            PERFORM 1 FROM :"schema".runs WHERE run_id = v_parent FOR UPDATE;
+            PERFORM pg_advisory_xact_lock(7213931000001);
+            SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value
+                FROM :"schema".journal_marks WHERE name = 'unpositioned'), 0))
+                INTO v_unpositioned FROM :"schema".events WHERE position IS NULL;
+            SELECT coalesce(max(seq), 0) INTO v_parent_last FROM :"schema".events
+                WHERE run_id = v_parent;
+            v_unpositioned := greatest(v_unpositioned, v_parent_last) + 1;
+            INSERT INTO :"schema".events (run_id, seq, position, kind, name, payload, created_at)
+                VALUES (v_parent, v_unpositioned, NULL, 'message', 'child:' || p_run,
+                        '{"status":"' || p_status || '"}', p_updated);
+        END IF;
+    END IF;
+    IF coalesce(array_length(p_kinds, 1), 0) = 0 THEN
+        RETURN;
+    END IF;
+    SELECT coalesce(max(seq), 0) INTO v_last FROM :"schema".events WHERE run_id = p_run;
+    FOR i IN 1 .. array_length(p_kinds, 1) LOOP
+        IF p_positions[i] IS NULL THEN
+            IF v_unpositioned IS NULL THEN
+                PERFORM pg_advisory_xact_lock(7213931000001);
+                SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value
+                    FROM :"schema".journal_marks WHERE name = 'unpositioned'), 0))
+                    INTO v_unpositioned FROM :"schema".events WHERE position IS NULL;
+            END IF;
+            v_last := greatest(v_last, v_unpositioned) + 1;
+            v_unpositioned := v_last;
+        ELSE
+            v_last := v_last + 1;
+        END IF;
+        INSERT INTO :"schema".events (run_id, seq, position, kind, name, payload, created_at)
+            VALUES (p_run, v_last, p_positions[i], p_kinds[i], p_names[i], p_payloads[i],
+                    p_created[i]);
+        seqs := seqs || v_last;
+    END LOOP;
+END
+$fn$;
