@@ -1,0 +1,3 @@
+-- A run's ownership epoch: raised each time the run changes hands, so that a write
+-- from an earlier owner can be told apart from the current owner's.
+ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
