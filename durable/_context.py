@@ -245,7 +245,8 @@ class WorkflowContext:
         """Wait for ``rt.send_event(run_id, name, payload)`` and return the payload.
 
         Events sent before the run waits are kept and delivered in order, one
-        per wait. With ``timeout`` (seconds) it raises ``WaitTimeout``.
+        per wait. With ``timeout`` (seconds) it raises ``WaitTimeout``; ``timeout=0``
+        returns an event already there or raises at once (journaled either way).
         """
         seconds = _timeout(timeout)
         position = self._take_position("wait", name)
@@ -262,7 +263,8 @@ class WorkflowContext:
         """Ask a person and wait for ``rt.respond(run_id, value)``.
 
         ``approval`` (options default to yes/no) and ``choice`` answers are one
-        of the option ids; ``text`` answers are any JSON value.
+        of the option ids; ``text`` answers are any JSON value. With ``timeout``
+        (seconds) it raises ``WaitTimeout``; ``timeout=0`` only checks for an answer.
         """
         choices = _normalize_options(input_type, options)
         seconds = _timeout(timeout)
@@ -432,8 +434,10 @@ class WorkflowContext:
 
 
 def _timeout(timeout: float | dt.timedelta | None) -> float | None:
+    """A wait's timeout in seconds; 0 checks without waiting (DBOS's and Temporal's
+    ``timeout=0``): what has already arrived is returned, else ``WaitTimeout`` at once."""
     raw = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
-    return None if raw is None else finite_seconds("a wait's timeout", raw)
+    return None if raw is None else finite_seconds("a wait's timeout", raw, zero_ok=True)
 
 
 def _is_awaitable(value: Any) -> bool:

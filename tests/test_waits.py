@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import durable
+from durable.testing import crash
 
 from .helpers import status_is, until
 
@@ -223,3 +225,66 @@ async def test_wait_for_question_of_a_run_that_ends_without_asking(db: Path) -> 
             await rt.wait_for_question("quiet", timeout=10)
         with pytest.raises(durable.RunNotFound):
             await rt.wait_for_question("no-such-run", timeout=10)
+
+
+@durable.workflow(name="waits.peek")
+async def peek(ctx: durable.WorkflowContext) -> list[str]:
+    seen = []
+    for name in ("sent", "unsent"):
+        try:
+            seen.append(str(await ctx.wait_for_event(name, timeout=0)))
+        except durable.WaitTimeout:
+            seen.append(f"no {name}")
+    try:
+        seen.append(str(await ctx.wait_for_user("Now?", timeout=dt.timedelta(0))))
+    except durable.WaitTimeout as error:
+        seen.append(error.code)
+    await ctx.wait_for_event("go")
+    return seen
+
+
+async def test_a_zero_timeout_checks_without_waiting_and_replays_the_same(db: Path) -> None:
+    async with durable.Runtime(db, recover=False) as tool:  # nothing runs it yet
+        await tool.start(peek, run_id="p")
+        await tool.send_event("p", "sent", "hello")
+    rt = durable.Runtime(db)
+    await rt.open()
+    try:
+        await status_is(rt, "p", "waiting")  # on "go", past the three checks
+        checks = [e for e in await rt.history("p") if e["kind"] == "wait.completed"]
+        assert [("timed_out" in e["payload"], e["name"]) for e in checks] == [
+            (False, "sent"),
+            (True, "unsent"),
+            (True, "user:2"),
+        ]
+        # Now there is something to find, but the replay takes the journaled path.
+        await rt.send_event("p", "unsent", "late")
+        rt = await crash(rt)
+        await rt.send_event("p", "go")
+        assert await rt.handle("p").result(timeout=10) == ["hello", "no unsent", "WAIT_TIMEOUT"]
+        assert [e for e in await rt.history("p") if e["kind"] == "wait.completed"][:3] == checks
+    finally:
+        await rt.close()
+
+
+@pytest.mark.parametrize("timeout", [-1, -0.001, float("nan"), float("inf")])
+async def test_negative_and_unbounded_wait_timeouts_are_refused(
+    sqlite_db: Path, timeout: float
+) -> None:
+    @durable.workflow(name="waits.bad_timeout")
+    async def bad_timeout(ctx: durable.WorkflowContext) -> list[str]:
+        refused = []
+        try:
+            await ctx.wait_for_event("e", timeout=timeout)
+        except ValueError as error:
+            refused.append(str(error))
+        try:
+            await ctx.wait_for_user("q?", timeout=timeout)
+        except ValueError as error:
+            refused.append(str(error))
+        return refused
+
+    async with durable.Runtime(sqlite_db) as rt:
+        refused = await (await rt.start(bad_timeout)).result(timeout=5)
+        assert len(refused) == 2
+        assert all("a wait's timeout must be a finite number of seconds >= 0" in r for r in refused)
