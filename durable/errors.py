@@ -30,9 +30,8 @@ class StepFailed(DurableError):
     code = "STEP_FAILED"
 
     def __init__(self, step: str, error_type: str, message: str, attempts: int) -> None:
-        super().__init__(
-            f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}"
-        )
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        super().__init__(f"step {step!r} failed after {tries}: {error_type}: {message}")
         self.message = message
         """The original exception's message, as it was (``str()`` tells the whole story)."""
         self.step = step
@@ -55,9 +54,12 @@ class WorkflowFailed(DurableError):
     code = "WORKFLOW_FAILED"
 
     def __init__(self, run_id: str, error: dict[str, Any]) -> None:
+        detail = error.get("message")
+        if error.get("code") == StepFailed.code and "error_type" in error:
+            # The step's own story: which step, how many attempts, the original error.
+            detail = str(error_from_record(error))
         super().__init__(
-            f"run {run_id!r} failed: {error.get('type')}: {error.get('message')}"
-            f" (code {error.get('code')})"
+            f"run {run_id!r} failed: {error.get('type')}: {detail} (code {error.get('code')})"
         )
         self.run_id = run_id
         self.error = error

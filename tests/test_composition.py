@@ -392,7 +392,7 @@ async def test_step_failed_message_is_the_original_message(db: Path) -> None:
     async with durable.Runtime(db) as rt:
         message, text = await (await rt.start(step_failed, run_id="f")).result(timeout=10)
         assert message == "bad 7"
-        assert text == "step 'boom' failed after 1 attempt(s): ValueError: bad 7"
+        assert text == "step 'boom' failed after 1 attempt: ValueError: bad 7"
 
 
 async def test_a_run_id_of_another_version_is_a_mismatch(db: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,24 @@ async def test_gathered_steps_take_positions_in_call_order(db: Path) -> None:
     async with durable.Runtime(db) as rt:
         await rt.send_event("g", "go")
         assert await rt.handle("g").result(timeout=10) == [0, 1, 2, 3, 4]
+
+
+async def test_workflow_failed_names_the_original_error_of_the_step(db: Path) -> None:
+    @durable.step(name="charge", retry=durable.RetryPolicy(max_attempts=3, initial_interval=1))
+    async def declined() -> None:
+        raise ValueError("card declined")
+
+    @durable.workflow(name="steps.declined")
+    async def wf(ctx: durable.WorkflowContext) -> None:
+        await declined()
+
+    story = "StepFailed: step 'charge' failed after 3 attempts: ValueError: card declined"
+    async with durable.Runtime(db, clock=durable.VirtualClock()) as rt:
+        with pytest.raises(durable.WorkflowFailed) as failed:
+            await (await rt.start(wf, run_id="x")).result(timeout=10)
+        assert str(failed.value) == f"run 'x' failed: {story} (code STEP_FAILED)"
+    async with durable.Runtime(db) as rt:  # read back from the journal alone
+        with pytest.raises(durable.WorkflowFailed, match=f"^run 'x' failed: {re.escape(story)}"):
+            await rt.handle("x").result(timeout=10)
+    one = durable.StepFailed("s", "KeyError", "'k'", 1)
+    assert str(one) == "step 's' failed after 1 attempt: KeyError: 'k'"
