@@ -238,3 +238,19 @@ async def test_crash_refuses_a_runtime_built_on_a_ready_made_store(sqlite_db: Pa
             await crash(rt)
     finally:
         await rt.close()
+
+
+async def test_replay_refuses_a_history_of_another_workflow_before_running_it() -> None:
+    ran: list[str] = []
+
+    @durable.workflow(name="testing.not_procurement")
+    async def other(ctx: durable.WorkflowContext, suppliers: list[str]) -> None:
+        ran.append("other")
+
+    history = golden.FIXTURES / "procurement_completed.json"
+    with pytest.raises(durable.DurableError) as refused:
+        await replay(other, history)
+    assert not isinstance(refused.value, durable.NonDeterminismError)
+    assert "'golden.procurement'" in str(refused.value)
+    assert "'testing.not_procurement'" in str(refused.value)
+    assert ran == []

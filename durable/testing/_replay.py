@@ -42,10 +42,18 @@ async def replay(
     """Run ``workflow``'s current code against ``history`` without executing any step.
 
     Raises ``NonDeterminismError`` (position, expected, received) when the
-    code makes a different durable call than the history recorded.
+    code makes a different durable call than the history recorded, and
+    ``DurableError`` before anything runs for a history of another workflow.
     """
     document = load_history(history)
     run = document["run"]
+    recorded = run.get("workflow")
+    if recorded != workflow.name:
+        raise DurableError(
+            f"the history of run {run.get('run_id')!r} was recorded for workflow"
+            f" {recorded!r}, not {workflow.name!r}; replay it with the workflow that"
+            f" recorded it (@durable.workflow(name={recorded!r}))"
+        )
     events = [_event(run["run_id"], event) for event in document["events"]]
     error = await divergence(
         workflow, str(run["run_id"]), encode(run["input"]), events, _seconds(run["updated_at"])
