@@ -301,8 +301,9 @@ def step(
 ) -> Any:
     """Set a function's step options.
 
-    Awaited inside a workflow, an async step function is journaled exactly as
-    ``ctx.step(fn, ...)``; called anywhere else it is a plain call. A sync
+    Awaited inside a workflow, an async step function (or async generator
+    function) is journaled exactly as ``ctx.step(fn, ...)``; called anywhere
+    else it is a plain call. A sync
     step function runs in a worker thread through ``await ctx.step(fn, ...)``.
     """
     if timeout is not None:
@@ -311,7 +312,18 @@ def step(
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         wrapper: Callable[..., Any]
-        if inspect.iscoroutinefunction(fn):
+        if inspect.isasyncgenfunction(fn):
+
+            def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
+                # Awaited in a workflow: the step that streams what it yields and returns
+                # the list (ctx.step's async generator form). Elsewhere: the generator.
+                ctx = _current.context.get()
+                if ctx is not None:
+                    return ctx.step(stream_wrapper, *args, **kwargs)
+                return fn(*args, **kwargs)
+
+            wrapper = stream_wrapper
+        elif inspect.iscoroutinefunction(fn):
 
             def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 # Not `async def`: inside a workflow the step takes its position now, when

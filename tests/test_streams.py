@@ -84,6 +84,34 @@ async def test_an_async_generator_step_streams_what_it_yields_and_returns_it(db:
     assert CALLS == ["the quick fox"]
 
 
+@durable.step(name="words")
+async def words(text: str) -> AsyncIterator[str]:
+    CALLS.append(text)
+    for word in text.split():
+        yield word
+
+
+@durable.workflow(name="streams.decorated_generator")
+async def decorated_generator(ctx: durable.WorkflowContext, text: str) -> list[list[str]]:
+    # Typed as the generator it is outside a workflow; awaited here, it is a step.
+    awaited: list[str] = await words(text)  # type: ignore[misc]
+    return [awaited, await ctx.step(words, text)]
+
+
+async def test_awaiting_a_decorated_async_generator_is_the_same_step(db: Path) -> None:
+    CALLS.clear()
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(decorated_generator, "a b", run_id="g")
+        assert await handle.result(timeout=10) == [["a", "b"], ["a", "b"]]
+        assert await read_all(rt, "g", "words") == ["a", "b", "a", "b"]
+        done = [e for e in await rt.history("g") if e["kind"] == "step.completed"]
+        assert [(e["position"], e["name"]) for e in done] == [(0, "words"), (1, "words")]
+    async with durable.Runtime(db, always_replay=True) as rt:  # replayed: nothing runs
+        assert await rt.handle("g").result(timeout=10) == [["a", "b"], ["a", "b"]]
+    assert CALLS == ["a b", "a b"]
+    assert [word async for word in words("plain call")] == ["plain", "call"]
+
+
 ATTEMPTS: list[int] = []
 
 
