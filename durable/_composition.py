@@ -85,6 +85,9 @@ class ChildHandle(Generic[R]):
                     await host.append(self._position, CHILD_COMPLETED, self._workflow.name, text)
                     ended: dict[str, Any] = loads(text)
                     return ended
+                if record.parent_run_id != self._ctx.run_id:
+                    # Attached, not its own child: the store tells only its parent.
+                    host.watch_end(self.run_id, name)
                 await host.suspend("waiting", None, name)
         finally:
             host.journal.settle(self._position)

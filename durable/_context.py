@@ -344,7 +344,9 @@ class WorkflowContext:
         Its run id is this run's id and the call's position unless ``run_id`` names
         it (``start_child_run`` passes arguments for a workflow with a parameter
         called ``run_id``). Its start and end are journaled here, so a replay gets the
-        same child and its result without starting anything again.
+        same child and its result without starting anything again. A ``run_id`` that
+        names an existing run of ``wf`` with this input attaches to it (it keeps its
+        own parent); another workflow or input raises ``IdempotencyKeyMismatch``.
         """
         return self.start_child_run(wf, args, kwargs, run_id=run_id)
 
@@ -359,6 +361,11 @@ class WorkflowContext:
         """``start_child`` with the workflow's arguments passed as a list and a dict."""
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ValueError(f"a child's run_id must be a non-empty string, got {run_id!r}")
+        if run_id == self.run_id:
+            raise ValueError(
+                f"a child's run_id names the run that starts it ({run_id!r}), which would wait"
+                " for its own end; give the child another run_id"
+            )
         position = self._take_position("child", wf.name)
         return start_child(self, position, wf, args, kwargs, run_id)
 

@@ -58,12 +58,18 @@ class RunHost(Protocol):
         kwargs: dict[str, Any],
         run_id: str,
     ) -> None:
-        """Start ``wf`` as a child run of this one under ``run_id`` (a no-op if it exists
-        as this run's child); SerializationError or IdempotencyKeyMismatch otherwise."""
+        """Start ``wf`` as a child run of this one under ``run_id`` (a no-op if a run of
+        ``wf`` with this input exists under that id, whoever started it: it is attached);
+        SerializationError or IdempotencyKeyMismatch otherwise."""
         ...
 
     async def read_run(self, run_id: str) -> RunRecord | None:
         """Another run's row as the store has it now."""
+        ...
+
+    def watch_end(self, run_id: str, message: str) -> None:
+        """Wake this run's waits for ``message`` once run ``run_id`` has ended (a run
+        attached as a child that is not this run's own: nothing else tells it)."""
         ...
 
     async def send(self, run_id: str, name: str, payload: str, key: str) -> None:

@@ -64,6 +64,9 @@ class _ReplayHost:
     async def read_run(self, run_id: str) -> RunRecord | None:
         raise _EndOfHistory
 
+    def watch_end(self, run_id: str, message: str) -> None:
+        raise _EndOfHistory
+
     async def emit(self, kind: str, name: str, payload: str) -> None:
         raise _EndOfHistory
 

@@ -8,10 +8,13 @@ annotation, as a step's result is.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ._aio import TaskSet
 from ._codec import convert, loads, return_hint
 from ._info import RunStatus
+from ._logs import log
 from ._store.base import TERMINAL, RunRecord
 from ._workflow import registered
 from .errors import WorkflowCancelled, WorkflowFailed
@@ -25,6 +28,39 @@ class Results:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._watching: set[tuple[str, str]] = set()
+        self._tasks = TaskSet()
+
+    def watch(self, run_id: str, watcher: str, message: str) -> None:
+        """Nudge run ``watcher`` with ``message`` once run ``run_id`` has ended.
+
+        For a run attached as a child by a run that is not its parent: the store
+        tells only a run's own parent of its end. One watch per pair; the watcher
+        asks again each time it parks (a replay, another runtime after a restart).
+        """
+        if (run_id, watcher) not in self._watching:
+            self._watching.add((run_id, watcher))
+            self._tasks.spawn(self._watch(run_id, watcher, message))
+
+    async def _watch(self, run_id: str, watcher: str, message: str) -> None:
+        rt = self.runtime
+        try:
+            while rt.is_open:
+                changed = rt.inbox.next_change(run_id)
+                try:
+                    record = await rt.store.get_run(run_id)
+                    if record is None or record.status in TERMINAL:
+                        changed.cancel()
+                        rt.residency.nudge(watcher, message)
+                        return
+                    await changed
+                except Exception as error:  # closed, or the database away for a moment
+                    changed.cancel()
+                    if rt.is_open:
+                        log.warning("durable: watching run %s for %s: %s", run_id, watcher, error)
+                        await asyncio.sleep(rt.poll_interval)
+        finally:
+            self._watching.discard((run_id, watcher))
 
     async def wait(self, run_id: str) -> Any:
         """The run's output once it ends; ``WorkflowFailed`` or ``WorkflowCancelled``."""

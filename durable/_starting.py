@@ -20,7 +20,7 @@ from ._numbers import seconds
 from ._queues import Queue, queue_named
 from ._store.base import RunRecord
 from ._workflow import Workflow
-from .errors import DurableError, IdempotencyKeyMismatch, SerializationError
+from .errors import IdempotencyKeyMismatch, SerializationError
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -111,11 +111,8 @@ async def start_run(
         raise IdempotencyKeyMismatch(
             rid, f"version {stored.version}", f"version {wf.version}", what="version"
         )
-    if parent_run_id is not None and stored.parent_run_id != parent_run_id:
-        raise DurableError(
-            f"run_id {rid!r} names a run that is not a child of {parent_run_id!r}"
-            f" (its parent: {stored.parent_run_id or 'none'}); give the child another run_id"
-        )
+    # A child's id naming a run of another parent (or none) attaches to that run, which
+    # keeps its own parent: it existed first.
     if created and executes:
         rt.residency.launch(stored, wf, RunJournal([]))
     elif created and through is not None:

@@ -210,19 +210,81 @@ async def test_a_child_with_arguments_that_cannot_be_stored_writes_nothing(db: P
         assert [kind for _, kind, _ in await kinds(rt, "b")] == []
 
 
-async def test_a_child_id_that_names_another_run_is_refused(db: Path) -> None:
-    @durable.workflow(name="children.steal")
-    async def steal(ctx: durable.WorkflowContext) -> str:
+@durable.workflow(name="children.attach")
+async def attach(ctx: durable.WorkflowContext, child_id: str, n: int | None) -> list[Any]:
+    """Attaches to run ``child_id``: ``double(n)``, or ``waits()`` when ``n`` is None."""
+    if n is None:
+        child: durable.ChildHandle[Any] = await ctx.start_child(waits, run_id=child_id)
+    else:
+        child = await ctx.start_child(double, n, run_id=child_id)
+    return [child.run_id, await child.result()]
+
+
+async def test_a_child_id_that_names_an_existing_run_attaches_to_it(db: Path) -> None:
+    CALLS.clear()
+    async with durable.Runtime(db) as rt:
+        await (await rt.start(double, 1, run_id="solo")).result(timeout=10)
+        await (await rt.start(attach, "kid", 3, run_id="owner")).result(timeout=10)
+        # One run attaches to a run rt.start made, another to the child of another run.
+        assert await (await rt.start(attach, "solo", 1, run_id="a")).result(timeout=10) == [
+            "solo",
+            2,
+        ]
+        assert await (await rt.start(attach, "kid", 3, run_id="b")).result(timeout=10) == [
+            "kid",
+            6,
+        ]
+        for attaching in ("a", "b"):
+            calls = [kind for _, kind, _ in await kinds(rt, attaching)]
+            assert calls == ["child.started", "child.completed"]
+        assert CALLS == ["double 1", "double 3"]  # nothing started twice
+        # An attached run keeps its own parent (or none): it existed first.
+        assert (await rt.get_run("solo")).parent_run_id is None
+        assert (await rt.get_run("kid")).parent_run_id == "owner"
+        assert await rt.list_runs(parent="a") == []
+
+
+async def test_an_attached_run_that_ends_later_wakes_the_run_that_attached(db: Path) -> None:
+    # The store tells only a run's own parent of its end; the attaching run, here run
+    # by another runtime than the attached one, must hear of it all the same.
+    async with durable.Runtime(db, workflows=[waits]) as runner:
+        await runner.start(waits, run_id="w")
+        await status_is(runner, "w", "waiting")
+        async with durable.Runtime(db, workflows=[attach]) as rt:
+            handle = await rt.start(attach, "w", None, run_id="p")
+            await status_is(rt, "p", "waiting")
+            await rt.send_event("w", "never", "at last")
+            assert await handle.result(timeout=10) == ["w", "at last"]
+    async with durable.Runtime(db, always_replay=True) as rt:  # the replay attaches the same
+        assert await rt.handle("p").result(timeout=10) == ["w", "at last"]
+
+
+async def test_attaching_to_a_run_of_another_workflow_or_input_is_a_mismatch(db: Path) -> None:
+    @durable.workflow(name="children.mismatch")
+    async def mismatch(ctx: durable.WorkflowContext, child_id: str) -> str:
         try:
-            await ctx.start_child(double, 1, run_id="someone-else")
-        except durable.DurableError as error:
-            return str(error)
-        return "started"
+            await ctx.start_child(double, 2, run_id=child_id)
+        except durable.IdempotencyKeyMismatch as error:
+            return f"{error.code} {error.run_id}"
+        return "attached"
 
     async with durable.Runtime(db) as rt:
-        await (await rt.start(double, 1, run_id="someone-else")).result(timeout=10)
-        message = await (await rt.start(steal, run_id="s")).result(timeout=10)
-        assert "not a child of 's'" in message
+        await (await rt.start(double, 1, run_id="other-input")).result(timeout=10)
+        await rt.start(waits, run_id="other-workflow")
+        for child_id in ("other-input", "other-workflow"):
+            handle = await rt.start(mismatch, child_id)
+            assert await handle.result(timeout=10) == f"IDEMPOTENCY_KEY_MISMATCH {child_id}"
+        await rt.cancel("other-workflow")
+
+        @durable.workflow(name="children.itself")
+        async def itself(ctx: durable.WorkflowContext) -> str:
+            try:
+                await ctx.start_child(itself, run_id=ctx.run_id)
+            except ValueError as error:
+                return str(error)
+            return "attached to itself"
+
+        assert "its own end" in await (await rt.start(itself)).result(timeout=10)
 
 
 async def test_the_cli_lists_a_runs_children(db: Path) -> None:
