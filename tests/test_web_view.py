@@ -67,3 +67,47 @@ def test_answer_a_question_in_the_browser_and_watch_the_run_complete(
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_behind_a_token_the_page_loads_and_asks_for_it(
+    db: Path | str, tmp_path: Path, browser_path: str
+) -> None:
+    """With --token the page, its script and its styles load without it; the page asks
+    for the token, keeps it for the tab and sends it as a Bearer header; the API still
+    refuses requests without it."""
+    from playwright.sync_api import sync_playwright
+
+    proc, url = serve(db, "--token", "s3cret")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get("/api/runs").status_code == 401
+            bearer = {"Authorization": "Bearer s3cret"}
+            run_id = client.post(
+                "/api/workflows/child.ask_text/runs", json={}, headers=bearer
+            ).json()["run_id"]
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=browser_path, args=FLAGS)
+            page = browser.new_page()
+            scripts = []
+            page.on("response", lambda r: scripts.append((r.url.removeprefix(url), r.status)))
+            page.goto(url + "/")
+            page.locator("#token-form").wait_for()
+            assert ("/static/app.js", 200) in scripts and ("/static/style.css", 200) in scripts
+            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == "rgb(246, 247, 249)"  # style.css applied
+            page.fill("#token-input", "wrong")
+            page.click("#token-send")
+            page.locator("#token-form").filter(has_text="refused").wait_for()
+            page.fill("#token-input", "s3cret")
+            page.click("#token-send")
+            page.locator(f'tr.run[data-run="{run_id}"]').wait_for()
+            assert page.evaluate("sessionStorage.getItem('durable-token')") == "s3cret"
+            page.reload()  # kept for the tab: no question again
+            page.locator(f'tr.run[data-run="{run_id}"]').click()
+            page.locator("#question-text").wait_for()
+            assert page.locator("#token-form").count() == 0
+            page.screenshot(path=str(tmp_path / "token-page.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

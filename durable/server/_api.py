@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -27,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from .._runtime import Runtime
 from .._workflow import Workflow, registered_spec
 from ..errors import DurableError
+from ._guard import TokenRule
 from ._metrics import metrics_page
 from ._openapi import OPENAPI
 
@@ -58,7 +58,8 @@ class _BadRequest(Exception):
 
 
 def create_app(rt: Runtime, token: str | None = None) -> Starlette:
-    """The API over ``rt``; with ``token``, every request must bear it."""
+    """The API over ``rt``; with ``token``, every request but the page's and webhooks'
+    must bear it."""
 
     def route(
         path: str, handler: Callable[[Runtime, Request], Awaitable[Response]], *methods: str
@@ -101,28 +102,8 @@ def create_app(rt: Runtime, token: str | None = None) -> Starlette:
         Route("/", _page),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
-    middleware = [] if token is None else [Middleware(_TokenRule, token=token)]
+    middleware = [] if token is None else [Middleware(TokenRule, token=token)]
     return Starlette(routes=routes, middleware=middleware)
-
-
-class _TokenRule(BaseHTTPMiddleware):
-    """Every request bears ``Authorization: Bearer <token>``, or gets 401. A browser
-    cannot add the header to the page's own address, nor an EventSource to its
-    requests: those may carry it as ``?token=`` instead."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        super().__init__(app)
-        self._expected = f"Bearer {token}".encode()
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        given = request.headers.get("authorization", "")
-        if not given and "token" in request.query_params:
-            given = f"Bearer {request.query_params['token']}"
-        if not hmac.compare_digest(given.encode(), self._expected):
-            return error(
-                "UNAUTHORIZED", "this server needs the header Authorization: Bearer <token>", 401
-            )
-        return await call_next(request)
 
 
 async def _openapi(request: Request) -> Response:

@@ -4,7 +4,27 @@
 
 const params = new URLSearchParams(location.search);
 if (params.get("token")) sessionStorage.setItem("durable-token", params.get("token"));
-const token = sessionStorage.getItem("durable-token");
+let token = sessionStorage.getItem("durable-token");
+
+// A server started with --token answers the page but not the API without it: on a
+// 401 the page stops polling and asks for the token, kept for this tab only.
+function askForToken(refused) {
+  clearInterval(timer);
+  if (document.getElementById("token-form")) return;
+  const input = el("input", { id: "token-input", type: "password", placeholder: "token", autocomplete: "off" });
+  const form = el("form", { id: "token-form" },
+    el("h2", {}, "This server needs its API token"),
+    el("p", {}, refused ? "The token given was refused; try again." : "Enter the token durable serve was started with (--token or DURABLE_TOKEN)."),
+    input, el("button", { type: "submit", id: "token-send" }, "Use token"));
+  form.onsubmit = (submitted) => {
+    submitted.preventDefault();
+    token = input.value.trim();
+    sessionStorage.setItem("durable-token", token);
+    route();
+  };
+  view.replaceChildren(form);
+  input.focus();
+}
 
 async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
@@ -14,6 +34,10 @@ async function api(path, options = {}) {
     options = { body: "{}", ...options };
   }
   const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    askForToken(Boolean(token));
+    throw new Error("UNAUTHORIZED: this server needs its API token");
+  }
   const data = await response.json();
   if (!response.ok) throw new Error(`${data.code}: ${data.message}`);
   return data;
