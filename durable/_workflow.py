@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
@@ -165,14 +167,12 @@ def workflow(
     cancelled. ``queue`` (a ``durable.Queue`` or its name) sends every run through
     that queue. ``cron`` (five fields, in time zone ``tz``) starts one run per tick,
     whose argument, if the workflow takes one, is the tick time. ``webhook=True``
-    with ``webhook_secret`` lets ``durable serve`` start a run for each ``POST
-    /webhooks/<name>`` signed with that secret; the run receives the JSON body.
+    with ``webhook_secret`` (``whsec_`` + base64, as Standard Webhooks have it) lets
+    ``durable serve`` start a run for each ``POST /webhooks/<name>`` signed with that
+    secret; the run receives the JSON body.
     """
-    if webhook and (not isinstance(webhook_secret, str) or len(webhook_secret) < 16):
-        raise ValueError(
-            "@durable.workflow(webhook=True) needs webhook_secret=..., a string of at least 16"
-            " characters shared with the sender, such as secrets.token_hex(32)"
-        )
+    if webhook:
+        _check_webhook_secret(webhook_secret)
     if webhook_secret is not None and not webhook:
         raise ValueError("webhook_secret=... is for @durable.workflow(webhook=True)")
     deadline = None if timeout is None else seconds("a workflow's timeout", timeout)
@@ -203,6 +203,26 @@ def workflow(
 def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     """A re-run of the same ``def`` (a reloaded module, a test defining it again)."""
     return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def _check_webhook_secret(secret: object) -> None:
+    """A webhook secret is what Standard Webhooks senders and verifiers take: ``whsec_``
+    and the base64 of at least 24 random bytes. Anything else is refused here, at
+    decoration, rather than failing every delivery later."""
+    key = b""
+    if isinstance(secret, str) and secret.startswith("whsec_"):
+        text = secret.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+    if len(key) < 24:
+        raise ValueError(
+            "@durable.workflow(webhook=True) needs webhook_secret='whsec_' + the base64 of at"
+            " least 24 random bytes, as Standard Webhooks senders (Svix, the standardwebhooks"
+            " package) take it: make one with 'whsec_' +"
+            " base64.b64encode(secrets.token_bytes(32)).decode()"
+        )
 
 
 def _check_workflow_function(fn: Callable[..., Any]) -> None:

@@ -263,7 +263,7 @@ async def approve(ctx: durable.WorkflowContext) -> str:
     return str(await ctx.wait_for_user("Ship it?", input_type="approval"))
 
 
-WEBHOOK_SECRET = "a-secret-of-at-least-16"
+WEBHOOK_SECRET = "whsec_ZHVyYWJsZS10ZXN0LXdlYmhvb2stc2VjcmV0LTMyYnk="  # Standard Webhooks form
 
 
 @durable.workflow(name="child.hook", webhook=True, webhook_secret=WEBHOOK_SECRET)

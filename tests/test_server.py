@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -193,38 +194,60 @@ def test_another_address_needs_a_token_and_a_token_is_checked(db: Path | str) ->
         proc.communicate(timeout=30)
 
 
-def test_a_signed_webhook_starts_one_run_per_delivery(api: httpx.Client) -> None:
-    import hashlib
-    import hmac
+def signed(body: bytes, delivery: str, at: datetime | None = None) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``, signed by the package's own signer."""
+    from standardwebhooks import Webhook
 
     from .child import WEBHOOK_SECRET
 
+    at = at or datetime.now(UTC)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": delivery,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(WEBHOOK_SECRET).sign(delivery, at, body),
+    }
+
+
+def test_a_signed_webhook_starts_one_run_per_delivery(api: httpx.Client) -> None:
     body = b'{"order": "o-7"}'
-    signature = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    headers = {"Content-Type": "application/json", "X-Durable-Delivery": "delivery-7"}
-    for bad in ({}, {"X-Durable-Signature": "sha256=00"}):
-        refused = api.post("/webhooks/child.hook", content=body, headers=headers | bad)
+    headers = signed(body, "delivery-7")
+    stale = signed(body, "delivery-7", datetime.now(UTC) - timedelta(minutes=6))
+    wrong = headers | {"webhook-signature": "v1," + "A" * 44}
+    missing = {k: v for k, v in headers.items() if k != "webhook-signature"}
+    for bad in (missing, wrong, stale, {"Content-Type": "application/json"}):
+        refused = api.post("/webhooks/child.hook", content=body, headers=bad)
         assert refused.status_code == 401 and refused.json()["code"] == "BAD_SIGNATURE"
     assert api.get("/api/runs", params={"workflow": "child.hook"}).json() == []  # nothing started
-    signed = headers | {"X-Durable-Signature": signature}
-    first = api.post("/webhooks/child.hook", content=body, headers=signed)
+    first = api.post("/webhooks/child.hook", content=body, headers=headers)
     assert first.status_code == 202 and first.json() == {"run_id": "delivery-7"}
-    again = api.post("/webhooks/child.hook", content=body, headers=signed)  # a redelivery
+    again = api.post("/webhooks/child.hook", content=body, headers=headers)  # a redelivery
     assert again.json() == {"run_id": "delivery-7"}
+    # A captured delivery replayed under new ids: the id is signed, so each is refused.
+    for n in range(5):
+        replayed = api.post(
+            "/webhooks/child.hook", content=body, headers=headers | {"webhook-id": f"replay-{n}"}
+        )
+        assert replayed.status_code == 401
     assert len(api.get("/api/runs", params={"workflow": "child.hook"}).json()) == 1
     for _ in range(1000):
         run = api.get("/api/runs/delivery-7").json()
         if run["status"] == "completed":
             break
     assert run["output"] == "got o-7"
-    unhooked = api.post("/webhooks/child.approve", content=body, headers=signed)
+    unhooked = api.post("/webhooks/child.approve", content=body, headers=headers)
     assert unhooked.status_code == 404
 
 
-def test_a_webhook_needs_a_real_secret() -> None:
+def test_a_webhook_needs_a_secret_in_the_standard_webhooks_form() -> None:
+    import base64
+
     import durable
 
-    with pytest.raises(ValueError, match="needs webhook_secret"):
+    with pytest.raises(ValueError, match="needs webhook_secret='whsec_'"):
         durable.workflow(name="server.no_secret", webhook=True)
-    with pytest.raises(ValueError, match="at least 16"):
-        durable.workflow(name="server.short", webhook=True, webhook_secret="short")
+    for bad in ("a-secret-of-at-least-16", "whsec_short", "whsec_not base64 at all!!!!!!!!!!!"):
+        with pytest.raises(ValueError, match=r"secrets.token_bytes\(32\)"):
+            durable.workflow(name="server.bad", webhook=True, webhook_secret=bad)
+    fine = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    durable.workflow(name="server.fine", webhook=True, webhook_secret=fine)

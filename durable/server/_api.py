@@ -4,18 +4,18 @@ and streams as Server-Sent Events.
 Every error is ``{"code", "message"}`` with a status that fits it: 404 for an
 unknown run or workflow, 400 for an answer that is not an option, 409 for a
 run id reused with other input, an answer to no open question or a duplicate
-in a queue, 422 for a body that does not fit, 401 without the token.
+in a queue, 422 for a body that does not fit, 401 without the token or with a webhook
+signed wrong.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+from standardwebhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -247,22 +247,25 @@ async def _stream(rt: Runtime, request: Request) -> Response:
 
 
 async def _webhook(rt: Runtime, request: Request) -> Response:
-    """A signed delivery starts a run with the JSON body; its delivery id is the run id,
-    so a redelivery starts nothing new. A wrong or missing signature: 401, nothing."""
+    """A delivery signed as the Standard Webhooks specification says starts a run with
+    the JSON body. Its ``webhook-id`` is the run id, and is signed with the timestamp
+    and the body: a redelivery, or a replay of a captured one, starts nothing new, and a
+    wrong or missing signature or a timestamp five minutes off is a 401 that starts
+    nothing."""
     wf = _workflow(request.path_params["name"])
     if wf.webhook_secret is None:
         return error("WORKFLOW_NOT_FOUND", f"workflow {wf.name!r} takes no webhooks", 404)
     raw = await request.body()
-    expected = hmac.new(wf.webhook_secret.encode(), raw, hashlib.sha256).hexdigest()
-    given = request.headers.get("x-durable-signature", "")
-    if not hmac.compare_digest(given.encode(), f"sha256={expected}".encode()):
+    try:
+        Webhook(wf.webhook_secret).verify(raw, dict(request.headers), json_parse=False)
+    except WebhookVerificationError as exc:
         return error(
             "BAD_SIGNATURE",
-            "X-Durable-Signature must be sha256=<hex HMAC-SHA256 of the body under the"
-            " workflow's webhook_secret>",
+            f"{exc}: sign deliveries as Standard Webhooks do (webhook-id, webhook-timestamp"
+            " within five minutes of now, webhook-signature: v1,<base64 HMAC-SHA256 of"
+            " id.timestamp.body under the workflow's whsec_ secret>)",
             401,
         )
     body = await _body(request)
-    delivery = request.headers.get("x-durable-delivery") or None
-    handle = await rt.start_run(wf, [body], {}, run_id=delivery)
+    handle = await rt.start_run(wf, [body], {}, run_id=request.headers["webhook-id"])
     return JSON({"run_id": handle.run_id}, status_code=202)

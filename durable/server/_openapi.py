@@ -58,7 +58,8 @@ OPENAPI: dict[str, Any] = {
         "/webhooks/{name}": {
             "parameters": [_path("name")],
             "post": _op(
-                "a signed delivery (X-Durable-Signature, X-Durable-Delivery) starts a run",
+                "a delivery signed as Standard Webhooks say (webhook-id, webhook-timestamp,"
+                " webhook-signature) starts a run whose id is the webhook-id",
                 body="the JSON the workflow receives",
                 status="202",
             ),
