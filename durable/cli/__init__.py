@@ -178,6 +178,22 @@ def parser() -> argparse.ArgumentParser:
         help="every request must bear Authorization: Bearer TOKEN (default: $DURABLE_TOKEN);"
         " needed to bind anything but a loopback address",
     )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name to answer besides the address bound (repeatable); requests naming"
+        " any other are refused, so a page of another site cannot reach the server",
+    )
+    serve.add_argument(
+        "--max-body",
+        type=_byte_count,
+        default=None,
+        metavar="BYTES",
+        help="refuse request bodies larger than this (default: 10000000, the runtime's"
+        " max_value_bytes)",
+    )
     for runner in (worker, serve):
         runner.add_argument(
             "--log-level",
@@ -251,6 +267,12 @@ async def _worker(db: str, modules: Sequence[str], durability: str) -> None:
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def _byte_count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes >= 1, e.g. 10000000")
+    return int(text)
+
+
 def _uvicorn_server(ready: str) -> type[Any]:
     import uvicorn
 
@@ -290,7 +312,13 @@ async def _serve(args: argparse.Namespace) -> None:
 
     _import(args.modules)
     async with Runtime(args.db) as rt:
-        app = create_app(rt, token=args.token)
+        app = create_app(
+            rt,
+            token=args.token,
+            host=args.host,
+            allowed_host=args.allowed_host,
+            max_body=args.max_body,
+        )
         config = uvicorn.Config(
             app, host=args.host, port=args.port, log_level="warning", lifespan="off"
         )

@@ -5,12 +5,12 @@ Every error is ``{"code", "message"}`` with a status that fits it: 404 for an
 unknown run or workflow, 400 for an answer that is not an option, 409 for a
 run id reused with other input, an answer to no open question or a duplicate
 in a queue, 422 for a body that does not fit, 401 without the token or with a webhook
-signed wrong.
+signed wrong, 413 for a body over the limit, 421 for a Host this server does not answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from .._runtime import Runtime
 from .._workflow import Workflow, registered_spec
 from ..errors import DurableError
-from ._guard import TokenRule
+from ._guard import WILDCARDS, BodyLimit, HostRule, TokenRule, allowed_hosts
 from ._metrics import metrics_page
 from ._openapi import OPENAPI
 
@@ -57,9 +57,18 @@ class _BadRequest(Exception):
     """A request whose body or parameters do not fit: 422."""
 
 
-def create_app(rt: Runtime, token: str | None = None) -> Starlette:
+def create_app(
+    rt: Runtime,
+    token: str | None = None,
+    *,
+    host: str | None = None,
+    allowed_host: Iterable[str] = (),
+    max_body: int | None = None,
+) -> Starlette:
     """The API over ``rt``; with ``token``, every request but the page's and webhooks'
-    must bear it."""
+    must bear it. With ``host`` (the address served), a request naming another Host
+    than it or one of ``allowed_host`` is refused. A body over ``max_body`` bytes
+    (default: the runtime's ``max_value_bytes``, else 10 MB) is refused."""
 
     def route(
         path: str, handler: Callable[[Runtime, Request], Awaitable[Response]], *methods: str
@@ -102,7 +111,14 @@ def create_app(rt: Runtime, token: str | None = None) -> Starlette:
         Route("/", _page),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
-    middleware = [] if token is None else [Middleware(TokenRule, token=token)]
+    limit = max_body if max_body is not None else rt.max_value_bytes or 10_000_000
+    middleware = []  # the first is the outermost
+    if host is not None:
+        hosts = allowed_hosts(host, allowed_host)
+        middleware.append(Middleware(HostRule, hosts=hosts, any_ip=host in WILDCARDS))
+    if token is not None:
+        middleware.append(Middleware(TokenRule, token=token))
+    middleware.append(Middleware(BodyLimit, limit=limit))
     return Starlette(routes=routes, middleware=middleware)
 
 
