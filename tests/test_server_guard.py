@@ -1,6 +1,6 @@
 """What a `durable serve` process refuses before its routes: a Host it does not serve
 (DNS rebinding), a body over its limit (also while a chunked body arrives, with the
-process's memory measured)."""
+process's memory measured), a listing past 1,000 runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .test_server import serve
 
@@ -74,6 +75,14 @@ def chunked(total: int, size: int = MB) -> Iterator[bytes]:
     yield b'1\r\n"\r\n0\r\n\r\n'
 
 
+@pytest.fixture
+def client(db: Path | str) -> Iterator[httpx.Client]:
+    proc, url = serve(db)
+    with httpx.Client(base_url=url, timeout=30) as served:
+        yield served
+    stop(proc)
+
+
 def rss_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -124,3 +133,11 @@ def test_max_body_sets_the_limit(db: Path | str) -> None:
             assert over.status_code == 413 and "--max-body" in over.json()["message"]
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("limit", ["1001", "99999999999999999999", "ten", "1.5", "-1", "²"])
+def test_limit_is_a_whole_number_up_to_1000(client: httpx.Client, limit: str) -> None:
+    refused = client.get("/api/runs", params={"limit": limit})
+    assert refused.status_code == 422 and refused.json()["code"] == "INVALID_REQUEST"
+    assert "1 to 1000" in refused.json()["message"]
+    assert client.get("/api/runs", params={"limit": "1000"}).status_code == 200

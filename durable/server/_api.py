@@ -57,6 +57,10 @@ class _BadRequest(Exception):
     """A request whose body or parameters do not fit: 422."""
 
 
+MAX_LIMIT = 1000
+"""The most runs one ``GET /api/runs`` lists (page on with ``after=``)."""
+
+
 def create_app(
     rt: Runtime,
     token: str | None = None,
@@ -165,8 +169,11 @@ async def _body(request: Request) -> Any:
 
 def _limit(request: Request) -> int:
     text = request.query_params.get("limit", "100")
-    if not text.isdigit() or int(text) < 1:
-        raise _BadRequest(f"limit must be a whole number >= 1, got {text!r}")
+    if not (text.isascii() and text.isdigit() and len(text) < 20 and 1 <= int(text) <= MAX_LIMIT):
+        raise _BadRequest(
+            f"limit must be a whole number from 1 to {MAX_LIMIT}, got {text[:40]!r};"
+            " page on with after=<the last run id>"
+        )
     return int(text)
 
 

@@ -33,7 +33,9 @@ OPENAPI: dict[str, Any] = {
     "info": {"title": "durable", "version": "1"},
     "paths": {
         "/api/runs": {
-            "get": _op("runs, newest first (query: status, workflow, limit, after, parent)")
+            "get": _op(
+                "runs, newest first (query: status, workflow, limit (1 to 1000), after, parent)"
+            )
         },
         "/api/runs/{run_id}": {"parameters": _RUN, "get": _op("one run")},
         "/api/runs/{run_id}/history": {"parameters": _RUN, "get": _op("the run's events")},
