@@ -1,6 +1,7 @@
 """What a `durable serve` process refuses before its routes: a Host it does not serve
 (DNS rebinding), a body over its limit (also while a chunked body arrives, with the
-process's memory measured), a listing past 1,000 runs."""
+process's memory measured), a listing past 1,000 runs; and run ids with `/`, reachable
+percent-encoded."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .test_server import serve
+from .test_server import serve, wait_for_question
 
 MB = 1_000_000
 
@@ -141,3 +142,42 @@ def test_limit_is_a_whole_number_up_to_1000(client: httpx.Client, limit: str) ->
     assert refused.status_code == 422 and refused.json()["code"] == "INVALID_REQUEST"
     assert "1 to 1000" in refused.json()["message"]
     assert client.get("/api/runs", params={"limit": "1000"}).status_code == 200
+
+
+def test_run_ids_with_a_slash_are_reachable_percent_encoded(client: httpx.Client) -> None:
+    for run_id in ("a/b", "tenant/1/order%2F7"):
+        started = client.post(
+            "/api/workflows/child.ask_text/runs",
+            json={"kwargs": {"greeting": "hi"}},
+            headers={"Idempotency-Key": run_id},
+        )
+        assert started.json() == {"run_id": run_id}
+    a_b = "/api/runs/a%2Fb"
+    assert client.get(a_b).json()["run_id"] == "a/b"
+    (wait,) = wait_for_question(client, "a%2Fb")
+    assert wait["question"] == "Your code?"
+    assert client.get(f"{a_b}/state").json() == {}
+    answered = client.post(f"{a_b}/respond", json={"value": "007"})
+    assert answered.status_code == 200, answered.text
+    for _ in range(1000):
+        if client.get(a_b).json()["status"] == "completed":
+            break
+    assert client.get(a_b).json()["output"] == "hi '007'"
+    assert "wait.completed" in [event["kind"] for event in client.get(f"{a_b}/history").json()]
+    other = "/api/runs/tenant%2F1%2Forder%252F7"
+    assert client.get(other).json()["run_id"] == "tenant/1/order%2F7"
+    assert client.post(f"{other}/cancel", json={}).status_code == 200
+    assert client.get(other).json()["status"] == "cancelled"
+    assert client.get("/api/runs/a/b").status_code == 404  # a/b is not the run a, path b
+    streamer = client.post(
+        "/api/workflows/child.streamer/runs",
+        json={"args": ["first"]},
+        headers={"Idempotency-Key": "s/1"},
+    )
+    assert streamer.status_code == 201
+    with client.stream("GET", "/api/runs/s%2F1/streams/out") as events:
+        lines = events.iter_lines()
+        assert next(line for line in lines if line) == 'data: "first"'
+        sent = client.post("/api/runs/s%2F1/events/go", json={"n": 1})
+        assert sent.status_code == 200
+        assert next(line for line in lines if line) == 'data: {"second":true}'

@@ -26,7 +26,8 @@ from starlette.staticfiles import StaticFiles
 from .._runtime import Runtime
 from .._workflow import Workflow, registered_spec
 from ..errors import DurableError
-from ._guard import WILDCARDS, BodyLimit, HostRule, TokenRule, allowed_hosts
+from ._guard import WILDCARDS, BodyLimit, HostRule, SlashesInSegments, TokenRule, allowed_hosts
+from ._guard import segment as _segment
 from ._metrics import metrics_page
 from ._openapi import OPENAPI
 
@@ -85,6 +86,9 @@ def create_app(
                 return error(
                     "NOT_JSON", "POST requests must have Content-Type: application/json", 415
                 )
+            request.scope["path_params"] = {
+                key: _segment(value) for key, value in request.path_params.items()
+            }
             try:
                 return await handler(rt, request)
             except _BadRequest as exc:
@@ -120,6 +124,7 @@ def create_app(
     if host is not None:
         hosts = allowed_hosts(host, allowed_host)
         middleware.append(Middleware(HostRule, hosts=hosts, any_ip=host in WILDCARDS))
+    middleware.append(Middleware(SlashesInSegments))
     if token is not None:
         middleware.append(Middleware(TokenRule, token=token))
     middleware.append(Middleware(BodyLimit, limit=limit))

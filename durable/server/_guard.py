@@ -1,4 +1,5 @@
-"""What every request passes before the routes: its Host, its token, its body's size.
+"""What every request passes before the routes: its Host, its token, its body's size, and
+a path whose percent-encoded slashes stay inside one segment.
 
 Plain ASGI middleware (no ``BaseHTTPMiddleware``): the body limit wraps ``receive`` so
 a body is counted while it arrives, and every refusal is the API's ``{"code",
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Iterable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -181,3 +182,34 @@ class BodyLimit:
             f"the body is over {self.limit} bytes; send less, or start the server with a"
             " larger --max-body",
         )
+
+
+class SlashesInSegments:
+    """Route on the path as sent, so ``/api/runs/a%2Fb`` names the run ``a/b`` (uvicorn
+    decodes ``%2F`` to ``/``, which the routes would take for a separator). Each
+    segment is decoded, then its ``%`` and ``/`` encoded again; ``path_params`` are
+    decoded once more where they are read (``segment``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes):  # as sent: each segment decoded here
+                parts = [
+                    unquote(part) for part in raw.split(b"?")[0].decode(errors="replace").split("/")
+                ]
+            else:  # already decoded: a %2F cannot be told from a separator
+                parts = str(scope["path"]).split("/")
+            scope = {**scope, "path": "/".join(_escape(part) for part in parts)}
+        await self.app(scope, receive, send)
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace("/", "%2F")
+
+
+def segment(value: str) -> str:
+    """A path parameter as the client meant it (see ``SlashesInSegments``)."""
+    return unquote(value)
