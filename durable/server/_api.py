@@ -284,8 +284,9 @@ async def _webhook(rt: Runtime, request: Request) -> Response:
     if wf.webhook_secret is None:
         return error("WORKFLOW_NOT_FOUND", f"workflow {wf.name!r} takes no webhooks", 404)
     raw = await request.body()
+    headers = _webhook_headers(request)
     try:
-        Webhook(wf.webhook_secret).verify(raw, dict(request.headers), json_parse=False)
+        Webhook(wf.webhook_secret).verify(raw, headers, json_parse=False)
     except WebhookVerificationError as exc:
         return error(
             "BAD_SIGNATURE",
@@ -295,5 +296,16 @@ async def _webhook(rt: Runtime, request: Request) -> Response:
             401,
         )
     body = await _body(request)
-    handle = await rt.start_run(wf, [body], {}, run_id=request.headers["webhook-id"])
+    handle = await rt.start_run(wf, [body], {}, run_id=headers["webhook-id"])
     return JSON({"run_id": handle.run_id}, status_code=202)
+
+
+def _webhook_headers(request: Request) -> dict[str, str]:
+    """The request's headers, with Svix's ``svix-id``, ``svix-timestamp`` and
+    ``svix-signature`` (the same scheme under its own names, what Svix sends unless
+    told otherwise) as their ``webhook-`` names when those are missing."""
+    headers = dict(request.headers)
+    for part in ("id", "timestamp", "signature"):
+        if f"webhook-{part}" not in headers and f"svix-{part}" in headers:
+            headers[f"webhook-{part}"] = headers[f"svix-{part}"]
+    return headers
