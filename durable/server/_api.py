@@ -120,7 +120,14 @@ def create_app(
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
     limit = max_body if max_body is not None else rt.max_value_bytes or 10_000_000
-    middleware = []  # the first is the outermost
+    return Starlette(routes=routes, middleware=_guards(token, host, allowed_host, limit))
+
+
+def _guards(
+    token: str | None, host: str | None, allowed_host: Iterable[str], limit: int
+) -> list[Middleware]:
+    """What every request passes before a route, the outermost first (see ``_guard``)."""
+    middleware = []
     if host is not None:
         hosts = allowed_hosts(host, allowed_host)
         middleware.append(Middleware(HostRule, hosts=hosts, any_ip=host in WILDCARDS))
@@ -128,7 +135,7 @@ def create_app(
     if token is not None:
         middleware.append(Middleware(TokenRule, token=token))
     middleware.append(Middleware(BodyLimit, limit=limit))
-    return Starlette(routes=routes, middleware=middleware)
+    return middleware
 
 
 async def _openapi(request: Request) -> Response:
