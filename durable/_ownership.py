@@ -3,20 +3,26 @@
 A runtime holds one lease (a row in ``owners``) and renews it every third of
 ``lease_seconds``. Claiming takes free runs of the workflows it executes, as
 many as it has room for and no more than its fair share; runs of an owner
-whose lease lapsed (or that is a dead process on this host) are free. A run
-let go after a database fault is claimed again with backoff.
+whose lease lapsed (or that is provably a dead process, ``_liveness.py``) are
+free. Every claim of a run begins a new ownership epoch, so a copy of the run
+still running anywhere under an older claim writes nothing more. A run let go
+after a database fault is claimed again with backoff.
+
+As it opens, a runtime takes its own runs back at once and free runs only one
+``poll_interval`` later: runtimes opened together have registered their leases by then
+and split the free runs between them (as a consumer group delays its first
+rebalance for members that start together).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._aio import TaskSet
 from ._clock import SystemClock
+from ._liveness import is_dead
 from ._logs import log
 from ._store.base import TERMINAL, RunRecord
 from ._workflow import Workflow, registered, registry_keys
@@ -24,9 +30,6 @@ from ._workflow import Workflow, registered, registry_keys
 if TYPE_CHECKING:
     from ._run import LiveRun
     from ._runtime import Runtime
-
-
-HOST = socket.gethostname()
 
 
 class Ownership:
@@ -40,6 +43,7 @@ class Ownership:
         self._reported: set[str] = set()
         self._tasks = TaskSet()
         self._reclaiming: dict[str | None, bool] = {}  # in flight: asked for again
+        self._joining: asyncio.TimerHandle | None = None
 
     @property
     def owner(self) -> str:
@@ -61,23 +65,56 @@ class Ownership:
             return wf
         return None
 
+    async def open(self) -> None:
+        """Take this runtime's own runs back at once (a runtime reopened under its
+        identity), and the free ones once runtimes opened together have joined."""
+        await self.claim(include_own=True, at_open=True, take_free=False)
+        window = self.runtime.poll_interval
+        self._joining = asyncio.get_running_loop().call_later(window, self._join)
+
+    def _join(self) -> None:
+        self._joining = None
+        if self.runtime.is_open:
+            self._tasks.spawn(self._claim_free())
+
+    async def _claim_free(self) -> None:
+        try:
+            await self.claim(include_own=False, at_open=True)
+        except Exception as exc:  # the next renewal or news claims again
+            log.warning("could not claim free runs yet (%s); claiming again soon", exc)
+
+    def stop(self) -> None:
+        if self._joining is not None:
+            self._joining.cancel()
+            self._joining = None
+
     async def claim(
-        self, *, include_own: bool, run_ids: Sequence[str] | None = None, at_open: bool = False
+        self,
+        *,
+        include_own: bool,
+        run_ids: Sequence[str] | None = None,
+        at_open: bool = False,
+        take_free: bool = True,
     ) -> None:
         """Take free runs, as many as this runtime has room for (it claims again while
         a whole batch came back), and start or park them.
 
         A run whose owner died (another runtime, or this identity's last life: the
-        claim ``at_open``) is a recovery, counted against ``max_recoveries``.
+        claim ``at_open``) is a recovery, counted against ``max_recoveries``. A claim
+        begins a new epoch of each run it takes, so runs running here are never taken
+        again by this runtime; a run that runs here and comes back from a claim was
+        claimed elsewhere since, and its copy here, refused, is replaced.
         """
         rt = self.runtime
         if not rt.recover:
             return
-        store, live = rt.store, rt.residency.live
-        dead = [owner for owner in await store.owners() if owner_is_dead(owner)]
+        store, residency = rt.store, rt.residency
+        dead = [owner for owner in await store.owners() if is_dead(owner)]
         while True:
+            live = residency.live
             now = self._wall.now()
-            limit = max(1, rt.max_in_memory_runs - len(live))
+            limit = max(1, rt.max_in_memory_runs - len(live)) if take_free else 0
+            wanted = live if run_ids is None else run_ids
             records = await store.claim(
                 self.owner,
                 now + self.lease_seconds,
@@ -87,9 +124,14 @@ class Ownership:
                 run_ids=run_ids,
                 workflows=self.executes(),
                 include_own=include_own,
+                skip=[run_id for run_id in wanted if run_id in live] if include_own else [],
             )
             taken = sum(1 for record in records if record.owner != self.owner)
-            records = [record for record in records if record.run_id not in live]
+            for record in records:
+                stale = live.get(record.run_id)
+                if stale is not None:
+                    residency.forget(stale)
+                    stale.retire()
             recovering = {
                 record.run_id
                 for record in records
@@ -100,8 +142,8 @@ class Ownership:
             # Loaded and started a slice at a time: while one slice's journals are read, the
             # runs started before it move on (and many finish), so fewer are in memory at once.
             for start in range(0, len(records), _RECOVERY_SLICE):
-                await rt.residency.resume(records[start : start + _RECOVERY_SLICE], recovering)
-            if taken < limit or not rt.is_open:
+                await residency.resume(records[start : start + _RECOVERY_SLICE], recovering)
+            if taken < limit or limit == 0 or not rt.is_open:
                 if run_ids is None:  # a dead runtime's runs may be back in their queues
                     rt.scheduler.admit_soon()
                 return
@@ -200,23 +242,8 @@ class Ownership:
         return (
             run.owner is not None
             and (run.lease_until or 0) >= self._wall.now()
-            and not owner_is_dead(run.owner)
+            and not is_dead(run.owner)
         )
 
 
 _RECOVERY_SLICE = 500
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` names a process on this host that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != HOST or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

@@ -22,7 +22,15 @@ from ._codec import encode
 from ._journal import RECOVERED, RunJournal
 from ._logs import log
 from ._run import LiveRun
-from ._store.base import EventRecord, LeaseLost, NewEvent, RunEnded, RunRecord, RunUpdate
+from ._store.base import (
+    EventRecord,
+    LeaseLost,
+    NewEvent,
+    RunEnded,
+    RunRecord,
+    RunUpdate,
+    claim_of,
+)
 from ._workflow import Workflow
 from .errors import CorruptJournal, RecoveryLimit
 
@@ -108,7 +116,8 @@ class Residency:
                     if record.status != status:  # it crashed between parking and saying so
                         update = RunUpdate(rt.clock.now(), status=status)
                         try:
-                            await rt.store.append(record.run_id, [], update, owner=rt.owner)
+                            claim = claim_of(rt.owner, record.epoch)
+                            await rt.store.append(record.run_id, [], update, claim=claim)
                         except (LeaseLost, RunEnded):  # taken over or cancelled meanwhile
                             self.drop_unloaded(record.run_id)
                     continue
@@ -121,13 +130,16 @@ class Residency:
                     recovered = NewEvent(
                         record.run_id, None, RECOVERED, "recovered", encode({}), now
                     )
-                    rt.store.append_nowait(record.run_id, [recovered], None, rt.owner, live.writes)
+                    rt.store.append_nowait(
+                        record.run_id, [recovered], None, live.claim, live.writes
+                    )
                     continue
                 self.launch(record, wf, journal)
             except CorruptJournal as exc:  # fail that run alone; the others go on
                 log.error("%s", exc)
                 update = RunUpdate(rt.clock.now(), status="failed", error=encode(exc.to_record()))
                 await rt.store.append(record.run_id, [], update)
+                rt.inbox.notify_run(record.run_id)
 
     async def _give_up(self, record: RunRecord, recoveries: int) -> None:
         rt = self.runtime
@@ -139,7 +151,8 @@ class Residency:
         log.error("%s", error)
         update = RunUpdate(rt.clock.now(), status="failed", error=encode(error.to_record()))
         with contextlib.suppress(LeaseLost, RunEnded):
-            await rt.store.append(record.run_id, [], update, owner=rt.owner)
+            await rt.store.append(record.run_id, [], update, claim=claim_of(rt.owner, record.epoch))
+        rt.inbox.notify_run(record.run_id)  # result() waiters here look again
 
     def deliver(self, message: EventRecord) -> None:
         live = self.live.get(message.run_id)

@@ -32,6 +32,7 @@ from ._store.base import (
     RunUpdate,
     StoreUnavailable,
     WriteChain,
+    claim_of,
 )
 from ._workflow import Workflow
 from .errors import CorruptJournal, DurableError, NonDeterminismError
@@ -55,6 +56,8 @@ class LiveRun:
         self.max_value_bytes = runtime.max_value_bytes
         self.telemetry = runtime.telemetry
         self.record = record
+        self.claim = claim_of(runtime.owner, record.epoch)
+        """What each write of this copy carries: refused once the run is claimed again."""
         self.run_id = record.run_id
         self.workflow = workflow
         self.workflow_name = workflow.name
@@ -96,14 +99,12 @@ class LiveRun:
 
     def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
         _, new, update = self._event(position, kind, name, payload)
-        self.runtime.store.append_nowait(
-            self.run_id, [new], update, self.runtime.owner, self.writes
-        )
+        self.runtime.store.append_nowait(self.run_id, [new], update, self.claim, self.writes)
 
     def publish(self, position: int, kind: str, name: str, payload: str) -> None:
         _, new, update = self._event(position, kind, name, payload)
         rt = self.runtime
-        written = rt.store.append(self.run_id, [new], update, owner=rt.owner, chain=self.writes)
+        written = rt.store.append(self.run_id, [new], update, claim=self.claim, chain=self.writes)
         if isinstance(written, asyncio.Future):
             written.add_done_callback(self._published)
 
@@ -124,7 +125,7 @@ class LiveRun:
         rt = self.runtime
         event = NewEvent(self.run_id, None, kind, name, payload, self.clock.now())
         await self._written(
-            rt.store.append(self.run_id, [event], None, owner=rt.owner, chain=self.writes)
+            rt.store.append(self.run_id, [event], None, claim=self.claim, chain=self.writes)
         )
         rt.inbox.notify()  # readers here (rt.read_stream) look at once
 
@@ -167,7 +168,7 @@ class LiveRun:
         """Every awaited write of a live run goes here: in order, none after one that
         failed, and refused unless this runtime still owns the run."""
         return self.runtime.store.append(
-            self.run_id, events, update, owner=self.runtime.owner, chain=self.writes
+            self.run_id, events, update, claim=self.claim, chain=self.writes
         )
 
     def _not_ours(self, error: LeaseLost | RunEnded) -> None:
@@ -184,10 +185,11 @@ class LiveRun:
             self.cancel_requested = True
 
     def _lost(self) -> None:
-        """Another runtime owns this run now: stop here and write nothing more."""
+        """The run was claimed again since this copy's claim (by another runtime, or by
+        this one): stop here and write nothing more."""
         if self.retired:
             return
-        log.warning("run %s was taken over by another runtime; stopped running it", self.run_id)
+        log.warning("run %s was claimed again elsewhere; stopped this copy of it", self.run_id)
         self.runtime.forget(self)
         self.retire()
 
@@ -464,6 +466,7 @@ class LiveRun:
             r.priority,
             r.dedup_key,
             r.trace,
+            r.epoch,
         )
 
 

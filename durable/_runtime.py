@@ -28,10 +28,11 @@ from ._handle import RunHandle
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import child_message
+from ._liveness import runtime_name
 from ._logs import log
 from ._metrics import Metrics
 from ._numbers import count, seconds, timestamp
-from ._ownership import HOST, Ownership
+from ._ownership import Ownership
 from ._queues import Queue, QueueStatus, ScheduleInfo
 from ._residency import Residency
 from ._results import Results
@@ -73,7 +74,9 @@ class Runtime:
     power loss; ``"normal"`` survives process crashes only. ``identity`` names
     this runtime as an owner of runs: a runtime that reopens with the same
     identity takes its runs back at once, others wait ``lease_seconds`` for a
-    lease to expire (or less, when the owner is a dead process on this host).
+    lease to expire (or less, when the owner is provably a dead process of this
+    machine's process table). Free runs are taken a moment after opening, so that
+    runtimes opened together share them.
     ``always_replay`` rebuilds every run from its journal each time it
     suspends, to flush out non-determinism in tests. ``writer`` chooses where
     journal commits run: ``"loop"`` (on the event loop thread, no thread hop;
@@ -145,7 +148,7 @@ class Runtime:
         self.store: Store = store or open_store(path, durability, writer, poll_interval)
         self.timers = Timers(self.clock)
         self.recover = recover
-        self.owner = identity or f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = identity or runtime_name(uuid.uuid4().hex[:8])
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.always_replay = always_replay
@@ -200,7 +203,7 @@ class Runtime:
         self.timers.start()
         self._token = _current.runtime.set(self)
         last_seq = await self.store.last_seq()
-        await self.ownership.claim(include_own=True, at_open=True)
+        await self.ownership.open()
         if self.recover:
             await self.ownership.report_unregistered(await self._unfinished())
         self.ownership.schedule_renewal()
@@ -229,6 +232,7 @@ class Runtime:
         if not self._open:
             return False
         self._open = False
+        self.ownership.stop()
         self.scheduler.stop()
         await self.inbox.stop()
         await self.residency.stop_all()

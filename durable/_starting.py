@@ -8,6 +8,7 @@ and input is the same run.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -101,10 +102,22 @@ async def start_run(
         # A new id cannot exist yet, so the run starts at once: its row is queued
         # in the run's own write chain, ahead of its first write, and the two
         # share a commit. If the row cannot be written, neither is anything else.
+        # A queued write is committed whether or not its caller still waits, so a
+        # caller that gives up here leaves a run that executes.
         live = rt.residency.launch(record, wf, RunJournal([]))
         await rt.store.create_run(record, chain=live.writes, fresh_id=True)
         return rid
+    # Once its row is asked for, the start runs to its end even if the caller gives up
+    # (is cancelled, times out): a run is then either not written, or it executes.
+    await asyncio.shield(_create(rt, wf, record, executes))
+    return rid
+
+
+async def _create(rt: Runtime, wf: Workflow[Any, Any], record: RunRecord, executes: bool) -> None:
+    """Write the run's row unless its id exists (then check it is the same run), and
+    start it here, or leave it to its queue or a worker."""
     stored, created = await rt.store.create_run(record)
+    rid, input_digest = record.run_id, record.input_digest
     if stored.workflow != wf.name or stored.input_digest != input_digest:
         raise IdempotencyKeyMismatch(rid, stored.input_digest, input_digest)
     if (stored.version or "1") != wf.version:
@@ -115,6 +128,5 @@ async def start_run(
     # keeps its own parent: it existed first.
     if created and executes:
         rt.residency.launch(stored, wf, RunJournal([]))
-    elif created and through is not None:
+    elif created and record.queue is not None:
         rt.scheduler.admit_soon()
-    return rid

@@ -94,6 +94,7 @@ async def test_a_replayed_parent_gets_the_same_children_and_results(db: Path) ->
     async with durable.Runtime(db) as rt:
         await rt.start(parent, 1, run_id="p")
         await status_is(rt, "p", "waiting")
+        await status_is(rt, "p.1", "completed")  # not stopped mid-way by the close
     async with durable.Runtime(db, always_replay=True) as rt:
         await rt.send_event("p", "go")
         assert await rt.handle("p").result(timeout=10) == [2, 4]

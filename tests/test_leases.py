@@ -233,7 +233,11 @@ async def test_a_closed_runtime_gives_its_runs_up_at_once(db: Path) -> None:
         await status_is(rt, "n", "sleeping")
     assert query(db, "SELECT owner FROM owners") == []  # one row deleted
     async with durable.Runtime(db, identity="b", lease_seconds=600, clock=clock) as rt:
-        assert "n" in rt.unloaded_runs  # taken at open, without waiting for a's lease
+
+        async def taken() -> bool:  # as it opens, without waiting for a's lease
+            return "n" in rt.unloaded_runs
+
+        await until(taken, timeout=5)
         clock.advance(3600)
         assert await rt.handle("n").result(timeout=10) == "rested"
     assert lease_of(db, "n")[0] == "b"

@@ -88,6 +88,11 @@ async def test_a_run_parked_in_its_journal_is_not_started_at_recovery(db: Path) 
     entries = dict(BODY_ENTRIES)
 
     async with durable.Runtime(db, clock=clock) as rt:
+
+        async def both_taken() -> bool:
+            return len(rt.unloaded_runs) == 2
+
+        await until(both_taken, timeout=5)
         assert rt.loaded_runs == set() and rt.unloaded_runs == {"napper", "waiter"}
         assert entries == BODY_ENTRIES  # neither workflow body ran again
         assert (await rt.get_run("waiter")).status is durable.RunStatus.WAITING
@@ -124,8 +129,15 @@ async def test_a_parked_run_cancelled_as_it_is_claimed_is_let_go(sqlite_db: Path
         conn.commit()
 
     async with durable.Runtime(db, clock=clock) as rt:
-        assert rt.loaded_runs == set() and rt.unloaded_runs == set()
-        assert (await rt.get_run("napper")).status is durable.RunStatus.CANCELLED
+
+        async def cancelled() -> bool:  # as the runtime claims it
+            return (await rt.get_run("napper")).status is durable.RunStatus.CANCELLED
+
+        async def let_go() -> bool:
+            return rt.loaded_runs == set() and rt.unloaded_runs == set()
+
+        await until(cancelled, timeout=5)
+        await until(let_go, timeout=5)
 
 
 async def test_a_finished_run_is_freed_without_the_cycle_collector(db: Path) -> None:

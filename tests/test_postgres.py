@@ -224,7 +224,7 @@ async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not
         breaking = _BreakingConnection(await writer._connection(), after_sending)
         writer._conn = breaking
         batch = [
-            store.append("r", [NewEvent("r", i, "step.started", "s", "{}", 1.0)], owner="me")
+            store.append("r", [NewEvent("r", i, "step.started", "s", "{}", 1.0)], claim="me@0")
             for i in range(writes)
         ]
         if after_sending:  # it committed: its answer is lost, and it is not written twice
@@ -310,7 +310,7 @@ async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: 
         def write(run_id: str, position: int, status: str | None = None) -> Any:
             update = None if status is None else RunUpdate(2.0, status=status)
             event = NewEvent(run_id, position, "step.started", "s", "{}", 1.0)
-            return store.append(run_id, [event, event], update, owner="me")
+            return store.append(run_id, [event, event], update, claim="me@0")
 
         batch = [
             write("mine", 0),
@@ -318,7 +318,7 @@ async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: 
             write("mine", 1, "sleeping"),
             write("done", 0),
         ]
-        batch.append(store.append("kid", [], end, owner="me"))
+        batch.append(store.append("kid", [], end, claim="me@0"))
         outcomes = await asyncio.gather(*batch, return_exceptions=True)
         assert outcomes[0] == [1, 2] and outcomes[2] == [3, 4]
         assert isinstance(outcomes[1], LeaseLost) and isinstance(outcomes[3], RunEnded)
@@ -387,7 +387,7 @@ async def test_a_moments_writes_of_many_runs_commit_in_parts_each_run_in_order(
             chain = WriteChain()
             for position, kind in enumerate(("step.completed", "step.started")):
                 event = NewEvent(run_id, position, kind, "s", "{}", 1.0)
-                writes.append(store.append(run_id, [event], owner="me", chain=chain))
+                writes.append(store.append(run_id, [event], claim="me@0", chain=chain))
         assert await asyncio.gather(*writes) == [[1], [2]] * len(runs)
         assert store.writer.batches == batches + 2  # two commits of MOST_PER_COMMIT jobs
         for run_id in runs:
@@ -442,14 +442,14 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> Non
         store.writer._conn = counting
         ended = NewEvent("r", 0, "step.completed", "s", "{}", 1.0)
         started = NewEvent("r", 1, "step.started", "t", "{}", 1.0)
-        first = store.append("r", [ended], owner="me")
-        second = store.append("r", [started], RunUpdate(2.0, status="running"), owner="me")
+        first = store.append("r", [ended], claim="me@0")
+        second = store.append("r", [started], RunUpdate(2.0, status="running"), claim="me@0")
         assert (await first, await second) == ([1], [2])
         assert counting.pipelines == [1]
         record = await store.get_run("r")
         assert record is not None and record.status == "running"
-        theirs = store.append("r", [ended], owner="you")
-        also = store.append("r", [started], owner="you")
+        theirs = store.append("r", [ended], claim="you@0")
+        also = store.append("r", [started], claim="you@0")
         for refused in (theirs, also):
             with pytest.raises(LeaseLost):
                 await refused
@@ -470,7 +470,7 @@ async def test_an_owners_progress_behind_a_concurrent_writer_takes_the_next_seq(
     try:
         row = RunRecord("r", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
         await store.create_run(row)
-        await store.append("r", [NewEvent("r", 0, "step.started", "s", "{}", 1.0)], owner="me")
+        await store.append("r", [NewEvent("r", 0, "step.started", "s", "{}", 1.0)], claim="me@0")
         writer_pid = (await store.writer._connection()).get_server_pid()
         transaction = other.transaction()
         await transaction.start()
@@ -479,7 +479,9 @@ async def test_an_owners_progress_behind_a_concurrent_writer_takes_the_next_seq(
             f'INSERT INTO "{schema}".events (run_id, seq, position, kind, name, payload,'
             " created_at) VALUES ('r', 2, NULL, 'message', 'note', '{}', 1.0)"
         )
-        ended = store.append("r", [NewEvent("r", 0, "step.completed", "s", "{}", 1.0)], owner="me")
+        ended = store.append(
+            "r", [NewEvent("r", 0, "step.completed", "s", "{}", 1.0)], claim="me@0"
+        )
 
         async def waits_for_the_row() -> bool:
             return bool(
@@ -500,7 +502,9 @@ async def test_an_owners_progress_behind_a_concurrent_writer_takes_the_next_seq(
         ]
         await other.execute(f'DELETE FROM "{schema}".runs WHERE run_id = $1', "r")
         with pytest.raises(LeaseLost, match="deleted") as lost:
-            await store.append("r", [NewEvent("r", 1, "step.started", "t", "{}", 1.0)], owner="me")
+            await store.append(
+                "r", [NewEvent("r", 1, "step.started", "t", "{}", 1.0)], claim="me@0"
+            )
         assert lost.value.deleted
     finally:
         await other.close()
@@ -524,7 +528,7 @@ async def test_an_admission_behind_runs_ends_is_one_call_with_them(db: str) -> N
         assert len((await store.admit("me", 100.0, 1.0, [limits], limit=10)).runs) == 3
         batches = store.writer.batches
         ends = [
-            store.append(f"r{i}", [], RunUpdate(2.0, status="completed"), owner="me")
+            store.append(f"r{i}", [], RunUpdate(2.0, status="completed"), claim="me@1")
             for i in range(3)
         ]
         first = store.admit("me", 100.0, 2.0, [limits], limit=10)

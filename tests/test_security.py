@@ -46,6 +46,9 @@ ALLOWED_IN_SQL = {
     "len(params) + 1",
     "common",
     "order",
+    "of_ours",
+    "','.join('?' * len(live))",
+    "CLAIM",
 }
 _ERRORS = ("Error", "Exception", "Unavailable", "Lost", "Journal", "error")
 """Calls whose f-strings are messages for people (an error naming a table), not SQL."""

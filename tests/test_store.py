@@ -24,6 +24,7 @@ from durable._store.base import (
     Store,
     WaitAnswered,
     WriteChain,
+    claim_of,
 )
 from durable.errors import DuplicateInQueue, RunNotFound
 
@@ -68,15 +69,15 @@ async def test_events_are_numbered_per_run_and_messages_follow_every_earlier_mes
 ) -> None:
     await store.create_run(run("a", "me"))
     await store.create_run(run("b", "me"))
-    assert await store.append("a", [step("a", 0), step("a", 1)], owner="me") == [1, 2]
-    assert await store.append("b", [step("b", 0)], owner="me") == [1]
+    assert await store.append("a", [step("a", 0), step("a", 1)], claim="me@0") == [1, 2]
+    assert await store.append("b", [step("b", 0)], claim="me@0") == [1]
     cursor = await store.last_seq()
     (m1,) = await store.append("b", [message("b", "x")], expect=Expect())
     (m2,) = await store.append("a", [message("a", "y")], expect=Expect())
     assert m2 > m1 > cursor
     changes = await store.changes_since(cursor)
     assert [(e.run_id, e.name) for e in changes] == [("b", "x"), ("a", "y")]
-    assert await store.append("a", [step("a", 2)], owner="me") == [m2 + 1]
+    assert await store.append("a", [step("a", 2)], claim="me@0") == [m2 + 1]
     journals = await store.load_events(["a", "b", "c"])
     assert [e.seq for e in journals["a"]] == [1, 2, m2, m2 + 1]
     assert journals["c"] == []
@@ -92,7 +93,7 @@ async def test_an_events_fields_come_back_as_they_were_written(store: Store) -> 
         NewEvent("a", 0, "step.completed", name, payload, 1234567890.123456),
         NewEvent("a", 1, "step.started", "s1", "{}", 0.1 + 0.2),
     ]
-    assert await store.append("a", events, owner="me") == [1, 2]
+    assert await store.append("a", events, claim="me@0") == [1, 2]
     read = (await store.load_events(["a"]))["a"]
     assert [(e.position, e.kind, e.name, e.payload, e.created_at) for e in read] == [
         (event.position, event.kind, event.name, event.payload, event.created_at)
@@ -104,8 +105,8 @@ async def test_a_write_by_a_runtime_that_does_not_own_the_run_writes_nothing(
     store: Store,
 ) -> None:
     await store.create_run(run("a", "them"))
-    with pytest.raises(LeaseLost, match="'them'"):
-        await store.append("a", [step("a", 0)], RunUpdate(1.0, status="completed"), owner="me")
+    with pytest.raises(LeaseLost, match="'them@0'"):
+        await store.append("a", [step("a", 0)], RunUpdate(1.0, status="completed"), claim="me@0")
     record = await store.get_run("a")
     assert record is not None and record.status == "running"
     assert (await store.load_events(["a"]))["a"] == []
@@ -115,7 +116,7 @@ async def test_writes_to_an_ended_run_are_refused_and_write_nothing(store: Store
     await store.create_run(run("a", "me"))
     await store.append("a", [message("a", "cancel")], RunUpdate(1.0, status="cancelled"))
     with pytest.raises(RunEnded) as ended:
-        await store.append("a", [step("a", 0)], owner="me")
+        await store.append("a", [step("a", 0)], claim="me@0")
     assert ended.value.status == "cancelled"
     with pytest.raises(RunEnded):
         await store.append("a", [message("a", "late")], expect=Expect())
@@ -126,14 +127,14 @@ async def test_writes_to_an_ended_run_are_refused_and_write_nothing(store: Store
 
 async def test_an_answer_is_refused_once_the_wait_is_answered(store: Store) -> None:
     await store.create_run(run("a", "me"))
-    await store.append("a", [NewEvent("a", 0, "wait.started", "user:0", "{}", 1.0)], owner="me")
+    await store.append("a", [NewEvent("a", 0, "wait.started", "user:0", "{}", 1.0)], claim="me@0")
     pending = Expect(pending_wait="user:0")
     (answer,) = await store.append("a", [message("a", "user:0", '"yes"')], expect=pending)
     with pytest.raises(WaitAnswered):  # answered, not yet consumed
         await store.append("a", [message("a", "user:0", '"no"')], expect=pending)
     consumed = f'{{"message": {answer}, "value": "yes"}}'
     await store.append(
-        "a", [NewEvent("a", 0, "wait.completed", "user:0", consumed, 1.0)], owner="me"
+        "a", [NewEvent("a", 0, "wait.completed", "user:0", consumed, 1.0)], claim="me@0"
     )
     with pytest.raises(WaitAnswered):  # consumed
         await store.append("a", [message("a", "user:0", '"no"')], expect=pending)
@@ -146,10 +147,10 @@ async def test_a_failed_write_stops_its_chain_and_no_other(store: Store) -> None
     await store.create_run(run("b", "me"))
     chain_a, chain_b = WriteChain(), WriteChain()
     outcomes = await asyncio.gather(
-        store.append("a", [step("a", 0)], owner="me", chain=chain_a),
+        store.append("a", [step("a", 0)], claim="me@0", chain=chain_a),
         store.append("a", [step("a", 1)], expect=Expect(pending_wait="x"), chain=chain_a),
-        store.append("b", [step("b", 0)], owner="me", chain=chain_b),
-        store.append("a", [step("a", 2)], owner="me", chain=chain_a),
+        store.append("b", [step("b", 0)], claim="me@0", chain=chain_b),
+        store.append("a", [step("a", 2)], claim="me@0", chain=chain_a),
         return_exceptions=True,
     )
     assert outcomes[0] == [1] and outcomes[2] == [1]
@@ -165,8 +166,8 @@ async def test_writes_of_a_chain_after_a_refused_one_are_refused_in_one_batch(
     await store.create_run(run("b", "me"))
     chain = WriteChain()
     outcomes = await asyncio.gather(
-        *(store.append("a", [step("a", i)], owner="me", chain=chain) for i in range(3)),
-        store.append("b", [step("b", 0)], owner="me", chain=WriteChain()),
+        *(store.append("a", [step("a", i)], claim="me@0", chain=chain) for i in range(3)),
+        store.append("b", [step("b", 0)], claim="me@0", chain=WriteChain()),
         return_exceptions=True,
     )
     assert [type(outcome) for outcome in outcomes[:3]] == [LeaseLost] * 3
@@ -182,13 +183,42 @@ async def test_free_runs_are_shared_between_the_runtimes_that_hold_a_lease(
         await store.create_run(run(f"r{i}", created=float(i)))
     first = await store.claim("a", 100.0, 10.0, limit=1000)
     assert len(first) == 10  # alone: all of them
-    # a lets them go; b and c hold leases: c takes half of the 10, then b half of the 5 left.
+    # a lets them go; b and c hold leases: c takes half of the 10, then b the other half
+    # (what brings it to half of the runs held and free), not half of what is left.
     await store.release("a")
     await store.claim("b", 100.0, 10.0, limit=0, run_ids=[])
     taken_c = await store.claim("c", 100.0, 10.0, limit=1000)
     taken_b = await store.claim("b", 100.0, 10.0, limit=1000)
-    assert len(taken_c) == 5 and len(taken_b) == 3
+    assert len(taken_c) == 5 and len(taken_b) == 5
     assert not {r.run_id for r in taken_c} & {r.run_id for r in taken_b}
+
+
+async def test_every_claim_begins_an_epoch_and_refuses_writes_made_under_an_older_one(
+    store: Store,
+) -> None:
+    """The same runtime taking a run back after another held it must not let its old
+    copy write: the claim, not the owner, is what a write is checked against."""
+    await store.create_run(run("r", "a"))
+    assert await store.append("r", [step("r", 0)], claim=claim_of("a", 0)) == [1]
+    (taken,) = await store.claim("b", 100.0, 10.0, limit=10, dead_owners=["a"])
+    (back,) = await store.claim("a", 100.0, 10.0, limit=10, dead_owners=["b"])
+    assert (taken.epoch, back.epoch) == (1, 2)
+    for stale in ("a", 0), ("b", 1):
+        with pytest.raises(LeaseLost, match="claimed again"):
+            await store.append("r", [step("r", 1)], claim=claim_of(*stale))
+        with pytest.raises(LeaseLost):
+            await store.append("r", [], RunUpdate(2.0, status="completed"), claim=claim_of(*stale))
+    assert await store.append("r", [step("r", 1)], claim=claim_of("a", 2)) == [2]
+    assert [r.epoch for r in await store.claim("a", 100.0, 10.0, limit=10)] == [3]
+    assert (await store.get_run("r")).epoch == 3  # type: ignore[union-attr]
+
+
+async def test_a_claim_skips_the_runs_it_is_told_to(store: Store) -> None:
+    await store.create_run(run("mine", "a"))
+    await store.create_run(run("free"))
+    taken = await store.claim("a", 100.0, 10.0, limit=10, skip=["mine"])
+    assert [r.run_id for r in taken] == ["free"]
+    assert (await store.get_run("mine")).epoch == 0  # type: ignore[union-attr]
 
 
 async def test_a_claim_takes_no_more_than_its_limit_nor_other_workflows(store: Store) -> None:
@@ -219,7 +249,7 @@ async def test_runs_are_taken_over_only_once_their_lease_lapses_or_their_owner_d
 async def test_runs_are_listed_newest_first_and_by_status_and_workflow(store: Store) -> None:
     await store.create_run(run("old", "me", created=1.0))
     await store.create_run(run("new", "me", workflow="other", created=2.0))
-    await store.append("old", [], RunUpdate(3.0, status="completed"), owner="me")
+    await store.append("old", [], RunUpdate(3.0, status="completed"), claim="me@0")
     assert [r.run_id for r in await store.list_runs()] == ["new", "old"]
     assert [r.run_id for r in await store.list_runs(limit=None, unfinished=True)] == ["new"]
     assert [r.run_id for r in await store.list_runs(status="completed")] == ["old"]
@@ -229,8 +259,8 @@ async def test_runs_are_listed_newest_first_and_by_status_and_workflow(store: St
 
 async def test_superseding_keeps_the_events_and_flags_them(store: Store) -> None:
     await store.create_run(run("a", "me"))
-    await store.append("a", [step("a", 0), step("a", 1)], owner="me")
-    await store.append("a", [], RunUpdate(2.0, status="completed", output="1"), owner="me")
+    await store.append("a", [step("a", 0), step("a", 1)], claim="me@0")
+    await store.append("a", [], RunUpdate(2.0, status="completed", output="1"), claim="me@0")
     update = RunUpdate(3.0, status="pending", reset_result=True, release=True, only_if_active=False)
     marker = NewEvent("a", None, "run.rerun", "rerun", '{"position": 1}', 3.0)
     assert await store.supersede("a", 1, update, [marker]) == 1
@@ -279,7 +309,7 @@ async def test_the_change_feed_hears_an_owner_publish_its_state(
         await store.wait_for_change(0.2)  # whatever opening the other store stirred
         waiting = asyncio.create_task(store.wait_for_change(1.0))
         await asyncio.sleep(0.1)
-        await other.append("a", [step("a", 0, "state.set", '{"value":1}')], owner="me")
+        await other.append("a", [step("a", 0, "state.set", '{"value":1}')], claim="me@0")
         assert await waiting is True
     finally:
         await other.close()
@@ -317,11 +347,11 @@ async def test_runs_are_paged_with_a_cursor_and_bounded_by_creation_time(store: 
 async def test_prune_deletes_only_runs_that_ended_before_the_cutoff(store: Store) -> None:
     for run_id in ("old-done", "old-open", "new-done"):
         await store.create_run(run(run_id, "me"))
-        await store.append(run_id, [step(run_id, 0)], owner="me")
+        await store.append(run_id, [step(run_id, 0)], claim="me@0")
     ended = RunUpdate(5.0, status="completed", output="1")
-    await store.append("old-done", [], ended, owner="me")
-    await store.append("new-done", [], RunUpdate(50.0, status="completed"), owner="me")
-    await store.append("old-open", [], RunUpdate(5.0, status="sleeping"), owner="me")
+    await store.append("old-done", [], ended, claim="me@0")
+    await store.append("new-done", [], RunUpdate(50.0, status="completed"), claim="me@0")
+    await store.append("old-open", [], RunUpdate(5.0, status="sleeping"), claim="me@0")
     assert await store.prune(10.0, limit=100) == 1
     assert await store.get_run("old-done") is None
     assert (await store.load_events(["old-done"]))["old-done"] == []
@@ -333,7 +363,7 @@ async def test_prune_deletes_only_runs_that_ended_before_the_cutoff(store: Store
 async def test_prune_works_in_batches_oldest_first(store: Store) -> None:
     for i in range(5):
         await store.create_run(run(f"p{i}", "me", created=float(i)))
-        await store.append(f"p{i}", [], RunUpdate(float(i), status="failed"), owner="me")
+        await store.append(f"p{i}", [], RunUpdate(float(i), status="failed"), claim="me@0")
     assert await store.prune(100.0, limit=2) == 2
     assert [r.run_id for r in await store.list_runs(limit=None)] == ["p4", "p3", "p2"]
 
@@ -346,7 +376,7 @@ async def test_pruning_the_newest_message_never_numbers_a_new_one_below_a_cursor
     await store.append("kept", [message("kept", "x")], expect=Expect())
     await store.append("gone", [message("gone", "y")], expect=Expect())
     cursor = await store.last_seq()  # a runtime following the feed has read up to here
-    await store.append("gone", [], RunUpdate(1.0, status="completed"), owner="me")
+    await store.append("gone", [], RunUpdate(1.0, status="completed"), claim="me@0")
     assert await store.prune(2.0, limit=10) == 1
     (later,) = await store.append("kept", [message("kept", "z")], expect=Expect())
     assert later > cursor
@@ -367,9 +397,9 @@ async def test_a_childs_end_leaves_its_parent_a_message_in_the_same_write(store:
     assert [r.run_id for r in await store.list_runs(parent="p")] == ["p.0", "p.1"]
     assert (await store.get_run("p.0")).parent_run_id == "p"  # type: ignore[union-attr]
     cursor = await store.last_seq()
-    await store.append("p.0", [], RunUpdate(2.0, status="completed", output="1"), owner="me")
-    await store.append("p.1", [], RunUpdate(2.0, status="running"), owner="me")  # not an end
-    await store.append("alone", [], RunUpdate(2.0, status="failed", error="{}"), owner="me")
+    await store.append("p.0", [], RunUpdate(2.0, status="completed", output="1"), claim="me@0")
+    await store.append("p.1", [], RunUpdate(2.0, status="running"), claim="me@0")  # not an end
+    await store.append("alone", [], RunUpdate(2.0, status="failed", error="{}"), claim="me@0")
     told = await store.changes_since(cursor)
     assert [(e.run_id, e.kind, e.name, e.payload) for e in told] == [
         ("p", "message", "child:p.0", '{"status":"completed"}')
@@ -383,7 +413,7 @@ async def test_a_cancel_ends_the_run_and_its_unfinished_descendants_at_once(
     await store.create_run(child("p.0", "p"))
     await store.create_run(child("p.0.0", "p.0", owner=None))
     await store.create_run(child("p.1", "p"))
-    await store.append("p.1", [], RunUpdate(2.0, status="completed", output="1"), owner="me")
+    await store.append("p.1", [], RunUpdate(2.0, status="completed", output="1"), claim="me@0")
     assert await store.cancel("p", 3.0) == ["p", "p.0", "p.0.0"]
     statuses = {r.run_id: r.status for r in await store.list_runs(limit=None)}
     assert statuses == {
@@ -395,7 +425,7 @@ async def test_a_cancel_ends_the_run_and_its_unfinished_descendants_at_once(
     journals = await store.load_events(["p", "p.0", "p.0.0"])
     assert [e.kind for e in journals["p.0.0"]] == ["run.cancel"]
     with pytest.raises(RunEnded):  # the owner's next write learns it is over
-        await store.append("p.0", [step("p.0", 0)], owner="me")
+        await store.append("p.0", [step("p.0", 0)], claim="me@0")
     with pytest.raises(RunEnded):
         await store.cancel("p", 4.0)
     with pytest.raises(RunNotFound):
@@ -429,7 +459,7 @@ async def test_a_keyed_message_is_kept_once_per_run(store: Store) -> None:
     # A refused send keeps no key: the same key is free once the run exists.
     await store.create_run(run("nope", "me"))
     assert await store.send(message("nope", "note"), Expect(), key="k2") is not None
-    await store.append("a", [], RunUpdate(2.0, status="completed"), owner="me")
+    await store.append("a", [], RunUpdate(2.0, status="completed"), claim="me@0")
     with pytest.raises(RunEnded):
         await store.send(message("a", "note"), Expect(), key="k3")
     assert await store.send(message("a", "note"), Expect(), key="k1") is None  # delivered before
@@ -465,7 +495,7 @@ async def test_admission_takes_queued_runs_by_priority_then_age_within_the_limit
     ]
     assert await store.queue_counts("q") == (1, 2)
     assert (await store.admit("other", 100.0, 10.0, [limits], limit=10)).runs == []  # full
-    await store.append("a", [], RunUpdate(11.0, status="completed"), owner="me")
+    await store.append("a", [], RunUpdate(11.0, status="completed"), claim="me@1")  # admitted
     second = await store.admit("other", 100.0, 11.0, [limits], limit=10)
     assert [r.run_id for r in second.runs] == ["late"]
     assert await store.queue_names() == ["q"]
@@ -482,7 +512,8 @@ async def test_an_admission_asked_for_behind_runs_ends_sees_their_slots_free(
     held = await store.admit("me", 100.0, 10.0, [limits], limit=10)
     assert [r.run_id for r in held.runs] == ["r0", "r1", "r2"]
     ends = [
-        store.append(f"r{i}", [], RunUpdate(11.0, status="completed"), owner="me") for i in range(3)
+        store.append(f"r{i}", [], RunUpdate(11.0, status="completed"), claim="me@1")
+        for i in range(3)  # admitted: their first claim
     ]
     first = store.admit("me", 100.0, 11.0, [limits], limit=10)
     again = store.admit("me", 100.0, 11.0, [limits], limit=10)

@@ -120,7 +120,7 @@ async def test_a_failed_write_stops_its_chain_and_no_other(db: Path, writer: str
     refuse = Expect(pending_wait="never asked")
 
     try:
-        store.append_nowait("a", [event("a", 0)], None, "me", chain_a)
+        store.append_nowait("a", [event("a", 0)], None, "me@0", chain_a)
         first = [
             store.append("a", [event("a", 1)], expect=refuse, chain=chain_a),
             store.append("b", [event("b", 0)], chain=chain_b),
@@ -286,9 +286,9 @@ async def test_an_owned_write_after_a_cancel_in_the_same_batch_writes_nothing(
     try:
         asyncio.get_running_loop().call_soon(lambda: None)  # busy: the loop writer batches
         writes = [
-            store.append("a", [event("a", 0)], owner="me", chain=chain),
+            store.append("a", [event("a", 0)], claim="me@0", chain=chain),
             store.append("a", [message("a", '"cancel"')], cancel, expect=Expect()),
-            store.append("a", [event("a", 1)], owner="me", chain=chain),
+            store.append("a", [event("a", 1)], claim="me@0", chain=chain),
         ]
         outcomes = await asyncio.gather(*writes, return_exceptions=True)
         journals = await store.load_events(["a"])
@@ -305,11 +305,11 @@ async def test_a_run_taken_over_between_two_writes_is_not_written_by_its_old_own
     another connection commits: a takeover in between must be seen."""
     store = await open_store(db, writer)  # creates run "a", owned by "me"
     try:
-        await store.append("a", [event("a", 0)], owner="me")
+        await store.append("a", [event("a", 0)], claim="me@0")
         with sqlite3.connect(db) as other:
             other.execute("UPDATE runs SET owner = 'them' WHERE run_id = 'a'")
-        with pytest.raises(LeaseLost, match="now owned by 'them'"):
-            await store.append("a", [event("a", 1)], owner="me")
+        with pytest.raises(LeaseLost, match="now held as 'them@0'"):
+            await store.append("a", [event("a", 1)], claim="me@0")
         journals = await store.load_events(["a"])
     finally:
         await store.close()
@@ -330,12 +330,12 @@ async def test_the_writers_memory_stays_bounded_and_forgetting_loses_nothing(
         remembered = []
         for position in range(3):
             for run_id in run_ids:
-                await store.append(run_id, [event(run_id, position)], owner="me")
+                await store.append(run_id, [event(run_id, position)], claim="me@0")
                 remembered.append(len(store._memory._last))
         with sqlite3.connect(db) as other:
             other.execute("UPDATE runs SET owner = 'them' WHERE run_id = 'r0'")
         with pytest.raises(LeaseLost):
-            await store.append("r0", [event("r0", 3)], owner="me")
+            await store.append("r0", [event("r0", 3)], claim="me@0")
         journals = await store.load_events(run_ids)
     finally:
         await store.close()

@@ -40,8 +40,8 @@ class JobMemory:
     def __init__(self) -> None:
         self._last: dict[str, int] = {}
         self.held: dict[str, str] = {}
-        """Runs seen owned and unfinished: run id -> owner. Jobs that may change a
-        run's owner or status remove it."""
+        """Runs seen owned and unfinished: run id -> the claim they are held under. Jobs
+        that may change a run's claim or status remove it."""
         self._version: int | None = None
 
     def began(self, conn: sqlite3.Connection) -> None:
@@ -87,16 +87,16 @@ class JobMemory:
         self._last[run_id] = seq
         return seq
 
-    def created(self, run_id: str, owner: str | None) -> None:
+    def created(self, run_id: str, claim: str | None) -> None:
         """The run's row was just inserted: it has no events yet."""
         self._last[run_id] = 0
-        if owner is not None:
-            self.held[run_id] = owner
+        if claim is not None:
+            self.held[run_id] = claim
 
-    def claimed(self, run_id: str, owner: str, last_seq: int) -> None:
-        """The unfinished run was just claimed by ``owner``; its last seq was read."""
+    def claimed(self, run_id: str, claim: str, last_seq: int) -> None:
+        """The unfinished run was just claimed (``claim``); its last seq was read."""
         self._last[run_id] = last_seq
-        self.held[run_id] = owner
+        self.held[run_id] = claim
 
     def ended(self, run_id: str) -> None:
         """The run has ended here: nothing about it is needed again soon."""

@@ -2,8 +2,8 @@
 ``postgres/functions/*.sql``, installed by ``_pg_schema.py``).
 
 Every journal write goes through ``append``: it locks the run's row, checks in
-SQL what the write expects (owned by this runtime, still unfinished, a wait
-still unanswered) and numbers the events as the SQLite writer does: ``seq``
+SQL what the write expects (held under the writer's claim, still unfinished, a
+wait still unanswered) and numbers the events as the SQLite writer does: ``seq``
 counts up within a run, and an event without a position also follows every
 earlier such event of any run. For that last rule writers of such events take
 one advisory lock until they commit, so their seqs are also in commit order and
@@ -40,6 +40,7 @@ from .base import (
     RunRecord,
     RunUpdate,
     WaitAnswered,
+    claimed_since,
 )
 
 MESSAGE_LOCK = 7_213_931_000_001
@@ -55,7 +56,7 @@ _TERMINAL = "('cancelled', 'completed', 'failed')"
 RUN_COLUMNS = (
     "runs.run_id, workflow, version, status, run_inputs.input, input_digest, output, error,"
     " runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,"
-    " queue, priority, dedup_key, trace"
+    " queue, priority, dedup_key, trace, runs.epoch"
 )
 """A run as read, its input and its lease beside it: ``RunRecord``'s fields in order
 (``admit.sql`` returns the same columns: change both)."""
@@ -67,9 +68,9 @@ _OWNED_AT_LEAST = 3
 def owned(args: tuple[Any, ...]) -> bool:
     """Whether ``append_owned`` can take a write (``append_args``): an owner journaling
     its run's progress or its end, its events in positions, no reset or release."""
-    _, owner, active, wait, _, _, _, _, _, reset, release, if_active = args[:12]
+    _, claim, active, wait, _, _, _, _, _, reset, release, if_active = args[:12]
     return (
-        owner is not None
+        claim is not None
         and active is None
         and wait is None
         and not reset
@@ -81,11 +82,9 @@ def owned(args: tuple[Any, ...]) -> bool:
 
 def owned_args(writes: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     """``append_owned``'s parameters for a batch of writes (but the batch marker), or
-    None unless ``owned`` takes every one and they are one owner's. Not for two writes
-    or fewer (a sequential step's): a pipeline of two ``append`` calls costs less."""
+    None unless ``owned`` takes every one. Not for two writes or fewer (a sequential
+    step's): a pipeline of two ``append`` calls costs less."""
     if len(writes) < _OWNED_AT_LEAST or not all(owned(write) for write in writes):
-        return None
-    if len({write[1] for write in writes}) > 1:
         return None
     ended: set[str] = set()
     for write in writes:
@@ -97,7 +96,7 @@ def owned_args(writes: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     for number, write in enumerate(writes, start=1):
         event_writes += [number] * len(write[13])
     return (
-        writes[0][1],
+        [write[1] for write in writes],
         [write[0] for write in writes],
         [write[4] for write in writes],
         [write[5] for write in writes],
@@ -133,12 +132,12 @@ def append_args(
     events: Sequence[NewEvent],
     update: RunUpdate | None,
     expect: Expect | None,
-    owner: str | None,
+    claim: str | None,
 ) -> tuple[Any, ...]:
     u = update
     return (
         run_id,
-        owner,
+        claim,
         None if expect is None else expect.active,
         None if expect is None else expect.pending_wait,
         u is not None,
@@ -171,7 +170,7 @@ def append_outcome(run_id: str, expect: Expect | None) -> Callable[[Any], list[i
 
 def refusal(run_id: str, refused: str, detail: str | None, expect: Expect | None) -> Exception:
     if refused == "lease_lost":
-        return LeaseLost(f"run {run_id!r} is now owned by {detail!r}")
+        return LeaseLost(claimed_since(run_id, detail))
     if refused == "deleted":
         return LeaseLost(f"run {run_id!r} was deleted from the runs table", deleted=True)
     if refused == "ended":

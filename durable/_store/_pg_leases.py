@@ -19,7 +19,7 @@ _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL
 
 
 def run_record(row: Any) -> RunRecord:
-    return RunRecord(*row[:18])
+    return RunRecord(*row[:19])
 
 
 async def claim(
@@ -35,33 +35,42 @@ async def claim(
     run_ids: Sequence[str] | None,
     workflows: Sequence[tuple[str, str]] | None,
     include_own: bool,
+    skip: Sequence[str],
 ) -> list[RunRecord]:
     """See ``Store.claim``; ``s`` is the quoted schema, ``runs_sql`` the store's read."""
     await hold_lease(conn, s, owner, lease_until)
     await conn.execute(f"DELETE FROM {s}.owners WHERE lease_until < $1", now)
     others = await conn.fetch(f"SELECT owner FROM {s}.owners WHERE owner <> $1", owner)
-    holding = [row[0] for row in others if row[0] not in dead_owners]
-    params: list[Any] = [owner, holding]
+    live = [row[0] for row in others if row[0] not in dead_owners] + [owner]
+    params: list[Any] = [owner, live]
     where = [_ACTIVE, "status <> 'queued'"]
-    if run_ids is not None:
-        params.append(list(run_ids))
-        where.append(f"runs.run_id = ANY(${len(params)}::text[])")
     if workflows is not None:
         params += [[name for name, _ in workflows], [version for _, version in workflows]]
         where.append(
             f"(workflow, coalesce(version, '1')) IN"
             f" (SELECT * FROM unnest(${len(params) - 1}::text[], ${len(params)}::text[]))"
         )
+    of_ours = " AND ".join(where)
+    held, mine = await conn.fetchrow(
+        f"SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM {s}.runs"
+        f" WHERE {of_ours} AND owner = ANY($2::text[])",
+        *params,
+    )
+    if run_ids is not None:
+        params.append(list(run_ids))
+        where.append(f"runs.run_id = ANY(${len(params)}::text[])")
+    if skip:
+        params.append(list(skip))
+        where.append(f"NOT runs.run_id = ANY(${len(params)}::text[])")
     common = " AND ".join(where)
     free = f"{common} AND (runs.owner IS NULL OR NOT runs.owner = ANY($2::text[]))"
-    free += " AND runs.owner IS DISTINCT FROM $1"
+    free += " AND runs.owner IS DISTINCT FROM $1"  # ($2 holds it; $1 needs a use)
     count = await conn.fetchval(f"SELECT count(*) FROM {s}.runs WHERE {free}", *params)
-    share = min(limit, math.ceil(count / (len(holding) + 1)))
+    share = min(limit, math.ceil((count + held) / len(live)) - mine)
     rows = []
     if include_own:
         rows += await conn.fetch(
-            runs_sql(f"{common} AND runs.owner = $1 AND $2::text[] IS NOT NULL"),
-            *params,
+            runs_sql(f"{common} AND runs.owner = $1 AND $2::text[] IS NOT NULL"), *params
         )
     if share > 0:
         taken = await conn.fetch(
@@ -73,19 +82,24 @@ async def claim(
         # A run of a queue held by another runtime (or none) goes back to its queue: its
         # slot is given back, and its queue admits it again under its limits.
         requeued = [row[0] for row in taken if row[14] is not None]
-        taken = [row for row in taken if row[14] is None]
+        rows += [row for row in taken if row[14] is None]
         await conn.execute(
             f"UPDATE {s}.runs SET status = 'queued', owner = NULL, admitted_at = NULL"
             " WHERE run_id = ANY($1::text[])",
             requeued,
         )
-        await conn.execute(
-            f"UPDATE {s}.runs SET owner = $1 WHERE run_id = ANY($2::text[])",
+    epochs = dict(
+        await conn.fetch(
+            f"UPDATE {s}.runs SET owner = $1, epoch = epoch + 1"
+            " WHERE run_id = ANY($2::text[]) RETURNING run_id, epoch",
             owner,
-            [row[0] for row in taken],
+            [row[0] for row in rows],
         )
-        rows += taken
-    return [run_record(row) for row in rows]
+    )
+    records = [run_record(row) for row in rows]
+    for record in records:
+        record.epoch = epochs[record.run_id]
+    return records
 
 
 """The first key of the advisory lock each queue's admissions take (the second: a hash

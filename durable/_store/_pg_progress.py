@@ -33,23 +33,24 @@ def progress_sql(schema: str) -> str:
     s = f'"{schema}"'
     return f"""
 WITH run AS MATERIALIZED (
-    SELECT status, owner FROM {s}.runs WHERE run_id = $1::text FOR UPDATE),
+    SELECT status, owner || '@' || epoch AS claim FROM {s}.runs
+    WHERE run_id = $1::text FOR UPDATE),
 last AS (SELECT coalesce(max(seq), 0) AS seq FROM {s}.events WHERE run_id = $1::text),
 inserted AS (
     INSERT INTO {s}.events (run_id, seq, position, kind, name, payload, created_at)
     SELECT $1::text, last.seq + e.n, (e.event ->> 0)::integer, e.event ->> 1, e.event ->> 2,
         e.event ->> 3, (e.event ->> 4)::double precision
     FROM run, last, json_array_elements($3::json) WITH ORDINALITY AS e(event, n)
-    WHERE run.owner = $2::text AND run.status NOT IN {_TERMINAL}
+    WHERE run.claim = $2::text AND run.status NOT IN {_TERMINAL}
     RETURNING seq),
 marked AS (
     INSERT INTO {s}.writers (writer, batch) SELECT $4::text, $5::bigint WHERE $4 IS NOT NULL
     ON CONFLICT (writer) DO UPDATE SET batch = excluded.batch)
 SELECT CASE WHEN run.status IS NULL THEN 'deleted'
-            WHEN run.owner IS DISTINCT FROM $2 THEN 'lease_lost'
+            WHEN run.claim IS DISTINCT FROM $2 THEN 'lease_lost'
             WHEN run.status IN {_TERMINAL} THEN 'ended' END,
        CASE WHEN run.status IS NULL THEN NULL
-            WHEN run.owner IS DISTINCT FROM $2 THEN run.owner
+            WHEN run.claim IS DISTINCT FROM $2 THEN run.claim
             WHEN run.status IN {_TERMINAL} THEN run.status END,
        ARRAY(SELECT seq FROM inserted ORDER BY seq)
 FROM (SELECT) AS one LEFT JOIN run ON true

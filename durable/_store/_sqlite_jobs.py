@@ -39,6 +39,7 @@ from .base import (
     RunUpdate,
     ScheduleRecord,
     child_ended_payload,
+    claim_of,
     orphaned_events,
 )
 
@@ -48,11 +49,12 @@ def update_run(
     memory: JobMemory,
     run_id: str,
     update: RunUpdate,
-    owner: str | None = None,
+    claim: str | None = None,
 ) -> bool:
-    """Apply ``update`` to the run's row; False if no row matched. An update that
-    ends a child run leaves its parent the message that says so."""
-    sql, params = update_sql(run_id, update, owner)
+    """Apply ``update`` to the run's row (held under ``claim``, if given); False if no
+    row matched. An update that ends a child run leaves its parent the message that
+    says so."""
+    sql, params = update_sql(run_id, update, claim)
     if update.status not in TERMINAL:
         return bool(conn.execute(sql, params).rowcount == 1)
     rows = conn.execute(sql + " RETURNING parent_run_id", params).fetchall()
@@ -90,7 +92,8 @@ def create_run(
         cursor = conn.execute(_INSERT_RUN, values)
     if cursor.rowcount == 1:
         conn.execute(_INSERT_INPUT, (run.run_id, run.input))
-        memory.created(run.run_id, run.owner if run.status not in TERMINAL else None)
+        held = run.owner is not None and run.status not in TERMINAL
+        memory.created(run.run_id, claim_of(run.owner, run.epoch) if run.owner and held else None)
         return run, True
     row = conn.execute(f"{_RUN_READ} WHERE runs.run_id = ?", (run.run_id,)).fetchone()
     return run_record(row), False

@@ -9,6 +9,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from ._memory import JobMemory
 from ._sqlite_schema import _ACTIVE
 from ._sqlite_sql import (
@@ -20,7 +22,7 @@ from ._sqlite_sql import (
     hold_lease,
     run_record,
 )
-from .base import Admitted, QueueLimits, RunRecord
+from .base import Admitted, QueueLimits, RunRecord, claim_of
 
 
 def claim(
@@ -35,57 +37,78 @@ def claim(
     run_ids: Sequence[str] | None,
     workflows: Sequence[tuple[str, str]] | None,
     include_own: bool,
+    skip: Sequence[str],
 ) -> list[RunRecord]:
     """See ``Store.claim``."""
     hold_lease(conn, owner, lease_until)
     conn.execute("DELETE FROM owners WHERE lease_until < ?", (now,))  # lapsed: no claim
     others = conn.execute("SELECT owner FROM owners WHERE owner != ?", (owner,))
     holding = [row[0] for row in others.fetchall() if row[0] not in dead]
+    of_ours, of_ours_params = _of_workflows(workflows)
     # With each run its last seq: what the writer's first append would look up.
     last_seq = "(SELECT max(seq) FROM events WHERE events.run_id = runs.run_id)"
     sql = f"{_RUN_SELECT}, {last_seq}{_RUN_FROM} WHERE {_ACTIVE} AND status != 'queued'"
-    params: list[Any] = []
-    if holding:
-        marks = ",".join("?" * len(holding))
-        sql += f" AND (runs.owner IS NULL OR runs.owner NOT IN ({marks}))"
-        params.extend(holding)
-    if not include_own:
-        sql += " AND (runs.owner IS NULL OR runs.owner != ?)"
-        params.append(owner)
+    sql += of_ours
+    params: list[Any] = list(of_ours_params)
+    live = [*holding, owner]
+    sql += f" AND (runs.owner IS NULL OR runs.owner NOT IN ({','.join('?' * len(live))})"
+    sql += " OR runs.owner = ?)" if include_own else ")"
+    params += live + ([owner] if include_own else [])
     if run_ids is not None:
         sql += f" AND runs.run_id IN ({','.join('?' * len(run_ids))})"
         params.extend(run_ids)
-    if workflows is not None:
-        pairs = ",".join(["(?,?)"] * len(workflows))
-        sql += f" AND (workflow, coalesce(version, '1')) IN (VALUES {pairs})"
-        params.extend(part for pair in workflows for part in pair)
+    if skip:
+        sql += " AND runs.run_id NOT IN (SELECT value FROM json_each(?))"
+        params.append(orjson.dumps(list(skip)).decode())
     found = conn.execute(sql, params).fetchall()
-    # Ours are always taken; of the free ones, a fair share among live runtimes.
-    share = -(-sum(1 for row in found if row[8] != owner) // (len(holding) + 1))
-    room = min(limit, share)
-    kept = []
-    for row in found:
-        if row[8] == owner:
-            kept.append(row)
-        elif room > 0:
-            kept.append(row)
-            room -= 1
+    free = [row for row in found if row[8] != owner]
+    room = min(limit, _share(conn, owner, live, len(free), of_ours, of_ours_params))
+    kept = [row for row in found if row[8] == owner] + free[: max(room, 0)]
     # A run of a queue that another runtime (or none) held goes back to its queue: its
     # slot is given back, and its queue admits it again under its limits.
-    requeued = [row[0] for row in kept if row[8] != owner and row[14] is not None]
+    requeued = {row[0] for row in kept if row[8] != owner and row[14] is not None}
     conn.executemany(
         "UPDATE runs SET status = 'queued', owner = NULL, admitted_at = NULL WHERE run_id = ?",
         [(run_id,) for run_id in requeued],
     )
     found = [row for row in kept if row[0] not in requeued]
-    rows = [run_record(row[:-1]) for row in found]
     conn.executemany(
-        "UPDATE runs SET owner = ? WHERE run_id = ?",
-        [(owner, run.run_id) for run in rows if run.owner != owner],  # others' only
+        "UPDATE runs SET owner = ?, epoch = epoch + 1 WHERE run_id = ?",
+        [(owner, row[0]) for row in found],
     )
+    rows = []
     for row in found:
-        memory.claimed(row[0], owner, row[-1] or 0)
+        record = run_record(row[:-1])
+        record.epoch += 1
+        memory.claimed(record.run_id, claim_of(owner, record.epoch), row[-1] or 0)
+        rows.append(record)
     return rows
+
+
+def _of_workflows(workflows: Sequence[tuple[str, str]] | None) -> tuple[str, list[str]]:
+    if workflows is None:
+        return "", []
+    pairs = ",".join(["(?,?)"] * len(workflows))
+    sql = f" AND (workflow, coalesce(version, '1')) IN (VALUES {pairs})"
+    return sql, [part for pair in workflows for part in pair]
+
+
+def _share(
+    conn: sqlite3.Connection,
+    owner: str,
+    live: list[str],
+    free: int,
+    of_ours: str,
+    params: list[str],
+) -> int:
+    """How many free runs ``owner`` may take: what brings it to its fair share of the
+    runs held by live runtimes and the free ones, divided by those runtimes."""
+    held, mine = conn.execute(
+        f"SELECT count(*), coalesce(sum(owner = ?), 0) FROM runs WHERE {_ACTIVE}"
+        f" AND status != 'queued' AND owner IN ({','.join('?' * len(live))}){of_ours}",
+        [owner, *live, *params],
+    ).fetchone()
+    return max(0, -(-(free + int(held)) // len(live)) - int(mine))
 
 
 def renew(owner: str, lease_until: float, now: float, conn: sqlite3.Connection) -> set[str] | None:
@@ -164,16 +187,18 @@ def admit(
             retry_at = window_ends if retry_at is None else min(retry_at, window_ends)
         rows = rows[: max(room, 0)]
         conn.executemany(
-            "UPDATE runs SET status = 'pending', owner = ?, admitted_at = ? WHERE run_id = ?",
+            "UPDATE runs SET status = 'pending', owner = ?, admitted_at = ?,"
+            " epoch = epoch + 1 WHERE run_id = ?",
             [(owner, now, row[0]) for row in rows],
         )
         for row in rows:
             record = run_record(row[:-1])
-            record.status, record.owner = "pending", owner
+            record.status, record.owner, record.epoch = "pending", owner, record.epoch + 1
+            claim = claim_of(owner, record.epoch)
             if row[-1]:
-                memory.held[record.run_id] = owner
+                memory.held[record.run_id] = claim
             else:
-                memory.claimed(record.run_id, owner, 0)
+                memory.claimed(record.run_id, claim, 0)
                 fresh.add(record.run_id)
             taken.append(record)
     return Admitted(taken, retry_at, frozenset(fresh))

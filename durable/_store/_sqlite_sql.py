@@ -20,6 +20,7 @@ from .base import (
     RunRecord,
     RunUpdate,
     WaitAnswered,
+    claimed_since,
 )
 
 _RUN_COLUMNS = (
@@ -51,7 +52,7 @@ _RAISE_MARK = (
 _RUN_SELECT = (
     "SELECT runs.run_id, workflow, version, status, run_inputs.input, input_digest, output,"
     " error, runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,"
-    " queue, priority, dedup_key, trace"
+    " queue, priority, dedup_key, trace, epoch"
 )
 _RUN_FROM = (
     " FROM runs JOIN run_inputs ON run_inputs.run_id = runs.run_id"
@@ -107,7 +108,11 @@ def hold_lease(conn: sqlite3.Connection, owner: str, lease_until: float) -> None
     )
 
 
-def update_sql(run_id: str, update: RunUpdate, owner: str | None) -> tuple[str, list[object]]:
+CLAIM = "(runs.owner || '@' || runs.epoch)"
+"""The claim a run is held under, as ``claim_of`` spells it."""
+
+
+def update_sql(run_id: str, update: RunUpdate, claim: str | None) -> tuple[str, list[object]]:
     sets: list[str] = ["updated_at = ?"]
     params: list[object] = [update.updated_at]
     if update.reset_result:
@@ -121,21 +126,21 @@ def update_sql(run_id: str, update: RunUpdate, owner: str | None) -> tuple[str, 
             params.append(value)
     sql = f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?"
     params.append(run_id)
-    if owner is not None:
-        sql += " AND owner = ?"
-        params.append(owner)
+    if claim is not None:
+        sql += f" AND {CLAIM} = ?"
+        params.append(claim)
     if update.only_if_active:
         sql += f" AND {_ACTIVE}"
     return sql, params
 
 
-def owned_status(conn: sqlite3.Connection, run_id: str, owner: str) -> str:
-    """The run's status, or LeaseLost if ``owner`` does not hold it any more."""
-    row = conn.execute("SELECT owner, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+def owned_status(conn: sqlite3.Connection, run_id: str, claim: str) -> str:
+    """The run's status, or LeaseLost if it is not held under ``claim`` any more."""
+    row = conn.execute(f"SELECT {CLAIM}, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
         raise LeaseLost(f"run {run_id!r} was deleted from the runs table", deleted=True)
-    if row[0] != owner:
-        raise LeaseLost(f"run {run_id!r} is now owned by {row[0]!r}")
+    if row[0] != claim:
+        raise LeaseLost(claimed_since(run_id, row[0]))
     return str(row[1])
 
 

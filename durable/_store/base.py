@@ -6,7 +6,7 @@ particular to one of them. Values are JSON text: the store never interprets
 them. The journal is append-only: events are never deleted or changed,
 except that ``rerun_from`` marks the entries it replaces as superseded, and
 ``prune`` deletes runs that ended long ago, whole.
-What a write needs to hold is said declaratively (``Expect``, ``owner``), so
+What a write needs to hold is said declaratively (``Expect``, ``claim``), so
 each backend checks it in SQL inside the write's own transaction.
 """
 
@@ -50,6 +50,15 @@ class RunRecord:
     trace: str | None = None
     """The trace context current where the run was started (JSON of W3C trace context
     headers), continued by every execution of the run."""
+    epoch: int = 0
+    """The run's ownership epoch: every claim of the run (a recovery, a takeover, an
+    admission) begins a new one, and a write made under an older one is refused."""
+
+
+def claim_of(owner: str, epoch: int) -> str:
+    """What an owner's write carries: the runtime and the epoch of its claim of the run.
+    The stores compare it in SQL with ``owner || '@' || epoch`` of the run's row."""
+    return f"{owner}@{epoch}"
 
 
 MESSAGE = "message"
@@ -180,6 +189,11 @@ class Expect:
     pending_wait: str | None = None
 
 
+def claimed_since(run_id: str, now: str | None) -> str:
+    """Why an owner's write was refused: the run was claimed again since its claim."""
+    return f"run {run_id!r} was claimed again since this write's claim (now held as {now!r})"
+
+
 class LeaseLost(DurableError):
     """A runtime wrote to a run that another runtime has taken over (or whose row was
     deleted: then ``deleted`` is True)."""
@@ -266,19 +280,20 @@ class Store(Protocol):
         events: Sequence[NewEvent],
         update: RunUpdate | None = None,
         expect: Expect | None = None,
-        owner: str | None = None,
+        claim: str | None = None,
         chain: WriteChain | None = None,
     ) -> Awaitable[list[int]]:
         """Atomically append ``events`` and apply ``update``; awaiting gives the events' seqs.
 
-        With ``owner``, the write is refused with ``LeaseLost`` (nothing written)
-        unless the run is still owned by ``owner``, and with ``RunEnded`` (nothing
+        With ``claim`` (``claim_of``), the write is refused with ``LeaseLost`` (nothing
+        written) unless the run is still held under that claim (no runtime, this one
+        included, has claimed it since), and with ``RunEnded`` (nothing
         written) if the run has ended meanwhile (it was cancelled). With
         ``expect``, it is refused (nothing written) unless that holds.
 
         The write is queued when ``append`` is called, so one caller's writes
         commit in call order even if it does not await each one; with ``chain``
-        none of them is written after one has failed. Without ``owner``, with
+        none of them is written after one has failed. Without ``claim``, with
         ``update.only_if_active``, a finished run is not changed and its events
         are not written (an empty list is returned).
 
@@ -352,7 +367,7 @@ class Store(Protocol):
         run_id: str,
         events: Sequence[NewEvent],
         update: RunUpdate | None,
-        owner: str,
+        claim: str,
         chain: WriteChain,
     ) -> None:
         """``append`` for a caller that does not wait for the commit.
@@ -392,18 +407,21 @@ class Store(Protocol):
         run_ids: Sequence[str] | None = None,
         workflows: Sequence[tuple[str, str]] | None = None,
         include_own: bool = True,
+        skip: Sequence[str] = (),
     ) -> list[RunRecord]:
         """Take unfinished runs that are free: no owner, lease lapsed, owner in
-        ``dead_owners``, or (``include_own``) ours already. Queued runs are not taken
-        (``admit`` does), and a free run of a queue that is not ours goes back to its
-        queue instead, so that its slot is given back and its queue admits it again.
+        ``dead_owners``, or (``include_own``) ours already, but none of ``skip``.
+        Queued runs are not taken (``admit`` does), and a free run of a queue that is
+        not ours goes back to its queue instead, so that its slot is given back and
+        its queue admits it again. Every run taken begins a new epoch (``RunRecord``
+        comes back with it, and with the owner it had before).
 
-        Of the free runs of other owners or none, it takes at most ``limit``
-        and at most its fair share (the free runs divided by the runtimes
-        holding a lease), so that runtimes polling together split the work;
-        runs it owns already are always taken. ``workflows`` limits it to runs
-        of these (name, version) pairs. Runs claimed by another runtime in the
-        same moment are skipped, never waited for.
+        Of the free runs of other owners or none, it takes at most ``limit`` and at
+        most what brings it to its fair share of the runs held by runtimes holding a
+        lease and the free ones, divided by those runtimes, so that runtimes polling
+        together split the work; runs it owns already are always taken. ``workflows``
+        limits it to runs of these (name, version) pairs. Runs claimed by another
+        runtime in the same moment are skipped, never waited for.
         """
         ...
 

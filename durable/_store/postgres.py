@@ -339,17 +339,17 @@ class PostgresStore:
         events: Sequence[NewEvent],
         update: RunUpdate | None = None,
         expect: Expect | None = None,
-        owner: str | None = None,
+        claim: str | None = None,
         chain: WriteChain | None = None,
     ) -> asyncio.Future[list[int]]:
-        args = append_args(run_id, events, update, expect, owner)
+        args = append_args(run_id, events, update, expect, claim)
         future: asyncio.Future[list[int]] = self._writer.submit_statement(
             args,
             append_outcome(run_id, expect),
             chain,
-            notify=_heard_elsewhere(events, update, owner),
+            notify=_heard_elsewhere(events, update, claim),
             # Refused, an owner's write proves the run is another's or ended, for good.
-            guard=owner if expect is None else None,
+            guard=claim if expect is None else None,
         )
         return future
 
@@ -358,11 +358,11 @@ class PostgresStore:
         run_id: str,
         events: Sequence[NewEvent],
         update: RunUpdate | None,
-        owner: str,
+        claim: str,
         chain: WriteChain,
     ) -> None:
-        args = append_args(run_id, events, update, None, owner)
-        self._writer.submit_statement_nowait(args, append_outcome(run_id, None), chain, guard=owner)
+        args = append_args(run_id, events, update, None, claim)
+        self._writer.submit_statement_nowait(args, append_outcome(run_id, None), chain, guard=claim)
 
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
@@ -405,6 +405,7 @@ class PostgresStore:
         run_ids: Sequence[str] | None = None,
         workflows: Sequence[tuple[str, str]] | None = None,
         include_own: bool = True,
+        skip: Sequence[str] = (),
     ) -> list[RunRecord]:
         if workflows is not None and not workflows:
             return []
@@ -420,6 +421,7 @@ class PostgresStore:
             run_ids=run_ids,
             workflows=workflows,
             include_own=include_own,
+            skip=skip,
         )
         return await self._writer.submit(job)  # type: ignore[no-any-return]
 
@@ -490,13 +492,13 @@ class PostgresStore:
 
 
 def _heard_elsewhere(
-    events: Sequence[NewEvent], update: RunUpdate | None, owner: str | None
+    events: Sequence[NewEvent], update: RunUpdate | None, claim: str | None
 ) -> bool:
     """Whether other runtimes must hear of this write: anything but a run's owner
     journaling its own progress, except its end, its questions to a person and the
     state it publishes (someone may await those: ``result()``, ``wait_for_question``,
     ``wait_state``)."""
-    if owner is None:
+    if claim is None:
         return True
     if update is not None and (
         update.status in TERMINAL or update.status == "waiting" or update.release

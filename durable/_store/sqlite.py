@@ -254,13 +254,13 @@ class SqliteStore:
         events: Sequence[NewEvent],
         update: RunUpdate | None = None,
         expect: Expect | None = None,
-        owner: str | None = None,
+        claim: str | None = None,
         chain: WriteChain | None = None,
     ) -> asyncio.Future[list[int]]:
-        if owner is not None and expect is None:
+        if claim is not None and expect is None:
             # A partial, not a closure: a run's every write comes here, and a closure
             # over six names is eight objects for the garbage collector to track.
-            owned = functools.partial(self._owned_append, run_id, events, update, owner)
+            owned = functools.partial(self._owned_append, run_id, events, update, claim)
             return self._writer.submit(owned, chain)
 
         def job(conn: sqlite3.Connection) -> list[int]:
@@ -279,10 +279,10 @@ class SqliteStore:
         run_id: str,
         events: Sequence[NewEvent],
         update: RunUpdate | None,
-        owner: str,
+        claim: str,
         chain: WriteChain,
     ) -> None:
-        job = functools.partial(self._owned_append, run_id, events, update, owner)
+        job = functools.partial(self._owned_append, run_id, events, update, claim)
         self._writer.submit_nowait(job, chain)
 
     async def supersede(
@@ -303,27 +303,28 @@ class SqliteStore:
         run_id: str,
         events: Sequence[NewEvent],
         update: RunUpdate | None,
-        owner: str,
+        claim: str,
         conn: sqlite3.Connection,
     ) -> list[int]:
-        """Append and update only if ``owner`` holds the unfinished run: else LeaseLost, or
-        RunEnded when the run has ended (it was cancelled). A run remembered as owned is
-        not read again (see JobMemory): only our own jobs could have changed it since,
-        and those that may have forget it."""
+        """Append and update only if the unfinished run is still held under ``claim``:
+        else LeaseLost, or RunEnded when the run has ended (it was cancelled). A run
+        remembered as held is not read again (see JobMemory): only our own jobs could
+        have changed it since, and those that may have forget it or remember the new
+        claim."""
         held = self._memory.held
         if update is not None:
             held.pop(run_id, None)
-            # The update checks the owner itself: no statement of its own for the check.
-            if not jobs.update_run(conn, self._memory, run_id, update, owner):
-                status = owned_status(conn, run_id, owner)  # LeaseLost, unless it has ended
+            # The update checks the claim itself: no statement of its own for the check.
+            if not jobs.update_run(conn, self._memory, run_id, update, claim):
+                status = owned_status(conn, run_id, claim)  # LeaseLost, unless it has ended
                 raise RunEnded(run_id, status)
             if update.only_if_active and update.status not in TERMINAL and not update.release:
-                held[run_id] = owner
-        elif held.get(run_id) != owner:
-            status = owned_status(conn, run_id, owner)
+                held[run_id] = claim
+        elif held.get(run_id) != claim:
+            status = owned_status(conn, run_id, claim)
             if status in TERMINAL:
                 raise RunEnded(run_id, status)
-            held[run_id] = owner
+            held[run_id] = claim
         seqs = [self._memory.insert(conn, event) for event in events]
         if update is not None and update.status in TERMINAL:
             self._memory.ended(run_id)
@@ -406,6 +407,7 @@ class SqliteStore:
         run_ids: Sequence[str] | None = None,
         workflows: Sequence[tuple[str, str]] | None = None,
         include_own: bool = True,
+        skip: Sequence[str] = (),
     ) -> list[RunRecord]:
         if workflows is not None and not workflows:
             return []
@@ -420,6 +422,7 @@ class SqliteStore:
             run_ids=run_ids,
             workflows=workflows,
             include_own=include_own,
+            skip=skip,
         )
         return await self._writer.submit(job)
 

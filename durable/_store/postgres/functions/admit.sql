@@ -15,7 +15,7 @@ RETURNS TABLE (
     o_error text, o_owner text, o_lease_until double precision,
     o_created_at double precision, o_updated_at double precision, o_parent_run_id text,
     o_deadline double precision, o_queue text, o_priority integer, o_dedup_key text,
-    o_trace text)
+    o_trace text, o_epoch bigint)
 LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 DECLARE
     taken text[] := '{}';
@@ -67,8 +67,8 @@ BEGIN
             retry_at := least(coalesce(retry_at, v_window), v_window);
         END IF;
         v_ids := v_ids[1:greatest(v_room, 0)];
-        UPDATE :"schema".runs r SET status = 'pending', owner = p_owner, admitted_at = p_now
-            WHERE r.run_id = ANY(v_ids);
+        UPDATE :"schema".runs r SET status = 'pending', owner = p_owner, admitted_at = p_now,
+            epoch = r.epoch + 1 WHERE r.run_id = ANY(v_ids);
         fresh := fresh || ARRAY(SELECT x FROM unnest(v_ids) x WHERE NOT EXISTS
             (SELECT 1 FROM :"schema".events e WHERE e.run_id = x));
         taken := taken || v_ids;
@@ -80,7 +80,7 @@ BEGIN
     RETURN QUERY SELECT retry_at, runs.run_id = ANY(fresh),
         runs.run_id, workflow, version, status, run_inputs.input, input_digest, output, error,
         runs.owner, owners.lease_until, created_at, updated_at, parent_run_id, deadline,
-        queue, priority, dedup_key, trace
+        queue, priority, dedup_key, trace, runs.epoch
         FROM unnest(taken) WITH ORDINALITY AS t(id, n)
         JOIN :"schema".runs ON runs.run_id = t.id
         JOIN :"schema".run_inputs ON run_inputs.run_id = runs.run_id

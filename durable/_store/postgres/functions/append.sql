@@ -1,11 +1,11 @@
 -- append: one write of a run. It locks the run's row, checks what the write expects
--- (owned by this runtime, still unfinished, a wait still unanswered), updates the
+-- (held under the writer's claim, still unfinished, a wait still unanswered), updates the
 -- run (a child's end is told to its parent) and numbers the events: seq counts up
 -- within a run, and an event without a position also follows every earlier such
 -- event of any run, under MESSAGE_LOCK (_pg_functions.py). A refused write returns
 -- why and writes nothing.
 CREATE OR REPLACE FUNCTION :"schema".append(
-    p_run text, p_owner text, p_expect_active boolean, p_pending_wait text,
+    p_run text, p_claim text, p_expect_active boolean, p_pending_wait text,
     p_has_update boolean, p_status text, p_output text, p_error text,
     p_updated double precision, p_reset boolean, p_release boolean, p_only_if_active boolean,
     p_positions integer[], p_kinds text[], p_names text[], p_payloads text[],
@@ -14,7 +14,7 @@ CREATE OR REPLACE FUNCTION :"schema".append(
 LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 DECLARE
     v_status text;
-    v_owner text;
+    v_claim text;
     v_last bigint;
     v_unpositioned bigint := NULL;
     v_parent text;
@@ -22,9 +22,10 @@ DECLARE
     i integer;
 BEGIN
     seqs := '{}';
-    SELECT status, owner INTO v_status, v_owner FROM :"schema".runs WHERE run_id = p_run FOR UPDATE;
+    SELECT status, owner || '@' || epoch INTO v_status, v_claim FROM :"schema".runs
+        WHERE run_id = p_run FOR UPDATE;
     IF NOT FOUND THEN
-        IF p_owner IS NOT NULL THEN
+        IF p_claim IS NOT NULL THEN
             refused := 'deleted';
             RETURN;
         END IF;
@@ -33,12 +34,12 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    IF p_owner IS NOT NULL AND v_owner IS DISTINCT FROM p_owner THEN
+    IF p_claim IS NOT NULL AND v_claim IS DISTINCT FROM p_claim THEN
         refused := 'lease_lost';
-        detail := v_owner;
+        detail := v_claim;
         RETURN;
     END IF;
-    IF (p_owner IS NOT NULL OR p_expect_active) AND v_status IN ('cancelled', 'completed', 'failed') THEN
+    IF (p_claim IS NOT NULL OR p_expect_active) AND v_status IN ('cancelled', 'completed', 'failed') THEN
         refused := 'ended';
         detail := v_status;
         RETURN;

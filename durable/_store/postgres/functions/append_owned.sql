@@ -1,7 +1,7 @@
 -- append_owned: a batch of owners' writes in one call, a statement per table instead
 -- of a function call per write (most writes are a run's owner journaling its
 -- progress, or its end). What it refuses and writes is what append would, write by
--- write: a run gone, owned by another, or ended refuses every write of it in the
+-- write: a run gone, claimed since the write's claim, or ended refuses every write of it in the
 -- batch (the caller sends no write of a run after the one that ends it); a child's
 -- end is told to its parent.
 --
@@ -9,7 +9,7 @@
 -- belongs to (in order). seqs holds the new events' seqs in order, none for the
 -- refused writes. Its parameters up to p_created are also append_owned_admit's.
 CREATE OR REPLACE FUNCTION :"schema".append_owned(
-    p_owner text, p_runs text[], p_has_update boolean[], p_statuses text[],
+    p_claims text[], p_runs text[], p_has_update boolean[], p_statuses text[],
     p_updated double precision[], p_outputs text[], p_errors text[],
     p_event_writes integer[], p_positions integer[], p_kinds text[], p_names text[],
     p_payloads text[], p_created double precision[],
@@ -26,16 +26,16 @@ DECLARE
 BEGIN
     -- Every run written, locked in one order (so two writers never deadlock).
     WITH locked AS MATERIALIZED (
-        SELECT r.run_id, r.status, r.owner FROM :"schema".runs r
+        SELECT r.run_id, r.status, r.owner || '@' || r.epoch AS claim FROM :"schema".runs r
         WHERE r.run_id = ANY(p_runs) ORDER BY r.run_id FOR UPDATE)
     SELECT array_agg(CASE WHEN l.run_id IS NULL THEN 'deleted'
-                          WHEN l.owner IS DISTINCT FROM p_owner THEN 'lease_lost'
+                          WHEN l.claim IS DISTINCT FROM w.claim THEN 'lease_lost'
                           WHEN l.status IN ('cancelled', 'completed', 'failed') THEN 'ended' END ORDER BY w.n),
            array_agg(CASE WHEN l.run_id IS NULL THEN NULL
-                          WHEN l.owner IS DISTINCT FROM p_owner THEN l.owner
+                          WHEN l.claim IS DISTINCT FROM w.claim THEN l.claim
                           WHEN l.status IN ('cancelled', 'completed', 'failed') THEN l.status END ORDER BY w.n)
         INTO refused, details
-        FROM unnest(p_runs) WITH ORDINALITY AS w(run_id, n)
+        FROM unnest(p_runs, p_claims) WITH ORDINALITY AS w(run_id, claim, n)
         LEFT JOIN locked l ON l.run_id = w.run_id;
     UPDATE :"schema".runs r SET updated_at = u.updated, status = coalesce(u.status, r.status),
         output = coalesce(u.output, r.output), error = coalesce(u.error, r.error)

@@ -3,7 +3,7 @@
 -- each led by append_owned's answer: a run's end and the admission behind it, which
 -- hands its slot on, commit together in one round trip.
 CREATE OR REPLACE FUNCTION :"schema".append_owned_admit(
-    p_owner text, p_runs text[], p_has_update boolean[], p_statuses text[],
+    p_claims text[], p_runs text[], p_has_update boolean[], p_statuses text[],
     p_updated double precision[], p_outputs text[], p_errors text[],
     p_event_writes integer[], p_positions integer[], p_kinds text[], p_names text[],
     p_payloads text[], p_created double precision[],
@@ -17,12 +17,12 @@ RETURNS TABLE (w_refused text[], w_details text[], w_seqs bigint[],
     o_error text, o_owner text, o_lease_until double precision,
     o_created_at double precision, o_updated_at double precision, o_parent_run_id text,
     o_deadline double precision, o_queue text, o_priority integer, o_dedup_key text,
-    o_trace text)
+    o_trace text, o_epoch bigint)
 LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 DECLARE
     w record;
 BEGIN
-    SELECT * INTO w FROM :"schema".append_owned(p_owner, p_runs, p_has_update, p_statuses,
+    SELECT * INTO w FROM :"schema".append_owned(p_claims, p_runs, p_has_update, p_statuses,
         p_updated, p_outputs, p_errors, p_event_writes, p_positions, p_kinds, p_names,
         p_payloads, p_created, NULL, NULL, NULL);
     RETURN QUERY SELECT w.refused, w.details, w.seqs, a.* FROM :"schema".admit(a_owner, a_now,
