@@ -23,6 +23,11 @@ import durable
 
 EFFECTS = os.environ.get("DURABLE_TEST_EFFECTS", "")
 
+# Workers that must open their runtimes together wait here, once imported, for a common
+# moment: process start-up varies by far more than the moment "together" means.
+if os.environ.get("DURABLE_TEST_OPEN_AT"):
+    time.sleep(max(0.0, float(os.environ["DURABLE_TEST_OPEN_AT"]) - time.time()))
+
 
 def effect(line: str) -> None:
     with open(EFFECTS, "a") as log:
@@ -137,6 +142,20 @@ async def effectful(run_id: str, position: int) -> str:
     await asyncio.sleep(random.random() * 0.004)
     effect(f"finish {run_id} {position} {attempt}")
     return f"{run_id}-{position}"
+
+
+async def paced_step(run_id: str, position: int) -> str:
+    effect(f"begin {run_id} {position} pid={os.getpid()}")
+    await asyncio.sleep(0.1)
+    return f"{run_id}-{position}"
+
+
+@durable.workflow(name="child.paced")
+async def paced(ctx: durable.WorkflowContext, steps: int) -> int:
+    """Steps that take a while, so runs are still running while workers come and go."""
+    for position in range(steps):
+        await ctx.step(f"step-{position}", paced_step, ctx.run_id, position)
+    return steps
 
 
 @durable.workflow(name="child.torture")

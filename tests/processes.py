@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -86,25 +87,33 @@ def kill_mid_step(db: Path, effects: Path, step: str, **extra_env: str) -> str:
     return started
 
 
-def spawn_worker(db: Path | str, effects: Path, **extra_env: str) -> subprocess.Popen[str]:
-    """``durable worker tests.child`` on ``db``, once it says it is running."""
+def spawn_worker(
+    db: Path | str, effects: Path, prefix: Sequence[str] = (), **extra_env: str
+) -> subprocess.Popen[str]:
+    """``durable worker tests.child`` on ``db``, once it says it is running; ``prefix``
+    runs it under another command (``unshare``)."""
     env = {"DURABLE_TEST_EFFECTS": str(effects), **extra_env}
-    return durable_process("--db", str(db), "worker", "tests.child", ready="durable worker:", **env)
+    return durable_process(
+        "--db", str(db), "worker", "tests.child", ready="durable worker:", prefix=prefix, **env
+    )
 
 
-def durable_process(*args: str, ready: str, **extra_env: str) -> subprocess.Popen[str]:
+def durable_process(
+    *args: str, ready: str, prefix: Sequence[str] = (), **extra_env: str
+) -> subprocess.Popen[str]:
     """``python -m durable ARGS...`` running, once its first line starts with ``ready``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in ("BLOCK", "DURABLE_TOKEN"):
         env.pop(name, None)
     env.update(extra_env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "durable", *args],
+        [*prefix, sys.executable, "-m", "durable", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its group can be signalled, whatever runs it
     )
     SPAWNED.append(proc)  # type: ignore[arg-type]  # killed at teardown if the test fails
     assert proc.stdout is not None

@@ -1,0 +1,175 @@
+"""Exactly once wherever it is deployed: workers in other pid namespaces, workers opened
+together, callers that give up on a start. Real worker processes on one journal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import durable
+
+from . import child as child_program
+from .helpers import until
+from .journal_sql import query
+from .processes import ROOT, SPAWNED, durable_process, finish, lines, spawn_worker
+
+UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+"""A new pid namespace with its own /proc, on the same host name: as a container with
+host networking, or a replica given the same ``hostname:``, sees the machine."""
+
+
+def _can_unshare() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run([*UNSHARE, "true"], capture_output=True).returncode == 0
+
+
+async def _start_paced(db: Path | str, runs: int, steps: int) -> None:
+    async with durable.Runtime(db, recover=False) as client:
+        for i in range(runs):
+            await client.start(child_program.paced, steps, run_id=f"paced-{i}")
+
+
+def _wait_all_completed(db: Path | str, runs: int, timeout: float) -> None:
+    async def all_done() -> bool:
+        async with durable.Runtime(db, recover=False) as client:
+            done = await client.list_runs(status="completed", limit=1000)
+        return len(done) == runs
+
+    asyncio.run(until(all_done, timeout=timeout))
+
+
+def _stop(workers: list[subprocess.Popen[str]]) -> None:
+    for worker in workers:
+        # A worker under unshare leads a process group of its own (unshare itself does
+        # not pass SIGTERM on): the group is signalled, so the worker in it stops cleanly.
+        os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        finish(worker)  # type: ignore[arg-type]
+
+
+def _step_begins(effects: Path) -> Counter[tuple[str, str]]:
+    begins = [line.split() for line in lines(effects) if line.startswith("begin paced-")]
+    return Counter((fields[1], fields[2]) for fields in begins)
+
+
+@pytest.mark.skipif(not _can_unshare(), reason="needs unshare --pid (root): CI runs as root")
+def test_live_workers_in_two_pid_namespaces_never_run_a_step_twice(
+    db: Path | str, tmp_path: Path
+) -> None:
+    """The second worker sees the first's pid missing from its own /proc: it must not
+    take that live worker's runs for a dead one's."""
+    effects = tmp_path / "effects.log"
+    child_program.EFFECTS = str(effects)
+    workers = [spawn_worker(db, effects), spawn_worker(db, effects, prefix=UNSHARE)]
+    try:
+        asyncio.run(_start_paced(db, 40, 20))
+        _wait_all_completed(db, 40, timeout=120)
+    finally:
+        _stop(workers)
+    begins = _step_begins(effects)
+    assert len(begins) == 40 * 20 and set(begins.values()) == {1}  # each step ran once
+    completions = query(
+        db,
+        "SELECT run_id, position, count(*) FROM events WHERE kind = 'step.completed'"
+        " GROUP BY run_id, position HAVING count(*) > 1",
+    )
+    assert completions == []
+
+
+def test_workers_opened_together_share_the_waiting_runs(db: Path | str, tmp_path: Path) -> None:
+    """Runs waiting before any worker opens: none of the workers opened in the same
+    moment takes more than its share, however they are scheduled."""
+    effects = tmp_path / "effects.log"
+    child_program.EFFECTS = str(effects)
+    count = 3 if str(db).startswith("postgresql") else 2
+    runs = 100 * count
+    asyncio.run(_start_paced(db, runs, 3))
+    open_at = str(time.time() + 3.0)
+    workers = [
+        durable_process(
+            "--db",
+            str(db),
+            "worker",
+            "tests.child",
+            ready="durable worker:",
+            DURABLE_TEST_EFFECTS=str(effects),
+            DURABLE_TEST_OPEN_AT=open_at,
+        )
+        if i == count - 1
+        else _spawn_unready(db, effects, open_at)
+        for i in range(count)
+    ]
+    try:
+        _wait_all_completed(db, runs, timeout=120)
+    finally:
+        _stop(workers)
+    first_steps = [line.split()[3] for line in lines(effects) if line.startswith("begin paced-")]
+    begins = [line.split() for line in lines(effects) if line.startswith("begin paced-")]
+    per_worker = Counter(fields[3] for fields in begins if fields[2] == "0")
+    assert len(first_steps) == runs * 3
+    assert sum(per_worker.values()) == runs and len(per_worker) == count
+    assert max(per_worker.values()) <= 110, per_worker  # a share is 100
+
+
+def _spawn_unready(db: Path | str, effects: Path, open_at: str) -> subprocess.Popen[str]:
+    """A worker that is started now and not waited for (it waits for ``open_at``)."""
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DURABLE_TEST_EFFECTS": str(effects),
+        "DURABLE_TEST_OPEN_AT": open_at,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "durable", "--db", str(db), "worker", "tests.child"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    SPAWNED.append(proc)  # type: ignore[arg-type]
+    return proc
+
+
+@durable.workflow(name="deployment.quick")
+async def quick(ctx: durable.WorkflowContext, n: int) -> int:
+    return await ctx.step("double", _double, n)
+
+
+async def _double(n: int) -> int:
+    return n * 2
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["run_id", "fresh_id"])
+async def test_a_start_its_caller_gives_up_on_leaves_no_run_or_one_that_executes(
+    db: Path | str, named: bool
+) -> None:
+    async with durable.Runtime(db) as rt:
+        for i in range(20):
+            run_id = f"given-up-{i}" if named else None
+            task = asyncio.create_task(rt.start(quick, i, run_id=run_id))
+            await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        # A start behind them: what the given-up starts wrote is committed by its end.
+        assert await (await rt.start(quick, 100, run_id="behind")).result(timeout=10) == 200
+        runs = await rt.list_runs(workflow="deployment.quick", limit=1000)
+        runs = [info for info in runs if info.run_id != "behind"]
+        for info in runs:
+            assert await rt.handle(info.run_id).result(timeout=10) == 2 * info.input["args"][0]
+        for info in runs:
+            assert (await rt.get_run(info.run_id)).status is durable.RunStatus.COMPLETED
+        if named:
+            assert len(runs) >= 15  # most starts were written before the caller gave up
