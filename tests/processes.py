@@ -88,20 +88,26 @@ def kill_mid_step(db: Path, effects: Path, step: str, **extra_env: str) -> str:
 
 
 def spawn_worker(
-    db: Path | str, effects: Path, prefix: Sequence[str] = (), **extra_env: str
+    db: Path | str,
+    effects: Path,
+    prefix: Sequence[str] = (),
+    wait: bool = True,
+    **extra_env: str,
 ) -> subprocess.Popen[str]:
-    """``durable worker tests.child`` on ``db``, once it says it is running; ``prefix``
-    runs it under another command (``unshare``)."""
+    """``durable worker tests.child`` on ``db``, once it says it is running (at once
+    without ``wait``); ``prefix`` runs it under another command (``unshare``)."""
     env = {"DURABLE_TEST_EFFECTS": str(effects), **extra_env}
+    ready = "durable worker:" if wait else None
     return durable_process(
-        "--db", str(db), "worker", "tests.child", ready="durable worker:", prefix=prefix, **env
+        "--db", str(db), "worker", "tests.child", ready=ready, prefix=prefix, **env
     )
 
 
 def durable_process(
-    *args: str, ready: str, prefix: Sequence[str] = (), **extra_env: str
+    *args: str, ready: str | None, prefix: Sequence[str] = (), **extra_env: str
 ) -> subprocess.Popen[str]:
-    """``python -m durable ARGS...`` running, once its first line starts with ``ready``."""
+    """``python -m durable ARGS...`` running, once its first line starts with ``ready``
+    (None: at once)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in ("BLOCK", "DURABLE_TOKEN"):
         env.pop(name, None)
@@ -116,6 +122,8 @@ def durable_process(
         start_new_session=True,  # its group can be signalled, whatever runs it
     )
     SPAWNED.append(proc)  # type: ignore[arg-type]  # killed at teardown if the test fails
+    if ready is None:
+        return proc
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith(ready), line + (proc.stderr.read() if proc.stderr else "")

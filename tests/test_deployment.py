@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +19,7 @@ import durable
 from . import child as child_program
 from .helpers import until
 from .journal_sql import query
-from .processes import ROOT, SPAWNED, durable_process, finish, lines, spawn_worker
+from .processes import finish, lines, spawn_worker
 
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 """A new pid namespace with its own /proc, on the same host name: as a container with
@@ -94,53 +93,19 @@ def test_workers_opened_together_share_the_waiting_runs(db: Path | str, tmp_path
     count = 3 if str(db).startswith("postgresql") else 2
     runs = 100 * count
     asyncio.run(_start_paced(db, runs, 3))
-    open_at = str(time.time() + 3.0)
+    open_at = str(time.time() + 3.0)  # every worker has started up by then
     workers = [
-        durable_process(
-            "--db",
-            str(db),
-            "worker",
-            "tests.child",
-            ready="durable worker:",
-            DURABLE_TEST_EFFECTS=str(effects),
-            DURABLE_TEST_OPEN_AT=open_at,
-        )
-        if i == count - 1
-        else _spawn_unready(db, effects, open_at)
-        for i in range(count)
+        spawn_worker(db, effects, wait=False, DURABLE_TEST_OPEN_AT=open_at) for _ in range(count)
     ]
     try:
         _wait_all_completed(db, runs, timeout=120)
     finally:
         _stop(workers)
-    first_steps = [line.split()[3] for line in lines(effects) if line.startswith("begin paced-")]
     begins = [line.split() for line in lines(effects) if line.startswith("begin paced-")]
+    assert len(begins) == runs * 3  # each step once
     per_worker = Counter(fields[3] for fields in begins if fields[2] == "0")
-    assert len(first_steps) == runs * 3
     assert sum(per_worker.values()) == runs and len(per_worker) == count
     assert max(per_worker.values()) <= 110, per_worker  # a share is 100
-
-
-def _spawn_unready(db: Path | str, effects: Path, open_at: str) -> subprocess.Popen[str]:
-    """A worker that is started now and not waited for (it waits for ``open_at``)."""
-
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DURABLE_TEST_EFFECTS": str(effects),
-        "DURABLE_TEST_OPEN_AT": open_at,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "durable", "--db", str(db), "worker", "tests.child"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    SPAWNED.append(proc)  # type: ignore[arg-type]
-    return proc
 
 
 @durable.workflow(name="deployment.quick")
