@@ -122,12 +122,16 @@ def durable_process(
         start_new_session=True,  # its group can be signalled, whatever runs it
     )
     SPAWNED.append(proc)  # type: ignore[arg-type]  # killed at teardown if the test fails
-    if ready is None:
-        return proc
+    if ready is not None:
+        wait_ready(proc, ready)
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen[str], ready: str = "durable worker:") -> None:
+    """Wait until the process's first line starts with ``ready``."""
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith(ready), line + (proc.stderr.read() if proc.stderr else "")
-    return proc
 
 
 def lines(path: Path) -> list[str]:

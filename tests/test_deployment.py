@@ -19,7 +19,7 @@ import durable
 from . import child as child_program
 from .helpers import until
 from .journal_sql import query
-from .processes import finish, lines, spawn_worker
+from .processes import finish, lines, spawn_worker, wait_ready
 
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 """A new pid namespace with its own /proc, on the same host name: as a container with
@@ -98,6 +98,8 @@ def test_workers_opened_together_share_the_waiting_runs(db: Path | str, tmp_path
         spawn_worker(db, effects, wait=False, DURABLE_TEST_OPEN_AT=open_at) for _ in range(count)
     ]
     try:
+        for worker in workers:  # all opened before the test loads the machine with polls
+            wait_ready(worker)
         _wait_all_completed(db, runs, timeout=120)
     finally:
         _stop(workers)
