@@ -4,6 +4,7 @@ under a live runtime, and worker processes on many machines (here: many processe
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -257,10 +258,14 @@ async def counted(ctx: durable.WorkflowContext, steps: int) -> int:
     return total + len(answer)
 
 
-async def test_a_server_that_goes_away_and_comes_back_is_survived(db: str) -> None:
+async def test_a_server_that_goes_away_and_comes_back_is_survived(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Every connection reset and the server refusing new ones for 2 s, as in a restart,
     mid-run: the run finishes, no step runs twice, and an answer sent afterwards by
-    another runtime is heard by the reconnected runtime."""
+    another runtime is heard by the reconnected runtime. What the outage logs are
+    lines that say it is retried, none with a traceback."""
+    caplog.set_level(logging.WARNING)
     EXECUTED.clear()
     async with OutageProxy(db) as proxy, durable.Runtime(proxy.url) as rt:
         handle = await rt.start(counted, 30, run_id="c")
@@ -279,6 +284,9 @@ async def test_a_server_that_goes_away_and_comes_back_is_survived(db: str) -> No
     assert sorted(EXECUTED) == list(range(30)) and set(EXECUTED.values()) == {1}
     completed = [e for e in query(db, "SELECT kind FROM events") if e[0] == "step.completed"]
     assert len(completed) == 30
+    logged = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert any("retry" in record.getMessage() for record in logged)
+    assert [record.getMessage() for record in logged if record.exc_info] == []
 
 
 async def _waiting(rt: durable.Runtime, run_id: str) -> bool:

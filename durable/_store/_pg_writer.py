@@ -81,6 +81,7 @@ class PgWriter:
         self.writer_id = writer_id
         self._channel = channel
         self.give_up_after = give_up_after
+        self._failing_since: float | None = None  # the loop time of an outage's first fault
         self._conn: asyncpg.Connection | None = None
         self._pending: list[Entry] = []
         self._wakeup = asyncio.Event()
@@ -222,7 +223,9 @@ class PgWriter:
                 channel = self._channel if any(entry.notify for entry in batch) else None
                 marker = (self.writer_id, number, channel)
                 conn = await self._connection()
-                return await self._committer.commit(conn, batch, marker, merged)
+                outcomes = await self._committer.commit(conn, batch, marker, merged)
+                self._answered()
+                return outcomes
             except Exception as exc:
                 if not is_transient(exc):
                     return fail_jobs(batch, exc)
@@ -253,13 +256,25 @@ class PgWriter:
                 return fail_jobs(batch, StoreUnavailable(f"PostgreSQL did not answer: {fault}"))
 
     async def _backoff(self, backoff: Backoff, fault: Exception) -> bool:
-        """Wait before the next try; False once it is time to give up."""
+        """Wait before the next try; False once it is time to give up. An outage is
+        told once as it begins, and once as it ends (``_answered``)."""
         if self._stopping:
             return False
-        log.warning(
-            "durable: PostgreSQL write failed (%s); retrying in %.2fs", fault, backoff.delay
-        )
+        if self._failing_since is None:
+            self._failing_since = asyncio.get_running_loop().time()
+            log.warning(
+                "durable: PostgreSQL write failed (%s); retrying until it answers"
+                " (for up to %.0f s)",
+                fault,
+                self.give_up_after,
+            )
         return await backoff.wait()
+
+    def _answered(self) -> None:
+        if self._failing_since is not None:
+            lasted = asyncio.get_running_loop().time() - self._failing_since
+            self._failing_since = None
+            log.info("durable: PostgreSQL answers again after %.1f s; writing on", lasted)
 
     async def _committed(self, number: int) -> bool:
         conn = await self._connection()

@@ -141,9 +141,12 @@ class PostgresStore:
             await conn.close()
         try:
             await self._writer.start()
+            # No floor of idle connections: asyncpg restores a floor after a restart by
+            # retrying in the background and logs each try with a traceback; reads open
+            # what they need, and the pool keeps them.
             self._pool = await asyncpg.create_pool(
                 self.url,
-                min_size=1,
+                min_size=0,
                 max_size=4,
                 timeout=_CONNECT_TIMEOUT,
                 server_settings=self._settings(),
