@@ -18,7 +18,15 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._codec import convert, encode, loads, return_hint
-from ._journal import CHILD_COMPLETED, CHILD_STARTED, EVENT_SENT, FIRST_WON, child_message
+from ._journal import (
+    CHILD_COMPLETED,
+    CHILD_STARTED,
+    EVENT_SENT,
+    FIRST_WON,
+    WAIT_RETURNED,
+    child_message,
+)
+from ._race import start_branch
 from ._store.base import TERMINAL, RunEnded
 from .errors import (
     DurableError,
@@ -190,15 +198,31 @@ async def first(
             if index != winner:
                 _discard(awaitable)
         return winner, await awaitables[winner]
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    branches = [start_branch(awaitable) for awaitable in awaitables]
+    tasks = [task for task, _ in branches]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # Branches that are ready too but still journaling (after downtime, a wait that
+        # found its event while a timer fell due) finish: the earliest ready wins.
+        also_ready = [task for task, branch in branches if branch.ready_at is not None]
+        if also_ready:
+            await asyncio.wait(also_ready)
+        finished = [index for index, task in enumerate(tasks) if task.done()]
     finally:
         for task in tasks:
             if not task.done():
                 task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    winner = min(tasks.index(task) for task in done)
+    now = host.clock.now()
+    ready_at = [now if branch.ready_at is None else branch.ready_at for _, branch in branches]
+    winner = min(finished, key=lambda index: (ready_at[index], index))
+    for index in finished:
+        took = branches[index][1].took
+        if index != winner and took is not None:  # a losing wait consumes nothing
+            wait_position, message = took
+            given_back = f'{{"message":{message.seq}}}'
+            await host.append(wait_position, WAIT_RETURNED, message.name, given_back)
+            host.journal.give_back(message)
     host.append_nowait(position, FIRST_WON, "first", f'{{"index":{winner}}}')
     return winner, tasks[winner].result()
 

@@ -34,6 +34,7 @@ from ._journal import (
 )
 from ._logs import WorkflowLogger
 from ._numbers import seconds as finite_seconds
+from ._race import became_ready, call_began, took_message
 from ._state import WorkflowState
 from ._steps import awaitable_plan, run_step, step_plan
 from ._store.base import EventRecord
@@ -101,6 +102,7 @@ class WorkflowContext:
     def _take_position(self, kind: str, name: str) -> int:
         host = self._host
         host.check_running()
+        call_began()
         position = self._next_position
         self._next_position += 1
         events = host.journal.at(position)
@@ -235,6 +237,7 @@ class WorkflowContext:
             await host.append(position, SLEEP_STARTED, "sleep", encode({"wake_at": wake_at}))
         while host.clock.now() < wake_at:
             await host.suspend("sleeping", wake_at, None)
+        became_ready(wake_at)
         host.journal.settle(position)
 
     # -- waiting for people and events --------------------------------------
@@ -282,9 +285,10 @@ class WorkflowContext:
         host = self._host
         try:
             events = host.journal.at(position)
-            for event in events:
-                if event.kind == WAIT_COMPLETED:
-                    return _wait_outcome(self._read(event))
+            if events and events[-1].kind == WAIT_COMPLETED:  # not given back since
+                done = self._read(events[-1])
+                became_ready(done.get("sent_at", events[-1].created_at))
+                return _wait_outcome(done)
             if events:
                 deadline = self._read(events[0]).get("deadline")
             else:
@@ -297,10 +301,16 @@ class WorkflowContext:
                     # Read before it is copied: a corrupt message is blamed on its own
                     # row, and no new row repeats it.
                     value = self._read(message)
-                    answered = f'{{"message":{message.seq},"value":{message.payload}}}'
+                    took_message(position, message)
+                    became_ready(message.created_at)
+                    answered = (
+                        f'{{"message":{message.seq},"sent_at":{encode(message.created_at)},'
+                        f'"value":{message.payload}}}'
+                    )
                     await host.append(position, WAIT_COMPLETED, name, answered)
                     return _wait_outcome({"value": value})
                 if deadline is not None and host.clock.now() >= deadline:
+                    became_ready(deadline)
                     error = WaitTimeout(f"no {_describe_wait(name)} arrived before the deadline")
                     timed_out = encode({"timed_out": True, "error": error.to_record()})
                     await host.append(position, WAIT_COMPLETED, name, timed_out)

@@ -22,6 +22,9 @@ STEP_FAILED = "step.failed"
 SLEEP_STARTED = "sleep.started"
 WAIT_STARTED = "wait.started"
 WAIT_COMPLETED = "wait.completed"
+WAIT_RETURNED = "wait.returned"
+"""A wait that lost a ``ctx.first`` race gave back the message it took: the wait is
+open again and the message is for the run's next wait of its name."""
 VALUE = "value.recorded"
 CHILD_STARTED = "child.started"
 CHILD_COMPLETED = "child.completed"
@@ -104,7 +107,7 @@ class RunJournal:
             payload(event).get("message")
             for event in events
             if event.kind in (WAIT_COMPLETED, CHILD_COMPLETED) and not event.superseded
-        }
+        } - {payload(event)["message"] for event in events if event.kind == WAIT_RETURNED}
         self.recoveries_in_a_row = 0
         """Recoveries since the run last made progress (or was resumed by hand)."""
         for event in events:
@@ -180,6 +183,11 @@ class RunJournal:
 
     def has_message(self, name: str) -> bool:
         return any(message.name == name for message in self.inbox)
+
+    def give_back(self, message: EventRecord) -> None:
+        """Put a message a wait took back into the inbox, in its place."""
+        self.inbox.append(message)
+        self.inbox.sort(key=lambda event: event.seq)
 
     def take_message(self, name: str) -> EventRecord | None:
         """Remove and return the oldest unconsumed message called ``name``."""

@@ -17,6 +17,7 @@ from . import _current
 from ._aio import within
 from ._codec import convert, encode, loads, return_hint
 from ._journal import STEP_COMPLETED, STEP_FAILED, STEP_STARTED, attempts, completed_payload
+from ._race import became_ready
 from ._step_info import StepScope
 from ._workflow import StepOptions, step_options
 from .errors import SerializationError, StepFailed, StepInterrupted, StepTimeout, error_from_record
@@ -41,6 +42,7 @@ async def run_step(
             events = host.journal.at(position)
             for event in events:
                 if event.kind == STEP_COMPLETED:
+                    became_ready(event.created_at)
                     return convert(ctx._read(event)["result"], hint)
                 if event.kind == STEP_FAILED:
                     final = ctx._read(event).get("final")
@@ -118,6 +120,7 @@ async def run_step(
             # Not awaited: the run's next write (a step's start, a sleep, its end) commits
             # after it, and no effect of the run escapes before that write is committed.
             host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
+            became_ready(host.clock.now())
             return result
     finally:
         host.journal.settle(position)
