@@ -287,6 +287,7 @@ class WorkflowContext:
             events = host.journal.at(position)
             if events and events[-1].kind == WAIT_COMPLETED:  # not given back since
                 done = self._read(events[-1])
+                await host.journal.in_turn(position, events[-1])
                 became_ready(done.get("sent_at", events[-1].created_at))
                 return _wait_outcome(done)
             if events:

@@ -6,6 +6,7 @@ the runtime (pending waits, check) and the history export.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,11 @@ RESUMED = "run.resumed"
 """A person resumed the failed run (``rt.resume``): recoveries are counted anew."""
 
 USER_WAIT_PREFIX = "user:"
+
+_HAND_OVER_ITERATIONS = 3
+"""Loop iterations a replayed call lets pass between the return of the call journaled
+before it and its own: enough for a task's end to reach ``asyncio.wait`` and for the
+workflow to resume there."""
 
 
 def payload(event: EventRecord) -> Any:
@@ -122,6 +128,8 @@ class RunJournal:
             elif event.position is not None:
                 target = self.superseded if event.superseded else self.live
                 target.setdefault(event.position, []).append(event)
+        self._turns: dict[int, int] = {}  # replayed calls in flight: position -> end's seq
+        self._waiting: dict[int, asyncio.Future[None]] = {}
         self.replay_end = max(self.live, default=-1) + 1
         """The first position the journal had nothing for when the run was loaded:
         calls before it are replays of calls made in an earlier life."""
@@ -171,6 +179,31 @@ class RunJournal:
         they are let go, and a long run holds only the events of calls in progress."""
         self.live.pop(position, None)
         self.superseded.pop(position, None)
+        if self._turns.pop(position, None) is not None and self._turns:
+            waiting = self._waiting.get(min(self._turns, key=self._turns.__getitem__))
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+
+    async def in_turn(self, position: int, end: EventRecord) -> None:
+        """Return when the replayed call at ``position``, which ended with ``end``, may
+        hand back its result: after every call in flight whose end was journaled before
+        it. So code that reacts to completion order (``asyncio.wait``, ``as_completed``,
+        a lock around steps) takes the same path on replay as when it ran."""
+        self._turns[position] = end.seq
+        try:
+            await asyncio.sleep(0)  # calls started in the same moment take their turns too
+            while min(self._turns.values()) != end.seq:
+                self._waiting[position] = asyncio.get_running_loop().create_future()
+                await self._waiting[position]
+                # What the call before set going (asyncio.wait's wake-up, a lock handed
+                # on) runs first, as it did while this call was still running.
+                for _ in range(_HAND_OVER_ITERATIONS):
+                    await asyncio.sleep(0)
+        except BaseException:
+            self.settle(position)
+            raise
+        finally:
+            self._waiting.pop(position, None)
 
     def deliver(self, message: EventRecord) -> bool:
         """Add a message sent to the run; False if it was already known."""

@@ -42,11 +42,13 @@ async def run_step(
             events = host.journal.at(position)
             for event in events:
                 if event.kind == STEP_COMPLETED:
+                    await host.journal.in_turn(position, event)
                     became_ready(event.created_at)
                     return convert(ctx._read(event)["result"], hint)
                 if event.kind == STEP_FAILED:
                     final = ctx._read(event).get("final")
                     if final is not None:
+                        await host.journal.in_turn(position, event)
                         raise error_from_record(final)
             last = events[-1] if events else None
             if last is not None and last.kind == STEP_STARTED and options.at_most_once:
