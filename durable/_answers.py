@@ -70,7 +70,8 @@ class Answers:
             if record.status in TERMINAL:
                 changed.cancel()
                 raise DurableError(f"run {run_id!r} ended {record.status} without asking")
-            await changed
+            with self.runtime.awaiting(changed.done):  # a virtual clock skips meanwhile
+                await changed
 
     async def respond(self, run_id: str, value: Any, wait_id: str | None) -> None:
         waits = [w for w in await self.pending(run_id) if wait_id in (None, w.wait_id)]

@@ -196,13 +196,14 @@ class Residency:
             loop.call_soon(self._rebuild_if_idle, live)
         elif len(self.live) > rt.max_in_memory_runs:
             loop.call_soon(self._evict_if_idle, live)
-        if isinstance(rt.clock, VirtualClock) and rt.clock.auto_skip:
-            loop.call_soon(self._skip_if_idle)
+        if isinstance(rt.clock, VirtualClock):
+            rt.clock.poke()
 
-    def _skip_if_idle(self) -> None:
+    def parked(self) -> bool:
+        """Every run here waits (for time or news) and none is being loaded: for a
+        virtual clock, which skips only then."""
         runs = self.live.values()
-        if runs and all(run.blocked_on_timers for run in runs):
-            self.runtime.timers.skip_to_next()
+        return not self._waking and all(run.idle for run in runs)
 
     def _rebuild_if_idle(self, live: LiveRun) -> None:
         position = live.positions_used

@@ -74,6 +74,7 @@ class LiveRun:
         self._parked: set[_Parked] = set()
         self._nudged: set[str] = set()  # nudges no wait was parked for yet
         self._busy = 0
+        self._suspending = 0
         self._fatal: NonDeterminismError | CorruptJournal | None = None
         self.writes = WriteChain()  # every write of this incarnation, in order
         self._end_write: tuple[Awaitable[list[int]], RunUpdate] | None = None
@@ -225,7 +226,11 @@ class LiveRun:
         timers = self.runtime.timers
         timer = None if deadline is None else timers.call_at(deadline, parked.wake)
         try:
-            await self._set_status(status)
+            self._suspending += 1  # not idle until the runtime has heard it parked
+            try:
+                await self._set_status(status)
+            finally:
+                self._suspending -= 1
             self.runtime.note_suspended(self)
             await parked.future
         finally:
@@ -240,15 +245,10 @@ class LiveRun:
         return (
             bool(self._parked)
             and self._busy == 0
+            and self._suspending == 0
             and self.writes.unsettled == 0
             and not any(parked.future.done() for parked in self._parked)
         )
-
-    @property
-    def blocked_on_timers(self) -> bool:
-        """Idle, and every parked wait has a deadline. (A run's own deadline does not
-        count: a virtual clock would skip a wait for a person straight to it.)"""
-        return self.idle and all(parked.deadline is not None for parked in self._parked)
 
     def parked_waits(self) -> list[tuple[float | None, str | None]]:
         """(deadline, message name) of each wait the run is parked on."""

@@ -13,7 +13,7 @@ import contextvars
 import datetime as dt
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -22,7 +22,7 @@ from typing_extensions import ParamSpec
 from . import _current
 from ._answers import Answers
 from ._check import CheckReport, check
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, VirtualClock
 from ._control import Control
 from ._handle import RunHandle
 from ._inbox import Inbox
@@ -165,6 +165,7 @@ class Runtime:
         self.telemetry = Telemetry(tracer_provider)
         self._open = False
         self._token: contextvars.Token[Runtime | None] | None = None
+        self._detach_clock: Callable[[], None] | None = None
 
     @property
     def is_open(self) -> bool:
@@ -201,6 +202,8 @@ class Runtime:
         await self.store.open()
         self._open = True
         self.timers.start()
+        if isinstance(self.clock, VirtualClock):  # it skips only while our runs are parked
+            self._detach_clock = self.clock.attach(self.residency.parked)
         self._token = _current.runtime.set(self)
         last_seq = await self.store.last_seq()
         await self.ownership.open()
@@ -239,6 +242,9 @@ class Runtime:
         return True
 
     async def _close_store(self) -> None:
+        if self._detach_clock is not None:
+            self._detach_clock()
+            self._detach_clock = None
         await self.timers.stop()
         await self.store.close()
         self.inbox.notify(DurableError("the runtime was closed while waiting for a run's result"))
@@ -476,6 +482,13 @@ class Runtime:
         """
         self._check_open()
         return await check(self, unregistered=unregistered)
+
+    def awaiting(self, happened: Callable[[], bool]) -> contextlib.AbstractContextManager[None]:
+        """Around a caller's wait for a run to do something (its end, a question, a state
+        key, a stream value): a virtual clock skips time meanwhile, until ``happened()``."""
+        if isinstance(self.clock, VirtualClock):
+            return self.clock.awaiting(happened)
+        return contextlib.nullcontext()
 
     # -- what the parts and live runs call back ------------------------------
 

@@ -11,7 +11,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 
-from ._clock import Clock, VirtualClock
+from ._clock import Clock
 
 
 class Timers:
@@ -52,14 +52,6 @@ class Timers:
     def next_deadline(self) -> float | None:
         self._drop_cancelled()
         return self._heap[0][0] if self._heap else None
-
-    def skip_to_next(self) -> None:
-        """With a virtual clock that auto-skips, jump to the earliest timer."""
-        clock = self.clock
-        deadline = self.next_deadline()
-        if isinstance(clock, VirtualClock) and clock.auto_skip and deadline is not None:
-            clock.set(deadline)
-            self._changed.set()
 
     def _drop_cancelled(self) -> None:
         while self._heap and self._heap[0][1] in self._cancelled:

@@ -57,8 +57,7 @@ async def record() -> None:
             done = await rt.start(procurement, ["acme", "globex"], run_id="golden-1")
             waiting = await rt.start(procurement, ["initech"], run_id="golden-2")
             for run_id in ("golden-1", "golden-2"):
-                while not await rt.pending_waits(run_id):
-                    await asyncio.sleep(0.01)
+                await rt.wait_for_question(run_id)  # the virtual clock skips the sleep
                 await rt.respond(run_id, "yes")
             await rt.send_event("golden-1", "delivered", {"dock": 4})
             await done.result()
@@ -90,7 +89,11 @@ async def schema_v1(ctx: durable.WorkflowContext, name: str) -> str:
 
 async def record_schema_fixture(path: Path) -> None:
     """A journal file with one run waiting for an event, written by this code's schema."""
-    async with durable.Runtime(path, clock=durable.VirtualClock()) as rt:
+    clock = durable.VirtualClock()
+    async with durable.Runtime(path, clock=clock) as rt:
         await rt.start(schema_v1, "ada", run_id="v1-run")
+        while (await rt.get_run("v1-run")).status != durable.RunStatus.SLEEPING:
+            await asyncio.sleep(0.01)
+        clock.advance(60)  # time skips by itself only while a run is awaited
         while (await rt.get_run("v1-run")).status != durable.RunStatus.WAITING:
             await asyncio.sleep(0.01)

@@ -177,12 +177,14 @@ async def run_program(
 ) -> tuple[Any, dict[str, Any]]:
     global CRASH
     CRASH = Crash(crash_at) if crash_at is not None else None
-    rt = durable.Runtime(folder / "journal.db", clock=durable.VirtualClock())
+    clock = durable.VirtualClock()
+    rt = durable.Runtime(folder / "journal.db", clock=clock)
     await rt.open()
     try:
         handle = await rt.start(program, [list(op) for op in steps], run_id="p")
         if CRASH is not None:
-            await asyncio.wait_for(CRASH.reached.wait(), 10)
+            with clock.awaiting(CRASH.reached.is_set):  # the virtual clock skips sleeps until
+                await asyncio.wait_for(CRASH.reached.wait(), 10)
             rt = await crash(rt)
         result = await rt.handle(handle.run_id).result(timeout=10)
         return result, await rt.export("p")

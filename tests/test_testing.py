@@ -137,8 +137,11 @@ async def nondeterministic(ctx: durable.WorkflowContext) -> int:
 
 async def test_always_replay_rebuilds_runs_at_every_suspension(db: Path) -> None:
     entries_before = next(ENTRIES)
-    async with durable.Runtime(db, clock=durable.VirtualClock(), always_replay=True) as rt:
+    clock = durable.VirtualClock()
+    async with durable.Runtime(db, clock=clock, always_replay=True) as rt:
         handle = await rt.start(deterministic, run_id="d")
+        await status_is(rt, "d", "sleeping")
+        clock.advance(60)  # nobody awaits the run yet, so time holds still until told
         await status_is(rt, "d", "waiting")
         await rt.send_event("d", "go")
         assert await handle.result(timeout=5) == 3
@@ -158,8 +161,11 @@ async def test_always_replay_flushes_out_non_determinism(db: Path) -> None:
 
 
 async def test_export_then_replay_against_current_and_changed_code(db: Path) -> None:
-    async with durable.Runtime(db, clock=durable.VirtualClock()) as rt:
+    clock = durable.VirtualClock()
+    async with durable.Runtime(db, clock=clock) as rt:
         handle = await rt.start(deterministic, run_id="e")
+        await status_is(rt, "e", "sleeping")
+        clock.advance(60)
         await status_is(rt, "e", "waiting")
         await rt.send_event("e", "go")
         await handle.result(timeout=5)
