@@ -61,7 +61,10 @@ async def test_crash_and_resume(durable_runtime, durable_crash):
 
 
 @pytest.mark.parametrize("mode", ["strict", "auto"])
-def test_plugin_fixtures_in_strict_and_auto_mode(pytester: pytest.Pytester, mode: str) -> None:
+def test_plugin_fixtures_in_strict_and_auto_mode(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # this durable
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-o", f"asyncio_mode={mode}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
