@@ -361,4 +361,7 @@ async def main(db: str, scenario: str, args: list[str]) -> None:
 
 if __name__ == "__main__":
     EFFECTS = sys.argv[3]
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[4:]))
+    if sys.argv[2] == "script":  # a script's durable.run, without a run id
+        effect(f"result {durable.run(three_steps, db=sys.argv[1])!r}")
+    else:
+        asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[4:]))
