@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._aio import TaskSet
-from ._codec import encode
+from ._codec import encode, loads
 from ._handle import RunHandle
 from ._info import RunStatus
-from ._journal import RERUN, RESUMED
+from ._journal import RERUN, RESUMED, STEP_FAILED, payload
 from ._logs import log
 from ._store.base import NewEvent, RunEnded, RunRecord, RunUpdate
-from .errors import DurableError, RunNotFound, WorkflowTimeout
+from .errors import DurableError, RunNotFound, StepFailed, WorkflowTimeout
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -70,6 +70,9 @@ class Control:
         rt.inbox.notify()
 
     async def resume(self, run_id: str) -> RunHandle[Any]:
+        """A run that failed in a step retries from that step (its recorded failure
+        superseded, as ``rerun_from`` does); one that failed elsewhere replays its
+        journal under the current code."""
         rt = self.runtime
         record = await rt._record(run_id)
         if record.status != RunStatus.FAILED:
@@ -77,6 +80,9 @@ class Control:
                 f"run {run_id!r} is {record.status}; only a failed run can be resumed"
                 " (rt.rerun_from re-executes a finished run from a position)"
             )
+        position = await self._failed_step(record)
+        if position is not None:
+            return await self.rerun_from(run_id, position)
         now = rt.clock.now()
         update = RunUpdate(
             now, status=_again(record), reset_result=True, release=True, only_if_active=False
@@ -103,6 +109,23 @@ class Control:
         await rt.store.supersede(run_id, position, update, [marker])
         await self._take(record)
         return RunHandle(rt, run_id)
+
+    async def _failed_step(self, record: RunRecord) -> int | None:
+        """The position of the step whose final failure ended the run, if one did."""
+        error = loads(record.error or "{}")
+        if not isinstance(error, dict) or error.get("code") != StepFailed.code:
+            return None
+        events = (await self.runtime.store.load_events([record.run_id]))[record.run_id]
+        failures = [
+            event
+            for event in events
+            if event.kind == STEP_FAILED
+            and not event.superseded
+            and event.position is not None
+            and "final" in payload(event)
+        ]
+        ending = [event for event in failures if event.name == error.get("step")] or failures
+        return None if not ending else ending[-1].position
 
     async def _take(self, record: RunRecord) -> None:
         """Run it here if this runtime may: a queued run through its queue."""

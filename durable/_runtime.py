@@ -425,7 +425,9 @@ class Runtime:
         await self.control.cancel(run_id)
 
     async def resume(self, run_id: str) -> RunHandle[Any]:
-        """Run a failed run again on its journal (after fixing the code)."""
+        """Try a failed run again: one that failed in a step retries from that step (its
+        recorded failure superseded, as ``rerun_from`` does); one that failed elsewhere
+        replays its journal under the current code (after a fix)."""
         return await self.control.resume(run_id)
 
     async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:

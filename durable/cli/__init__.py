@@ -118,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
 
     for name, text in (
         ("cancel", "cancel runs: those named, or those the filters select"),
-        ("resume", "re-run failed runs on their journal (after a code fix)"),
+        ("resume", "retry failed runs: from the step that failed, else on their journal"),
     ):
         sub = command(name, text)
         sub.add_argument("run_ids", metavar="RUN_ID", nargs="*", help="the runs (or use filters)")
@@ -127,6 +127,18 @@ def parser() -> argparse.ArgumentParser:
         if name == "cancel":
             sub.add_argument("--status", choices=statuses, help="only runs with this status")
         sub.add_argument("--yes", "-y", action="store_true", help="act without asking first")
+
+    rerun = command("rerun", "re-execute a completed or failed run from a position")
+    run_id(rerun)
+    rerun.add_argument(
+        "--from",
+        dest="position",
+        type=int,
+        required=True,
+        metavar="POSITION",
+        help="the journal position to re-execute from (durable history shows them); the"
+        " entries at and after it are kept, marked superseded",
+    )
 
     check = command("check", "what needs a human: interrupted steps, orphaned or diverged runs")
     check.add_argument(

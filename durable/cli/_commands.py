@@ -172,6 +172,14 @@ async def resume(rt: Runtime, args: argparse.Namespace) -> None:
         print(f"run {run_id} will be resumed by a runtime that has its workflow")
 
 
+async def rerun(rt: Runtime, args: argparse.Namespace) -> None:
+    await rt.rerun_from(args.run_id, args.position)
+    print(
+        f"run {args.run_id} will be re-executed from position {args.position} by a runtime"
+        " that has its workflow"
+    )
+
+
 async def _choose(
     rt: Runtime, args: argparse.Namespace, statuses: list[RunStatus], verb: str
 ) -> list[str]:
@@ -250,6 +258,7 @@ COMMANDS: dict[str, Command] = {
     "send-event": send_event,
     "cancel": cancel,
     "resume": resume,
+    "rerun": rerun,
     "check": check,
     "prune": prune,
     "queues": queues,
