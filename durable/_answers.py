@@ -60,18 +60,18 @@ class Answers:
 
     async def _question(self, run_id: str) -> PendingWait:
         while True:
-            # A future left pending by a raise below is dropped at the next change.
             changed = self.runtime.inbox.next_change()
-            waits = await self.pending(run_id)
-            if waits:
+            try:  # never left pending (a close would set an error nobody reads)
+                waits = await self.pending(run_id)
+                if waits:
+                    return waits[0]
+                record = await self.runtime._record(run_id)
+                if record.status in TERMINAL:
+                    raise DurableError(f"run {run_id!r} ended {record.status} without asking")
+                with self.runtime.awaiting(changed.done):  # a virtual clock skips meanwhile
+                    await changed
+            finally:
                 changed.cancel()
-                return waits[0]
-            record = await self.runtime._record(run_id)
-            if record.status in TERMINAL:
-                changed.cancel()
-                raise DurableError(f"run {run_id!r} ended {record.status} without asking")
-            with self.runtime.awaiting(changed.done):  # a virtual clock skips meanwhile
-                await changed
 
     async def respond(self, run_id: str, value: Any, wait_id: str | None) -> None:
         waits = [w for w in await self.pending(run_id) if wait_id in (None, w.wait_id)]

@@ -56,6 +56,21 @@ def test_public_names_are_pinned() -> None:
         assert public.__name__ == name, name
 
 
+def test_testing_names_are_pinned() -> None:
+    import durable.testing
+
+    assert sorted(durable.testing.__all__) == [
+        "CrashPoint",
+        "CrashReport",
+        "VirtualClock",
+        "crash",
+        "explore_crashes",
+        "load_history",
+        "replay",
+        "scoped_workflows",
+    ]
+
+
 def test_error_codes_are_stable() -> None:
     codes = {
         cls.__name__: cls.code
