@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._aio import within
 from ._codec import encode
+from ._ids import check_name
 from ._info import PendingWait
 from ._journal import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX, RunJournal
 from ._numbers import seconds
@@ -74,6 +75,8 @@ class Answers:
                 changed.cancel()
 
     async def respond(self, run_id: str, value: Any, wait_id: str | None) -> None:
+        if wait_id is not None:
+            check_name("wait_id", wait_id)
         waits = [w for w in await self.pending(run_id) if wait_id in (None, w.wait_id)]
         if not waits:
             which = f" with wait_id {wait_id!r}" if wait_id is not None else ""
@@ -98,8 +101,9 @@ class Answers:
             ) from None
 
     async def send_event(self, run_id: str, name: str, payload: Any, key: str | None) -> None:
-        if key is not None and (not isinstance(key, str) or not key):
-            raise ValueError(f"an event's key must be a non-empty string, got {key!r}")
+        check_name("run_id", run_id)
+        if key is not None:
+            check_name("an event's key", key)
         text = encode(payload, self.runtime.max_value_bytes)
         try:
             await self.deliver(run_id, name, text, key)
@@ -111,10 +115,10 @@ class Answers:
     async def deliver(self, run_id: str, name: str, text: str, key: str | None) -> None:
         """Journal the event ``name`` with JSON ``text`` for the unfinished run (once per
         ``key``) and hand it to the run if it is here; ``RunNotFound`` or ``RunEnded``."""
-        if not isinstance(name, str) or not name or name.startswith(_RESERVED):
+        if check_name("an event's name", name).startswith(_RESERVED):
             raise ValueError(
-                f"event names are non-empty strings, and those starting with"
-                f" {' or '.join(map(repr, _RESERVED))} are reserved; got {name!r}"
+                f"event names starting with {' or '.join(map(repr, _RESERVED))} are"
+                f" reserved; got {name!r}"
             )
         await self._send(run_id, name, text, Expect(), key)
 

@@ -20,6 +20,7 @@ from typing_extensions import ParamSpec
 
 from ._codec import encode
 from ._composition import ChildHandle, first, parallel, send_event, start_child
+from ._ids import check_name
 from ._journal import (
     PATCHED,
     SLEEP_STARTED,
@@ -179,7 +180,7 @@ class WorkflowContext:
         """
         explicit: str | None = None
         if args and isinstance(args[0], str):
-            explicit, args = args[0], args[1:]
+            explicit, args = check_name("a step's name (ctx.step('name', ...))", args[0]), args[1:]
         if explicit is not None and len(args) == 1 and not kwargs and _is_awaitable(args[0]):
             return self._awaitable_step(explicit, args[0])
         if not args or not callable(args[0]):
@@ -251,6 +252,7 @@ class WorkflowContext:
         per wait. With ``timeout`` (seconds) it raises ``WaitTimeout``; ``timeout=0``
         returns an event already there or raises at once (journaled either way).
         """
+        check_name("an event's name (ctx.wait_for_event)", name)
         seconds = _timeout(timeout)
         position = self._take_position("wait", name)
         return self._wait(position, name, seconds, {})
@@ -370,8 +372,8 @@ class WorkflowContext:
         run_id: str | None = None,
     ) -> Coroutine[Any, Any, ChildHandle[R]]:
         """``start_child`` with the workflow's arguments passed as a list and a dict."""
-        if run_id is not None and (not isinstance(run_id, str) or not run_id):
-            raise ValueError(f"a child's run_id must be a non-empty string, got {run_id!r}")
+        if run_id is not None:
+            check_name("a child's run_id", run_id)
         if run_id == self.run_id:
             raise ValueError(
                 f"a child's run_id names the run that starts it ({run_id!r}), which would wait"
@@ -385,6 +387,8 @@ class WorkflowContext:
         is journaled here, so a replay or a crash never sends it again. A run that does
         not exist raises ``RunNotFound``, one that has ended ``DurableError`` (the same
         on every replay)."""
+        check_name("the run_id of ctx.send_event", run_id)
+        check_name("an event's name (ctx.send_event)", name)
         text = encode(payload, self._host.max_value_bytes)
         position = self._take_position("event", name)
         return send_event(self, position, run_id, name, text)
@@ -418,8 +422,7 @@ class WorkflowContext:
         await self._stream(STREAM_CLOSED, key, "{}")
 
     async def _stream(self, kind: str, key: str, text: str) -> None:
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"a stream's key must be a non-empty string, got {key!r}")
+        check_name("a stream's key", key)
         position = self._take_position("stream", key)
         events = self._host.journal.at(position)
         self._host.journal.settle(position)
@@ -433,8 +436,7 @@ class WorkflowContext:
         Deploy ``if ctx.patched("new-step"): <new code> else: <old code>`` so runs in
         flight keep replaying the old branch while new runs take the new one.
         """
-        if not isinstance(patch_id, str) or not patch_id:
-            raise ValueError(f"patch_id must be a non-empty string, got {patch_id!r}")
+        check_name("patch_id", patch_id)
         if patch_id in self._patches:
             raise ValueError(
                 f"ctx.patched({patch_id!r}) was called twice in run {self.run_id!r}; give each"

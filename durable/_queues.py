@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ._ids import check_name
 from ._store.base import QueueLimits
 
 
@@ -31,8 +32,7 @@ class Queue:
         per_runtime: int | None = None,
         rate: tuple[int, float] | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a queue's name must be a non-empty string, got {name!r}")
+        check_name("a queue's name", name)
         _positive_count(f"Queue({name!r}) concurrency", concurrency)
         _positive_count(f"Queue({name!r}) per_runtime", per_runtime)
         if rate is not None:

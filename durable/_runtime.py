@@ -25,6 +25,7 @@ from ._check import CheckReport, check
 from ._clock import Clock, SystemClock, VirtualClock
 from ._control import Control
 from ._handle import RunHandle
+from ._ids import check_name
 from ._inbox import Inbox
 from ._info import PendingWait, RunInfo, RunStatus, event_dict, history_document
 from ._journal import child_message
@@ -311,7 +312,7 @@ class Runtime:
         return RunHandle(self, rid)
 
     def handle(self, run_id: str) -> RunHandle[Any]:
-        return RunHandle(self, run_id)
+        return RunHandle(self, check_name("run_id", run_id))
 
     async def get_run(self, run_id: str) -> RunInfo:
         return RunInfo.from_record(await self._record(run_id))
@@ -332,6 +333,9 @@ class Runtime:
         ``parent`` keeps the children of that run."""
         self._check_open()
         status_text = None if status is None else _status(status)
+        for what, name in (("workflow", workflow), ("after", after), ("parent", parent)):
+            if name is not None:
+                check_name(f"list_runs({what}=...)", name)
         cursor = None
         if after is not None:
             record = await self.store.get_run(after)
@@ -380,6 +384,7 @@ class Runtime:
 
     async def _record(self, run_id: str) -> RunRecord:
         self._check_open()
+        check_name("run_id", run_id)
         record = await self.store.get_run(run_id)
         if record is None:
             raise RunNotFound(run_id)
@@ -422,7 +427,7 @@ class Runtime:
     async def cancel(self, run_id: str) -> None:
         """Cancel the run and its unfinished children: they stop at their current await
         and end ``cancelled``."""
-        await self.control.cancel(run_id)
+        await self.control.cancel(check_name("run_id", run_id))
 
     async def resume(self, run_id: str) -> RunHandle[Any]:
         """Try a failed run again: one that failed in a step retries from that step (its
@@ -438,6 +443,7 @@ class Runtime:
         """How many runs of the queue are queued and running, and its limits (None
         for a queue this process did not declare)."""
         self._check_open()
+        name = name if isinstance(name, Queue) else check_name("a queue's name", name)
         return await self.scheduler.status(name.name if isinstance(name, Queue) else name)
 
     async def queues(self) -> list[QueueStatus]:
@@ -461,6 +467,8 @@ class Runtime:
         written already, then each as it is committed; it ends when the stream is
         closed or the run ends."""
         self._check_open()
+        check_name("run_id", run_id)
+        check_name("a stream's key", key)
         return read_stream(self, run_id, key)
 
     async def get_state(self, run_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._codec import canonical, digest, encode
-from ._ids import new_run_id
+from ._ids import check_name, new_run_id
 from ._info import RunStatus
 from ._journal import RunJournal
 from ._numbers import seconds
@@ -47,17 +47,18 @@ async def start_run(
             f"{getattr(wf, '__qualname__', wf)!r} is not a workflow; decorate it with"
             " @durable.workflow before starting it"
         )
-    if run_id is not None and (not isinstance(run_id, str) or not run_id):
-        raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+    if run_id is not None:
+        check_name("run_id", run_id)
     limit = wf.timeout if timeout is None else seconds("timeout", timeout)
     through = wf.queue if queue is None else queue_named(queue)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
-    if dedup_key is not None and (through is None or not isinstance(dedup_key, str)):
-        raise ValueError(
-            f"dedup_key={dedup_key!r} needs a queue (queue=... or @workflow(queue=...))"
-            " and must be a string"
-        )
+    if dedup_key is not None:
+        check_name("dedup_key", dedup_key)
+        if through is None:
+            raise ValueError(
+                f"dedup_key={dedup_key!r} needs a queue (queue=... or @workflow(queue=...))"
+            )
     try:
         input_text = encode({"args": list(args), "kwargs": kwargs}, rt.max_value_bytes)
         input_digest = digest(canonical({"workflow": wf.name, "args": args, "kwargs": kwargs}))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._aio import within
 from ._codec import encode, loads
+from ._ids import check_name
 from ._journal import STATE_CLEARED, STATE_DELETED, STATE_SET, payload, state_of
 from ._numbers import seconds
 from ._store.base import TERMINAL
@@ -85,9 +86,9 @@ class WorkflowState:
 
 
 def _key(key: str) -> str:
-    if not isinstance(key, str) or not key or key == _CLEAR:
-        raise TypeError(f"ctx.state keys are non-empty strings (not {_CLEAR!r}), got {key!r}")
-    return key
+    if key == _CLEAR:
+        raise ValueError(f"{_CLEAR!r} is reserved and cannot be a ctx.state key")
+    return check_name("a ctx.state key", key)
 
 
 async def read_state(rt: Runtime, run_id: str) -> dict[str, Any]:
@@ -98,6 +99,7 @@ async def read_state(rt: Runtime, run_id: str) -> dict[str, Any]:
 
 async def wait_state(rt: Runtime, run_id: str, key: str, timeout: float | None) -> Any:
     """``rt.wait_state``: the value of ``key`` once the run has set it."""
+    check_name("a ctx.state key", key)
     if timeout is None:
         return await _state_set(rt, run_id, key)
     try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _current
 from ._codec import encode
+from ._ids import check_name
 from ._journal import STREAM_CLOSED, STREAM_VALUE, payload
 from ._store.base import TERMINAL
 from .errors import DurableError
@@ -72,5 +73,4 @@ async def read_stream(rt: Runtime, run_id: str, key: str) -> AsyncIterator[Any]:
 
 
 def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"a stream's key must be a non-empty string, got {key!r}")
+    check_name("a stream's key", key)

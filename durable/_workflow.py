@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
@@ -14,6 +15,7 @@ from typing_extensions import ParamSpec
 
 from . import _current
 from ._codec import convert, loads, parameter_hints
+from ._ids import NAME_LIMIT, check_name
 from ._numbers import seconds
 from ._queues import Cron, Queue, queue_named
 from .errors import CorruptJournal, DurableError
@@ -175,16 +177,23 @@ def workflow(
         _check_webhook_secret(webhook_secret)
     if webhook_secret is not None and not webhook:
         raise ValueError("webhook_secret=... is for @durable.workflow(webhook=True)")
+    if name is not None:
+        check_name("@durable.workflow(name=...)", name)
+    if isinstance(version, int) and not isinstance(version, bool):
+        version = str(version)
+    check_name("@durable.workflow(version=...)", version)
     deadline = None if timeout is None else seconds("a workflow's timeout", timeout)
     through = None if queue is None else queue_named(queue)
     schedule = None if cron is None else Cron(cron, tz)
 
     def decorate(fn: Callable[..., Any]) -> Workflow[Any, Any]:
         _check_workflow_function(fn)
+        label = name or check_name(f"the name of workflow {fn.__qualname__}", fn.__qualname__)
         if schedule is not None:
             _check_cron_function(fn)
+            _check_cron_name(label)
         wf: Workflow[Any, Any] = Workflow(
-            fn, name or fn.__qualname__, str(version), deadline, through, schedule, webhook_secret
+            fn, label, version, deadline, through, schedule, webhook_secret
         )
         key = (wf.name, wf.version)
         existing = _registry.get(key)
@@ -250,6 +259,18 @@ def _check_workflow_function(fn: Callable[..., Any]) -> None:
             f" parameter, named `ctx` or annotated `durable.WorkflowContext`; its first"
             f" parameter is {first.name!r}, which would receive the context instead of an"
             f" argument. Write `async def {name}(ctx: durable.WorkflowContext{rest})`"
+        )
+
+
+def _check_cron_name(name: str) -> None:
+    """A tick's run id is the name, ``@`` and the tick's time (``_scheduler``): it must
+    fit the run id rule."""
+    longest = len(f"{name}@{dt.datetime(2000, 1, 1, tzinfo=dt.UTC).isoformat()}")
+    if longest > NAME_LIMIT:
+        raise ValueError(
+            f"@durable.workflow(cron=...) names each tick's run <name>@<tick time>, at most"
+            f" {NAME_LIMIT} characters; the name {name!r:.60} is {len(name)} characters:"
+            f" give it one of at most {NAME_LIMIT - (longest - len(name))} with name=..."
         )
 
 
@@ -326,8 +347,17 @@ def step(
     else it is a plain call. A sync
     step function runs in a worker thread through ``await ctx.step(fn, ...)``.
     """
+    if name is not None:
+        check_name("@durable.step(name=...)", name)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(
+            f"@durable.step(retry=...) takes a durable.RetryPolicy, got {retry!r:.60};"
+            " for example retry=durable.RetryPolicy(max_attempts=3)"
+        )
     if timeout is not None:
         timeout = seconds("step timeout", timeout)
+    if not isinstance(at_most_once, bool):
+        raise TypeError(f"@durable.step(at_most_once=...) is True or False, got {at_most_once!r}")
     options = StepOptions(name, retry or RetryPolicy(), timeout, at_most_once)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
