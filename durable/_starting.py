@@ -49,6 +49,7 @@ async def start_run(
         )
     if run_id is not None:
         check_name("run_id", run_id)
+    _check_arguments(wf, args, kwargs)
     limit = wf.timeout if timeout is None else seconds("timeout", timeout)
     through = wf.queue if queue is None else queue_named(queue)
     if isinstance(priority, bool) or not isinstance(priority, int):
@@ -112,6 +113,28 @@ async def start_run(
     # (is cancelled, times out): a run is then either not written, or it executes.
     await asyncio.shield(_create(rt, wf, record, executes))
     return rid
+
+
+def _check_arguments(wf: Workflow[Any, Any], args: object, kwargs: object) -> None:
+    """``args`` a list or tuple and ``kwargs`` a dict with string keys that the workflow's
+    signature accepts: checked here, not when the run calls the function."""
+    if not isinstance(args, (list, tuple)):
+        raise TypeError(
+            f"the arguments of workflow {wf.name!r} must be a list or tuple (args), got"
+            f" {type(args).__name__} {args!r:.60}; pass [value, ...]"
+        )
+    if not isinstance(kwargs, dict) or not all(isinstance(key, str) for key in kwargs):
+        raise TypeError(
+            f"the keyword arguments of workflow {wf.name!r} must be a dict with string keys"
+            f" (kwargs), got {type(kwargs).__name__} {kwargs!r:.60}; pass {{'name': value}}"
+        )
+    try:
+        wf.signature().bind(None, *args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(
+            f"workflow {wf.name!r} cannot take these arguments: {exc}; its signature is"
+            f" {wf.fn.__name__}{wf.signature()}"
+        ) from None
 
 
 async def _create(rt: Runtime, wf: Workflow[Any, Any], record: RunRecord, executes: bool) -> None:

@@ -60,12 +60,19 @@ class Workflow(Generic[P, R]):
         """With it, ``durable serve`` starts a run for each signed ``POST /webhooks/<name>``."""
         functools.update_wrapper(self, fn)
         self._parameters: list[tuple[str, Any]] | None = None
+        self._signature: inspect.Signature | None = None
+
+    def signature(self) -> inspect.Signature:
+        """The function's signature, the context first, computed once."""
+        if self._signature is None:
+            self._signature = inspect.signature(self.fn)
+        return self._signature
 
     def parameters(self) -> list[tuple[str, Any]]:
         """(name, type hint) of each parameter after the context, computed once."""
         if self._parameters is None:
             hints = parameter_hints(self.fn)
-            names = list(inspect.signature(self.fn).parameters)[1:]
+            names = list(self.signature().parameters)[1:]
             self._parameters = [(name, hints.get(name, Any)) for name in names]
         return self._parameters
 

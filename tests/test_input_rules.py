@@ -153,3 +153,23 @@ async def test_a_refused_workflow_name_leaves_the_process_able_to_open_a_journal
     async with durable.Runtime(db) as rt:
         await rt.start(ask, run_id="after")
         await status_is(rt, "after", "waiting")
+
+
+async def test_arguments_of_the_wrong_shape_are_refused_at_the_start(db: Path | str) -> None:
+    queue = durable.Queue("rules.q")
+    async with durable.Runtime(db) as rt:
+        with pytest.raises(TypeError, match=r"must be a list or tuple \(args\), got str"):
+            await rt.start_run(ask, "abc", {})
+        with pytest.raises(TypeError, match=r"must be a dict with string keys \(kwargs\)"):
+            await rt.start_run(ask, [], ["a"])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"must be a dict with string keys"):
+            await rt.start_run(ask, [], {1: "a"})  # type: ignore[dict-item,unused-ignore]
+        with pytest.raises(TypeError, match=r"cannot take these arguments.*ask\(ctx"):
+            await rt.start_run(ask, ["a", "b", "c"], {})
+        with pytest.raises(TypeError, match=r"cannot take these arguments"):
+            await rt.start_run(ask, [], {"nope": 1})
+        with pytest.raises(ValueError, match=f"dedup_key must be .*{RULE}"):
+            await rt.start_run(ask, [], {}, queue=queue, dedup_key="k\x00")
+        assert await rt.list_runs() == []
+        run = await rt.start_run(ask, ("a",), {})
+        await status_is(rt, run.run_id, "waiting")
