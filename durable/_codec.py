@@ -12,7 +12,9 @@ import datetime as dt
 import enum
 import hashlib
 import inspect
+import json
 import math
+import re
 import types
 import typing
 import uuid
@@ -43,6 +45,7 @@ def encode(value: Any, limit: int | None = None) -> str:
     try:
         data = orjson.dumps(value, default=_default, option=_OPTIONS)
     except TypeError as exc:
+        _refuse_big_int(value)
         raise SerializationError(
             f"cannot store a value of type {_type_name(value)} as JSON ({exc}); return"
             " JSON-ready data, a dataclass, Enum, datetime, UUID, Decimal or pydantic model"
@@ -61,6 +64,114 @@ def encode(value: Any, limit: int | None = None) -> str:
             " Runtime(max_value_bytes=...)"
         )
     return data.decode()
+
+
+INT_RANGE = range(-(2**63), 2**64)
+"""The integers JSON values keep exactly here (orjson's range: int64 and uint64)."""
+
+
+def _refuse_big_int(value: Any) -> None:
+    """``SerializationError`` naming the place of an integer in ``value`` beyond 64 bits,
+    if it holds one: such a number is refused, never stored as a float."""
+    found = _big_int(value, [])
+    if found is None:
+        return
+    number, path = found
+    place = _place(path)
+    digits = len(number.lstrip("-"))
+    shown = number if digits <= 40 else f"{number[:20]}... ({digits} digits)"
+    raise SerializationError(
+        f"the integer {shown}{f' at {place}' if place else ''} is beyond 64 bits (64-bit"
+        f" integers go from {INT_RANGE.start} to {INT_RANGE.stop - 1}): JSON numbers keep"
+        " no more here, and durable never rounds it to a float; store it as a string or a"
+        " Decimal"
+    )
+
+
+class _BigInt(str):
+    """An integer beyond 64 bits in JSON text, kept as its digits (``loads_input``)."""
+
+
+def _exact_int(text: str) -> int | _BigInt:
+    digits = len(text.lstrip("-"))
+    if digits < 19 or (digits <= 20 and int(text) in INT_RANGE):
+        return int(text)
+    return _BigInt(text)
+
+
+def _big_int(value: Any, path: list[str | int]) -> tuple[str, list[str | int]] | None:
+    """The first integer beyond 64 bits in ``value`` (its digits) and the keys and
+    indexes to it."""
+    if isinstance(value, _BigInt):
+        return value, path
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value in INT_RANGE else (_digits(value), path)
+    items: Any = ()
+    if isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    elif isinstance(value, (set, frozenset)):
+        items = ((None, item) for item in value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    for key, item in items:
+        if isinstance(key, int) and not isinstance(key, bool) and key not in INT_RANGE:
+            return _digits(key), [*path, _KEY]
+        found = _big_int(item, path if key is None else [*path, key])
+        if found is not None:
+            return found
+    return None
+
+
+def _digits(number: int) -> str:
+    """Its decimal digits, or its size where Python refuses to write so many."""
+    try:
+        return str(number)
+    except ValueError:
+        return f"of {number.bit_length()} bits"
+
+
+_KEY = "(a key)"
+
+
+def _place(path: list[str | int]) -> str:
+    """``args[0]['n']``: a top-level name bare, the keys and indexes under it bracketed
+    (and a dict key that is the integer itself marked so)."""
+    key = path[-1] == _KEY if path else False
+    steps = path[:-1] if key else path
+    if steps and isinstance(steps[0], str) and steps[0].isidentifier():
+        text = steps[0] + "".join(f"[{step!r}]" for step in steps[1:])
+    else:
+        text = "".join(f"[{step!r}]" for step in steps)
+    return f"{text or 'the top'} {_KEY}" if key else text
+
+
+def loads_input(text: str | bytes) -> Any:
+    """JSON given from outside (an HTTP body, the command line), parsed as ``loads`` does,
+    but an integer beyond 64 bits is refused (``SerializationError`` naming its place)
+    where orjson would turn it into a float; ``ValueError`` if it is not JSON."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        _find_big_int(text)  # orjson takes one past the range of a double for bad JSON
+        raise
+    _find_big_int(text)
+    return value
+
+
+def _find_big_int(text: str | bytes) -> None:
+    # Every integer out of range has 19 digits or more: only such text is read again,
+    # with Python's exact integers, to find one.
+    if _LONG_DIGITS.search(text if isinstance(text, bytes) else text.encode()):
+        try:
+            exact = json.loads(text, parse_int=_exact_int)
+        except ValueError:
+            return
+        _refuse_big_int(exact)
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _has_non_finite(value: Any) -> bool:

@@ -8,11 +8,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import durable
 
 from .helpers import status_is
+from .processes import cli
+from .test_server import serve, wait_for_question
 
 RULE = "at most 255 characters without control characters or lone surrogates"
 BAD_IDS: list[Any] = [123, b"id", "", "a\x00b", "a\ud800b", "x" * 1_000_000, "a\nb", "x" * 256]
@@ -173,3 +176,78 @@ async def test_arguments_of_the_wrong_shape_are_refused_at_the_start(db: Path | 
         assert await rt.list_runs() == []
         run = await rt.start_run(ask, ("a",), {})
         await status_is(rt, run.run_id, "waiting")
+
+
+def test_over_http_an_integer_beyond_64_bits_or_a_bad_name_is_a_422(db: Path | str) -> None:
+    """orjson reads 2**64 as a float: the body parser refuses it, naming where it is."""
+    proc, url = serve(db)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as api:
+            big = api.post("/api/workflows/child.ask_text/runs", json={"args": [2**64]})
+            assert (big.status_code, big.json()["code"]) == (422, "SERIALIZATION"), big.text
+            assert "18446744073709551616 at args[0]" in big.json()["message"]
+            small = api.post("/api/workflows/child.ask_text/runs", json={"args": [-(2**63) - 1]})
+            assert small.status_code == 422 and "args[0]" in small.json()["message"]
+            assert api.get("/api/runs").json() == []
+            run_id = api.post("/api/workflows/child.ask_text/runs", json={}).json()["run_id"]
+            wait_for_question(api, run_id)
+            refused = [
+                api.post(f"/api/runs/{run_id}/events/e", json={"n": [1, 2**64]}),
+                api.post(f"/api/runs/{run_id}/respond", json={"value": 2**70}),
+                api.post(f"/api/runs/{run_id}/events/{'e' * 256}", json=1),
+                api.post(
+                    f"/api/runs/{run_id}/events/e", json=1, headers={"Idempotency-Key": "k" * 256}
+                ),
+                api.get("/api/runs/a%00b"),
+                api.get("/api/runs/a%7Fb/history"),
+                api.get(f"/api/runs/{'x' * 300}"),
+                api.post(
+                    "/api/workflows/child.ask_text/runs",
+                    json={},
+                    headers={"Idempotency-Key": "r" * 256},
+                ),
+                api.post("/api/workflows/child.ask_text/runs", json={"kwargs": {"nope": 1}}),
+            ]
+            for response in refused:
+                assert response.status_code == 422, response.text
+                assert response.json()["code"] in ("SERIALIZATION", "INVALID_REQUEST")
+            assert "at n[1]" in refused[0].json()["message"]
+            assert api.get(f"/api/runs/{run_id}/history").json()[-1]["kind"] == "wait.started"
+            fine = api.post(f"/api/runs/{run_id}/respond", json={"value": 2**64 - 1})
+            assert fine.status_code == 200, fine.text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+@durable.workflow(name="rules.big")
+async def big(ctx: durable.WorkflowContext, n: int) -> dict[str, list[int]]:
+    grown: dict[str, list[int]] = await ctx.step("grow", lambda: {"deep": [n * 2**64]})
+    return grown
+
+
+async def test_an_integer_beyond_64_bits_is_refused_naming_its_place(db: Path | str) -> None:
+    async with durable.Runtime(db) as rt:
+        with pytest.raises(durable.SerializationError, match=r"18446744073709551616 at args\[0\]"):
+            await rt.start(big, 2**64)
+        with pytest.raises(durable.SerializationError, match=r"at kwargs\['n'\]"):
+            await rt.start_run(big, [], {"n": -(2**63) - 1})
+        assert await rt.list_runs() == []
+        with pytest.raises(durable.WorkflowFailed, match=r"at deep\[0\] is beyond 64 bits"):
+            await (await rt.start(big, 1)).result(timeout=10)
+        await rt.start(ask, run_id="r")
+        await status_is(rt, "r", "waiting")
+        with pytest.raises(durable.SerializationError, match=r"at \[1\]\['x'\]"):
+            await rt.send_event("r", "e", [0, {"x": 2**64}])
+        with pytest.raises(durable.SerializationError, match="beyond 64 bits"):
+            await rt.respond("r", 2**64)
+        await rt.respond("r", 2**64 - 1)
+        assert await rt.handle("r").result(timeout=10) == f"t{2**64 - 1}"
+
+
+async def test_the_command_line_refuses_an_integer_beyond_64_bits(db: Path | str) -> None:
+    async with durable.Runtime(db):
+        pass  # the journal the command opens
+    started = cli(db, "start", "child.sleeper", "[18446744073709551616]", "--module", "tests.child")
+    assert started.returncode == 1, started.stderr
+    assert "at [0] is beyond 64 bits" in started.stderr and "Traceback" not in started.stderr

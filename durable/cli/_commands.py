@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from .._codec import loads
+from .._codec import loads_input
 from .._info import RunInfo, RunStatus
 from .._runtime import Runtime
 from .._workflow import Workflow, registered_spec, registry_keys
@@ -56,7 +56,7 @@ def when(text: str) -> dt.datetime:
 
 def json_text(text: str) -> Any:
     try:
-        return loads(text)
+        return loads_input(text)
     except ValueError as exc:
         raise DurableError(
             f"{text!r} is not JSON ({exc}); quote strings as JSON ('\"text\"') or leave out --json"

@@ -23,6 +23,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .._codec import loads_input
 from .._runtime import Runtime
 from .._workflow import Workflow, registered_spec
 from ..errors import DurableError
@@ -169,12 +170,14 @@ def _is_json(request: Request) -> bool:
 
 
 async def _body(request: Request) -> Any:
-    """The JSON body (None if empty; the content type was checked on the way in)."""
+    """The JSON body (None if empty; the content type was checked on the way in). An
+    integer beyond 64 bits is refused (422 SERIALIZATION naming its place), never
+    rounded to a float."""
     raw = await request.body()
     if not raw:
         return None
     try:
-        return orjson.loads(raw)
+        return loads_input(raw)
     except orjson.JSONDecodeError as exc:
         raise _BadRequest(f"the body is not JSON: {exc}") from None
 
