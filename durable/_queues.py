@@ -104,6 +104,8 @@ def queue_named(queue: Queue | str) -> Queue:
     """A queue object, or the declared queue of that name (``ValueError`` if none)."""
     if isinstance(queue, Queue):
         return queue
+    if not isinstance(queue, str):
+        raise TypeError(f"queue= takes a durable.Queue or its name, got {queue!r:.60}")
     found = _declared.get(queue) if isinstance(queue, str) else None
     if found is None:
         names = ", ".join(sorted(_declared)) or "none"

@@ -33,6 +33,7 @@ from ._liveness import runtime_name
 from ._logs import log
 from ._metrics import Metrics
 from ._numbers import count, seconds, timestamp
+from ._options import check_runtime_options, runtime_workflows
 from ._ownership import Ownership
 from ._queues import Queue, QueueStatus, ScheduleInfo
 from ._residency import Residency
@@ -119,6 +120,7 @@ class Runtime:
         workflows: Sequence[Workflow[Any, Any]] | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
+        check_runtime_options(path, clock, recover, always_replay, identity)
         seconds("lease_seconds", lease_seconds)
         seconds("poll_interval", poll_interval)
         count("max_in_memory_runs", max_in_memory_runs)
@@ -156,7 +158,7 @@ class Runtime:
         self.max_in_memory_runs = max_in_memory_runs
         self.max_value_bytes = max_value_bytes
         self.max_recoveries = max_recoveries
-        self.ownership = Ownership(self, workflows)
+        self.ownership = Ownership(self, runtime_workflows(workflows))
         self.residency = Residency(self)
         self.inbox = Inbox(self)
         self.answers = Answers(self)

@@ -364,7 +364,9 @@ def step(
     if timeout is not None:
         timeout = seconds("step timeout", timeout)
     if not isinstance(at_most_once, bool):
-        raise TypeError(f"@durable.step(at_most_once=...) is True or False, got {at_most_once!r}")
+        raise TypeError(
+            f"@durable.step(at_most_once=...) must be True or False, got {at_most_once!r}"
+        )
     options = StepOptions(name, retry or RetryPolicy(), timeout, at_most_once)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
