@@ -9,6 +9,7 @@ from typing import Any
 
 from ._codec import loads
 from ._journal import payload
+from ._numbers import utc_moment
 from ._store.base import EventRecord, RunRecord
 from .errors import CorruptJournal
 
@@ -27,7 +28,7 @@ class RunStatus(enum.StrEnum):
 
 
 def moment(seconds: float | None) -> dt.datetime | None:
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return None if seconds is None else utc_moment(seconds)
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ class RunInfo:
             input=values[0],
             output=values[1],
             error=values[2],
-            created_at=dt.datetime.fromtimestamp(record.created_at, dt.UTC),
-            updated_at=dt.datetime.fromtimestamp(record.updated_at, dt.UTC),
+            created_at=utc_moment(record.created_at),
+            updated_at=utc_moment(record.updated_at),
             parent_run_id=record.parent_run_id,
             queue=record.queue,
             deadline=moment(record.deadline),
@@ -184,4 +185,4 @@ def _column(record: RunRecord, name: str) -> Any:
 
 
 def _iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+    return utc_moment(seconds).isoformat()

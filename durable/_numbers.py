@@ -41,3 +41,17 @@ def timestamp(name: str, moment: dt.datetime) -> float:
             " for example datetime.now(timezone.utc)"
         )
     return moment.timestamp()
+
+
+_LAST = dt.datetime.max.replace(tzinfo=dt.UTC)
+_FIRST = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def utc_moment(seconds: float) -> dt.datetime:
+    """POSIX seconds as an aware UTC datetime. A stored time no datetime holds (the wake
+    time of a sleep of 1e300 seconds, a moment past year 9999) reads as the last (or
+    first) datetime there is, so that reading a run never fails on it."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return _LAST if seconds > 0 else _FIRST

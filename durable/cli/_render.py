@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,20 +23,41 @@ def print_json(value: Any) -> None:
 
 
 def moment(value: dt.datetime) -> str:
-    """A moment in local time with its offset: ``2026-12-01 14:05:09+01:00``."""
-    return value.astimezone().isoformat(sep=" ", timespec="seconds")
+    """A moment in local time with its offset: ``2026-12-01 14:05:09+01:00`` (in UTC at
+    the ends of the datetime range, where no other zone fits)."""
+    with contextlib.suppress(OverflowError):
+        value = value.astimezone()
+    return value.isoformat(sep=" ", timespec="seconds")
 
 
-def _local(seconds: float) -> str:
-    return moment(dt.datetime.fromtimestamp(seconds, dt.UTC))
+def _local(seconds: Any) -> str:
+    """A stored time (POSIX seconds) in local time, or as it is stored, marked, when it
+    is no time a datetime holds (1e300, a year past 9999, text)."""
+    return _stored_time(seconds, moment)
 
 
-def iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+def iso(seconds: Any) -> Any:
+    """A stored time as ISO 8601, or the stored value as it is when it cannot be one."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return seconds
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return seconds
+
+
+def _stored_time(seconds: Any, show: Callable[[dt.datetime], str]) -> str:
+    if not isinstance(seconds, bool) and isinstance(seconds, (int, float)):
+        try:
+            return show(dt.datetime.fromtimestamp(seconds, dt.UTC))
+        except (OverflowError, OSError, ValueError):
+            pass
+    return f"{seconds!r} (as stored: not a time)"
 
 
 def readable_event(event: dict[str, Any]) -> dict[str, Any]:
-    """A history event with the moments in its payload as ISO 8601, not POSIX seconds."""
+    """A history event with the moments in its payload as ISO 8601, not POSIX seconds
+    (a stored time that cannot be a date is left as it is)."""
     data = event["payload"]
     if isinstance(data, dict) and any(isinstance(data.get(key), float) for key in TIME_KEYS):
         data = {
@@ -163,8 +186,18 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             by_position.setdefault(event["position"], []).append(event)
     for position, group in by_position.items():
-        lines.append({"at": group[0]["created_at"], "position": position, "what": _describe(group)})
+        lines.append({"at": group[0]["created_at"], "position": position, "what": _line(group)})
     return sorted(lines, key=lambda line: (str(line["at"]), str(line["position"]).zfill(9)))
+
+
+def _line(group: list[dict[str, Any]]) -> str:
+    """``_describe``, or the first event as stored when its payload is not of the shape
+    its kind has (a journal written by hand, or damaged): shown, never a traceback."""
+    try:
+        return _describe(group)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+        first = group[0]
+        return f"{first['kind']} {first['name']!r}: {orjson.dumps(first['payload']).decode()}"
 
 
 def _unpositioned(event: dict[str, Any]) -> str:
