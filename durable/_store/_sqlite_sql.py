@@ -61,9 +61,10 @@ _RUN_FROM = (
 _RUN_READ = _RUN_SELECT + _RUN_FROM
 _RUN_COUNTS = "SELECT workflow, status, count(*) FROM runs GROUP BY workflow, status"
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
-# Whether the run's wait ?2 is unanswered: it was journaled (not superseded), nothing
-# completed it, and no message of its name waits in the inbox (messages not consumed by
-# a wait.completed). The kinds are _journal.py's.
+# Whether the run's wait ?2 (a wait_for_user's, of one position) is unanswered: it was
+# journaled (not superseded), nothing completed it, and no message of its name is in the
+# journal: with the wait not completed, none was consumed (Expect). No payload is read.
+# The kinds are _journal.py's.
 _WAIT_PENDING = """
 SELECT EXISTS (
     SELECT 1 FROM events s WHERE s.run_id = ?1 AND s.kind = 'wait.started'
@@ -71,11 +72,7 @@ SELECT EXISTS (
         SELECT 1 FROM events c WHERE c.run_id = ?1 AND c.position = s.position
         AND c.kind = 'wait.completed' AND c.superseded = 0))
 AND NOT EXISTS (
-    SELECT 1 FROM events m WHERE m.run_id = ?1 AND m.kind = 'message' AND m.name = ?2
-    AND m.seq NOT IN (
-        SELECT json_extract(c.payload, '$.message') FROM events c
-        WHERE c.run_id = ?1 AND c.kind = 'wait.completed' AND c.superseded = 0
-        AND json_valid(c.payload) AND json_extract(c.payload, '$.message') IS NOT NULL))
+    SELECT 1 FROM events m WHERE m.run_id = ?1 AND m.kind = 'message' AND m.name = ?2)
 """
 _KEY_SEEN = "SELECT 1 FROM message_keys WHERE run_id = ? AND key = ?"
 _KEY_KEEP = "INSERT INTO message_keys (run_id, key, seq) VALUES (?, ?, ?)"

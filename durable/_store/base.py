@@ -182,7 +182,10 @@ class Expect:
 
     ``active``: the run exists and has not ended (else ``RunNotFound`` or
     ``RunEnded``). ``pending_wait``: the run's wait of that name (a
-    ``wait_for_user``'s wait id) is still unanswered (else ``WaitAnswered``).
+    ``wait_for_user``'s wait id) is still unanswered (else ``WaitAnswered``): journaled,
+    not completed, and no message of its name in the journal. A wait id names one
+    position, so every message of that name is one only that wait consumes; the check
+    reads no payload (one holding U+0000 is text no SQL JSON function takes).
     """
 
     active: bool = True

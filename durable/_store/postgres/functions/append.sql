@@ -50,13 +50,12 @@ BEGIN
             AND w.name = p_pending_wait AND NOT w.superseded AND NOT EXISTS (
                 SELECT 1 FROM :"schema".events c WHERE c.run_id = p_run AND c.position = w.position
                 AND c.kind = 'wait.completed' AND NOT c.superseded))
+        -- A wait id names one position: with its wait not completed, no message of its
+        -- name was consumed, so any one is an answer not yet read (Expect, base.py). No
+        -- payload is read: one holding U+0000 is text jsonb refuses.
         AND NOT EXISTS (
             SELECT 1 FROM :"schema".events m WHERE m.run_id = p_run AND m.kind = 'message'
-            AND m.name = p_pending_wait AND m.seq NOT IN (
-                SELECT (c.payload::jsonb ->> 'message')::bigint FROM :"schema".events c
-                WHERE c.run_id = p_run AND c.kind = 'wait.completed' AND NOT c.superseded
-                AND c.payload::jsonb ? 'message'
-                AND jsonb_typeof(c.payload::jsonb -> 'message') = 'number'))
+            AND m.name = p_pending_wait)
     ) THEN
         refused := 'wait_answered';
         RETURN;
