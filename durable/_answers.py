@@ -54,7 +54,7 @@ class Answers:
         try:
             return await within(self._question(run_id), seconds("timeout", timeout))
         except TimeoutError:
-            status = (await self.runtime.get_run(run_id)).status.value
+            status = str((await self.runtime.get_run(run_id)).status)
             raise TimeoutError(
                 f"run {run_id!r} asked no question within {timeout} s; it is {status}"
             ) from None

@@ -1,27 +1,30 @@
 """``rt.check()``: what needs a human after a crash, or before the next answer.
 
-Five things: step attempts that started and never finished (the external
+Six things: step attempts that started and never finished (the external
 effect may or may not have happened, and may have happened twice if the
 step was run again), unfinished runs whose owner died and that no live
 runtime has taken over, unfinished runs of workflows this process does not
 have, runs failed because their process died each time they were recovered
-(``RECOVERY_LIMIT``), and parked runs (sleeping or waiting) whose journal the
-current code no longer replays: found now, not when someone answers them.
+(``RECOVERY_LIMIT``), runs whose journal or row cannot be read (``CORRUPT_JOURNAL``:
+unfinished ones found now, and those a runtime failed for it), and parked runs
+(sleeping or waiting) whose journal the current code no longer replays: found now,
+not when someone answers them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._info import RunInfo, RunStatus
+from ._info import STATUSES, RunInfo, RunStatus, unknown_status
 from ._journal import STEP_COMPLETED, STEP_FAILED, STEP_STARTED, RunJournal
 from ._replay import divergence
 from ._store.base import EventRecord, RunRecord
 from ._workflow import registered
-from .errors import RecoveryLimit
+from .errors import CorruptJournal, RecoveryLimit
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -64,6 +67,9 @@ class CheckReport:
     unregistered_runs: list[RunInfo] = field(default_factory=list)
     poison_runs: list[RunInfo] = field(default_factory=list)
     diverged_runs: list[DivergedRun] = field(default_factory=list)
+    corrupt_runs: list[RunInfo] = field(default_factory=list)
+    """Runs whose journal or row cannot be read: unfinished ones (with ``unreadable``
+    saying what and the fix), and runs failed with ``CORRUPT_JOURNAL``."""
 
     @property
     def ok(self) -> bool:
@@ -73,6 +79,7 @@ class CheckReport:
             or self.unregistered_runs
             or self.poison_runs
             or self.diverged_runs
+            or self.corrupt_runs
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +97,13 @@ class CheckReport:
             ],
             "poison_runs": [run.run_id for run in self.poison_runs],
             "diverged_runs": [vars(run) for run in self.diverged_runs],
+            "corrupt_runs": [
+                {
+                    "run_id": run.run_id,
+                    "problem": run.unreadable or (run.error or {}).get("message"),
+                }
+                for run in self.corrupt_runs
+            ],
         }
 
 
@@ -104,23 +118,36 @@ async def check(rt: Runtime, *, unregistered: bool) -> CheckReport:
         lambda run: not unregistered or registered(run.workflow, run.version) is not None,
         rt.loaded_runs | rt.unloaded_runs,
     )
+    corrupt = {run.run_id for run in report.corrupt_runs}
     for run in runs:
         wf = registered(run.workflow, run.version)
-        if run.status in PARKED and wf is not None:
-            error = await divergence(
-                wf, run.run_id, run.input, journals[run.run_id], run.updated_at
-            )
-            if error is not None:
+        if run.status in PARKED and wf is not None and run.run_id not in corrupt:
+            try:
+                error = await divergence(
+                    wf, run.run_id, run.input, journals[run.run_id], run.updated_at
+                )
+            except CorruptJournal as unreadable:
+                error = unreadable
+            if isinstance(error, CorruptJournal):
+                report.corrupt_runs.append(_corrupt(run, error))
+            elif error is not None:
                 report.diverged_runs.append(
                     DivergedRun(run.run_id, run.workflow, run.status, error.message)
                 )
-    failed = await rt.store.list_runs(status=RunStatus.FAILED.value, limit=None)
-    report.poison_runs.extend(
-        info
-        for info in map(RunInfo.from_record, failed)
-        if (info.error or {}).get("code") == RecoveryLimit.code
-    )
+    failed = list(map(RunInfo.from_record, await rt.store.list_runs(status="failed", limit=None)))
+    for code, found in (
+        (RecoveryLimit.code, report.poison_runs),
+        (CorruptJournal.code, report.corrupt_runs),
+    ):
+        found.extend(info for info in failed if (info.error or {}).get("code") == code)
     return report
+
+
+def _corrupt(run: RunRecord, error: CorruptJournal) -> RunInfo:
+    """The run as listed, with what cannot be read in it."""
+    info = RunInfo.from_record(run)
+    problems = "; ".join(filter(None, (info.unreadable, str(error))))
+    return dataclasses.replace(info, unreadable=problems)
 
 
 def build_report(
@@ -139,7 +166,13 @@ def build_report(
             report.orphaned_runs.append(RunInfo.from_record(run))
         if not is_registered(run):
             report.unregistered_runs.append(RunInfo.from_record(run))
-        journal = RunJournal(journals.get(run.run_id, []))
+        try:
+            if run.status not in STATUSES:
+                raise unknown_status(run.run_id, run.status)
+            journal = RunJournal(journals.get(run.run_id, []))
+        except CorruptJournal as error:
+            report.corrupt_runs.append(_corrupt(run, error))
+            continue
         for position, events in sorted(journal.live.items()):
             report.interrupted_steps.extend(_open_attempts(run, position, events, alive))
     return report

@@ -35,14 +35,14 @@ class RunHandle(Generic[R]):
         try:
             result = await within(self.runtime.results.wait(self.run_id), timeout)
         except TimeoutError:
-            status = (await self.runtime.get_run(self.run_id)).status.value
+            status = str((await self.runtime.get_run(self.run_id)).status)
             raise TimeoutError(
                 f"run {self.run_id!r} did not end within {timeout} s; it is {status} and goes"
                 " on (await result() again, or cancel it)"
             ) from None
         return result
 
-    async def status(self) -> RunStatus:
+    async def status(self) -> RunStatus | str:
         return (await self.runtime.get_run(self.run_id)).status
 
     async def cancel(self) -> None:

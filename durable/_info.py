@@ -27,6 +27,18 @@ class RunStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+STATUSES = frozenset(status.value for status in RunStatus)
+
+
+def unknown_status(run_id: str, status: str) -> CorruptJournal:
+    """The error for a run whose row holds a status no version of durable writes."""
+    return CorruptJournal(
+        f"run {run_id!r} has the status {status!r} in the runs table, which no version of"
+        f" durable writes (it writes {', '.join(sorted(STATUSES))}); the run was not guessed"
+        " at: correct the row or restore it from a backup, then rt.resume() the run"
+    )
+
+
 def moment(seconds: float | None) -> dt.datetime | None:
     return None if seconds is None else utc_moment(seconds)
 
@@ -38,7 +50,10 @@ class RunInfo:
     run_id: str
     workflow: str
     version: str | None
-    status: RunStatus
+    status: RunStatus | str
+    """The run's status; a status no version of durable wrote is kept as the text the
+    row holds (a plain ``str``), with ``unreadable`` saying so, until a runtime claims
+    the run and fails it with ``CorruptJournal``."""
     input: Any
     output: Any
     error: dict[str, Any] | None
@@ -51,8 +66,9 @@ class RunInfo:
     deadline: dt.datetime | None = None
     """When the run fails with ``WorkflowTimeout`` unless it has ended."""
     unreadable: str | None = None
-    """Set when a column of the run's row is not JSON: what and how to fix it (that
-    value is then None). A listing shows such a run beside the others."""
+    """Set when the run's row cannot be read as it is: a column that is not JSON (that
+    value is then None) or a status no version wrote; what and how to fix it. A listing
+    shows such a run beside the others."""
 
     @classmethod
     def from_record(cls, record: RunRecord) -> RunInfo:
@@ -64,11 +80,16 @@ class RunInfo:
             except CorruptJournal as exc:  # listed all the same, marked
                 values.append(None)
                 problems.append(str(exc))
+        status: RunStatus | str = record.status
+        if record.status in STATUSES:
+            status = RunStatus(record.status)
+        else:
+            problems.insert(0, str(unknown_status(record.run_id, record.status)))
         return cls(
             run_id=record.run_id,
             workflow=record.workflow,
             version=record.version,
-            status=RunStatus(record.status),
+            status=status,
             input=values[0],
             output=values[1],
             error=values[2],
@@ -86,7 +107,7 @@ class RunInfo:
             "run_id": self.run_id,
             "workflow": self.workflow,
             "version": self.version,
-            "status": self.status.value,
+            "status": str(self.status),
             "input": self.input,
             "output": self.output,
             "error": self.error,
@@ -112,15 +133,15 @@ class PendingWait:
 
     @classmethod
     def from_event(cls, event: EventRecord) -> PendingWait:
-        payload = loads(event.payload)
+        data = payload(event)  # a question without its text is CorruptJournal
         return cls(
             run_id=event.run_id,
             wait_id=event.name,
-            question=payload["question"],
-            input_type=payload["input_type"],
-            options=payload.get("options"),
+            question=data["question"],
+            input_type=data["input_type"],
+            options=data.get("options"),
             created_at=dt.datetime.fromtimestamp(event.created_at, dt.UTC),
-            deadline=moment(payload.get("deadline")),
+            deadline=moment(data.get("deadline")),
         )
 
     def to_dict(self) -> dict[str, Any]:

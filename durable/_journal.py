@@ -7,6 +7,7 @@ the runtime (pending waits, check) and the history export.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +55,25 @@ workflow to resume there."""
 
 
 def payload(event: EventRecord) -> Any:
-    """The event's payload as JSON data, or ``CorruptJournal`` naming run and position."""
+    """The event's payload as JSON data of the shape its kind requires, or
+    ``CorruptJournal`` naming run and position."""
     try:
-        return loads(event.payload)
+        data = loads(event.payload)
     except ValueError as exc:
-        raise CorruptJournal(
-            f"the journal of run {event.run_id!r} is unreadable at position {event.position}"
-            f" (event {event.seq}, {event.kind}): {exc}; the run was stopped and its journal"
-            " left as it is: correct that event's payload (it must be JSON) or restore it from"
-            " a backup, then rt.resume() the run"
-        ) from None
+        raise corrupt(event, f"{exc}; correct that event's payload (it must be JSON)") from None
+    problem = _shape_problem(event, data)
+    if problem is not None:
+        raise corrupt(event, f"{problem}; correct that event's payload")
+    return data
+
+
+def corrupt(event: EventRecord, problem: str) -> CorruptJournal:
+    """The error for an event that cannot be read: ``problem`` says what and the fix."""
+    return CorruptJournal(
+        f"the journal of run {event.run_id!r} is unreadable at position {event.position}"
+        f" (event {event.seq}, {event.kind}): {problem} or restore it from a backup, then"
+        " rt.resume() the run; the run was stopped and its journal left as it is"
+    )
 
 
 def family(kind: str) -> str:
@@ -130,6 +140,8 @@ class RunJournal:
                 target.setdefault(event.position, []).append(event)
         self._turns: dict[int, int] = {}  # replayed calls in flight: position -> end's seq
         self._waiting: dict[int, asyncio.Future[None]] = {}
+        for events_at in self.live.values():
+            _check_started(events_at[0])
         self.replay_end = max(self.live, default=-1) + 1
         """The first position the journal had nothing for when the run was loaded:
         calls before it are replays of calls made in an earlier life."""
@@ -144,8 +156,10 @@ class RunJournal:
         """
         if not self.live:
             return None
-        last = len(self.live) - 1
-        if last not in self.live or any(not _finished(self.live[p], now) for p in range(last)):
+        last = max(self.live)
+        # A gap (a call never awaited, or one that died before its first write) is for
+        # replay to fill: the journal alone does not say where the run parks.
+        if any(p not in self.live or not _finished(self.live[p], now) for p in range(last)):
             return None
         events = self.live[last]
         first = events[0]
@@ -244,6 +258,27 @@ class RunJournal:
         return sorted(waits, key=lambda event: event.seq)
 
 
+_STARTS = {
+    STEP_COMPLETED: STEP_STARTED,
+    STEP_FAILED: STEP_STARTED,
+    WAIT_COMPLETED: WAIT_STARTED,
+    CHILD_COMPLETED: CHILD_STARTED,
+}
+"""Kinds that end a durable call, and the kind each is journaled after, at its position."""
+
+
+def _check_started(first: EventRecord) -> None:
+    """The first live event at a position must begin its call: an end with nothing
+    before it means an entry is missing."""
+    start = _STARTS.get(first.kind)
+    if start is not None:
+        raise corrupt(
+            first,
+            f"an entry is missing before it: a {first.kind} follows the {start} of its"
+            " call, and there is none; put the missing event back",
+        )
+
+
 _RETURNED = frozenset(
     {
         STEP_COMPLETED,
@@ -339,3 +374,91 @@ def unreplayed(journal: RunJournal, used: int) -> NonDeterminismError | None:
     return NonDeterminismError(
         leftover[0], f"{family(first.kind)} {first.name!r}", "the workflow returning"
     )
+
+
+_Check = tuple[Callable[[Any], bool], str]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_ANY: _Check = (lambda value: True, "")
+_NUMBER: _Check = (_number, "a number")
+_NUMBER_OR_NULL: _Check = (lambda value: value is None or _number(value), "a number or null")
+_INTEGER: _Check = (_integer, "an integer")
+_INTEGER_OR_NULL: _Check = (lambda value: value is None or _integer(value), "an integer or null")
+_TEXT: _Check = (lambda value: isinstance(value, str), "a string")
+_OBJECT: _Check = (lambda value: isinstance(value, dict), "an object")
+_OBJECT_OR_NULL: _Check = (
+    lambda value: value is None or isinstance(value, dict),
+    "an object or null",
+)
+
+_SHAPES: dict[str, dict[str, tuple[bool, _Check]]] = {
+    STEP_STARTED: {},
+    STEP_COMPLETED: {"result": (True, _ANY)},
+    STEP_FAILED: {
+        "final": (False, _OBJECT_OR_NULL),
+        "error": (False, _OBJECT_OR_NULL),
+        "retry_at": (False, _NUMBER_OR_NULL),
+    },
+    SLEEP_STARTED: {"wake_at": (True, _NUMBER)},
+    WAIT_STARTED: {"deadline": (False, _NUMBER_OR_NULL)},
+    WAIT_COMPLETED: {
+        "message": (False, _INTEGER_OR_NULL),
+        "sent_at": (False, _NUMBER),
+        "error": (False, _OBJECT),
+    },
+    WAIT_RETURNED: {"message": (True, _INTEGER)},
+    VALUE: {"value": (True, _ANY)},
+    CHILD_STARTED: {"run_id": (True, _TEXT)},
+    CHILD_COMPLETED: {
+        "status": (True, _TEXT),
+        "message": (False, _INTEGER_OR_NULL),
+        "error": (False, _OBJECT_OR_NULL),
+    },
+    EVENT_SENT: {"error": (False, _OBJECT)},
+    STATE_SET: {"value": (True, _ANY)},
+    STATE_DELETED: {},
+    STATE_CLEARED: {},
+    STREAM_VALUE: {"value": (True, _ANY)},
+    STREAM_CLOSED: {},
+    PATCHED: {},
+    FIRST_WON: {"index": (True, _INTEGER)},
+}
+"""What each kind's payload must hold to be read: key -> (required, (check, what it is)).
+Kinds not here (messages, run markers) may hold any JSON."""
+
+
+def _shape_problem(event: EventRecord, data: Any) -> str | None:
+    """What the payload lacks for its kind, or None when replay can read it as it is."""
+    shape = _SHAPES.get(event.kind)
+    if shape is None:
+        return None
+    if not isinstance(data, dict):
+        return f"it holds {type(data).__name__} {_brief(data)} where a {event.kind} holds an object"
+    for key, (required, (check, what)) in shape.items():
+        if key not in data:
+            if required:
+                return f"it has no {key!r}"
+        elif not check(data[key]):
+            return f"its {key!r} is {_brief(data[key])} where it must be {what}"
+    if event.kind == STEP_FAILED and data.get("final") is None and data.get("retry_at") is None:
+        return "it has neither a 'final' error nor a 'retry_at' time"
+    if event.kind == WAIT_COMPLETED and "value" not in data and "error" not in data:
+        return "it has neither a 'value' nor an 'error'"
+    if event.kind == WAIT_STARTED and event.name.startswith(USER_WAIT_PREFIX):
+        for key in ("question", "input_type"):
+            if not isinstance(data.get(key), str):
+                return f"its {key!r} is {_brief(data.get(key))} where it must be a string"
+    return None
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

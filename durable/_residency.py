@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ._aio import TaskSet
 from ._clock import VirtualClock
 from ._codec import encode
+from ._info import STATUSES, unknown_status
 from ._journal import RECOVERED, RunJournal
 from ._logs import log
 from ._run import LiveRun
@@ -107,6 +108,8 @@ class Residency:
             if wf is None or record.run_id in self.live:  # started meanwhile, by a wake-up
                 continue
             try:
+                if record.status not in STATUSES:
+                    raise unknown_status(record.run_id, record.status)
                 journal = RunJournal(journals[record.run_id])
                 due = record.deadline is not None and record.deadline <= now
                 parked = journal.parked(now) if may_unload and not due else None
@@ -136,10 +139,17 @@ class Residency:
                     continue
                 self.launch(record, wf, journal)
             except CorruptJournal as exc:  # fail that run alone; the others go on
-                log.error("%s", exc)
-                update = RunUpdate(rt.clock.now(), status="failed", error=encode(exc.to_record()))
-                await rt.store.append(record.run_id, [], update)
-                rt.inbox.notify_run(record.run_id)
+                await self._fail_corrupt(record, exc)
+
+    async def _fail_corrupt(self, record: RunRecord, error: CorruptJournal) -> None:
+        """End a claimed run whose journal or row cannot be read, leaving its events as
+        they are (``rt.resume`` once a person has corrected them)."""
+        rt = self.runtime
+        log.error("%s", error)
+        update = RunUpdate(rt.clock.now(), status="failed", error=encode(error.to_record()))
+        with contextlib.suppress(LeaseLost, RunEnded):  # taken over or ended meanwhile
+            await rt.store.append(record.run_id, [], update, claim=claim_of(rt.owner, record.epoch))
+        rt.inbox.notify_run(record.run_id)  # result() waiters here look again
 
     async def _give_up(self, record: RunRecord, recoveries: int) -> None:
         rt = self.runtime

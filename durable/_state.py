@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._aio import within
 from ._codec import encode, loads
 from ._ids import check_name
-from ._journal import STATE_CLEARED, STATE_DELETED, STATE_SET, payload, state_of
+from ._journal import STATE_CLEARED, STATE_DELETED, STATE_SET, state_of
 from ._numbers import seconds
 from ._store.base import TERMINAL
 from .errors import DurableError, NonDeterminismError
@@ -53,7 +53,7 @@ class WorkflowState:
         """Set ``key`` to ``value`` (JSON data; ``SerializationError`` at once if not)."""
         text = encode(value, self._ctx._host.max_value_bytes)
         replayed = self._change(STATE_SET, _key(key), f'{{"value":{text}}}')
-        self._values[key] = loads(text) if replayed is None else payload(replayed)["value"]
+        self._values[key] = loads(text) if replayed is None else self._ctx._read(replayed)["value"]
 
     def delete(self, key: str) -> None:
         self._change(STATE_DELETED, _key(key), "{}")

@@ -20,7 +20,14 @@ from ._journal import STEP_COMPLETED, STEP_FAILED, STEP_STARTED, attempts, compl
 from ._race import became_ready
 from ._step_info import StepScope
 from ._workflow import StepOptions, step_options
-from .errors import SerializationError, StepFailed, StepInterrupted, StepTimeout, error_from_record
+from .errors import (
+    CorruptJournal,
+    SerializationError,
+    StepFailed,
+    StepInterrupted,
+    StepTimeout,
+    error_from_record,
+)
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -62,7 +69,11 @@ async def run_step(
                 retry_at = float(ctx._read(last)["retry_at"])
                 while host.clock.now() < retry_at:
                     await host.suspend("sleeping", retry_at, None)
-            prior = attempts(host.journal.all_at(position))
+            try:
+                prior = attempts(host.journal.all_at(position))
+            except CorruptJournal as error:  # an earlier attempt's entry: fatal, as in _read
+                host.fatal(error)
+                raise
             started = await host.append(
                 position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
             )

@@ -124,7 +124,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 def runs_table(runs: list[RunInfo]) -> None:
     rows: list[tuple[str, ...]] = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
     rows += [
-        (r.run_id, r.workflow, r.status.value, moment(r.created_at), moment(r.updated_at))
+        (r.run_id, r.workflow, str(r.status), moment(r.created_at), moment(r.updated_at))
         + ((f"  UNREADABLE: {r.unreadable}",) if r.unreadable else ())
         for r in runs
     ]
@@ -143,7 +143,7 @@ def show(
 ) -> None:
     print(f"run       {run.run_id}")
     print(f"workflow  {run.workflow} (version {run.version})")
-    print(f"status    {run.status.value}")
+    print(f"status    {run.status}")
     if run.parent_run_id is not None:
         print(f"parent    {run.parent_run_id}")
     print(f"created   {moment(run.created_at)}    updated {moment(run.updated_at)}")
@@ -165,7 +165,7 @@ def show(
     if children:
         print("children")
         for child in children:
-            print(f"  {child.run_id}  {child.workflow}  {child.status.value}")
+            print(f"  {child.run_id}  {child.workflow}  {child.status}")
     print("timeline (seconds after the run was created; #N is the call's position)")
     for entry in timeline(events):
         offset = (dt.datetime.fromisoformat(entry["at"]) - run.created_at).total_seconds()
@@ -265,7 +265,7 @@ def check_report(report: CheckReport) -> None:
         )
     for run in report.orphaned_runs:
         print(
-            f"orphaned run      {run.run_id} ({run.workflow}, {run.status.value}): its owner"
+            f"orphaned run      {run.run_id} ({run.workflow}, {run.status}): its owner"
             " died and no live runtime has taken it over; start a worker with its workflow"
         )
     for run in report.poison_runs:
@@ -278,6 +278,9 @@ def check_report(report: CheckReport) -> None:
             f"unknown workflow  {run.run_id}: {run.workflow} version {run.version}"
             " is not registered here"
         )
+    for run in report.corrupt_runs:
+        problem = run.unreadable or (run.error or {}).get("message")
+        print(f"corrupt journal   {run.run_id} ({run.workflow}, {run.status}): {problem}")
     for diverged in report.diverged_runs:
         print(
             f"diverged run      {diverged.run_id} ({diverged.workflow}, {diverged.status}): the"
