@@ -17,7 +17,7 @@ from ._info import PendingWait
 from ._journal import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX, RunJournal
 from ._numbers import seconds
 from ._store.base import TERMINAL, EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
-from .errors import DurableError, InvalidResponse, NoPendingWait
+from .errors import CorruptJournal, DurableError, InvalidResponse, NoPendingWait
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -40,12 +40,12 @@ class Answers:
             run_ids = [run_id]
         else:
             run_ids = [record.run_id for record in await rt._unfinished()]
-        journals = await rt.store.load_events(run_ids)
-        waits = [
-            PendingWait.from_event(event)
-            for events in journals.values()
-            for event in RunJournal(events).pending_user_waits()
-        ]
+        waits: list[PendingWait] = []
+        for events in (await rt.store.load_events(run_ids)).values():
+            try:
+                waits += map(PendingWait.from_event, RunJournal(events).pending_user_waits())
+            except CorruptJournal:  # nobody can answer it: rt.check() lists it as corrupt
+                continue
         return sorted(waits, key=lambda wait: wait.created_at)
 
     async def wait_for_question(self, run_id: str, timeout: float | None) -> PendingWait:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._codec import loads
-from ._journal import payload
+from ._journal import payload, stored
 from ._numbers import utc_moment
 from ._store.base import EventRecord, RunRecord
 from .errors import CorruptJournal
@@ -159,7 +159,7 @@ def event_dict(event: EventRecord) -> dict[str, Any]:
         "position": event.position,
         "kind": event.kind,
         "name": event.name,
-        "payload": payload(event),
+        "payload": stored(event),  # as it is, whatever its shape
         "created_at": _iso(event.created_at),
         "superseded": event.superseded,
     }

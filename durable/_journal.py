@@ -57,14 +57,20 @@ workflow to resume there."""
 def payload(event: EventRecord) -> Any:
     """The event's payload as JSON data of the shape its kind requires, or
     ``CorruptJournal`` naming run and position."""
-    try:
-        data = loads(event.payload)
-    except ValueError as exc:
-        raise corrupt(event, f"{exc}; correct that event's payload (it must be JSON)") from None
+    data = stored(event)
     problem = _shape_problem(event, data)
     if problem is not None:
         raise corrupt(event, f"{problem}; correct that event's payload")
     return data
+
+
+def stored(event: EventRecord) -> Any:
+    """The event's payload as JSON data, whatever its shape (for showing it as it is), or
+    ``CorruptJournal`` when it is not JSON."""
+    try:
+        return loads(event.payload)
+    except ValueError as exc:
+        raise corrupt(event, f"{exc}; correct that event's payload (it must be JSON)") from None
 
 
 def corrupt(event: EventRecord, problem: str) -> CorruptJournal:

@@ -125,7 +125,7 @@ async def answer(db: str) -> str:
         result: str = await client.handle(RUN_ID).result(timeout=60)
         say("\nChild runs:")
         for child in sorted(await client.list_runs(parent=RUN_ID), key=lambda c: c.run_id):
-            say(f"  {child.run_id}  {child.status.value:<9}  {child.output}")
+            say(f"  {child.run_id}  {child.status!s:<9}  {child.output}")
         return result
 
 
