@@ -70,4 +70,17 @@ def is_dead(owner: str) -> bool:
     _, pid_text, table, started, _ = parts
     if table != TABLE or not pid_text.isdigit():
         return False
-    return _started(int(pid_text)) != started
+    now_started = _started(int(pid_text))
+    if now_started is None:  # gone, or hidden from us (/proc mounted hidepid)
+        return not _exists(int(pid_text))
+    return now_started != started
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

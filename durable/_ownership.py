@@ -44,6 +44,7 @@ class Ownership:
         self._tasks = TaskSet()
         self._reclaiming: dict[str | None, bool] = {}  # in flight: asked for again
         self._joining: asyncio.TimerHandle | None = None
+        self._claiming = asyncio.Lock()  # one claim and its resumption at a time
 
     @property
     def owner(self) -> str:
@@ -106,8 +107,15 @@ class Ownership:
         claimed elsewhere since, and its copy here, refused, is replaced.
         """
         rt = self.runtime
-        if not rt.recover:
-            return
+        if not rt.recover or (not include_own and self._joining is not None):
+            return  # free runs wait for the runtimes opening with this one (open)
+        async with self._claiming:  # a claim's skip list must see the runs the one before started
+            await self._claim(include_own, run_ids, at_open, take_free)
+
+    async def _claim(
+        self, include_own: bool, run_ids: Sequence[str] | None, at_open: bool, take_free: bool
+    ) -> None:
+        rt = self.runtime
         store, residency = rt.store, rt.residency
         dead = [owner for owner in await store.owners() if is_dead(owner)]
         while True:
@@ -127,11 +135,7 @@ class Ownership:
                 skip=[run_id for run_id in wanted if run_id in live] if include_own else [],
             )
             taken = sum(1 for record in records if record.owner != self.owner)
-            for record in records:
-                stale = live.get(record.run_id)
-                if stale is not None:
-                    residency.forget(stale)
-                    stale.retire()
+            await self._replace_stale_copies(records)
             recovering = {
                 record.run_id
                 for record in records
@@ -148,6 +152,16 @@ class Ownership:
                     rt.scheduler.admit_soon()
                 return
             include_own = False
+
+    async def _replace_stale_copies(self, records: Sequence[RunRecord]) -> None:
+        """A run that runs here and came back from a claim was claimed elsewhere since:
+        its copy here is refused from now on; it stops before the new one starts."""
+        residency = self.runtime.residency
+        stale = [residency.live[r.run_id] for r in records if r.run_id in residency.live]
+        for copy in stale:
+            residency.forget(copy)
+            copy.retire()
+        await asyncio.gather(*(copy.task for copy in stale if copy.task), return_exceptions=True)
 
     def reclaim_later(self, run_id: str | None) -> None:
         """Claim a run again (None: every run of this runtime's not running here), with
@@ -197,6 +211,8 @@ class Ownership:
         if self._wall.now() < self.next_renewal:
             return
         self.schedule_renewal()
+        if not self.runtime.recover:
+            return  # a runtime that runs nothing holds no lease: it is nobody's peer
         live = self.runtime.residency.live
         before = dict(live)
         now = self._wall.now()

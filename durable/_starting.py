@@ -111,8 +111,15 @@ async def start_run(
         return rid
     # Once its row is asked for, the start runs to its end even if the caller gives up
     # (is cancelled, times out): a run is then either not written, or it executes.
-    await asyncio.shield(_create(rt, wf, record, executes))
+    creating = asyncio.ensure_future(_create(rt, wf, record, executes))
+    creating.add_done_callback(_seen)  # its error is the caller's, if a caller is left
+    await asyncio.shield(creating)
     return rid
+
+
+def _seen(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _check_arguments(wf: Workflow[Any, Any], args: object, kwargs: object) -> None:
@@ -150,7 +157,7 @@ async def _create(rt: Runtime, wf: Workflow[Any, Any], record: RunRecord, execut
         )
     # A child's id naming a run of another parent (or none) attaches to that run, which
     # keeps its own parent: it existed first.
-    if created and executes:
+    if created and executes and rt.is_open:  # else a runtime claims it when it opens
         rt.residency.launch(stored, wf, RunJournal([]))
     elif created and record.queue is not None:
         rt.scheduler.admit_soon()

@@ -140,3 +140,30 @@ async def test_a_start_its_caller_gives_up_on_leaves_no_run_or_one_that_executes
             assert (await rt.get_run(info.run_id)).status is durable.RunStatus.COMPLETED
         if named:
             assert len(runs) >= 15  # most starts were written before the caller gave up
+
+
+@durable.workflow(name="deployment.waits")
+async def waits_for_go(ctx: durable.WorkflowContext) -> str:
+    return str(await ctx.wait_for_event("go"))
+
+
+async def test_a_client_that_runs_nothing_is_nobodys_peer(db: Path | str) -> None:
+    """A long-lived client (recover=False) holds no lease, so a worker's share of the
+    free runs is all of them, not half."""
+    async with (
+        durable.Runtime(db, recover=False, lease_seconds=0.3, poll_interval=0.05) as client,
+        durable.Runtime(db, identity="worker", lease_seconds=0.3, poll_interval=0.05) as worker,
+    ):
+        # Long enough for the client to have renewed a lease three times, were it to hold
+        # one (the worker's share would then be half); the assertions wait for no time.
+        await asyncio.sleep(0.3)
+        for i in range(10):
+            await client.start(waits_for_go, run_id=f"w{i}")
+
+        async def all_taken() -> bool:
+            owners = query(db, "SELECT owner FROM runs WHERE run_id LIKE 'w%'")
+            return owners == [("worker",)] * 10
+
+        await until(all_taken, timeout=10)
+        assert "worker" in {row[0] for row in query(db, "SELECT owner FROM owners")}
+        assert worker.loaded_runs | worker.unloaded_runs == {f"w{i}" for i in range(10)}

@@ -70,7 +70,9 @@ async def claim(
     rows = []
     if include_own:
         rows += await conn.fetch(
-            runs_sql(f"{common} AND runs.owner = $1 AND $2::text[] IS NOT NULL"), *params
+            runs_sql(f"{common} AND runs.owner = $1 AND $2::text[] IS NOT NULL")
+            + " FOR UPDATE OF runs",  # as it is when the epoch is bumped below
+            *params,
         )
     if share > 0:
         taken = await conn.fetch(
