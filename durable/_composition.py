@@ -202,11 +202,10 @@ async def first(
     tasks = [task for task, _ in branches]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        # Branches that are ready too but still journaling (after downtime, a wait that
-        # found its event while a timer fell due) finish: the earliest ready wins.
-        also_ready = [task for task, branch in branches if branch.ready_at is not None]
-        if also_ready:
-            await asyncio.wait(also_ready)
+        # Branches still journaling the end of a call that became ready (after downtime,
+        # a wait that found its event while a timer fell due) finish that write: then
+        # the earliest ready of those that finished wins.
+        await asyncio.gather(*(branch.written.wait() for _, branch in branches))
         finished = [index for index, task in enumerate(tasks) if task.done()]
     finally:
         for task in tasks:
@@ -216,8 +215,8 @@ async def first(
     now = host.clock.now()
     ready_at = [now if branch.ready_at is None else branch.ready_at for _, branch in branches]
     winner = min(finished, key=lambda index: (ready_at[index], index))
-    for index in finished:
-        took = branches[index][1].took
+    for index, (_, branch) in enumerate(branches):
+        took = branch.took
         if index != winner and took is not None:  # a losing wait consumes nothing
             wait_position, message = took
             given_back = f'{{"message":{message.seq}}}'

@@ -35,7 +35,7 @@ from ._journal import (
 )
 from ._logs import WorkflowLogger
 from ._numbers import seconds as finite_seconds
-from ._race import became_ready, call_began, took_message
+from ._race import became_ready, call_began, journaling, took_message
 from ._state import WorkflowState
 from ._steps import awaitable_plan, run_step, step_plan
 from ._store.base import EventRecord
@@ -288,10 +288,7 @@ class WorkflowContext:
         try:
             events = host.journal.at(position)
             if events and events[-1].kind == WAIT_COMPLETED:  # not given back since
-                done = self._read(events[-1])
-                await host.journal.in_turn(position, events[-1])
-                became_ready(done.get("sent_at", events[-1].created_at))
-                return _wait_outcome(done)
+                return await self._replayed_wait(position, events)
             if events:
                 deadline = self._read(events[0]).get("deadline")
             else:
@@ -310,17 +307,32 @@ class WorkflowContext:
                         f'{{"message":{message.seq},"sent_at":{encode(message.created_at)},'
                         f'"value":{message.payload}}}'
                     )
-                    await host.append(position, WAIT_COMPLETED, name, answered)
+                    with journaling():
+                        await host.append(position, WAIT_COMPLETED, name, answered)
                     return _wait_outcome({"value": value})
                 if deadline is not None and host.clock.now() >= deadline:
                     became_ready(deadline)
                     error = WaitTimeout(f"no {_describe_wait(name)} arrived before the deadline")
                     timed_out = encode({"timed_out": True, "error": error.to_record()})
-                    await host.append(position, WAIT_COMPLETED, name, timed_out)
+                    with journaling():
+                        await host.append(position, WAIT_COMPLETED, name, timed_out)
                     _wait_outcome({"timed_out": True, "error": error.to_record()})
                 await host.suspend("waiting", deadline, name)
         finally:
             host.journal.settle(position)
+
+    async def _replayed_wait(self, position: int, events: list[EventRecord]) -> Any:
+        """A wait whose end is journaled: its outcome, in its turn. In a race it tells
+        when it became ready, and which message it took, before anything can cancel it."""
+        done = self._read(events[-1])
+        message = self._host.journal.messages.get(done.get("message"))
+        if message is not None:
+            took_message(position, message)
+            became_ready(message.created_at)
+        elif done.get("timed_out"):
+            became_ready(self._read(events[0]).get("deadline") or events[-1].created_at)
+        await self._host.journal.in_turn(position, events[-1])
+        return _wait_outcome(done)
 
     # -- values that must not change on replay ------------------------------
 

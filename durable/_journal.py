@@ -125,11 +125,9 @@ class RunJournal:
         self.superseded: dict[int, list[EventRecord]] = {}
         self.inbox: list[EventRecord] = []
         self._messages_seen: set[int] = set()
-        consumed = {
-            payload(event).get("message")
-            for event in events
-            if event.kind in (WAIT_COMPLETED, CHILD_COMPLETED) and not event.superseded
-        } - {payload(event)["message"] for event in events if event.kind == WAIT_RETURNED}
+        consumed = _consumed(events)
+        self.messages: dict[int, EventRecord] = {}
+        """Every message sent to the run, by seq (a wait that gives one back needs it)."""
         self.recoveries_in_a_row = 0
         """Recoveries since the run last made progress (or was resumed by hand)."""
         for event in events:
@@ -139,6 +137,7 @@ class RunJournal:
                 self.recoveries_in_a_row = 0
             if event.kind == MESSAGE:
                 self._messages_seen.add(event.seq)
+                self.messages[event.seq] = event
                 if event.seq not in consumed:
                     self.inbox.append(event)
             elif event.position is not None:
@@ -302,6 +301,21 @@ _RETURNED = frozenset(
     }
 )
 """Kinds of the events that end a durable call (what it returned is in them)."""
+
+
+def _consumed(events: list[EventRecord]) -> set[int | None]:
+    """The seqs of the messages a wait or a child's end has consumed, in journal order: a
+    message given back by a wait that lost a race (``wait.returned``) is free again until
+    a later wait consumes it."""
+    consumed: set[int | None] = set()
+    for event in events:
+        if event.superseded:
+            continue
+        if event.kind in (WAIT_COMPLETED, CHILD_COMPLETED):
+            consumed.add(payload(event).get("message"))
+        elif event.kind == WAIT_RETURNED:
+            consumed.discard(payload(event)["message"])
+    return consumed
 
 
 def _finished(events: list[EventRecord], now: float) -> bool:

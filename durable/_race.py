@@ -6,9 +6,10 @@ losing wait gives back the message it took, so the next wait for it gets it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from ._store.base import EventRecord
@@ -20,6 +21,13 @@ class Branch:
     """When the branch's last durable call became ready to return (None: not yet)."""
     took: tuple[int, EventRecord] | None = None
     """The position of the wait that took a message, and the message."""
+    writing: int = 0
+    """Durable calls of the branch that became ready and are journaling their end."""
+    written: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    """Set while ``writing`` is 0."""
+
+    def __post_init__(self) -> None:
+        self.written.set()
 
 
 _BRANCH: contextvars.ContextVar[Branch | None] = contextvars.ContextVar(
@@ -49,6 +57,23 @@ def call_began() -> None:
     branch = _BRANCH.get()
     if branch is not None:
         branch.ready_at = None
+
+
+@contextlib.contextmanager
+def journaling() -> Iterator[None]:
+    """Around the write that ends a call that became ready: a race waits for it."""
+    branch = _BRANCH.get()
+    if branch is None:
+        yield
+        return
+    branch.writing += 1
+    branch.written.clear()
+    try:
+        yield
+    finally:
+        branch.writing -= 1
+        if branch.writing == 0:
+            branch.written.set()
 
 
 def took_message(position: int, message: EventRecord) -> None:
