@@ -162,8 +162,32 @@ async def test_a_client_that_runs_nothing_is_nobodys_peer(db: Path | str) -> Non
 
         async def all_taken() -> bool:
             owners = query(db, "SELECT owner FROM runs WHERE run_id LIKE 'w%'")
-            return owners == [("worker",)] * 10
+            held = worker.loaded_runs | worker.unloaded_runs
+            return owners == [("worker",)] * 10 and held == {f"w{i}" for i in range(10)}
 
         await until(all_taken, timeout=10)
         assert "worker" in {row[0] for row in query(db, "SELECT owner FROM owners")}
-        assert worker.loaded_runs | worker.unloaded_runs == {f"w{i}" for i in range(10)}
+
+
+@durable.workflow(name="deployment.other_service")
+async def other_service(ctx: durable.WorkflowContext) -> str:
+    return str(await ctx.wait_for_event("go"))
+
+
+async def test_runtimes_of_other_workflows_are_not_peers(db: Path | str) -> None:
+    """Two services on one database: a runtime takes all the free runs of its own
+    workflows, whatever another service's runtimes hold."""
+    async with (
+        durable.Runtime(db, identity="a", workflows=[waits_for_go], poll_interval=0.05) as a,
+        durable.Runtime(db, identity="b", workflows=[other_service], poll_interval=0.05),
+        durable.Runtime(db, recover=False) as client,
+    ):
+        for i in range(10):
+            await client.start(waits_for_go, run_id=f"a{i}")
+
+        async def all_taken() -> bool:
+            owners = query(db, "SELECT owner FROM runs WHERE run_id LIKE 'a%'")
+            held = a.loaded_runs | a.unloaded_runs
+            return owners == [("a",)] * 10 and held == {f"a{i}" for i in range(10)}
+
+        await until(all_taken, timeout=10)

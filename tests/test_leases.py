@@ -172,7 +172,7 @@ async def test_a_runtime_writes_nothing_to_a_run_taken_over_behind_its_back(db: 
         await rt.start(parked, run_id="p")
         await status_is(rt, "p", "waiting")
         execute(db, "UPDATE runs SET owner = 'worker-b' WHERE run_id = 'p'")
-        execute(db, "INSERT INTO owners VALUES ('worker-b', 1e12)")  # a live lease
+        execute(db, "INSERT INTO owners (owner, lease_until) VALUES ('worker-b', 1e12)")  # live
         before = await rt.history("p")
         await rt.send_event("p", "go", 1)  # wakes the run; its next write must be refused
 
@@ -207,7 +207,8 @@ async def test_a_lease_is_one_row_per_runtime_and_renewing_it_rewrites_no_run(
         assert await store.renew("me", 110.0, 60.0) is None  # never lapsed: nothing to check
         with contextlib.closing(sqlite3.connect(db)) as conn:
             assert conn.execute("SELECT * FROM runs ORDER BY run_id").fetchall() == before
-            assert conn.execute("SELECT * FROM owners").fetchall() == [("me", 110.0)]
+            leases = conn.execute("SELECT owner, lease_until FROM owners").fetchall()
+            assert leases == [("me", 110.0)]
         # Another runtime cannot take runs under a live lease, and takes them once it lapses.
         assert await store.claim("other", 200.0, 105.0, limit=1000) == []
         taken = await store.claim("other", 200.0, 111.0, limit=1000, run_ids=["r7"])

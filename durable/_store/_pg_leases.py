@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from .base import TERMINAL, Admitted, QueueLimits, RunRecord
+from .base import TERMINAL, Admitted, QueueLimits, RunRecord, executes_digest
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 
@@ -38,9 +38,16 @@ async def claim(
     skip: Sequence[str],
 ) -> list[RunRecord]:
     """See ``Store.claim``; ``s`` is the quoted schema, ``runs_sql`` the store's read."""
-    await hold_lease(conn, s, owner, lease_until)
+    executes = executes_digest(workflows)
+    await hold_lease(conn, s, owner, lease_until, executes)
     await conn.execute(f"DELETE FROM {s}.owners WHERE lease_until < $1", now)
-    others = await conn.fetch(f"SELECT owner FROM {s}.owners WHERE owner <> $1", owner)
+    # Peers: the runtimes that execute the same workflows (or did not say).
+    others = await conn.fetch(
+        f"SELECT owner FROM {s}.owners WHERE owner <> $1"
+        " AND ($2::text IS NULL OR executes IS NULL OR executes = $2)",
+        owner,
+        executes,
+    )
     live = [row[0] for row in others if row[0] not in dead_owners] + [owner]
     params: list[Any] = [owner, live]
     where = [_ACTIVE, "status <> 'queued'"]
@@ -170,10 +177,16 @@ async def release(conn: asyncpg.Connection, *, s: str, owner: str, run_ids: Sequ
     )
 
 
-async def hold_lease(conn: asyncpg.Connection, s: str, owner: str, lease_until: float) -> None:
+async def hold_lease(
+    conn: asyncpg.Connection, s: str, owner: str, lease_until: float, executes: str | None = None
+) -> None:
+    """Hold ``owner``'s lease until ``lease_until``; ``executes`` (``executes_digest``)
+    is kept from the claim that last said it."""
     await conn.execute(
-        f"INSERT INTO {s}.owners (owner, lease_until) VALUES ($1, $2)"
-        " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
+        f"INSERT INTO {s}.owners AS o (owner, lease_until, executes) VALUES ($1, $2, $3)"
+        " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until,"
+        " executes = coalesce(excluded.executes, o.executes)",
         owner,
         lease_until,
+        executes,
     )

@@ -22,7 +22,7 @@ from ._sqlite_sql import (
     hold_lease,
     run_record,
 )
-from .base import Admitted, QueueLimits, RunRecord, claim_of
+from .base import Admitted, QueueLimits, RunRecord, claim_of, executes_digest
 
 
 def claim(
@@ -40,9 +40,15 @@ def claim(
     skip: Sequence[str],
 ) -> list[RunRecord]:
     """See ``Store.claim``."""
-    hold_lease(conn, owner, lease_until)
+    executes = executes_digest(workflows)
+    hold_lease(conn, owner, lease_until, executes)
     conn.execute("DELETE FROM owners WHERE lease_until < ?", (now,))  # lapsed: no claim
-    others = conn.execute("SELECT owner FROM owners WHERE owner != ?", (owner,))
+    # Peers: the runtimes that execute the same workflows (or did not say).
+    others = conn.execute(
+        "SELECT owner FROM owners WHERE owner != ?1"
+        " AND (?2 IS NULL OR executes IS NULL OR executes = ?2)",
+        (owner, executes),
+    )
     holding = [row[0] for row in others.fetchall() if row[0] not in dead]
     of_ours, of_ours_params = _of_workflows(workflows)
     # With each run its last seq: what the writer's first append would look up.

@@ -97,11 +97,16 @@ def event_record(row: Sequence[Any]) -> EventRecord:
     return EventRecord(seq, run_id, position, kind, name, payload, created_at, bool(superseded))
 
 
-def hold_lease(conn: sqlite3.Connection, owner: str, lease_until: float) -> None:
+def hold_lease(
+    conn: sqlite3.Connection, owner: str, lease_until: float, executes: str | None = None
+) -> None:
+    """Hold ``owner``'s lease until ``lease_until``; ``executes`` (``executes_digest``)
+    is kept from the claim that last said it."""
     conn.execute(
-        "INSERT INTO owners (owner, lease_until) VALUES (?, ?)"
-        " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
-        (owner, lease_until),
+        "INSERT INTO owners (owner, lease_until, executes) VALUES (?, ?, ?)"
+        " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until,"
+        " executes = coalesce(excluded.executes, owners.executes)",
+        (owner, lease_until, executes),
     )
 
 

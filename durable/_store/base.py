@@ -12,6 +12,7 @@ each backend checks it in SQL inside the write's own transaction.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -190,6 +191,15 @@ class Expect:
 
     active: bool = True
     pending_wait: str | None = None
+
+
+def executes_digest(workflows: Sequence[tuple[str, str]] | None) -> str | None:
+    """What a runtime that executes ``workflows`` (name, version) writes in its lease, so
+    that runtimes share free runs only with those that can run the same ones."""
+    if workflows is None:
+        return None
+    text = "\n".join(f"{name}\t{version}" for name, version in sorted(workflows))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def claimed_since(run_id: str, now: str | None) -> str:

@@ -1,0 +1,3 @@
+-- What each runtime holding a lease executes (a digest of its workflows and versions):
+-- runtimes share free runs only with the runtimes that execute the same workflows.
+ALTER TABLE :"schema".owners ADD COLUMN executes text;
