@@ -36,7 +36,7 @@ import run as bench  # noqa: E402
 import workflows  # noqa: E402
 
 import durable  # noqa: E402
-from durable._store import _writer  # noqa: E402
+from durable.store.sqlite import writer as _writer  # noqa: E402
 
 Scenario = Callable[[durable.Runtime, int], Awaitable[None]]
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 import workflows  # noqa: E402
 
 import durable  # noqa: E402
-from durable._store.sqlite import WAL_AUTOCHECKPOINT  # noqa: E402
+from durable.store.sqlite.store import WAL_AUTOCHECKPOINT  # noqa: E402
 
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 

@@ -1,20 +1,7 @@
 """durable: embedded durable workflows for async Python on one SQLite file."""
 
-from ._check import CheckReport, DivergedRun, InterruptedStep
-from ._clock import Clock, SystemClock, VirtualClock
-from ._composition import ChildHandle
-from ._context import WorkflowContext
-from ._handle import RunHandle
-from ._info import PendingWait, RunInfo, RunStatus
-from ._metrics import Metrics
-from ._queues import Queue, QueueStatus, ScheduleInfo
-from ._runtime import Runtime
-from ._script import run
-from ._state import WorkflowState
-from ._step_info import RetryContext, StepInfo, step_info
-from ._streams import write_stream
-from ._workflow import Workflow, step, workflow
-from .errors import (
+from durable._base.clock import Clock, SystemClock, VirtualClock
+from durable.errors import (
     CorruptJournal,
     DuplicateInQueue,
     DurableError,
@@ -34,7 +21,20 @@ from .errors import (
     WorkflowFailed,
     WorkflowTimeout,
 )
-from .retry import RetryPolicy
+from durable.journal.info import PendingWait, RunInfo, RunStatus
+from durable.observe.metrics import Metrics
+from durable.retry import RetryPolicy
+from durable.runtime.check import CheckReport, DivergedRun, InterruptedStep
+from durable.runtime.handle import RunHandle
+from durable.runtime.runtime import Runtime
+from durable.runtime.script import run
+from durable.workflow.composition import ChildHandle
+from durable.workflow.context import WorkflowContext
+from durable.workflow.decorators import Workflow, step, workflow
+from durable.workflow.queues import Queue, QueueStatus, ScheduleInfo
+from durable.workflow.state import WorkflowState
+from durable.workflow.step_info import RetryContext, StepInfo, step_info
+from durable.workflow.stream import write_stream
 
 __all__ = [
     "CheckReport",

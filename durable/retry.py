@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._numbers import count, seconds
+from durable._base.numbers import count, seconds
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from durable._store import is_url
+from durable.store import is_url
 
 
 def query(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -32,7 +32,7 @@ def execute(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> None:
 async def _pg_query(url: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     import asyncpg
 
-    from durable._store._pg_schema import split_schema
+    from durable.store.postgres.schema import split_schema
 
     plain, schema = split_schema(url)
     numbered = iter(range(1, 1000))

@@ -11,9 +11,10 @@ from typing import Any
 
 import asyncpg
 
-from durable._store import _pg_schema, _sqlite_schema
-from durable._store._pg_schema import split_schema
-from durable._store._sql_files import quote_ident
+from durable.store.postgres import schema as _pg_schema
+from durable.store.postgres.schema import split_schema
+from durable.store.sql_files import quote_ident
+from durable.store.sqlite import schema as _sqlite_schema
 
 Schema = dict[str, Any]
 

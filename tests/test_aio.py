@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from durable._aio import wait_set, within
+from durable._base.aio import wait_set, within
 
 
 async def test_wait_set_is_cancelled_even_as_the_event_is_set() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import durable
 from durable import SerializationError
-from durable._codec import decode, encode
+from durable._base.codec import decode, encode
 
 
 class Color(enum.Enum):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import durable
-from durable._store import _writer
+from durable.store.sqlite import writer as _writer
 
 from .helpers import until
 

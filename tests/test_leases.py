@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import durable
-from durable._store.base import RunRecord
-from durable._store.sqlite import SqliteStore
+from durable.journal.records import RunRecord
+from durable.store.sqlite.store import SqliteStore
 
 from . import child as child_program
 from .helpers import status_is, until

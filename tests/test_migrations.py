@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 
 import durable
-from durable._store import _sql_files
-from durable._store._pg_functions import MESSAGE_LOCK, QUEUE_LOCK, RUN_COLUMNS
-from durable._store._pg_schema import split_schema
-from durable._store._sql_files import quote_ident
+from durable.store import sql_files as _sql_files
+from durable.store.postgres.functions import MESSAGE_LOCK, QUEUE_LOCK, RUN_COLUMNS
+from durable.store.postgres.schema import split_schema
+from durable.store.sql_files import quote_ident
 
 from . import schemas
 from .journal_sql import execute, query
@@ -170,7 +170,7 @@ async def test_new_function_files_are_installed_into_a_journal_that_is_current(
 ) -> None:
     """A version whose function files changed (no migration) installs them on open."""
     await new_journal(pg_db)
-    monkeypatch.setattr("durable._store._pg_schema._FUNCTIONS_HASH", "a later version")
+    monkeypatch.setattr("durable.store.postgres.schema._FUNCTIONS_HASH", "a later version")
     async with durable.Runtime(pg_db):
         pass
     assert query(pg_db, "SELECT files FROM installed_functions") == [("a later version",)]

@@ -14,9 +14,7 @@ import asyncpg
 import pytest
 
 import durable
-from durable._store._pg_batch import MOST_PER_COMMIT, Entry, take
-from durable._store._pg_schema import SCHEMA_VERSION, split_schema
-from durable._store.base import (
+from durable.journal.records import (
     LeaseLost,
     NewEvent,
     QueueLimits,
@@ -24,9 +22,11 @@ from durable._store.base import (
     RunRecord,
     RunUpdate,
     StoreUnavailable,
-    WriteChain,
 )
-from durable._store.postgres import PostgresStore
+from durable.store.ports import WriteChain
+from durable.store.postgres.batch import MOST_PER_COMMIT, Entry, take
+from durable.store.postgres.schema import SCHEMA_VERSION, split_schema
+from durable.store.postgres.store import PostgresStore
 
 from . import child as child_program
 from .conftest import POSTGRES

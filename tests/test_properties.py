@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
-from durable._codec import decode, encode
+from durable._base.codec import decode, encode
 from durable.testing import crash, replay
 
 

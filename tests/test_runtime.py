@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import durable
-from durable._ids import new_run_id
-from durable._store.sqlite import SqliteStore
+from durable._base.ids import new_run_id
+from durable.store.sqlite.store import SqliteStore
 from durable.testing import crash
 
 from .helpers import status_is, until
@@ -173,7 +173,7 @@ async def test_runs_of_unregistered_workflows_are_left_untouched_and_logged_once
     async with durable.Runtime(db) as rt:
         await rt.start(ephemeral, run_id="e")
         await status_is(rt, "e", "waiting")
-    from durable import _workflow
+    from durable.workflow import decorators as _workflow
 
     del _workflow._registry[("runtime.ephemeral", "9")]
     with caplog.at_level(logging.WARNING, logger="durable"):

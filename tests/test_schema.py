@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import durable
-from durable._store._sqlite_schema import SCHEMA_VERSION
+from durable.store.sqlite.schema import SCHEMA_VERSION
 
 from . import golden
 from .helpers import until

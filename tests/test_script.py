@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import durable
-from durable._script import script_run_id
+from durable.runtime.script import script_run_id
 
 from .processes import finish, lines, sigkill, spawn, wait_for_line
 

@@ -218,7 +218,7 @@ async def test_check_reports_interrupted_steps_orphans_and_unknown_workflows(db:
         await started.wait()
         await status_is(rt, "g", "waiting")
         assert (await rt.check()).ok
-    from durable import _workflow
+    from durable.workflow import decorators as _workflow
 
     del _workflow._registry[("info.gone", "1")]
     async with durable.Runtime(db, recover=False) as tool:

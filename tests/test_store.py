@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from durable._store import open_store
-from durable._store.base import (
+from durable.errors import DuplicateInQueue, RunNotFound
+from durable.journal.records import (
     Expect,
     LeaseLost,
     NewEvent,
@@ -21,12 +21,11 @@ from durable._store.base import (
     RunEnded,
     RunRecord,
     RunUpdate,
-    Store,
     WaitAnswered,
-    WriteChain,
     claim_of,
 )
-from durable.errors import DuplicateInQueue, RunNotFound
+from durable.store import open_store
+from durable.store.ports import Store, WriteChain
 
 
 @pytest_asyncio.fixture

@@ -238,7 +238,7 @@ async def test_crash_reopens_with_every_setting_of_the_runtime(sqlite_db: Path) 
 
 
 async def test_crash_refuses_a_runtime_built_on_a_ready_made_store(sqlite_db: Path) -> None:
-    from durable._store.sqlite import SqliteStore
+    from durable.store.sqlite.store import SqliteStore
 
     rt = durable.Runtime(store=SqliteStore(sqlite_db, "normal", None))
     await rt.open()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import durable
-from durable._timers import Timers
+from durable.runtime.timers import Timers
 
 
 async def test_timers_fire_in_order_and_leave_nothing_behind() -> None:

@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable._store import _writer
-from durable._store._memory import JobMemory
-from durable._store.base import (
+from durable.journal.records import (
     Expect,
     LeaseLost,
     NewEvent,
@@ -22,9 +20,11 @@ from durable._store.base import (
     RunUpdate,
     StoreUnavailable,
     WaitAnswered,
-    WriteChain,
 )
-from durable._store.sqlite import SqliteStore
+from durable.store.ports import WriteChain
+from durable.store.sqlite import writer as _writer
+from durable.store.sqlite.memory import JobMemory
+from durable.store.sqlite.store import SqliteStore
 
 from .helpers import kinds, until
 

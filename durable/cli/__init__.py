@@ -20,13 +20,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._info import RunStatus
-from .._runtime import Runtime
-from .._store import is_url
-from .._workflow import registry_keys
-from ..errors import DurableError
-from ._commands import COMMANDS, duration, when
-from ._logging import configure as configure_logging
+from durable.cli._commands import COMMANDS, duration, when
+from durable.cli._logging import configure as configure_logging
+from durable.errors import DurableError
+from durable.journal.info import RunStatus
+from durable.runtime.runtime import Runtime
+from durable.store import is_url
+from durable.workflow.decorators import registry_keys
 
 DISTRIBUTION = "durable-workflows"
 
@@ -318,7 +318,7 @@ async def _serve(args: argparse.Namespace) -> None:
         )
     import uvicorn
 
-    from ..server import create_app
+    from durable.server import create_app
 
     _Server = _uvicorn_server(f"durable serve: http://{args.host}:{args.port} on {args.db}")
 

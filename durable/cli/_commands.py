@@ -14,12 +14,12 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from .._codec import loads_input
-from .._info import RunInfo, RunStatus
-from .._runtime import Runtime
-from .._workflow import Workflow, registered_spec, registry_keys
-from ..errors import DurableError
-from . import _render
+from durable._base.codec import loads_input
+from durable.cli import _render
+from durable.errors import DurableError
+from durable.journal.info import RunInfo, RunStatus
+from durable.runtime.runtime import Runtime
+from durable.workflow.decorators import Workflow, registered_spec, registry_keys
 
 Command = Callable[[Runtime, argparse.Namespace], Coroutine[Any, Any, None]]
 

@@ -9,7 +9,7 @@ import sys
 
 import orjson
 
-from .._logs import FIELDS
+from durable.workflow.logs import FIELDS
 
 
 def configure(level: str, as_json: bool) -> None:

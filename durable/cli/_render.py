@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from .._check import CheckReport
-from .._info import PendingWait, RunInfo
-from .._queues import QueueStatus, ScheduleInfo
+from durable.journal.info import PendingWait, RunInfo
+from durable.runtime.check import CheckReport
+from durable.workflow.queues import QueueStatus, ScheduleInfo
 
 TIME_KEYS = ("wake_at", "deadline", "retry_at")
 """Payload fields that hold a moment as POSIX seconds."""

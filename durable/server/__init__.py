@@ -8,7 +8,7 @@ and its error shapes are in ``_api.py``.
 
 from __future__ import annotations
 
-from .._runtime import Runtime
+from durable.runtime.runtime import Runtime
 
 try:
     from starlette.applications import Starlette
@@ -17,6 +17,6 @@ except ImportError:  # pragma: no cover - the extra is not installed
         "durable serve needs Starlette and uvicorn: pip install 'durable-workflows[server]'"
     ) from None
 
-from ._api import create_app
+from durable.server._api import create_app
 
 __all__ = ["Runtime", "Starlette", "create_app"]

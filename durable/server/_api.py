@@ -23,14 +23,21 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .._codec import loads_input
-from .._runtime import Runtime
-from .._workflow import Workflow, registered_spec
-from ..errors import DurableError
-from ._guard import WILDCARDS, BodyLimit, HostRule, SlashesInSegments, TokenRule, allowed_hosts
-from ._guard import segment as _segment
-from ._metrics import metrics_page
-from ._openapi import OPENAPI
+from durable._base.codec import loads_input
+from durable.errors import DurableError
+from durable.runtime.runtime import Runtime
+from durable.server._guard import (
+    WILDCARDS,
+    BodyLimit,
+    HostRule,
+    SlashesInSegments,
+    TokenRule,
+    allowed_hosts,
+)
+from durable.server._guard import segment as _segment
+from durable.server._metrics import metrics_page
+from durable.server._openapi import OPENAPI
+from durable.workflow.decorators import Workflow, registered_spec
 
 _STATUS = {
     "RUN_NOT_FOUND": 404,

@@ -13,8 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._metrics import Metrics
-from .._runtime import Runtime
+from durable.observe.metrics import Metrics
+from durable.runtime.runtime import Runtime
 
 
 async def metrics_page(rt: Runtime, request: Request) -> Response:

@@ -5,11 +5,11 @@ The pytest plugin (fixtures ``durable_runtime``, ``durable_clock`` and ``durable
 is registered by entry point and lives in ``durable.testing.plugin``.
 """
 
-from .._clock import VirtualClock
-from ._crash import crash
-from ._explore import CrashPoint, CrashReport, explore_crashes
-from ._replay import load_history, replay
-from ._scoped import scoped_workflows
+from durable._base.clock import VirtualClock
+from durable.testing._crash import crash
+from durable.testing._explore import CrashPoint, CrashReport, explore_crashes
+from durable.testing._replay import load_history, replay
+from durable.testing._scoped import scoped_workflows
 
 __all__ = [
     "CrashPoint",

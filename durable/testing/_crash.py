@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._runtime import Runtime
-from ..errors import DurableError
+from durable.errors import DurableError
+from durable.runtime.runtime import Runtime
 
 
 async def crash(runtime: Runtime) -> Runtime:

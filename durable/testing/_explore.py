@@ -20,13 +20,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._clock import VirtualClock
-from .._journal import RECOVERED, STEP_COMPLETED, STEP_STARTED
-from .._runtime import Runtime
-from .._store.base import NewEvent
-from .._workflow import Workflow
-from ..errors import DurableError, NoPendingWait, WorkflowCancelled, WorkflowFailed
-from ._crash import crash
+from durable._base.clock import VirtualClock
+from durable.errors import DurableError, NoPendingWait, WorkflowCancelled, WorkflowFailed
+from durable.journal.records import NewEvent
+from durable.journal.run_journal import RECOVERED, STEP_COMPLETED, STEP_STARTED
+from durable.runtime.runtime import Runtime
+from durable.testing._crash import crash
+from durable.workflow.decorators import Workflow
 
 
 @dataclasses.dataclass(frozen=True)

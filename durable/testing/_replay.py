@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._codec import encode, loads
-from .._info import HISTORY_FORMAT, HISTORY_VERSION
-from .._replay import divergence
-from .._store.base import EventRecord
-from .._workflow import Workflow
-from ..errors import DurableError
+from durable._base.codec import encode, loads
+from durable.errors import DurableError
+from durable.journal.info import HISTORY_FORMAT, HISTORY_VERSION
+from durable.journal.records import EventRecord
+from durable.workflow.decorators import Workflow
+from durable.workflow.replay import divergence
 
 
 def load_history(source: dict[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from .. import _queues, _workflow
+from durable.workflow import decorators as _workflow
+from durable.workflow import queues as _queues
 
 
 @contextlib.contextmanager

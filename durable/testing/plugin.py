@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from .._clock import VirtualClock
-from .._runtime import Runtime
-from ._crash import crash
+from durable._base.clock import VirtualClock
+from durable.runtime.runtime import Runtime
+from durable.testing._crash import crash
 
 try:
     import pytest_asyncio

@@ -1,0 +1,1 @@
+"""Helpers that import nothing of ours: time, JSON, ids, numbers, asyncio."""

@@ -1,0 +1,1 @@
+"""What runs tell the world outside: telemetry, metrics and tracing."""

@@ -1,0 +1,1 @@
+"""The runtime: the Runtime facade, live runs, leases, the change feed, operations."""

@@ -1,0 +1,134 @@
+"""Questions and events: what people and other systems send to runs.
+
+Lists unanswered ``wait_for_user`` questions, waits for one to be asked,
+checks an answer against the question's options, and journals answers and
+events as messages (checked in the write's own transaction: the wait still
+open, the run not ended) before handing them to the run if it is here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from durable._base.aio import within
+from durable._base.codec import encode
+from durable._base.ids import check_name
+from durable._base.numbers import seconds
+from durable.errors import CorruptJournal, DurableError, InvalidResponse, NoPendingWait
+from durable.journal.info import PendingWait
+from durable.journal.records import TERMINAL, EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
+from durable.journal.run_journal import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX, RunJournal
+
+if TYPE_CHECKING:
+    from durable.runtime.runtime import Runtime
+
+
+_RESERVED = (USER_WAIT_PREFIX, CHILD_ENDED)
+
+
+class Answers:
+    """The runtime's part that takes answers and events for runs."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def pending(self, run_id: str | None) -> list[PendingWait]:
+        rt = self.runtime
+        rt._check_open()
+        if run_id is not None:
+            await rt._record(run_id)
+            run_ids = [run_id]
+        else:
+            run_ids = [record.run_id for record in await rt._unfinished()]
+        waits: list[PendingWait] = []
+        for events in (await rt.store.load_events(run_ids)).values():
+            try:
+                waits += map(PendingWait.from_event, RunJournal(events).pending_user_waits())
+            except CorruptJournal:  # nobody can answer it: rt.check() lists it as corrupt
+                continue
+        return sorted(waits, key=lambda wait: wait.created_at)
+
+    async def wait_for_question(self, run_id: str, timeout: float | None) -> PendingWait:
+        if timeout is None:
+            return await self._question(run_id)
+        try:
+            return await within(self._question(run_id), seconds("timeout", timeout))
+        except TimeoutError:
+            status = str((await self.runtime.get_run(run_id)).status)
+            raise TimeoutError(
+                f"run {run_id!r} asked no question within {timeout} s; it is {status}"
+            ) from None
+
+    async def _question(self, run_id: str) -> PendingWait:
+        while True:
+            changed = self.runtime.inbox.next_change()
+            try:  # never left pending (a close would set an error nobody reads)
+                waits = await self.pending(run_id)
+                if waits:
+                    return waits[0]
+                record = await self.runtime._record(run_id)
+                if record.status in TERMINAL:
+                    raise DurableError(f"run {run_id!r} ended {record.status} without asking")
+                with self.runtime.awaiting(changed.done):  # a virtual clock skips meanwhile
+                    await changed
+            finally:
+                changed.cancel()
+
+    async def respond(self, run_id: str, value: Any, wait_id: str | None) -> None:
+        if wait_id is not None:
+            check_name("wait_id", wait_id)
+        waits = [w for w in await self.pending(run_id) if wait_id in (None, w.wait_id)]
+        if not waits:
+            which = f" with wait_id {wait_id!r}" if wait_id is not None else ""
+            raise NoPendingWait(
+                f"run {run_id!r} has no unanswered wait_for_user{which};"
+                " rt.pending_waits() lists the questions waiting for an answer"
+            )
+        wait = waits[0]
+        if wait.input_type in ("approval", "choice"):
+            ids = [option["id"] for option in wait.options or []]
+            if value not in ids:
+                raise InvalidResponse(
+                    f"{value!r} is not an answer to {wait.question!r}; answer one of the"
+                    f" option ids {ids}"
+                )
+        text = encode(value, self.runtime.max_value_bytes)
+        try:
+            await self._send(run_id, wait.wait_id, text, Expect(pending_wait=wait.wait_id))
+        except (RunEnded, WaitAnswered):
+            raise NoPendingWait(
+                f"wait {wait.wait_id!r} of run {run_id!r} was answered already"
+            ) from None
+
+    async def send_event(self, run_id: str, name: str, payload: Any, key: str | None) -> None:
+        check_name("run_id", run_id)
+        if key is not None:
+            check_name("an event's key", key)
+        text = encode(payload, self.runtime.max_value_bytes)
+        try:
+            await self.deliver(run_id, name, text, key)
+        except RunEnded as ended:
+            raise DurableError(
+                f"run {run_id!r} is {ended.status}; the event {name!r} was not stored"
+            ) from None
+
+    async def deliver(self, run_id: str, name: str, text: str, key: str | None) -> None:
+        """Journal the event ``name`` with JSON ``text`` for the unfinished run (once per
+        ``key``) and hand it to the run if it is here; ``RunNotFound`` or ``RunEnded``."""
+        if check_name("an event's name", name).startswith(_RESERVED):
+            raise ValueError(
+                f"event names starting with {' or '.join(map(repr, _RESERVED))} are"
+                f" reserved; got {name!r}"
+            )
+        await self._send(run_id, name, text, Expect(), key)
+
+    async def _send(
+        self, run_id: str, name: str, text: str, expect: Expect, key: str | None = None
+    ) -> None:
+        rt = self.runtime
+        rt._check_open()
+        event = NewEvent(run_id, None, MESSAGE, name, text, rt.clock.now())
+        seq = await rt.store.send(event, expect, key)
+        if seq is not None:
+            message = EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at)
+            rt.residency.deliver(message)

@@ -1,0 +1,49 @@
+"""``RunHandle``: a reference to one run, wherever it executes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from durable._base.aio import within
+from durable.journal.info import RunStatus
+
+if TYPE_CHECKING:
+    from durable.runtime.runtime import Runtime
+
+R = TypeVar("R")
+
+
+class RunHandle(Generic[R]):
+    """A reference to one run: await its result, read its status, cancel it."""
+
+    def __init__(self, runtime: Runtime, run_id: str) -> None:
+        self.runtime = runtime
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id!r}>"
+
+    async def result(self, timeout: float | None = None) -> R:
+        """The run's output; raises ``WorkflowFailed`` or ``WorkflowCancelled``.
+
+        ``timeout`` is in real seconds: a ``TimeoutError`` naming the run and its
+        status when it passes (the run goes on).
+        """
+        if timeout is None:
+            result: R = await self.runtime.results.wait(self.run_id)
+            return result
+        try:
+            result = await within(self.runtime.results.wait(self.run_id), timeout)
+        except TimeoutError:
+            status = str((await self.runtime.get_run(self.run_id)).status)
+            raise TimeoutError(
+                f"run {self.run_id!r} did not end within {timeout} s; it is {status} and goes"
+                " on (await result() again, or cancel it)"
+            ) from None
+        return result
+
+    async def status(self) -> RunStatus | str:
+        return (await self.runtime.get_run(self.run_id)).status
+
+    async def cancel(self) -> None:
+        await self.runtime.cancel(self.run_id)

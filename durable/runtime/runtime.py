@@ -1,0 +1,529 @@
+"""``Runtime`` and ``RunHandle``: open a journal, start, read, answer, cancel, resume.
+
+One runtime owns one store. Opening it claims and resumes every unfinished
+run this process has the workflow for (``_ownership.py``; runs parked at a
+sleep or a wait stay unloaded until due, ``_residency.py``), then follows the
+store's change feed for what other processes write (``_inbox.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime as dt
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from typing_extensions import ParamSpec
+
+from durable._base.clock import Clock, SystemClock, VirtualClock
+from durable._base.ids import check_name
+from durable._base.numbers import count, seconds, timestamp
+from durable.errors import DurableError, RunNotFound
+from durable.journal.info import PendingWait, RunInfo, RunStatus, event_dict, history_document
+from durable.journal.records import EventRecord, RunRecord
+from durable.journal.run_journal import child_message
+from durable.observe.metrics import Metrics
+from durable.observe.telemetry import Telemetry
+from durable.runtime.answers import Answers
+from durable.runtime.check import CheckReport, check
+from durable.runtime.control import Control
+from durable.runtime.handle import RunHandle
+from durable.runtime.inbox import Inbox
+from durable.runtime.live_run import LiveRun
+from durable.runtime.liveness import runtime_name
+from durable.runtime.options import check_runtime_options, runtime_workflows
+from durable.runtime.ownership import Ownership
+from durable.runtime.residency import Residency
+from durable.runtime.results import Results
+from durable.runtime.scheduler import Scheduler
+from durable.runtime.starting import start_run
+from durable.runtime.state import read_state, wait_state
+from durable.runtime.streams import read_stream
+from durable.runtime.timers import Timers
+from durable.store import open_store
+from durable.store.ports import Store
+from durable.workflow import current as _current
+from durable.workflow.decorators import Workflow
+from durable.workflow.logs import log
+from durable.workflow.queues import Queue, QueueStatus, ScheduleInfo
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Runtime:
+    """Runs workflows durably on one SQLite file or one PostgreSQL database.
+
+    ``async with Runtime("app.db") as rt`` (or ``Runtime("postgresql://...")``)
+    opens the journal and resumes every unfinished run. ``workflows`` limits
+    which workflows this runtime executes (default: every registered one).
+    With ``recover=False`` it runs no workflow at all: it reads, answers,
+    cancels, and starts runs for a worker to execute (the CLI opens the
+    journal this way). ``durability="full"`` makes each journaled step survive
+    power loss; ``"normal"`` survives process crashes only. ``identity`` names
+    this runtime as an owner of runs: a runtime that reopens with the same
+    identity takes its runs back at once, others wait ``lease_seconds`` for a
+    lease to expire (or less, when the owner is provably a dead process of this
+    machine's process table). Free runs are taken a moment after opening, so that
+    runtimes opened together share them.
+    ``always_replay`` rebuilds every run from its journal each time it
+    suspends, to flush out non-determinism in tests. ``writer`` chooses where
+    journal commits run: ``"loop"`` (on the event loop thread, no thread hop;
+    the default with ``durability="normal"``) or ``"thread"`` (a writer
+    thread, so an fsync never stalls the loop; the default with ``"full"``).
+    Past ``max_in_memory_runs`` runs in memory, a run that suspends is
+    unloaded and rebuilt by replay when its timer fires or its event arrives.
+    A value (input, step result, event, output) over ``max_value_bytes`` of
+    JSON is refused with ``SerializationError`` (None: no limit). A run
+    recovered ``max_recoveries`` times in a row without progress (its process
+    died each time it ran) is failed with ``RecoveryLimit``. With
+    ``opentelemetry-api`` installed, runs and step attempts are spans of
+    ``tracer_provider`` (default: the global one the application configures).
+
+    The runtime is a facade over its parts, each with one job: ``store`` (the
+    journal), ``ownership`` (leases and claims), ``residency`` (which runs are
+    in memory), ``inbox`` (changes written elsewhere), ``answers`` (questions, answers and
+    events sent to runs), ``control`` (cancel, deadlines, resume, re-run), ``results``
+    (awaiting runs' ends) and ``timers``. They are
+    attributes for tools and tests to look at, not a stable API.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "durable.db",
+        *,
+        clock: Clock | None = None,
+        recover: bool = True,
+        durability: str = "full",
+        identity: str | None = None,
+        lease_seconds: float = 15.0,
+        poll_interval: float = 0.25,
+        always_replay: bool = False,
+        writer: str | None = None,
+        max_in_memory_runs: int = 10_000,
+        max_value_bytes: int | None = 10_000_000,
+        max_recoveries: int = 10,
+        store: Store | None = None,
+        workflows: Sequence[Workflow[Any, Any]] | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        check_runtime_options(path, clock, recover, always_replay, identity)
+        seconds("lease_seconds", lease_seconds)
+        seconds("poll_interval", poll_interval)
+        count("max_in_memory_runs", max_in_memory_runs)
+        count("max_value_bytes", max_value_bytes, none_ok=True)
+        count("max_recoveries", max_recoveries)
+        self.path = path
+        self.clock: Clock = clock or SystemClock()
+        # Everything it was opened with, so that a runtime can be opened again alike
+        # (durable.testing.crash); a store given ready-made cannot be.
+        self.settings: dict[str, Any] | None = None
+        if store is None:
+            self.settings = {
+                "clock": self.clock,
+                "recover": recover,
+                "durability": durability,
+                "identity": identity,
+                "lease_seconds": lease_seconds,
+                "poll_interval": poll_interval,
+                "always_replay": always_replay,
+                "writer": writer,
+                "max_in_memory_runs": max_in_memory_runs,
+                "max_value_bytes": max_value_bytes,
+                "max_recoveries": max_recoveries,
+                "workflows": workflows,
+                "tracer_provider": tracer_provider,
+            }
+        self.durability = durability
+        self.store: Store = store or open_store(path, durability, writer, poll_interval)
+        self.timers = Timers(self.clock)
+        self.recover = recover
+        self.owner = identity or runtime_name(uuid.uuid4().hex[:8])
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.always_replay = always_replay
+        self.max_in_memory_runs = max_in_memory_runs
+        self.max_value_bytes = max_value_bytes
+        self.max_recoveries = max_recoveries
+        self.ownership = Ownership(self, runtime_workflows(workflows))
+        self.residency = Residency(self)
+        self.inbox = Inbox(self)
+        self.answers = Answers(self)
+        self.control = Control(self)
+        self.results = Results(self)
+        self.scheduler = Scheduler(self)
+        self.telemetry = Telemetry(tracer_provider)
+        self._open = False
+        self._token: contextvars.Token[Runtime | None] | None = None
+        self._detach_clock: Callable[[], None] | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    @property
+    def loaded_runs(self) -> frozenset[str]:
+        """The runs executing in this runtime's memory now."""
+        return frozenset(self.residency.live)
+
+    @property
+    def unloaded_runs(self) -> frozenset[str]:
+        """The runs this runtime holds unloaded, parked until a timer or an event wakes them."""
+        return frozenset(self.residency.unloaded)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the journal, resume unfinished runs, start timers and the poller."""
+        if self._open:
+            raise DurableError("this runtime is already open")
+        await self.store.open()
+        self._open = True
+        self.timers.start()
+        if isinstance(self.clock, VirtualClock):  # it skips only while our runs are parked
+            self._detach_clock = self.clock.attach(self.residency.parked)
+        self._token = _current.runtime.set(self)
+        last_seq = await self.store.last_seq()
+        await self.ownership.open()
+        if self.recover:
+            await self.ownership.report_unregistered(await self._unfinished())
+        self.ownership.schedule_renewal()
+        await self.inbox.start(last_seq)
+        await self.scheduler.start_schedules()
+
+    async def close(self) -> None:
+        """Stop every run where it is (left resumable, never failed) and close the journal."""
+        stopped = list(self.residency.live)
+        if await self._stop_runs():
+            try:
+                # The runs stopped mid-flight are handed back as free, so that whoever
+                # takes them next does not count their stop as a crash (max_recoveries).
+                await self.store.release(self.owner, stopped)
+            except Exception:
+                log.exception("could not release this runtime's runs; they wait for lease expiry")
+            await self._close_store()
+
+    async def abandon(self) -> None:
+        """Stop as a SIGKILL would: runs stop where they are, nothing more is written,
+        and this runtime's leases are kept (a runtime with its identity takes them back)."""
+        if await self._stop_runs():
+            await self._close_store()
+
+    async def _stop_runs(self) -> bool:
+        if not self._open:
+            return False
+        self._open = False
+        self.ownership.stop()
+        self.scheduler.stop()
+        await self.inbox.stop()
+        await self.residency.stop_all()
+        return True
+
+    async def _close_store(self) -> None:
+        if self._detach_clock is not None:
+            self._detach_clock()
+            self._detach_clock = None
+        await self.timers.stop()
+        await self.store.close()
+        self.inbox.notify(DurableError("the runtime was closed while waiting for a run's result"))
+        if self._token is not None:
+            # ValueError: closed from another task than the one that opened it.
+            with contextlib.suppress(ValueError):
+                _current.runtime.reset(self._token)
+            self._token = None
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise DurableError(
+                "the runtime is not open; use it inside `async with durable.Runtime(...) as rt:`"
+            )
+
+    # -- starting and reading runs -------------------------------------------
+
+    async def start(
+        self, wf: Workflow[P, R], *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> RunHandle[R]:
+        """Start ``wf(*args, **kwargs)`` as a run; ``run_id`` is its idempotency key.
+
+        The same ``run_id`` with the same workflow, version and input returns the
+        existing run; with another workflow, version or input it raises
+        ``IdempotencyKeyMismatch`` and changes nothing.
+        """
+        return await self.start_run(wf, args, kwargs, run_id=run_id)
+
+    async def start_run(
+        self,
+        wf: Workflow[P, R],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        run_id: str | None = None,
+        timeout: float | None = None,
+        queue: Queue | str | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> RunHandle[R]:
+        """``start`` with the workflow's arguments passed as a list and a dict.
+
+        Use it when the workflow has a parameter called ``run_id``. ``timeout``
+        (seconds, default the workflow's) gives the run a durable deadline: when it
+        passes, the run ends ``failed`` with ``WorkflowTimeout``. ``queue`` (default
+        the workflow's) makes the run wait ``queued`` until its queue admits it,
+        lowest ``priority`` first, then first come; a ``dedup_key`` that a queued or
+        running run of the queue has raises ``DuplicateInQueue``. ``parent_run_id``
+        is set by ``ctx.start_child``.
+        """
+        rid = await start_run(
+            self,
+            wf,
+            args,
+            kwargs,
+            run_id=run_id,
+            timeout=timeout,
+            queue=queue,
+            priority=priority,
+            dedup_key=dedup_key,
+            parent_run_id=parent_run_id,
+        )
+        return RunHandle(self, rid)
+
+    def handle(self, run_id: str) -> RunHandle[Any]:
+        return RunHandle(self, check_name("run_id", run_id))
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        return RunInfo.from_record(await self._record(run_id))
+
+    async def list_runs(
+        self,
+        status: RunStatus | str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        *,
+        after: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        parent: str | None = None,
+    ) -> list[RunInfo]:
+        """Runs, newest first. ``after`` (a run id, the last of the page before) pages
+        on; ``since`` and ``until`` (aware datetimes) bound when runs were created;
+        ``parent`` keeps the children of that run."""
+        self._check_open()
+        status_text = None if status is None else _status(status)
+        for what, name in (("workflow", workflow), ("after", after), ("parent", parent)):
+            if name is not None:
+                check_name(f"list_runs({what}=...)", name)
+        cursor = None
+        if after is not None:
+            record = await self.store.get_run(after)
+            if record is None:
+                raise RunNotFound(after)
+            cursor = (record.created_at, record.run_id)
+        count("limit", limit)
+        records = await self.store.list_runs(
+            status_text,
+            workflow,
+            limit=limit,
+            after=cursor,
+            since=None if since is None else timestamp("since", since),
+            until=None if until is None else timestamp("until", until),
+            parent=parent,
+        )
+        return [RunInfo.from_record(record) for record in records]
+
+    async def prune(self, older_than: float | dt.timedelta, *, batch: int = 1000) -> int:
+        """Delete runs that ended more than ``older_than`` (seconds or a timedelta) ago,
+        with their journals, ``batch`` runs per transaction; returns how many. Never
+        an unfinished run."""
+        self._check_open()
+        age = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
+        cutoff = self.clock.now() - seconds("older_than", age, zero_ok=True)
+        count("batch", batch)
+        pruned = 0
+        while True:
+            deleted = await self.store.prune(cutoff, batch)
+            pruned += deleted
+            if deleted < batch:
+                return pruned
+
+    async def history(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's events in journal order (superseded ones flagged), as JSON-ready dicts."""
+        await self._record(run_id)
+        return [event_dict(event) for event in await self._events(run_id)]
+
+    async def export(self, run_id: str) -> dict[str, Any]:
+        """The history document of a run: format version, the run, its events in order."""
+        record = await self._record(run_id)
+        return history_document(record, await self._events(run_id))
+
+    async def _events(self, run_id: str) -> list[EventRecord]:
+        return (await self.store.load_events([run_id]))[run_id]
+
+    async def _record(self, run_id: str) -> RunRecord:
+        self._check_open()
+        check_name("run_id", run_id)
+        record = await self.store.get_run(run_id)
+        if record is None:
+            raise RunNotFound(run_id)
+        return record
+
+    # -- answers, events, cancellation --------------------------------------
+
+    async def pending_waits(self, run_id: str | None = None) -> list[PendingWait]:
+        """Unanswered ``wait_for_user`` questions, oldest first."""
+        return await self.answers.pending(run_id)
+
+    async def wait_for_question(self, run_id: str, timeout: float | None = None) -> PendingWait:
+        """Wait until the run has an unanswered ``wait_for_user`` and return it (the oldest).
+
+        So a caller can answer a run it just started. ``timeout`` is in real
+        seconds: a ``TimeoutError`` naming the run and its status when it
+        passes; a run that ends without asking raises ``DurableError``.
+        """
+        return await self.answers.wait_for_question(run_id, timeout)
+
+    async def respond(self, run_id: str, value: Any, *, wait_id: str | None = None) -> None:
+        """Answer the run's pending ``wait_for_user`` (the oldest, or ``wait_id``).
+
+        The answer is journaled before this returns. Approval and choice
+        answers must be one of the option ids (``InvalidResponse`` otherwise,
+        and nothing is recorded).
+        """
+        await self.answers.respond(run_id, value, wait_id)
+
+    async def send_event(
+        self, run_id: str, name: str, payload: Any = None, *, key: str | None = None
+    ) -> None:
+        """Deliver an event to the run's ``wait_for_event(name)``; kept in order until then.
+
+        With ``key`` (a webhook's delivery id, say), a second send with the same key
+        to the same run delivers nothing: the event is kept once.
+        """
+        await self.answers.send_event(run_id, name, payload, key)
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel the run and its unfinished children: they stop at their current await
+        and end ``cancelled``."""
+        await self.control.cancel(check_name("run_id", run_id))
+
+    async def resume(self, run_id: str) -> RunHandle[Any]:
+        """Try a failed run again: one that failed in a step retries from that step (its
+        recorded failure superseded, as ``rerun_from`` does); one that failed elsewhere
+        replays its journal under the current code (after a fix)."""
+        return await self.control.resume(run_id)
+
+    async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:
+        """Re-execute a finished run from ``position``; earlier entries are kept, superseded."""
+        return await self.control.rerun_from(run_id, position)
+
+    async def queue_status(self, name: Queue | str) -> QueueStatus:
+        """How many runs of the queue are queued and running, and its limits (None
+        for a queue this process did not declare)."""
+        self._check_open()
+        name = name if isinstance(name, Queue) else check_name("a queue's name", name)
+        return await self.scheduler.status(name.name if isinstance(name, Queue) else name)
+
+    async def queues(self) -> list[QueueStatus]:
+        """``queue_status`` of every queue declared here or with runs in the journal."""
+        self._check_open()
+        return await self.scheduler.statuses()
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """The cron schedules seen on this journal, with their next and latest ticks."""
+        self._check_open()
+        return await self.scheduler.schedules()
+
+    async def metrics(self) -> Metrics:
+        """This runtime's counts of step attempts, run ends and takeovers, with the
+        journal's counts of runs and of queued runs: what ``/metrics`` serves."""
+        self._check_open()
+        return await self.telemetry.metrics(self.store, await self.queues())
+
+    def read_stream(self, run_id: str, key: str) -> AsyncIterator[Any]:
+        """The values of the run's stream ``key`` in order, from any process: those
+        written already, then each as it is committed; it ends when the stream is
+        closed or the run ends."""
+        self._check_open()
+        check_name("run_id", run_id)
+        check_name("a stream's key", key)
+        return read_stream(self, run_id, key)
+
+    async def get_state(self, run_id: str) -> dict[str, Any]:
+        """The run's ``ctx.state`` as last committed, from any process."""
+        return await read_state(self, run_id)
+
+    async def wait_state(self, run_id: str, key: str, timeout: float | None = None) -> Any:
+        """Wait until the run has set ``key`` in its ``ctx.state`` and return the value.
+
+        ``timeout`` is in real seconds (``TimeoutError`` naming the run); a run that
+        ends without setting it raises ``DurableError``.
+        """
+        return await wait_state(self, run_id, key, timeout)
+
+    async def check(self, *, unregistered: bool = True) -> CheckReport:
+        """What needs a human: interrupted steps, orphaned, unknown, poison and
+        diverged runs (parked runs the current code no longer replays).
+
+        ``unregistered=False`` skips runs of workflows this process lacks (for
+        tools, like the CLI, that import no workflows).
+        """
+        self._check_open()
+        return await check(self, unregistered=unregistered)
+
+    def awaiting(self, happened: Callable[[], bool]) -> contextlib.AbstractContextManager[None]:
+        """Around a caller's wait for a run to do something (its end, a question, a state
+        key, a stream value): a virtual clock skips time meanwhile, until ``happened()``."""
+        if isinstance(self.clock, VirtualClock):
+            return self.clock.awaiting(happened)
+        return contextlib.nullcontext()
+
+    # -- what the parts and live runs call back ------------------------------
+
+    async def _unfinished(self) -> list[RunRecord]:
+        return await self.store.list_runs(limit=None, unfinished=True)
+
+    def reclaim_later(self, run_id: str) -> None:
+        self.ownership.reclaim_later(run_id)
+
+    def note_suspended(self, live: LiveRun) -> None:
+        self.residency.note_suspended(live)
+        self.inbox.notify()  # for wait_for_question
+
+    def forget(self, live: LiveRun) -> None:
+        self.residency.forget(live)
+
+    def run_ended(self, live: LiveRun) -> None:
+        self.residency.forget(live)
+        parent = live.record.parent_run_id
+        if parent is not None:  # the store told the parent too; here it hears at once
+            self.residency.nudge(parent, child_message(live.run_id))
+        if live.record.queue is not None and not live.slot_handed_on:  # its slot is free
+            self.scheduler.admit_soon()
+        self.inbox.notify_run(live.run_id)
+
+
+def _status(status: RunStatus | str) -> str:
+    try:
+        return RunStatus(status).value
+    except ValueError:
+        valid = ", ".join(member.value for member in RunStatus)
+        raise ValueError(f"unknown run status {status!r}; the statuses are: {valid}") from None

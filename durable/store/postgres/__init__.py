@@ -1,0 +1,1 @@
+"""The PostgreSQL store: many runtimes on many machines share one database."""

@@ -1,0 +1,1 @@
+"""Workflows and steps: the decorators, the context and its durable calls, replay."""

@@ -1,0 +1,89 @@
+"""``RunHost``: what a workflow's context needs from the run it belongs to (a live
+run journals and runs; a replayed history only answers), so the context never
+touches storage itself."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from durable._base.clock import Clock
+from durable.errors import CorruptJournal, NonDeterminismError
+from durable.journal.records import EventRecord, RunRecord
+
+if TYPE_CHECKING:
+    from durable.journal.run_journal import RunJournal
+    from durable.observe.telemetry import Telemetry
+    from durable.workflow.decorators import Workflow
+
+
+class RunHost(Protocol):
+    """What the context needs from the runtime for one run."""
+
+    run_id: str
+    workflow_name: str
+    journal: RunJournal
+    clock: Clock
+    max_value_bytes: int | None
+    telemetry: Telemetry
+
+    async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
+        """Journal an event and wait until it is committed."""
+        ...
+
+    def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
+        """Journal the event that ends a durable call (not kept in the running journal):
+        it is committed before any later write of this run."""
+        ...
+
+    def publish(self, position: int, kind: str, name: str, payload: str) -> None:
+        """Journal an event others may be waiting to read (``ctx.state``): not waited
+        for, committed before any later write of this run, and announced once it is."""
+        ...
+
+    async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
+        """Wait until ``deadline`` passes or a message called ``message`` arrives."""
+        ...
+
+    async def emit(self, kind: str, name: str, payload: str) -> None:
+        """Journal an event without a position (a step's stream value) and wait until
+        it is committed; refused, like every write, once the run is not this one's."""
+        ...
+
+    async def start_child(
+        self,
+        wf: Workflow[Any, Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        run_id: str,
+    ) -> None:
+        """Start ``wf`` as a child run of this one under ``run_id`` (a no-op if a run of
+        ``wf`` with this input exists under that id, whoever started it: it is attached);
+        SerializationError or IdempotencyKeyMismatch otherwise."""
+        ...
+
+    async def read_run(self, run_id: str) -> RunRecord | None:
+        """Another run's row as the store has it now."""
+        ...
+
+    def watch_end(self, run_id: str, message: str) -> None:
+        """Wake this run's waits for ``message`` once run ``run_id`` has ended (a run
+        attached as a child that is not this run's own: nothing else tells it)."""
+        ...
+
+    async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
+        """Send an event to another run, once per ``key``: RunNotFound or RunEnded."""
+        ...
+
+    def check_running(self) -> None:
+        """Raise if the run must stop (cancelled, or already found non-deterministic)."""
+        ...
+
+    def fatal(self, error: NonDeterminismError | CorruptJournal) -> None:
+        """Record an error the workflow may not swallow: the run fails with it."""
+        ...
+
+    def working(self) -> contextlib.AbstractContextManager[None]:
+        """Mark the run busy (a step body is running) for as long as the block lasts."""
+        ...

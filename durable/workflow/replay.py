@@ -1,0 +1,113 @@
+"""Replaying a run's journal against the current code, with no side effects.
+
+The workflow runs on a host that answers every durable call from the
+journal and never executes a step: where the code asks for something the
+journal does not have (a step that never finished, a wait never answered,
+a call past the end), the replay stops there, successfully. A call that
+differs from the journaled one is the divergence it reports. Used by
+``durable.testing.replay`` (golden histories) and ``rt.check()`` (parked runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from durable._base.clock import Clock, VirtualClock
+from durable.errors import CorruptJournal, NonDeterminismError
+from durable.journal.records import EventRecord, RunRecord
+from durable.journal.run_journal import RunJournal, unreplayed
+from durable.observe.telemetry import Telemetry
+from durable.workflow import current as _current
+from durable.workflow.context import WorkflowContext
+from durable.workflow.decorators import Workflow
+
+
+class _EndOfHistory(BaseException):
+    """The code asked for what the journal does not have: the replay ends there."""
+
+
+class _ReplayHost:
+    """A ``RunHost`` that answers from a recorded history and can write nothing."""
+
+    def __init__(
+        self, run_id: str, workflow: str, events: list[EventRecord], updated_at: float
+    ) -> None:
+        self.run_id = run_id
+        self.workflow_name = workflow
+        self.journal = RunJournal(events)
+        latest = max([updated_at, *(e.created_at for e in events)])
+        self.clock: Clock = VirtualClock(start=latest, auto_skip=False)
+        self.max_value_bytes: int | None = None
+        self.telemetry = Telemetry()  # never told of a step: none runs here
+        self._fatal: NonDeterminismError | CorruptJournal | None = None
+
+    async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
+        raise _EndOfHistory
+
+    def append_nowait(self, position: int, kind: str, name: str, payload: str) -> None:
+        raise _EndOfHistory
+
+    def publish(self, position: int, kind: str, name: str, payload: str) -> None:
+        raise _EndOfHistory
+
+    async def suspend(self, status: str, deadline: float | None, message: str | None) -> None:
+        raise _EndOfHistory
+
+    async def start_child(
+        self, wf: Workflow[Any, Any], args: Sequence[Any], kwargs: dict[str, Any], run_id: str
+    ) -> None:
+        raise _EndOfHistory
+
+    async def read_run(self, run_id: str) -> RunRecord | None:
+        raise _EndOfHistory
+
+    def watch_end(self, run_id: str, message: str) -> None:
+        raise _EndOfHistory
+
+    async def emit(self, kind: str, name: str, payload: str) -> None:
+        raise _EndOfHistory
+
+    async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
+        raise _EndOfHistory
+
+    def check_running(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    def fatal(self, error: NonDeterminismError | CorruptJournal) -> None:
+        self._fatal = error
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        yield
+
+
+async def divergence(
+    workflow: Workflow[Any, Any],
+    run_id: str,
+    input_text: str,
+    events: list[EventRecord],
+    updated_at: float,
+) -> NonDeterminismError | CorruptJournal | None:
+    """Where ``workflow``'s current code departs from the run's journal, or None."""
+    host = _ReplayHost(run_id, workflow.name, events, updated_at)
+
+    async def drive() -> NonDeterminismError | CorruptJournal | None:
+        ctx = WorkflowContext(host)
+        _current.context.set(ctx)
+        args, kwargs = workflow.decode_arguments(input_text)
+        try:
+            await workflow.fn(ctx, *args, **kwargs)
+        except _EndOfHistory:
+            return host._fatal
+        except Exception:
+            if host._fatal is None:
+                return None  # the workflow's own error, as it was journaled
+        if host._fatal is not None:
+            return host._fatal
+        return unreplayed(host.journal, ctx._positions_used())
+
+    return await asyncio.create_task(drive())

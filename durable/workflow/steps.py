@@ -1,0 +1,275 @@
+"""Running one step: attempts, retries, timeouts, worker threads, and journaling the end.
+
+``ctx.step`` takes the position; ``run_step`` replays the step from the
+journal or runs its body, journaling each attempt's start, a retry's failure
+and the result (committed with the run's next write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from durable._base.aio import within
+from durable._base.codec import convert, encode, loads, return_hint
+from durable.errors import (
+    CorruptJournal,
+    SerializationError,
+    StepFailed,
+    StepInterrupted,
+    StepTimeout,
+    error_from_record,
+)
+from durable.journal.run_journal import (
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_STARTED,
+    attempts,
+    completed_payload,
+)
+from durable.retry import RetryPolicy
+from durable.workflow import current as _current
+from durable.workflow.decorators import StepOptions, step_options
+from durable.workflow.race import became_ready
+from durable.workflow.step_info import StepScope
+
+if TYPE_CHECKING:
+    from durable.workflow.context import WorkflowContext
+
+
+async def run_step(
+    ctx: WorkflowContext,
+    position: int,
+    name: str,
+    plan: StepPlan,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    host = ctx._host
+    fn, options, hint = plan.fn, plan.options, plan.hint
+    try:
+        while True:
+            events = host.journal.at(position)
+            for event in events:
+                if event.kind == STEP_COMPLETED:
+                    await host.journal.in_turn(position, event)
+                    became_ready(event.created_at)
+                    return convert(ctx._read(event)["result"], hint)
+                if event.kind == STEP_FAILED:
+                    final = ctx._read(event).get("final")
+                    if final is not None:
+                        await host.journal.in_turn(position, event)
+                        raise error_from_record(final)
+            last = events[-1] if events else None
+            if last is not None and last.kind == STEP_STARTED and options.at_most_once:
+                error = StepInterrupted(
+                    f"at-most-once step {name!r} (position {position}) started earlier and"
+                    " never finished, so it was not run again; check the external system"
+                    " for its effect and decide in the workflow"
+                )
+                await fail_step(ctx, position, name, error)
+            if last is not None and last.kind == STEP_FAILED:
+                retry_at = float(ctx._read(last)["retry_at"])
+                while host.clock.now() < retry_at:
+                    await host.suspend("sleeping", retry_at, None)
+            try:
+                prior = attempts(host.journal.all_at(position))
+            except CorruptJournal as error:  # an earlier attempt's entry: fatal, as in _read
+                host.fatal(error)
+                raise
+            started = await host.append(
+                position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
+            )
+            info = StepScope(
+                host.run_id, host.workflow_name, name, position, prior, started.created_at, host
+            )
+            span = host.telemetry.step_began(info)
+            try:
+                with host.working():
+                    if plan.is_async and options.timeout is None:
+                        # The common case, without a task: a coroutine function awaited here.
+                        step_token = _current.step.set(info)
+                        context_token = _current.context.set(None)
+                        try:
+                            value = await fn(*args, **kwargs)
+                        finally:
+                            _current.context.reset(context_token)
+                            _current.step.reset(step_token)
+                    else:
+                        value = await _invoke_apart(plan, args, kwargs, info)
+            except Exception as exc:
+                failures = attempts(events).failure_count + 1
+                failure_record = error_record(exc)
+                retried = options.retry.should_retry(failures, exc)
+                host.telemetry.step_ended(info, span, exc, retried)
+                if retried:
+                    retry_at = host.clock.now() + options.retry.delay_after(failures)
+                    failure = {
+                        "attempt": info.attempt,
+                        "error": failure_record,
+                        "retry_at": retry_at,
+                    }
+                    await host.append(position, STEP_FAILED, name, encode(failure))
+                    continue
+                failed = StepFailed(
+                    name, failure_record["type"], failure_record["message"], info.attempt
+                )
+                await fail_step(ctx, position, name, failed, failure_record)
+            except BaseException as exc:  # cancelled: the attempt neither returned nor failed
+                host.telemetry.step_ended(info, span, exc)
+                raise
+            host.telemetry.step_ended(info, span)
+            try:
+                text = encode(value, host.max_value_bytes)
+                # What replay will return: the stored JSON read back by the return type.
+                if type(value) in _AS_STORED and (hint is Any or hint is type(value)):
+                    result = value
+                else:
+                    result = convert(loads(text), hint)
+            except SerializationError as exc:
+                await fail_step(
+                    ctx,
+                    position,
+                    name,
+                    SerializationError(f"step {name!r} returned a value it cannot store: {exc}"),
+                )
+            # Not awaited: the run's next write (a step's start, a sleep, its end) commits
+            # after it, and no effect of the run escapes before that write is committed.
+            host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
+            became_ready(host.clock.now())
+            return result
+    finally:
+        host.journal.settle(position)
+
+
+async def fail_step(
+    ctx: WorkflowContext,
+    position: int,
+    name: str,
+    error: Exception,
+    cause: dict[str, Any] | None = None,
+) -> Any:
+    """Journal the step's final failure and raise it as replay will."""
+    record = error.to_record() if hasattr(error, "to_record") else error_record(error)
+    failure = {"error": cause or record, "final": record}
+    await ctx._host.append(position, STEP_FAILED, name, encode(failure))
+    raise error_from_record(record)
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    return {
+        "code": getattr(exc, "code", "STEP_ERROR"),
+        "type": type(exc).__name__,
+        "message": str(exc),
+    }
+
+
+class StepPlan(NamedTuple):
+    """What ``ctx.step`` needs to know about a function, worked out once per function."""
+
+    fn: Callable[..., Any]
+    options: StepOptions
+    name: str
+    hint: Any
+    is_async: bool  # a coroutine function (else it runs in a worker thread)
+
+
+def step_plan(target: Callable[..., Any]) -> StepPlan:
+    """Worked out once per function and kept on the function itself, so that a closure
+    made for one call (``ctx.step("s", lambda: ...)``) and what it captured are freed
+    with its run (a cache keyed by function kept every one alive)."""
+    kept = getattr(target, _FACTS_ATTR, None)
+    # Whose they are, too: functools.wraps copies a function's attributes onto its
+    # wrapper, and a @durable.step wrapper has options of its own.
+    if kept is not None and kept[0] == id(target):
+        return StepPlan(step_options(target)[0], *kept[1:])
+    fn, options = step_options(target)
+    name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
+    if inspect.isasyncgenfunction(fn):
+        # Each value it yields goes to the stream named after the step, as it comes; the
+        # step returns the list of them.
+        return StepPlan(_streamed(fn), options, name, list[Any], True)
+    facts = (options, name, return_hint(fn), inspect.iscoroutinefunction(fn))
+    with contextlib.suppress(AttributeError, TypeError):  # a bound method, a builtin
+        # Not the function itself in what is kept on it: that cycle would wait for the GC.
+        setattr(target, _FACTS_ATTR, (id(target), *facts))
+    return StepPlan(fn, *facts)
+
+
+_FACTS_ATTR = "__durable_step_facts__"
+
+
+# Values whose stored JSON reads back as the very same value.
+_AS_STORED = frozenset({int, str, bool, type(None)})
+
+
+async def _invoke_apart(
+    plan: StepPlan,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    info: StepScope,
+) -> Any:
+    """Run a step body in a task (for a timeout) or a worker thread (a sync function)."""
+    fn, timeout = plan.fn, plan.options.timeout
+
+    def enter() -> None:
+        _current.step.set(info)
+        _current.context.set(None)
+
+    if plan.is_async:
+
+        async def body() -> Any:
+            enter()
+            return await fn(*args, **kwargs)
+
+        task: asyncio.Future[Any] = asyncio.ensure_future(body())
+    else:
+
+        def call() -> Any:
+            enter()
+            return fn(*args, **kwargs)
+
+        task = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        value = await (task if timeout is None else within(task, timeout))
+    except TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        if not task.cancelled():
+            raise
+        raise StepTimeout(
+            f"step {info.step!r} attempt {info.attempt} took longer than its {timeout}s timeout"
+        ) from None
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+def _streamed(generator: Callable[..., Any]) -> Callable[..., Any]:
+    async def stream(*args: Any, **kwargs: Any) -> list[Any]:
+        from durable.workflow.stream import write_stream
+
+        scope = _current.step.get()
+        assert scope is not None  # run_step sets it before the body runs
+        key = scope.step  # the step's journal name, explicit or the function's
+        values = []
+        async for value in generator(*args, **kwargs):
+            await write_stream(key, value)
+            values.append(value)
+        return values
+
+    return stream
+
+
+def awaitable_plan(name: str, awaitable: Awaitable[Any]) -> tuple[StepPlan, list[bool]]:
+    """A step whose body awaits ``awaitable`` (``ctx.step("name", awaitable)``): one
+    attempt, as an awaitable cannot be awaited twice. The flag says whether it was."""
+    awaited = [False]
+
+    async def body() -> Any:
+        awaited[0] = True
+        return await awaitable
+
+    options = StepOptions(name=name, retry=RetryPolicy(max_attempts=1))
+    return StepPlan(body, options, name, Any, True), awaited
