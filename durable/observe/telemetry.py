@@ -8,17 +8,36 @@ is installed) and one log line per run started, resumed and ended.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from durable.observe.metrics import Counters, Metrics
 from durable.workflow.logs import about, error_summary, log
 
 if TYPE_CHECKING:
+    from durable.journal.records import RunRecord
+    from durable.journal.run_journal import RunJournal
     from durable.observe.tracing import Tracing
-    from durable.runtime.live_run import LiveRun
-    from durable.store.ports import Store
     from durable.workflow.queues import QueueStatus
     from durable.workflow.step_info import StepScope
+
+
+class ObservedRun(Protocol):
+    """What telemetry reads of an execution of a run (a live run)."""
+
+    run_id: str
+    workflow_name: str
+    record: RunRecord
+    journal: RunJournal
+    unhandled: BaseException | None
+    final: RunRecord | None
+    """The run's row as its end left it; None while it goes on."""
+
+
+class CountsRuns(Protocol):
+    """Where the number of runs by workflow and status comes from (the store)."""
+
+    async def run_counts(self) -> dict[tuple[str, str], int]: ...
+
 
 try:
     from durable.observe.tracing import Tracing as _Tracing
@@ -39,7 +58,7 @@ class Telemetry:
         """The trace context to keep in a new run's row (see ``Tracing.start_trace``)."""
         return None if self.tracing is None else self.tracing.start_trace(workflow, run_id)
 
-    def run_began(self, live: LiveRun) -> tuple[Any, object] | None:
+    def run_began(self, live: ObservedRun) -> tuple[Any, object] | None:
         """An execution of the run begins in this process: the line, and its span."""
         replaying = bool(live.journal.replay_end)
         if log.isEnabledFor(logging.INFO):
@@ -52,7 +71,7 @@ class Telemetry:
             )
         return None if self.tracing is None else self.tracing.run_span(live.record)
 
-    def run_stopped(self, live: LiveRun, span: tuple[Any, object] | None) -> None:
+    def run_stopped(self, live: ObservedRun, span: tuple[Any, object] | None) -> None:
         """The execution stopped: the run ended (``live.final``), or goes on later."""
         final = live.final
         status = None if final is None else final.status
@@ -97,7 +116,7 @@ class Telemetry:
 
     # -- metrics ---------------------------------------------------------------
 
-    async def metrics(self, store: Store, queues: list[QueueStatus]) -> Metrics:
+    async def metrics(self, store: CountsRuns, queues: list[QueueStatus]) -> Metrics:
         counters = self.counters
         return Metrics(
             steps_started=dict(counters.steps_started),
@@ -111,7 +130,7 @@ class Telemetry:
         )
 
 
-def _log_end(live: LiveRun, status: str, error: str | None, seconds: float) -> None:
+def _log_end(live: ObservedRun, status: str, error: str | None, seconds: float) -> None:
     """One line per run's end: a failure as a warning, with the traceback of an exception
     the workflow did not handle."""
     extra = about(live.run_id, live.workflow_name)

@@ -161,7 +161,7 @@ class Runtime:
         self.scheduler = Scheduler(self)
         self.telemetry = Telemetry(tracer_provider)
         self._open = False
-        self._token: contextvars.Token[Runtime | None] | None = None
+        self._token: contextvars.Token[_current.Starter | None] | None = None
         self._detach_clock: Callable[[], None] | None = None
 
     @property

@@ -14,8 +14,32 @@ from durable.journal.records import EventRecord, RunRecord
 
 if TYPE_CHECKING:
     from durable.journal.run_journal import RunJournal
-    from durable.observe.telemetry import Telemetry
     from durable.workflow.decorators import Workflow
+    from durable.workflow.step_info import StepScope
+
+
+class StepObserver(Protocol):
+    """Who hears of each step attempt as it begins and ends (counters, spans)."""
+
+    def step_began(self, scope: StepScope) -> Any:
+        """An attempt begins; what is returned is handed back to ``step_ended``."""
+        ...
+
+    def step_ended(
+        self, scope: StepScope, span: Any, error: BaseException | None = None, retried: bool = False
+    ) -> None: ...
+
+
+class Unobserved:
+    """A ``StepObserver`` that hears nothing, for hosts where no step runs."""
+
+    def step_began(self, scope: StepScope) -> None:
+        return None
+
+    def step_ended(
+        self, scope: StepScope, span: Any, error: BaseException | None = None, retried: bool = False
+    ) -> None:
+        return None
 
 
 class RunHost(Protocol):
@@ -26,7 +50,11 @@ class RunHost(Protocol):
     journal: RunJournal
     clock: Clock
     max_value_bytes: int | None
-    telemetry: Telemetry
+
+    @property
+    def telemetry(self) -> StepObserver:
+        """Who hears of the run's step attempts."""
+        ...
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
         """Journal an event and wait until it is committed."""

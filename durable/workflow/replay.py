@@ -19,10 +19,10 @@ from durable._base.clock import Clock, VirtualClock
 from durable.errors import CorruptJournal, NonDeterminismError
 from durable.journal.records import EventRecord, RunRecord
 from durable.journal.run_journal import RunJournal, unreplayed
-from durable.observe.telemetry import Telemetry
 from durable.workflow import current as _current
 from durable.workflow.context import WorkflowContext
 from durable.workflow.decorators import Workflow
+from durable.workflow.host import Unobserved
 
 
 class _EndOfHistory(BaseException):
@@ -41,7 +41,7 @@ class _ReplayHost:
         latest = max([updated_at, *(e.created_at for e in events)])
         self.clock: Clock = VirtualClock(start=latest, auto_skip=False)
         self.max_value_bytes: int | None = None
-        self.telemetry = Telemetry()  # never told of a step: none runs here
+        self.telemetry = Unobserved()  # no step runs here
         self._fatal: NonDeterminismError | CorruptJournal | None = None
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
