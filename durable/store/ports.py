@@ -37,10 +37,8 @@ class WriteChain:
         """Writes submitted and not yet committed or failed."""
 
 
-class Store(Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
+class RunEvents(Protocol):
+    """A run's journal: its row created, its events written and read in order."""
 
     async def create_run(
         self, run: RunRecord, chain: WriteChain | None = None, *, fresh_id: bool = False
@@ -50,33 +48,6 @@ class Store(Protocol):
         A run id that has events but no row (the row was deleted) is refused, unless
         ``fresh_id`` says the caller generated the id just now, so no journal holds it.
         """
-        ...
-
-    async def get_run(self, run_id: str) -> RunRecord | None: ...
-
-    async def list_runs(
-        self,
-        status: str | None = None,
-        workflow: str | None = None,
-        limit: int | None = 100,
-        unfinished: bool = False,
-        *,
-        after: tuple[float, str] | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        parent: str | None = None,
-    ) -> list[RunRecord]:
-        """Runs, newest first (by ``created_at``, then run id); ``unfinished`` keeps only
-        those not ended; ``limit`` None: all. ``after`` is the (``created_at``, run id)
-        of the last run of the page before: the runs listed after it. ``since`` and
-        ``until`` bound ``created_at`` (``since <= created_at < until``); ``parent``
-        keeps the children of that run."""
-        ...
-
-    async def prune(self, ended_before: float, limit: int) -> int:
-        """Delete up to ``limit`` ended runs last updated before ``ended_before`` (oldest
-        first), with their events and inputs, in one transaction; returns how many.
-        Never an unfinished run."""
         ...
 
     def append(
@@ -108,65 +79,6 @@ class Store(Protocol):
         """
         ...
 
-    async def send(self, message: NewEvent, expect: Expect, key: str | None = None) -> int | None:
-        """Append ``message`` (an event without a position) to its run if ``expect``
-        holds; returns its seq. With ``key``, a message is kept once per run and key:
-        a later send with that key writes nothing, checks nothing, and returns None."""
-        ...
-
-    def admit(
-        self,
-        owner: str,
-        lease_until: float,
-        now: float,
-        queues: Sequence[QueueLimits],
-        *,
-        limit: int,
-        workflows: Sequence[tuple[str, str]] | None = None,
-    ) -> Awaitable[Admitted]:
-        """Admit queued runs of ``queues`` (of ``workflows``), lowest priority first, then
-        first come, as far as each queue's limits allow, and claim them for ``owner``,
-        atomically with every other runtime's admission to those queues. A run admitted
-        holds its slot until it ends; ``rate`` counts the runs admitted in the window
-        before ``now``.
-
-        Queued before it returns, behind the writes queued before it: an admission asked
-        for right behind the end of a run of the queue sees its slot free, and commits in
-        the same transaction as that end (the slot is handed on in one commit)."""
-        ...
-
-    async def queue_names(self) -> list[str]:
-        """The queues that runs of this journal went through, by name."""
-        ...
-
-    async def queue_counts(self, queue: str) -> tuple[int, int]:
-        """How many runs of ``queue`` are queued, and how many admitted and unfinished."""
-        ...
-
-    async def run_counts(self) -> dict[tuple[str, str], int]:
-        """How many runs the journal holds, by (workflow, status)."""
-        ...
-
-    async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
-        """Record that ``workflow`` runs on ``cron`` in ``tz`` (first seen ``now`` unless
-        seen before: the moment from which missed ticks count); returns the record."""
-        ...
-
-    async def note_tick(self, workflow: str, tick: float) -> None:
-        """The run of ``workflow``'s tick at ``tick`` was started (the latest is kept)."""
-        ...
-
-    async def schedules(self) -> list[ScheduleRecord]:
-        """Every schedule seen on this journal."""
-        ...
-
-    async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
-        """End the unfinished run, ``cancelled`` (or ``failed`` with ``error``: a
-        deadline), and cancel its unfinished descendants, with a cancel event each, in
-        one transaction; returns the ids ended, the run's first. ``RunNotFound`` or
-        ``RunEnded`` (nothing written) when the run is missing or has ended."""
-        ...
-
     def append_nowait(
         self,
         run_id: str,
@@ -189,6 +101,19 @@ class Store(Protocol):
         and apply ``update``, atomically; returns how many events were superseded."""
         ...
 
+    async def send(self, message: NewEvent, expect: Expect, key: str | None = None) -> int | None:
+        """Append ``message`` (an event without a position) to its run if ``expect``
+        holds; returns its seq. With ``key``, a message is kept once per run and key:
+        a later send with that key writes nothing, checks nothing, and returns None."""
+        ...
+
+    async def cancel(self, run_id: str, now: float, error: str | None = None) -> list[str]:
+        """End the unfinished run, ``cancelled`` (or ``failed`` with ``error``: a
+        deadline), and cancel its unfinished descendants, with a cancel event each, in
+        one transaction; returns the ids ended, the run's first. ``RunNotFound`` or
+        ``RunEnded`` (nothing written) when the run is missing or has ended."""
+        ...
+
     async def events_after(self, run_id: str, seq: int) -> list[EventRecord]:
         """The run's events after ``seq``, in journal order (a reader following a run)."""
         ...
@@ -196,6 +121,45 @@ class Store(Protocol):
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
         """Every event of each run (superseded ones flagged), in journal order, in bulk."""
         ...
+
+
+class RunRows(Protocol):
+    """Runs as rows: one, a page of them, counts, and pruning the ended."""
+
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    async def list_runs(
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int | None = 100,
+        unfinished: bool = False,
+        *,
+        after: tuple[float, str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        parent: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first (by ``created_at``, then run id); ``unfinished`` keeps only
+        those not ended; ``limit`` None: all. ``after`` is the (``created_at``, run id)
+        of the last run of the page before: the runs listed after it. ``since`` and
+        ``until`` bound ``created_at`` (``since <= created_at < until``); ``parent``
+        keeps the children of that run."""
+        ...
+
+    async def run_counts(self) -> dict[tuple[str, str], int]:
+        """How many runs the journal holds, by (workflow, status)."""
+        ...
+
+    async def prune(self, ended_before: float, limit: int) -> int:
+        """Delete up to ``limit`` ended runs last updated before ``ended_before`` (oldest
+        first), with their events and inputs, in one transaction; returns how many.
+        Never an unfinished run."""
+        ...
+
+
+class Leases(Protocol):
+    """Which runtime holds which runs: claiming, renewing, letting go."""
 
     async def owners(self) -> dict[str, float]:
         """Every runtime holding a lease, with the time its lease runs out."""
@@ -243,6 +207,60 @@ class Store(Protocol):
         those of ``run_ids`` (stopped by a clean shutdown, not a crash) owned by no one."""
         ...
 
+
+class QueueAdmission(Protocol):
+    """Queued runs let in as their queues' limits allow."""
+
+    def admit(
+        self,
+        owner: str,
+        lease_until: float,
+        now: float,
+        queues: Sequence[QueueLimits],
+        *,
+        limit: int,
+        workflows: Sequence[tuple[str, str]] | None = None,
+    ) -> Awaitable[Admitted]:
+        """Admit queued runs of ``queues`` (of ``workflows``), lowest priority first, then
+        first come, as far as each queue's limits allow, and claim them for ``owner``,
+        atomically with every other runtime's admission to those queues. A run admitted
+        holds its slot until it ends; ``rate`` counts the runs admitted in the window
+        before ``now``.
+
+        Queued before it returns, behind the writes queued before it: an admission asked
+        for right behind the end of a run of the queue sees its slot free, and commits in
+        the same transaction as that end (the slot is handed on in one commit)."""
+        ...
+
+    async def queue_names(self) -> list[str]:
+        """The queues that runs of this journal went through, by name."""
+        ...
+
+    async def queue_counts(self, queue: str) -> tuple[int, int]:
+        """How many runs of ``queue`` are queued, and how many admitted and unfinished."""
+        ...
+
+
+class Schedules(Protocol):
+    """Cron schedules as the journal keeps them."""
+
+    async def see_schedule(self, workflow: str, cron: str, tz: str, now: float) -> ScheduleRecord:
+        """Record that ``workflow`` runs on ``cron`` in ``tz`` (first seen ``now`` unless
+        seen before: the moment from which missed ticks count); returns the record."""
+        ...
+
+    async def note_tick(self, workflow: str, tick: float) -> None:
+        """The run of ``workflow``'s tick at ``tick`` was started (the latest is kept)."""
+        ...
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule seen on this journal."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """News that another connection may have committed something."""
+
     async def changes_since(self, seq: int) -> list[EventRecord]:
         """Events without a position (messages, cancels) after ``seq``, in order: what
         another process may have written for runs this one holds."""
@@ -258,3 +276,11 @@ class Store(Protocol):
         after ``timeout`` seconds without a sign of one. A lost connection counts
         as a change (what was missed is read again)."""
         ...
+
+
+class Store(RunEvents, RunRows, Leases, QueueAdmission, Schedules, ChangeFeed, Protocol):
+    """A journal's storage: every port, opened and closed as one."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
