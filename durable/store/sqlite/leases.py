@@ -49,29 +49,46 @@ def claim(
         " AND (?2 IS NULL OR executes IS NULL OR executes = ?2)",
         (owner, executes),
     )
-    holding = [row[0] for row in others.fetchall() if row[0] not in dead]
+    live = [row[0] for row in others.fetchall() if row[0] not in dead] + [owner]
     of_ours, of_ours_params = _of_workflows(workflows)
-    # With each run its last seq: what the writer's first append would look up.
+    sql, params = _claimable(owner, live, include_own, run_ids, skip)
+    found = conn.execute(sql + of_ours, [*params, *of_ours_params]).fetchall()
+    free = [row for row in found if row[8] != owner]
+    room = min(limit, _share(conn, owner, live, len(free), of_ours, of_ours_params))
+    kept = [row for row in found if row[8] == owner] + free[: max(room, 0)]
+    return _take(conn, memory, owner, kept)
+
+
+def _claimable(
+    owner: str,
+    live: list[str],
+    include_own: bool,
+    run_ids: Sequence[str] | None,
+    skip: Sequence[str],
+) -> tuple[str, list[Any]]:
+    """The query for the unfinished, unqueued runs ``owner`` may claim: free, or its own
+    if ``include_own``; with each run its last seq (what the writer's first append would
+    look up)."""
     last_seq = "(SELECT max(seq) FROM events WHERE events.run_id = runs.run_id)"
     sql = f"{_RUN_SELECT}, {last_seq}{_RUN_FROM} WHERE {_ACTIVE} AND status != 'queued'"
-    sql += of_ours
-    params: list[Any] = list(of_ours_params)
-    live = [*holding, owner]
     sql += f" AND (runs.owner IS NULL OR runs.owner NOT IN ({','.join('?' * len(live))})"
     sql += " OR runs.owner = ?)" if include_own else ")"
-    params += live + ([owner] if include_own else [])
+    params: list[Any] = live + ([owner] if include_own else [])
     if run_ids is not None:
         sql += f" AND runs.run_id IN ({','.join('?' * len(run_ids))})"
         params.extend(run_ids)
     if skip:
         sql += " AND runs.run_id NOT IN (SELECT value FROM json_each(?))"
         params.append(orjson.dumps(list(skip)).decode())
-    found = conn.execute(sql, params).fetchall()
-    free = [row for row in found if row[8] != owner]
-    room = min(limit, _share(conn, owner, live, len(free), of_ours, of_ours_params))
-    kept = [row for row in found if row[8] == owner] + free[: max(room, 0)]
-    # A run of a queue that another runtime (or none) held goes back to its queue: its
-    # slot is given back, and its queue admits it again under its limits.
+    return sql, params
+
+
+def _take(
+    conn: sqlite3.Connection, memory: JobMemory, owner: str, kept: list[Any]
+) -> list[RunRecord]:
+    """Claim the runs of ``kept`` for ``owner``, each in a new epoch. A run of a queue that
+    another runtime (or none) held goes back to its queue instead: its slot is given
+    back, and its queue admits it again under its limits."""
     requeued = {row[0] for row in kept if row[8] != owner and row[14] is not None}
     conn.executemany(
         "UPDATE runs SET status = 'queued', owner = NULL, admitted_at = NULL WHERE run_id = ?",
@@ -161,50 +178,69 @@ def admit(
         # queue through runs_in_queue.)
         if conn.execute(_ANY_QUEUED, (queue.name,)).fetchone() is None:
             continue
-        room = limit - len(taken)
-        if queue.concurrency is not None:
-            (running,) = conn.execute(_IN_QUEUE, (queue.name,)).fetchone()
-            room = min(room, queue.concurrency - running)
-        if queue.per_runtime is not None:
-            (mine,) = conn.execute(_IN_QUEUE + " AND owner = ?", (queue.name, owner)).fetchone()
-            room = min(room, queue.per_runtime - mine)
-        window_ends: float | None = None  # when the rate lets one more in, if it binds
-        if queue.rate is not None:
-            count, seconds = queue.rate
-            started, oldest = conn.execute(_ADMITTED_SINCE, (queue.name, now - seconds)).fetchone()
-            if count - started <= room:
-                room = count - started
-                window_ends = (now if oldest is None else float(oldest)) + seconds
+        room, window_ends = _room(conn, queue, owner, now, limit - len(taken))
         if room <= 0 and window_ends is None:
             continue
-        # With each run whether it has a journal: one that never ran needs no reading.
-        sql = (
-            f"{_RUN_SELECT}, EXISTS (SELECT 1 FROM events WHERE events.run_id = runs.run_id)"
-            f"{_RUN_FROM} WHERE queue = ? AND status = 'queued'"
-        )
-        params: list[Any] = [queue.name]
-        if workflows is not None:
-            pairs = ",".join(["(?,?)"] * len(workflows))
-            sql += f" AND (workflow, coalesce(version, '1')) IN (VALUES {pairs})"
-            params.extend(part for pair in workflows for part in pair)
-        sql += " ORDER BY priority, created_at, runs.run_id LIMIT ?"
-        rows = conn.execute(sql, [*params, max(room, 0) + 1]).fetchall()
+        rows = _queued(conn, queue.name, workflows, max(room, 0) + 1)
         if window_ends is not None and len(rows) > max(room, 0):
             retry_at = window_ends if retry_at is None else min(retry_at, window_ends)
-        rows = rows[: max(room, 0)]
-        conn.executemany(
-            "UPDATE runs SET status = 'pending', owner = ?, admitted_at = ?,"
-            " epoch = epoch + 1 WHERE run_id = ?",
-            [(owner, now, row[0]) for row in rows],
-        )
-        for row in rows:
-            record = run_record(row[:-1])
-            record.status, record.owner, record.epoch = "pending", owner, record.epoch + 1
+        for record, has_journal in _let_in(conn, owner, now, rows[: max(room, 0)]):
             claim = claim_of(owner, record.epoch)
-            if row[-1]:
+            if has_journal:
                 memory.held[record.run_id] = claim
             else:
                 memory.claimed(record.run_id, claim, 0)
                 fresh.add(record.run_id)
             taken.append(record)
     return Admitted(taken, retry_at, frozenset(fresh))
+
+
+def _room(
+    conn: sqlite3.Connection, queue: QueueLimits, owner: str, now: float, room: int
+) -> tuple[int, float | None]:
+    """How many runs ``queue``'s limits let in now (at most ``room``), and, when its rate
+    is what binds, when its window lets one more in."""
+    if queue.concurrency is not None:
+        (running,) = conn.execute(_IN_QUEUE, (queue.name,)).fetchone()
+        room = min(room, queue.concurrency - running)
+    if queue.per_runtime is not None:
+        (mine,) = conn.execute(_IN_QUEUE + " AND owner = ?", (queue.name, owner)).fetchone()
+        room = min(room, queue.per_runtime - mine)
+    if queue.rate is not None:
+        count, seconds = queue.rate
+        started, oldest = conn.execute(_ADMITTED_SINCE, (queue.name, now - seconds)).fetchone()
+        if count - started <= room:
+            return count - started, (now if oldest is None else float(oldest)) + seconds
+    return room, None
+
+
+def _queued(
+    conn: sqlite3.Connection, queue: str, workflows: Sequence[tuple[str, str]] | None, limit: int
+) -> list[Any]:
+    """The first ``limit`` queued runs of ``queue`` (of ``workflows``), in admission order,
+    each with whether it has a journal (one that never ran needs no reading)."""
+    sql = (
+        f"{_RUN_SELECT}, EXISTS (SELECT 1 FROM events WHERE events.run_id = runs.run_id)"
+        f"{_RUN_FROM} WHERE queue = ? AND status = 'queued'"
+    )
+    of_ours, params = _of_workflows(workflows)
+    sql += of_ours + " ORDER BY priority, created_at, runs.run_id LIMIT ?"
+    return conn.execute(sql, [queue, *params, limit]).fetchall()
+
+
+def _let_in(
+    conn: sqlite3.Connection, owner: str, now: float, rows: list[Any]
+) -> list[tuple[RunRecord, bool]]:
+    """Admit ``rows`` for ``owner``, each in a new epoch: the records, and whether each run
+    has a journal."""
+    conn.executemany(
+        "UPDATE runs SET status = 'pending', owner = ?, admitted_at = ?,"
+        " epoch = epoch + 1 WHERE run_id = ?",
+        [(owner, now, row[0]) for row in rows],
+    )
+    admitted = []
+    for row in rows:
+        record = run_record(row[:-1])
+        record.status, record.owner, record.epoch = "pending", owner, record.epoch + 1
+        admitted.append((record, bool(row[-1])))
+    return admitted
