@@ -1,7 +1,8 @@
 """Time behind a protocol: the system clock, and a virtual clock for tests.
 
-Nothing in the library reads wall time directly; the runtime asks its clock,
-so tests can skip a 30-day sleep in a millisecond.
+The runtime asks its clock for the time, so tests can skip a 30-day sleep in a
+millisecond. Leases alone are measured in ``wall_time()``, whatever the clock:
+other processes read them.
 """
 
 from __future__ import annotations
@@ -28,14 +29,20 @@ class Clock(Protocol):
         ...
 
 
+def wall_time() -> float:
+    """Seconds since the epoch by the system's clock: what ``SystemClock`` tells, and what
+    leases are measured in whatever clock a runtime has (other processes read them)."""
+    return time.time()
+
+
 class SystemClock:
     """Wall-clock time; waits with the event loop's timer."""
 
     def now(self) -> float:
-        return time.time()
+        return wall_time()
 
     async def sleep_until(self, deadline: float) -> None:
-        await asyncio.sleep(max(0.0, deadline - time.time()))
+        await asyncio.sleep(max(0.0, deadline - wall_time()))
 
 
 class VirtualClock:
@@ -130,7 +137,7 @@ class VirtualClock:
         try:
             while self._awaited:
                 poked.clear()
-                for _ in range(_SETTLE):  # let what was woken run first
+                for _ in range(_LET_WOKEN_RUN):  # let what was woken run first
                     await asyncio.sleep(0)
                 deadline = self._next_deadline()
                 if deadline is not None and self._wanted():
@@ -144,7 +151,7 @@ class VirtualClock:
             self._skipper = None
 
 
-_SETTLE = 3
+_LET_WOKEN_RUN = 3
 """Loop iterations given to what a skip woke before looking again."""
 _LOOK_AGAIN = 0.002
 """Seconds (real) between looks while a test awaits a run that is not parked."""

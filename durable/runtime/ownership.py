@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from durable._base.aio import TaskSet
-from durable._base.clock import SystemClock
+from durable._base.clock import wall_time
 from durable.journal.records import TERMINAL, RunRecord
 from durable.runtime.liveness import is_dead
 from durable.workflow.decorators import Workflow, registered, registry_keys
@@ -39,7 +39,6 @@ class Ownership:
         self.runtime = runtime
         self.workflows = None if workflows is None else list(workflows)
         self.next_renewal = 0.0
-        self._wall = SystemClock()
         self._reported: set[str] = set()
         self._tasks = TaskSet()
         self._reclaiming: dict[str | None, bool] = {}  # in flight: asked for again
@@ -120,7 +119,7 @@ class Ownership:
         dead = [owner for owner in await store.owners() if is_dead(owner)]
         while True:
             live = residency.live
-            now = self._wall.now()
+            now = wall_time()
             limit = max(1, rt.max_in_memory_runs - len(live)) if take_free else 0
             wanted = live if run_ids is None else run_ids
             records = await store.claim(
@@ -200,29 +199,29 @@ class Ownership:
 
     def wall_now(self) -> float:
         """Leases run on the wall clock, whatever clock the runtime's timers use."""
-        return self._wall.now()
+        return wall_time()
 
     def seconds_to_renewal(self) -> float:
-        return max(0.0, self.next_renewal - self._wall.now())
+        return max(0.0, self.next_renewal - wall_time())
 
     async def renew_if_due(self) -> None:
         """Renew the lease when a third of it has passed; if it had lapsed, stop the runs
         another runtime took meanwhile. Then claim what is free."""
-        if self._wall.now() < self.next_renewal:
+        if wall_time() < self.next_renewal:
             return
         self.schedule_renewal()
         if not self.runtime.recover:
             return  # a runtime that runs nothing holds no lease: it is nobody's peer
         live = self.runtime.residency.live
         before = dict(live)
-        now = self._wall.now()
+        now = wall_time()
         held = await self.runtime.store.renew(self.owner, now + self.lease_seconds, now)
         if held is not None:  # our lease had lapsed: another runtime may have taken runs
             await self._drop_lost(before, held)
         await self.claim(include_own=False)
 
     def schedule_renewal(self) -> None:
-        self.next_renewal = self._wall.now() + self.lease_seconds / 3
+        self.next_renewal = wall_time() + self.lease_seconds / 3
 
     async def _drop_lost(self, before: dict[str, LiveRun], held: set[str]) -> None:
         """Stop running runs another runtime took over (our lease expired while we stalled).
@@ -257,7 +256,7 @@ class Ownership:
         """Whether a run's owner still holds its lease (for ``check``)."""
         return (
             run.owner is not None
-            and (run.lease_until or 0) >= self._wall.now()
+            and (run.lease_until or 0) >= wall_time()
             and not is_dead(run.owner)
         )
 

@@ -9,10 +9,10 @@ and input is the same run.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from durable._base.clock import wall_time
 from durable._base.codec import canonical, digest, encode
 from durable._base.ids import check_name, new_run_id
 from durable._base.numbers import seconds
@@ -90,7 +90,7 @@ async def start_run(
         output=None,
         error=None,
         owner=rt.owner if executes else None,
-        lease_until=time.time() + rt.lease_seconds if executes else None,
+        lease_until=wall_time() + rt.lease_seconds if executes else None,
         created_at=now,
         updated_at=now,
         parent_run_id=parent_run_id,
