@@ -3,12 +3,13 @@
 ``asyncio.wait_for`` before Python 3.12 swallows a cancellation that arrives as
 the awaited thing finishes: the caller carries on as if never cancelled, and a
 loop that is being shut down runs forever. ``asyncio.wait`` has no such race,
-so every timed wait in the library goes through these two.
+so every timed wait in the library goes through ``within``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
@@ -38,11 +39,8 @@ async def within(awaitable: Awaitable[T], timeout: float) -> T:
 
 async def wait_set(event: asyncio.Event, timeout: float) -> bool:
     """Wait up to ``timeout`` for ``event``; whether it was set."""
-    waiter = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({waiter}, timeout=timeout)
-    finally:
-        waiter.cancel()
+    with contextlib.suppress(TimeoutError):
+        await within(event.wait(), timeout)
     return event.is_set()
 
 

@@ -13,6 +13,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 from durable._base.aio import wait_set
@@ -33,6 +34,15 @@ def wall_time() -> float:
     """Seconds since the epoch by the system's clock: what ``SystemClock`` tells, and what
     leases are measured in whatever clock a runtime has (other processes read them)."""
     return time.time()
+
+
+def awaiting(clock: Clock | None, happened: Callable[[], bool]) -> AbstractContextManager[None]:
+    """Around a wait for a run to do something (its end, a question, a state key, a
+    stream value): a ``VirtualClock`` skips time meanwhile, until ``happened()``; any
+    other clock (or None) does nothing."""
+    if isinstance(clock, VirtualClock):
+        return clock.awaiting(happened)
+    return contextlib.nullcontext()
 
 
 class SystemClock:

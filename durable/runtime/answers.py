@@ -8,16 +8,17 @@ open, the run not ended) before handing them to the run if it is here.
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from durable._base.aio import within
 from durable._base.codec import encode
 from durable._base.ids import check_name
 from durable._base.numbers import seconds
 from durable.errors import CorruptJournal, DurableError, InvalidResponse, NoPendingWait
 from durable.journal.info import PendingWait
-from durable.journal.records import TERMINAL, EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
+from durable.journal.records import EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
 from durable.journal.run_journal import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX, RunJournal
+from durable.runtime.watch import in_time, watch
 
 if TYPE_CHECKING:
     from durable.runtime.runtime import Runtime
@@ -40,39 +41,32 @@ class Answers:
             run_ids = [run_id]
         else:
             run_ids = [record.run_id for record in await rt._unfinished()]
-        waits: list[PendingWait] = []
-        for events in (await rt.store.load_events(run_ids)).values():
-            try:
-                waits += map(PendingWait.from_event, RunJournal(events).pending_user_waits())
-            except CorruptJournal:  # nobody can answer it: rt.check() lists it as corrupt
-                continue
-        return sorted(waits, key=lambda wait: wait.created_at)
+        journals = (await rt.store.load_events(run_ids)).values()
+        return sorted(
+            (wait for events in journals for wait in _unanswered(events)),
+            key=lambda wait: wait.created_at,
+        )
 
     async def wait_for_question(self, run_id: str, timeout: float | None) -> PendingWait:
-        if timeout is None:
-            return await self._question(run_id)
-        try:
-            return await within(self._question(run_id), seconds("timeout", timeout))
-        except TimeoutError:
+        if timeout is not None:
+            seconds("timeout", timeout)
+
+        async def late() -> str:
             status = str((await self.runtime.get_run(run_id)).status)
-            raise TimeoutError(
-                f"run {run_id!r} asked no question within {timeout} s; it is {status}"
-            ) from None
+            return f"run {run_id!r} asked no question within {timeout} s; it is {status}"
+
+        return await in_time(self._question(run_id), timeout, late)
 
     async def _question(self, run_id: str) -> PendingWait:
-        while True:
-            changed = self.runtime.inbox.next_change()
-            try:  # never left pending (a close would set an error nobody reads)
-                waits = await self.pending(run_id)
+        rt = self.runtime
+        rt._check_open()
+        check_name("run_id", run_id)
+        async with aclosing(watch(rt.store, rt.inbox, rt.clock, run_id, "all")) as looks:
+            async for news in looks:
+                waits = sorted(_unanswered(news.events), key=lambda wait: wait.created_at)
                 if waits:
                     return waits[0]
-                record = await self.runtime._record(run_id)
-                if record.status in TERMINAL:
-                    raise DurableError(f"run {run_id!r} ended {record.status} without asking")
-                with self.runtime.awaiting(changed.done):  # a virtual clock skips meanwhile
-                    await changed
-            finally:
-                changed.cancel()
+        raise DurableError(f"run {run_id!r} ended {news.record.status} without asking")
 
     async def respond(self, run_id: str, value: Any, wait_id: str | None) -> None:
         if wait_id is not None:
@@ -132,3 +126,12 @@ class Answers:
         if seq is not None:
             message = EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at)
             rt.residency.deliver(message)
+
+
+def _unanswered(events: list[EventRecord]) -> list[PendingWait]:
+    """The run's unanswered ``wait_for_user`` questions; none in a corrupt journal (nobody
+    can answer it: ``rt.check()`` lists it as corrupt)."""
+    try:
+        return list(map(PendingWait.from_event, RunJournal(events).pending_user_waits()))
+    except CorruptJournal:
+        return []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from durable._base.aio import within
 from durable.journal.info import RunStatus
 
 if TYPE_CHECKING:
@@ -29,17 +28,7 @@ class RunHandle(Generic[R]):
         ``timeout`` is in real seconds: a ``TimeoutError`` naming the run and its
         status when it passes (the run goes on).
         """
-        if timeout is None:
-            result: R = await self.runtime.results.wait(self.run_id)
-            return result
-        try:
-            result = await within(self.runtime.results.wait(self.run_id), timeout)
-        except TimeoutError:
-            status = str((await self.runtime.get_run(self.run_id)).status)
-            raise TimeoutError(
-                f"run {self.run_id!r} did not end within {timeout} s; it is {status} and goes"
-                " on (await result() again, or cancel it)"
-            ) from None
+        result: R = await self.runtime.results.wait(self.run_id, timeout)
         return result
 
     async def status(self) -> RunStatus | str:

@@ -145,7 +145,7 @@ class LiveRun:
         return await self.runtime.store.get_run(run_id)
 
     def watch_end(self, run_id: str, message: str) -> None:
-        self.runtime.results.watch(run_id, self.run_id, message)
+        self.runtime.results.nudge_at_end(run_id, self.run_id, message)
 
     async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
         await self.runtime.answers.deliver(run_id, name, payload, key)

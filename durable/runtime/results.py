@@ -1,7 +1,7 @@
 """Awaiting a run's end, for ``RunHandle.result``.
 
-A run live here is awaited directly. Otherwise the journal holds the answer:
-the run's row is read again each time the inbox hears of a change to that run.
+A run live here is awaited directly. Otherwise the journal holds the answer: a
+``watch`` of the run reads its row again after each change that may concern it.
 The value is decoded from the journal and shaped by the workflow's return
 annotation, as a step's result is.
 """
@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from durable._base.aio import TaskSet
+from durable._base.clock import awaiting
 from durable._base.codec import convert, loads, return_hint
-from durable.errors import WorkflowCancelled, WorkflowFailed
+from durable.errors import RunNotFound, WorkflowCancelled, WorkflowFailed
 from durable.journal.info import RunStatus
-from durable.journal.records import TERMINAL, RunRecord
+from durable.journal.records import RunRecord
+from durable.runtime.watch import in_time, watch
 from durable.workflow.decorators import registered
 from durable.workflow.logs import log
 
 if TYPE_CHECKING:
+    from durable.runtime.live_run import LiveRun
     from durable.runtime.runtime import Runtime
 
 
@@ -32,7 +36,7 @@ class Results:
         self._watching: set[tuple[str, str]] = set()
         self._tasks = TaskSet()
 
-    def watch(self, run_id: str, watcher: str, message: str) -> None:
+    def nudge_at_end(self, run_id: str, watcher: str, message: str) -> None:
         """Nudge run ``watcher`` with ``message`` once run ``run_id`` has ended.
 
         For a run attached as a child by a run that is not its parent: the store
@@ -41,47 +45,67 @@ class Results:
         """
         if (run_id, watcher) not in self._watching:
             self._watching.add((run_id, watcher))
-            self._tasks.spawn(self._watch(run_id, watcher, message))
+            self._tasks.spawn(self._nudge_at_end(run_id, watcher, message))
 
-    async def _watch(self, run_id: str, watcher: str, message: str) -> None:
+    async def _nudge_at_end(self, run_id: str, watcher: str, message: str) -> None:
         rt = self.runtime
         try:
             while rt.is_open:
-                changed = rt.inbox.next_change(run_id)
-                try:
-                    record = await rt.store.get_run(run_id)
-                    if record is None or record.status in TERMINAL:
-                        changed.cancel()
-                        rt.residency.nudge(watcher, message)
-                        return
-                    await changed
+                try:  # no clock told: a run waits here, not a caller
+                    async with aclosing(watch(rt.store, rt.inbox, None, run_id, "none")) as looks:
+                        async for _ in looks:
+                            pass  # until its end
+                except RunNotFound:
+                    pass
                 except Exception as error:  # closed, or the database away for a moment
-                    changed.cancel()
                     if rt.is_open:
                         log.warning("durable: watching run %s for %s: %s", run_id, watcher, error)
                         await asyncio.sleep(rt.poll_interval)
+                    continue
+                rt.residency.nudge(watcher, message)
+                return
         finally:
             self._watching.discard((run_id, watcher))
 
-    async def wait(self, run_id: str) -> Any:
-        """The run's output once it ends; ``WorkflowFailed`` or ``WorkflowCancelled``."""
-        rt = self.runtime
+    async def wait(self, run_id: str, timeout: float | None) -> Any:
+        """The run's output once it ends; ``WorkflowFailed`` or ``WorkflowCancelled``;
+        after ``timeout`` real seconds a ``TimeoutError`` naming the run and its status."""
+
+        async def late() -> str:
+            status = str((await self.runtime.get_run(run_id)).status)
+            return (
+                f"run {run_id!r} did not end within {timeout} s; it is {status} and goes"
+                " on (await result() again, or cancel it)"
+            )
+
+        return await in_time(self._ended(run_id), timeout, late)
+
+    async def _ended(self, run_id: str) -> Any:
         while True:
-            live = rt.residency.live.get(run_id)
-            if live is not None and not live.retired:
-                # A virtual clock skips until it ends.
-                with rt.awaiting(functools.partial(getattr, live, "ended")):
+            live = self._live(run_id)
+            if live is not None:
+                with awaiting(self.runtime.clock, functools.partial(getattr, live, "ended")):
                     final = await live.wait_ended()
                 if final is not None:
                     return outcome(final)
-            # Not live here, or that incarnation was retired: ask the journal, await changes.
-            changed = rt.inbox.next_change(run_id)
-            record = await rt._record(run_id)
-            if record.status in TERMINAL:
-                changed.cancel()
-                return outcome(record)
-            with rt.awaiting(changed.done):
-                await changed
+            # Not live here, or that incarnation was retired: ask the journal.
+            final = await self._journaled_end(run_id)
+            if final is not None:
+                return outcome(final)
+
+    async def _journaled_end(self, run_id: str) -> RunRecord | None:
+        """The run's record once it has ended; None as soon as it is live here."""
+        rt = self.runtime
+        rt._check_open()
+        async with aclosing(watch(rt.store, rt.inbox, rt.clock, run_id, "none")) as looks:
+            async for news in looks:
+                if not news.ended and self._live(run_id) is not None:
+                    return None
+        return news.record  # a watch's last look is the run's end
+
+    def _live(self, run_id: str) -> LiveRun | None:
+        live = self.runtime.residency.live.get(run_id)
+        return None if live is None or live.retired else live
 
 
 def outcome(record: RunRecord) -> Any:

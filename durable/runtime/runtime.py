@@ -489,13 +489,6 @@ class Runtime:
         self._check_open()
         return await check(self, unregistered=unregistered)
 
-    def awaiting(self, happened: Callable[[], bool]) -> contextlib.AbstractContextManager[None]:
-        """Around a caller's wait for a run to do something (its end, a question, a state
-        key, a stream value): a virtual clock skips time meanwhile, until ``happened()``."""
-        if isinstance(self.clock, VirtualClock):
-            return self.clock.awaiting(happened)
-        return contextlib.nullcontext()
-
     # -- what the parts and live runs call back ------------------------------
 
     async def _unfinished(self) -> list[RunRecord]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from durable._base.aio import within
 from durable._base.ids import check_name
 from durable._base.numbers import seconds
 from durable.errors import DurableError
-from durable.journal.records import TERMINAL
 from durable.journal.run_journal import state_of
+from durable.runtime.watch import in_time, watch
 
 if TYPE_CHECKING:
     from durable.runtime.runtime import Runtime
@@ -24,27 +24,22 @@ async def read_state(rt: Runtime, run_id: str) -> dict[str, Any]:
 async def wait_state(rt: Runtime, run_id: str, key: str, timeout: float | None) -> Any:
     """``rt.wait_state``: the value of ``key`` once the run has set it."""
     check_name("a ctx.state key", key)
-    if timeout is None:
-        return await _state_set(rt, run_id, key)
-    try:
-        return await within(_state_set(rt, run_id, key), seconds("timeout", timeout))
-    except TimeoutError:
+    if timeout is not None:
+        seconds("timeout", timeout)
+
+    async def late() -> str:
         status = (await rt._record(run_id)).status
-        raise TimeoutError(
-            f"run {run_id!r} did not set {key!r} in its state within {timeout} s; it is {status}"
-        ) from None
+        return f"run {run_id!r} did not set {key!r} in its state within {timeout} s; it is {status}"
+
+    return await in_time(_state_set(rt, run_id, key), timeout, late)
 
 
 async def _state_set(rt: Runtime, run_id: str, key: str) -> Any:
-    while True:
-        changed = rt.inbox.next_change()
-        record = await rt._record(run_id)  # before the state: an end seen implies its state
-        state = await read_state(rt, run_id)
-        if key in state:
-            changed.cancel()
-            return state[key]
-        if record.status in TERMINAL:
-            changed.cancel()
-            raise DurableError(f"run {run_id!r} ended {record.status} without setting {key!r}")
-        with rt.awaiting(changed.done):  # a virtual clock skips meanwhile
-            await changed
+    rt._check_open()
+    check_name("run_id", run_id)
+    async with aclosing(watch(rt.store, rt.inbox, rt.clock, run_id, "all")) as looks:
+        async for news in looks:
+            state = state_of(news.events)
+            if key in state:
+                return state[key]
+    raise DurableError(f"run {run_id!r} ended {news.record.status} without setting {key!r}")

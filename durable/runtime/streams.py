@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from durable.journal.records import TERMINAL
 from durable.journal.run_journal import STREAM_CLOSED, STREAM_VALUE, payload
+from durable.runtime.watch import watch
 from durable.workflow.stream import _check_key
 
 if TYPE_CHECKING:
@@ -17,22 +18,13 @@ async def read_stream(rt: Runtime, run_id: str, key: str) -> AsyncIterator[Any]:
     """The stream's values in order: those written already, then each one as it is
     committed; it ends when the stream is closed or the run has ended."""
     _check_key(key)
-    after = 0
-    while True:
-        changed = rt.inbox.next_change()
-        record = await rt._record(run_id)  # before the events: an end seen implies them all
-        events = await rt.store.events_after(run_id, after)
-        for event in events:
-            after = event.seq
-            if event.name != key or event.superseded:
-                continue
-            if event.kind == STREAM_VALUE:
-                yield payload(event)["value"]
-            elif event.kind == STREAM_CLOSED:
-                changed.cancel()
-                return
-        if record.status in TERMINAL:
-            changed.cancel()
-            return
-        with rt.awaiting(changed.done):  # a virtual clock skips meanwhile
-            await changed
+    rt._check_open()
+    async with aclosing(watch(rt.store, rt.inbox, rt.clock, run_id, "new")) as looks:
+        async for news in looks:
+            for event in news.events:
+                if event.name != key or event.superseded:
+                    continue
+                if event.kind == STREAM_VALUE:
+                    yield payload(event)["value"]
+                elif event.kind == STREAM_CLOSED:
+                    return
