@@ -58,28 +58,14 @@ def claim_of(owner: str, epoch: int) -> str:
     return f"{owner}@{epoch}"
 
 
-MESSAGE = "message"
-"""The kind of an event sent to a run (an answer, an event, a child's end)."""
-CANCEL = "run.cancel"
-"""The kind of the event a cancel leaves in the run's journal. The stores write these
-two kinds themselves (a child's end, a cancelled tree); ``_journal.py`` names the rest."""
-
-PUBLISHED = ("state.", "stream.")
-"""The kinds (by prefix) of the events a run publishes for others to read: its state
-and its streams. A store that notifies other connections of writes notifies these too."""
-
-CHILD_ENDED = "child:"
-"""The name, before the child's run id, of the message a child's end leaves its parent."""
-
-
 def child_ended_payload(status: str) -> str:
     """The message a run's end leaves in its parent's journal, in the same transaction:
     it wakes the parent wherever it runs (the change feed carries messages)."""
     return f'{{"status":"{status}"}}'
 
 
-# Not frozen: a frozen dataclass is four times slower to build, and a step builds
-# several of these. Treat them as immutable all the same.
+# Not frozen: a frozen dataclass is slower to build, and a step builds several of
+# these. Treat them as immutable all the same.
 @dataclass(slots=True, unsafe_hash=True)
 class EventRecord:
     """One journal row. ``position`` is None for messages sent to the run."""

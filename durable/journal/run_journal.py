@@ -13,40 +13,32 @@ from typing import Any
 
 from durable._base.codec import encode, loads
 from durable.errors import CorruptJournal, NonDeterminismError
-from durable.journal.records import CANCEL as CANCEL
-from durable.journal.records import CHILD_ENDED as CHILD_ENDED
-from durable.journal.records import MESSAGE as MESSAGE
+from durable.journal.kinds import (
+    CHILD_COMPLETED,
+    CHILD_STARTED,
+    EVENT_SENT,
+    FIRST_WON,
+    MESSAGE,
+    PATCHED,
+    RECOVERED,
+    RESUMED,
+    SLEEP_STARTED,
+    STATE_CLEARED,
+    STATE_DELETED,
+    STATE_SET,
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_STARTED,
+    STREAM_CLOSED,
+    STREAM_VALUE,
+    USER_WAIT_PREFIX,
+    VALUE,
+    WAIT_COMPLETED,
+    WAIT_RETURNED,
+    WAIT_STARTED,
+    family,
+)
 from durable.journal.records import EventRecord
-
-STEP_STARTED = "step.started"
-STEP_COMPLETED = "step.completed"
-STEP_FAILED = "step.failed"
-SLEEP_STARTED = "sleep.started"
-WAIT_STARTED = "wait.started"
-WAIT_COMPLETED = "wait.completed"
-WAIT_RETURNED = "wait.returned"
-"""A wait that lost a ``ctx.first`` race gave back the message it took: the wait is
-open again and the message is for the run's next wait of its name."""
-VALUE = "value.recorded"
-CHILD_STARTED = "child.started"
-CHILD_COMPLETED = "child.completed"
-"""The parent saw its child end: the child's status and output or error, copied."""
-EVENT_SENT = "event.sent"
-STATE_SET = "state.set"
-STATE_DELETED = "state.deleted"
-STATE_CLEARED = "state.cleared"
-STREAM_VALUE = "stream.value"
-STREAM_CLOSED = "stream.closed"
-PATCHED = "patch.applied"
-FIRST_WON = "first.won"
-"""Which of the calls raced by ``ctx.first`` finished first."""
-RERUN = "run.rerun"
-RECOVERED = "run.recovered"
-"""A runtime took the run over from an owner that died (or from its own last life)."""
-RESUMED = "run.resumed"
-"""A person resumed the failed run (``rt.resume``): recoveries are counted anew."""
-
-USER_WAIT_PREFIX = "user:"
 
 _HAND_OVER_ITERATIONS = 3
 """Loop iterations a replayed call lets pass between the return of the call journaled
@@ -80,20 +72,6 @@ def corrupt(event: EventRecord, problem: str) -> CorruptJournal:
         f" (event {event.seq}, {event.kind}): {problem} or restore it from a backup, then"
         " rt.resume() the run; the run was stopped and its journal left as it is"
     )
-
-
-def family(kind: str) -> str:
-    """The kind of durable call an event belongs to: step, sleep, wait or value."""
-    return kind.partition(".")[0]
-
-
-def user_wait_id(position: int) -> str:
-    return f"{USER_WAIT_PREFIX}{position}"
-
-
-def child_message(child_run_id: str) -> str:
-    """The name of the message a child's end leaves in its parent's journal."""
-    return f"{CHILD_ENDED}{child_run_id}"
 
 
 def state_of(events: list[EventRecord]) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from durable._base.ids import check_name
 from durable._base.numbers import seconds
 from durable.errors import CorruptJournal, DurableError, InvalidResponse, NoPendingWait
 from durable.journal.info import PendingWait
+from durable.journal.kinds import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX
 from durable.journal.records import EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
-from durable.journal.run_journal import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX, RunJournal
+from durable.journal.run_journal import RunJournal
 from durable.runtime.watch import in_time, watch
 
 if TYPE_CHECKING:

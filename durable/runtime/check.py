@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from durable.errors import CorruptJournal, RecoveryLimit
 from durable.journal.info import STATUSES, RunInfo, RunStatus, unknown_status
+from durable.journal.kinds import STEP_COMPLETED, STEP_FAILED, STEP_STARTED
 from durable.journal.records import EventRecord, RunRecord
-from durable.journal.run_journal import STEP_COMPLETED, STEP_FAILED, STEP_STARTED, RunJournal
+from durable.journal.run_journal import RunJournal
 from durable.workflow.decorators import registered
 from durable.workflow.replay import divergence
 

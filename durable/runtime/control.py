@@ -14,8 +14,9 @@ from durable._base.aio import TaskSet
 from durable._base.codec import encode, loads
 from durable.errors import DurableError, RunNotFound, StepFailed, WorkflowTimeout
 from durable.journal.info import RunStatus
+from durable.journal.kinds import RERUN, RESUMED, STEP_FAILED
 from durable.journal.records import NewEvent, RunEnded, RunRecord, RunUpdate
-from durable.journal.run_journal import RERUN, RESUMED, STEP_FAILED, payload
+from durable.journal.run_journal import payload
 from durable.runtime.handle import RunHandle
 from durable.workflow.logs import log
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from durable.journal.kinds import CANCEL, MESSAGE
 from durable.journal.records import StoreUnavailable
-from durable.journal.run_journal import CANCEL, MESSAGE
 from durable.workflow.logs import log
 
 if TYPE_CHECKING:

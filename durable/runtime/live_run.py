@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from durable._base.codec import encode
 from durable.errors import CorruptJournal, DurableError, NonDeterminismError
 from durable.journal.info import RunStatus
+from durable.journal.kinds import PUBLISHED
 from durable.journal.records import (
-    PUBLISHED,
     EventRecord,
     LeaseLost,
     NewEvent,

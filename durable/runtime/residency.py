@@ -21,6 +21,7 @@ from durable._base.clock import VirtualClock
 from durable._base.codec import encode
 from durable.errors import CorruptJournal, RecoveryLimit
 from durable.journal.info import STATUSES, unknown_status
+from durable.journal.kinds import RECOVERED
 from durable.journal.records import (
     EventRecord,
     LeaseLost,
@@ -30,7 +31,7 @@ from durable.journal.records import (
     RunUpdate,
     claim_of,
 )
-from durable.journal.run_journal import RECOVERED, RunJournal
+from durable.journal.run_journal import RunJournal
 from durable.runtime.live_run import LiveRun
 from durable.workflow.decorators import Workflow
 from durable.workflow.logs import log

@@ -24,8 +24,8 @@ from durable._base.ids import check_name
 from durable._base.numbers import count, seconds, timestamp
 from durable.errors import DurableError, RunNotFound
 from durable.journal.info import PendingWait, RunInfo, RunStatus, event_dict, history_document
+from durable.journal.kinds import child_message
 from durable.journal.records import EventRecord, RunRecord
-from durable.journal.run_journal import child_message
 from durable.observe.metrics import Metrics
 from durable.observe.telemetry import Telemetry
 from durable.runtime.answers import Answers

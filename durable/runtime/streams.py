@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from durable.journal.run_journal import STREAM_CLOSED, STREAM_VALUE, payload
+from durable.journal.kinds import STREAM_CLOSED, STREAM_VALUE
+from durable.journal.run_journal import payload
 from durable.runtime.watch import watch
 from durable.workflow.stream import _check_key
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from durable._base.clock import VirtualClock
 from durable.errors import DurableError, NoPendingWait, WorkflowCancelled, WorkflowFailed
+from durable.journal.kinds import RECOVERED, STEP_COMPLETED, STEP_STARTED
 from durable.journal.records import NewEvent
-from durable.journal.run_journal import RECOVERED, STEP_COMPLETED, STEP_STARTED
 from durable.runtime.runtime import Runtime
 from durable.testing._crash import crash
 from durable.workflow.decorators import Workflow

@@ -25,8 +25,7 @@ from durable.errors import (
     WorkflowFailed,
     error_from_record,
 )
-from durable.journal.records import TERMINAL, RunEnded
-from durable.journal.run_journal import (
+from durable.journal.kinds import (
     CHILD_COMPLETED,
     CHILD_STARTED,
     EVENT_SENT,
@@ -34,6 +33,7 @@ from durable.journal.run_journal import (
     WAIT_RETURNED,
     child_message,
 )
+from durable.journal.records import TERMINAL, RunEnded
 from durable.workflow.race import start_branch
 
 if TYPE_CHECKING:

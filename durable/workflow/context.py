@@ -22,8 +22,7 @@ from durable._base.codec import encode
 from durable._base.ids import check_name
 from durable._base.numbers import seconds as finite_seconds
 from durable.errors import CorruptJournal, NonDeterminismError, WaitTimeout, error_from_record
-from durable.journal.records import EventRecord
-from durable.journal.run_journal import (
+from durable.journal.kinds import (
     PATCHED,
     SLEEP_STARTED,
     STREAM_CLOSED,
@@ -32,9 +31,10 @@ from durable.journal.run_journal import (
     WAIT_COMPLETED,
     WAIT_STARTED,
     family,
-    payload,
     user_wait_id,
 )
+from durable.journal.records import EventRecord
+from durable.journal.run_journal import payload
 from durable.workflow.composition import ChildHandle, first, parallel, send_event, start_child
 from durable.workflow.logs import WorkflowLogger
 from durable.workflow.race import became_ready, call_began, journaling, took_message

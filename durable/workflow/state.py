@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from durable._base.codec import encode, loads
 from durable._base.ids import check_name
 from durable.errors import DurableError, NonDeterminismError
-from durable.journal.run_journal import STATE_CLEARED, STATE_DELETED, STATE_SET
+from durable.journal.kinds import STATE_CLEARED, STATE_DELETED, STATE_SET
 
 if TYPE_CHECKING:
     from durable.workflow.context import WorkflowContext

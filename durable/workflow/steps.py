@@ -23,13 +23,8 @@ from durable.errors import (
     StepTimeout,
     error_from_record,
 )
-from durable.journal.run_journal import (
-    STEP_COMPLETED,
-    STEP_FAILED,
-    STEP_STARTED,
-    attempts,
-    completed_payload,
-)
+from durable.journal.kinds import STEP_COMPLETED, STEP_FAILED, STEP_STARTED
+from durable.journal.run_journal import attempts, completed_payload
 from durable.retry import RetryPolicy
 from durable.workflow import current as _current
 from durable.workflow.decorators import StepOptions, step_options

@@ -17,7 +17,7 @@ from typing import Any
 from durable._base.codec import encode
 from durable._base.ids import check_name
 from durable.errors import DurableError
-from durable.journal.run_journal import STREAM_VALUE
+from durable.journal.kinds import STREAM_VALUE
 from durable.workflow import current as _current
 
 

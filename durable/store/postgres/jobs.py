@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 
 from durable.errors import DuplicateInQueue
+from durable.journal.kinds import CANCEL
 from durable.journal.records import (
-    CANCEL,
     TERMINAL,
     Expect,
     NewEvent,

@@ -30,8 +30,8 @@ except ImportError:  # pragma: no cover - the extra is not installed
 
 from durable._base.aio import Backoff, ready, within
 from durable.errors import DurableError
+from durable.journal.kinds import PUBLISHED
 from durable.journal.records import (
-    PUBLISHED,
     TERMINAL,
     Admitted,
     EventRecord,

@@ -10,10 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from durable.errors import DuplicateInQueue
+from durable.journal.kinds import CANCEL, CHILD_ENDED, MESSAGE
 from durable.journal.records import (
-    CANCEL,
-    CHILD_ENDED,
-    MESSAGE,
     TERMINAL,
     Expect,
     NewEvent,
