@@ -11,6 +11,27 @@ from typing import Any
 import orjson
 
 from durable.journal.info import PendingWait, RunInfo
+from durable.journal.kinds import (
+    CHILD,
+    CHILD_COMPLETED,
+    EVENT,
+    FIRST,
+    MESSAGE,
+    PATCH,
+    RERUN,
+    SLEEP,
+    STATE,
+    STATE_CLEARED,
+    STATE_DELETED,
+    STATE_SET,
+    STEP,
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_STARTED,
+    WAIT,
+    WAIT_COMPLETED,
+    family,
+)
 from durable.runtime.check import CheckReport
 from durable.workflow.queues import QueueStatus, ScheduleInfo
 
@@ -201,9 +222,9 @@ def _line(group: list[dict[str, Any]]) -> str:
 
 
 def _unpositioned(event: dict[str, Any]) -> str:
-    if event["kind"] == "message":
+    if event["kind"] == MESSAGE:
         return f"message {event['name']!r} received: {orjson.dumps(event['payload']).decode()}"
-    if event["kind"] == "run.rerun":
+    if event["kind"] == RERUN:
         return f"re-run from position {event['payload']['position']}"
     return str(event["kind"])
 
@@ -215,40 +236,38 @@ def _seconds_between(first: dict[str, Any], last: dict[str, Any]) -> float:
 
 def _describe(group: list[dict[str, Any]]) -> str:
     first, last = group[0], group[-1]
-    kind = first["kind"].partition(".")[0]
+    kind = family(first["kind"])
     took = f"{_seconds_between(first, last):.3f}s"
-    if kind == "step":
-        attempts = sum(1 for e in group if e["kind"] == "step.started")
-        outcome = {"step.completed": "completed", "step.failed": "failed"}.get(
-            last["kind"], "running"
-        )
+    if kind == STEP:
+        attempts = sum(1 for e in group if e["kind"] == STEP_STARTED)
+        outcome = {STEP_COMPLETED: "completed", STEP_FAILED: "failed"}.get(last["kind"], "running")
         return f"step {first['name']}: {outcome} after {attempts} attempt(s), {took}"
-    if kind == "sleep":
+    if kind == SLEEP:
         return f"sleep until {_local(first['payload']['wake_at'])}"
-    if kind == "wait":
+    if kind == WAIT:
         label = first["payload"].get("question") or f"event {first['name']!r}"
         deadline = first["payload"].get("deadline")
         due = "" if deadline is None else f" (deadline {_local(deadline)})"
-        if last["kind"] == "wait.completed":
+        if last["kind"] == WAIT_COMPLETED:
             if last["payload"].get("timed_out"):
                 return f"wait for {label}: timed out after {took}"
             value = orjson.dumps(last["payload"].get("value")).decode()
             return f"wait for {label}: got {value} after {took}"
         return f"wait for {label}: waiting{due}"
-    if kind == "child":
+    if kind == CHILD:
         child = first["payload"]["run_id"]
-        if last["kind"] == "child.completed":
+        if last["kind"] == CHILD_COMPLETED:
             return f"child {child} ({first['name']}): {last['payload']['status']} after {took}"
         return f"child {child} ({first['name']}): started"
-    if kind == "event":
+    if kind == EVENT:
         sent = "not sent: run ended or missing" if "error" in first["payload"] else "sent"
         return f"event {first['name']!r} to {first['payload']['run_id']}: {sent}"
-    if kind == "state":
-        change = {"state.set": "set", "state.deleted": "deleted", "state.cleared": "cleared"}
+    if kind == STATE:
+        change = {STATE_SET: "set", STATE_DELETED: "deleted", STATE_CLEARED: "cleared"}
         return f"state {first['name']!r} {change.get(first['kind'], first['kind'])}"
-    if kind == "patch":
+    if kind == PATCH:
         return f"patched {first['name']!r}"
-    if kind == "first":
+    if kind == FIRST:
         return f"first to finish: argument {first['payload']['index']}"
     return f"{first['name']} = {orjson.dumps(first['payload'].get('value')).decode()}"
 
