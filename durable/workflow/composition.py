@@ -1,5 +1,5 @@
-"""Runs that work together: child workflows, events sent between runs, and calls that
-run concurrently (``parallel``, ``gather``, ``first``).
+"""Runs that work together: child workflows (``ctx.start_child``, awaiting a workflow)
+and events sent between runs (``ctx.send_event``).
 
 A child's start and end are journaled in the parent at the position of the
 call: ``child.started`` once the child's row exists, ``child.completed`` (its
@@ -12,12 +12,11 @@ position", so sending again after a crash delivers nothing twice.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Coroutine, Sequence
+from typing import Any, Generic, TypeVar
 
 from durable._base.codec import convert, encode, loads, return_hint
+from durable._base.ids import check_name
 from durable.errors import (
     DurableError,
     RunNotFound,
@@ -26,19 +25,16 @@ from durable.errors import (
     error_from_record,
 )
 from durable.journal.kinds import (
+    CHILD,
     CHILD_COMPLETED,
     CHILD_STARTED,
+    EVENT,
     EVENT_SENT,
-    FIRST_WON,
-    WAIT_RETURNED,
     child_message,
 )
 from durable.journal.records import TERMINAL, RunEnded
-from durable.workflow.race import start_branch
-
-if TYPE_CHECKING:
-    from durable.workflow.context import WorkflowContext
-    from durable.workflow.decorators import Workflow
+from durable.workflow.calls import Calls
+from durable.workflow.decorators import Workflow
 
 R = TypeVar("R")
 
@@ -51,10 +47,8 @@ def child_run_id(parent_run_id: str, position: int) -> str:
 class ChildHandle(Generic[R]):
     """A child run started by ``ctx.start_child``: ``run_id`` and ``await result()``."""
 
-    def __init__(
-        self, ctx: WorkflowContext, position: int, run_id: str, wf: Workflow[Any, R]
-    ) -> None:
-        self._ctx = ctx
+    def __init__(self, calls: Calls, position: int, run_id: str, wf: Workflow[Any, R]) -> None:
+        self._calls = calls
         self._position = position
         self.run_id = run_id
         self._workflow = wf
@@ -71,13 +65,13 @@ class ChildHandle(Generic[R]):
         return self._read(self._outcome)
 
     async def _await_end(self) -> dict[str, Any]:
-        host = self._ctx._host
+        host = self._calls.host
         name = child_message(self.run_id)
         try:
             while True:
                 for event in host.journal.at(self._position):
                     if event.kind == CHILD_COMPLETED:
-                        data: dict[str, Any] = self._ctx._read(event)
+                        data: dict[str, Any] = self._calls.read(event)
                         return data
                 record = await host.read_run(self.run_id)
                 if record is None:
@@ -93,7 +87,7 @@ class ChildHandle(Generic[R]):
                     await host.append(self._position, CHILD_COMPLETED, self._workflow.name, text)
                     ended: dict[str, Any] = loads(text)
                     return ended
-                if record.parent_run_id != self._ctx.run_id:
+                if record.parent_run_id != self._calls.host.run_id:
                     # Attached, not its own child: the store tells only its parent.
                     host.watch_end(self.run_id, name)
                 await host.suspend("waiting", None, name)
@@ -110,53 +104,81 @@ class ChildHandle(Generic[R]):
         return value
 
 
-async def start_child(
-    ctx: WorkflowContext,
+def start_child(
+    calls: Calls,
+    wf: Workflow[Any, R],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    run_id: str | None,
+) -> Coroutine[Any, Any, ChildHandle[R]]:
+    if run_id is not None:
+        check_name("a child's run_id", run_id)
+    if run_id == calls.host.run_id:
+        raise ValueError(
+            f"a child's run_id names the run that starts it ({run_id!r}), which would wait"
+            " for its own end; give the child another run_id"
+        )
+    return _start_child(calls, calls.take(CHILD, wf.name), wf, args, kwargs, run_id)
+
+
+def call_child(
+    calls: Calls, wf: Workflow[Any, R], args: Sequence[Any], kwargs: dict[str, Any]
+) -> Coroutine[Any, Any, R]:
+    """``await other(...)`` inside a workflow: start the child and await its result."""
+    return _call_child(calls, calls.take(CHILD, wf.name), wf, args, kwargs)
+
+
+async def _call_child(
+    calls: Calls,
+    position: int,
+    wf: Workflow[Any, R],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+) -> R:
+    handle = await _start_child(calls, position, wf, args, kwargs, None)
+    return await handle.result()
+
+
+async def _start_child(
+    calls: Calls,
     position: int,
     wf: Workflow[Any, R],
     args: Sequence[Any],
     kwargs: dict[str, Any],
     run_id: str | None,
 ) -> ChildHandle[R]:
-    host = ctx._host
+    host = calls.host
     events = host.journal.at(position)
     if events:
-        started = ctx._read(events[0])
-        return ChildHandle(ctx, position, str(started["run_id"]), wf)
-    child_id = run_id or child_run_id(ctx.run_id, position)
+        started = calls.read(events[0])
+        return ChildHandle(calls, position, str(started["run_id"]), wf)
+    child_id = run_id or child_run_id(host.run_id, position)
     # The child's row first: if the parent dies before journaling the start, its replay
     # makes the same call, which finds the same child (the id is the idempotency key).
     await host.start_child(wf, args, kwargs, child_id)
     started_text = encode({"run_id": child_id, "workflow": wf.name, "version": wf.version})
     await host.append(position, CHILD_STARTED, wf.name, started_text)
-    return ChildHandle(ctx, position, child_id, wf)
+    return ChildHandle(calls, position, child_id, wf)
 
 
-async def call_child(
-    ctx: WorkflowContext,
-    position: int,
-    wf: Workflow[Any, R],
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
-) -> R:
-    """``await other(...)`` inside a workflow: start the child and await its result."""
-    handle = await start_child(ctx, position, wf, args, kwargs, None)
-    return await handle.result()
+def send_event(calls: Calls, run_id: str, name: str, payload: Any) -> Coroutine[Any, Any, None]:
+    check_name("the run_id of ctx.send_event", run_id)
+    check_name("an event's name (ctx.send_event)", name)
+    text = encode(payload, calls.host.max_value_bytes)
+    return _send_event(calls, calls.take(EVENT, name), run_id, name, text)
 
 
-async def send_event(
-    ctx: WorkflowContext, position: int, run_id: str, name: str, text: str
-) -> None:
-    host = ctx._host
+async def _send_event(calls: Calls, position: int, run_id: str, name: str, text: str) -> None:
+    host = calls.host
     events = host.journal.at(position)
     host.journal.settle(position)
     if events:
-        sent = ctx._read(events[0])
+        sent = calls.read(events[0])
         if "error" in sent:
             raise error_from_record(sent["error"])
         return
     try:
-        await host.send(run_id, name, text, key=f"{ctx.run_id}@{position}")
+        await host.send(run_id, name, text, key=f"{host.run_id}@{position}")
     except (RunNotFound, RunEnded) as refused:
         error = (
             refused
@@ -169,66 +191,3 @@ async def send_event(
         await host.append(position, EVENT_SENT, name, encode({"run_id": run_id, "error": record}))
         raise error_from_record(record) from None
     host.append_nowait(position, EVENT_SENT, name, encode({"run_id": run_id}))
-
-
-async def parallel(awaitables: list[Awaitable[Any]]) -> list[Any]:
-    """Every call to its end, then the values in order or the first error in order."""
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
-    try:
-        await asyncio.wait(tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-    for task in tasks:
-        error = task.exception()
-        if error is not None:
-            raise error
-    return [task.result() for task in tasks]
-
-
-async def first(
-    ctx: WorkflowContext, position: int, awaitables: list[Awaitable[Any]]
-) -> tuple[int, Any]:
-    host = ctx._host
-    events = host.journal.at(position)
-    host.journal.settle(position)
-    if events:
-        winner = int(ctx._read(events[0])["index"])
-        for index, awaitable in enumerate(awaitables):
-            if index != winner:
-                _discard(awaitable)
-        return winner, await awaitables[winner]
-    branches = [start_branch(awaitable) for awaitable in awaitables]
-    tasks = [task for task, _ in branches]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        # Branches still journaling the end of a call that became ready (after downtime,
-        # a wait that found its event while a timer fell due) finish that write: then
-        # the earliest ready of those that finished wins.
-        await asyncio.gather(*(branch.written.wait() for _, branch in branches))
-        finished = [index for index, task in enumerate(tasks) if task.done()]
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    now = host.clock.now()
-    ready_at = [now if branch.ready_at is None else branch.ready_at for _, branch in branches]
-    winner = min(finished, key=lambda index: (ready_at[index], index))
-    for index, (_, branch) in enumerate(branches):
-        took = branch.took
-        if index != winner and took is not None:  # a losing wait consumes nothing
-            wait_position, message = took
-            given_back = f'{{"message":{message.seq}}}'
-            await host.append(wait_position, WAIT_RETURNED, message.name, given_back)
-            host.journal.give_back(message)
-    host.append_nowait(position, FIRST_WON, "first", f'{{"index":{winner}}}')
-    return winner, tasks[winner].result()
-
-
-def _discard(awaitable: Awaitable[Any]) -> None:
-    """Let go of a call that lost the race in the journal, without running it."""
-    if inspect.iscoroutine(awaitable):
-        awaitable.close()
-    elif isinstance(awaitable, asyncio.Future):
-        awaitable.cancel()

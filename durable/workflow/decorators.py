@@ -104,9 +104,7 @@ class Workflow(Generic[P, R]):
         Inside a runtime: start a run and await its result."""
         ctx = _current.context.get()
         if ctx is not None:
-            from durable.workflow.composition import call_child
-
-            return call_child(ctx, ctx._take_position("child", self.name), self, args, kwargs)
+            return ctx._call_child(self, args, kwargs)
         return self._run(args, kwargs)
 
     async def _run(self, args: Any, kwargs: Any) -> R:
@@ -297,9 +295,13 @@ def _names_the_context(annotation: Any) -> bool:
     """The annotation is ``WorkflowContext``, as a class or as text (postponed annotations)."""
     if isinstance(annotation, str):
         return annotation.rpartition(".")[2] == "WorkflowContext"
-    from durable.workflow.context import WorkflowContext
+    # By name: the context is built on the call kinds, which build on this module.
+    return isinstance(annotation, type) and any(
+        f"{cls.__module__}.{cls.__qualname__}" == _CONTEXT for cls in annotation.__mro__
+    )
 
-    return isinstance(annotation, type) and issubclass(annotation, WorkflowContext)
+
+_CONTEXT = "durable.workflow.context.WorkflowContext"
 
 
 @dataclass(frozen=True)

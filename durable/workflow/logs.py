@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from durable.workflow import current as _current
-
-if TYPE_CHECKING:
-    from durable.workflow.context import WorkflowContext
+from durable.workflow.calls import Calls
 
 FIELDS = ("run_id", "workflow", "step")
 
@@ -65,17 +63,18 @@ class WorkflowLogger(logging.LoggerAdapter[logging.Logger]):
     """``ctx.logger``: the logger ``durable.workflow.<name>``, silent while the run replays
     calls its journal already holds; each record carries the run's fields."""
 
-    def __init__(self, ctx: WorkflowContext) -> None:
-        super().__init__(logging.getLogger(f"durable.workflow.{ctx.workflow_name}"))
-        self._ctx = ctx
+    def __init__(self, calls: Calls) -> None:
+        super().__init__(logging.getLogger(f"durable.workflow.{calls.host.workflow_name}"))
+        self._calls = calls
 
     def isEnabledFor(self, level: int) -> bool:
-        return not self._ctx.is_replaying and self.logger.isEnabledFor(level)
+        return not self._calls.replaying and self.logger.isEnabledFor(level)
 
     def process(
         self, msg: Any, kwargs: MutableMapping[str, Any]
     ) -> tuple[Any, MutableMapping[str, Any]]:
-        extra = {"run_id": self._ctx.run_id, "workflow": self._ctx.workflow_name, "step": None}
+        host = self._calls.host
+        extra = {"run_id": host.run_id, "workflow": host.workflow_name, "step": None}
         extra.update(kwargs.get("extra") or {})
         kwargs["extra"] = extra
         return msg, kwargs

@@ -1,83 +1,86 @@
-"""What a branch of ``ctx.first`` tells its race: when it became ready, and the message
-it took. After downtime several branches are ready at once (an event sent while no
-runtime ran, a timer that fell due); the one that became ready first wins, and a
-losing wait gives back the message it took, so the next wait for it gets it."""
+"""Calls that run concurrently: ``ctx.parallel`` and ``ctx.gather`` (every call to its
+end) and ``ctx.first`` (the first to finish wins, the others are cancelled).
+
+Which call won a race is journaled, so a replay takes the same branch even when
+all of them are in the journal by then. After downtime several branches are ready
+at once; the one that became ready first wins (``branches``), and a losing wait
+gives back the message it took.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import dataclasses
-from collections.abc import Awaitable, Iterator
+import inspect
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
-from durable.journal.records import EventRecord
+from durable.journal.kinds import FIRST, FIRST_WON, WAIT_RETURNED
+from durable.workflow.branches import start_branch
+from durable.workflow.calls import Calls
 
 
-@dataclasses.dataclass
-class Branch:
-    ready_at: float | None = None
-    """When the branch's last durable call became ready to return (None: not yet)."""
-    took: tuple[int, EventRecord] | None = None
-    """The position of the wait that took a message, and the message."""
-    writing: int = 0
-    """Durable calls of the branch that became ready and are journaling their end."""
-    written: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    """Set while ``writing`` is 0."""
-
-    def __post_init__(self) -> None:
-        self.written.set()
-
-
-_BRANCH: contextvars.ContextVar[Branch | None] = contextvars.ContextVar(
-    "durable_race_branch", default=None
-)
-
-
-def start_branch(awaitable: Awaitable[Any]) -> tuple[asyncio.Future[Any], Branch]:
-    """Run ``awaitable`` as a branch of a race: its durable calls report to the Branch."""
-    branch = Branch()
-    token = _BRANCH.set(branch)
+async def parallel(awaitables: list[Awaitable[Any]]) -> list[Any]:
+    """Every call to its end, then the values in order or the first error in order."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
     try:
-        return asyncio.ensure_future(awaitable), branch  # the task copies this context
+        await asyncio.wait(tasks)
     finally:
-        _BRANCH.reset(token)
+        for task in tasks:
+            task.cancel()
+    for task in tasks:
+        error = task.exception()
+        if error is not None:
+            raise error
+    return [task.result() for task in tasks]
 
 
-def became_ready(at: float) -> None:
-    """A durable call is about to return what became ready at ``at``."""
-    branch = _BRANCH.get()
-    if branch is not None:
-        branch.ready_at = at
+def first(calls: Calls, awaitables: list[Awaitable[Any]]) -> Coroutine[Any, Any, tuple[int, Any]]:
+    if not awaitables:
+        raise ValueError("ctx.first needs at least one awaitable")
+    return _first(calls, calls.take(FIRST, "first"), awaitables)
 
 
-def call_began() -> None:
-    """A durable call began: the branch is not ready until it returns."""
-    branch = _BRANCH.get()
-    if branch is not None:
-        branch.ready_at = None
-
-
-@contextlib.contextmanager
-def journaling() -> Iterator[None]:
-    """Around the write that ends a call that became ready: a race waits for it."""
-    branch = _BRANCH.get()
-    if branch is None:
-        yield
-        return
-    branch.writing += 1
-    branch.written.clear()
+async def _first(calls: Calls, position: int, awaitables: list[Awaitable[Any]]) -> tuple[int, Any]:
+    host = calls.host
+    events = host.journal.at(position)
+    host.journal.settle(position)
+    if events:
+        winner = int(calls.read(events[0])["index"])
+        for index, awaitable in enumerate(awaitables):
+            if index != winner:
+                _discard(awaitable)
+        return winner, await awaitables[winner]
+    branches = [start_branch(awaitable) for awaitable in awaitables]
+    tasks = [task for task, _ in branches]
     try:
-        yield
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # Branches still journaling the end of a call that became ready (after downtime,
+        # a wait that found its event while a timer fell due) finish that write: then
+        # the earliest ready of those that finished wins.
+        await asyncio.gather(*(branch.written.wait() for _, branch in branches))
+        finished = [index for index, task in enumerate(tasks) if task.done()]
     finally:
-        branch.writing -= 1
-        if branch.writing == 0:
-            branch.written.set()
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    now = host.clock.now()
+    ready_at = [now if branch.ready_at is None else branch.ready_at for _, branch in branches]
+    winner = min(finished, key=lambda index: (ready_at[index], index))
+    for index, (_, branch) in enumerate(branches):
+        took = branch.took
+        if index != winner and took is not None:  # a losing wait consumes nothing
+            wait_position, message = took
+            given_back = f'{{"message":{message.seq}}}'
+            await host.append(wait_position, WAIT_RETURNED, message.name, given_back)
+            host.journal.give_back(message)
+    host.append_nowait(position, FIRST_WON, "first", f'{{"index":{winner}}}')
+    return winner, tasks[winner].result()
 
 
-def took_message(position: int, message: EventRecord) -> None:
-    """A wait at ``position`` took ``message`` from the run's inbox."""
-    branch = _BRANCH.get()
-    if branch is not None:
-        branch.took = (position, message)
+def _discard(awaitable: Awaitable[Any]) -> None:
+    """Let go of a call that lost the race in the journal, without running it."""
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()
+    elif isinstance(awaitable, asyncio.Future):
+        awaitable.cancel()

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import copy
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durable._base.codec import encode, loads
 from durable._base.ids import check_name
 from durable.errors import DurableError, NonDeterminismError
-from durable.journal.kinds import STATE_CLEARED, STATE_DELETED, STATE_SET
-
-if TYPE_CHECKING:
-    from durable.workflow.context import WorkflowContext
+from durable.journal.kinds import STATE, STATE_CLEARED, STATE_DELETED, STATE_SET
+from durable.workflow.calls import Calls
 
 _CLEAR = "*"
 
@@ -26,17 +24,17 @@ _CLEAR = "*"
 class WorkflowState:
     """What a run publishes as it goes: progress, the step it is on, partial results."""
 
-    def __init__(self, ctx: WorkflowContext) -> None:
-        # Not the context itself: that cycle would keep a finished run for the collector.
-        self._context = weakref.ref(ctx)
+    def __init__(self, calls: Calls) -> None:
+        # Not the calls themselves: that cycle would keep a finished run for the collector.
+        self._run = weakref.ref(calls)
         self._values: dict[str, Any] = {}
 
     @property
-    def _ctx(self) -> WorkflowContext:
-        ctx = self._context()
-        if ctx is None:
+    def _calls(self) -> Calls:
+        calls = self._run()
+        if calls is None:
             raise DurableError("this ctx.state belongs to a run that has ended here")
-        return ctx
+        return calls
 
     def get(self, key: str, default: Any = None) -> Any:
         return copy.deepcopy(self._values.get(key, default))
@@ -47,9 +45,9 @@ class WorkflowState:
 
     def set(self, key: str, value: Any) -> None:
         """Set ``key`` to ``value`` (JSON data; ``SerializationError`` at once if not)."""
-        text = encode(value, self._ctx._host.max_value_bytes)
+        text = encode(value, self._calls.host.max_value_bytes)
         replayed = self._change(STATE_SET, _key(key), f'{{"value":{text}}}')
-        self._values[key] = loads(text) if replayed is None else self._ctx._read(replayed)["value"]
+        self._values[key] = loads(text) if replayed is None else self._calls.read(replayed)["value"]
 
     def delete(self, key: str) -> None:
         self._change(STATE_DELETED, _key(key), "{}")
@@ -61,9 +59,9 @@ class WorkflowState:
 
     def _change(self, kind: str, name: str, text: str) -> Any:
         """Journal one change, or return the journaled one a replay finds at its position."""
-        ctx = self._ctx
-        host = ctx._host
-        position = ctx._take_position("state", name)
+        calls = self._calls
+        host = calls.host
+        position = calls.take(STATE, name)
         events = host.journal.at(position)
         host.journal.settle(position)
         if events:

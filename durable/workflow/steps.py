@@ -1,8 +1,9 @@
-"""Running one step: attempts, retries, timeouts, worker threads, and journaling the end.
+"""Steps: ``ctx.step`` and awaited ``@durable.step`` functions.
 
-``ctx.step`` takes the position; ``run_step`` replays the step from the
-journal or runs its body, journaling each attempt's start, a retry's failure
-and the result (committed with the run's next write).
+``step`` takes the position; ``run_step`` replays the step from the journal or
+runs its body (attempts, retries, timeouts, worker threads), journaling each
+attempt's start, a retry's failure and the result (committed with the run's
+next write).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, NamedTuple, NoReturn
 
 from durable._base.aio import within
 from durable._base.codec import convert, encode, loads, return_hint
+from durable._base.ids import check_name
 from durable.errors import (
     CorruptJournal,
     SerializationError,
@@ -23,134 +25,219 @@ from durable.errors import (
     StepTimeout,
     error_from_record,
 )
-from durable.journal.kinds import STEP_COMPLETED, STEP_FAILED, STEP_STARTED
+from durable.journal.kinds import STEP, STEP_COMPLETED, STEP_FAILED, STEP_STARTED
+from durable.journal.records import EventRecord
 from durable.journal.run_journal import attempts, completed_payload
 from durable.retry import RetryPolicy
 from durable.workflow import current as _current
+from durable.workflow.branches import became_ready
+from durable.workflow.calls import Calls
 from durable.workflow.decorators import StepOptions, step_options
-from durable.workflow.race import became_ready
 from durable.workflow.step_info import StepScope
+from durable.workflow.stream import write_stream
 
-if TYPE_CHECKING:
-    from durable.workflow.context import WorkflowContext
+
+def step(calls: Calls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+    """``ctx.step``'s arguments read, and the step's position taken: what awaits it."""
+    explicit: str | None = None
+    if args and isinstance(args[0], str):
+        explicit, args = check_name("a step's name (ctx.step('name', ...))", args[0]), args[1:]
+    if explicit is not None and len(args) == 1 and not kwargs and _is_awaitable(args[0]):
+        return _checkpoint(calls, explicit, args[0])
+    if not args or not callable(args[0]):
+        raise TypeError(
+            "ctx.step needs a function: ctx.step(fn, *args) or ctx.step('name', fn, *args),"
+            " or a name and an awaitable: ctx.step('name', fetch(url))"
+        )
+    plan = step_plan(args[0])
+    name = explicit or plan.name
+    position = calls.take(STEP, name)
+    return run_step(calls, position, name, plan, args[1:], kwargs)
+
+
+def _checkpoint(calls: Calls, name: str, awaitable: Awaitable[Any]) -> Coroutine[Any, Any, Any]:
+    """``ctx.step("name", awaitable)``: one attempt; on replay it is closed unawaited."""
+    position = calls.take(STEP, name)
+    plan, awaited = awaitable_plan(name, awaitable)
+
+    async def checkpoint() -> Any:
+        try:
+            return await run_step(calls, position, name, plan, (), {})
+        finally:
+            close = getattr(awaitable, "close", None)
+            if not awaited[0] and close is not None:
+                close()  # replayed: its value is in the journal
+
+    return checkpoint()
+
+
+def _is_awaitable(value: Any) -> bool:
+    return inspect.isawaitable(value) and not callable(value)
 
 
 async def run_step(
-    ctx: WorkflowContext,
+    calls: Calls,
     position: int,
     name: str,
     plan: StepPlan,
     args: Sequence[Any],
     kwargs: dict[str, Any],
 ) -> Any:
-    host = ctx._host
-    fn, options, hint = plan.fn, plan.options, plan.hint
+    """The step at ``position``: its journaled end, or its attempts until one returns,
+    or raises for good."""
+    journal = calls.host.journal
     try:
         while True:
-            events = host.journal.at(position)
-            for event in events:
-                if event.kind == STEP_COMPLETED:
-                    await host.journal.in_turn(position, event)
-                    became_ready(event.created_at)
-                    return convert(ctx._read(event)["result"], hint)
-                if event.kind == STEP_FAILED:
-                    final = ctx._read(event).get("final")
-                    if final is not None:
-                        await host.journal.in_turn(position, event)
-                        raise error_from_record(final)
-            last = events[-1] if events else None
-            if last is not None and last.kind == STEP_STARTED and options.at_most_once:
-                error = StepInterrupted(
-                    f"at-most-once step {name!r} (position {position}) started earlier and"
-                    " never finished, so it was not run again; check the external system"
-                    " for its effect and decide in the workflow"
-                )
-                await fail_step(ctx, position, name, error)
-            if last is not None and last.kind == STEP_FAILED:
-                retry_at = float(ctx._read(last)["retry_at"])
-                while host.clock.now() < retry_at:
-                    await host.suspend("sleeping", retry_at, None)
-            try:
-                prior = attempts(host.journal.all_at(position))
-            except CorruptJournal as error:  # an earlier attempt's entry: fatal, as in _read
-                host.fatal(error)
-                raise
-            started = await host.append(
-                position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
-            )
-            info = StepScope(
-                host.run_id, host.workflow_name, name, position, prior, started.created_at, host
-            )
-            span = host.telemetry.step_began(info)
-            try:
-                with host.working():
-                    if plan.is_async and options.timeout is None:
-                        # The common case, without a task: a coroutine function awaited here.
-                        step_token = _current.step.set(info)
-                        context_token = _current.context.set(None)
-                        try:
-                            value = await fn(*args, **kwargs)
-                        finally:
-                            _current.context.reset(context_token)
-                            _current.step.reset(step_token)
-                    else:
-                        value = await _invoke_apart(plan, args, kwargs, info)
-            except Exception as exc:
-                failures = attempts(events).failure_count + 1
-                failure_record = error_record(exc)
-                retried = options.retry.should_retry(failures, exc)
-                host.telemetry.step_ended(info, span, exc, retried)
-                if retried:
-                    retry_at = host.clock.now() + options.retry.delay_after(failures)
-                    failure = {
-                        "attempt": info.attempt,
-                        "error": failure_record,
-                        "retry_at": retry_at,
-                    }
-                    await host.append(position, STEP_FAILED, name, encode(failure))
-                    continue
-                failed = StepFailed(
-                    name, failure_record["type"], failure_record["message"], info.attempt
-                )
-                await fail_step(ctx, position, name, failed, failure_record)
-            except BaseException as exc:  # cancelled: the attempt neither returned nor failed
-                host.telemetry.step_ended(info, span, exc)
-                raise
-            host.telemetry.step_ended(info, span)
-            try:
-                text = encode(value, host.max_value_bytes)
-                # What replay will return: the stored JSON read back by the return type.
-                if type(value) in _AS_STORED and (hint is Any or hint is type(value)):
-                    result = value
-                else:
-                    result = convert(loads(text), hint)
-            except SerializationError as exc:
-                await fail_step(
-                    ctx,
-                    position,
-                    name,
-                    SerializationError(f"step {name!r} returned a value it cannot store: {exc}"),
-                )
-            # Not awaited: the run's next write (a step's start, a sleep, its end) commits
-            # after it, and no effect of the run escapes before that write is committed.
-            host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
-            became_ready(host.clock.now())
-            return result
+            events = journal.at(position)
+            ended = await _replayed_end(calls, position, events)
+            if ended is not None:
+                return convert(calls.read(ended)["result"], plan.hint)
+            await _before_attempt(calls, position, name, plan.options, events)
+            result = await _attempt(calls, position, name, plan, args, kwargs, events)
+            if result is not _RETRY:
+                return result
     finally:
-        host.journal.settle(position)
+        journal.settle(position)
+
+
+async def _replayed_end(
+    calls: Calls, position: int, events: list[EventRecord]
+) -> EventRecord | None:
+    """The journaled ``step.completed`` at ``position``, in its turn; a journaled final
+    failure is raised in its turn. None: the step has not ended."""
+    for event in events:
+        if event.kind == STEP_COMPLETED:
+            await calls.host.journal.in_turn(position, event)
+            became_ready(event.created_at)
+            return event
+        if event.kind == STEP_FAILED:
+            final = calls.read(event).get("final")
+            if final is not None:
+                await calls.host.journal.in_turn(position, event)
+                raise error_from_record(final)
+    return None
+
+
+async def _before_attempt(
+    calls: Calls, position: int, name: str, options: StepOptions, events: list[EventRecord]
+) -> None:
+    """Refuse to run an interrupted at-most-once step again; wait out a retry's delay."""
+    host = calls.host
+    last = events[-1] if events else None
+    if last is not None and last.kind == STEP_STARTED and options.at_most_once:
+        error = StepInterrupted(
+            f"at-most-once step {name!r} (position {position}) started earlier and"
+            " never finished, so it was not run again; check the external system"
+            " for its effect and decide in the workflow"
+        )
+        await fail_step(calls, position, name, error)
+    if last is not None and last.kind == STEP_FAILED:
+        retry_at = float(calls.read(last)["retry_at"])
+        while host.clock.now() < retry_at:
+            await host.suspend("sleeping", retry_at, None)
+
+
+_RETRY: Any = object()
+"""What ``_attempt`` returns when the attempt failed and the step is retried."""
+
+
+async def _attempt(
+    calls: Calls,
+    position: int,
+    name: str,
+    plan: StepPlan,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    events: list[EventRecord],
+) -> Any:
+    """One attempt, journaled: its start, then its result, or a failure (``_RETRY`` if
+    the step is retried, else the failure raised for good)."""
+    host = calls.host
+    try:
+        prior = attempts(host.journal.all_at(position))
+    except CorruptJournal as error:  # an earlier attempt's entry: fatal, as in Calls.read
+        host.fatal(error)
+        raise
+    started = await host.append(
+        position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
+    )
+    info = StepScope(
+        host.run_id, host.workflow_name, name, position, prior, started.created_at, host
+    )
+    span = host.telemetry.step_began(info)
+    try:
+        with host.working():
+            value = await _invoke(plan, args, kwargs, info)
+    except Exception as exc:
+        failures = attempts(events).failure_count + 1
+        failure_record = error_record(exc)
+        retried = plan.options.retry.should_retry(failures, exc)
+        host.telemetry.step_ended(info, span, exc, retried)
+        if retried:
+            retry_at = host.clock.now() + plan.options.retry.delay_after(failures)
+            failure = {"attempt": info.attempt, "error": failure_record, "retry_at": retry_at}
+            await host.append(position, STEP_FAILED, name, encode(failure))
+            return _RETRY
+        failed = StepFailed(name, failure_record["type"], failure_record["message"], info.attempt)
+        await fail_step(calls, position, name, failed, failure_record)
+    except BaseException as exc:  # cancelled: the attempt neither returned nor failed
+        host.telemetry.step_ended(info, span, exc)
+        raise
+    host.telemetry.step_ended(info, span)
+    return await _completed(calls, position, name, value, plan.hint)
+
+
+async def _completed(calls: Calls, position: int, name: str, value: Any, hint: Any) -> Any:
+    """Journal the step's result and return it as replay will."""
+    host = calls.host
+    try:
+        text = encode(value, host.max_value_bytes)
+        # What replay will return: the stored JSON read back by the return type.
+        if type(value) in _AS_STORED and (hint is Any or hint is type(value)):
+            result = value
+        else:
+            result = convert(loads(text), hint)
+    except SerializationError as exc:
+        await fail_step(
+            calls,
+            position,
+            name,
+            SerializationError(f"step {name!r} returned a value it cannot store: {exc}"),
+        )
+    # Not awaited: the run's next write (a step's start, a sleep, its end) commits
+    # after it, and no effect of the run escapes before that write is committed.
+    host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
+    became_ready(host.clock.now())
+    return result
+
+
+async def _invoke(
+    plan: StepPlan, args: Sequence[Any], kwargs: dict[str, Any], info: StepScope
+) -> Any:
+    """Run the step's body with ``info`` as the current step."""
+    if plan.is_async and plan.options.timeout is None:
+        # The common case, without a task: a coroutine function awaited here.
+        step_token = _current.step.set(info)
+        context_token = _current.context.set(None)
+        try:
+            return await plan.fn(*args, **kwargs)
+        finally:
+            _current.context.reset(context_token)
+            _current.step.reset(step_token)
+    return await _invoke_apart(plan, args, kwargs, info)
 
 
 async def fail_step(
-    ctx: WorkflowContext,
+    calls: Calls,
     position: int,
     name: str,
     error: Exception,
     cause: dict[str, Any] | None = None,
-) -> Any:
+) -> NoReturn:
     """Journal the step's final failure and raise it as replay will."""
     record = error.to_record() if hasattr(error, "to_record") else error_record(error)
     failure = {"error": cause or record, "final": record}
-    await ctx._host.append(position, STEP_FAILED, name, encode(failure))
+    await calls.host.append(position, STEP_FAILED, name, encode(failure))
     raise error_from_record(record)
 
 
@@ -243,8 +330,6 @@ async def _invoke_apart(
 
 def _streamed(generator: Callable[..., Any]) -> Callable[..., Any]:
     async def stream(*args: Any, **kwargs: Any) -> list[Any]:
-        from durable.workflow.stream import write_stream
-
         scope = _current.step.get()
         assert scope is not None  # run_step sets it before the body runs
         key = scope.step  # the step's journal name, explicit or the function's

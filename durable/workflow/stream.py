@@ -17,8 +17,9 @@ from typing import Any
 from durable._base.codec import encode
 from durable._base.ids import check_name
 from durable.errors import DurableError
-from durable.journal.kinds import STREAM_VALUE
+from durable.journal.kinds import STREAM, STREAM_CLOSED, STREAM_VALUE
 from durable.workflow import current as _current
+from durable.workflow.calls import Calls
 
 
 async def write_stream(key: str, value: Any) -> None:
@@ -40,6 +41,27 @@ async def write_stream(key: str, value: Any) -> None:
         "durable.write_stream() was called outside a workflow and its steps; call it in"
         " an async step or workflow, or use ctx.write_stream in workflow code"
     )
+
+
+async def write(calls: Calls, key: str, value: Any) -> None:
+    """``ctx.write_stream``: a journaled call at the run's next position."""
+    text = encode(value, calls.host.max_value_bytes)
+    await _journal(calls, STREAM_VALUE, key, f'{{"value":{text}}}')
+
+
+async def close(calls: Calls, key: str) -> None:
+    """``ctx.close_stream``: a journaled call at the run's next position."""
+    await _journal(calls, STREAM_CLOSED, key, "{}")
+
+
+async def _journal(calls: Calls, kind: str, key: str, text: str) -> None:
+    _check_key(key)
+    position = calls.take(STREAM, key)
+    journal = calls.host.journal
+    events = journal.at(position)
+    journal.settle(position)
+    if not events:
+        await calls.host.append(position, kind, key, text)
 
 
 def _check_key(key: str) -> None:

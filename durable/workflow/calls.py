@@ -1,0 +1,59 @@
+"""``Calls``: a run's durable calls in the order its workflow makes them.
+
+Each durable call takes the next position of its run when it is made; a journal
+that holds a call of another kind or name there means the code is not the code
+that ran. Every kind of durable call works over this and the run's ``RunHost``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from durable.errors import CorruptJournal, NonDeterminismError
+from durable.journal.kinds import family
+from durable.journal.records import EventRecord
+from durable.journal.run_journal import payload
+from durable.workflow.branches import call_began
+from durable.workflow.host import RunHost
+
+
+class Calls:
+    """The positions of one run's durable calls, and the journal's answers at them."""
+
+    def __init__(self, host: RunHost) -> None:
+        self.host = host
+        self.next_position = 0
+        """The position the next durable call takes (so far taken: all before it)."""
+
+    @property
+    def replaying(self) -> bool:
+        """The next call re-executes one the journal held when the run was loaded."""
+        return self.next_position < self.host.journal.replay_end
+
+    def take(self, kind: str, name: str) -> int:
+        """The next position, for a durable call of family ``kind`` called ``name``; a
+        journal that holds another call there fails the run (``NonDeterminismError``)."""
+        host = self.host
+        host.check_running()
+        call_began()
+        position = self.next_position
+        self.next_position += 1
+        events = host.journal.at(position)
+        if events:
+            first = events[0]
+            if family(first.kind) != kind or first.name != name:
+                error = NonDeterminismError(
+                    position, f"{family(first.kind)} {first.name!r}", f"{kind} {name!r}"
+                )
+                host.fatal(error)
+                raise error
+        return position
+
+    def read(self, event: EventRecord) -> Any:
+        """A journal entry's payload; an unreadable one fails the run, whatever the
+        workflow catches, and leaves the journal as it is."""
+        try:
+            return payload(event)
+        except CorruptJournal as error:
+            self.host.fatal(error)
+            raise
