@@ -197,21 +197,23 @@ def workflow(
         if schedule is not None:
             _check_cron_function(fn)
             _check_cron_name(label)
-        wf: Workflow[Any, Any] = Workflow(
-            fn, label, version, deadline, through, schedule, webhook_secret
-        )
-        key = (wf.name, wf.version)
-        existing = _registry.get(key)
-        if existing is not None and not _same_definition(existing.fn, fn):
-            raise DurableError(
-                f"a workflow named {wf.name!r} (version {wf.version!r}) is already registered"
-                f" by {existing.fn.__module__}.{existing.fn.__qualname__}; give this one"
-                " another name with @durable.workflow(name=...)"
-            )
-        _registry[key] = wf
-        return wf
+        return _register(Workflow(fn, label, version, deadline, through, schedule, webhook_secret))
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _register(wf: Workflow[Any, Any]) -> Workflow[Any, Any]:
+    """Register ``wf`` under its name and version, unless another function has them."""
+    key = (wf.name, wf.version)
+    existing = _registry.get(key)
+    if existing is not None and not _same_definition(existing.fn, wf.fn):
+        raise DurableError(
+            f"a workflow named {wf.name!r} (version {wf.version!r}) is already registered"
+            f" by {existing.fn.__module__}.{existing.fn.__qualname__}; give this one"
+            " another name with @durable.workflow(name=...)"
+        )
+    _registry[key] = wf
+    return wf
 
 
 def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
@@ -372,45 +374,49 @@ def step(
     options = StepOptions(name, retry or RetryPolicy(), timeout, at_most_once)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        wrapper: Callable[..., Any]
-        if inspect.isasyncgenfunction(fn):
-
-            def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
-                # Awaited in a workflow: the step that streams what it yields and returns
-                # the list (ctx.step's async generator form). Elsewhere: the generator.
-                ctx = _current.context.get()
-                if ctx is not None:
-                    return ctx.step(stream_wrapper, *args, **kwargs)
-                return fn(*args, **kwargs)
-
-            wrapper = stream_wrapper
-        elif inspect.iscoroutinefunction(fn):
-
-            def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                # Not `async def`: inside a workflow the step takes its position now, when
-                # it is called, like every durable call (ctx.first relies on it).
-                ctx = _current.context.get()
-                if ctx is not None:
-                    return ctx.step(async_wrapper, *args, **kwargs)
-                return fn(*args, **kwargs)
-
-            wrapper = _as_coroutine_function(async_wrapper)
-        else:
-
-            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                if _current.context.get() is not None:
-                    raise DurableError(
-                        f"sync step {fn.__qualname__} was called directly in a workflow; run"
-                        f" it as `await ctx.step({fn.__name__}, ...)` so it is journaled"
-                    )
-                return fn(*args, **kwargs)
-
-            wrapper = sync_wrapper
+        wrapper = _step_wrapper(fn)
         functools.update_wrapper(wrapper, fn)
         setattr(wrapper, _OPTIONS_ATTR, options)
         return wrapper
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _step_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What ``@durable.step`` puts in place of ``fn``: a journaled step when awaited in
+    a workflow, a plain call anywhere else."""
+    if inspect.isasyncgenfunction(fn):
+
+        def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
+            # Awaited in a workflow: the step that streams what it yields and returns
+            # the list (ctx.step's async generator form). Elsewhere: the generator.
+            ctx = _current.context.get()
+            if ctx is not None:
+                return ctx.step(stream_wrapper, *args, **kwargs)
+            return fn(*args, **kwargs)
+
+        return stream_wrapper
+    if inspect.iscoroutinefunction(fn):
+
+        def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            # Not `async def`: inside a workflow the step takes its position now, when
+            # it is called, like every durable call (ctx.first relies on it).
+            ctx = _current.context.get()
+            if ctx is not None:
+                return ctx.step(async_wrapper, *args, **kwargs)
+            return fn(*args, **kwargs)
+
+        return _as_coroutine_function(async_wrapper)
+
+    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _current.context.get() is not None:
+            raise DurableError(
+                f"sync step {fn.__qualname__} was called directly in a workflow; run"
+                f" it as `await ctx.step({fn.__name__}, ...)` so it is journaled"
+            )
+        return fn(*args, **kwargs)
+
+    return sync_wrapper
 
 
 def _as_coroutine_function(wrapper: F) -> F:
