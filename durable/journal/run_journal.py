@@ -7,6 +7,7 @@ the runtime (pending waits, check) and the history export.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +123,7 @@ class RunJournal:
                 target = self.superseded if event.superseded else self.live
                 target.setdefault(event.position, []).append(event)
         self._turns: dict[int, int] = {}  # replayed calls in flight: position -> end's seq
+        self._turn_order: list[tuple[int, int]] = []  # a heap of (end's seq, position)
         self._waiting: dict[int, asyncio.Future[None]] = {}
         for events_at in self.live.values():
             _check_started(events_at[0])
@@ -176,10 +178,14 @@ class RunJournal:
         they are let go, and a long run holds only the events of calls in progress."""
         self.live.pop(position, None)
         self.superseded.pop(position, None)
-        if self._turns.pop(position, None) is not None and self._turns:
-            waiting = self._waiting.get(min(self._turns, key=self._turns.__getitem__))
-            if waiting is not None and not waiting.done():
-                waiting.set_result(None)
+        if self._turns.pop(position, None) is None:
+            return
+        if not self._turns:
+            self._turn_order.clear()
+            return
+        waiting = self._waiting.get(self._next_turn())
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     async def in_turn(self, position: int, end: EventRecord) -> None:
         """Return when the replayed call at ``position``, which ended with ``end``, may
@@ -187,9 +193,10 @@ class RunJournal:
         it. So code that reacts to completion order (``asyncio.wait``, ``as_completed``,
         a lock around steps) takes the same path on replay as when it ran."""
         self._turns[position] = end.seq
+        heapq.heappush(self._turn_order, (end.seq, position))
         try:
             await asyncio.sleep(0)  # calls started in the same moment take their turns too
-            while min(self._turns.values()) != end.seq:
+            while self._next_turn() != position:
                 self._waiting[position] = asyncio.get_running_loop().create_future()
                 await self._waiting[position]
                 # What the call before set going (asyncio.wait's wake-up, a lock handed
@@ -201,6 +208,13 @@ class RunJournal:
             raise
         finally:
             self._waiting.pop(position, None)
+
+    def _next_turn(self) -> int:
+        """The position of the replayed call in flight whose end was journaled first."""
+        order = self._turn_order
+        while self._turns.get(order[0][1]) != order[0][0]:  # settled since it was queued
+            heapq.heappop(order)
+        return order[0][1]
 
     def deliver(self, message: EventRecord) -> bool:
         """Add a message sent to the run; False if it was already known."""
