@@ -270,8 +270,8 @@ def _check_workflow_function(fn: Callable[..., Any]) -> None:
 
 
 def _check_cron_name(name: str) -> None:
-    """A tick's run id is the name, ``@`` and the tick's time (``_scheduler``): it must
-    fit the run id rule."""
+    """A tick's run id is the name, ``@`` and the tick's time (``runtime.scheduler``):
+    it must fit the run id rule."""
     longest = len(f"{name}@{dt.datetime(2000, 1, 1, tzinfo=dt.UTC).isoformat()}")
     if longest > NAME_LIMIT:
         raise ValueError(

@@ -3,7 +3,7 @@
 Every change takes a position and is journaled (committed with the run's next
 write, and announced so that ``rt.wait_state`` hears of it); a replay applies
 the journaled changes again, so the state is rebuilt exactly as it was
-committed. ``rt.get_state`` folds the same events (``_journal.state_of``).
+committed. ``rt.get_state`` folds the same events (``run_journal.state_of``).
 """
 
 from __future__ import annotations
