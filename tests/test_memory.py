@@ -147,7 +147,7 @@ async def test_a_finished_run_is_freed_without_the_cycle_collector(db: Path) -> 
     try:
         async with durable.Runtime(db) as rt:
             handle = await rt.start(nap_then_event, 1)
-            run = weakref.ref(rt.residency.live[handle.run_id])
+            run = weakref.ref(rt.residency.loaded[handle.run_id])
             await status_is(rt, handle.run_id, "sleeping")
             await rt.cancel(handle.run_id)
 
@@ -175,7 +175,7 @@ async def test_a_running_run_holds_only_the_events_of_calls_in_progress(db: Path
     async with durable.Runtime(db) as rt:
         handle = await rt.start(long_then_wait, 50)
         await status_is(rt, handle.run_id, "waiting")
-        journal = rt.residency.live[handle.run_id].journal
+        journal = rt.residency.loaded[handle.run_id].journal
         assert [event.kind for events in journal.live.values() for event in events] == [
             "wait.started"
         ]

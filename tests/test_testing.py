@@ -230,8 +230,9 @@ async def test_crash_reopens_with_every_setting_of_the_runtime(sqlite_db: Path) 
     try:
         assert reopened.path == sqlite_db and reopened.owner == rt.owner
         assert reopened.settings == {**(rt.settings or {}), "identity": rt.owner}
-        assert (reopened.max_in_memory_runs, reopened.max_value_bytes) == (7, 1234)
-        assert reopened.max_recoveries == 3 and reopened.ownership.workflows == [crashy]
+        assert reopened.options == rt.options
+        assert (reopened.options.max_in_memory_runs, reopened.options.max_value_bytes) == (7, 1234)
+        assert reopened.options.max_recoveries == 3 and reopened.options.workflows == (crashy,)
         assert type(reopened.store.writer).__name__ == "ThreadWriter"  # type: ignore[attr-defined]
     finally:
         await reopened.close()

@@ -38,11 +38,48 @@ def wall_time() -> float:
 
 def awaiting(clock: Clock | None, happened: Callable[[], bool]) -> AbstractContextManager[None]:
     """Around a wait for a run to do something (its end, a question, a state key, a
-    stream value): a ``VirtualClock`` skips time meanwhile, until ``happened()``; any
+    stream value): a clock that skips time does so meanwhile, until ``happened()``; any
     other clock (or None) does nothing."""
-    if isinstance(clock, VirtualClock):
-        return clock.awaiting(happened)
-    return contextlib.nullcontext()
+    if clock is None:
+        return contextlib.nullcontext()
+    return time_skipping(clock).awaiting(happened)
+
+
+@runtime_checkable
+class TimeSkipping(Protocol):
+    """A clock that skips time while every run of the runtimes on it is parked (the
+    virtual clock); what a runtime tells it, and asks it."""
+
+    @property
+    def skips(self) -> bool:
+        """Whether it skips now (a runtime then keeps parked runs loaded, to see them)."""
+        ...
+
+    def attach(self, parked: Callable[[], bool]) -> Callable[[], None]: ...
+
+    def awaiting(self, happened: Callable[[], bool]) -> AbstractContextManager[None]: ...
+
+    def poke(self) -> None: ...
+
+
+class _NeverSkips:
+    """The time skipping of a clock that never skips: nothing to tell it."""
+
+    skips = False
+
+    def attach(self, parked: Callable[[], bool]) -> Callable[[], None]:
+        return lambda: None
+
+    def awaiting(self, happened: Callable[[], bool]) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def poke(self) -> None:
+        pass
+
+
+def time_skipping(clock: Clock) -> TimeSkipping:
+    """How ``clock`` skips time: the clock itself if it can, else a skipping that never does."""
+    return clock if isinstance(clock, TimeSkipping) else _NeverSkips()
 
 
 class SystemClock:
@@ -79,6 +116,10 @@ class VirtualClock:
 
     def now(self) -> float:
         return self._now
+
+    @property
+    def skips(self) -> bool:
+        return self.auto_skip
 
     async def sleep_until(self, deadline: float) -> None:
         if deadline <= self._now:

@@ -62,7 +62,7 @@ class Answers:
         rt = self.runtime
         rt._check_open()
         check_name("run_id", run_id)
-        async with aclosing(watch(rt.store, rt.inbox, rt.clock, run_id, "all")) as looks:
+        async with aclosing(watch(rt.store, rt.changes, rt.clock, run_id, "all")) as looks:
             async for news in looks:
                 waits = sorted(_unanswered(news.events), key=lambda wait: wait.created_at)
                 if waits:
@@ -87,7 +87,7 @@ class Answers:
                     f"{value!r} is not an answer to {wait.question!r}; answer one of the"
                     f" option ids {ids}"
                 )
-        text = encode(value, self.runtime.max_value_bytes)
+        text = encode(value, self.runtime.options.max_value_bytes)
         try:
             await self._send(run_id, wait.wait_id, text, Expect(pending_wait=wait.wait_id))
         except (RunEnded, WaitAnswered):
@@ -99,7 +99,7 @@ class Answers:
         check_name("run_id", run_id)
         if key is not None:
             check_name("an event's key", key)
-        text = encode(payload, self.runtime.max_value_bytes)
+        text = encode(payload, self.runtime.options.max_value_bytes)
         try:
             await self.deliver(run_id, name, text, key)
         except RunEnded as ended:

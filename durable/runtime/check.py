@@ -17,18 +17,16 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durable.errors import CorruptJournal, RecoveryLimit
 from durable.journal.info import STATUSES, RunInfo, RunStatus, unknown_status
 from durable.journal.kinds import STEP_COMPLETED, STEP_FAILED, STEP_STARTED
 from durable.journal.records import EventRecord, RunRecord
 from durable.journal.run_journal import RunJournal
+from durable.store.ports import Store
 from durable.workflow.decorators import registered
 from durable.workflow.replay import divergence
-
-if TYPE_CHECKING:
-    from durable.runtime.runtime import Runtime
 
 PARKED = frozenset({RunStatus.SLEEPING.value, RunStatus.WAITING.value})
 
@@ -108,16 +106,23 @@ class CheckReport:
         }
 
 
-async def check(rt: Runtime, *, unregistered: bool) -> CheckReport:
-    """The report of ``rt.check()``: everything read from the journal, nothing written."""
-    runs = await rt._unfinished()
-    journals = await rt.store.load_events([run.run_id for run in runs])
+async def check(
+    store: Store,
+    runs: list[RunRecord],
+    owned_by_live_runtime: Callable[[RunRecord], bool],
+    here: Collection[str],
+    *,
+    unregistered: bool,
+) -> CheckReport:
+    """The report of ``rt.check()`` on the unfinished ``runs``, with ``here`` the runs
+    this runtime holds: everything read from the journal, nothing written."""
+    journals = await store.load_events([run.run_id for run in runs])
     report = build_report(
         runs,
         journals,
-        rt.ownership.owned_by_live_runtime,
+        owned_by_live_runtime,
         lambda run: not unregistered or registered(run.workflow, run.version) is not None,
-        rt.loaded_runs | rt.unloaded_runs,
+        here,
     )
     corrupt = {run.run_id for run in report.corrupt_runs}
     for run in runs:
@@ -135,7 +140,7 @@ async def check(rt: Runtime, *, unregistered: bool) -> CheckReport:
                 report.diverged_runs.append(
                     DivergedRun(run.run_id, run.workflow, run.status, error.message)
                 )
-    failed = list(map(RunInfo.from_record, await rt.store.list_runs(status="failed", limit=None)))
+    failed = list(map(RunInfo.from_record, await store.list_runs(status="failed", limit=None)))
     for code, found in (
         (RecoveryLimit.code, report.poison_runs),
         (CorruptJournal.code, report.corrupt_runs),

@@ -8,34 +8,57 @@ deadline that passed while no process ran fails the run as soon as one claims it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from durable._base.aio import TaskSet
+from durable._base.clock import Clock
 from durable._base.codec import encode, loads
 from durable.errors import DurableError, RunNotFound, StepFailed, WorkflowTimeout
 from durable.journal.info import RunStatus
 from durable.journal.kinds import RERUN, RESUMED, STEP_FAILED
 from durable.journal.records import NewEvent, RunEnded, RunRecord, RunUpdate
 from durable.journal.run_journal import payload
-from durable.runtime.handle import RunHandle
+from durable.runtime.admission import Admission
+from durable.runtime.changes import Changes
+from durable.runtime.lifecycle import Lifecycle
+from durable.runtime.ownership import Ownership
+from durable.runtime.reading import Reading
+from durable.runtime.residency import Residency
+from durable.runtime.timers import Timers
+from durable.store.ports import Store
 from durable.workflow.logs import log
-
-if TYPE_CHECKING:
-    from durable.runtime.runtime import Runtime
 
 
 class Control:
     """The runtime's part that cancels, times out, resumes and re-runs runs."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        timers: Timers,
+        poll_interval: float,
+        lifecycle: Lifecycle,
+        reading: Reading,
+        residency: Residency,
+        changes: Changes,
+        ownership: Ownership,
+        admission: Admission,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.timers = timers
+        self.poll_interval = poll_interval
+        self.lifecycle = lifecycle
+        self.reading = reading
+        self.residency = residency
+        self.changes = changes
+        self.ownership = ownership
+        self.admission = admission
         self._tasks = TaskSet()
 
     async def cancel(self, run_id: str) -> None:
-        rt = self.runtime
-        rt._check_open()
+        self.lifecycle.check_open()
         try:
-            ended = await rt.store.cancel(run_id, rt.clock.now())
+            ended = await self.store.cancel(run_id, self.clock.now())
         except RunEnded as error:
             raise DurableError(
                 f"run {run_id!r} already ended {error.status}; nothing to cancel"
@@ -44,38 +67,36 @@ class Control:
 
     def expire(self, run_id: str) -> None:
         """The run's deadline passed (a timer of the runtime that executes it)."""
-        if self.runtime.is_open:
+        if self.lifecycle.is_open:
             self._tasks.spawn(self._expire(run_id))
 
     async def _expire(self, run_id: str) -> None:
-        rt = self.runtime
         error = WorkflowTimeout(
             f"run {run_id!r} did not end before its deadline; it was failed and its"
             " unfinished children cancelled"
         )
         text = encode(error.to_record())
         try:
-            ended = await rt.store.cancel(run_id, rt.clock.now(), error=text)
+            ended = await self.store.cancel(run_id, self.clock.now(), error=text)
         except (RunEnded, RunNotFound):  # it ended meanwhile
             return
         except Exception:
             log.exception("durable: failing run %s at its deadline failed; retrying", run_id)
-            rt.timers.call_at(rt.clock.now() + rt.poll_interval, lambda: self.expire(run_id))
+            again = self.clock.now() + self.poll_interval
+            self.timers.call_at(again, lambda: self.expire(run_id))
             return
         self._stopped(ended, text)
 
     def _stopped(self, ended: list[str], error: str | None) -> None:
-        rt = self.runtime
         for index, run_id in enumerate(ended):
-            rt.residency.forget_cancelled(run_id, error if index == 0 else None)
-        rt.inbox.notify()
+            self.residency.forget_cancelled(run_id, error if index == 0 else None)
+        self.changes.notify()
 
-    async def resume(self, run_id: str) -> RunHandle[Any]:
+    async def resume(self, run_id: str) -> None:
         """A run that failed in a step retries from that step (its recorded failure
         superseded, as ``rerun_from`` does); one that failed elsewhere replays its
         journal under the current code."""
-        rt = self.runtime
-        record = await rt._record(run_id)
+        record = await self.reading.record(run_id)
         if record.status != RunStatus.FAILED:
             raise DurableError(
                 f"run {run_id!r} is {record.status}; only a failed run can be resumed"
@@ -84,39 +105,36 @@ class Control:
         position = await self._failed_step(record)
         if position is not None:
             return await self.rerun_from(run_id, position)
-        now = rt.clock.now()
+        now = self.clock.now()
         update = RunUpdate(
             now, status=_again(record), reset_result=True, release=True, only_if_active=False
         )
         resumed = NewEvent(run_id, None, RESUMED, "resumed", "{}", now)
-        await rt.store.append(run_id, [resumed], update)
+        await self.store.append(run_id, [resumed], update)
         await self._take(record)
-        return RunHandle(rt, run_id)
 
-    async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:
-        rt = self.runtime
-        record = await rt._record(run_id)
+    async def rerun_from(self, run_id: str, position: int) -> None:
+        record = await self.reading.record(run_id)
         if record.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
             raise DurableError(
                 f"run {run_id!r} is {record.status}; rerun_from needs a completed or failed run"
             )
         if position < 0:
             raise ValueError(f"position must be >= 0, got {position}")
-        now = rt.clock.now()
+        now = self.clock.now()
         marker = NewEvent(run_id, None, RERUN, "rerun", encode({"position": position}), now)
         update = RunUpdate(
             now, status=_again(record), reset_result=True, release=True, only_if_active=False
         )
-        await rt.store.supersede(run_id, position, update, [marker])
+        await self.store.supersede(run_id, position, update, [marker])
         await self._take(record)
-        return RunHandle(rt, run_id)
 
     async def _failed_step(self, record: RunRecord) -> int | None:
         """The position of the step whose final failure ended the run, if one did."""
         error = loads(record.error or "{}")
         if not isinstance(error, dict) or error.get("code") != StepFailed.code:
             return None
-        events = (await self.runtime.store.load_events([record.run_id]))[record.run_id]
+        events = (await self.store.load_events([record.run_id]))[record.run_id]
         failures = [
             event
             for event in events
@@ -130,11 +148,10 @@ class Control:
 
     async def _take(self, record: RunRecord) -> None:
         """Run it here if this runtime may: a queued run through its queue."""
-        rt = self.runtime
         if record.queue is None:
-            await rt.ownership.claim(include_own=True, run_ids=[record.run_id])
+            await self.ownership.claim(include_own=True, run_ids=[record.run_id])
         else:
-            rt.scheduler.admit_soon()
+            self.admission.admit_soon()
 
 
 def _again(record: RunRecord) -> str:

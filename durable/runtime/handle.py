@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from durable.journal.info import RunStatus
-
-if TYPE_CHECKING:
-    from durable.runtime.runtime import Runtime
+from durable.journal.info import RunInfo, RunStatus
 
 R = TypeVar("R")
+
+
+class _Results(Protocol):
+    async def wait(self, run_id: str, timeout: float | None) -> Any: ...
+
+
+class Runs(Protocol):
+    """What a handle asks of the runtime it came from."""
+
+    @property
+    def results(self) -> _Results: ...
+
+    async def get_run(self, run_id: str) -> RunInfo: ...
+
+    async def cancel(self, run_id: str) -> None: ...
 
 
 class RunHandle(Generic[R]):
     """A reference to one run: await its result, read its status, cancel it."""
 
-    def __init__(self, runtime: Runtime, run_id: str) -> None:
+    def __init__(self, runtime: Runs, run_id: str) -> None:
         self.runtime = runtime
         self.run_id = run_id
 

@@ -17,27 +17,44 @@ rebalance for members that start together).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 from durable._base.aio import TaskSet
 from durable._base.clock import wall_time
 from durable.journal.records import TERMINAL, RunRecord
+from durable.observe.telemetry import Telemetry
+from durable.runtime.changes import Changes
+from durable.runtime.lifecycle import Lifecycle
+from durable.runtime.live_run import LiveRun
 from durable.runtime.liveness import is_dead
-from durable.workflow.decorators import Workflow, registered, registry_keys
+from durable.runtime.options import RuntimeOptions
+from durable.runtime.residency import Residency
+from durable.store.ports import Store
+from durable.workflow.decorators import registered
 from durable.workflow.logs import log
-
-if TYPE_CHECKING:
-    from durable.runtime.live_run import LiveRun
-    from durable.runtime.runtime import Runtime
 
 
 class Ownership:
     """The runtime's lease and the claims made under it."""
 
-    def __init__(self, runtime: Runtime, workflows: Sequence[Workflow[Any, Any]] | None) -> None:
-        self.runtime = runtime
-        self.workflows = None if workflows is None else list(workflows)
+    def __init__(
+        self,
+        store: Store,
+        options: RuntimeOptions,
+        lifecycle: Lifecycle,
+        residency: Residency,
+        changes: Changes,
+        telemetry: Telemetry,
+        admit_soon: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.lifecycle = lifecycle
+        self.residency = residency
+        self.changes = changes
+        self.telemetry = telemetry
+        self.admit_soon = admit_soon
+        """Admit queued runs (a dead runtime's runs may be back in their queues)."""
         self.next_renewal = 0.0
         self._reported: set[str] = set()
         self._tasks = TaskSet()
@@ -47,34 +64,22 @@ class Ownership:
 
     @property
     def owner(self) -> str:
-        return self.runtime.owner
+        return self.options.identity
 
     @property
     def lease_seconds(self) -> float:
-        return self.runtime.lease_seconds
-
-    def executes(self) -> list[tuple[str, str]]:
-        """The (name, version) pairs of the workflows this runtime runs."""
-        if self.workflows is None:
-            return registry_keys()
-        return [(wf.name, wf.version or "1") for wf in self.workflows]
-
-    def executable(self, name: str, version: str | None) -> Workflow[Any, Any] | None:
-        wf = registered(name, version)
-        if wf is None or self.workflows is None or wf in self.workflows:
-            return wf
-        return None
+        return self.options.lease_seconds
 
     async def open(self) -> None:
         """Take this runtime's own runs back at once (a runtime reopened under its
         identity), and the free ones once runtimes opened together have joined."""
         await self.claim(include_own=True, at_open=True, take_free=False)
-        window = self.runtime.poll_interval
+        window = self.options.poll_interval
         self._joining = asyncio.get_running_loop().call_later(window, self._join)
 
     def _join(self) -> None:
         self._joining = None
-        if self.runtime.is_open:
+        if self.lifecycle.is_open:
             self._tasks.spawn(self._claim_free())
 
     async def _claim_free(self) -> None:
@@ -105,8 +110,7 @@ class Ownership:
         again by this runtime; a run that runs here and comes back from a claim was
         claimed elsewhere since, and its copy here, refused, is replaced.
         """
-        rt = self.runtime
-        if not rt.recover or (not include_own and self._joining is not None):
+        if not self.options.recover or (not include_own and self._joining is not None):
             return  # free runs wait for the runtimes opening with this one (open)
         async with self._claiming:  # a claim's skip list must see the runs the one before started
             await self._claim(include_own, run_ids, at_open, take_free)
@@ -114,49 +118,63 @@ class Ownership:
     async def _claim(
         self, include_own: bool, run_ids: Sequence[str] | None, at_open: bool, take_free: bool
     ) -> None:
-        rt = self.runtime
-        store, residency = rt.store, rt.residency
-        dead = [owner for owner in await store.owners() if is_dead(owner)]
+        dead = [owner for owner in await self.store.owners() if is_dead(owner)]
         while True:
-            live = residency.live
-            now = wall_time()
-            limit = max(1, rt.max_in_memory_runs - len(live)) if take_free else 0
-            wanted = live if run_ids is None else run_ids
-            records = await store.claim(
-                self.owner,
-                now + self.lease_seconds,
-                now,
-                limit=limit,
-                dead_owners=dead,
-                run_ids=run_ids,
-                workflows=self.executes(),
-                include_own=include_own,
-                skip=[run_id for run_id in wanted if run_id in live] if include_own else [],
-            )
+            loaded = self.residency.loaded
+            limit = max(1, self.options.max_in_memory_runs - len(loaded)) if take_free else 0
+            wanted = loaded if run_ids is None else run_ids
+            skip = [run_id for run_id in wanted if run_id in loaded] if include_own else []
+            records = await self._claim_batch(include_own, run_ids, limit, dead, skip)
             taken = sum(1 for record in records if record.owner != self.owner)
             await self._replace_stale_copies(records)
-            recovering = {
-                record.run_id
-                for record in records
-                if record.owner is not None and (at_open or record.owner != self.owner)
-            }
-            if recovering:
-                rt.telemetry.took_over(len(recovering))
-            # Loaded and started a slice at a time: while one slice's journals are read, the
-            # runs started before it move on (and many finish), so fewer are in memory at once.
-            for start in range(0, len(records), _RECOVERY_SLICE):
-                await residency.resume(records[start : start + _RECOVERY_SLICE], recovering)
-            if taken < limit or limit == 0 or not rt.is_open:
+            await self._resume(records, at_open)
+            if taken < limit or limit == 0 or not self.lifecycle.is_open:
                 if run_ids is None:  # a dead runtime's runs may be back in their queues
-                    rt.scheduler.admit_soon()
+                    self.admit_soon()
                 return
             include_own = False
+
+    async def _claim_batch(
+        self,
+        include_own: bool,
+        run_ids: Sequence[str] | None,
+        limit: int,
+        dead: list[str],
+        skip: list[str],
+    ) -> list[RunRecord]:
+        now = wall_time()
+        return await self.store.claim(
+            self.owner,
+            now + self.lease_seconds,
+            now,
+            limit=limit,
+            dead_owners=dead,
+            run_ids=run_ids,
+            workflows=self.options.executes(),
+            include_own=include_own,
+            skip=skip,
+        )
+
+    async def _resume(self, records: list[RunRecord], at_open: bool) -> None:
+        """Start or park claimed runs. A run whose owner died (another runtime, or this
+        identity's last life: the claim ``at_open``) is a recovery. Loaded and started
+        a slice at a time: while one slice's journals are read, the runs started before
+        it move on (and many finish), so fewer are in memory at once."""
+        recovering = {
+            record.run_id
+            for record in records
+            if record.owner is not None and (at_open or record.owner != self.owner)
+        }
+        if recovering:
+            self.telemetry.took_over(len(recovering))
+        for start in range(0, len(records), _RECOVERY_SLICE):
+            await self.residency.resume(records[start : start + _RECOVERY_SLICE], recovering)
 
     async def _replace_stale_copies(self, records: Sequence[RunRecord]) -> None:
         """A run that runs here and came back from a claim was claimed elsewhere since:
         its copy here is refused from now on; it stops before the new one starts."""
-        residency = self.runtime.residency
-        stale = [residency.live[r.run_id] for r in records if r.run_id in residency.live]
+        residency = self.residency
+        stale = [residency.loaded[r.run_id] for r in records if r.run_id in residency.loaded]
         for copy in stale:
             residency.forget(copy)
             copy.retire()
@@ -184,8 +202,7 @@ class Ownership:
 
     async def _claim_again(self, run_id: str | None) -> None:
         delay = 0.05
-        rt = self.runtime
-        while rt.is_open and (run_id is None or run_id not in rt.residency.live):
+        while self.lifecycle.is_open and (run_id is None or run_id not in self.residency.loaded):
             await asyncio.sleep(delay)
             try:
                 await self.claim(include_own=True, run_ids=None if run_id is None else [run_id])
@@ -194,7 +211,7 @@ class Ownership:
                 log.warning("could not claim %s again yet (%s); retrying", what, exc)
                 delay = min(delay * 2, 2.0)
             else:
-                rt.inbox.notify()  # result() waiters look again
+                self.changes.notify()  # result() waiters look again
                 return
 
     def wall_now(self) -> float:
@@ -210,12 +227,11 @@ class Ownership:
         if wall_time() < self.next_renewal:
             return
         self.schedule_renewal()
-        if not self.runtime.recover:
+        if not self.options.recover:
             return  # a runtime that runs nothing holds no lease: it is nobody's peer
-        live = self.runtime.residency.live
-        before = dict(live)
+        before = dict(self.residency.loaded)
         now = wall_time()
-        held = await self.runtime.store.renew(self.owner, now + self.lease_seconds, now)
+        held = await self.store.renew(self.owner, now + self.lease_seconds, now)
         if held is not None:  # our lease had lapsed: another runtime may have taken runs
             await self._drop_lost(before, held)
         await self.claim(include_own=False)
@@ -229,11 +245,11 @@ class Ownership:
         ``before`` is what ran here before the renewal; a run missing from
         ``held`` may also just have finished, so the journal confirms the loss.
         """
-        residency = self.runtime.residency
+        residency = self.residency
         for run_id, live in before.items():
-            if run_id in held or residency.live.get(run_id) is not live or live.ended:
+            if run_id in held or residency.loaded.get(run_id) is not live or live.ended:
                 continue
-            record = await self.runtime.store.get_run(run_id)
+            record = await self.store.get_run(run_id)
             if record is None or record.status in TERMINAL or record.owner == self.owner:
                 continue
             log.warning("run %s was taken over by %s after our lease expired", run_id, record.owner)

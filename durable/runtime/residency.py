@@ -14,10 +14,10 @@ import contextlib
 import dataclasses
 import functools
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from durable._base.aio import TaskSet
-from durable._base.clock import VirtualClock
+from durable._base.clock import Clock, time_skipping
 from durable._base.codec import encode
 from durable.errors import CorruptJournal, RecoveryLimit
 from durable.journal.info import STATUSES, unknown_status
@@ -32,12 +32,22 @@ from durable.journal.records import (
     claim_of,
 )
 from durable.journal.run_journal import RunJournal
+from durable.runtime.changes import Changes
+from durable.runtime.lifecycle import Lifecycle
 from durable.runtime.live_run import LiveRun
+from durable.runtime.options import RuntimeOptions
+from durable.runtime.supervision import Supervisor
+from durable.runtime.timers import Timers
+from durable.store.ports import Store
 from durable.workflow.decorators import Workflow
 from durable.workflow.logs import log
 
-if TYPE_CHECKING:
-    from durable.runtime.runtime import Runtime
+
+class Host(Supervisor, Protocol):
+    """The supervisor of the live runs here, which also loads runs by claiming them."""
+
+    async def reload(self, run_ids: list[str]) -> None:
+        """Claim these runs (this runtime's own included) and start or park them."""
 
 
 @dataclasses.dataclass
@@ -49,34 +59,51 @@ class _Unloaded:
 
 
 class Residency:
-    """The runs this runtime holds: ``live`` ones run here, ``unloaded`` ones wait to wake."""
+    """The runs this runtime holds: ``loaded`` ones run here (a ``LiveRun`` each),
+    ``unloaded`` ones wait for a timer or an event to wake them."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.live: dict[str, LiveRun] = {}
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        timers: Timers,
+        options: RuntimeOptions,
+        lifecycle: Lifecycle,
+        changes: Changes,
+        host: Host,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.skipping = time_skipping(clock)
+        self.timers = timers
+        self.options = options
+        self.lifecycle = lifecycle
+        self.changes = changes
+        self.host = host
+        self.loaded: dict[str, LiveRun] = {}
         self.unloaded: dict[str, _Unloaded] = {}
         self._waking: set[str] = set()
         self._tasks = TaskSet()
 
     def launch(self, record: RunRecord, wf: Workflow[Any, Any], journal: RunJournal) -> LiveRun:
-        live = LiveRun(self.runtime, record, wf, journal)
-        self.live[record.run_id] = live
+        live = LiveRun(self.host, record, wf, journal)
+        self.loaded[record.run_id] = live
         live.launch()
-        self.runtime.inbox.notify_run(record.run_id, everyone=False)  # result() waits here now
+        self.changes.notify_run(record.run_id, everyone=False)  # result() waits here now
         return live
 
     def forget(self, live: LiveRun) -> None:
         """This incarnation no longer runs here."""
-        if self.live.get(live.run_id) is live:
-            del self.live[live.run_id]
+        if self.loaded.get(live.run_id) is live:
+            del self.loaded[live.run_id]
 
     async def stop_all(self) -> None:
         """Stop every run where it is (nothing more is written) and forget them all."""
-        runs = list(self.live.values())
+        runs = list(self.loaded.values())
         for live in runs:
             live.retire()
         await asyncio.gather(*(live.task for live in runs if live.task), return_exceptions=True)
-        self.live.clear()
+        self.loaded.clear()
         self.unloaded.clear()
 
     async def resume(
@@ -92,81 +119,84 @@ class Residency:
         process most likely dies each time it runs (a poison run). Runs in ``fresh``
         have no journal yet (a queue admitted them before they ever ran).
         """
-        rt = self.runtime
         to_load = [record.run_id for record in records if record.run_id not in fresh]
-        journals = await rt.store.load_events(to_load) if to_load else {}
+        journals = await self.store.load_events(to_load) if to_load else {}
         for run_id in fresh:  # admitted before they ever ran: no journal to read
             journals.setdefault(run_id, [])
-        # A run whose journal shows it parked at a sleep or a wait is not started: it
-        # would only replay to the same place. It stays unloaded until something wakes
-        # it, as an evicted run does. (Virtual time skips only by looking at live runs.)
-        may_unload = not rt.always_replay and not (
-            isinstance(rt.clock, VirtualClock) and rt.clock.auto_skip
-        )
-        now = rt.clock.now()
+        now = self.clock.now()
         for record in records:
-            wf = rt.ownership.executable(record.workflow, record.version)
-            if wf is None or record.run_id in self.live:  # started meanwhile, by a wake-up
+            wf = self.options.executable(record.workflow, record.version)
+            if wf is None or record.run_id in self.loaded:  # started meanwhile, by a wake-up
                 continue
             try:
                 if record.status not in STATUSES:
                     raise unknown_status(record.run_id, record.status)
                 journal = RunJournal(journals[record.run_id])
-                due = record.deadline is not None and record.deadline <= now
-                parked = journal.parked(now) if may_unload and not due else None
-                if parked is not None and record.run_id not in self.unloaded:
-                    self._unload(record.run_id, [parked], record.deadline)
-                    status = "sleeping" if parked[1] is None else "waiting"
-                    if record.status != status:  # it crashed between parking and saying so
-                        update = RunUpdate(rt.clock.now(), status=status)
-                        try:
-                            claim = claim_of(rt.owner, record.epoch)
-                            await rt.store.append(record.run_id, [], update, claim=claim)
-                        except (LeaseLost, RunEnded):  # taken over or cancelled meanwhile
-                            self.drop_unloaded(record.run_id)
+                if await self._leave_parked(record, journal, now):
                     continue
-                if record.run_id in recovering:
-                    if journal.recoveries_in_a_row >= rt.max_recoveries:
-                        await self._give_up(record, journal.recoveries_in_a_row)
-                        continue
-                    live = self.launch(record, wf, journal)
-                    # Queued ahead of the run's first write, and committed with it.
-                    recovered = NewEvent(
-                        record.run_id, None, RECOVERED, "recovered", encode({}), now
-                    )
-                    rt.store.append_nowait(
-                        record.run_id, [recovered], None, live.claim, live.writes
-                    )
-                    continue
-                self.launch(record, wf, journal)
+                if record.run_id not in recovering:
+                    self.launch(record, wf, journal)
+                elif journal.recoveries_in_a_row >= self.options.max_recoveries:
+                    await self._give_up(record, journal.recoveries_in_a_row)
+                else:
+                    self._recover(record, wf, journal, now)
             except CorruptJournal as exc:  # fail that run alone; the others go on
                 await self._fail_corrupt(record, exc)
+
+    async def _leave_parked(self, record: RunRecord, journal: RunJournal, now: float) -> bool:
+        """Leave a run unloaded if its journal shows it parked at a sleep or a wait: it
+        would only replay to the same place. It stays unloaded until something wakes
+        it, as an evicted run does. (A skipping clock looks only at live runs.)"""
+        if self.options.always_replay or self.skipping.skips:
+            return False
+        if record.deadline is not None and record.deadline <= now:
+            return False
+        parked = journal.parked(now)
+        if parked is None or record.run_id in self.unloaded:
+            return False
+        self._unload(record.run_id, [parked], record.deadline)
+        status = "sleeping" if parked[1] is None else "waiting"
+        if record.status != status:  # it crashed between parking and saying so
+            update = RunUpdate(self.clock.now(), status=status)
+            try:
+                claim = claim_of(self.options.identity, record.epoch)
+                await self.store.append(record.run_id, [], update, claim=claim)
+            except (LeaseLost, RunEnded):  # taken over or cancelled meanwhile
+                self.drop_unloaded(record.run_id)
+        return True
+
+    def _recover(
+        self, record: RunRecord, wf: Workflow[Any, Any], journal: RunJournal, now: float
+    ) -> None:
+        """Start a run whose owner died, its recovery journaled with its first write."""
+        live = self.launch(record, wf, journal)
+        recovered = NewEvent(record.run_id, None, RECOVERED, "recovered", encode({}), now)
+        self.store.append_nowait(record.run_id, [recovered], None, live.claim, live.writes)
 
     async def _fail_corrupt(self, record: RunRecord, error: CorruptJournal) -> None:
         """End a claimed run whose journal or row cannot be read, leaving its events as
         they are (``rt.resume`` once a person has corrected them)."""
-        rt = self.runtime
         log.error("%s", error)
-        update = RunUpdate(rt.clock.now(), status="failed", error=encode(error.to_record()))
-        with contextlib.suppress(LeaseLost, RunEnded):  # taken over or ended meanwhile
-            await rt.store.append(record.run_id, [], update, claim=claim_of(rt.owner, record.epoch))
-        rt.inbox.notify_run(record.run_id)  # result() waiters here look again
+        await self._fail(record, error.to_record())
 
     async def _give_up(self, record: RunRecord, recoveries: int) -> None:
-        rt = self.runtime
         error = RecoveryLimit(
             f"run {record.run_id!r} was recovered {recoveries} times in a row without"
             " progress: its process most likely died each time it ran (a step that crashes"
             " or exhausts memory). Fix the cause, then rt.resume() it (or `durable resume`)"
         )
         log.error("%s", error)
-        update = RunUpdate(rt.clock.now(), status="failed", error=encode(error.to_record()))
-        with contextlib.suppress(LeaseLost, RunEnded):
-            await rt.store.append(record.run_id, [], update, claim=claim_of(rt.owner, record.epoch))
-        rt.inbox.notify_run(record.run_id)  # result() waiters here look again
+        await self._fail(record, error.to_record())
+
+    async def _fail(self, record: RunRecord, error: dict[str, Any]) -> None:
+        update = RunUpdate(self.clock.now(), status="failed", error=encode(error))
+        claim = claim_of(self.options.identity, record.epoch)
+        with contextlib.suppress(LeaseLost, RunEnded):  # taken over or ended meanwhile
+            await self.store.append(record.run_id, [], update, claim=claim)
+        self.changes.notify_run(record.run_id)  # result() waiters here look again
 
     def deliver(self, message: EventRecord) -> None:
-        live = self.live.get(message.run_id)
+        live = self.loaded.get(message.run_id)
         if live is not None:
             live.deliver(message)
         unloaded = self.unloaded.get(message.run_id)
@@ -175,7 +205,7 @@ class Residency:
 
     def forget_cancelled(self, run_id: str, error: str | None = None) -> None:
         """The journal says the run was cancelled (or failed with ``error``): stop it."""
-        live = self.live.get(run_id)
+        live = self.loaded.get(run_id)
         if live is not None:
             live.cancel(error)
         self.drop_unloaded(run_id)
@@ -183,7 +213,7 @@ class Residency:
     def nudge(self, run_id: str, message: str) -> None:
         """Wake the run's waits for ``message`` as if it had arrived: they look again at
         what they wait for (a child's row), without the message in their inbox."""
-        live = self.live.get(run_id)
+        live = self.loaded.get(run_id)
         if live is not None:
             live.nudge(message)
         unloaded = self.unloaded.get(run_id)
@@ -196,39 +226,37 @@ class Residency:
         if unloaded is None:
             return False
         for timer in unloaded.timers:
-            self.runtime.timers.cancel(timer)
+            self.timers.cancel(timer)
         return True
 
     def note_suspended(self, live: LiveRun) -> None:
         """A run parked: maybe rebuild it (always_replay), maybe skip virtual time."""
-        rt = self.runtime
         loop = asyncio.get_running_loop()
-        if rt.always_replay:
+        if self.options.always_replay:
             loop.call_soon(self._rebuild_if_idle, live)
-        elif len(self.live) > rt.max_in_memory_runs:
+        elif len(self.loaded) > self.options.max_in_memory_runs:
             loop.call_soon(self._evict_if_idle, live)
-        if isinstance(rt.clock, VirtualClock):
-            rt.clock.poke()
+        self.skipping.poke()
 
     def parked(self) -> bool:
         """Every run here waits (for time or news) and none is being loaded: for a
         virtual clock, which skips only then."""
-        runs = self.live.values()
+        runs = self.loaded.values()
         return not self._waking and all(run.idle for run in runs)
 
     def _rebuild_if_idle(self, live: LiveRun) -> None:
         position = live.positions_used
-        if self.live.get(live.run_id) is live and live.idle and position not in live.replayed_at:
+        if self.loaded.get(live.run_id) is live and live.idle and position not in live.replayed_at:
             live.retire()
             self._tasks.spawn(self._rebuild(live, live.replayed_at | {position}))
 
     def _evict_if_idle(self, live: LiveRun) -> None:
         """Unload an idle run; its timers and awaited events stay here to wake it."""
-        if self.live.get(live.run_id) is not live or not live.idle:
+        if self.loaded.get(live.run_id) is not live or not live.idle:
             return
         waits = live.parked_waits()
         live.retire()
-        del self.live[live.run_id]
+        del self.loaded[live.run_id]
         self._unload(live.run_id, waits, live.record.deadline)
 
     def _unload(
@@ -241,7 +269,7 @@ class Residency:
         the names of awaited events."""
         deadlines = [deadline for deadline, _ in waits] + [run_deadline]
         timers = [
-            self.runtime.timers.call_at(deadline, functools.partial(self._wake, run_id))
+            self.timers.call_at(deadline, functools.partial(self._wake, run_id))
             for deadline in deadlines
             if deadline is not None
         ]
@@ -259,18 +287,17 @@ class Residency:
     async def _load_woken(self) -> None:
         await asyncio.sleep(0)  # let the other runs woken in this moment join
         run_ids, self._waking = sorted(self._waking), set()
-        if self.runtime.is_open:
-            await self.runtime.ownership.claim(include_own=True, run_ids=run_ids)
+        if self.lifecycle.is_open:
+            await self.host.reload(run_ids)
 
     async def _rebuild(self, old: LiveRun, replayed_at: set[int]) -> None:
         """Replace a retired run by a new incarnation replayed from the stored journal."""
-        rt = self.runtime
         if old.task is not None:
             await asyncio.gather(old.task, return_exceptions=True)
-        if not rt.is_open or self.live.get(old.run_id) is not old:
+        if not self.lifecycle.is_open or self.loaded.get(old.run_id) is not old:
             return
-        rt.run_ended(old)
-        await rt.ownership.claim(include_own=True, run_ids=[old.run_id])
-        new = self.live.get(old.run_id)
+        self.host.run_ended(old)
+        await self.host.reload([old.run_id])
+        new = self.loaded.get(old.run_id)
         if new is not None:
             new.replayed_at = replayed_at

@@ -52,7 +52,7 @@ class Results:
         try:
             while rt.is_open:
                 try:  # no clock told: a run waits here, not a caller
-                    async with aclosing(watch(rt.store, rt.inbox, None, run_id, "none")) as looks:
+                    async with aclosing(watch(rt.store, rt.changes, None, run_id, "none")) as looks:
                         async for _ in looks:
                             pass  # until its end
                 except RunNotFound:
@@ -60,7 +60,7 @@ class Results:
                 except Exception as error:  # closed, or the database away for a moment
                     if rt.is_open:
                         log.warning("durable: watching run %s for %s: %s", run_id, watcher, error)
-                        await asyncio.sleep(rt.poll_interval)
+                        await asyncio.sleep(rt.options.poll_interval)
                     continue
                 rt.residency.nudge(watcher, message)
                 return
@@ -97,14 +97,14 @@ class Results:
         """The run's record once it has ended; None as soon as it is live here."""
         rt = self.runtime
         rt._check_open()
-        async with aclosing(watch(rt.store, rt.inbox, rt.clock, run_id, "none")) as looks:
+        async with aclosing(watch(rt.store, rt.changes, rt.clock, run_id, "none")) as looks:
             async for news in looks:
                 if not news.ended and self._live(run_id) is not None:
                     return None
         return news.record  # a watch's last look is the run's end
 
     def _live(self, run_id: str) -> LiveRun | None:
-        live = self.runtime.residency.live.get(run_id)
+        live = self.runtime.residency.loaded.get(run_id)
         return None if live is None or live.retired else live
 
 

@@ -1,9 +1,10 @@
-"""``Runtime`` and ``RunHandle``: open a journal, start, read, answer, cancel, resume.
+"""``Runtime``: open a journal, start, read, answer, cancel, resume.
 
 One runtime owns one store. Opening it claims and resumes every unfinished
-run this process has the workflow for (``_ownership.py``; runs parked at a
-sleep or a wait stay unloaded until due, ``_residency.py``), then follows the
-store's change feed for what other processes write (``_inbox.py``).
+run this process has the workflow for (``ownership.py``; runs parked at a
+sleep or a wait stay unloaded until due, ``residency.py``), then follows the
+store's change feed for what other processes write (``changes.py``). The
+runtime is a facade: its parts do the work, each built with what it uses.
 """
 
 from __future__ import annotations
@@ -19,30 +20,31 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from typing_extensions import ParamSpec
 
-from durable._base.clock import Clock, SystemClock, VirtualClock
+from durable._base.clock import Clock, SystemClock, time_skipping
 from durable._base.ids import check_name
-from durable._base.numbers import count, seconds, timestamp
-from durable.errors import DurableError, RunNotFound
-from durable.journal.info import PendingWait, RunInfo, RunStatus, event_dict, history_document
-from durable.journal.kinds import child_message
-from durable.journal.records import EventRecord, RunRecord
+from durable.errors import DurableError
+from durable.journal.info import PendingWait, RunInfo, RunStatus
+from durable.journal.records import RunRecord
 from durable.observe.metrics import Metrics
 from durable.observe.telemetry import Telemetry
+from durable.runtime.admission import Admission
 from durable.runtime.answers import Answers
+from durable.runtime.changes import Changes, FeedReader
 from durable.runtime.check import CheckReport, check
 from durable.runtime.control import Control
 from durable.runtime.handle import RunHandle
-from durable.runtime.inbox import Inbox
-from durable.runtime.live_run import LiveRun
+from durable.runtime.lifecycle import Lifecycle
 from durable.runtime.liveness import runtime_name
-from durable.runtime.options import check_runtime_options, runtime_workflows
+from durable.runtime.options import RuntimeOptions, check_path_and_clock, workflow_tuple
 from durable.runtime.ownership import Ownership
+from durable.runtime.reading import Reading
 from durable.runtime.residency import Residency
 from durable.runtime.results import Results
-from durable.runtime.scheduler import Scheduler
-from durable.runtime.starting import start_run
+from durable.runtime.schedules import Schedules
+from durable.runtime.starting import Starter
 from durable.runtime.state import read_state, wait_state
 from durable.runtime.streams import read_stream
+from durable.runtime.supervision import Parts, Supervision
 from durable.runtime.timers import Timers
 from durable.store import open_store
 from durable.store.ports import Store
@@ -87,11 +89,13 @@ class Runtime:
     ``opentelemetry-api`` installed, runs and step attempts are spans of
     ``tracer_provider`` (default: the global one the application configures).
 
-    The runtime is a facade over its parts, each with one job: ``store`` (the
-    journal), ``ownership`` (leases and claims), ``residency`` (which runs are
-    in memory), ``inbox`` (changes written elsewhere), ``answers`` (questions, answers and
-    events sent to runs), ``control`` (cancel, deadlines, resume, re-run), ``results``
-    (awaiting runs' ends) and ``timers``. They are
+    The runtime is a facade over its parts, each with one job and given what it
+    uses (``_wire``): ``store`` (the journal), ``options`` (the settings above),
+    ``ownership`` (leases and claims), ``residency`` (which runs are in memory),
+    ``changes`` and ``feed`` (news of runs, and following what others write),
+    ``starter``, ``admission`` (queues), ``cron``, ``answers`` (questions, answers
+    and events sent to runs), ``control`` (cancel, deadlines, resume, re-run),
+    ``results`` (awaiting runs' ends), ``reading`` and ``timers``. They are
     attributes for tools and tests to look at, not a stable API.
     """
 
@@ -114,64 +118,73 @@ class Runtime:
         workflows: Sequence[Workflow[Any, Any]] | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        check_runtime_options(path, clock, recover, always_replay, identity)
-        seconds("lease_seconds", lease_seconds)
-        seconds("poll_interval", poll_interval)
-        count("max_in_memory_runs", max_in_memory_runs)
-        count("max_value_bytes", max_value_bytes, none_ok=True)
-        count("max_recoveries", max_recoveries)
+        check_path_and_clock(path, clock)
         self.path = path
         self.clock: Clock = clock or SystemClock()
-        # Everything it was opened with, so that a runtime can be opened again alike
-        # (durable.testing.crash); a store given ready-made cannot be.
-        self.settings: dict[str, Any] | None = None
-        if store is None:
-            self.settings = {
-                "clock": self.clock,
-                "recover": recover,
-                "durability": durability,
-                "identity": identity,
-                "lease_seconds": lease_seconds,
-                "poll_interval": poll_interval,
-                "always_replay": always_replay,
-                "writer": writer,
-                "max_in_memory_runs": max_in_memory_runs,
-                "max_value_bytes": max_value_bytes,
-                "max_recoveries": max_recoveries,
-                "workflows": workflows,
-                "tracer_provider": tracer_provider,
-            }
-        self.durability = durability
+        self.options = RuntimeOptions(
+            identity=runtime_name(uuid.uuid4().hex[:8]) if identity is None else identity,
+            recover=recover,
+            durability=durability,
+            lease_seconds=lease_seconds,
+            poll_interval=poll_interval,
+            always_replay=always_replay,
+            writer=writer,
+            max_in_memory_runs=max_in_memory_runs,
+            max_value_bytes=max_value_bytes,
+            max_recoveries=max_recoveries,
+            workflows=workflow_tuple(workflows),
+            tracer_provider=tracer_provider,
+        )
+        self._reopenable = store is None
         self.store: Store = store or open_store(path, durability, writer, poll_interval)
-        self.timers = Timers(self.clock)
-        self.recover = recover
-        self.owner = identity or runtime_name(uuid.uuid4().hex[:8])
-        self.lease_seconds = lease_seconds
-        self.poll_interval = poll_interval
-        self.always_replay = always_replay
-        self.max_in_memory_runs = max_in_memory_runs
-        self.max_value_bytes = max_value_bytes
-        self.max_recoveries = max_recoveries
-        self.ownership = Ownership(self, runtime_workflows(workflows))
-        self.residency = Residency(self)
-        self.inbox = Inbox(self)
-        self.answers = Answers(self)
-        self.control = Control(self)
-        self.results = Results(self)
-        self.scheduler = Scheduler(self)
-        self.telemetry = Telemetry(tracer_provider)
-        self._open = False
-        self._token: contextvars.Token[_current.Starter | None] | None = None
+        self._wire(self.options)
+        self._token: contextvars.Token[_current.Starts | None] | None = None
         self._detach_clock: Callable[[], None] | None = None
+
+    def _wire(self, opts: RuntimeOptions) -> None:
+        """Build the parts, each given the collaborators it uses; the live runs and the
+        parts that need each other both ways meet in ``supervision``."""
+        store, clock, life = self.store, self.clock, Lifecycle()
+        self.lifecycle = life
+        self.timers = timers = Timers(clock)
+        self.telemetry = tel = Telemetry(opts.tracer_provider)
+        self.changes = changes = Changes()
+        sup = self.supervision = Supervision(store, clock, timers, tel, opts, changes)
+        self.reading = reading = Reading(store, clock, life)
+        self.residency = res = Residency(store, clock, timers, opts, life, changes, sup)
+        self.admission = adm = Admission(store, clock, timers, opts, life, res, sup.reclaim_all)
+        self.ownership = own = Ownership(store, opts, life, res, changes, tel, adm.admit_soon)
+        self.feed = FeedReader(store, opts.poll_interval, changes, own, res)
+        self.starter = Starter(store, clock, opts, life, tel, res, adm.admit_soon)
+        self.cron = Schedules(store, clock, timers, opts, life, self.starter)
+        self.control = Control(
+            store, clock, timers, opts.poll_interval, life, reading, res, changes, own, adm
+        )
+        self.answers = Answers(self)
+        self.results = Results(self)
+        sup.connect(Parts(res, own, adm, self.starter, self.control, self.results, self.answers))
+
+    @property
+    def owner(self) -> str:
+        """The name this runtime owns runs under (``identity``)."""
+        return self.options.identity
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        """The keyword arguments that open a runtime alike on ``path`` (``durable.testing.crash``);
+        None for one given a ready-made store, which cannot be reopened."""
+        if not self._reopenable:
+            return None
+        return {"clock": self.clock, **self.options.keywords()}
 
     @property
     def is_open(self) -> bool:
-        return self._open
+        return self.lifecycle.is_open
 
     @property
     def loaded_runs(self) -> frozenset[str]:
         """The runs executing in this runtime's memory now."""
-        return frozenset(self.residency.live)
+        return frozenset(self.residency.loaded)
 
     @property
     def unloaded_runs(self) -> frozenset[str]:
@@ -194,25 +207,25 @@ class Runtime:
 
     async def open(self) -> None:
         """Open the journal, resume unfinished runs, start timers and the poller."""
-        if self._open:
+        if self.lifecycle.is_open:
             raise DurableError("this runtime is already open")
         await self.store.open()
-        self._open = True
+        self.lifecycle.is_open = True
         self.timers.start()
-        if isinstance(self.clock, VirtualClock):  # it skips only while our runs are parked
-            self._detach_clock = self.clock.attach(self.residency.parked)
+        # A skipping clock skips only while every run of ours is parked.
+        self._detach_clock = time_skipping(self.clock).attach(self.residency.parked)
         self._token = _current.runtime.set(self)
         last_seq = await self.store.last_seq()
         await self.ownership.open()
-        if self.recover:
-            await self.ownership.report_unregistered(await self._unfinished())
+        if self.options.recover:
+            await self.ownership.report_unregistered(await self.reading.unfinished())
         self.ownership.schedule_renewal()
-        await self.inbox.start(last_seq)
-        await self.scheduler.start_schedules()
+        await self.feed.start(last_seq)
+        await self.cron.start()
 
     async def close(self) -> None:
         """Stop every run where it is (left resumable, never failed) and close the journal."""
-        stopped = list(self.residency.live)
+        stopped = list(self.residency.loaded)
         if await self._stop_runs():
             try:
                 # The runs stopped mid-flight are handed back as free, so that whoever
@@ -229,12 +242,12 @@ class Runtime:
             await self._close_store()
 
     async def _stop_runs(self) -> bool:
-        if not self._open:
+        if not self.lifecycle.is_open:
             return False
-        self._open = False
+        self.lifecycle.is_open = False
         self.ownership.stop()
-        self.scheduler.stop()
-        await self.inbox.stop()
+        self.cron.stop()
+        await self.feed.stop()
         await self.residency.stop_all()
         return True
 
@@ -244,7 +257,7 @@ class Runtime:
             self._detach_clock = None
         await self.timers.stop()
         await self.store.close()
-        self.inbox.notify(DurableError("the runtime was closed while waiting for a run's result"))
+        self.changes.notify(DurableError("the runtime was closed while waiting for a run's result"))
         if self._token is not None:
             # ValueError: closed from another task than the one that opened it.
             with contextlib.suppress(ValueError):
@@ -252,10 +265,7 @@ class Runtime:
             self._token = None
 
     def _check_open(self) -> None:
-        if not self._open:
-            raise DurableError(
-                "the runtime is not open; use it inside `async with durable.Runtime(...) as rt:`"
-            )
+        self.lifecycle.check_open()
 
     # -- starting and reading runs -------------------------------------------
 
@@ -293,8 +303,7 @@ class Runtime:
         running run of the queue has raises ``DuplicateInQueue``. ``parent_run_id``
         is set by ``ctx.start_child``.
         """
-        rid = await start_run(
-            self,
+        rid = await self.starter.start(
             wf,
             args,
             kwargs,
@@ -327,64 +336,24 @@ class Runtime:
         """Runs, newest first. ``after`` (a run id, the last of the page before) pages
         on; ``since`` and ``until`` (aware datetimes) bound when runs were created;
         ``parent`` keeps the children of that run."""
-        self._check_open()
-        status_text = None if status is None else _status(status)
-        for what, name in (("workflow", workflow), ("after", after), ("parent", parent)):
-            if name is not None:
-                check_name(f"list_runs({what}=...)", name)
-        cursor = None
-        if after is not None:
-            record = await self.store.get_run(after)
-            if record is None:
-                raise RunNotFound(after)
-            cursor = (record.created_at, record.run_id)
-        count("limit", limit)
-        records = await self.store.list_runs(
-            status_text,
-            workflow,
-            limit=limit,
-            after=cursor,
-            since=None if since is None else timestamp("since", since),
-            until=None if until is None else timestamp("until", until),
-            parent=parent,
-        )
-        return [RunInfo.from_record(record) for record in records]
+        return await self.reading.list_runs(status, workflow, limit, after, since, until, parent)
 
     async def prune(self, older_than: float | dt.timedelta, *, batch: int = 1000) -> int:
         """Delete runs that ended more than ``older_than`` (seconds or a timedelta) ago,
         with their journals, ``batch`` runs per transaction; returns how many. Never
         an unfinished run."""
-        self._check_open()
-        age = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
-        cutoff = self.clock.now() - seconds("older_than", age, zero_ok=True)
-        count("batch", batch)
-        pruned = 0
-        while True:
-            deleted = await self.store.prune(cutoff, batch)
-            pruned += deleted
-            if deleted < batch:
-                return pruned
+        return await self.reading.prune(older_than, batch)
 
     async def history(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events in journal order (superseded ones flagged), as JSON-ready dicts."""
-        await self._record(run_id)
-        return [event_dict(event) for event in await self._events(run_id)]
+        return await self.reading.history(run_id)
 
     async def export(self, run_id: str) -> dict[str, Any]:
         """The history document of a run: format version, the run, its events in order."""
-        record = await self._record(run_id)
-        return history_document(record, await self._events(run_id))
-
-    async def _events(self, run_id: str) -> list[EventRecord]:
-        return (await self.store.load_events([run_id]))[run_id]
+        return await self.reading.export(run_id)
 
     async def _record(self, run_id: str) -> RunRecord:
-        self._check_open()
-        check_name("run_id", run_id)
-        record = await self.store.get_run(run_id)
-        if record is None:
-            raise RunNotFound(run_id)
-        return record
+        return await self.reading.record(run_id)
 
     # -- answers, events, cancellation --------------------------------------
 
@@ -429,28 +398,30 @@ class Runtime:
         """Try a failed run again: one that failed in a step retries from that step (its
         recorded failure superseded, as ``rerun_from`` does); one that failed elsewhere
         replays its journal under the current code (after a fix)."""
-        return await self.control.resume(run_id)
+        await self.control.resume(run_id)
+        return RunHandle(self, run_id)
 
     async def rerun_from(self, run_id: str, position: int) -> RunHandle[Any]:
         """Re-execute a finished run from ``position``; earlier entries are kept, superseded."""
-        return await self.control.rerun_from(run_id, position)
+        await self.control.rerun_from(run_id, position)
+        return RunHandle(self, run_id)
 
     async def queue_status(self, name: Queue | str) -> QueueStatus:
         """How many runs of the queue are queued and running, and its limits (None
         for a queue this process did not declare)."""
         self._check_open()
         name = name if isinstance(name, Queue) else check_name("a queue's name", name)
-        return await self.scheduler.status(name.name if isinstance(name, Queue) else name)
+        return await self.admission.status(name.name if isinstance(name, Queue) else name)
 
     async def queues(self) -> list[QueueStatus]:
         """``queue_status`` of every queue declared here or with runs in the journal."""
         self._check_open()
-        return await self.scheduler.statuses()
+        return await self.admission.statuses()
 
     async def schedules(self) -> list[ScheduleInfo]:
         """The cron schedules seen on this journal, with their next and latest ticks."""
         self._check_open()
-        return await self.scheduler.schedules()
+        return await self.cron.schedules()
 
     async def metrics(self) -> Metrics:
         """This runtime's counts of step attempts, run ends and takeovers, with the
@@ -487,36 +458,10 @@ class Runtime:
         tools, like the CLI, that import no workflows).
         """
         self._check_open()
-        return await check(self, unregistered=unregistered)
-
-    # -- what the parts and live runs call back ------------------------------
+        here = self.loaded_runs | self.unloaded_runs
+        runs = await self.reading.unfinished()
+        owned = self.ownership.owned_by_live_runtime
+        return await check(self.store, runs, owned, here, unregistered=unregistered)
 
     async def _unfinished(self) -> list[RunRecord]:
-        return await self.store.list_runs(limit=None, unfinished=True)
-
-    def reclaim_later(self, run_id: str) -> None:
-        self.ownership.reclaim_later(run_id)
-
-    def note_suspended(self, live: LiveRun) -> None:
-        self.residency.note_suspended(live)
-        self.inbox.notify()  # for wait_for_question
-
-    def forget(self, live: LiveRun) -> None:
-        self.residency.forget(live)
-
-    def run_ended(self, live: LiveRun) -> None:
-        self.residency.forget(live)
-        parent = live.record.parent_run_id
-        if parent is not None:  # the store told the parent too; here it hears at once
-            self.residency.nudge(parent, child_message(live.run_id))
-        if live.record.queue is not None and not live.slot_handed_on:  # its slot is free
-            self.scheduler.admit_soon()
-        self.inbox.notify_run(live.run_id)
-
-
-def _status(status: RunStatus | str) -> str:
-    try:
-        return RunStatus(status).value
-    except ValueError:
-        valid = ", ".join(member.value for member in RunStatus)
-        raise ValueError(f"unknown run status {status!r}; the statuses are: {valid}") from None
+        return await self.reading.unfinished()

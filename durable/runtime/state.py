@@ -37,7 +37,7 @@ async def wait_state(rt: Runtime, run_id: str, key: str, timeout: float | None) 
 async def _state_set(rt: Runtime, run_id: str, key: str) -> Any:
     rt._check_open()
     check_name("run_id", run_id)
-    async with aclosing(watch(rt.store, rt.inbox, rt.clock, run_id, "all")) as looks:
+    async with aclosing(watch(rt.store, rt.changes, rt.clock, run_id, "all")) as looks:
         async for news in looks:
             state = state_of(news.events)
             if key in state:

@@ -20,7 +20,7 @@ async def read_stream(rt: Runtime, run_id: str, key: str) -> AsyncIterator[Any]:
     committed; it ends when the stream is closed or the run has ended."""
     _check_key(key)
     rt._check_open()
-    async with aclosing(watch(rt.store, rt.inbox, rt.clock, run_id, "new")) as looks:
+    async with aclosing(watch(rt.store, rt.changes, rt.clock, run_id, "new")) as looks:
         async for news in looks:
             for event in news.events:
                 if event.name != key or event.superseded:

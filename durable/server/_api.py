@@ -127,7 +127,7 @@ def create_app(
         Route("/", _page),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
-    limit = max_body if max_body is not None else rt.max_value_bytes or 10_000_000
+    limit = max_body if max_body is not None else rt.options.max_value_bytes or 10_000_000
     return Starlette(routes=routes, middleware=_guards(token, host, allowed_host, limit))
 
 

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from durable.workflow.context import WorkflowContext
+    from durable.workflow.decorators import Workflow
     from durable.workflow.step_info import StepScope
 
-
-class Starter(Protocol):
-    """The open runtime, as a workflow called outside any run sees it."""
-
-    def start_run(self, wf: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
-        """Start a run of ``wf``; what it returns has an awaitable ``result()``."""
-        ...
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
-runtime: ContextVar[Starter | None] = ContextVar("durable_runtime", default=None)
+class Outcome(Protocol[R_co]):
+    async def result(self) -> R_co: ...
+
+
+class Starts(Protocol):
+    """The open runtime, as a workflow called outside any run uses it."""
+
+    async def start_run(
+        self, wf: Workflow[Any, R], args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> Outcome[R]: ...
+
+
+runtime: ContextVar[Starts | None] = ContextVar("durable_runtime", default=None)
 context: ContextVar[WorkflowContext | None] = ContextVar("durable_context", default=None)
 step: ContextVar[StepScope | None] = ContextVar("durable_step", default=None)
