@@ -9,21 +9,20 @@ open, the run not ended) before handing them to the run if it is here.
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durable._base.codec import encode
 from durable._base.ids import check_name
 from durable._base.numbers import seconds
 from durable.errors import CorruptJournal, DurableError, InvalidResponse, NoPendingWait
-from durable.journal.info import PendingWait
+from durable.journal.info import PendingWait, RunInfo
 from durable.journal.kinds import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX
 from durable.journal.records import EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
 from durable.journal.run_journal import RunJournal
-from durable.runtime.watch import in_time, watch
-
-if TYPE_CHECKING:
-    from durable.runtime.runtime import Runtime
-
+from durable.runtime.options import RuntimeOptions
+from durable.runtime.reading import Reading
+from durable.runtime.residency import Residency
+from durable.runtime.watch import in_time
 
 _RESERVED = (USER_WAIT_PREFIX, CHILD_ENDED)
 
@@ -31,18 +30,20 @@ _RESERVED = (USER_WAIT_PREFIX, CHILD_ENDED)
 class Answers:
     """The runtime's part that takes answers and events for runs."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, reading: Reading, residency: Residency, options: RuntimeOptions) -> None:
+        self.reading = reading
+        self.residency = residency
+        self.options = options
 
     async def pending(self, run_id: str | None) -> list[PendingWait]:
-        rt = self.runtime
-        rt._check_open()
+        reading = self.reading
+        reading.lifecycle.check_open()
         if run_id is not None:
-            await rt._record(run_id)
+            await reading.record(run_id)
             run_ids = [run_id]
         else:
-            run_ids = [record.run_id for record in await rt._unfinished()]
-        journals = (await rt.store.load_events(run_ids)).values()
+            run_ids = [record.run_id for record in await reading.unfinished()]
+        journals = (await reading.store.load_events(run_ids)).values()
         return sorted(
             (wait for events in journals for wait in _unanswered(events)),
             key=lambda wait: wait.created_at,
@@ -53,16 +54,13 @@ class Answers:
             seconds("timeout", timeout)
 
         async def late() -> str:
-            status = str((await self.runtime.get_run(run_id)).status)
+            status = str(RunInfo.from_record(await self.reading.record(run_id)).status)
             return f"run {run_id!r} asked no question within {timeout} s; it is {status}"
 
         return await in_time(self._question(run_id), timeout, late)
 
     async def _question(self, run_id: str) -> PendingWait:
-        rt = self.runtime
-        rt._check_open()
-        check_name("run_id", run_id)
-        async with aclosing(watch(rt.store, rt.changes, rt.clock, run_id, "all")) as looks:
+        async with aclosing(self.reading.watch(run_id, "all")) as looks:
             async for news in looks:
                 waits = sorted(_unanswered(news.events), key=lambda wait: wait.created_at)
                 if waits:
@@ -87,7 +85,7 @@ class Answers:
                     f"{value!r} is not an answer to {wait.question!r}; answer one of the"
                     f" option ids {ids}"
                 )
-        text = encode(value, self.runtime.options.max_value_bytes)
+        text = encode(value, self.options.max_value_bytes)
         try:
             await self._send(run_id, wait.wait_id, text, Expect(pending_wait=wait.wait_id))
         except (RunEnded, WaitAnswered):
@@ -99,7 +97,7 @@ class Answers:
         check_name("run_id", run_id)
         if key is not None:
             check_name("an event's key", key)
-        text = encode(payload, self.runtime.options.max_value_bytes)
+        text = encode(payload, self.options.max_value_bytes)
         try:
             await self.deliver(run_id, name, text, key)
         except RunEnded as ended:
@@ -120,13 +118,13 @@ class Answers:
     async def _send(
         self, run_id: str, name: str, text: str, expect: Expect, key: str | None = None
     ) -> None:
-        rt = self.runtime
-        rt._check_open()
-        event = NewEvent(run_id, None, MESSAGE, name, text, rt.clock.now())
-        seq = await rt.store.send(event, expect, key)
+        reading = self.reading
+        reading.lifecycle.check_open()
+        event = NewEvent(run_id, None, MESSAGE, name, text, reading.clock.now())
+        seq = await reading.store.send(event, expect, key)
         if seq is not None:
             message = EventRecord(seq, run_id, None, MESSAGE, name, text, event.created_at)
-            rt.residency.deliver(message)
+            self.residency.deliver(message)
 
 
 def _unanswered(events: list[EventRecord]) -> list[PendingWait]:

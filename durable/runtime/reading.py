@@ -1,10 +1,11 @@
-"""Reading runs from the journal: one run's row and history, lists of runs, pruning
-the ended ones. Nothing here needs the run to execute in this process."""
+"""Reading runs from the journal: one run's row and history, lists of runs, watching one
+for news, pruning the ended ones. Nothing here needs the run to execute in this process."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, Literal
 
 from durable._base.clock import Clock
 from durable._base.ids import check_name
@@ -12,17 +13,29 @@ from durable._base.numbers import count, seconds, timestamp
 from durable.errors import RunNotFound
 from durable.journal.info import RunInfo, RunStatus, event_dict, history_document
 from durable.journal.records import EventRecord, RunRecord
+from durable.runtime.changes import Changes
 from durable.runtime.lifecycle import Lifecycle
+from durable.runtime.watch import News, watch
 from durable.store.ports import Store
 
 
 class Reading:
     """The runtime's part that reads runs (and prunes them)."""
 
-    def __init__(self, store: Store, clock: Clock, lifecycle: Lifecycle) -> None:
+    def __init__(self, store: Store, clock: Clock, lifecycle: Lifecycle, changes: Changes) -> None:
         self.store = store
         self.clock = clock
         self.lifecycle = lifecycle
+        self.changes = changes
+
+    def watch(
+        self, run_id: str, events: Literal["none", "new", "all"], *, caller: bool = True
+    ) -> AsyncGenerator[News, None]:
+        """``watch`` the run (see ``durable.runtime.watch``). A ``caller`` is someone a
+        virtual clock skips time for while it waits; a run waiting on another is not."""
+        self.lifecycle.check_open()
+        check_name("run_id", run_id)
+        return watch(self.store, self.changes, self.clock if caller else None, run_id, events)
 
     async def record(self, run_id: str) -> RunRecord:
         """The run's row; ``RunNotFound`` if there is none."""

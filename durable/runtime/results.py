@@ -11,28 +11,30 @@ from __future__ import annotations
 import asyncio
 import functools
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durable._base.aio import TaskSet
 from durable._base.clock import awaiting
 from durable._base.codec import convert, loads, return_hint
 from durable.errors import RunNotFound, WorkflowCancelled, WorkflowFailed
-from durable.journal.info import RunStatus
+from durable.journal.info import RunInfo, RunStatus
 from durable.journal.records import RunRecord
-from durable.runtime.watch import in_time, watch
+from durable.runtime.live_run import LiveRun
+from durable.runtime.options import RuntimeOptions
+from durable.runtime.reading import Reading
+from durable.runtime.residency import Residency
+from durable.runtime.watch import in_time
 from durable.workflow.decorators import registered
 from durable.workflow.logs import log
-
-if TYPE_CHECKING:
-    from durable.runtime.live_run import LiveRun
-    from durable.runtime.runtime import Runtime
 
 
 class Results:
     """The runtime's part that waits for runs to end."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, reading: Reading, residency: Residency, options: RuntimeOptions) -> None:
+        self.reading = reading
+        self.residency = residency
+        self.options = options
         self._watching: set[tuple[str, str]] = set()
         self._tasks = TaskSet()
 
@@ -48,21 +50,22 @@ class Results:
             self._tasks.spawn(self._nudge_at_end(run_id, watcher, message))
 
     async def _nudge_at_end(self, run_id: str, watcher: str, message: str) -> None:
-        rt = self.runtime
+        lifecycle = self.reading.lifecycle
         try:
-            while rt.is_open:
-                try:  # no clock told: a run waits here, not a caller
-                    async with aclosing(watch(rt.store, rt.changes, None, run_id, "none")) as looks:
+            while lifecycle.is_open:
+                try:
+                    looks = self.reading.watch(run_id, "none", caller=False)
+                    async with aclosing(looks):
                         async for _ in looks:
                             pass  # until its end
                 except RunNotFound:
                     pass
                 except Exception as error:  # closed, or the database away for a moment
-                    if rt.is_open:
+                    if lifecycle.is_open:
                         log.warning("durable: watching run %s for %s: %s", run_id, watcher, error)
-                        await asyncio.sleep(rt.options.poll_interval)
+                        await asyncio.sleep(self.options.poll_interval)
                     continue
-                rt.residency.nudge(watcher, message)
+                self.residency.nudge(watcher, message)
                 return
         finally:
             self._watching.discard((run_id, watcher))
@@ -72,7 +75,7 @@ class Results:
         after ``timeout`` real seconds a ``TimeoutError`` naming the run and its status."""
 
         async def late() -> str:
-            status = str((await self.runtime.get_run(run_id)).status)
+            status = str(RunInfo.from_record(await self.reading.record(run_id)).status)
             return (
                 f"run {run_id!r} did not end within {timeout} s; it is {status} and goes"
                 " on (await result() again, or cancel it)"
@@ -84,7 +87,7 @@ class Results:
         while True:
             live = self._live(run_id)
             if live is not None:
-                with awaiting(self.runtime.clock, functools.partial(getattr, live, "ended")):
+                with awaiting(self.reading.clock, functools.partial(getattr, live, "ended")):
                     final = await live.wait_ended()
                 if final is not None:
                     return outcome(final)
@@ -95,16 +98,14 @@ class Results:
 
     async def _journaled_end(self, run_id: str) -> RunRecord | None:
         """The run's record once it has ended; None as soon as it is live here."""
-        rt = self.runtime
-        rt._check_open()
-        async with aclosing(watch(rt.store, rt.changes, rt.clock, run_id, "none")) as looks:
+        async with aclosing(self.reading.watch(run_id, "none")) as looks:
             async for news in looks:
                 if not news.ended and self._live(run_id) is not None:
                     return None
         return news.record  # a watch's last look is the run's end
 
     def _live(self, run_id: str) -> LiveRun | None:
-        live = self.runtime.residency.loaded.get(run_id)
+        live = self.residency.loaded.get(run_id)
         return None if live is None or live.retired else live
 
 

@@ -24,7 +24,6 @@ from durable._base.clock import Clock, SystemClock, time_skipping
 from durable._base.ids import check_name
 from durable.errors import DurableError
 from durable.journal.info import PendingWait, RunInfo, RunStatus
-from durable.journal.records import RunRecord
 from durable.observe.metrics import Metrics
 from durable.observe.telemetry import Telemetry
 from durable.runtime.admission import Admission
@@ -150,7 +149,7 @@ class Runtime:
         self.telemetry = tel = Telemetry(opts.tracer_provider)
         self.changes = changes = Changes()
         sup = self.supervision = Supervision(store, clock, timers, tel, opts, changes)
-        self.reading = reading = Reading(store, clock, life)
+        self.reading = reading = Reading(store, clock, life, changes)
         self.residency = res = Residency(store, clock, timers, opts, life, changes, sup)
         self.admission = adm = Admission(store, clock, timers, opts, life, res, sup.reclaim_all)
         self.ownership = own = Ownership(store, opts, life, res, changes, tel, adm.admit_soon)
@@ -160,8 +159,8 @@ class Runtime:
         self.control = Control(
             store, clock, timers, opts.poll_interval, life, reading, res, changes, own, adm
         )
-        self.answers = Answers(self)
-        self.results = Results(self)
+        self.answers = Answers(reading, res, opts)
+        self.results = Results(reading, res, opts)
         sup.connect(Parts(res, own, adm, self.starter, self.control, self.results, self.answers))
 
     @property
@@ -264,9 +263,6 @@ class Runtime:
                 _current.runtime.reset(self._token)
             self._token = None
 
-    def _check_open(self) -> None:
-        self.lifecycle.check_open()
-
     # -- starting and reading runs -------------------------------------------
 
     async def start(
@@ -320,7 +316,7 @@ class Runtime:
         return RunHandle(self, check_name("run_id", run_id))
 
     async def get_run(self, run_id: str) -> RunInfo:
-        return RunInfo.from_record(await self._record(run_id))
+        return RunInfo.from_record(await self.reading.record(run_id))
 
     async def list_runs(
         self,
@@ -351,9 +347,6 @@ class Runtime:
     async def export(self, run_id: str) -> dict[str, Any]:
         """The history document of a run: format version, the run, its events in order."""
         return await self.reading.export(run_id)
-
-    async def _record(self, run_id: str) -> RunRecord:
-        return await self.reading.record(run_id)
 
     # -- answers, events, cancellation --------------------------------------
 
@@ -409,38 +402,38 @@ class Runtime:
     async def queue_status(self, name: Queue | str) -> QueueStatus:
         """How many runs of the queue are queued and running, and its limits (None
         for a queue this process did not declare)."""
-        self._check_open()
+        self.lifecycle.check_open()
         name = name if isinstance(name, Queue) else check_name("a queue's name", name)
         return await self.admission.status(name.name if isinstance(name, Queue) else name)
 
     async def queues(self) -> list[QueueStatus]:
         """``queue_status`` of every queue declared here or with runs in the journal."""
-        self._check_open()
+        self.lifecycle.check_open()
         return await self.admission.statuses()
 
     async def schedules(self) -> list[ScheduleInfo]:
         """The cron schedules seen on this journal, with their next and latest ticks."""
-        self._check_open()
+        self.lifecycle.check_open()
         return await self.cron.schedules()
 
     async def metrics(self) -> Metrics:
         """This runtime's counts of step attempts, run ends and takeovers, with the
         journal's counts of runs and of queued runs: what ``/metrics`` serves."""
-        self._check_open()
+        self.lifecycle.check_open()
         return await self.telemetry.metrics(self.store, await self.queues())
 
     def read_stream(self, run_id: str, key: str) -> AsyncIterator[Any]:
         """The values of the run's stream ``key`` in order, from any process: those
         written already, then each as it is committed; it ends when the stream is
         closed or the run ends."""
-        self._check_open()
+        self.lifecycle.check_open()
         check_name("run_id", run_id)
         check_name("a stream's key", key)
-        return read_stream(self, run_id, key)
+        return read_stream(self.reading, run_id, key)
 
     async def get_state(self, run_id: str) -> dict[str, Any]:
         """The run's ``ctx.state`` as last committed, from any process."""
-        return await read_state(self, run_id)
+        return await read_state(self.reading, run_id)
 
     async def wait_state(self, run_id: str, key: str, timeout: float | None = None) -> Any:
         """Wait until the run has set ``key`` in its ``ctx.state`` and return the value.
@@ -448,7 +441,7 @@ class Runtime:
         ``timeout`` is in real seconds (``TimeoutError`` naming the run); a run that
         ends without setting it raises ``DurableError``.
         """
-        return await wait_state(self, run_id, key, timeout)
+        return await wait_state(self.reading, run_id, key, timeout)
 
     async def check(self, *, unregistered: bool = True) -> CheckReport:
         """What needs a human: interrupted steps, orphaned, unknown, poison and
@@ -457,11 +450,8 @@ class Runtime:
         ``unregistered=False`` skips runs of workflows this process lacks (for
         tools, like the CLI, that import no workflows).
         """
-        self._check_open()
+        self.lifecycle.check_open()
         here = self.loaded_runs | self.unloaded_runs
         runs = await self.reading.unfinished()
         owned = self.ownership.owned_by_live_runtime
         return await check(self.store, runs, owned, here, unregistered=unregistered)
-
-    async def _unfinished(self) -> list[RunRecord]:
-        return await self.reading.unfinished()

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durable.journal.kinds import STREAM_CLOSED, STREAM_VALUE
 from durable.journal.run_journal import payload
-from durable.runtime.watch import watch
+from durable.runtime.reading import Reading
 from durable.workflow.stream import _check_key
 
-if TYPE_CHECKING:
-    from durable.runtime.runtime import Runtime
 
-
-async def read_stream(rt: Runtime, run_id: str, key: str) -> AsyncIterator[Any]:
+async def read_stream(reading: Reading, run_id: str, key: str) -> AsyncIterator[Any]:
     """The stream's values in order: those written already, then each one as it is
     committed; it ends when the stream is closed or the run has ended."""
     _check_key(key)
-    rt._check_open()
-    async with aclosing(watch(rt.store, rt.changes, rt.clock, run_id, "new")) as looks:
+    async with aclosing(reading.watch(run_id, "new")) as looks:
         async for news in looks:
             for event in news.events:
                 if event.name != key or event.superseded:
