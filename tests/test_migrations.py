@@ -156,7 +156,7 @@ async def test_functions_that_differ_from_their_files_are_reinstalled_on_open(
 ) -> None:
     fresh = await new_journal(pg_db)
     execute(pg_db, _OTHER_FINISH_BATCH)
-    execute(pg_db, "DROP FUNCTION append_owned_admit")
+    execute(pg_db, "DROP FUNCTION admit")
     execute(pg_db, "CREATE FUNCTION leftover() RETURNS int LANGUAGE sql AS 'SELECT 1'")
     assert schemas.differences(await describe(pg_db), fresh) != []
     async with durable.Runtime(pg_db) as rt:

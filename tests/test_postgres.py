@@ -76,7 +76,7 @@ async def test_functions_dropped_or_changed_by_hand_are_reinstalled_on_open(db: 
     one dropped, one altered by hand), an open installs this version's."""
     async with durable.Runtime(db):
         pass
-    execute(db, "DROP FUNCTION append_owned_admit")
+    execute(db, "DROP FUNCTION admit")
     execute(db, "ALTER FUNCTION append RESET enable_seqscan")
     async with durable.Runtime(db, durability="normal") as rt:
         handles = [await rt.start(queued_tick, i) for i in range(4)]
@@ -88,7 +88,7 @@ async def test_functions_dropped_or_changed_by_hand_are_reinstalled_on_open(db: 
         " WHERE proname = 'append' AND pronamespace = current_schema()::regnamespace",
     )
     assert settings == [(["enable_seqscan=off"],)]
-    assert query(db, "SELECT to_regproc('append_owned_admit') IS NOT NULL") == [(True,)]
+    assert query(db, "SELECT to_regproc('admit') IS NOT NULL") == [(True,)]
 
 
 async def test_a_journal_from_a_newer_durable_is_refused_untouched(db: str) -> None:
@@ -182,9 +182,8 @@ def test_three_worker_processes_share_100_runs_and_none_runs_twice(db: str, tmp_
 
 
 class _BreakingConnection:
-    """Stands in for the writer's connection: the batch's call breaks, before or after
-    the server ran it, as a connection lost mid-call does (a pipeline of statements,
-    or the one call that takes a batch of owners' writes)."""
+    """Stands in for the writer's connection: the batch's pipeline breaks, before or
+    after the server ran it, as a connection lost mid-call does."""
 
     def __init__(self, conn: asyncpg.Connection, after_sending: bool) -> None:
         self._conn = conn
@@ -211,7 +210,7 @@ class _BreakingConnection:
         return await self._conn.fetchrow(sql, *args)
 
 
-@pytest.mark.parametrize("writes", [1, 3])  # one plain statement; one call for owners' writes
+@pytest.mark.parametrize("writes", [1, 3])  # one call; a pipeline of three
 @pytest.mark.parametrize("after_sending", [False, True])
 async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not_commit(
     db: str, after_sending: bool, writes: int
@@ -293,10 +292,10 @@ async def _waiting(rt: durable.Runtime, run_id: str) -> bool:
     return bool(await rt.pending_waits(run_id))
 
 
-async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: str) -> None:
-    """A batch of a runtime's own writes goes in one call (``append_owned``): a run owned
-    by another, or ended, refuses its writes; the others' are written, seqs in order; a
-    child's end is told to its parent."""
+async def test_a_batch_of_owners_writes_refuses_write_by_write(db: str) -> None:
+    """A batch of a runtime's own writes goes in one pipeline: a run owned by another,
+    or ended, refuses its writes; the others' are written, seqs in order; a child's end
+    is told to its parent."""
     store = PostgresStore(db, durability="normal")
     await store.open()
     try:
@@ -344,9 +343,9 @@ async def test_one_call_for_a_batch_of_owners_writes_refuses_write_by_write(db: 
         await store.close()
 
 
-async def test_runs_started_in_one_moment_are_created_in_one_call_each_once(db: str) -> None:
-    """Starts queued together go in one call (``create_runs``); an id given twice in it
-    is created by its first start, and the second finds that run."""
+async def test_runs_started_in_one_moment_are_created_in_one_commit_each_once(db: str) -> None:
+    """Starts queued together go in one commit; an id given twice in it is created by
+    its first start, and the second finds that run."""
     store = PostgresStore(db, durability="normal")
     await store.open()
     try:
@@ -364,7 +363,7 @@ async def test_runs_started_in_one_moment_are_created_in_one_call_each_once(db: 
         assert first[1] is True and first[0].input_digest == "d1"
         assert again[1] is False and again[0].input_digest == "d1"  # the first start's run
         assert other[1] is True
-        assert store.writer.batches == batches + 1  # one call
+        assert store.writer.batches == batches + 1  # one commit
         stored = await store.get_run("twice")
         assert stored is not None and stored.input_digest == "d1"
     finally:
@@ -437,10 +436,10 @@ class _CountingCalls:
         return await self._conn.fetchrow(sql, *args)
 
 
-async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> None:
-    """Two writes of one run by its owner, the first changing nothing in its row (a
-    step's end, then the next step's start), are one ``append`` call; what each write
-    gets back is its own."""
+async def test_a_steps_end_and_the_next_steps_start_are_one_pipeline(db: str) -> None:
+    """Two writes of one run by its owner (a step's end, then the next step's start)
+    are one pipeline, one round trip; what each write gets back is its own, and a
+    refused one refuses the next."""
     store = PostgresStore(db, durability="normal")
     await store.open()
     try:
@@ -453,7 +452,7 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> Non
         first = store.append("r", [ended], claim="me@0")
         second = store.append("r", [started], RunUpdate(2.0, status="running"), claim="me@0")
         assert (await first, await second) == ([1], [2])
-        assert counting.pipelines == [1]
+        assert counting.pipelines == [2]
         record = await store.get_run("r")
         assert record is not None and record.status == "running"
         theirs = store.append("r", [ended], claim="you@0")
@@ -461,16 +460,52 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> Non
         for refused in (theirs, also):
             with pytest.raises(LeaseLost):
                 await refused
-        assert counting.pipelines == [1, 1]
+        assert counting.pipelines == [2, 2]
+    finally:
+        await store.close()
+
+
+async def test_writes_around_a_job_commit_with_it_each_side_one_pipeline(db: str) -> None:
+    """A batch with a job in it is one transaction: the writes before the job are one
+    pipeline, the writes after it another, and each write still gets its own answer."""
+    store = PostgresStore(db, durability="normal")
+    await store.open()
+    try:
+        row = RunRecord("r", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
+        await store.create_run(row)
+        counting = _CountingCalls(await store.writer._connection())
+        store.writer._conn = counting
+        batches = store.writer.batches
+
+        async def job(conn: asyncpg.Connection) -> object:
+            return await conn.fetchval("SELECT count(*) FROM events")
+
+        chain = WriteChain()
+        writes = [
+            store.append(
+                "r", [NewEvent("r", i, "step.started", "s", "{}", 1.0)], claim="me@0", chain=chain
+            )
+            for i in range(2)
+        ]
+        counted = store.writer.submit(job)
+        later = [
+            store.append("r", [NewEvent("r", 2, "step.started", "s", "{}", 1.0)], claim="me@0"),
+            store.append("r", [NewEvent("r", 3, "step.started", "s", "{}", 1.0)], claim="you@0"),
+        ]
+        assert [await write for write in writes] == [[1], [2]]
+        assert await counted == 2  # the job sees the writes before it
+        assert await later[0] == [3]
+        with pytest.raises(LeaseLost):
+            await later[1]
+        assert counting.pipelines == [2, 2] and store.writer.batches == batches + 1
     finally:
         await store.close()
 
 
 async def test_an_owners_progress_behind_a_concurrent_writer_takes_the_next_seq(db: str) -> None:
-    """The plain statement of an owner's progress reads the run's last seq before it
-    waits for the run's row: when another writer's events of that run commit in that
-    wait, the write is done again by ``append`` and takes the seq after theirs. A
-    run whose row is gone refuses the owner's progress as deleted."""
+    """An owner's progress that waits for the run's row while another writer's events
+    of that run commit takes the seq after theirs. A run whose row is gone refuses the
+    owner's progress as deleted."""
     store = PostgresStore(db, durability="normal")
     await store.open()
     url, schema = split_schema(db)
@@ -519,10 +554,9 @@ async def test_an_owners_progress_behind_a_concurrent_writer_takes_the_next_seq(
         await store.close()
 
 
-async def test_an_admission_behind_runs_ends_is_one_call_with_them(db: str) -> None:
+async def test_an_admission_behind_runs_ends_commits_with_them(db: str) -> None:
     """A batch of a runtime's own writes and the admissions asked for behind them are
-    one call (``append_owned_admit``): the ends free their slots and the next runs take
-    them in one commit; of two admissions in the batch the last is made."""
+    one commit: the ends free their slots and the next runs take them, each run once."""
     store = PostgresStore(db, durability="normal")
     await store.open()
     try:
@@ -542,8 +576,8 @@ async def test_an_admission_behind_runs_ends_is_one_call_with_them(db: str) -> N
         first = store.admit("me", 100.0, 2.0, [limits], limit=10)
         last = store.admit("me", 100.0, 2.0, [limits], limit=10)
         assert [await end for end in ends] == [[], [], []]
-        assert (await first).runs == []  # the last admission did its work
-        assert [r.run_id for r in (await last).runs] == ["r3", "r4"]
+        admitted = (await first).runs + (await last).runs
+        assert [r.run_id for r in admitted] == ["r3", "r4"]
         assert store.writer.batches == batches + 1
         assert await store.queue_counts("q") == (0, 2)
     finally:
@@ -559,11 +593,12 @@ async def queued_tick(ctx: durable.WorkflowContext, i: int) -> int:
 
 
 class _LosingAdmissions:
-    """Stands in for the writer's connection: the first admission that takes a run
-    commits on the server, and its answer is lost with the connection."""
+    """Stands in for the writer's connection: the first commit with an admission that
+    took a run commits on the server, and its answer is lost with the connection."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
+        self.took = False
         self.lost = 0
 
     def __getattr__(self, name: str) -> object:
@@ -571,11 +606,31 @@ class _LosingAdmissions:
 
     async def fetch(self, sql: str, *args: object) -> list[object]:
         rows = list(await self._conn.fetch(sql, *args))
-        took = any(row["o_run_id"] is not None for row in rows) if "admit" in sql else False
-        if took and not self.lost:
-            self.lost += 1
-            raise asyncpg.ConnectionDoesNotExistError("connection lost (test)")
+        if "admit" in sql and any(row["o_run_id"] is not None for row in rows):
+            self.took = True
         return rows
+
+    def transaction(self) -> object:
+        return _LosingCommit(self, self._conn.transaction())
+
+
+class _LosingCommit:
+    def __init__(self, conn: _LosingAdmissions, transaction: Any) -> None:
+        self._conn = conn
+        self._transaction = transaction
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transaction, name)
+
+    async def start(self) -> None:
+        self._conn.took = False
+        await self._transaction.start()
+
+    async def commit(self) -> None:
+        await self._transaction.commit()
+        if self._conn.took and not self._conn.lost:
+            self._conn.lost += 1
+            raise asyncpg.ConnectionDoesNotExistError("connection lost (test)")
 
 
 async def test_runs_admitted_by_a_call_whose_answer_was_lost_still_run(db: str) -> None:

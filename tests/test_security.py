@@ -28,8 +28,7 @@ ALLOWED_IN_SQL = {
     "s",
     "self._s",
     "schema",
-    "_APPEND_ARGS",
-    "_TERMINAL",
+    "marker",  # $n placeholders of the batch's marker
     "RUN_COLUMNS",
     "function",
     "placeholders",

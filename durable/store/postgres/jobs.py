@@ -1,32 +1,24 @@
 """Write jobs of the PostgreSQL store beyond the journal's functions: pruning,
 superseding, sending a message once, cancelling a tree of runs, a start with a dedup
 key, schedules. Each runs in the
-writer's transaction (``_pg_writer.py``); ``s`` is the journal's quoted schema and
+writer's transaction (``writer.py``); ``s`` is the journal's quoted schema and
 ``append_sql`` the store's call of ``append``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
 from durable.errors import DuplicateInQueue
 from durable.journal.kinds import CANCEL
-from durable.journal.records import (
-    TERMINAL,
-    Expect,
-    NewEvent,
-    RunRecord,
-    RunUpdate,
-    ScheduleRecord,
-    orphaned_events,
-)
+from durable.journal.records import TERMINAL, Expect, NewEvent, RunRecord, RunUpdate, ScheduleRecord
 from durable.store.postgres.functions import (
     MESSAGE_LOCK,
+    Write,
     append_args,
     append_outcome,
-    create_group_args,
+    start_outcome,
 )
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
@@ -71,7 +63,7 @@ async def supersede(
     append_sql: str,
     run_id: str,
     position: int,
-    args: tuple[Any, ...],
+    args: Write,
 ) -> int:
     """See ``Store.supersede``."""
     status = await conn.execute(
@@ -149,36 +141,24 @@ async def cancel(
         row = await conn.fetchrow(
             append_sql, *args(child, "cancelled", None, None), None, None, None
         )
-        if row[2]:  # not ended meanwhile
+        if row["seqs"]:  # not ended meanwhile
             ids.append(child)
     return ids
 
 
-def created(run_id: str) -> Callable[[str], str]:
-    """What ``create_runs`` said of one start: ``created`` or ``exists``; an id whose
-    events outlived its row raises."""
-
-    def finish(outcome: str) -> str:
-        if outcome == "orphaned":
-            raise orphaned_events(run_id)
-        return outcome
-
-    return finish
-
-
 async def create_deduplicated(
-    conn: asyncpg.Connection, *, s: str, sql: str, run: RunRecord, args: tuple[Any, ...]
-) -> str:
-    """A start with a dedup key, alone (``sql`` calls ``create_runs``): another runtime
-    may have queued the same key a moment ago, which the unique index refuses."""
+    conn: asyncpg.Connection, *, s: str, append_sql: str, run: RunRecord, args: Write
+) -> bool:
+    """A start with a dedup key, alone: another runtime may have queued the same key a
+    moment ago, which the unique index refuses. True if it wrote the run."""
     await _refuse_duplicate(conn, s, run)
     try:
         async with conn.transaction():
-            row = await conn.fetchrow(sql, *create_group_args([args]), None, None, None)
+            row = await conn.fetchrow(append_sql, *args, None, None, None)
     except asyncpg.UniqueViolationError:
         await _refuse_duplicate(conn, s, run)
         raise
-    return created(run.run_id)(row[0][0])
+    return start_outcome(run.run_id)(row)
 
 
 async def _refuse_duplicate(conn: asyncpg.Connection, s: str, run: RunRecord) -> None:

@@ -8,7 +8,7 @@ wait for each other nor take the same run.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -38,17 +38,7 @@ async def claim(
     skip: Sequence[str],
 ) -> list[RunRecord]:
     """See ``Store.claim``; ``s`` is the quoted schema, ``runs_sql`` the store's read."""
-    executes = executes_digest(workflows)
-    await hold_lease(conn, s, owner, lease_until, executes)
-    await conn.execute(f"DELETE FROM {s}.owners WHERE lease_until < $1", now)
-    # Peers: the runtimes that execute the same workflows (or did not say).
-    others = await conn.fetch(
-        f"SELECT owner FROM {s}.owners WHERE owner <> $1"
-        " AND ($2::text IS NULL OR executes IS NULL OR executes = $2)",
-        owner,
-        executes,
-    )
-    live = [row[0] for row in others if row[0] not in dead_owners] + [owner]
+    live = await _peers(conn, s, owner, lease_until, now, workflows, dead_owners)
     params: list[Any] = [owner, live]
     where = [_ACTIVE, "status <> 'queued'"]
     if workflows is not None:
@@ -82,21 +72,56 @@ async def claim(
             *params,
         )
     if share > 0:
-        taken = await conn.fetch(
-            runs_sql(free) + f" ORDER BY created_at LIMIT ${len(params) + 1}"
-            " FOR UPDATE OF runs SKIP LOCKED",
-            *params,
-            share,
-        )
-        # A run of a queue held by another runtime (or none) goes back to its queue: its
-        # slot is given back, and its queue admits it again under its limits.
-        requeued = [row[0] for row in taken if row[14] is not None]
-        rows += [row for row in taken if row[14] is None]
-        await conn.execute(
-            f"UPDATE {s}.runs SET status = 'queued', owner = NULL, admitted_at = NULL"
-            " WHERE run_id = ANY($1::text[])",
-            requeued,
-        )
+        rows += await _take_free(conn, s, runs_sql(free), params, share)
+    return await _claimed(conn, s, owner, rows)
+
+
+async def _peers(
+    conn: asyncpg.Connection,
+    s: str,
+    owner: str,
+    lease_until: float,
+    now: float,
+    workflows: Sequence[tuple[str, str]] | None,
+    dead_owners: Sequence[str],
+) -> list[str]:
+    """Hold ``owner``'s lease and forget lapsed ones; the live runtimes that execute the
+    same workflows (or did not say), ``owner`` last."""
+    executes = executes_digest(workflows)
+    await hold_lease(conn, s, owner, lease_until, executes)
+    await conn.execute(f"DELETE FROM {s}.owners WHERE lease_until < $1", now)
+    others = await conn.fetch(
+        f"SELECT owner FROM {s}.owners WHERE owner <> $1"
+        " AND ($2::text IS NULL OR executes IS NULL OR executes = $2)",
+        owner,
+        executes,
+    )
+    return [row[0] for row in others if row[0] not in dead_owners] + [owner]
+
+
+async def _take_free(
+    conn: asyncpg.Connection, s: str, sql: str, params: list[Any], share: int
+) -> list[Any]:
+    """Up to ``share`` free runs (``sql`` reads them), locked. A run of a queue held by
+    another runtime (or none) goes back to its queue instead: its slot is given back,
+    and its queue admits it again under its limits."""
+    taken = await conn.fetch(
+        sql + f" ORDER BY created_at LIMIT ${len(params) + 1} FOR UPDATE OF runs SKIP LOCKED",
+        *params,
+        share,
+    )
+    await conn.execute(
+        f"UPDATE {s}.runs SET status = 'queued', owner = NULL, admitted_at = NULL"
+        " WHERE run_id = ANY($1::text[])",
+        [row["run_id"] for row in taken if row["queue"] is not None],
+    )
+    return [row for row in taken if row["queue"] is None]
+
+
+async def _claimed(
+    conn: asyncpg.Connection, s: str, owner: str, rows: list[Any]
+) -> list[RunRecord]:
+    """The runs read as ``rows``, now ``owner``'s, each in a new epoch."""
     epochs = dict(
         await conn.fetch(
             f"UPDATE {s}.runs SET owner = $1, epoch = epoch + 1"
@@ -111,10 +136,6 @@ async def claim(
     return records
 
 
-"""The first key of the advisory lock each queue's admissions take (the second: a hash
-of the schema and the queue's name)."""
-
-
 def admit_args(
     s: str,
     owner: str,
@@ -123,13 +144,13 @@ def admit_args(
     limit: int,
     workflows: Sequence[tuple[str, str]] | None,
 ) -> tuple[Any, ...]:
-    """The parameters of the schema's ``admit`` function but its batch marker (see
+    """The parameters of the schema's ``admit`` function (see
     ``Store.admit``). Each queue's admissions take an advisory lock on the queue until
     they commit: counting the runs that hold its slots and taking the next ones must be
     one step for every runtime, and a row lock cannot cover runs that do not exist yet
-    nor a count. The queued runs are taken ``FOR UPDATE SKIP LOCKED``. One call, so the
-    lock is held for one round trip. (The admitting runtime holds a lease already: its
-    renewal is the lease's job.)"""
+    nor a count. The queued runs are taken ``FOR UPDATE SKIP LOCKED``. One call, in the
+    writer's batch: the lock is held until the batch commits. (The admitting runtime
+    holds a lease already: its renewal is the lease's job.)"""
     return (
         owner,
         now,
@@ -145,14 +166,12 @@ def admit_args(
     )
 
 
-async def admitted(answer: Awaitable[Any]) -> Admitted:
-    """What a call of ``admit`` took: its rows as ``Admitted``; nothing if a later
-    admission in the same commit did its work (``PgWriter.submit_call``)."""
-    rows = await answer
-    if rows is None:
-        return Admitted([])
-    records = [run_record(row[2:]) for row in rows if row[2] is not None]
-    return Admitted(records, rows[0][0], frozenset(row[2] for row in rows if row[1]))
+async def admit(conn: asyncpg.Connection, *, sql: str, args: tuple[Any, ...]) -> Admitted:
+    """Call ``admit`` (``sql``) with ``admit_args``: the runs it took, as ``Admitted``."""
+    rows = await conn.fetch(sql, *args)
+    taken = [row for row in rows if row["o_run_id"] is not None]
+    fresh = frozenset(row["o_run_id"] for row in taken if row["o_fresh"])
+    return Admitted([run_record(row[2:]) for row in taken], rows[0]["o_retry_at"], fresh)
 
 
 async def renew(

@@ -7,7 +7,7 @@ the URL says ``?schema=``), plus ``schema_version``, ``journal_marks`` (the seq
 that events without a position must follow, kept when the newest of them is
 pruned) and ``writers`` (each group-commit writer's last committed batch, by
 which it learns whether a batch whose connection broke committed; see
-``_pg_writer.py``).
+``writer.py``).
 
 Tables change only by migration files (``postgres/migrations/``, frozen once
 released). The functions (``postgres/functions/``) are no migration's: every

@@ -2,9 +2,9 @@
 
 ``Runtime("postgresql://user@host/db")`` (extra ``durable-workflows[postgres]``). The
 journal is the SQLite one in tables of the schema ``durable`` (or the URL's
-``?schema=``): see ``_pg_schema.py`` and ``_pg_functions.py``. Writes go through one
-connection with group commit (``_pg_writer.py``), reads through a small pool, and a third
-connection LISTENs (``_pg_feed.py``): every transaction that others must hear of (a new run, a
+``?schema=``): see ``schema.py`` and ``functions.py``. Writes go through one
+connection with group commit (``writer.py``), reads through a small pool, and a third
+connection LISTENs (``feed.py``): every transaction that others must hear of (a new run, a
 message, a cancel, a run's end, a released lease) sends a NOTIFY in the same
 transaction, so a woken reader finds what it was woken for. Free runs are
 claimed with ``FOR UPDATE SKIP LOCKED``, so runtimes claiming together never
@@ -42,24 +42,20 @@ from durable.journal.records import (
     RunUpdate,
     ScheduleRecord,
     StoreUnavailable,
-    admission_key,
+    claim_of,
 )
 from durable.store.ports import WriteChain
 from durable.store.postgres import jobs, leases
-from durable.store.postgres.batch import Combined, Joined, Plain
 from durable.store.postgres.commit import is_transient
 from durable.store.postgres.feed import ChangeFeed
 from durable.store.postgres.functions import (
+    APPEND_PARAMETERS,
     RUN_COLUMNS,
     append_args,
     append_outcome,
-    create_args,
-    create_group_args,
-    create_group_rows,
-    owned_args,
-    owned_rows,
+    start_args,
+    start_outcome,
 )
-from durable.store.postgres.progress import join_appends, progress_args, progress_sql, split_append
 from durable.store.postgres.schema import describe, migrate, split_schema
 from durable.store.postgres.writer import PgWriter
 
@@ -69,7 +65,6 @@ _CONNECT_TIMEOUT = 5.0
 
 _ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
-_APPEND_ARGS = ",".join(f"${i}" for i in range(1, 18))
 
 
 def _event(row: Any) -> EventRecord:
@@ -90,37 +85,17 @@ class PostgresStore:
         self._channel = f"durable_{self.schema}"
         self._me = uuid.uuid4().hex
         self._s = f'"{self.schema}"'
+        # append's parameters, then finish_batch's: the batch's marker.
+        placeholders = ",".join(f"${i}" for i in range(1, APPEND_PARAMETERS + 1))
+        marker = ",".join(f"${APPEND_PARAMETERS + i}" for i in range(1, 4))
         self._append_sql = (
-            f"SELECT a.refused, a.detail, a.seqs FROM {self._s}.append({_APPEND_ARGS}) a,"
-            f" {self._s}.finish_batch($18, $19, $20)"
+            f"SELECT a.refused, a.detail, a.seqs FROM {self._s}.append({placeholders}) a,"
+            f" {self._s}.finish_batch({marker})"
         )
         # The admitted runs come back from the call, read on the writer's connection
         # (the pool may be busy with many readers).
-        self._admit_sql = self._call_sql("admit", 14)
-        combined = Combined(
-            f"SELECT a.refused, a.details, a.seqs FROM {self._s}.append_owned("
-            + ",".join(f"${i}" for i in range(1, 17))
-            + ") a",
-            owned_args,
-            owned_rows,
-        )
-        self._creating = Combined(
-            self._call_sql("create_runs", 21),
-            create_group_args,
-            create_group_rows,
-        )
-        self._writer = PgWriter(
-            self._connect,
-            self._s,
-            self._append_sql,
-            self._me,
-            self._channel,
-            combined=combined,
-            joined=Joined(join_appends, split_append),
-            # An admission behind runs' ends goes in the same call as their writes.
-            riders={self._admit_sql: self._call_sql("append_owned_admit", 27)},
-            plain=Plain(progress_sql(self.schema), progress_args),
-        )
+        self._admit_sql = self._call_sql("admit", 11)
+        self._writer = PgWriter(self._connect, self._s, self._append_sql, self._me, self._channel)
         self._pool: asyncpg.Pool | None = None
         self._feed = ChangeFeed(self._connect, self._channel, self._me)
         self._closing = False
@@ -316,19 +291,20 @@ class PostgresStore:
     async def create_run(
         self, run: RunRecord, chain: WriteChain | None = None, *, fresh_id: bool = False
     ) -> tuple[RunRecord, bool]:
-        args = create_args(run, check_orphans=not fresh_id)
+        args = start_args(run, check_orphans=not fresh_id)
         notify = run.owner is None  # unowned: for whichever runtime claims it first
-        if run.dedup_key is None:  # the runs started in a moment: one call for them all
-            created = jobs.created(run.run_id)
-            outcome = await self._writer.submit_grouped(
-                self._creating, args, created, chain, notify=notify
-            )
+        if run.dedup_key is None:
+            # A new id is never refused: the run's writes queued behind it in its chain
+            # share its pipeline.
+            guard = claim_of(run.owner, run.epoch) if fresh_id and run.owner else None
+            finish = start_outcome(run.run_id)
+            created = await self._writer.submit_write(args, finish, chain, notify, guard)
         else:
             job = functools.partial(
-                jobs.create_deduplicated, s=self._s, sql=self._creating.sql, run=run, args=args
+                jobs.create_deduplicated, s=self._s, append_sql=self._append_sql, run=run, args=args
             )
-            outcome = await self._writer.submit(job, chain, notify=notify)
-        if outcome == "created":
+            created = await self._writer.submit(job, chain, notify=notify)
+        if created:
             return run, True
         rows = await self._fetch(self._runs_sql("runs.run_id = $1"), run.run_id)
         if not rows:
@@ -345,7 +321,7 @@ class PostgresStore:
         chain: WriteChain | None = None,
     ) -> asyncio.Future[list[int]]:
         args = append_args(run_id, events, update, expect, claim)
-        future: asyncio.Future[list[int]] = self._writer.submit_statement(
+        future: asyncio.Future[list[int]] = self._writer.submit_write(
             args,
             append_outcome(run_id, expect),
             chain,
@@ -364,7 +340,7 @@ class PostgresStore:
         chain: WriteChain,
     ) -> None:
         args = append_args(run_id, events, update, None, claim)
-        self._writer.submit_statement_nowait(args, append_outcome(run_id, None), chain, guard=claim)
+        self._writer.submit_write_nowait(args, append_outcome(run_id, None), chain, guard=claim)
 
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()
@@ -440,8 +416,8 @@ class PostgresStore:
         if not queues or (workflows is not None and not workflows):
             return ready(Admitted([]))
         args = leases.admit_args(self._s, owner, now, queues, limit, workflows)
-        rides = admission_key(owner, queues, workflows)
-        return leases.admitted(self._writer.submit_call(self._admit_sql, args, rides))
+        job = functools.partial(leases.admit, sql=self._admit_sql, args=args)
+        return self._writer.submit(job)
 
     async def queue_names(self) -> list[str]:
         rows = await self._fetch(

@@ -2,21 +2,17 @@
 
 The same contract as the SQLite writers (``_writer.py``): callers submit jobs
 and await a future; jobs queued while a batch commits form the next batch (up to
-``MOST_PER_COMMIT`` jobs; the rest go in the ones after);
-one job's SQL error does not undo the others (the batch is run again with a
-savepoint per job); jobs of one ``WriteChain`` commit in order and none after
-one has failed.
+``MOST_PER_COMMIT`` jobs; the rest go in the ones after); one job's SQL error does
+not undo the others (the batch is run again with a savepoint per job); jobs of one
+``WriteChain`` commit in order and none after one has failed.
 
-A job is either a *statement* (parameters for the writer's one pipelined
-statement, the journal's ``append``), a *call* (a statement of its own that
-records the batch itself, such as ``admit``: committed alone, in one round
-trip) or an async function of the connection. A *riding* call goes with the
-writes queued around it where one statement can do both (``riders``: an
-admission behind the end of a run of its queue, so the slot is handed on in
-the end's commit), else alone after them; of the riding calls with one key in a
-batch only the last is made, and the others answer None (it does their work).
-A batch of statements is sent as one pipeline: a single round trip, which
-commits as one implicit transaction, so a sequential step costs one commit.
+A job is a journal *write* (``append``'s parameters: every write of a run, its start
+included, is one call of that function, which checks the write's claim and
+expectations in SQL) or an async function of the connection. A batch of writes is
+sent as one pipeline of ``append`` calls: a single round trip, which commits as one
+implicit transaction, so a sequential step costs one commit. A batch with other
+jobs is one explicit transaction: its adjacent writes still one pipeline each, the
+other jobs one by one between them (``commit.py``).
 
 Every batch also records its number in ``writers`` (``finish_batch``), so a
 batch whose connection broke is never guessed about: after reconnecting the
@@ -32,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 
@@ -41,51 +37,34 @@ from durable._base.aio import Backoff
 from durable.journal.records import StoreUnavailable
 from durable.store.batch import settle
 from durable.store.ports import WriteChain
-from durable.store.postgres.batch import (
-    Combined,
-    Entry,
-    Job,
-    Joined,
-    Plain,
-    fail_jobs,
-    segments,
-    take,
-)
+from durable.store.postgres.batch import Entry, Job, fail_jobs, take
 from durable.store.postgres.commit import Committer, is_transient
+from durable.store.postgres.functions import Write
 
-T = TypeVar("T")
 log = logging.getLogger("durable")
 
 
 class PgWriter:
     """One connection that commits batches of jobs; ``connect`` makes a new one.
 
-    ``statement`` is the SQL that statement jobs run, in the journal's schema
-    ``schema``; its last three parameters are ``finish_batch``'s (this writer,
-    the batch's number, the channel to notify or null), which every batch calls
-    once and which NOTIFYs ``channel`` with ``writer_id`` when a job asked for it.
-    ``riders`` maps a riding call's SQL to the statement that does ``combined``'s
-    writes and then the call: its parameters are both statements' but their batch
-    markers, then the marker; its rows are the call's, each led by ``combined``'s
-    answer (three columns). ``plain`` is the cheaper statement that a pipeline of
-    statement jobs takes instead where every job allows it (``_pg_progress.py``).
+    ``append_sql`` is the SQL that writes run, in the journal's schema ``schema``:
+    ``append`` and then ``finish_batch``, whose three parameters come last (this
+    writer, the batch's number, the channel to notify or null). Each batch gives
+    them once, and ``finish_batch`` NOTIFYs ``channel`` with ``writer_id`` when a
+    job asked for it.
     """
 
     def __init__(
         self,
         connect: Callable[[], Awaitable[asyncpg.Connection]],
         schema: str,
-        statement: str,
+        append_sql: str,
         writer_id: str,
         channel: str,
         give_up_after: float = 30.0,
-        combined: Combined | None = None,
-        joined: Joined | None = None,
-        riders: Mapping[str, str] | None = None,
-        plain: Plain | None = None,
     ) -> None:
         self._connect = connect
-        self._committer = Committer(schema, statement, combined, joined, riders or {}, plain)
+        self._committer = Committer(schema, append_sql)
         self._marker_sql = f"SELECT batch FROM {schema}.writers WHERE writer = $1"
         self._forget_sql = f"DELETE FROM {schema}.writers WHERE writer = $1"
         self.writer_id = writer_id
@@ -109,60 +88,27 @@ class PgWriter:
         self, job: Job, chain: WriteChain | None = None, notify: bool = False
     ) -> asyncio.Future[Any]:
         """Run ``job(connection)`` in the next batch; its value or error, once committed."""
-        return self._submit(job, chain, notify=notify)
+        return self._submit(Entry(job, None, chain, notify=notify))
 
-    def submit_statement(
+    def submit_write(
         self,
-        args: tuple[Any, ...],
+        write: Write,
         finish: Callable[[Any], Any],
         chain: WriteChain | None = None,
         notify: bool = False,
         guard: str | None = None,
     ) -> asyncio.Future[Any]:
-        """Run the statement with ``args``; ``finish(row)`` once committed (it may raise).
+        """Call ``append`` with ``write``; ``finish(row)`` once committed (it may raise).
 
-        ``guard`` names what the statement's SQL checks and only a refusal can prove
-        false (such as "owned by me"): statements of one chain with the same guard
-        may share a pipeline, as the SQL refuses all that follow a refused one.
+        ``guard`` names what the SQL checks and only a refusal can prove false (such
+        as "owned by me"): writes of one chain with the same guard may share a
+        pipeline, as the SQL refuses all that follow a refused one.
         """
-        return self._submit(None, chain, args, finish, notify, guard)
+        return self._submit(Entry(None, None, chain, write, finish, notify, guard))
 
-    def submit_call(
-        self, sql: str, args: tuple[Any, ...], rides: Hashable | None = None
-    ) -> asyncio.Future[Any]:
-        """Run ``sql`` with ``args`` and this writer's batch marker as its last three
-        parameters (it calls ``finish_batch`` itself), alone in an implicit transaction,
-        or, if it ``rides`` (a key: calls with the same one do the same work), in one
-        statement with the writes queued around it where ``riders`` has one; its rows,
-        once committed (None if a later riding call with the key did its work)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._task is None or self._stopping:
-            future.set_exception(RuntimeError("the journal writer is not running"))
-            return future
-        self._queue(Entry(None, future, None, args, call=sql, rides=rides))
-        return future
-
-    def submit_grouped(
+    def submit_write_nowait(
         self,
-        group: Combined,
-        args: tuple[Any, ...],
-        finish: Callable[[Any], Any],
-        chain: WriteChain | None = None,
-        notify: bool = False,
-    ) -> asyncio.Future[Any]:
-        """A job that ``group``'s one statement does together with the jobs of the same
-        group queued next to it (creating runs): ``finish(row)`` of its share of the
-        answer, once committed (it may raise). Jobs keep their order around it."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._task is None or self._stopping:
-            future.set_exception(RuntimeError("the journal writer is not running"))
-            return future
-        self._queue(Entry(None, future, chain, args, finish, notify, group=group))
-        return future
-
-    def submit_statement_nowait(
-        self,
-        args: tuple[Any, ...],
+        write: Write,
         finish: Callable[[Any], Any],
         chain: WriteChain,
         guard: str | None = None,
@@ -170,22 +116,14 @@ class PgWriter:
         if self._task is None or self._stopping:
             chain.error = chain.error or RuntimeError("the journal writer is not running")
             return
-        self._queue(Entry(None, None, chain, args, finish, False, guard))
+        self._queue(Entry(None, None, chain, write, finish, False, guard))
 
-    def _submit(
-        self,
-        job: Job | None,
-        chain: WriteChain | None,
-        args: tuple[Any, ...] = (),
-        finish: Callable[[Any], Any] | None = None,
-        notify: bool = False,
-        guard: str | None = None,
-    ) -> asyncio.Future[Any]:
+    def _submit(self, entry: Entry) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._task is None or self._stopping:
             future.set_exception(RuntimeError("the journal writer is not running"))
             return future
-        self._queue(Entry(job, future, chain, args, finish, notify, guard))
+        self._queue(entry._replace(future=future))
         return future
 
     def _queue(self, entry: Entry) -> None:
@@ -212,19 +150,15 @@ class PgWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                pending, self._pending = take(self._pending)
-                for segment in segments(pending):
-                    for batch, merged in self._committer.parts(segment):
-                        outcomes = await self._commit_surviving_faults(batch, merged)
-                        self.batches += 1
-                        self.jobs += len(batch)
-                        settle(batch, outcomes)
+                batch, self._pending = take(self._pending)
+                outcomes = await self._commit_surviving_faults(batch)
+                self.batches += 1
+                self.jobs += len(batch)
+                settle(batch, outcomes)
             if self._stopping:
                 return
 
-    async def _commit_surviving_faults(
-        self, batch: list[Entry], merged: tuple[Any, ...] | None = None
-    ) -> list[Any]:
+    async def _commit_surviving_faults(self, batch: list[Entry]) -> list[Any]:
         backoff = Backoff(self.give_up_after)
         while True:
             self._batch_number += 1
@@ -233,7 +167,7 @@ class PgWriter:
                 channel = self._channel if any(entry.notify for entry in batch) else None
                 marker = (self.writer_id, number, channel)
                 conn = await self._connection()
-                outcomes = await self._committer.commit(conn, batch, marker, merged)
+                outcomes = await self._committer.commit(conn, batch, marker)
                 self._answered()
                 return outcomes
             except Exception as exc:

@@ -1,4 +1,4 @@
--- admit: one call takes each queue's advisory lock (QUEUE_LOCK in _pg_functions.py),
+-- admit: one call takes each queue's advisory lock (QUEUE_LOCK in functions.py),
 -- counts the slots held and the rate window, and takes the next queued runs
 -- (_pg_leases.admit says why). Each statement of a plpgsql function sees what
 -- committed before it began, so the counts after the lock see every admission that
@@ -7,8 +7,7 @@
 CREATE OR REPLACE FUNCTION :"schema".admit(
     p_owner text, p_now double precision, p_limit integer, p_queues text[], p_locks text[],
     p_concurrency integer[], p_per_runtime integer[], p_rate_n integer[],
-    p_rate_s double precision[], p_workflows text[], p_versions text[],
-    p_writer text, p_batch bigint, p_channel text)
+    p_rate_s double precision[], p_workflows text[], p_versions text[])
 RETURNS TABLE (
     o_retry_at double precision, o_fresh boolean, o_run_id text, o_workflow text,
     o_version text, o_status text, o_input text, o_input_digest text, o_output text,
@@ -73,7 +72,6 @@ BEGIN
             (SELECT 1 FROM :"schema".events e WHERE e.run_id = x));
         taken := taken || v_ids;
     END LOOP;
-    PERFORM :"schema".finish_batch(p_writer, p_batch, p_channel);
     -- The runs as they are now (a statement of the caller's would see them as they were
     -- before this call, and not at all a run queued meanwhile); a first row with no run
     -- when none was taken, for retry_at.

@@ -1,5 +1,5 @@
 -- A group-commit writer's last committed batch, by which it learns whether a batch
--- whose connection broke committed (_pg_writer.py), and the notification of it.
+-- whose connection broke committed (writer.py), and the notification of it.
 CREATE OR REPLACE FUNCTION :"schema".finish_batch(p_writer text, p_batch bigint, p_channel text)
 RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
