@@ -13,6 +13,9 @@ from .processes import kill_leftovers
 POSTGRES = os.environ.get("DURABLE_TEST_POSTGRES")
 """A PostgreSQL URL for the tests (each test gets a schema of its own). CI always sets it."""
 
+NO_POSTGRES = "DURABLE_TEST_POSTGRES is not set"
+"""The skip reason of every PostgreSQL test without that URL, counted in the summary."""
+
 pytest_plugins = ["pytester"]
 
 
@@ -21,10 +24,27 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("CI must run the PostgreSQL tests: set DURABLE_TEST_POSTGRES")
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say that the PostgreSQL half was skipped, and how to run it, rather than only
+    counting it among the skips."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if NO_POSTGRES in str(getattr(report, "longrepr", ""))
+    ]
+    if skipped:
+        terminalreporter.write_sep("-", "PostgreSQL not tested", yellow=True)
+        terminalreporter.write_line(
+            f"{len(skipped)} tests on PostgreSQL were skipped: {NO_POSTGRES}. To run them"
+            " too, point it at a database the tests may create schemas in, e.g."
+            " DURABLE_TEST_POSTGRES=postgresql://user@127.0.0.1/test python -m pytest"
+        )
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "postgres" and not POSTGRES:
-        pytest.skip("DURABLE_TEST_POSTGRES is not set")
+        pytest.skip(NO_POSTGRES)
     return str(request.param)
 
 

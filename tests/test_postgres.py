@@ -29,13 +29,13 @@ from durable.store.postgres.schema import SCHEMA_VERSION, split_schema
 from durable.store.postgres.store import PostgresStore
 
 from . import child as child_program
-from .conftest import POSTGRES
+from .conftest import NO_POSTGRES, POSTGRES
 from .helpers import until
 from .journal_sql import execute, query
 from .pg_outage import OutageProxy
 from .processes import finish, lines, spawn_worker
 
-pytestmark = pytest.mark.skipif(POSTGRES is None, reason="DURABLE_TEST_POSTGRES is not set")
+pytestmark = pytest.mark.skipif(POSTGRES is None, reason=NO_POSTGRES)
 
 
 @pytest.fixture
