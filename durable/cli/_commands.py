@@ -14,12 +14,10 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+from durable import DurableError, RunInfo, RunStatus, Runtime, Workflow
 from durable._base.codec import loads_input
 from durable.cli import _render
-from durable.errors import DurableError
-from durable.journal.info import RunInfo, RunStatus
-from durable.runtime.runtime import Runtime
-from durable.workflow.decorators import Workflow, registered_spec, registry_keys
+from durable.workflow.decorators import registered_spec, registry_keys
 
 Command = Callable[[Runtime, argparse.Namespace], Coroutine[Any, Any, None]]
 

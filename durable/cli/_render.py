@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 
-from durable.journal.info import PendingWait, RunInfo
 from durable.journal.kinds import (
     CHILD,
     CHILD_COMPLETED,
@@ -32,8 +31,7 @@ from durable.journal.kinds import (
     WAIT_COMPLETED,
     family,
 )
-from durable.runtime.check import CheckReport
-from durable.workflow.queues import QueueStatus, ScheduleInfo
+from durable import CheckReport, PendingWait, QueueStatus, RunInfo, ScheduleInfo
 
 TIME_KEYS = ("wake_at", "deadline", "retry_at")
 """Payload fields that hold a moment as POSIX seconds."""
