@@ -23,9 +23,8 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from durable import DurableError, Runtime, Workflow
 from durable._base.codec import loads_input
-from durable.errors import DurableError
-from durable.runtime.runtime import Runtime
 from durable.server._guard import (
     WILDCARDS,
     BodyLimit,
@@ -37,7 +36,7 @@ from durable.server._guard import (
 from durable.server._guard import segment as _segment
 from durable.server._metrics import metrics_page
 from durable.server._openapi import OPENAPI
-from durable.workflow.decorators import Workflow, registered_spec
+from durable.workflow.decorators import registered_spec
 
 _STATUS = {
     "RUN_NOT_FOUND": 404,
@@ -66,6 +65,9 @@ class _BadRequest(Exception):
     """A request whose body or parameters do not fit: 422."""
 
 
+Handler = Callable[[Runtime, Request], Awaitable[Response]]
+"""An endpoint of the API: the runtime and the request in, the response out."""
+
 MAX_LIMIT = 1000
 """The most runs one ``GET /api/runs`` lists (page on with ``after=``)."""
 
@@ -83,30 +85,8 @@ def create_app(
     than it or one of ``allowed_host`` is refused. A body over ``max_body`` bytes
     (default: the runtime's ``max_value_bytes``, else 10 MB) is refused."""
 
-    def route(
-        path: str, handler: Callable[[Runtime, Request], Awaitable[Response]], *methods: str
-    ) -> Route:
-        async def endpoint(request: Request) -> Response:
-            if request.method == "POST" and not _is_json(request):
-                # A page of another site can post a form, or text, or nothing with
-                # fetch(no-cors), to this address; JSON it cannot send without the
-                # browser asking first (CORS), which this server never allows.
-                return error(
-                    "NOT_JSON", "POST requests must have Content-Type: application/json", 415
-                )
-            request.scope["path_params"] = {
-                key: _segment(value) for key, value in request.path_params.items()
-            }
-            try:
-                return await handler(rt, request)
-            except _BadRequest as exc:
-                return error("INVALID_REQUEST", str(exc))
-            except DurableError as exc:
-                return error(exc.code, exc.message)
-            except (ValueError, TypeError) as exc:
-                return error("INVALID_REQUEST", str(exc))
-
-        return Route(path, endpoint, methods=list(methods) or ["GET"])
+    def route(path: str, handler: Handler, *methods: str) -> Route:
+        return _route(rt, path, handler, *methods)
 
     routes = [
         route("/api/runs", _list_runs),
@@ -129,6 +109,31 @@ def create_app(
     ]
     limit = max_body if max_body is not None else rt.options.max_value_bytes or 10_000_000
     return Starlette(routes=routes, middleware=_guards(token, host, allowed_host, limit))
+
+
+def _route(rt: Runtime, path: str, handler: Handler, *methods: str) -> Route:
+    """A route calling ``handler`` with ``rt``: a POST must be JSON, path segments are
+    decoded, and errors become ``{"code", "message"}`` with their status."""
+
+    async def endpoint(request: Request) -> Response:
+        if request.method == "POST" and not _is_json(request):
+            # A page of another site can post a form, or text, or nothing with
+            # fetch(no-cors), to this address; JSON it cannot send without the
+            # browser asking first (CORS), which this server never allows.
+            return error("NOT_JSON", "POST requests must have Content-Type: application/json", 415)
+        request.scope["path_params"] = {
+            key: _segment(value) for key, value in request.path_params.items()
+        }
+        try:
+            return await handler(rt, request)
+        except _BadRequest as exc:
+            return error("INVALID_REQUEST", str(exc))
+        except DurableError as exc:
+            return error(exc.code, exc.message)
+        except (ValueError, TypeError) as exc:
+            return error("INVALID_REQUEST", str(exc))
+
+    return Route(path, endpoint, methods=list(methods) or ["GET"])
 
 
 def _guards(

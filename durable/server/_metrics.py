@@ -13,8 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from starlette.requests import Request
 from starlette.responses import Response
 
-from durable.observe.metrics import Metrics
-from durable.runtime.runtime import Runtime
+from durable import Metrics, Runtime
 
 
 async def metrics_page(rt: Runtime, request: Request) -> Response:
