@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from durable.errors import DurableError
-from durable.runtime.runtime import Runtime
+from durable import DurableError, Runtime
 
 
 async def crash(runtime: Runtime) -> Runtime:

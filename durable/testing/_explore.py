@@ -18,15 +18,20 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from durable._base.clock import VirtualClock
-from durable.errors import DurableError, NoPendingWait, WorkflowCancelled, WorkflowFailed
-from durable.journal.kinds import RECOVERED, STEP_COMPLETED, STEP_STARTED
+from durable import (
+    DurableError,
+    NoPendingWait,
+    Runtime,
+    VirtualClock,
+    Workflow,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
 from durable.journal.records import NewEvent
-from durable.runtime.runtime import Runtime
-from durable.testing._crash import crash
-from durable.workflow.decorators import Workflow
+from durable.journal.kinds import RECOVERED, STEP_COMPLETED, STEP_STARTED
+from durable.store import Store, open_store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,35 +62,36 @@ class _Write:
     call: str
 
 
-class _Cutter:
-    """Counts a run's journal writes and, past ``keep`` of them, drops the rest."""
+class _CuttingStore:
+    """The journal of an explored run, handed to its runtime: counts the run's journal
+    writes and, past ``keep`` of them, drops the rest (never committed, as a SIGKILL
+    leaves them). Everything else goes to the store it wraps."""
 
-    def __init__(self, rt: Runtime, keep: int | None) -> None:
+    def __init__(self, store: Store, keep: int | None) -> None:
         self.writes: list[_Write] = []
         self.keep = keep
         self.cut = asyncio.Event()
-        store = rt.store
-        append, append_nowait = store.append, store.append_nowait
+        self._store = store
 
-        def counted(events: Sequence[NewEvent]) -> bool:
-            """Count one write; False once it is past the crash point."""
-            if self.keep is not None and len(self.writes) >= self.keep:
-                self.cut.set()
-                return False
-            self.writes.append(_describe(events))
-            return True
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
-        def cut_append(run_id: str, events: Sequence[NewEvent], *a: Any, **k: Any) -> Any:
-            if counted(events):
-                return append(run_id, events, *a, **k)
-            return asyncio.get_running_loop().create_future()  # never committed
+    def _counted(self, events: Sequence[NewEvent]) -> bool:
+        """Count one write; False once it is past the crash point."""
+        if self.keep is not None and len(self.writes) >= self.keep:
+            self.cut.set()
+            return False
+        self.writes.append(_describe(events))
+        return True
 
-        def cut_append_nowait(run_id: str, events: Sequence[NewEvent], *a: Any) -> None:
-            if counted(events):
-                append_nowait(run_id, events, *a)
+    def append(self, run_id: str, events: Sequence[NewEvent], *a: Any, **k: Any) -> Any:
+        if self._counted(events):
+            return self._store.append(run_id, events, *a, **k)
+        return asyncio.get_running_loop().create_future()  # never committed
 
-        setattr(store, "append", cut_append)  # noqa: B010 - on this store object only
-        setattr(store, "append_nowait", cut_append_nowait)  # noqa: B010
+    def append_nowait(self, run_id: str, events: Sequence[NewEvent], *a: Any) -> None:
+        if self._counted(events):
+            self._store.append_nowait(run_id, events, *a)
 
 
 def _describe(events: Sequence[NewEvent]) -> _Write:
@@ -113,7 +119,7 @@ async def explore_crashes(
     with tempfile.TemporaryDirectory(prefix="durable-explore-") as folder:
         base = Path(folder)
         empty = base / "empty.db"
-        template = _runtime(empty)  # a journal with its schema, copied for each try
+        template, _ = _runtime(empty)  # a journal with its schema, copied for each try
         await template.open()
         await template.close()
         shutil.copyfile(empty, base / "reference.db")
@@ -129,9 +135,22 @@ async def explore_crashes(
         return CrashReport(outcome, len(writes), points)
 
 
-def _runtime(path: Path) -> Runtime:
+def _runtime(path: Path, keep: int | None = None) -> tuple[Runtime, _CuttingStore]:
+    """A runtime on ``path`` whose journal writes are counted, and cut past ``keep``."""
     # Commits need not survive power loss here: the crash is simulated.
-    return Runtime(path, clock=VirtualClock(), durability="normal", writer="loop")
+    store = _CuttingStore(open_store(path, "normal", "loop", 0.25), keep)
+    return Runtime(path, clock=VirtualClock(), store=cast(Store, store)), store
+
+
+async def _crash(rt: Runtime) -> Runtime:
+    """``crash`` for a runtime handed its store: abandon it, and open a runtime with
+    its identity (so it takes the leases back at once) on its journal, uncut."""
+    await rt.abandon()
+    reopened = Runtime(
+        rt.path, clock=rt.clock, durability="normal", writer="loop", identity=rt.owner
+    )
+    await reopened.open()
+    return reopened
 
 
 async def _reference(
@@ -141,10 +160,9 @@ async def _reference(
     kwargs: dict[str, Any],
     answers: dict[str, Any],
 ) -> tuple[Any, list[_Write]]:
-    rt = _runtime(path)
+    rt, cutter = _runtime(path)
     await rt.open()
     try:
-        cutter = _Cutter(rt, None)
         handle = await rt.start_run(workflow, args, kwargs, run_id="explored")
         outcome = await _outcome(rt, handle.run_id, answers)
         return outcome, cutter.writes
@@ -161,13 +179,12 @@ async def _crash_at(
     answers: dict[str, Any],
     expected: Any,
 ) -> int:
-    rt = _runtime(path)
+    rt, cutter = _runtime(path, point.commit)
     await rt.open()
     try:
-        cutter = _Cutter(rt, point.commit)
         handle = await rt.start_run(workflow, args, kwargs, run_id="explored")
         await _until_cut(rt, handle.run_id, answers, cutter)
-        rt = await crash(rt)
+        rt = await _crash(rt)
         outcome = await _outcome(rt, handle.run_id, answers)
         history = await rt.history(handle.run_id)
     finally:
@@ -181,7 +198,9 @@ async def _crash_at(
     return _check_history(history, where)
 
 
-async def _until_cut(rt: Runtime, run_id: str, answers: dict[str, Any], cutter: _Cutter) -> None:
+async def _until_cut(
+    rt: Runtime, run_id: str, answers: dict[str, Any], cutter: _CuttingStore
+) -> None:
     """Drive the run (answering it) until its next write is dropped, or it ends."""
     ended = asyncio.ensure_future(_outcome(rt, run_id, answers))
     cut = asyncio.ensure_future(cutter.cut.wait())

@@ -12,11 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from durable import DurableError, Workflow
 from durable._base.codec import encode, loads
-from durable.errors import DurableError
 from durable.journal.info import HISTORY_FORMAT, HISTORY_VERSION
 from durable.journal.records import EventRecord
-from durable.workflow.decorators import Workflow
 from durable.workflow.replay import divergence
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from durable._base.clock import VirtualClock
-from durable.runtime.runtime import Runtime
+from durable import Runtime, VirtualClock
 from durable.testing._crash import crash
 
 try:
