@@ -31,7 +31,7 @@ async def find(ctx: durable.WorkflowContext, key: str) -> str:
 
 
 async def test_non_retryable_given_as_a_list_fails_the_step_at_once(db: Path | str) -> None:
-    assert lookup.__durable_step__.retry.non_retryable == (KeyError,)  # type: ignore[attr-defined]
+    assert durable.RetryPolicy(non_retryable=AS_A_LIST).non_retryable == (KeyError,)
     calls["n"] = 0
     async with durable.Runtime(db) as rt:
         with pytest.raises(durable.WorkflowFailed, match="failed after 1 attempt: KeyError"):

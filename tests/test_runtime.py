@@ -18,9 +18,9 @@ import pytest
 import durable
 from durable._base.ids import new_run_id
 from durable.store.sqlite.store import SqliteStore
-from durable.testing import crash
+from durable.testing import crash, scoped_workflows
 
-from .helpers import status_is, until
+from .helpers import Read, route_sqlite_reads, status_is, until
 
 
 @durable.workflow(name="runtime.greet")
@@ -166,16 +166,15 @@ async def test_leaving_the_runtime_leaves_runs_resumable(db: Path) -> None:
 async def test_runs_of_unregistered_workflows_are_left_untouched_and_logged_once(
     db: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    @durable.workflow(name="runtime.ephemeral", version="9")
-    async def ephemeral(ctx: durable.WorkflowContext) -> None:
-        await ctx.wait_for_event("never")
+    with scoped_workflows():  # the workflow is gone after the block, as after a deploy
 
-    async with durable.Runtime(db) as rt:
-        await rt.start(ephemeral, run_id="e")
-        await status_is(rt, "e", "waiting")
-    from durable.workflow import decorators as _workflow
+        @durable.workflow(name="runtime.ephemeral", version="9")
+        async def ephemeral(ctx: durable.WorkflowContext) -> None:
+            await ctx.wait_for_event("never")
 
-    del _workflow._registry[("runtime.ephemeral", "9")]
+        async with durable.Runtime(db) as rt:
+            await rt.start(ephemeral, run_id="e")
+            await status_is(rt, "e", "waiting")
     with caplog.at_level(logging.WARNING, logger="durable"):
         async with durable.Runtime(db) as rt:
             assert (await rt.get_run("e")).status is durable.RunStatus.WAITING
@@ -282,14 +281,12 @@ async def test_runs_read_together_are_read_by_one_query(
         for i in range(30):
             await (await rt.start(echo, i, run_id=f"r{i}")).result()
         queries: list[str] = []
-        assert isinstance(rt.store, SqliteStore)
-        real = rt.store._fetchall
 
-        async def counted(sql: str, params: Sequence[Any] = ()) -> object:
+        async def counted(read: Read, sql: str, params: Sequence[Any]) -> list[Any]:
             queries.append(sql)
-            return await real(sql, params)
+            return await read(sql, params)
 
-        monkeypatch.setattr(rt.store, "_fetchall", counted)
+        route_sqlite_reads(monkeypatch, counted)
         handles = [rt.handle(f"r{i}") for i in range(30)]
         results = await asyncio.gather(*(handle.result() for handle in handles))
         missing, found = await asyncio.gather(
@@ -336,13 +333,12 @@ async def test_interrupted_runs_journals_are_loaded_in_bulk(
 
         await until(all_held)
         queries: list[str] = []
-        real = SqliteStore._fetchall
 
-        async def counted(self: SqliteStore, sql: str, params: Any = ()) -> Any:
+        async def counted(read: Read, sql: str, params: Sequence[Any]) -> list[Any]:
             queries.append(sql)
-            return await real(self, sql, params)
+            return await read(sql, params)
 
-        monkeypatch.setattr(SqliteStore, "_fetchall", counted)
+        route_sqlite_reads(monkeypatch, counted)
         rt = await crash(rt)
         results = await asyncio.gather(*(rt.handle(f"h{i}").result() for i in range(count)))
     finally:
@@ -386,10 +382,10 @@ async def test_a_failed_read_reaches_every_run_asked_for_together(
     async with durable.Runtime(db) as rt:
         await (await rt.start(echo, 1, run_id="x")).result()
 
-        async def broken(sql: str, params: object = ()) -> object:
+        async def broken(read: Read, sql: str, params: Sequence[Any]) -> list[Any]:
             raise sqlite3.OperationalError("disk I/O error")
 
-        monkeypatch.setattr(rt.store, "_fetchall", broken)
+        route_sqlite_reads(monkeypatch, broken)
         outcomes = await asyncio.gather(rt.get_run("x"), rt.get_run("y"), return_exceptions=True)
         monkeypatch.undo()
         assert (await rt.get_run("x")).status is durable.RunStatus.COMPLETED  # reads go on

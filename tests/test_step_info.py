@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable.testing import scoped_workflows
 
 from .helpers import status_is, until
 
@@ -208,19 +209,18 @@ async def test_check_reports_interrupted_steps_orphans_and_unknown_workflows(db:
     async def hanging(ctx: durable.WorkflowContext) -> None:
         await ctx.step("hang", hang)
 
-    @durable.workflow(name="info.gone")
-    async def gone(ctx: durable.WorkflowContext) -> None:
-        await ctx.wait_for_event("never")
+    with scoped_workflows():  # the workflow is gone after the block, as after a deploy
 
-    async with durable.Runtime(db) as rt:
-        await rt.start(hanging, run_id="h")
-        await rt.start(gone, run_id="g")
-        await started.wait()
-        await status_is(rt, "g", "waiting")
-        assert (await rt.check()).ok
-    from durable.workflow import decorators as _workflow
+        @durable.workflow(name="info.gone")
+        async def gone(ctx: durable.WorkflowContext) -> None:
+            await ctx.wait_for_event("never")
 
-    del _workflow._registry[("info.gone", "1")]
+        async with durable.Runtime(db) as rt:
+            await rt.start(hanging, run_id="h")
+            await rt.start(gone, run_id="g")
+            await started.wait()
+            await status_is(rt, "g", "waiting")
+            assert (await rt.check()).ok
     async with durable.Runtime(db, recover=False) as tool:
         report = await tool.check()
     assert [(s.run_id, s.step, s.retried) for s in report.interrupted_steps] == [
