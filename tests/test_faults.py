@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 import durable
-from durable.store.sqlite import writer as _writer
 
-from .helpers import until
+from .helpers import sqlite_give_up_after, until
 
 
 @pytest.fixture
@@ -46,7 +45,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def quick_give_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_writer, "_GIVE_UP_AFTER", 0.5)
+    sqlite_give_up_after(monkeypatch, 0.5)
 
 
 RAN: Counter[int] = Counter()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import selectors
 import sqlite3
-from collections.abc import Awaitable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,10 @@ from durable.journal.records import (
     WaitAnswered,
 )
 from durable.store.ports import WriteChain
-from durable.store.sqlite import writer as _writer
 from durable.store.sqlite.memory import JobMemory
 from durable.store.sqlite.store import SqliteStore
 
-from .helpers import kinds, until
+from .helpers import kinds, sqlite_give_up_after, sqlite_runs_remembered, until
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ async def test_a_batch_that_cannot_commit_fails_its_callers_and_loses_nothing_be
     store = await open_store(db, writer)
     try:
         await store.append("a", [event("a", 0)])
-        monkeypatch.setattr(_writer, "_GIVE_UP_AFTER", 0.0)
+        sqlite_give_up_after(monkeypatch, 0.0)
 
         def locked(conn: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError("database is locked")
@@ -148,7 +149,7 @@ async def test_a_batch_that_cannot_commit_stops_the_chains_in_it(
     store = await open_store(db, writer)
     chain = WriteChain()
     try:
-        monkeypatch.setattr(_writer, "_GIVE_UP_AFTER", 0.0)
+        sqlite_give_up_after(monkeypatch, 0.0)
 
         def locked(conn: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError("database is locked")
@@ -331,7 +332,7 @@ async def test_the_writers_memory_stays_bounded_and_forgetting_loses_nothing(
         for position in range(3):
             for run_id in run_ids:
                 await store.append(run_id, [event(run_id, position)], claim="me@0")
-                remembered.append(len(store._memory._last))
+                remembered.append(sqlite_runs_remembered(store))
         with sqlite3.connect(db) as other:
             other.execute("UPDATE runs SET owner = 'them' WHERE run_id = 'r0'")
         with pytest.raises(LeaseLost):
@@ -361,13 +362,12 @@ async def test_the_journal_is_checkpointed_in_the_background(
                     count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
             except sqlite3.DatabaseError:  # no table yet, or copied mid-checkpoint
                 return False
-            # The pages land before the checkpointer's thread counts its pass.
-            return bool(count == 20 and store._checkpointer.passes > 0)
+            return bool(count == 20)
 
         await until(copied)
     finally:
         await store.close()
-    assert not store._checkpointer._thread.is_alive()
+    assert "durable-checkpoint" not in [thread.name for thread in threading.enumerate()]
 
 
 async def noop(i: int) -> int:
@@ -381,50 +381,60 @@ async def sequential(ctx: durable.WorkflowContext, steps: int) -> int:
     return steps
 
 
-def count_loop_iterations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """From now on, count the running loop's iterations in the returned one-item list."""
-    loop = asyncio.get_running_loop()
-    iterations = [0]
-    run_once = loop._run_once  # type: ignore[attr-defined]
+class CountingSelector(selectors.DefaultSelector):
+    """The selector of an event loop, counting its polls: a loop polls once per iteration."""
 
-    def counted() -> None:
-        iterations[0] += 1
-        run_once()
+    polls = 0
 
-    monkeypatch.setattr(loop, "_run_once", counted)
-    return iterations
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self.polls += 1
+        return super().select(timeout)
 
 
-async def test_sequential_steps_commit_without_yielding_to_the_loop(
-    db: Path, writer: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def loop_iterations(body: Callable[[Callable[[], int]], Coroutine[Any, Any, int]]) -> int:
+    """Run ``body(polls)`` on a loop of its own, whose iterations ``polls()`` counts."""
+    selector = CountingSelector()
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selector)) as runner:
+        return runner.run(body(lambda: selector.polls))
+
+
+def quiet_runtime(db: Path, writer: str) -> durable.Runtime:
+    """A runtime that does not poll the journal meanwhile: polls add their own iterations."""
+    return durable.Runtime(db, durability="normal", writer=writer, poll_interval=3600)
+
+
+def test_sequential_steps_commit_without_yielding_to_the_loop(db: Path, writer: str) -> None:
     """With nothing else to run, each step's write commits at once (the loop writer):
     a 50-step workflow takes a handful of loop iterations, not one per step or two."""
     if writer != "loop":
         pytest.skip("the thread writer hops to its thread for every commit")
-    # No poll during the count: it would add its own iterations.
-    async with durable.Runtime(db, durability="normal", writer=writer, poll_interval=3600) as rt:
-        iterations = count_loop_iterations(monkeypatch)
-        assert await (await rt.start(sequential, 50)).result() == 50
-        monkeypatch.undo()
-    assert iterations[0] < 10
+
+    async def fifty_steps(polls: Callable[[], int]) -> int:
+        async with quiet_runtime(db, writer) as rt:
+            before = polls()
+            assert await (await rt.start(sequential, 50)).result() == 50
+            return polls() - before
+
+    assert loop_iterations(fifty_steps) < 10
 
 
-async def test_a_committed_end_is_a_result_before_the_run_resumes_to_see_it(
-    db: Path, writer: str, monkeypatch: pytest.MonkeyPatch
+def test_a_committed_end_is_a_result_before_the_run_resumes_to_see_it(
+    db: Path, writer: str
 ) -> None:
     """result() takes an end already committed at once, instead of waiting one more
     loop iteration for the run's task: one-step workflows started and awaited one by
     one take fewer than three iterations each (three before)."""
     if writer != "loop":
         pytest.skip("the thread writer hops to its thread for every commit")
-    # No poll during the count: it would add its own iterations.
-    async with durable.Runtime(db, durability="normal", writer=writer, poll_interval=3600) as rt:
-        iterations = count_loop_iterations(monkeypatch)
-        for _ in range(20):
-            assert await (await rt.start(sequential, 1)).result() == 1
-        monkeypatch.undo()
-    assert iterations[0] < 20 * 3
+
+    async def one_by_one(polls: Callable[[], int]) -> int:
+        async with quiet_runtime(db, writer) as rt:
+            before = polls()
+            for _ in range(20):
+                assert await (await rt.start(sequential, 1)).result() == 1
+            return polls() - before
+
+    assert loop_iterations(one_by_one) < 20 * 3
 
 
 async def test_a_write_submitted_after_the_writer_stopped_fails_at_once(
