@@ -166,14 +166,16 @@ async def test_functions_that_differ_from_their_files_are_reinstalled_on_open(
 
 
 async def test_new_function_files_are_installed_into_a_journal_that_is_current(
-    pg_db: str, monkeypatch: pytest.MonkeyPatch
+    pg_db: str,
 ) -> None:
-    """A version whose function files changed (no migration) installs them on open."""
+    """A version whose function files changed (no migration) installs them on open: a
+    journal whose functions an earlier version's files installed gets this version's."""
     await new_journal(pg_db)
-    monkeypatch.setattr("durable.store.postgres.schema._FUNCTIONS_HASH", "a later version")
+    current = query(pg_db, "SELECT files FROM installed_functions")
+    execute(pg_db, "UPDATE installed_functions SET files = 'an earlier version'")
     async with durable.Runtime(pg_db):
         pass
-    assert query(pg_db, "SELECT files FROM installed_functions") == [("a later version",)]
+    assert query(pg_db, "SELECT files FROM installed_functions") == current
 
 
 # -- journals written by earlier commits (tests/fixtures/make_old_journals.py) ------
