@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pytest
 
@@ -106,13 +106,26 @@ def sqlite_runs_remembered(store: object) -> int:
     return len(store._memory._last)
 
 
+@overload
+async def postgres_writers_connection(writer: Any) -> asyncpg.Connection: ...
+
+
+@overload
 async def postgres_writers_connection(
-    writer: Any, wrap: Callable[[asyncpg.Connection], C] = lambda conn: conn
-) -> C:
+    writer: Any, wrap: Callable[[asyncpg.Connection], C]
+) -> C: ...
+
+
+async def postgres_writers_connection(
+    writer: Any, wrap: Callable[[asyncpg.Connection], C] | None = None
+) -> asyncpg.Connection | C:
     """The PostgreSQL writer's connection, or ``wrap(it)`` put in its place: a
     connection lost mid-call (sent or not, its answer lost), or what a batch sends,
     can only be staged or seen between the writer and its connection; a proxy that
     resets sockets (``pg_outage.py``) cannot break one call at a chosen moment."""
-    wrapped = wrap(await writer._connection())
+    conn = await writer._connection()
+    if wrap is None:
+        return conn
+    wrapped = wrap(conn)
     writer._conn = wrapped
     return wrapped

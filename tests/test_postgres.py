@@ -30,7 +30,7 @@ from durable.store.postgres.store import PostgresStore
 
 from . import child as child_program
 from .conftest import NO_POSTGRES, POSTGRES
-from .helpers import until
+from .helpers import postgres_writers_connection, until
 from .journal_sql import execute, query
 from .pg_outage import OutageProxy
 from .processes import finish, lines, spawn_worker
@@ -220,9 +220,9 @@ async def test_a_batch_lost_with_its_connection_is_sent_again_only_if_it_did_not
     try:
         record = RunRecord("r", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
         await store.create_run(record)
-        writer = store.writer
-        breaking = _BreakingConnection(await writer._connection(), after_sending)
-        writer._conn = breaking
+        breaking = await postgres_writers_connection(
+            store.writer, lambda conn: _BreakingConnection(conn, after_sending)
+        )
         batch = [
             store.append("r", [NewEvent("r", i, "step.started", "s", "{}", 1.0)], claim="me@0")
             for i in range(writes)
@@ -445,8 +445,7 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_pipeline(db: str) ->
     try:
         row = RunRecord("r", "wf", "1", "pending", "{}", "d", None, None, "me", None, 1.0, 1.0)
         await store.create_run(row)
-        counting = _CountingCalls(await store.writer._connection())
-        store.writer._conn = counting
+        counting = await postgres_writers_connection(store.writer, _CountingCalls)
         ended = NewEvent("r", 0, "step.completed", "s", "{}", 1.0)
         started = NewEvent("r", 1, "step.started", "t", "{}", 1.0)
         first = store.append("r", [ended], claim="me@0")
@@ -514,7 +513,7 @@ async def test_an_owners_progress_behind_a_concurrent_writer_takes_the_next_seq(
         row = RunRecord("r", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
         await store.create_run(row)
         await store.append("r", [NewEvent("r", 0, "step.started", "s", "{}", 1.0)], claim="me@0")
-        writer_pid = (await store.writer._connection()).get_server_pid()
+        writer_pid = (await postgres_writers_connection(store.writer)).get_server_pid()
         transaction = other.transaction()
         await transaction.start()
         await other.execute(f'SELECT 1 FROM "{schema}".runs WHERE run_id = $1 FOR UPDATE', "r")
@@ -638,8 +637,7 @@ async def test_runs_admitted_by_a_call_whose_answer_was_lost_still_run(db: str) 
     runs it took are this runtime's and run nowhere until it claims them again."""
     async with durable.Runtime(db, durability="normal") as rt:
         writer = rt.store.writer  # type: ignore[attr-defined]
-        losing = _LosingAdmissions(await writer._connection())
-        writer._conn = losing
+        losing = await postgres_writers_connection(writer, _LosingAdmissions)
         handles = [await rt.start(queued_tick, i) for i in range(3)]
         assert [await h.result(timeout=20) for h in handles] == [0, 1, 2]
         assert losing.lost == 1
