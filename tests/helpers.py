@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import pytest
 
 import durable
+from durable.store.sqlite import writer as sqlite_writer
+from durable.store.sqlite.store import SqliteStore
 
 if TYPE_CHECKING:
     import asyncpg
@@ -71,9 +73,7 @@ def sqlite_give_up_after(monkeypatch: pytest.MonkeyPatch, seconds: float) -> Non
     elsewhere, a full disk) after ``seconds`` instead of 30, until ``monkeypatch``
     is undone: a test of what follows the giving up cannot wait half a minute, and
     the SQLite writers keep that time as a module setting, not an option."""
-    from durable.store.sqlite import writer
-
-    monkeypatch.setattr(writer, "_GIVE_UP_AFTER", seconds)
+    monkeypatch.setattr(sqlite_writer, "_GIVE_UP_AFTER", seconds)
 
 
 Read = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
@@ -87,8 +87,6 @@ def route_sqlite_reads(
     params)`` (``read`` runs it), until ``monkeypatch`` is undone: to count the
     queries a batch of reads takes, or to fail one. Every read of ``SqliteStore``
     goes through its one ``_fetchall``; nothing public shows how reads are batched."""
-    from durable.store.sqlite.store import SqliteStore
-
     real = SqliteStore._fetchall
 
     async def routed(self: SqliteStore, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -100,8 +98,6 @@ def route_sqlite_reads(
 def sqlite_runs_remembered(store: object) -> int:
     """How many runs the SQLite writer's memory of runs (last seq, owner) holds: its
     bound is a limit on memory that no public behaviour shows."""
-    from durable.store.sqlite.store import SqliteStore
-
     assert isinstance(store, SqliteStore)
     return len(store._memory._last)
 
