@@ -14,14 +14,14 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from durable import DurableError, RunInfo, RunStatus, Runtime, Workflow
+import durable
 from durable._base.codec import loads_input
 from durable.cli import _render
 from durable.workflow.decorators import registered_spec, registry_keys
 
-Command = Callable[[Runtime, argparse.Namespace], Coroutine[Any, Any, None]]
+Command = Callable[[durable.Runtime, argparse.Namespace], Coroutine[Any, Any, None]]
 
-UNFINISHED = [s for s in RunStatus if s.value not in ("completed", "failed", "cancelled")]
+UNFINISHED = [s for s in durable.RunStatus if s.value not in ("completed", "failed", "cancelled")]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
@@ -56,12 +56,12 @@ def json_text(text: str) -> Any:
     try:
         return loads_input(text)
     except ValueError as exc:
-        raise DurableError(
+        raise durable.DurableError(
             f"{text!r} is not JSON ({exc}); quote strings as JSON ('\"text\"') or leave out --json"
         ) from None
 
 
-async def runs(rt: Runtime, args: argparse.Namespace) -> None:
+async def runs(rt: durable.Runtime, args: argparse.Namespace) -> None:
     found = await rt.list_runs(
         status=args.status,
         workflow=args.workflow,
@@ -77,7 +77,7 @@ async def runs(rt: Runtime, args: argparse.Namespace) -> None:
         _render.runs_table(found)
 
 
-async def show(rt: Runtime, args: argparse.Namespace) -> None:
+async def show(rt: durable.Runtime, args: argparse.Namespace) -> None:
     run = await rt.get_run(args.run_id)
     waits = await rt.pending_waits(args.run_id)
     events = await rt.history(args.run_id)
@@ -97,15 +97,15 @@ async def show(rt: Runtime, args: argparse.Namespace) -> None:
         _render.show(run, waits, events, children, state)
 
 
-async def history(rt: Runtime, args: argparse.Namespace) -> None:
+async def history(rt: durable.Runtime, args: argparse.Namespace) -> None:
     _render.print_json([_render.readable_event(event) for event in await rt.history(args.run_id)])
 
 
-async def export(rt: Runtime, args: argparse.Namespace) -> None:
+async def export(rt: durable.Runtime, args: argparse.Namespace) -> None:
     _render.print_json(await rt.export(args.run_id))
 
 
-async def start(rt: Runtime, args: argparse.Namespace) -> None:
+async def start(rt: durable.Runtime, args: argparse.Namespace) -> None:
     wf = _workflow(args.workflow)
     given = json_text(args.args) if args.args is not None else []
     if isinstance(given, list):
@@ -113,7 +113,7 @@ async def start(rt: Runtime, args: argparse.Namespace) -> None:
     elif isinstance(given, dict):
         positional, keywords = [], given
     else:
-        raise DurableError(
+        raise durable.DurableError(
             f"ARGS_JSON must be a JSON array (the arguments) or object (keyword arguments),"
             f" got {args.args!r}"
         )
@@ -124,24 +124,24 @@ async def start(rt: Runtime, args: argparse.Namespace) -> None:
         print(f"started run {handle.run_id} ({wf.name}); a worker with its workflow runs it")
 
 
-def _workflow(spec: str) -> Workflow[Any, Any]:
+def _workflow(spec: str) -> durable.Workflow[Any, Any]:
     wf = registered_spec(spec)
     if wf is None:
         known = ", ".join(f"{n}@{v}" for n, v in registry_keys()) or "none"
-        raise DurableError(
+        raise durable.DurableError(
             f"no workflow {spec!r} in the modules imported (registered: {known}); pass the"
             " module that defines it with --module"
         )
     return wf
 
 
-async def respond(rt: Runtime, args: argparse.Namespace) -> None:
+async def respond(rt: durable.Runtime, args: argparse.Namespace) -> None:
     value = json_text(args.value) if args.json else args.value
     await rt.respond(args.run_id, value, wait_id=args.wait_id)
     print(f"answered run {args.run_id}")
 
 
-async def send_event(rt: Runtime, args: argparse.Namespace) -> None:
+async def send_event(rt: durable.Runtime, args: argparse.Namespace) -> None:
     payload = args.payload
     if payload is not None and args.json:
         payload = json_text(payload)
@@ -149,13 +149,13 @@ async def send_event(rt: Runtime, args: argparse.Namespace) -> None:
     print(f"sent {args.name!r} to run {args.run_id}")
 
 
-async def cancel(rt: Runtime, args: argparse.Namespace) -> None:
-    statuses = [RunStatus(args.status)] if args.status else UNFINISHED
+async def cancel(rt: durable.Runtime, args: argparse.Namespace) -> None:
+    statuses = [durable.RunStatus(args.status)] if args.status else UNFINISHED
     chosen = await _choose(rt, args, statuses, "cancel")
     for run_id in chosen:
         try:
             await rt.cancel(run_id)
-        except DurableError as exc:
+        except durable.DurableError as exc:
             if len(chosen) == 1:
                 raise
             print(f"skipped {run_id}: {exc}")
@@ -163,14 +163,14 @@ async def cancel(rt: Runtime, args: argparse.Namespace) -> None:
         print(f"cancelled run {run_id}")
 
 
-async def resume(rt: Runtime, args: argparse.Namespace) -> None:
-    chosen = await _choose(rt, args, [RunStatus.FAILED], "resume")
+async def resume(rt: durable.Runtime, args: argparse.Namespace) -> None:
+    chosen = await _choose(rt, args, [durable.RunStatus.FAILED], "resume")
     for run_id in chosen:
         await rt.resume(run_id)
         print(f"run {run_id} will be resumed by a runtime that has its workflow")
 
 
-async def rerun(rt: Runtime, args: argparse.Namespace) -> None:
+async def rerun(rt: durable.Runtime, args: argparse.Namespace) -> None:
     await rt.rerun_from(args.run_id, args.position)
     print(
         f"run {args.run_id} will be re-executed from position {args.position} by a runtime"
@@ -179,16 +179,16 @@ async def rerun(rt: Runtime, args: argparse.Namespace) -> None:
 
 
 async def _choose(
-    rt: Runtime, args: argparse.Namespace, statuses: list[RunStatus], verb: str
+    rt: durable.Runtime, args: argparse.Namespace, statuses: list[durable.RunStatus], verb: str
 ) -> list[str]:
     """The runs named, or those the filters select after the user said yes."""
     filtered = args.workflow or args.before or getattr(args, "status", None)
     if args.run_ids:
         if filtered:
-            raise DurableError(f"give run ids or filters to {verb}, not both")
+            raise durable.DurableError(f"give run ids or filters to {verb}, not both")
         return list(args.run_ids)
     if not filtered:
-        raise DurableError(
+        raise durable.DurableError(
             f"name the runs to {verb}: RUN_ID..., or filters (--workflow W, --before T)"
         )
     chosen = [run.run_id async for run in _select(rt, statuses, args.workflow, args.before)]
@@ -200,13 +200,18 @@ async def _choose(
         print(f"{verb} {len(chosen)} run(s): {shown}? [y/N] ", end="", flush=True)
         answer = sys.stdin.readline()  # "" at the end of input: no
         if answer.strip().lower() not in ("y", "yes"):
-            raise DurableError(f"nothing done: {verb} was not confirmed (--yes skips asking)")
+            raise durable.DurableError(
+                f"nothing done: {verb} was not confirmed (--yes skips asking)"
+            )
     return chosen
 
 
 async def _select(
-    rt: Runtime, statuses: list[RunStatus], workflow: str | None, before: dt.datetime | None
-) -> AsyncIterator[RunInfo]:
+    rt: durable.Runtime,
+    statuses: list[durable.RunStatus],
+    workflow: str | None,
+    before: dt.datetime | None,
+) -> AsyncIterator[durable.RunInfo]:
     for status in statuses:
         page = await rt.list_runs(status=status, workflow=workflow, limit=500, until=before)
         while page:
@@ -217,7 +222,7 @@ async def _select(
             )
 
 
-async def check(rt: Runtime, args: argparse.Namespace) -> None:
+async def check(rt: durable.Runtime, args: argparse.Namespace) -> None:
     report = await rt.check(unregistered=bool(args.modules))
     if args.json:
         _render.print_json(report.to_dict())
@@ -225,12 +230,12 @@ async def check(rt: Runtime, args: argparse.Namespace) -> None:
         _render.check_report(report)
 
 
-async def prune(rt: Runtime, args: argparse.Namespace) -> None:
+async def prune(rt: durable.Runtime, args: argparse.Namespace) -> None:
     pruned = await rt.prune(args.older_than)
     print(f"pruned {pruned} run(s) that ended more than {args.older_than:g} s ago")
 
 
-async def queues(rt: Runtime, args: argparse.Namespace) -> None:
+async def queues(rt: durable.Runtime, args: argparse.Namespace) -> None:
     found = await rt.queues()
     if args.json:
         _render.print_json([_render.queue_json(status) for status in found])
@@ -238,7 +243,7 @@ async def queues(rt: Runtime, args: argparse.Namespace) -> None:
         _render.queues_table(found)
 
 
-async def schedules(rt: Runtime, args: argparse.Namespace) -> None:
+async def schedules(rt: durable.Runtime, args: argparse.Namespace) -> None:
     found = await rt.schedules()
     if args.json:
         _render.print_json([_render.schedule_json(schedule) for schedule in found])

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+import durable
 from durable.journal.kinds import (
     CHILD,
     CHILD_COMPLETED,
@@ -31,7 +32,6 @@ from durable.journal.kinds import (
     WAIT_COMPLETED,
     family,
 )
-from durable import CheckReport, PendingWait, QueueStatus, RunInfo, ScheduleInfo
 
 TIME_KEYS = ("wake_at", "deadline", "retry_at")
 """Payload fields that hold a moment as POSIX seconds."""
@@ -86,11 +86,11 @@ def readable_event(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "payload": data}
 
 
-def queue_json(status: QueueStatus) -> dict[str, Any]:
+def queue_json(status: durable.QueueStatus) -> dict[str, Any]:
     return {**vars(status), "rate": None if status.rate is None else list(status.rate)}
 
 
-def schedule_json(schedule: ScheduleInfo) -> dict[str, Any]:
+def schedule_json(schedule: durable.ScheduleInfo) -> dict[str, Any]:
     return {
         "workflow": schedule.workflow,
         "cron": schedule.cron,
@@ -101,7 +101,7 @@ def schedule_json(schedule: ScheduleInfo) -> dict[str, Any]:
     }
 
 
-def queues_table(found: list[QueueStatus]) -> None:
+def queues_table(found: list[durable.QueueStatus]) -> None:
     def limit(value: object) -> str:
         return "-" if value is None else str(value)
 
@@ -125,7 +125,7 @@ def queues_table(found: list[QueueStatus]) -> None:
         print("(limits show as - where none is declared; pass the modules that declare them)")
 
 
-def schedules_table(found: list[ScheduleInfo]) -> None:
+def schedules_table(found: list[durable.ScheduleInfo]) -> None:
     rows: list[tuple[str, ...]] = [("WORKFLOW", "CRON", "TZ", "NEXT TICK", "LAST RUN")]
     for s in found:
         rows.append((s.workflow, s.cron, s.tz, moment(s.next_tick), s.last_run_id or "-"))
@@ -140,7 +140,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         )
 
 
-def runs_table(runs: list[RunInfo]) -> None:
+def runs_table(runs: list[durable.RunInfo]) -> None:
     rows: list[tuple[str, ...]] = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
     rows += [
         (r.run_id, r.workflow, str(r.status), moment(r.created_at), moment(r.updated_at))
@@ -154,10 +154,10 @@ def runs_table(runs: list[RunInfo]) -> None:
 
 
 def show(
-    run: RunInfo,
-    waits: list[PendingWait],
+    run: durable.RunInfo,
+    waits: list[durable.PendingWait],
     events: list[dict[str, Any]],
-    children: list[RunInfo],
+    children: list[durable.RunInfo],
     state: dict[str, Any],
 ) -> None:
     print(f"run       {run.run_id}")
@@ -270,7 +270,7 @@ def _describe(group: list[dict[str, Any]]) -> str:
     return f"{first['name']} = {orjson.dumps(first['payload'].get('value')).decode()}"
 
 
-def check_report(report: CheckReport) -> None:
+def check_report(report: durable.CheckReport) -> None:
     if report.ok:
         print("ok: nothing needs a human")
         return

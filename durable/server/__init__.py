@@ -8,7 +8,7 @@ and its error shapes are in ``_api.py``.
 
 from __future__ import annotations
 
-from durable import Runtime
+from durable.runtime.runtime import Runtime
 
 try:
     from starlette.applications import Starlette

@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from durable import DurableError, Runtime, Workflow
+import durable
 from durable._base.codec import loads_input
 from durable.server._guard import (
     WILDCARDS,
@@ -65,7 +65,7 @@ class _BadRequest(Exception):
     """A request whose body or parameters do not fit: 422."""
 
 
-Handler = Callable[[Runtime, Request], Awaitable[Response]]
+Handler = Callable[[durable.Runtime, Request], Awaitable[Response]]
 """An endpoint of the API: the runtime and the request in, the response out."""
 
 MAX_LIMIT = 1000
@@ -73,7 +73,7 @@ MAX_LIMIT = 1000
 
 
 def create_app(
-    rt: Runtime,
+    rt: durable.Runtime,
     token: str | None = None,
     *,
     host: str | None = None,
@@ -111,7 +111,7 @@ def create_app(
     return Starlette(routes=routes, middleware=_guards(token, host, allowed_host, limit))
 
 
-def _route(rt: Runtime, path: str, handler: Handler, *methods: str) -> Route:
+def _route(rt: durable.Runtime, path: str, handler: Handler, *methods: str) -> Route:
     """A route calling ``handler`` with ``rt``: a POST must be JSON, path segments are
     decoded, and errors become ``{"code", "message"}`` with their status."""
 
@@ -128,7 +128,7 @@ def _route(rt: Runtime, path: str, handler: Handler, *methods: str) -> Route:
             return await handler(rt, request)
         except _BadRequest as exc:
             return error("INVALID_REQUEST", str(exc))
-        except DurableError as exc:
+        except durable.DurableError as exc:
             return error(exc.code, exc.message)
         except (ValueError, TypeError) as exc:
             return error("INVALID_REQUEST", str(exc))
@@ -163,12 +163,12 @@ async def _page(request: Request) -> Response:
     return FileResponse(_STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
 
-async def _resume(rt: Runtime, request: Request) -> Response:
+async def _resume(rt: durable.Runtime, request: Request) -> Response:
     await rt.resume(request.path_params["run_id"])
     return JSON({"ok": True})
 
 
-async def _rerun(rt: Runtime, request: Request) -> Response:
+async def _rerun(rt: durable.Runtime, request: Request) -> Response:
     body = await _body(request)
     position = body.get("position") if isinstance(body, dict) else None
     if isinstance(position, bool) or not isinstance(position, int):
@@ -204,7 +204,7 @@ def _limit(request: Request) -> int:
     return int(text)
 
 
-async def _list_runs(rt: Runtime, request: Request) -> Response:
+async def _list_runs(rt: durable.Runtime, request: Request) -> Response:
     runs = await rt.list_runs(
         status=request.query_params.get("status") or None,
         workflow=request.query_params.get("workflow") or None,
@@ -215,25 +215,25 @@ async def _list_runs(rt: Runtime, request: Request) -> Response:
     return JSON([run.to_dict() for run in runs])
 
 
-async def _get_run(rt: Runtime, request: Request) -> Response:
+async def _get_run(rt: durable.Runtime, request: Request) -> Response:
     return JSON((await rt.get_run(request.path_params["run_id"])).to_dict())
 
 
-async def _history(rt: Runtime, request: Request) -> Response:
+async def _history(rt: durable.Runtime, request: Request) -> Response:
     return JSON(await rt.history(request.path_params["run_id"]))
 
 
-async def _state(rt: Runtime, request: Request) -> Response:
+async def _state(rt: durable.Runtime, request: Request) -> Response:
     return JSON(await rt.get_state(request.path_params["run_id"]))
 
 
-async def _waits(rt: Runtime, request: Request) -> Response:
+async def _waits(rt: durable.Runtime, request: Request) -> Response:
     run_id = request.path_params["run_id"]
     await rt.get_run(run_id)
     return JSON([wait.to_dict() for wait in await rt.pending_waits(run_id)])
 
 
-async def _respond(rt: Runtime, request: Request) -> Response:
+async def _respond(rt: durable.Runtime, request: Request) -> Response:
     body = await _body(request)
     if not isinstance(body, dict) or "value" not in body:
         raise _BadRequest('send {"value": ..., "wait_id": null}')
@@ -244,7 +244,7 @@ async def _respond(rt: Runtime, request: Request) -> Response:
     return JSON({"ok": True})
 
 
-async def _send_event(rt: Runtime, request: Request) -> Response:
+async def _send_event(rt: durable.Runtime, request: Request) -> Response:
     payload = await _body(request)
     key = request.headers.get("idempotency-key")
     await rt.send_event(
@@ -253,12 +253,12 @@ async def _send_event(rt: Runtime, request: Request) -> Response:
     return JSON({"ok": True})
 
 
-async def _cancel(rt: Runtime, request: Request) -> Response:
+async def _cancel(rt: durable.Runtime, request: Request) -> Response:
     await rt.cancel(request.path_params["run_id"])
     return JSON({"ok": True})
 
 
-async def _start(rt: Runtime, request: Request) -> Response:
+async def _start(rt: durable.Runtime, request: Request) -> Response:
     wf = _workflow(request.path_params["name"])
     body = await _body(request)
     body = {} if body is None else body
@@ -272,10 +272,10 @@ async def _start(rt: Runtime, request: Request) -> Response:
     return JSON({"run_id": handle.run_id}, status_code=201)
 
 
-def _workflow(spec: str) -> Workflow[Any, Any]:
+def _workflow(spec: str) -> durable.Workflow[Any, Any]:
     wf = registered_spec(spec)
     if wf is None:
-        error = DurableError(
+        error = durable.DurableError(
             f"no workflow {spec!r} is registered in this server; start it with the modules"
             " that define it (durable serve MODULE...)"
         )
@@ -284,7 +284,7 @@ def _workflow(spec: str) -> Workflow[Any, Any]:
     return wf
 
 
-async def _stream(rt: Runtime, request: Request) -> Response:
+async def _stream(rt: durable.Runtime, request: Request) -> Response:
     run_id, key = request.path_params["run_id"], request.path_params["key"]
     await rt.get_run(run_id)  # RunNotFound before the stream begins
 
@@ -296,7 +296,7 @@ async def _stream(rt: Runtime, request: Request) -> Response:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-async def _webhook(rt: Runtime, request: Request) -> Response:
+async def _webhook(rt: durable.Runtime, request: Request) -> Response:
     """A delivery signed as the Standard Webhooks specification says starts a run with
     the JSON body. Its ``webhook-id`` is the run id, and is signed with the timestamp
     and the body: a redelivery, or a replay of a captured one, starts nothing new, and a

@@ -13,10 +13,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from starlette.requests import Request
 from starlette.responses import Response
 
-from durable import Metrics, Runtime
+import durable
 
 
-async def metrics_page(rt: Runtime, request: Request) -> Response:
+async def metrics_page(rt: durable.Runtime, request: Request) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(await rt.metrics()))
     return Response(generate_latest(registry), media_type=_TEXT_FORMAT)
@@ -25,7 +25,7 @@ async def metrics_page(rt: Runtime, request: Request) -> Response:
 class _Snapshot:
     """A collector over one snapshot (the client library asks collectors at render time)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: durable.Metrics) -> None:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:

@@ -5,7 +5,7 @@ The pytest plugin (fixtures ``durable_runtime``, ``durable_clock`` and ``durable
 is registered by entry point and lives in ``durable.testing.plugin``.
 """
 
-from durable import VirtualClock
+from durable._base.clock import VirtualClock
 from durable.testing._crash import crash
 from durable.testing._explore import CrashPoint, CrashReport, explore_crashes
 from durable.testing._replay import load_history, replay

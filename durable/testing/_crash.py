@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from durable import DurableError, Runtime
+import durable
 
 
-async def crash(runtime: Runtime) -> Runtime:
+async def crash(runtime: durable.Runtime) -> durable.Runtime:
     """Abandon every in-flight run of ``runtime`` at once, as a SIGKILL would, and
     return a new, open runtime on the same file that resumes them.
 
@@ -16,16 +16,16 @@ async def crash(runtime: Runtime) -> Runtime:
     runtime yourself (or let the ``durable_runtime`` fixture do it).
     """
     if str(runtime.path) == ":memory:":
-        raise DurableError(
+        raise durable.DurableError(
             "crash() needs a journal file to reopen; ':memory:' ends with its runtime"
         )
     if runtime.settings is None:
-        raise DurableError(
+        raise durable.DurableError(
             "crash() reopens a runtime from its path and settings; one made with"
             " Runtime(store=...) cannot be reopened: give it the journal's path or URL"
         )
     await runtime.abandon()
     # Every setting as it was, and the same identity, so the leases are taken back.
-    reopened = Runtime(runtime.path, **{**runtime.settings, "identity": runtime.owner})
+    reopened = durable.Runtime(runtime.path, **{**runtime.settings, "identity": runtime.owner})
     await reopened.open()
     return reopened

@@ -20,17 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from durable import (
-    DurableError,
-    NoPendingWait,
-    Runtime,
-    VirtualClock,
-    Workflow,
-    WorkflowCancelled,
-    WorkflowFailed,
-)
-from durable.journal.records import NewEvent
+import durable
 from durable.journal.kinds import RECOVERED, STEP_COMPLETED, STEP_STARTED
+from durable.journal.records import NewEvent
 from durable.store import Store, open_store
 
 
@@ -104,7 +96,7 @@ def _describe(events: Sequence[NewEvent]) -> _Write:
 
 
 async def explore_crashes(
-    workflow: Workflow[Any, Any],
+    workflow: durable.Workflow[Any, Any],
     *args: Any,
     answers: Mapping[str, Any] | None = None,
     **kwargs: Any,
@@ -135,18 +127,18 @@ async def explore_crashes(
         return CrashReport(outcome, len(writes), points)
 
 
-def _runtime(path: Path, keep: int | None = None) -> tuple[Runtime, _CuttingStore]:
+def _runtime(path: Path, keep: int | None = None) -> tuple[durable.Runtime, _CuttingStore]:
     """A runtime on ``path`` whose journal writes are counted, and cut past ``keep``."""
     # Commits need not survive power loss here: the crash is simulated.
     store = _CuttingStore(open_store(path, "normal", "loop", 0.25), keep)
-    return Runtime(path, clock=VirtualClock(), store=cast(Store, store)), store
+    return durable.Runtime(path, clock=durable.VirtualClock(), store=cast(Store, store)), store
 
 
-async def _crash(rt: Runtime) -> Runtime:
+async def _crash(rt: durable.Runtime) -> durable.Runtime:
     """``crash`` for a runtime handed its store: abandon it, and open a runtime with
     its identity (so it takes the leases back at once) on its journal, uncut."""
     await rt.abandon()
-    reopened = Runtime(
+    reopened = durable.Runtime(
         rt.path, clock=rt.clock, durability="normal", writer="loop", identity=rt.owner
     )
     await reopened.open()
@@ -155,7 +147,7 @@ async def _crash(rt: Runtime) -> Runtime:
 
 async def _reference(
     path: Path,
-    workflow: Workflow[Any, Any],
+    workflow: durable.Workflow[Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     answers: dict[str, Any],
@@ -173,7 +165,7 @@ async def _reference(
 async def _crash_at(
     path: Path,
     point: CrashPoint,
-    workflow: Workflow[Any, Any],
+    workflow: durable.Workflow[Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     answers: dict[str, Any],
@@ -199,7 +191,7 @@ async def _crash_at(
 
 
 async def _until_cut(
-    rt: Runtime, run_id: str, answers: dict[str, Any], cutter: _CuttingStore
+    rt: durable.Runtime, run_id: str, answers: dict[str, Any], cutter: _CuttingStore
 ) -> None:
     """Drive the run (answering it) until its next write is dropped, or it ends."""
     ended = asyncio.ensure_future(_outcome(rt, run_id, answers))
@@ -212,29 +204,29 @@ async def _until_cut(
         await asyncio.gather(ended, cut, return_exceptions=True)
 
 
-async def _outcome(rt: Runtime, run_id: str, answers: dict[str, Any]) -> Any:
+async def _outcome(rt: durable.Runtime, run_id: str, answers: dict[str, Any]) -> Any:
     """The run's result, or the error record it failed with, answering its questions
     (awaited one by one: a virtual clock skips time meanwhile, never past a question)."""
     for name, value in answers.items():  # events are kept until the run waits for them
-        with contextlib.suppress(ValueError, DurableError):
+        with contextlib.suppress(ValueError, durable.DurableError):
             await rt.send_event(run_id, name, value, key=f"explore:{name}")
     while await _answered(rt, run_id, answers):
         pass
     try:
         return await rt.handle(run_id).result()
-    except (WorkflowFailed, WorkflowCancelled) as error:
+    except (durable.WorkflowFailed, durable.WorkflowCancelled) as error:
         return {"failed": getattr(error, "error", None) or str(error)}
 
 
-async def _answered(rt: Runtime, run_id: str, answers: dict[str, Any]) -> bool:
+async def _answered(rt: durable.Runtime, run_id: str, answers: dict[str, Any]) -> bool:
     """Answer the run's next question; False once it has ended without asking."""
     try:
         question = await rt.wait_for_question(run_id)
-    except DurableError:  # it ended
+    except durable.DurableError:  # it ended
         return False
     for key in (question.question, question.wait_id):
         if key in answers:
-            with contextlib.suppress(NoPendingWait):
+            with contextlib.suppress(durable.NoPendingWait):
                 await rt.respond(run_id, answers[key], wait_id=question.wait_id)
             return True
     raise AssertionError(

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from durable import DurableError, Workflow
+import durable
 from durable._base.codec import encode, loads
 from durable.journal.info import HISTORY_FORMAT, HISTORY_VERSION
 from durable.journal.records import EventRecord
@@ -23,12 +23,12 @@ def load_history(source: dict[str, Any] | str | os.PathLike[str]) -> dict[str, A
     """A history document from a dict, or from a JSON file written by ``durable export``."""
     document = source if isinstance(source, dict) else loads(Path(source).read_bytes())
     if not isinstance(document, dict) or document.get("format") != HISTORY_FORMAT:
-        raise DurableError(
+        raise durable.DurableError(
             f"not a durable history document (expected format {HISTORY_FORMAT!r});"
             " write one with `durable export RUN_ID` or `await rt.export(run_id)`"
         )
     if document.get("version") != HISTORY_VERSION:
-        raise DurableError(
+        raise durable.DurableError(
             f"history format version {document.get('version')!r} is not supported by this"
             f" durable (it reads version {HISTORY_VERSION})"
         )
@@ -36,7 +36,7 @@ def load_history(source: dict[str, Any] | str | os.PathLike[str]) -> dict[str, A
 
 
 async def replay(
-    workflow: Workflow[Any, Any], history: dict[str, Any] | str | os.PathLike[str]
+    workflow: durable.Workflow[Any, Any], history: dict[str, Any] | str | os.PathLike[str]
 ) -> None:
     """Run ``workflow``'s current code against ``history`` without executing any step.
 
@@ -48,7 +48,7 @@ async def replay(
     run = document["run"]
     recorded = run.get("workflow")
     if recorded != workflow.name:
-        raise DurableError(
+        raise durable.DurableError(
             f"the history of run {run.get('run_id')!r} was recorded for workflow"
             f" {recorded!r}, not {workflow.name!r}; replay it with the workflow that"
             f" recorded it (@durable.workflow(name={recorded!r}))"

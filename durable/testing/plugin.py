@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from durable import Runtime, VirtualClock
+import durable
 from durable.testing._crash import crash
 
 try:
@@ -35,15 +35,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture
-def durable_clock() -> VirtualClock:
+def durable_clock() -> durable.VirtualClock:
     """A virtual clock: it jumps to the next timer when every run is blocked on one."""
-    return VirtualClock()
+    return durable.VirtualClock()
 
 
 class _Holder:
     """The runtime a test is using now (``durable_crash`` swaps it for a new one)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: durable.Runtime) -> None:
         self.runtime = runtime
 
 
@@ -51,10 +51,12 @@ if _HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture
     async def _durable_holder(
-        durable_clock: VirtualClock, tmp_path: Path, request: pytest.FixtureRequest
+        durable_clock: durable.VirtualClock, tmp_path: Path, request: pytest.FixtureRequest
     ) -> AsyncIterator[_Holder]:
         always_replay = bool(request.config.getoption("--durable-always-replay"))
-        runtime = Runtime(tmp_path / "durable.db", clock=durable_clock, always_replay=always_replay)
+        runtime = durable.Runtime(
+            tmp_path / "durable.db", clock=durable_clock, always_replay=always_replay
+        )
         await runtime.open()
         holder = _Holder(runtime)
         try:
@@ -63,16 +65,16 @@ if _HAVE_PYTEST_ASYNCIO:
             await holder.runtime.close()
 
     @pytest_asyncio.fixture
-    async def durable_runtime(_durable_holder: _Holder) -> Runtime:
+    async def durable_runtime(_durable_holder: _Holder) -> durable.Runtime:
         """A started runtime on a fresh journal file in ``tmp_path``, on ``durable_clock``."""
         return _durable_holder.runtime
 
     @pytest_asyncio.fixture
-    async def durable_crash(_durable_holder: _Holder) -> Callable[[], Awaitable[Runtime]]:
+    async def durable_crash(_durable_holder: _Holder) -> Callable[[], Awaitable[durable.Runtime]]:
         """``await durable_crash()`` abandons ``durable_runtime`` as a SIGKILL would and
         returns a new runtime on the same file, which resumes the runs."""
 
-        async def crash_and_restart() -> Runtime:
+        async def crash_and_restart() -> durable.Runtime:
             _durable_holder.runtime = await crash(_durable_holder.runtime)
             return _durable_holder.runtime
 
@@ -81,7 +83,7 @@ if _HAVE_PYTEST_ASYNCIO:
 else:  # pragma: no cover
 
     @pytest.fixture
-    def durable_runtime() -> Runtime:
+    def durable_runtime() -> durable.Runtime:
         raise pytest.UsageError(
             "durable's fixtures need pytest-asyncio: pip install 'durable-workflows[testing]'"
         )
