@@ -44,13 +44,19 @@ def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.ImportFrom):
             assert node.level == 0, f"{module}:{node.lineno}: use an absolute import"
             if node.module and node.module.split(".")[0] == "durable":
-                if node.module == "durable":
-                    found += [(node.lineno, f"durable.{a.name}") for a in node.names]
+                if node.module == "durable":  # a submodule, or a public name
+                    found += [(node.lineno, _from_package(a.name)) for a in node.names]
                 else:
                     found.append((node.lineno, node.module))
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("durable")]
     return found
+
+
+def _from_package(name: str) -> str:
+    """What ``from durable import name`` imports: a submodule, or the public API."""
+    path = PACKAGE / name
+    return f"durable.{name}" if path.is_dir() or path.with_suffix(".py").exists() else "durable"
 
 
 def modules() -> list[tuple[str, Path]]:
