@@ -229,6 +229,9 @@ async def test_an_undeclared_queue_name_is_refused(db: Path) -> None:
             await rt.start_run(plain, ["x"], {}, queue="nope")
         with pytest.raises(TypeError, match="priority"):
             await rt.start_run(one_job, ["x"], {}, priority="high")  # type: ignore[arg-type]
+        for too_big in (2**31, -(2**31) - 1):  # PostgreSQL keeps a priority in 32 bits
+            with pytest.raises(ValueError, match="priority must fit in 32 bits"):
+                await rt.start_run(one_job, ["x"], {}, priority=too_big)
         assert await rt.list_runs() == []
 
 

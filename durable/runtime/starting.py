@@ -168,6 +168,10 @@ def _check_start(
     through = wf.queue if queue is None else queue_named(queue)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
+    if not -(2**31) <= priority < 2**31:
+        raise ValueError(
+            f"priority must fit in 32 bits (-2147483648 to 2147483647), got {priority}"
+        )
     if dedup_key is not None:
         check_name("dedup_key", dedup_key)
         if through is None:

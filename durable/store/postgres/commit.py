@@ -46,6 +46,8 @@ def is_transient(exc: BaseException) -> bool:
     # InternalClientError: the connection's protocol state broke with it (asyncpg says
     # "another operation is in progress"); a new connection is the cure.
     # StoreUnavailable: the store's connect could not reach the server (yet).
+    if isinstance(exc, ValueError):  # a value asyncpg cannot encode: it stays so
+        return False
     broken = (
         OSError,
         asyncio.TimeoutError,

@@ -1,6 +1,6 @@
 """Group commit on PostgreSQL: every journal write queued in a moment, one transaction.
 
-The same contract as the SQLite writers (``_writer.py``): callers submit jobs
+The same contract as the SQLite writers (``sqlite/writer.py``): callers submit jobs
 and await a future; jobs queued while a batch commits form the next batch (up to
 ``MOST_PER_COMMIT`` jobs; the rest go in the ones after); one job's SQL error does
 not undo the others (the batch is run again with a savepoint per job); jobs of one
@@ -172,6 +172,8 @@ class PgWriter:
                 return outcomes
             except Exception as exc:
                 if not is_transient(exc):
+                    if not isinstance(exc, asyncpg.PostgresError):
+                        self._drop_connection()  # asyncpg may be mid-operation on it
                     return fail_jobs(batch, exc)
                 fault = exc
             # The batch may or may not have committed: ask, until the server answers.
