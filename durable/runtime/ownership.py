@@ -3,7 +3,7 @@
 A runtime holds one lease (a row in ``owners``) and renews it every third of
 ``lease_seconds``. Claiming takes free runs of the workflows it executes, as
 many as it has room for and no more than its fair share; runs of an owner
-whose lease lapsed (or that is provably a dead process, ``_liveness.py``) are
+whose lease lapsed (or that is provably a dead process, ``liveness.py``) are
 free. Every claim of a run begins a new ownership epoch, so a copy of the run
 still running anywhere under an older claim writes nothing more. A run let go
 after a database fault is claimed again with backoff.
@@ -213,10 +213,6 @@ class Ownership:
             else:
                 self.changes.notify()  # result() waiters look again
                 return
-
-    def wall_now(self) -> float:
-        """Leases run on the wall clock, whatever clock the runtime's timers use."""
-        return wall_time()
 
     def seconds_to_renewal(self) -> float:
         return max(0.0, self.next_renewal - wall_time())

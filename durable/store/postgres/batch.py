@@ -20,7 +20,7 @@ Job = Callable[[asyncpg.Connection], Awaitable[Any]]
 class Entry(NamedTuple):
     """A queued job: an async function of the connection (``job``), or a journal write
     (``write``, whose answer ``finish`` reads). Its caller's future and chain come
-    second and third, as ``_batch.settle`` reads them."""
+    second and third, as ``store.batch.settle`` reads them."""
 
     job: Job | None
     future: asyncio.Future[Any] | None

@@ -3,8 +3,8 @@
 SQLite's own checkpoint runs inside the commit that takes the WAL past its
 threshold, on the writer's thread. At durability normal that commit also
 waits for everything written since the last checkpoint to reach the disk (an
-fsync of the WAL, then of the database): 30 to 40 ms every 10,000 pages, with
-the event loop stalled, since the loop writer commits on it. Here a passive
+fsync of the WAL, then of the database), with the event loop stalled, since the
+loop writer commits on it. Here a passive
 checkpoint runs on a thread of its own shortly after writes, in parallel
 with the loop. The writer's own checkpoint stays as a backstop for a WAL the
 background falls behind on; it then finds little left to copy, and it is

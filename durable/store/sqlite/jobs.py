@@ -1,6 +1,6 @@
 """Write jobs of the SQLite store beyond a run's own appends: creating a run, pruning,
 superseding, sending a message once, cancelling a tree of runs, schedules. Each is a
-function of the writer's connection, run in the writer's transaction (``_writer.py``);
+function of the writer's connection, run in the writer's transaction (``writer.py``);
 ``memory`` is the store's ``JobMemory``."""
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             # Checkpoint every 10,000 pages (40 MB of WAL) instead of 1,000: a journal
             # rewrites the same few pages, so rarer checkpoints copy far fewer pages. The
-            # background checkpointer usually has copied them already (_checkpointer.py).
+            # background checkpointer usually has copied them already (checkpointer.py).
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
             migrate(conn)
         except sqlite3.DatabaseError as exc:

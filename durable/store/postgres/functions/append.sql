@@ -82,7 +82,7 @@ BEGIN
                     SELECT 1 FROM :"schema".events c WHERE c.run_id = p_run AND c.position = w.position
                     AND c.kind = 'wait.completed' AND NOT c.superseded))
             -- A wait id names one position: with its wait not completed, no message of its
-            -- name was consumed, so any one is an answer not yet read (Expect, base.py). No
+            -- name was consumed, so any one is an answer not yet read (Expect, journal/records.py). No
             -- payload is read: one holding U+0000 is text jsonb refuses.
             AND NOT EXISTS (
                 SELECT 1 FROM :"schema".events m WHERE m.run_id = p_run AND m.kind = 'message'
