@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from durable._base.aio import wait_set
 
@@ -45,7 +46,6 @@ def awaiting(clock: Clock | None, happened: Callable[[], bool]) -> AbstractConte
     return time_skipping(clock).awaiting(happened)
 
 
-@runtime_checkable
 class TimeSkipping(Protocol):
     """A clock that skips time while every run of the runtimes on it is parked (the
     virtual clock); what a runtime tells it, and asks it."""
@@ -77,9 +77,19 @@ class _NeverSkips:
         pass
 
 
+_NEVER_SKIPS = _NeverSkips()
+
+
 def time_skipping(clock: Clock) -> TimeSkipping:
     """How ``clock`` skips time: the clock itself if it can, else a skipping that never does."""
-    return clock if isinstance(clock, TimeSkipping) else _NeverSkips()
+    return cast(TimeSkipping, clock) if _skips_time(type(clock)) else _NEVER_SKIPS
+
+
+@functools.cache
+def _skips_time(kind: type) -> bool:
+    """Whether clocks of ``kind`` are ``TimeSkipping``: asked once per class, since an
+    ``isinstance`` against a protocol inspects every member each time."""
+    return all(hasattr(kind, name) for name in ("skips", "attach", "awaiting", "poke"))
 
 
 class SystemClock:
