@@ -56,14 +56,19 @@ def pipelinable(batch: list[Entry]) -> bool:
     """Writes only, and a chain's writes after its first all with its guard: a pipeline
     cannot skip a write once one before it is refused, so the SQL must refuse them."""
     guards: dict[int, str | None] = {}
-    for entry in batch:
-        if entry.job is not None:
+    return all(_joins_pipeline(guards, entry) for entry in batch)
+
+
+def _joins_pipeline(guards: dict[int, str | None], entry: Entry) -> bool:
+    """Whether ``entry`` may follow the writes whose chains' guards are ``guards`` in
+    one pipeline; if so, its chain's guard is noted."""
+    if entry.job is not None:
+        return False
+    if entry.chain is not None:
+        key = id(entry.chain)
+        if key in guards and (guards[key] is None or guards[key] != entry.guard):
             return False
-        if entry.chain is not None:
-            key = id(entry.chain)
-            if key in guards and (guards[key] is None or guards[key] != entry.guard):
-                return False
-            guards[key] = entry.guard
+        guards[key] = entry.guard
     return True
 
 
@@ -71,12 +76,14 @@ def parts(batch: list[Entry]) -> list[list[Entry]]:
     """The batch in the order it came: its adjacent writes that may share a pipeline
     together, every other job alone."""
     split: list[list[Entry]] = []
+    guards: dict[int, str | None] = {}
     for entry in batch:
-        last = split[-1] if split else None
-        if last and entry.job is None and last[0].job is None and pipelinable([*last, entry]):
-            last.append(entry)
+        if split and split[-1][0].job is None and _joins_pipeline(guards, entry):
+            split[-1].append(entry)
         else:
             split.append([entry])
+            guards = {}
+            _joins_pipeline(guards, entry)
     return split
 
 
