@@ -25,7 +25,7 @@ from durable.workflow.calls import Calls
 async def write_stream(key: str, value: Any) -> None:
     """Append ``value`` to the stream ``key`` of the current run: inside a step, tagged
     with the step's attempt; in workflow code, as ``ctx.write_stream``."""
-    _check_key(key)
+    check_stream_key(key)
     scope = _current.step.get()
     if scope is not None and scope.host is not None:
         host = scope.host
@@ -55,7 +55,7 @@ async def close(calls: Calls, key: str) -> None:
 
 
 async def _journal(calls: Calls, kind: str, key: str, text: str) -> None:
-    _check_key(key)
+    check_stream_key(key)
     position = calls.take(STREAM, key)
     journal = calls.host.journal
     events = journal.at(position)
@@ -64,5 +64,5 @@ async def _journal(calls: Calls, kind: str, key: str, text: str) -> None:
         await calls.host.append(position, kind, key, text)
 
 
-def _check_key(key: str) -> None:
+def check_stream_key(key: str) -> None:
     check_name("a stream's key", key)
