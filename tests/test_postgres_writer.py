@@ -4,6 +4,7 @@ and batches whose connection broke mid-call, sent again only if they did not com
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import asyncpg
@@ -240,10 +241,10 @@ class _CountingCalls:
         return await self._conn.fetchrow(sql, *args)
 
 
-async def test_a_steps_end_and_the_next_steps_start_are_one_pipeline(db: str) -> None:
+async def test_a_steps_end_and_the_next_steps_start_are_one_call(db: str) -> None:
     """Two writes of one run by its owner (a step's end, then the next step's start)
-    are one pipeline, one round trip; what each write gets back is its own, and a
-    refused one refuses the next."""
+    are one ``append`` call, one round trip; what each write gets back is its own, and
+    a refused one refuses the next."""
     store = PostgresStore(db, durability="normal")
     await store.open()
     try:
@@ -255,7 +256,7 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_pipeline(db: str) ->
         first = store.append("r", [ended], claim="me@0")
         second = store.append("r", [started], RunUpdate(2.0, status="running"), claim="me@0")
         assert (await first, await second) == ([1], [2])
-        assert counting.pipelines == [2]
+        assert counting.pipelines == [1]
         record = await store.get_run("r")
         assert record is not None and record.status == "running"
         theirs = store.append("r", [ended], claim="you@0")
@@ -263,7 +264,7 @@ async def test_a_steps_end_and_the_next_steps_start_are_one_pipeline(db: str) ->
         for refused in (theirs, also):
             with pytest.raises(LeaseLost):
                 await refused
-        assert counting.pipelines == [2, 2]
+        assert counting.pipelines == [1, 1]
     finally:
         await store.close()
 
@@ -276,6 +277,7 @@ async def test_writes_around_a_job_commit_with_it_each_side_one_pipeline(db: str
     try:
         row = RunRecord("r", "wf", "1", "running", "{}", "d", None, None, "me", None, 1.0, 1.0)
         await store.create_run(row)
+        await store.create_run(dataclasses.replace(row, run_id="q"))
         counting = await postgres_writers_connection(store.writer, _CountingCalls)
         batches = store.writer.batches
 
@@ -283,20 +285,20 @@ async def test_writes_around_a_job_commit_with_it_each_side_one_pipeline(db: str
             return await conn.fetchval("SELECT count(*) FROM events")
 
         chain = WriteChain()
-        writes = [
+        writes = [  # of two runs: one run's writes would be one call
             store.append(
-                "r", [NewEvent("r", i, "step.started", "s", "{}", 1.0)], claim="me@0", chain=chain
+                run, [NewEvent(run, 0, "step.started", "s", "{}", 1.0)], claim="me@0", chain=chain
             )
-            for i in range(2)
+            for run in ("r", "q")
         ]
         counted = store.writer.submit(job)
         later = [
             store.append("r", [NewEvent("r", 2, "step.started", "s", "{}", 1.0)], claim="me@0"),
             store.append("r", [NewEvent("r", 3, "step.started", "s", "{}", 1.0)], claim="you@0"),
         ]
-        assert [await write for write in writes] == [[1], [2]]
+        assert [await write for write in writes] == [[1], [1]]
         assert await counted == 2  # the job sees the writes before it
-        assert await later[0] == [3]
+        assert await later[0] == [2]
         with pytest.raises(LeaseLost):
             await later[1]
         assert counting.pipelines == [2, 2] and store.writer.batches == batches + 1

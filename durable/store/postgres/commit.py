@@ -22,6 +22,7 @@ from durable.store.postgres.batch import (
     pipelinable,
     stop_chain,
 )
+from durable.store.postgres.functions import joined, split_rows
 
 _RETRYABLE_STATES = frozenset(
     {
@@ -103,13 +104,14 @@ class Committer:
         ]
         if not writes:
             return stopped
-        args = [(*write, *_UNMARKED) for write in writes]
-        args[-1] = (*writes[-1], *marker)
+        calls = joined(writes)
+        args = [(*call.write, *_UNMARKED) for call in calls]
+        args[-1] = (*calls[-1].write, *marker)
         if len(args) == 1:  # a pipeline of one costs asyncpg more than one call
             rows = [await conn.fetchrow(self._append_sql, *args[0])]
         else:
             rows = list(await conn.fetchmany(self._append_sql, args))
-        return job_outcomes(batch, stopped, iter(rows))
+        return job_outcomes(batch, stopped, split_rows(calls, rows))
 
     async def _transaction(
         self,

@@ -19,7 +19,7 @@ scan of the whole table as cheaper, a cost that grows with the table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from durable.errors import RunNotFound
@@ -159,15 +159,78 @@ def start_args(run: RunRecord, check_orphans: bool) -> Write:
     )
 
 
-def append_outcome(run_id: str, expect: Expect | None) -> Callable[[Any], list[int]]:
-    """What an ``append`` row means: the new events' seqs, or the refusal to raise."""
+class Call(NamedTuple):
+    """One ``append`` call of a batch: one write, or adjacent writes ``joined``, with
+    how many events each of them adds."""
+
+    write: Write
+    counts: list[int]
+
+
+def joined(writes: Iterable[Write]) -> list[Call]:
+    """The writes as ``append`` calls, in order: adjacent writes an owner makes to its
+    run, none but the last changing the run's row or expecting more than the claim,
+    share a call (a step's end and the next step's start: one call, not two). The call
+    checks the claim, then changes the row, then adds the events in order, as the
+    writes one by one would."""
+    calls: list[Call] = []
+    for write in writes:
+        if calls and _joins(calls[-1].write, write):
+            before, counts = calls[-1]
+            both = write._replace(
+                positions=before.positions + write.positions,
+                kinds=before.kinds + write.kinds,
+                names=before.names + write.names,
+                payloads=before.payloads + write.payloads,
+                created=before.created + write.created,
+            )
+            calls[-1] = Call(both, [*counts, len(write.kinds)])
+        else:
+            calls.append(Call(write, [len(write.kinds)]))
+    return calls
+
+
+def _joins(before: Write, write: Write) -> bool:
+    return (
+        before.claim is not None
+        and (before.run_id, before.claim) == (write.run_id, write.claim)
+        and not before.has_update
+        and before.expect_active is None
+        and before.pending_wait is None
+        and write.pending_wait is None
+        and before.workflow is None
+        and write.workflow is None
+    )
+
+
+def split_rows(calls: list[Call], rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """Each joined write's own row out of its call's: the call's refusal, and the seq
+    of its own first event."""
+    for call, row in zip(calls, rows, strict=True):
+        first = row["first_seq"]
+        for count in call.counts:
+            yield {"refused": row["refused"], "detail": row["detail"], "first_seq": first}
+            if first is not None:
+                first += count
+
+
+def append_outcome(run_id: str, expect: Expect | None, count: int) -> Callable[[Any], list[int]]:
+    """What an ``append`` row of a write of ``count`` events means: the new events'
+    seqs, or the refusal to raise."""
 
     def finish(row: Any) -> list[int]:
         if row["refused"] is not None:
             raise refusal(run_id, row["refused"], row["detail"], expect)
-        return list(row["seqs"])
+        return added_seqs(row, count)
 
     return finish
+
+
+def added_seqs(row: Any, count: int) -> list[int]:
+    """The seqs of the ``count`` events an ``append`` row says it added: none if it
+    changed nothing (a change only to an unfinished run, to an ended one)."""
+    first = row["first_seq"]
+    return [] if first is None else list(range(first, first + count))
 
 
 def start_outcome(run_id: str) -> Callable[[Any], bool]:

@@ -72,7 +72,8 @@ async def supersede(
         run_id,
         position,
     )
-    append_outcome(run_id, None)(await conn.fetchrow(append_sql, *args, None, None, None))
+    row = await conn.fetchrow(append_sql, *args, None, None, None)
+    append_outcome(run_id, None, len(args.kinds))(row)
     return int(status.split()[-1])
 
 
@@ -96,7 +97,7 @@ async def send(
         ):
             return None
         row = await conn.fetchrow(append_sql, *args, None, None, None)
-        (seq,) = append_outcome(message.run_id, expect)(row)
+        (seq,) = append_outcome(message.run_id, expect, 1)(row)
         if key is not None:
             await conn.execute(
                 f"UPDATE {s}.message_keys SET seq = $3 WHERE run_id = $1 AND key = $2",
@@ -126,7 +127,7 @@ async def cancel(
 
     status = "cancelled" if error is None else "failed"
     row = await conn.fetchrow(append_sql, *args(run_id, status, error, expect), None, None, None)
-    append_outcome(run_id, expect)(row)
+    append_outcome(run_id, expect, 1)(row)
     rows = await conn.fetch(
         f"WITH RECURSIVE tree (run_id) AS ("
         f" SELECT run_id FROM {s}.runs WHERE parent_run_id = $1"
@@ -141,7 +142,7 @@ async def cancel(
         row = await conn.fetchrow(
             append_sql, *args(child, "cancelled", None, None), None, None, None
         )
-        if row["seqs"]:  # not ended meanwhile
+        if row["first_seq"] is not None:  # not ended meanwhile
             ids.append(child)
     return ids
 

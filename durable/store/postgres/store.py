@@ -89,7 +89,7 @@ class PostgresStore:
         placeholders = ",".join(f"${i}" for i in range(1, APPEND_PARAMETERS + 1))
         marker = ",".join(f"${APPEND_PARAMETERS + i}" for i in range(1, 4))
         self._append_sql = (
-            f"SELECT a.refused, a.detail, a.seqs FROM {self._s}.append({placeholders}) a,"
+            f"SELECT a.refused, a.detail, a.first_seq FROM {self._s}.append({placeholders}) a,"
             f" {self._s}.finish_batch({marker})"
         )
         # The admitted runs come back from the call, read on the writer's connection
@@ -323,7 +323,7 @@ class PostgresStore:
         args = append_args(run_id, events, update, expect, claim)
         future: asyncio.Future[list[int]] = self._writer.submit_write(
             args,
-            append_outcome(run_id, expect),
+            append_outcome(run_id, expect, len(events)),
             chain,
             notify=_heard_elsewhere(events, update, claim),
             # Refused, an owner's write proves the run is another's or ended, for good.
@@ -340,7 +340,8 @@ class PostgresStore:
         chain: WriteChain,
     ) -> None:
         args = append_args(run_id, events, update, None, claim)
-        self._writer.submit_write_nowait(args, append_outcome(run_id, None), chain, guard=claim)
+        finish = append_outcome(run_id, None, len(events))
+        self._writer.submit_write_nowait(args, finish, chain, guard=claim)
 
     async def supersede(
         self, run_id: str, position: int, update: RunUpdate, events: Sequence[NewEvent] = ()

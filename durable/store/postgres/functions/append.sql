@@ -3,7 +3,8 @@
 -- claim, still unfinished, a wait still unanswered), updates the run (a child's end is
 -- told to its parent) and numbers the events: seq counts up within a run, and an event
 -- without a position also follows every earlier such event of any run, under
--- MESSAGE_LOCK (functions.py). A refused write returns why and writes nothing.
+-- MESSAGE_LOCK (functions.py). The events get consecutive seqs from first_seq on
+-- (null: none added). A refused write returns why and writes nothing.
 --
 -- A start (p_workflow not null) writes the run's row instead, with p_status, p_output,
 -- p_error and p_updated: refused as 'exists' if the id has a row, and, when
@@ -17,7 +18,7 @@ CREATE OR REPLACE FUNCTION :"schema".append(
     p_workflow text, p_version text, p_input text, p_input_digest text, p_owner text,
     p_created_at double precision, p_parent text, p_deadline double precision, p_queue text,
     p_priority integer, p_dedup_key text, p_trace text, p_check_orphans boolean,
-    OUT refused text, OUT detail text, OUT seqs bigint[])
+    OUT refused text, OUT detail text, OUT first_seq bigint)
 LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 DECLARE
     v_status text;
@@ -26,9 +27,7 @@ DECLARE
     v_unpositioned bigint := NULL;
     v_parent text;
     v_parent_last bigint;
-    i integer;
 BEGIN
-    seqs := '{}';
     IF p_workflow IS NOT NULL THEN
         IF p_check_orphans AND NOT EXISTS (SELECT 1 FROM :"schema".runs WHERE run_id = p_run)
             AND EXISTS (SELECT 1 FROM :"schema".events WHERE run_id = p_run) THEN
@@ -126,23 +125,20 @@ BEGIN
         RETURN;
     END IF;
     SELECT coalesce(max(seq), 0) INTO v_last FROM :"schema".events WHERE run_id = p_run;
-    FOR i IN 1 .. array_length(p_kinds, 1) LOOP
-        IF p_positions[i] IS NULL THEN
-            IF v_unpositioned IS NULL THEN
-                PERFORM pg_advisory_xact_lock(7213931000001);
-                SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value
-                    FROM :"schema".journal_marks WHERE name = 'unpositioned'), 0))
-                    INTO v_unpositioned FROM :"schema".events WHERE position IS NULL;
-            END IF;
-            v_last := greatest(v_last, v_unpositioned) + 1;
-            v_unpositioned := v_last;
-        ELSE
-            v_last := v_last + 1;
+    -- An event without a position: every event of the write follows every such event.
+    IF array_position(p_positions, NULL) IS NOT NULL THEN
+        IF v_unpositioned IS NULL THEN
+            PERFORM pg_advisory_xact_lock(7213931000001);
+            SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value
+                FROM :"schema".journal_marks WHERE name = 'unpositioned'), 0))
+                INTO v_unpositioned FROM :"schema".events WHERE position IS NULL;
         END IF;
-        INSERT INTO :"schema".events (run_id, seq, position, kind, name, payload, created_at)
-            VALUES (p_run, v_last, p_positions[i], p_kinds[i], p_names[i], p_payloads[i],
-                    p_created[i]);
-        seqs := seqs || v_last;
-    END LOOP;
+        v_last := greatest(v_last, v_unpositioned);
+    END IF;
+    INSERT INTO :"schema".events (run_id, seq, position, kind, name, payload, created_at)
+        SELECT p_run, v_last + e.n, e.position, e.kind, e.name, e.payload, e.created
+        FROM unnest(p_positions, p_kinds, p_names, p_payloads, p_created)
+            WITH ORDINALITY AS e(position, kind, name, payload, created, n);
+    first_seq := v_last + 1;
 END
 $fn$;
