@@ -57,18 +57,27 @@ def step(calls: Calls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Corouti
 
 def _checkpoint(calls: Calls, name: str, awaitable: Awaitable[Any]) -> Coroutine[Any, Any, Any]:
     """``ctx.step("name", awaitable)``: one attempt; on replay it is closed unawaited."""
-    position = calls.take(STEP, name)
+    try:
+        position = calls.take(STEP, name)
+    except BaseException:
+        _close(awaitable)  # refused: it will never be awaited
+        raise
     plan, awaited = awaitable_plan(name, awaitable)
 
     async def checkpoint() -> Any:
         try:
             return await run_step(calls, position, name, plan, (), {})
         finally:
-            close = getattr(awaitable, "close", None)
-            if not awaited[0] and close is not None:
-                close()  # replayed: its value is in the journal
+            if not awaited[0]:
+                _close(awaitable)  # replayed: its value is in the journal
 
     return checkpoint()
+
+
+def _close(awaitable: Awaitable[Any]) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
 
 
 def _is_awaitable(value: Any) -> bool:
@@ -314,18 +323,22 @@ async def _invoke_apart(
             enter()
             return fn(*args, **kwargs)
 
-        task = asyncio.ensure_future(asyncio.to_thread(call))
+        async def in_thread() -> Any:
+            value = await asyncio.to_thread(call)
+            if inspect.isawaitable(value):  # ctx.step("s", lambda: fetch(url))
+                enter()  # what it awaits is the step's body too
+                value = await value
+            return value
+
+        task = asyncio.ensure_future(in_thread())
     try:
-        value = await (task if timeout is None else within(task, timeout))
+        return await (task if timeout is None else within(task, timeout))
     except TimeoutError:  # not the builtin TimeoutError before Python 3.11
         if not task.cancelled():
             raise
         raise StepTimeout(
             f"step {info.step!r} attempt {info.attempt} took longer than its {timeout}s timeout"
         ) from None
-    if inspect.isawaitable(value):
-        value = await value
-    return value
 
 
 def _streamed(generator: Callable[..., Any]) -> Callable[..., Any]:
