@@ -9,7 +9,6 @@ next write).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, NamedTuple, NoReturn
@@ -31,6 +30,7 @@ from durable.journal.run_journal import attempts, completed_payload
 from durable.retry import RetryPolicy
 from durable.workflow import current as _current
 from durable.workflow.branches import became_ready
+from durable.workflow.callables import behind, callable_name, is_async, is_async_generator
 from durable.workflow.calls import Calls
 from durable.workflow.decorators import StepOptions, step_options
 from durable.workflow.step_info import StepScope
@@ -278,13 +278,13 @@ def step_plan(target: Callable[..., Any]) -> StepPlan:
     if kept is not None and kept[0] == id(target):
         return StepPlan(step_options(target)[0], *kept[1:])
     fn, options = step_options(target)
-    name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
-    if inspect.isasyncgenfunction(fn):
+    name = options.name or callable_name(fn)
+    if is_async_generator(fn):
         # Each value it yields goes to the stream named after the step, as it comes; the
         # step returns the list of them.
         return StepPlan(_streamed(fn), options, name, list[Any], True)
-    facts = (options, name, return_hint(fn), inspect.iscoroutinefunction(fn))
-    with contextlib.suppress(AttributeError, TypeError):  # a bound method, a builtin
+    facts = (options, name, return_hint(behind(fn)), is_async(fn))
+    if inspect.isfunction(target):  # not a user's object, nor a bound method or a builtin
         # Not the function itself in what is kept on it: that cycle would wait for the GC.
         setattr(target, _FACTS_ATTR, (id(target), *facts))
     return StepPlan(fn, *facts)
