@@ -1,0 +1,490 @@
+"""The OpenAI Agents SDK, durable: ``await DurableRunner.run(agent, input)`` in a workflow.
+
+Inside a ``@durable.workflow`` every model call and every function-tool call of the
+agent run is a named step (``"<agent>.model"``, ``"<agent>.tool.<tool>"``), so a crash
+or a restart resumes the agent where it stood: a completed model call or tool is not
+run again, its journaled result is handed back. A tool with ``needs_approval`` becomes
+``ctx.wait_for_user(..., input_type="approval")``, answered from the CLI, the HTTP API
+or the web view. With ``stream="key"`` the model's events and the tools' calls and
+outputs go to that durable stream, tagged with the attempt that wrote them. Outside a
+workflow, and inside a step's body, it is the SDK's own runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from agents import (
+    Agent,
+    CodeInterpreterTool,
+    FileSearchTool,
+    FunctionTool,
+    Handoff,
+    HostedMCPTool,
+    ImageGenerationTool,
+    Model,
+    ModelBehaviorError,
+    ModelResponse,
+    ModelSettings,
+    ModelTracing,
+    RunConfig,
+    RunContextWrapper,
+    RunResult,
+    RunResultStreaming,
+    RunState,
+    Tool,
+    TResponseInputItem,
+    WebSearchTool,
+)
+from agents.agent_output import AgentOutputSchemaBase
+from agents.items import ToolApprovalItem, TResponseStreamEvent
+from agents.models.default_models import get_default_model_settings
+from agents.run import AgentRunner, RunOptions, set_default_agent_runner
+from agents.run_context import TContext
+from agents.tool import ToolSearchTool
+from agents.tool_context import ToolContext
+from agents.usage import Usage
+from openai.types.responses import ResponseUsage
+from openai.types.responses.response_prompt_param import ResponsePromptParam
+from pydantic import TypeAdapter
+from typing_extensions import Unpack
+
+from durable import (
+    DurableError,
+    RetryPolicy,
+    WorkflowContext,
+    current_context,
+    step,
+    write_stream,
+)
+
+__all__ = ["DurableAgentRunner", "DurableModel", "DurableRunner", "DurableToolCall"]
+
+_HOSTED_TOOLS = (
+    CodeInterpreterTool,
+    FileSearchTool,
+    HostedMCPTool,
+    ImageGenerationTool,
+    ToolSearchTool,
+    WebSearchTool,
+)
+"""Tools the model's provider runs inside the model call: journaled with its response."""
+
+_RESPONSE: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
+"""A model response as JSON and back: only the fields that were set, under their aliases,
+so the items read back are the ones the model returned (``to_input_items`` included)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    stream: str | None
+    retry: RetryPolicy | None
+
+
+def _as_step(name: str, retry: RetryPolicy | None, body: Callable[[], Awaitable[Any]]) -> Any:
+    """``body`` with its step's name and retries, for ``ctx.step``."""
+    return step(name=name, retry=retry)(body)
+
+
+class DurableModel(Model):
+    """A model whose every call in a workflow is a step named ``step_name``; the response
+    goes through the journal as JSON, so a replay hands back the very same items."""
+
+    def __init__(self, model: Model, step_name: str, *, stream: str | None = None,
+                 retry: RetryPolicy | None = None) -> None:  # fmt: skip
+        self.model = model
+        self.step_name = step_name
+        self._options = _Options(stream, retry)
+
+    async def get_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: AgentOutputSchemaBase | None,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None,
+        conversation_id: str | None,
+        prompt: ResponsePromptParam | None,
+    ) -> ModelResponse:
+        args = (system_instructions, input, model_settings, tools, output_schema, handoffs)
+        kwargs: dict[str, Any] = {
+            "previous_response_id": previous_response_id,
+            "conversation_id": conversation_id,
+            "prompt": prompt,
+        }
+        ctx = current_context()
+        if ctx is None:
+            return await self.model.get_response(*args, tracing, **kwargs)
+        key = self._options.stream
+
+        async def call_model() -> dict[str, Any]:
+            if key is None:
+                response = await self.model.get_response(*args, tracing, **kwargs)
+            else:
+                events = self.model.stream_response(*args, tracing, **kwargs)
+                response = await _publish_response(events, key)
+            data: dict[str, Any] = _RESPONSE.dump_python(
+                response, mode="json", by_alias=True, exclude_unset=True
+            )
+            return data
+
+        data = await ctx.step(_as_step(self.step_name, self._options.retry, call_model))
+        return _RESPONSE.validate_python(data)
+
+    async def stream_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: AgentOutputSchemaBase | None,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None,
+        conversation_id: str | None,
+        prompt: ResponsePromptParam | None,
+    ) -> AsyncIterator[TResponseStreamEvent]:
+        if current_context() is not None:
+            raise DurableError(_NO_RUN_STREAMED)
+        events = self.model.stream_response(
+            system_instructions,
+            input,
+            model_settings,
+            tools,
+            output_schema,
+            handoffs,
+            tracing,
+            previous_response_id=previous_response_id,
+            conversation_id=conversation_id,
+            prompt=prompt,
+        )
+        async for event in events:
+            yield event
+
+    def get_retry_advice(self, request: Any) -> Any:
+        return self.model.get_retry_advice(request)
+
+    async def close(self) -> None:
+        await self.model.close()
+
+
+async def _publish_response(events: AsyncIterator[TResponseStreamEvent], key: str) -> ModelResponse:
+    """Write each event of a model's stream to the durable stream ``key`` (inside the
+    step: tagged with its attempt) and return the response it completes with."""
+    done: list[Any] = []
+    try:
+        async for event in events:
+            await write_stream(key, event.model_dump(mode="json", by_alias=True))
+            if event.type == "response.output_item.done":
+                done.append(event.item)
+            elif event.type == "response.completed":
+                response = event.response
+                return ModelResponse(
+                    output=list(response.output) or done,
+                    usage=_usage(response.usage),
+                    response_id=response.id,
+                )
+            elif event.type in ("response.failed", "response.incomplete", "error"):
+                raise ModelBehaviorError(f"the model's stream ended with {event.type!r}")
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
+    raise ModelBehaviorError("the model's stream ended without a response.completed event")
+
+
+def _usage(usage: ResponseUsage | None) -> Usage:
+    if usage is None:
+        return Usage(requests=1)
+    return Usage(
+        requests=1,
+        input_tokens=usage.input_tokens,
+        input_tokens_details=usage.input_tokens_details,
+        output_tokens=usage.output_tokens,
+        output_tokens_details=usage.output_tokens_details,
+        total_tokens=usage.total_tokens,
+    )
+
+
+class DurableToolCall:
+    """A function tool's invoker whose every call in a workflow is a step named
+    ``step_name``. Its output is journaled as JSON (what is not JSON as its ``str()``,
+    which is what the SDK would send the model), the same on the first run and on
+    every replay."""
+
+    def __init__(
+        self,
+        invoke: Callable[[ToolContext[Any], str], Awaitable[Any]],
+        tool_name: str,
+        step_name: str,
+        *,
+        stream: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.invoke = invoke
+        self.tool_name = tool_name
+        self.step_name = step_name
+        self._options = _Options(stream, retry)
+
+    async def __call__(self, context: ToolContext[Any], arguments: str) -> Any:
+        ctx = current_context()
+        if ctx is None:
+            return await self.invoke(context, arguments)
+        key = self._options.stream
+        about = {"tool": self.tool_name, "call_id": context.tool_call_id}
+
+        async def call_tool() -> Any:
+            if key is not None:
+                await write_stream(key, {"type": "tool_called", **about, "arguments": arguments})
+            output = _storable(await self.invoke(context, arguments))
+            if key is not None:
+                await write_stream(key, {"type": "tool_output", **about, "output": output})
+            return output
+
+        return await ctx.step(_as_step(self.step_name, self._options.retry, call_tool))
+
+
+def _storable(output: Any) -> Any:
+    """A tool's output as the journal keeps it: JSON-ready values, dataclasses and
+    pydantic models as they are (the journal stores them as JSON), anything else as the
+    text the SDK would have sent the model."""
+    if output is None or isinstance(output, (str, int, float, bool, list, tuple, dict)):
+        return output
+    if dataclasses.is_dataclass(output) or callable(getattr(output, "model_dump", None)):
+        return output
+    return str(output)
+
+
+class _DurableAgents:
+    """Copies of a run's agents (handoffs followed) whose model calls and function tools
+    are steps; one copy per agent, made once per ``run``."""
+
+    def __init__(self, run_config: RunConfig, options: _Options) -> None:
+        self._run_config = run_config
+        self._options = options
+        self._copies: dict[int, Agent[Any]] = {}
+
+    def of(self, agent: Agent[Any]) -> Agent[Any]:
+        copy = self._copies.get(id(agent))
+        if copy is not None:
+            return copy
+        if agent.mcp_servers:
+            raise DurableError(
+                f"agent {agent.name!r} has MCP servers, whose tool calls DurableRunner does"
+                " not journal yet; call the MCP tools from function tools instead"
+            )
+        options = self._options
+        model = DurableModel(
+            _model_of(agent, self._run_config),
+            f"{agent.name}.model",
+            stream=options.stream,
+            retry=options.retry,
+        )
+        copy = agent.clone(
+            model=model,
+            model_settings=_settings_of(agent, self._run_config),
+            tools=[self._tool(agent, tool) for tool in agent.tools],
+        )
+        self._copies[id(agent)] = copy
+        copy.handoffs = [self._handoff(handoff) for handoff in agent.handoffs]
+        return copy
+
+    def _tool(self, agent: Agent[Any], tool: Tool) -> Tool:
+        if isinstance(tool, FunctionTool):
+            invoker = DurableToolCall(
+                tool.on_invoke_tool,
+                tool.name,
+                f"{agent.name}.tool.{tool.name}",
+                stream=self._options.stream,
+                retry=self._options.retry,
+            )
+            return dataclasses.replace(tool, on_invoke_tool=invoker)
+        if isinstance(tool, _HOSTED_TOOLS):
+            return tool
+        raise DurableError(
+            f"agent {agent.name!r} has a {type(tool).__name__} ({tool.name!r}), which runs"
+            " on this machine and which DurableRunner does not journal yet; do its work in a"
+            " function tool (@function_tool), whose every call is a step"
+        )
+
+    def _handoff(self, handoff: Agent[Any] | Handoff[Any, Any]) -> Any:
+        if isinstance(handoff, Agent):
+            return self.of(handoff)
+        invoke = handoff.on_invoke_handoff
+
+        async def on_invoke_handoff(context: RunContextWrapper[Any], arguments: str) -> Any:
+            return self.of(await invoke(context, arguments))
+
+        return dataclasses.replace(handoff, on_invoke_handoff=on_invoke_handoff)
+
+
+def _model_of(agent: Agent[Any], run_config: RunConfig) -> Model:
+    """The model the SDK would call for ``agent`` under ``run_config``."""
+    chosen = run_config.model if run_config.model is not None else agent.model
+    if isinstance(chosen, Model):
+        return chosen
+    return run_config.model_provider.get_model(chosen)
+
+
+def _settings_of(agent: Agent[Any], run_config: RunConfig) -> ModelSettings:
+    """The settings the SDK would use for ``agent``: a model named by a string brings
+    its own defaults unless the agent set its own. The copy holds a model object, for
+    which the SDK adds no defaults, so they are kept here."""
+    named = agent.model if not isinstance(agent.model, Model) else None
+    implicit = (
+        ModelSettings() if isinstance(agent.model, Model) else get_default_model_settings(named)
+    )
+    if agent.model_settings != implicit:
+        return agent.model_settings
+    if isinstance(run_config.model, str):
+        return get_default_model_settings(run_config.model)
+    if isinstance(run_config.model, Model):
+        return ModelSettings()
+    return implicit
+
+
+def _run_config(value: RunConfig | dict[str, Any] | None) -> RunConfig:
+    if value is None:
+        return RunConfig()
+    if isinstance(value, RunConfig):
+        return value
+    if isinstance(value, dict):
+        return RunConfig(**value)
+    raise TypeError(f"run_config must be a RunConfig or a dict, got {type(value).__name__}")
+
+
+_NO_RUN_STREAMED = (
+    "Runner.run_streamed is not durable inside a workflow: call"
+    " DurableRunner.run(agent, input, stream='key') and read the events from outside with"
+    " rt.read_stream(run_id, 'key') (or GET /api/runs/{id}/streams/key)"
+)
+
+
+class DurableAgentRunner(AgentRunner):
+    """The SDK's runner, durable inside a workflow: ``DurableRunner.install()`` makes it
+    the SDK's default, so ``agents.Runner.run`` in a workflow is journaled too.
+
+    ``stream`` names a durable stream for the model's events and the tools' calls and
+    outputs; ``retry`` is the ``RetryPolicy`` of every model and tool step.
+    """
+
+    def __init__(self, *, stream: str | None = None, retry: RetryPolicy | None = None) -> None:
+        if stream is not None and (not isinstance(stream, str) or not stream):
+            raise TypeError(f"stream must be a stream's key (a non-empty str), got {stream!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a durable.RetryPolicy, got {retry!r:.60}")
+        self._options = _Options(stream, retry)
+
+    async def run(
+        self,
+        starting_agent: Agent[TContext],
+        input: str | list[TResponseInputItem] | RunState[TContext],
+        **kwargs: Unpack[RunOptions[TContext]],
+    ) -> RunResult:
+        ctx = current_context()
+        if ctx is None:
+            return await super().run(starting_agent, input, **kwargs)
+        _refuse_outside_state(input, kwargs)
+        run_config = _run_config(kwargs.get("run_config"))
+        agent = _DurableAgents(run_config, self._options).of(starting_agent)
+        kwargs["run_config"] = dataclasses.replace(run_config, model=None)
+        result = await super().run(agent, input, **kwargs)
+        while result.interruptions:
+            state = result.to_state()
+            for item in result.interruptions:
+                await self._decide(ctx, state, item)
+            kwargs.pop("context", None)  # the state carries it
+            result = await super().run(agent, state, **kwargs)
+        return result
+
+    async def _decide(
+        self, ctx: WorkflowContext, state: RunState[Any], item: ToolApprovalItem
+    ) -> None:
+        """Ask a person whether the tool call ``item`` may run, and record the answer."""
+        tool = item.qualified_name or item.name or "a tool"
+        arguments = item.arguments or ""
+        shown = arguments if len(arguments) <= 500 else arguments[:500] + "..."
+        about = {"tool": tool, "call_id": item.call_id, "arguments": arguments}
+        await self._publish(ctx, {"type": "approval_requested", **about})
+        answer = await ctx.wait_for_user(
+            f"Agent {item.agent.name!r} wants to call {tool}({shown}). Allow it?",
+            input_type="approval",
+        )
+        approved = answer == "yes"
+        await self._publish(ctx, {"type": "approval_answered", **about, "approved": approved})
+        if approved:
+            state.approve(item)
+        else:
+            state.reject(item)
+
+    async def _publish(self, ctx: WorkflowContext, value: dict[str, Any]) -> None:
+        if self._options.stream is not None:
+            await ctx.write_stream(self._options.stream, value)
+
+    def run_streamed(
+        self,
+        starting_agent: Agent[TContext],
+        input: str | list[TResponseInputItem] | RunState[TContext],
+        **kwargs: Unpack[RunOptions[TContext]],
+    ) -> RunResultStreaming:
+        if current_context() is not None:
+            raise DurableError(_NO_RUN_STREAMED)
+        return super().run_streamed(starting_agent, input, **kwargs)
+
+
+def _refuse_outside_state(input: object, kwargs: RunOptions[Any]) -> None:
+    """Refuse what would make the run's history live outside its journal."""
+    if isinstance(input, RunState):
+        raise DurableError(
+            "DurableRunner.run in a workflow takes the input itself, not a RunState: it"
+            " asks for approvals itself (ctx.wait_for_user) and keeps the run's history in"
+            " the journal"
+        )
+    if kwargs.get("session") is not None:
+        raise DurableError(
+            "DurableRunner.run in a workflow takes no session: the journal already keeps"
+            " the conversation, and a session would be written again on every replay; pass"
+            " the earlier items as the input instead"
+        )
+
+
+class DurableRunner:
+    """``agents.Runner``, durable: ``await DurableRunner.run(agent, input)`` in a workflow.
+
+    Each model call and each function-tool call is a step; ``needs_approval`` tools wait
+    for a person (``input_type="approval"``); with ``stream="key"`` the model's events and
+    the tools' calls go to that durable stream. ``DurableRunner.install()`` makes the SDK's
+    own ``Runner.run`` do the same inside workflows.
+    """
+
+    @classmethod
+    async def run(
+        cls,
+        starting_agent: Agent[TContext],
+        input: str | list[TResponseInputItem],
+        *,
+        stream: str | None = None,
+        retry: RetryPolicy | None = None,
+        **kwargs: Unpack[RunOptions[TContext]],
+    ) -> RunResult:
+        """Run ``starting_agent`` on ``input`` as ``agents.Runner.run`` does, durably."""
+        runner = DurableAgentRunner(stream=stream, retry=retry)
+        return await runner.run(starting_agent, input, **kwargs)
+
+    @classmethod
+    def install(cls, *, stream: str | None = None, retry: RetryPolicy | None = None) -> None:
+        """Make ``agents.Runner.run`` durable inside workflows (and unchanged elsewhere),
+        through the SDK's own hook for its default runner."""
+        set_default_agent_runner(DurableAgentRunner(stream=stream, retry=retry))
+
+    @classmethod
+    def uninstall(cls) -> None:
+        """Give ``agents.Runner`` its own runner back."""
+        set_default_agent_runner(None)
