@@ -1,0 +1,173 @@
+"""DurableRunner: an OpenAI Agents SDK run journaled step by step, in one process.
+
+A real ``agents.Agent`` with an offline model (``tests/openai_agent_child.py``); the
+crash tests with real processes are in ``test_openai_agents_crash.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agents import Agent, LocalShellTool, Runner, SQLiteSession
+
+import durable
+from durable.integrations.openai_agents import DurableAgentRunner, DurableRunner
+
+from . import openai_agent_child as child
+from .openai_agent_child import ANSWER, refund_agent, refund_workflow
+
+
+@pytest.fixture(autouse=True)
+def effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "effects.log"
+    monkeypatch.setenv("DURABLE_TEST_EFFECTS", str(path))
+    return path
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    DurableRunner.install()
+    yield
+    DurableRunner.uninstall()
+
+
+async def answer_approvals(rt: durable.Runtime, run_id: str, answer: str) -> list[str]:
+    """Answer each approval the run asks for with ``answer`` until it ends; the
+    questions asked."""
+    asked: list[str] = []
+    while (await rt.get_run(run_id)).status not in (
+        durable.RunStatus.COMPLETED,
+        durable.RunStatus.FAILED,
+    ):
+        for wait in await rt.pending_waits(run_id):
+            assert wait.input_type == "approval"
+            asked.append(wait.question)
+            await rt.respond(run_id, answer)
+        await asyncio.sleep(0.01)
+    return asked
+
+
+def steps_of(history: list[dict[str, Any]]) -> list[str]:
+    return [event["name"] for event in history if event["kind"] == "step.completed"]
+
+
+async def test_every_model_call_and_tool_is_a_named_step(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(refund_workflow, "Refund order A1", run_id="r1")
+        asked = await answer_approvals(rt, "r1", "yes")
+        assert await handle.result() == ANSWER
+        history = await rt.history("r1")
+    assert asked == [
+        'Agent \'refunds\' wants to call issue_refund({"order_id":"A1","cents":1999}). Allow it?'
+    ]
+    assert steps_of(history) == [
+        "refunds.model",
+        "refunds.tool.lookup_order",  # the two lookups ran at once
+        "refunds.tool.lookup_order",
+        "refunds.model",
+        "refunds.tool.issue_refund",
+        "refunds.model",
+    ]
+    lines = child.effects()
+    assert [line.split()[2] for line in lines if line.startswith("model")] == ["0", "3", "6"]
+    assert sum(line.startswith("refund-done") for line in lines) == 1
+
+
+async def test_a_rejected_tool_is_not_called_and_the_model_is_told(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(refund_workflow, "Refund order A1", run_id="r1")
+        await answer_approvals(rt, "r1", "no")
+        answer = await handle.result()
+        history = await rt.history("r1")
+    assert answer.startswith("No refund: Tool execution was not approved")
+    assert "refunds.tool.issue_refund" not in steps_of(history)
+    assert not any(line.startswith("refund-call") for line in child.effects())
+
+
+async def test_a_rerun_from_the_last_model_call_calls_nothing_before_it(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(refund_workflow, "Refund order A1", run_id="r1")
+        await answer_approvals(rt, "r1", "yes")
+        first = await handle.result()
+        calls = len(child.effects())
+        again = await (await rt.rerun_from("r1", 6)).result()
+    assert again == first == ANSWER
+    new = child.effects()[calls:]
+    assert [line.split()[:3] for line in new] == [["model", "r1", "6"]], new
+
+
+async def test_streamed_events_reach_a_durable_stream(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(refund_workflow, "Refund order A1", "agent", run_id="r1")
+        await answer_approvals(rt, "r1", "yes")
+        assert await handle.result() == ANSWER
+        values = [_value(item) async for item in rt.read_stream("r1", "agent") if _is_value(item)]
+    kinds = [value["type"] for value in values]
+    text = "".join(v["delta"] for v in values if v["type"] == "response.output_text.delta")
+    assert text == ANSWER
+    assert kinds.count("tool_called") == kinds.count("tool_output") == 3
+    assert kinds.count("response.completed") == 3
+    approval = kinds.index("approval_requested")
+    assert kinds[approval + 1] == "approval_answered"
+    assert values[approval + 1]["approved"] is True
+    assert kinds.index("tool_called", approval) > approval  # the refund ran after it
+
+
+def _value(item: Any) -> Any:
+    """A stream item's value, whether the reader yields items or bare values."""
+    return getattr(item, "value", item)
+
+
+def _is_value(item: Any) -> bool:
+    return getattr(item, "kind", "value") == "value"
+
+
+async def test_installed_runner_makes_the_sdks_own_runner_durable(
+    db: Path, installed: None
+) -> None:
+    @durable.workflow(name="openai.installed")
+    async def installed_run(ctx: durable.WorkflowContext) -> str:
+        result = await Runner.run(refund_agent, "Refund order A1")
+        return str(result.final_output)
+
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(installed_run, run_id="i1")
+        await answer_approvals(rt, "i1", "yes")
+        assert await handle.result() == ANSWER
+        assert "refunds.tool.issue_refund" in steps_of(await rt.history("i1"))
+
+
+async def test_outside_a_workflow_it_is_the_sdks_own_runner() -> None:
+    result = await DurableRunner.run(refund_agent, "Refund order A1")
+    (interruption,) = result.interruptions  # the SDK's own way: the caller approves
+    assert interruption.name == "issue_refund"
+    assert child.effects() == ["model outside a step"] * 2
+
+
+async def test_what_the_journal_cannot_hold_is_refused_with_the_fix(db: Path) -> None:
+    shell = Agent(name="shell", model=child.RefundModel(), tools=[LocalShellTool(print)])
+
+    @durable.workflow(name="openai.refused")
+    async def refused(ctx: durable.WorkflowContext, case: str) -> str:
+        if case == "session":
+            await DurableRunner.run(refund_agent, "hi", session=SQLiteSession("s"))
+        elif case == "shell":
+            await DurableRunner.run(shell, "hi")
+        else:
+            DurableAgentRunner().run_streamed(refund_agent, "hi")
+        return "ran"
+
+    async with durable.Runtime(db) as rt:
+        for case, words in [
+            ("session", "takes no session"),
+            ("shell", "do its work in a function tool"),
+            ("streamed", "DurableRunner.run(agent, input, stream='key')"),
+        ]:
+            handle = await rt.start(refused, case, run_id=case)
+            with pytest.raises(durable.WorkflowFailed) as failed:
+                await handle.result()
+            assert words in failed.value.error["message"], failed.value.error
