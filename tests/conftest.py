@@ -44,10 +44,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if skipped:
         terminalreporter.write_sep("-", "PostgreSQL not tested", yellow=True)
         terminalreporter.write_line(
-            f"{len(skipped)} tests on PostgreSQL were skipped: {NO_POSTGRES}. To run them"
+            f"{_tests_on_postgres(len(skipped))} skipped: {NO_POSTGRES}. To run them"
             " too, point it at a database the tests may create schemas in, e.g."
             " DURABLE_TEST_POSTGRES=postgresql://user@127.0.0.1/test python -m pytest"
         )
+
+
+def _tests_on_postgres(count: int) -> str:
+    return f"{count} test on PostgreSQL was" if count == 1 else f"{count} tests on PostgreSQL were"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
