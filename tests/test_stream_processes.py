@@ -16,6 +16,7 @@ from .helpers import until
 from .processes import sigkill, spawn_worker
 from .sse import next_event
 from .test_server import serve
+from .test_web_view import FLAGS, browser_path  # noqa: F401  (a fixture)
 
 TOKENS = len(child.ANSWER.split(" "))
 
@@ -115,3 +116,28 @@ def test_sse_resumes_with_last_event_id_or_after_with_nothing_lost_or_repeated(
     proc.terminate()
     out, _ = proc.communicate(timeout=30)
     assert "stopped cleanly" in out
+
+
+def test_the_web_view_folds_a_stream_and_strikes_out_a_retracted_attempt(
+    db: Path | str,
+    browser_path: str,  # noqa: F811  (the fixture imported above)
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    proc, url = serve(db)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            started = client.post("/api/workflows/child.speaker/runs", json={"args": [True]})
+            run_id = started.json()["run_id"]
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=browser_path, args=FLAGS)
+            page = browser.new_page()
+            page.goto(f"{url}/#/runs/{run_id}")
+            panel = page.locator('[data-stream="answer"]')
+            panel.filter(has_text=child.ANSWER).wait_for()
+            assert panel.locator("del.retracted").text_content() == "Let me think"
+            assert panel.text_content() == "Let me think" + child.ANSWER  # one text, no rows
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -12,6 +12,7 @@ import pytest
 import durable
 
 from .helpers import commits, status_is, until
+from .processes import cli
 
 CALLS: list[str] = []
 
@@ -291,3 +292,18 @@ async def test_streams_refuse_bad_keys_and_work_only_inside_runs(db: Path) -> No
             rt.read_stream("nope", "k", after="3")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="cursor"):
             rt.read_stream("nope", "k", after=-1)
+
+
+async def test_durable_show_folds_a_stream_into_one_line_with_retracted_values_struck(
+    db: Path,
+) -> None:
+    ATTEMPTS.clear()
+    async with durable.Runtime(db) as rt:
+        await (await rt.start(chatty_run, run_id="c")).result(timeout=10)
+    shown = await asyncio.to_thread(cli, db, "show", "c")
+    assert shown.returncode == 0, shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if "stream '" in line]
+    assert len(lines) == 1, shown.stdout  # one line for the stream, not one per value
+    assert lines[0].endswith(
+        'stream \'log\': "try 2 begantry 2 done" ~~"try 1 began"~~ (2 value(s), 1 retracted)'
+    )
