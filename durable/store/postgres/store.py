@@ -75,6 +75,8 @@ def _event(row: Any) -> EventRecord:
 class PostgresStore:
     """A journal in one PostgreSQL database, shared by any number of runtimes."""
 
+    pushes_changes = True
+
     def __init__(self, url: str, durability: str = "full", poll_interval: float = 0.25) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
