@@ -74,3 +74,21 @@ async def streamer(ctx: durable.WorkflowContext, count: int) -> int:
         await ctx.write_stream("values", {"i": i, "written": time.time()})
     await ctx.close_stream("values")
     return count
+
+
+@durable.step
+async def stream_values(count: int, pace: float) -> int:
+    """Values written inside a step (an LLM's tokens), ``pace`` seconds apart (0: at
+    full speed), each with the wall-clock moment of its write for the reader's latency."""
+    for i in range(count):
+        await durable.write_stream("values", {"i": i, "written": time.time()})
+        if pace:
+            await asyncio.sleep(pace)
+    return count
+
+
+@durable.workflow(name="bench.step_streamer")
+async def step_streamer(ctx: durable.WorkflowContext, count: int, pace: float) -> int:
+    written = await stream_values(count, pace)
+    await ctx.close_stream("values")
+    return written

@@ -22,6 +22,7 @@ from durable.errors import (
     WorkflowTimeout,
 )
 from durable.journal.info import PendingWait, RunInfo, RunStatus
+from durable.journal.streams import StreamItem
 from durable.observe.metrics import Metrics
 from durable.retry import RetryPolicy
 from durable.runtime.check import CheckReport, DivergedRun, InterruptedStep
@@ -69,6 +70,7 @@ __all__ = [
     "StepInterrupted",
     "StepTimeout",
     "StoreUnavailable",
+    "StreamItem",
     "SystemClock",
     "VirtualClock",
     "WaitTimeout",

@@ -309,6 +309,34 @@ async def streamer(ctx: durable.WorkflowContext, first: str) -> str:
     return "streamed"
 
 
+ANSWER = "The refund of 42 EUR was approved."
+
+
+@durable.step(retry=durable.RetryPolicy(max_attempts=3, initial_interval=0.01))
+async def speak(fail_first: bool) -> str:
+    """A model's answer, token by token. Its first attempt says something else first,
+    then blocks (BLOCK=speak: to be killed) or fails (``fail_first``: to be retried)."""
+    attempt = durable.step_info().attempt
+    if attempt == 1:
+        for token in ("Let", " me", " think"):
+            await durable.write_stream("answer", token)
+        effect(f"spoke {attempt} pid={os.getpid()}")
+        if os.environ.get("BLOCK") == "speak":
+            await asyncio.Event().wait()
+        if fail_first:
+            raise RuntimeError("the model stopped mid-answer")
+    for i, word in enumerate(ANSWER.split(" ")):
+        await durable.write_stream("answer", word if i == 0 else f" {word}")
+    return ANSWER
+
+
+@durable.workflow(name="child.speaker")
+async def speaker(ctx: durable.WorkflowContext, fail_first: bool = False) -> str:
+    text = await speak(fail_first)
+    await ctx.close_stream("answer")
+    return text
+
+
 WORKFLOWS: dict[str, Any] = {
     "three_steps": three_steps,
     "pay_once": pay_once,

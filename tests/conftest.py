@@ -5,6 +5,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -16,12 +17,20 @@ POSTGRES = os.environ.get("DURABLE_TEST_POSTGRES")
 NO_POSTGRES = "DURABLE_TEST_POSTGRES is not set"
 """The skip reason of every PostgreSQL test without that URL, counted in the summary."""
 
+TEST_SCHEMA_PREFIX = "t_"
+"""How the name of every schema the tests make (and drop) begins."""
+
 pytest_plugins = ["pytester"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("CI") and not POSTGRES:
         raise pytest.UsageError("CI must run the PostgreSQL tests: set DURABLE_TEST_POSTGRES")
+    if POSTGRES and "schema" in parse_qs(urlsplit(POSTGRES).query):
+        raise pytest.UsageError(
+            "DURABLE_TEST_POSTGRES must not name a schema: each test makes one of its own"
+            " and drops it; remove ?schema= from the URL"
+        )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -35,10 +44,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if skipped:
         terminalreporter.write_sep("-", "PostgreSQL not tested", yellow=True)
         terminalreporter.write_line(
-            f"{len(skipped)} tests on PostgreSQL were skipped: {NO_POSTGRES}. To run them"
+            f"{_tests_on_postgres(len(skipped))} skipped: {NO_POSTGRES}. To run them"
             " too, point it at a database the tests may create schemas in, e.g."
             " DURABLE_TEST_POSTGRES=postgresql://user@127.0.0.1/test python -m pytest"
         )
+
+
+def _tests_on_postgres(count: int) -> str:
+    return f"{count} test on PostgreSQL was" if count == 1 else f"{count} tests on PostgreSQL were"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -55,7 +68,7 @@ def db(backend: str, tmp_path: Path) -> Iterator[Path | str]:
         yield tmp_path / "journal.db"
         return
     assert POSTGRES is not None
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"{TEST_SCHEMA_PREFIX}{uuid.uuid4().hex[:12]}"
     separator = "&" if "?" in POSTGRES else "?"
     yield f"{POSTGRES}{separator}schema={schema}"
     asyncio.run(_drop_schema(schema))

@@ -16,6 +16,8 @@ from durable.store.postgres.schema import split_schema
 from durable.store.sql_files import quote_ident
 from durable.store.sqlite import schema as _sqlite_schema
 
+from .conftest import TEST_SCHEMA_PREFIX
+
 Schema = dict[str, Any]
 
 
@@ -97,7 +99,10 @@ async def postgres_at(url: str, version: int) -> None:
 
 
 async def drop_schema(url: str) -> None:
+    """Drop the URL's schema: only ever one a test made, never a journal of someone's."""
     plain, schema = split_schema(url)
+    if not schema.startswith(TEST_SCHEMA_PREFIX):
+        raise ValueError(f"refusing to drop schema {schema!r}: the tests made no such schema")
     conn = await asyncpg.connect(plain)
     try:
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")

@@ -98,7 +98,8 @@ def beside(db: Path | str, name: str) -> Path | str:
     if isinstance(db, Path):
         return db.with_name(f"{name}.db")
     plain, schema = split_schema(db)
-    return f"{plain}?schema={schema}_{name}"
+    separator = "&" if "?" in plain else "?"
+    return f"{plain}{separator}schema={schema}_{name}"
 
 
 async def new_journal(db: Path | str) -> schemas.Schema:

@@ -8,6 +8,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -16,6 +17,7 @@ import durable
 from durable.store.postgres.schema import SCHEMA_VERSION, split_schema
 
 from . import child as child_program
+from . import pg_admin
 from .conftest import NO_POSTGRES, POSTGRES
 from .helpers import until
 from .journal_sql import execute, query
@@ -97,25 +99,28 @@ async def test_a_journal_from_a_newer_durable_is_refused_untouched(db: str) -> N
 
 
 async def test_a_role_that_may_not_create_the_schema_gets_a_clear_error(db: str) -> None:
-    plain, schema = split_schema(db)
-    admin = await asyncpg.connect(plain)
-    try:
-        await admin.execute("DROP ROLE IF EXISTS durable_reader")
-        await admin.execute("CREATE ROLE durable_reader LOGIN")
-        await admin.execute("REVOKE CREATE ON DATABASE test FROM PUBLIC")
-        url = plain.replace("root@", "durable_reader@") + f"?schema={schema}"
+    """With a role of the test's own, dropped afterwards. Nothing is revoked from anyone:
+    where everyone may create schemas in the database, the test is skipped."""
+    async with pg_admin.throwaway_role(db) as (role, url):
+        admin = await pg_admin.connect(db)
+        try:
+            may_create = await admin.fetchval(
+                "SELECT has_database_privilege($1, current_database(), 'CREATE')", role
+            )
+        finally:
+            await admin.close()
+        if may_create:
+            pytest.skip("PUBLIC may create schemas in this database; the test revokes nothing")
         with pytest.raises(durable.DurableError, match="the right to create the schema"):
             async with durable.Runtime(url):
                 pass
-    finally:
-        await admin.execute("DROP ROLE IF EXISTS durable_reader")
-        await admin.close()
 
 
 async def test_runs_go_on_when_every_connection_of_the_runtime_is_killed(db: str) -> None:
     """pg_terminate_backend on the writer, the readers and the listener, mid-run: the
     runtime reconnects, the run finishes, and no step's end is journaled twice."""
-    async with durable.Runtime(db, durability="normal") as rt:
+    url, name = pg_admin.named(db)
+    async with durable.Runtime(url, durability="normal") as rt:
         handle = await rt.start(counter, 40, run_id="c")
 
         async def some_steps_done() -> bool:
@@ -123,9 +128,7 @@ async def test_runs_go_on_when_every_connection_of_the_runtime_is_killed(db: str
             return sum(1 for e in events if e["kind"] == "step.completed") >= 5
 
         await until(some_steps_done)
-        plain, _ = split_schema(db)
-        killed = await _kill_durable_connections(plain)
-        assert killed >= 3
+        assert len(await pg_admin.terminate_connections(url, name)) >= 3
         assert await handle.result(timeout=30) == sum(range(40))
         completed = Counter(
             e["position"] for e in await rt.history("c") if e["kind"] == "step.completed"
@@ -133,17 +136,54 @@ async def test_runs_go_on_when_every_connection_of_the_runtime_is_killed(db: str
     assert sorted(completed) == list(range(40)) and set(completed.values()) == {1}
 
 
-async def _kill_durable_connections(url: str) -> int:
-    admin = await asyncpg.connect(url)
+async def test_killing_the_runtimes_connections_spares_everyone_elses(db: str) -> None:
+    """The suite kills connections on a server others may share: only those of the
+    runtime under test, by its exact name, in its database. Connections named as
+    runtimes are by default (``durable``), named almost alike, or named alike in
+    another database live on."""
+    url, name = pg_admin.named(db)
+    other_database = await _another_database(db)
+    admin = await pg_admin.connect(db)
+    bystanders: list[asyncpg.Connection] = []
     try:
-        return int(
-            await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = 'durable' AND pid <> pg_backend_pid()"
-            )
-        )
+        for database, bystanders_name in [
+            (db, "durable"),
+            (db, f"{name}_other"),
+            (other_database, name),
+        ]:
+            bystanders.append(await pg_admin.connect(database, bystanders_name))
+        async with durable.Runtime(url) as rt:
+            await rt.list_runs()  # a reader is open, beside the writer and the listener
+            targets = await pg_admin.backends_named(admin, name)
+            assert len(targets) >= 3
+            killed = await pg_admin.terminate_connections(url, name)
+            assert targets <= killed
+
+            async def all_gone() -> bool:
+                running = await admin.fetch("SELECT pid FROM pg_stat_activity")
+                return not killed & {row["pid"] for row in running}
+
+            await until(all_gone)
+        for bystander in bystanders:  # a terminated one would raise here
+            assert await bystander.fetchval("SELECT pg_backend_pid()") not in killed
     finally:
-        await admin.close()
+        for conn in [admin, *bystanders]:
+            await conn.close()
+
+
+async def _another_database(url: str) -> str:
+    """``url`` naming another database of the server (``postgres``, or ``template1``
+    from ``postgres``); the test is skipped where the URL's user may not connect to it."""
+    plain, _ = split_schema(url)
+    parts = urlsplit(plain)
+    database = "template1" if parts.path.strip("/") == "postgres" else "postgres"
+    other = urlunsplit(parts._replace(path=f"/{database}"))
+    try:
+        conn = await pg_admin.connect(other)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"cannot connect to the database {database!r} beside the test's: {exc}")
+    await conn.close()
+    return other
 
 
 def test_three_worker_processes_share_100_runs_and_none_runs_twice(db: str, tmp_path: Path) -> None:

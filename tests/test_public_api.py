@@ -35,6 +35,7 @@ def test_public_names_are_pinned() -> None:
         "StepInterrupted",
         "StepTimeout",
         "StoreUnavailable",
+        "StreamItem",
         "SystemClock",
         "VirtualClock",
         "WaitTimeout",

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from .processes import durable_command, durable_process
+from .sse import next_event
 
 
 def free_port() -> int:
@@ -164,15 +165,24 @@ def test_a_stream_is_read_as_server_sent_events_while_the_workflow_writes(
     with api.stream("GET", f"/api/runs/{run_id}/streams/out") as events:
         assert events.headers["content-type"].startswith("text/event-stream")
         lines = events.iter_lines()
-        assert next(line for line in lines if line) == 'data: "first"'
+        first = next_event(lines)
+        assert first["event"] == "value" and first["data"]["value"] == "first"
         sent = api.post(
             f"/api/runs/{run_id}/events/go",
             json={"n": 1},
             headers={"Idempotency-Key": "delivery-1"},
         )
         assert sent.status_code == 200
-        assert next(line for line in lines if line) == 'data: {"second":true}'
+        second = next_event(lines)
+        assert second["data"] == {
+            "cursor": int(second["id"]),
+            "kind": "value",
+            "value": {"second": True},
+            "position": None,
+            "attempt": None,
+        }
         assert [line for line in lines if line] == ["event: end", "data: null"]
+        assert int(first["id"]) < int(second["id"])
 
 
 def test_another_address_needs_a_token_and_a_token_is_checked(db: Path | str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .sse import next_event
 from .test_server import serve, wait_for_question
 
 MB = 1_000_000
@@ -177,7 +178,8 @@ def test_run_ids_with_a_slash_are_reachable_percent_encoded(client: httpx.Client
     assert streamer.status_code == 201
     with client.stream("GET", "/api/runs/s%2F1/streams/out") as events:
         lines = events.iter_lines()
-        assert next(line for line in lines if line) == 'data: "first"'
+        first = next_event(lines)
+        assert first["event"] == "value" and first["data"]["value"] == "first"
         sent = client.post("/api/runs/s%2F1/events/go", json={"n": 1})
         assert sent.status_code == 200
-        assert next(line for line in lines if line) == 'data: {"second":true}'
+        assert next_event(lines)["data"]["value"] == {"second": True}

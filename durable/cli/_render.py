@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,10 +29,13 @@ from durable.journal.kinds import (
     STEP_COMPLETED,
     STEP_FAILED,
     STEP_STARTED,
+    STREAM,
+    STREAM_CLOSED,
     WAIT,
     WAIT_COMPLETED,
     family,
 )
+from durable.journal.streams import StreamFold, StreamItem, kept_and_retracted
 
 TIME_KEYS = ("wake_at", "deadline", "retry_at")
 """Payload fields that hold a moment as POSIX seconds."""
@@ -186,9 +190,15 @@ def show(
         for child in children:
             print(f"  {child.run_id}  {child.workflow}  {child.status}")
     print("timeline (seconds after the run was created; #N is the call's position)")
+    struck = _strike if sys.stdout.isatty() else str
     for entry in timeline(events):
         offset = (dt.datetime.fromisoformat(entry["at"]) - run.created_at).total_seconds()
-        print(f"  +{offset:9.3f}s  #{entry['position']:<3} {entry['what']}")
+        print(f"  +{offset:9.3f}s  #{entry['position']:<3} {struck(entry['what'])}")
+
+
+def _strike(text: str) -> str:
+    """``~~text~~`` struck out on a terminal (SGR 9)."""
+    return re.sub(r"~~(.*?)~~", "\x1b[9m\\1\x1b[29m", text, flags=re.DOTALL)
 
 
 def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -196,9 +206,9 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     together (``asyncio.gather``) start at the same moment: their positions tell them
     apart, and break ties in that order."""
     by_position: dict[int, list[dict[str, Any]]] = {}
-    lines: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = stream_lines(events)
     for event in events:
-        if event["superseded"]:
+        if event["superseded"] or family(event["kind"]) == STREAM:
             continue
         if event["position"] is None:
             lines.append({"at": event["created_at"], "position": "-", "what": _unpositioned(event)})
@@ -207,6 +217,53 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for position, group in by_position.items():
         lines.append({"at": group[0]["created_at"], "position": position, "what": _line(group)})
     return sorted(lines, key=lambda line: (str(line["at"]), str(line["position"]).zfill(9)))
+
+
+def stream_lines(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per stream, not one per value: its values folded into one text (a
+    stream of tokens reads as the text they make), the retracted ones (a step attempt
+    that did not complete wrote them) struck out as ``~~text~~``, after the rest."""
+    folds: dict[str, tuple[StreamFold, list[StreamItem], dict[str, Any]]] = {}
+    closed: set[str] = set()
+    for event in events:
+        kind, name, position = event["kind"], event["name"], event["position"]
+        if event["superseded"]:
+            continue
+        if family(kind) == STREAM and name not in folds:
+            folds[name] = (StreamFold(name), [], event)
+        if kind == STREAM_CLOSED:
+            closed.add(name)
+        for fold, items, _ in folds.values():
+            if fold.concerns(kind, name, position):
+                item = fold.take(event["seq"], kind, name, position, event["payload"])
+                if item is not None:
+                    items.append(item)
+    lines = []
+    for key, (_, items, first) in folds.items():
+        kept, retracted = kept_and_retracted(items)
+        what = f"stream {key!r}: {_folded(kept)}"
+        if retracted:
+            what += f" ~~{_folded(retracted)}~~"
+        counts = f"{len(kept)} value(s)" + (f", {len(retracted)} retracted" if retracted else "")
+        what += f" ({counts}{', closed' if key in closed else ''})"
+        position = "-" if first["position"] is None else first["position"]
+        lines.append({"at": first["created_at"], "position": position, "what": what})
+    return lines
+
+
+_FOLDED_MOST = 400
+"""Characters of a stream's folded text that ``durable show`` prints."""
+
+
+def _folded(values: list[Any]) -> str:
+    """Text values joined as they come (tokens), any others as JSON, shortened."""
+    if all(isinstance(value, str) for value in values):
+        text = orjson.dumps("".join(values)).decode()
+    else:
+        text = " ".join(orjson.dumps(value).decode() for value in values)
+    if len(text) <= _FOLDED_MOST:
+        return text
+    return f"{text[:_FOLDED_MOST]}... ({len(text) - _FOLDED_MOST} more characters)"
 
 
 def _line(group: list[dict[str, Any]]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from durable._base.codec import encode
 from durable.errors import CorruptJournal, DurableError, NonDeterminismError
 from durable.journal.info import RunStatus
-from durable.journal.kinds import PUBLISHED
+from durable.journal.kinds import PUBLISHED, STREAM_VALUE
 from durable.journal.records import (
     EventRecord,
     LeaseLost,
@@ -120,10 +120,15 @@ class LiveRun:
     ) -> None:
         await self.supervisor.start_child(wf, args, kwargs, run_id, self.run_id)
 
-    async def emit(self, kind: str, name: str, payload: str) -> None:
-        event = NewEvent(self.run_id, None, kind, name, payload, self.clock.now())
-        await self._written(self._store_write([event], None))
-        self.supervisor.published()  # readers here (rt.read_stream) look at once
+    def emit(self, values: Sequence[tuple[str, str, float]]) -> asyncio.Future[Any]:
+        if self.retired:
+            raise asyncio.CancelledError()
+        run_id = self.run_id
+        events = [NewEvent(run_id, None, STREAM_VALUE, key, text, at) for key, text, at in values]
+        write = self.store.append(run_id, events, None, claim=self.claim, chain=self.writes)
+        written = asyncio.ensure_future(write)  # both stores answer with a future already
+        written.add_done_callback(self._published)  # readers here look at once
+        return written
 
     async def _written(self, write: Awaitable[list[int]]) -> list[int]:
         """The write's seqs; a refused or lost write stops the run here (CancelledError)."""

@@ -29,13 +29,19 @@ class Reading:
         self.changes = changes
 
     def watch(
-        self, run_id: str, events: Literal["none", "new", "all"], *, caller: bool = True
+        self,
+        run_id: str,
+        events: Literal["none", "new", "all"],
+        *,
+        caller: bool = True,
+        look_every: float | None = None,
     ) -> AsyncGenerator[News, None]:
         """``watch`` the run (see ``durable.runtime.watch``). A ``caller`` is someone a
         virtual clock skips time for while it waits; a run waiting on another is not."""
         self.lifecycle.check_open()
         check_name("run_id", run_id)
-        return watch(self.store, self.changes, self.clock if caller else None, run_id, events)
+        clock = self.clock if caller else None
+        return watch(self.store, self.changes, clock, run_id, events, look_every)
 
     async def record(self, run_id: str) -> RunRecord:
         """The run's row; ``RunNotFound`` if there is none."""

@@ -24,6 +24,7 @@ from durable._base.clock import Clock, SystemClock, time_skipping
 from durable._base.ids import check_name
 from durable.errors import DurableError
 from durable.journal.info import PendingWait, RunInfo, RunStatus
+from durable.journal.streams import StreamItem
 from durable.observe.metrics import Metrics
 from durable.observe.telemetry import Telemetry
 from durable.runtime.admission import Admission
@@ -42,7 +43,7 @@ from durable.runtime.results import Results
 from durable.runtime.schedules import Schedules
 from durable.runtime.starting import Starter
 from durable.runtime.state import read_state, wait_state
-from durable.runtime.streams import read_stream
+from durable.runtime.streams import LOOK_EVERY, check_cursor, read_stream
 from durable.runtime.supervision import Parts, Supervision
 from durable.runtime.timers import Timers
 from durable.store import open_store
@@ -422,14 +423,19 @@ class Runtime:
         self.lifecycle.check_open()
         return await self.telemetry.metrics(self.store, await self.queues())
 
-    def read_stream(self, run_id: str, key: str) -> AsyncIterator[Any]:
-        """The values of the run's stream ``key`` in order, from any process: those
+    def read_stream(
+        self, run_id: str, key: str, *, after: int | None = None
+    ) -> AsyncIterator[StreamItem]:
+        """The run's stream ``key`` as ``StreamItem``s in order, from any process: those
         written already, then each as it is committed; it ends when the stream is
-        closed or the run ends."""
+        closed or the run ends. A ``"retract"`` item voids the values of a step attempt
+        that ended without completing. ``after``: resume just past that item's cursor."""
         self.lifecycle.check_open()
         check_name("run_id", run_id)
         check_name("a stream's key", key)
-        return read_stream(self.reading, run_id, key)
+        check_cursor(after)
+        look_every = None if self.store.pushes_changes else LOOK_EVERY
+        return read_stream(self.reading, run_id, key, after, look_every)
 
     async def get_state(self, run_id: str) -> dict[str, Any]:
         """The run's ``ctx.state`` as last committed, from any process."""

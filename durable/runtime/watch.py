@@ -57,6 +57,7 @@ async def watch(
     clock: Clock | None,
     run_id: str,
     events: Literal["none", "new", "all"],
+    look_every: float | None = None,
 ) -> AsyncGenerator[News, None]:
     """A look at the run now and after each change that may concern it, until it ends.
 
@@ -64,7 +65,9 @@ async def watch(
     since the look before, or ``"all"`` (the whole journal as it stands, with the
     entries a re-run superseded since flagged). ``clock`` is told that someone awaits
     the run (None: nobody a virtual clock should skip time for, a run's own wait).
-    ``RunNotFound`` for an unknown run. Close it (``contextlib.aclosing``) when done
+    ``look_every`` (seconds): look again that often even without news of a change
+    (a change feed that polls hears other processes' writes late). ``RunNotFound``
+    for an unknown run. Close it (``contextlib.aclosing``) when done
     before the run's end.
     """
     after = 0
@@ -81,7 +84,12 @@ async def watch(
             if record.status in TERMINAL:
                 return
             with awaiting(clock, changed.done):
-                await changed
+                if look_every is None:
+                    await changed
+                else:
+                    await asyncio.wait([changed], timeout=look_every)
+                    if changed.done():
+                        changed.result()  # the runtime closed: its error
         finally:
             changed.cancel()
 

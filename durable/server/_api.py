@@ -285,15 +285,32 @@ def _workflow(spec: str) -> durable.Workflow[Any, Any]:
 
 
 async def _stream(rt: durable.Runtime, request: Request) -> Response:
+    """Server-Sent Events: each item as ``id: <cursor>``, ``event: value|retract`` and
+    ``data: <item as JSON>``, then ``event: end``. A reconnecting client's
+    ``Last-Event-ID`` (or ``?after=``) resumes just past that cursor."""
     run_id, key = request.path_params["run_id"], request.path_params["key"]
+    after = _cursor(request.headers.get("last-event-id") or request.query_params.get("after"))
     await rt.get_run(run_id)  # RunNotFound before the stream begins
 
     async def events() -> AsyncIterator[bytes]:
-        async for value in rt.read_stream(run_id, key):
-            yield b"data: " + orjson.dumps(value) + b"\n\n"
+        async for item in rt.read_stream(run_id, key, after=after):
+            head = f"id: {item.cursor}\nevent: {item.kind}\ndata: ".encode()
+            yield head + orjson.dumps(item.to_dict()) + b"\n\n"
         yield b"event: end\ndata: null\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _cursor(text: str | None) -> int | None:
+    """A stream cursor from ``Last-Event-ID`` or ``?after=``, or a 422 that says what it is."""
+    if text is None or text == "":
+        return None
+    if not text.isascii() or not text.isdigit():
+        raise _BadRequest(
+            f"a stream cursor (Last-Event-ID or ?after=) is the id of an event this stream"
+            f" sent, a whole number; got {text[:40]!r}"
+        )
+    return int(text)
 
 
 async def _webhook(rt: durable.Runtime, request: Request) -> Response:

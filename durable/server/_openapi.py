@@ -75,7 +75,10 @@ OPENAPI: dict[str, Any] = {
         "/api/runs/{run_id}/streams/{key}": {
             "parameters": [*_RUN, _path("key")],
             "get": {
-                "summary": "a stream as Server-Sent Events, one data line of JSON per value",
+                "summary": (
+                    "a stream as Server-Sent Events: id: <cursor>, event: value|retract,"
+                    " data: the item as JSON; Last-Event-ID or ?after= resumes past a cursor"
+                ),
                 "responses": {
                     "200": {"description": "events", "content": {"text/event-stream": {}}}
                 },

@@ -261,6 +261,11 @@ class Schedules(Protocol):
 class ChangeFeed(Protocol):
     """News that another connection may have committed something."""
 
+    pushes_changes: bool
+    """True when ``wait_for_change`` hears another connection's commit as it happens
+    (PostgreSQL's NOTIFY); False when it polls (SQLite), so a reader that must see a
+    write soon (a stream's) looks for itself."""
+
     async def changes_since(self, seq: int) -> list[EventRecord]:
         """Events without a position (messages, cancels) after ``seq``, in order: what
         another process may have written for runs this one holds."""

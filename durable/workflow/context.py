@@ -247,7 +247,8 @@ class WorkflowContext:
 
     async def write_stream(self, key: str, value: Any) -> None:
         """Append ``value`` to the run's stream ``key`` (journaled: written once however
-        often the run replays); ``rt.read_stream(run_id, key)`` reads it live."""
+        often the run replays); ``rt.read_stream(run_id, key)`` reads it live, as
+        ``StreamItem``s."""
         await stream.write(self._calls, key, value)
 
     async def close_stream(self, key: str) -> None:

@@ -4,6 +4,7 @@ touches storage itself."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -74,9 +75,11 @@ class RunHost(Protocol):
         """Wait until ``deadline`` passes or a message called ``message`` arrives."""
         ...
 
-    async def emit(self, kind: str, name: str, payload: str) -> None:
-        """Journal an event without a position (a step's stream value) and wait until
-        it is committed; refused, like every write, once the run is not this one's."""
+    def emit(self, values: Sequence[tuple[str, str, float]]) -> asyncio.Future[Any]:
+        """Journal a step's stream values, each ``(key, payload, moment written)``, as
+        events without a position in one write: queued behind the run's earlier writes
+        and before its later ones, not waited for. The future is done once they are
+        committed or refused; a refusal stops the run (``check_running`` raises)."""
         ...
 
     async def start_child(

@@ -67,7 +67,7 @@ class _ReplayHost:
     def watch_end(self, run_id: str, message: str) -> None:
         raise _EndOfHistory
 
-    async def emit(self, kind: str, name: str, payload: str) -> None:
+    def emit(self, values: Sequence[tuple[str, str, float]]) -> asyncio.Future[Any]:
         raise _EndOfHistory
 
     async def send(self, run_id: str, name: str, payload: str, key: str) -> None:

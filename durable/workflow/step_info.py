@@ -16,6 +16,7 @@ from durable.workflow import current as _current
 
 if TYPE_CHECKING:
     from durable.workflow.host import RunHost
+    from durable.workflow.stream import StepStreams
 
 PriorStatus = Literal["none", "failed", "gated_not_completed", "completed"]
 
@@ -73,6 +74,7 @@ class StepScope:
         "run_id",
         "started_at",
         "step",
+        "streams",
         "workflow",
     )
 
@@ -94,6 +96,8 @@ class StepScope:
         self.started_at = started_at
         self.host = host
         """The run the step belongs to, for what a step body writes (its streams)."""
+        self.streams: StepStreams | None = None
+        """The stream values the attempt wrote and that wait to be written together."""
         self._info: StepInfo | None = None
 
     @property

@@ -34,7 +34,7 @@ from durable.workflow.callables import behind, callable_name, is_async, is_async
 from durable.workflow.calls import Calls
 from durable.workflow.decorators import StepOptions, step_options
 from durable.workflow.step_info import StepScope
-from durable.workflow.stream import write_stream
+from durable.workflow.stream import end_streams, write_stream
 
 
 def step(calls: Calls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
@@ -176,7 +176,7 @@ async def _attempt(
     span = host.telemetry.step_began(info)
     try:
         with host.working():
-            value = await _invoke(plan, args, kwargs, info)
+            value = await _body(plan, args, kwargs, info)
     except Exception as exc:
         failures = attempts(events).failure_count + 1
         failure_record = error_record(exc)
@@ -218,6 +218,23 @@ async def _completed(calls: Calls, position: int, name: str, value: Any, hint: A
     host.append_nowait(position, STEP_COMPLETED, name, completed_payload(text))
     became_ready(host.clock.now())
     return result
+
+
+async def _body(
+    plan: StepPlan, args: Sequence[Any], kwargs: dict[str, Any], info: StepScope
+) -> Any:
+    """The body's outcome; the stream values it wrote go to the journal before its end
+    does (dropped if it was cancelled: that attempt is void)."""
+    try:
+        value = await _invoke(plan, args, kwargs, info)
+    except Exception:
+        end_streams(info, keep=True)
+        raise
+    except BaseException:
+        end_streams(info, keep=False)
+        raise
+    end_streams(info, keep=True)
+    return value
 
 
 async def _invoke(

@@ -4,15 +4,18 @@ A stream is a run's events of kind ``stream.value`` and ``stream.closed``
 under the stream's key. Written by the workflow (``ctx.write_stream``) they
 are journaled calls at a position, so a replay writes nothing again; written
 inside a step (``durable.write_stream``, or each value an async-generator step
-yields) they are events without a position, tagged with the attempt that wrote
-them, and a replay does not run the step again. ``rt.read_stream`` reads the
-committed events of the run after the last one it yielded, each time the
-change feed says something may have changed (PostgreSQL NOTIFYs stream writes).
+yields) they are events without a position, tagged with the step's position and
+the attempt that wrote them, and a replay does not run the step again. A step's
+values are gathered for a few milliseconds and written together (tokens come
+faster than commits), and always before the step's end is journaled.
+``rt.read_stream`` folds the events into ``StreamItem``s (``journal/streams.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
 
 from durable._base.codec import encode
 from durable._base.ids import check_name
@@ -21,17 +24,29 @@ from durable.journal.kinds import STREAM, STREAM_CLOSED, STREAM_VALUE
 from durable.workflow import current as _current
 from durable.workflow.calls import Calls
 
+if TYPE_CHECKING:
+    from durable.workflow.host import RunHost
+    from durable.workflow.step_info import StepScope
+
+WINDOW = 0.01
+"""Seconds a step's first unwritten value waits for others to share its commit."""
+MOST_AT_ONCE = 256
+"""Values (or, see ``MOST_BYTES``, bytes) after which they are written at once, and the
+step waits for that write: a step that writes faster than commits does not pile up."""
+MOST_BYTES = 1 << 20
+
 
 async def write_stream(key: str, value: Any) -> None:
     """Append ``value`` to the stream ``key`` of the current run: inside a step, tagged
-    with the step's attempt; in workflow code, as ``ctx.write_stream``."""
+    with the step's position and attempt (committed within a few milliseconds, and
+    before the step's end); in workflow code, as ``ctx.write_stream``."""
     check_stream_key(key)
     scope = _current.step.get()
     if scope is not None and scope.host is not None:
-        host = scope.host
-        text = encode(value, host.max_value_bytes)
-        data = f'{{"value":{text},"step":{encode(scope.step)},"attempt":{scope.attempt}}}'
-        await host.emit(STREAM_VALUE, key, data)
+        text = encode(value, scope.host.max_value_bytes)
+        if scope.streams is None:
+            scope.streams = StepStreams(scope.host, scope)
+        await scope.streams.write(key, text)
         return
     ctx = _current.context.get()
     if ctx is not None:
@@ -41,6 +56,78 @@ async def write_stream(key: str, value: Any) -> None:
         "durable.write_stream() was called outside a workflow and its steps; call it in"
         " an async step or workflow, or use ctx.write_stream in workflow code"
     )
+
+
+class StepStreams:
+    """The stream values one step attempt wrote that are not handed to the journal yet.
+
+    They go in one write ``WINDOW`` seconds after the first of them, or at once when
+    there are ``MOST_AT_ONCE`` of them, and when the attempt ends (``end``), so the
+    step's end is journaled after them. Once the attempt has ended, a write is refused.
+    """
+
+    __slots__ = ("_bytes", "_host", "_pending", "_tag", "_timer", "ended", "name")
+
+    def __init__(self, host: RunHost, scope: StepScope) -> None:
+        self._host = host
+        self.name = f"step {scope.step!r} (position {scope.position}) attempt {scope.attempt}"
+        where = f'"position":{scope.position},"attempt":{scope.attempt}'
+        self._tag = f',"step":{encode(scope.step)},{where}}}'
+        self._pending: list[tuple[str, str, float]] = []
+        self._bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.ended = False
+
+    async def write(self, key: str, text: str) -> None:
+        if self.ended:
+            raise DurableError(
+                f"durable.write_stream({key!r}, ...) was called after {self.name} ended"
+                " (from a task that outlived it?); write a step's values before it returns"
+            )
+        host = self._host
+        host.check_running()
+        self._pending.append((key, f'{{"value":{text}{self._tag}', host.clock.now()))
+        self._bytes += len(text)
+        if len(self._pending) >= MOST_AT_ONCE or self._bytes >= MOST_BYTES:
+            written = self.flush()
+            if written is not None:
+                await asyncio.wait([written])
+            host.check_running()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(WINDOW, self._flush_later)
+
+    def flush(self) -> asyncio.Future[Any] | None:
+        """Hand the values to the journal now, in one write (None: there were none)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return None
+        values, self._pending, self._bytes = self._pending, [], 0
+        return self._host.emit(values)
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        with contextlib.suppress(asyncio.CancelledError):  # the run stopped here: void
+            self.flush()
+
+    def end(self, *, keep: bool) -> None:
+        """The attempt ended: write what it left (``keep``) or drop it (it was
+        cancelled, so its values are void), and refuse any later write."""
+        self.ended = True
+        if keep:
+            self.flush()
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending, self._bytes = [], 0
+
+
+def end_streams(scope: StepScope, *, keep: bool) -> None:
+    """The attempt of ``scope`` ended: see ``StepStreams.end``."""
+    if scope.streams is not None:
+        scope.streams.end(keep=keep)
 
 
 async def write(calls: Calls, key: str, value: Any) -> None:

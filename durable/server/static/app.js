@@ -241,13 +241,36 @@ function showRun(runId) {
     actions.hidden = !buttons.length;
   }
 
+  // One panel per stream: its values folded into one text (tokens read as the text
+  // they make); a step attempt's values sit in a span of their own, struck out
+  // (<del>) when the attempt is retracted. EventSource resumes by itself after a
+  // dropped connection (Last-Event-ID: the last item's cursor).
   function follow(key) {
     seenStreams.add(key);
     const out = el("pre", { "data-stream": key });
     live.append(el("h2", {}, key), out);
     const query = token ? `?token=${encodeURIComponent(token)}` : "";
     const source = new EventSource(`/api/runs/${encodeURIComponent(runId)}/streams/${encodeURIComponent(key)}${query}`);
-    source.onmessage = (message) => { out.textContent += `${message.data}\n`; };
+    const attempts = new Map();
+    const holder = (item) => {
+      if (item.position === null) return out;
+      const id = `${item.position}/${item.attempt}`;
+      if (!attempts.has(id)) attempts.set(id, out.appendChild(el("span", { "data-attempt": id })));
+      return attempts.get(id);
+    };
+    source.addEventListener("value", (message) => {
+      const item = JSON.parse(message.data);
+      holder(item).append(typeof item.value === "string" ? item.value : `${JSON.stringify(item.value)}\n`);
+    });
+    source.addEventListener("retract", (message) => {
+      const item = JSON.parse(message.data);
+      const span = attempts.get(`${item.position}/${item.attempt}`);
+      if (!span) return;
+      const struck = el("del", { class: "retracted", "data-attempt": span.dataset.attempt,
+        title: `attempt ${item.attempt} of step #${item.position} did not complete: its values are void` });
+      struck.append(...span.childNodes);
+      span.replaceWith(struck);
+    });
     source.addEventListener("end", () => source.close());
     streams.push(source);
   }

@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 try:
     import asyncpg
@@ -73,6 +74,8 @@ def _event(row: Any) -> EventRecord:
 
 class PostgresStore:
     """A journal in one PostgreSQL database, shared by any number of runtimes."""
+
+    pushes_changes = True
 
     def __init__(self, url: str, durability: str = "full", poll_interval: float = 0.25) -> None:
         if durability not in ("full", "normal"):
@@ -140,11 +143,13 @@ class PostgresStore:
             self._pool = None
 
     def _settings(self) -> dict[str, str]:
-        return {
-            "search_path": self.schema,
-            "synchronous_commit": self._synchronous_commit,
-            "application_name": "durable",
-        }
+        """What every connection sets. ``application_name`` is only a fallback, as
+        libpq's ``fallback_application_name``: the URL's own wins, so operators can
+        tell one service's runtimes from another's in ``pg_stat_activity``."""
+        settings = {"search_path": self.schema, "synchronous_commit": self._synchronous_commit}
+        if "application_name" not in parse_qs(urlsplit(self.url).query):
+            settings["application_name"] = "durable"
+        return settings
 
     async def _connect(self) -> asyncpg.Connection:
         try:

@@ -60,6 +60,8 @@ from durable.store.sqlite.writer import LoopWriter, ThreadWriter, Writer
 class SqliteStore:
     """A journal in one SQLite file (WAL)."""
 
+    pushes_changes = False
+
     def __init__(
         self,
         path: str | os.PathLike[str],
