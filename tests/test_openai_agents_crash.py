@@ -127,6 +127,21 @@ async def journaled_steps(db: Path | str, run_id: str) -> list[tuple[int, str]]:
     return [(e["position"], e["name"]) for e in history if e["kind"] == "step.completed"]
 
 
+async def streamed_text(db: Path | str, run_id: str) -> tuple[str, int]:
+    """The answer's text as a client that shows tokens live ends up showing it: each
+    retract takes back the values of the attempt it names. Also how many retracts came."""
+    shown: list[tuple[int | None, int | None, str]] = []
+    retracts = 0
+    async with durable.Runtime(db, recover=False) as rt:
+        async for item in rt.read_stream(run_id, "agent"):
+            if item.kind == "retract":
+                retracts += 1
+                shown = [s for s in shown if (s[0], s[1]) != (item.position, item.attempt)]
+            elif item.value.get("type") == "response.output_text.delta":
+                shown.append((item.position, item.attempt, item.value["delta"]))
+    return "".join(text for _, _, text in shown), retracts
+
+
 def check_trial(log: list[str], run_id: str, kills: int, steps: list[tuple[int, str]]) -> None:
     results = [line for line in log if line.startswith(f"result {run_id} ")]
     assert results and set(results) == {f"result {run_id} {ANSWER}"}
@@ -169,6 +184,9 @@ def test_refund_agent_killed_at_random_points_refunds_once_and_finishes(
             steps = asyncio.run(journaled_steps(db, run_id))
             try:
                 check_trial(lines(effects), run_id, kills, steps)
+                if stream is not None:
+                    text, retracts = asyncio.run(streamed_text(db, run_id))
+                    assert text == ANSWER, (text, retracts)
             except AssertionError as failed:
                 raise AssertionError(
                     f"trial {trial} (DURABLE_TEST_SEED={SEED}, {kills} kills):"
