@@ -12,6 +12,7 @@ payment API does, so the tests can count what ran.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ import agents
 from agents import Agent, Model, function_tool
 from agents.items import TResponseOutputItem
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+from pydantic import BaseModel
 
 import durable
 from durable.integrations.openai_agents import DurableRunner
@@ -99,11 +101,17 @@ def refund_once(order_id: str, cents: int, key: str) -> str:
     return f"r-{order_id}-{cents}"
 
 
+class Order(BaseModel):
+    order_id: str
+    cents: int
+    delivered_in: dt.timedelta  # not JSON by itself: the journal keeps it as pydantic does
+
+
 @function_tool
-async def lookup_order(order_id: str) -> dict[str, Any]:
+async def lookup_order(order_id: str) -> Order:
     """Look an order up."""
     await asyncio.sleep(0.02)
-    return {"order_id": order_id, "cents": 1999, "status": "delivered"}
+    return Order(order_id=order_id, cents=1999, delivered_in=dt.timedelta(days=2))
 
 
 @function_tool(needs_approval=True)

@@ -113,6 +113,11 @@ async def test_streamed_events_reach_a_durable_stream(db: Path) -> None:
     assert text == ANSWER
     assert kinds.count("tool_called") == kinds.count("tool_output") == 3
     assert kinds.count("response.completed") == 3
+    orders = [v["output"] for v in values if v.get("tool") == "lookup_order" and "output" in v]
+    assert sorted(orders, key=str) == [  # pydantic models, as JSON: a timedelta too
+        {"order_id": "A1", "cents": 1999, "delivered_in": "P2D"},
+        {"order_id": "B2", "cents": 1999, "delivered_in": "P2D"},
+    ]
     approval = kinds.index("approval_requested")
     assert kinds[approval + 1] == "approval_answered"
     assert values[approval + 1]["approved"] is True
