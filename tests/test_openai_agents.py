@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agents import Agent, LocalShellTool, Runner, SQLiteSession
+from agents import Agent, LocalShellTool, Runner, SQLiteSession, function_tool
 
 import durable
 from durable.integrations.openai_agents import DurableAgentRunner, DurableRunner
@@ -98,6 +98,40 @@ async def test_a_rerun_from_the_last_model_call_calls_nothing_before_it(db: Path
     assert again == first == ANSWER
     new = child.effects()[calls:]
     assert [line.split()[:3] for line in new] == [["model", "r1", "6"]], new
+
+
+async def test_a_failing_tool_is_retried_by_the_policy_and_fails_as_its_step(db: Path) -> None:
+    tries: list[str] = []
+
+    @function_tool(failure_error_function=None)  # raise, rather than tell the model
+    async def lookup_order(order_id: str) -> str:
+        tries.append(order_id)
+        if tries.count(order_id) < 3:
+            raise ConnectionError("flaky")
+        return f"order {order_id}"
+
+    agent = refund_agent.clone(tools=[lookup_order, child.issue_refund])
+
+    @durable.workflow(name="openai.flaky")
+    async def flaky(ctx: durable.WorkflowContext, attempts: int) -> str:
+        policy = durable.RetryPolicy(max_attempts=attempts, initial_interval=0.01)
+        result = await DurableRunner.run(agent, "Refund order A1", retry=policy)
+        return str(result.final_output)
+
+    async with durable.Runtime(db) as rt:
+        with pytest.raises(durable.WorkflowFailed) as failed:
+            await (await rt.start(flaky, 2, run_id="two")).result()
+        tries.clear()
+        handle = await rt.start(flaky, 3, run_id="three")
+        await answer_approvals(rt, "three", "yes")
+        assert await handle.result() == ANSWER
+    error = failed.value.error  # durable's own error, not the SDK's UserError around it
+    assert (error["code"], error["step"], error["attempts"]) == (
+        "STEP_FAILED",
+        "refunds.tool.lookup_order",
+        2,
+    )
+    assert sorted(tries) == ["A1"] * 3 + ["B2"] * 3
 
 
 async def test_streamed_events_reach_a_durable_stream(db: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from agents import (
     Agent,
+    AgentsException,
     CodeInterpreterTool,
     FileSearchTool,
     FunctionTool,
@@ -395,14 +396,33 @@ class DurableAgentRunner(AgentRunner):
         run_config = _run_config(kwargs.get("run_config"))
         agent = _DurableAgents(run_config, self._options).of(starting_agent)
         kwargs["run_config"] = dataclasses.replace(run_config, model=None)
-        result = await super().run(agent, input, **kwargs)
+        result = await self._run_once(agent, input, kwargs)
         while result.interruptions:
             state = result.to_state()
             for item in result.interruptions:
                 await self._decide(ctx, state, item)
             kwargs.pop("context", None)  # the state carries it
-            result = await super().run(agent, state, **kwargs)
+            result = await self._run_once(agent, state, kwargs)
         return result
+
+    async def _run_once(
+        self,
+        agent: Agent[Any],
+        input: str | list[TResponseInputItem] | RunState[Any],
+        kwargs: RunOptions[Any],
+    ) -> RunResult:
+        """The SDK's run; durable's own errors (a step that failed for good, a journal
+        the code no longer matches) reach the workflow as themselves, not wrapped in the
+        SDK's ``UserError``, so they keep their code and fields."""
+        try:
+            return await super().run(agent, input, **kwargs)
+        except AgentsException as error:
+            cause = error.__cause__
+            while cause is not None and not isinstance(cause, DurableError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            raise cause from None
 
     async def _decide(
         self, ctx: WorkflowContext, state: RunState[Any], item: ToolApprovalItem
