@@ -60,7 +60,9 @@ class RefundModel(Model):
         outputs = [
             item["output"]
             for item in (input if isinstance(input, list) else [])
-            if isinstance(item, dict) and item.get("type") == "function_call_output"
+            if isinstance(item, dict)
+            and item.get("type") == "function_call_output"
+            and str(item.get("call_id")).startswith("call-")  # its own tools' (no handoff's)
         ]
         reply: list[TResponseOutputItem]
         if not outputs:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agents import Agent, LocalShellTool, Runner, SQLiteSession, function_tool
+from agents import Agent, LocalShellTool, Model, Runner, SQLiteSession, function_tool, handoff
+from agents.testing import ModelStep, ScriptedModel, function_call
 
 import durable
 from durable.integrations.openai_agents import DurableAgentRunner, DurableRunner
@@ -98,6 +99,37 @@ async def test_a_rerun_from_the_last_model_call_calls_nothing_before_it(db: Path
     assert again == first == ANSWER
     new = child.effects()[calls:]
     assert [line.split()[:3] for line in new] == [["model", "r1", "6"]], new
+
+
+class TriageModel(Model):
+    """Hands every conversation to the refund agent."""
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> Any:
+        step = ModelStep(output=[function_call("transfer_to_refunds", {}, call_id="handoff-1")])
+        return await ScriptedModel([step]).get_response(*args, **kwargs)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("how", ["agent", "handoff()"])
+async def test_a_handoff_goes_on_durably_in_the_other_agent(db: Path, how: str) -> None:
+    target = refund_agent if how == "agent" else handoff(refund_agent)
+    triage = Agent(name="triage", model=TriageModel(), handoffs=[target])
+
+    @durable.workflow(name="openai.triage")
+    async def triaged(ctx: durable.WorkflowContext) -> str:
+        result = await DurableRunner.run(triage, "My order A1 arrived broken")
+        assert result.last_agent.name == "refunds"
+        return str(result.final_output)
+
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(triaged, run_id="t1")
+        await answer_approvals(rt, "t1", "yes")
+        assert await handle.result() == ANSWER
+        steps = steps_of(await rt.history("t1"))
+    assert steps[:2] == ["triage.model", "refunds.model"]
+    assert steps.count("refunds.tool.issue_refund") == 1
 
 
 async def test_a_failing_tool_is_retried_by_the_policy_and_fails_as_its_step(db: Path) -> None:
