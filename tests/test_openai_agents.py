@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agents import Agent, LocalShellTool, Model, Runner, SQLiteSession, function_tool, handoff
+from agents import (
+    Agent,
+    LocalShellTool,
+    Model,
+    ModelProvider,
+    RunConfig,
+    Runner,
+    SQLiteSession,
+    function_tool,
+    handoff,
+)
 from agents.testing import ModelStep, ScriptedModel, function_call
 
 import durable
@@ -99,6 +109,30 @@ async def test_a_rerun_from_the_last_model_call_calls_nothing_before_it(db: Path
     assert again == first == ANSWER
     new = child.effects()[calls:]
     assert [line.split()[:3] for line in new] == [["model", "r1", "6"]], new
+
+
+class Provider(ModelProvider):
+    """Gives the offline refund model for its name, as a real provider gives a real one."""
+
+    def get_model(self, model_name: str | None) -> Model:
+        assert model_name == "refund-model"
+        return child.RefundModel()
+
+
+async def test_a_model_named_by_a_string_comes_from_the_runs_provider(db: Path) -> None:
+    named = refund_agent.clone(model="refund-model")
+
+    @durable.workflow(name="openai.named")
+    async def by_name(ctx: durable.WorkflowContext) -> str:
+        config = RunConfig(model_provider=Provider())
+        result = await DurableRunner.run(named, "Refund order A1", run_config=config)
+        return str(result.final_output)
+
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(by_name, run_id="n1")
+        await answer_approvals(rt, "n1", "yes")
+        assert await handle.result() == ANSWER
+        assert steps_of(await rt.history("n1")).count("refunds.model") == 3
 
 
 class TriageModel(Model):

@@ -95,7 +95,7 @@ class DurableModel(Model):
 
     def __init__(self, model: Model, step_name: str, *, stream: str | None = None,
                  retry: RetryPolicy | None = None) -> None:  # fmt: skip
-        self.model = model
+        self.wrapped = model
         self.step_name = step_name
         self._options = _Options(stream, retry)
 
@@ -121,14 +121,14 @@ class DurableModel(Model):
         }
         ctx = current_context()
         if ctx is None:
-            return await self.model.get_response(*args, tracing, **kwargs)
+            return await self.wrapped.get_response(*args, tracing, **kwargs)
         key = self._options.stream
 
         async def call_model() -> dict[str, Any]:
             if key is None:
-                response = await self.model.get_response(*args, tracing, **kwargs)
+                response = await self.wrapped.get_response(*args, tracing, **kwargs)
             else:
-                events = self.model.stream_response(*args, tracing, **kwargs)
+                events = self.wrapped.stream_response(*args, tracing, **kwargs)
                 response = await _publish_response(events, key)
             data: dict[str, Any] = _RESPONSE.dump_python(
                 response, mode="json", by_alias=True, exclude_unset=True
@@ -154,7 +154,7 @@ class DurableModel(Model):
     ) -> AsyncIterator[TResponseStreamEvent]:
         if current_context() is not None:
             raise DurableError(_NO_RUN_STREAMED)
-        events = self.model.stream_response(
+        events = self.wrapped.stream_response(
             system_instructions,
             input,
             model_settings,
@@ -170,10 +170,18 @@ class DurableModel(Model):
             yield event
 
     def get_retry_advice(self, request: Any) -> Any:
-        return self.model.get_retry_advice(request)
+        return self.wrapped.get_retry_advice(request)
+
+    def _supports_default_prompt_cache_key(self) -> bool:
+        """Whether the SDK may give the wrapped model its generated prompt cache key."""
+        supports = getattr(self.wrapped, "_supports_default_prompt_cache_key", None)
+        return bool(supports()) if callable(supports) else False
+
+    async def _cleanup_on_run_end(self, owner: object) -> None:
+        await self.wrapped._cleanup_on_run_end(owner)
 
     async def close(self) -> None:
-        await self.model.close()
+        await self.wrapped.close()
 
 
 async def _publish_response(events: AsyncIterator[TResponseStreamEvent], key: str) -> ModelResponse:
