@@ -30,6 +30,7 @@ from durable.integrations.openai_agents import DurableAgentRunner, DurableRunner
 
 from . import openai_agent_child as child
 from .openai_agent_child import ANSWER, refund_agent, refund_workflow
+from .processes import cli
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +98,17 @@ async def test_a_rejected_tool_is_not_called_and_the_model_is_told(db: Path) -> 
     assert answer.startswith("No refund: Tool execution was not approved")
     assert "refunds.tool.issue_refund" not in steps_of(history)
     assert not any(line.startswith("refund-call") for line in child.effects())
+
+
+async def test_an_approval_is_answered_from_the_command_line(db: Path) -> None:
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(refund_workflow, "Refund order A1", run_id="r1")
+        wait = await rt.wait_for_question("r1", timeout=30)
+        shown = await asyncio.to_thread(cli, db, "show", "r1")
+        answered = await asyncio.to_thread(cli, db, "respond", "r1", "yes")
+        assert answered.returncode == 0, answered.stderr
+        assert await handle.result() == ANSWER
+    assert "issue_refund" in wait.question and wait.question in shown.stdout
 
 
 async def test_a_rerun_from_the_last_model_call_calls_nothing_before_it(db: Path) -> None:
