@@ -93,8 +93,14 @@ class DurableModel(Model):
     """A model whose every call in a workflow is a step named ``step_name``; the response
     goes through the journal as JSON, so a replay hands back the very same items."""
 
-    def __init__(self, model: Model, step_name: str, *, stream: str | None = None,
-                 retry: RetryPolicy | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: Model,
+        step_name: str,
+        *,
+        stream: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.wrapped = model
         self.step_name = step_name
         self._options = _Options(stream, retry)
@@ -139,34 +145,13 @@ class DurableModel(Model):
         return _RESPONSE.validate_python(data)
 
     async def stream_response(
-        self,
-        system_instructions: str | None,
-        input: str | list[TResponseInputItem],
-        model_settings: ModelSettings,
-        tools: list[Tool],
-        output_schema: AgentOutputSchemaBase | None,
-        handoffs: list[Handoff],
-        tracing: ModelTracing,
-        *,
-        previous_response_id: str | None,
-        conversation_id: str | None,
-        prompt: ResponsePromptParam | None,
+        self, *args: Any, **kwargs: Any
     ) -> AsyncIterator[TResponseStreamEvent]:
+        """The wrapped model's stream, outside a workflow; refused inside one, where
+        ``Runner.run_streamed`` is refused too (``stream="key"`` streams durably)."""
         if current_context() is not None:
             raise DurableError(_NO_RUN_STREAMED)
-        events = self.wrapped.stream_response(
-            system_instructions,
-            input,
-            model_settings,
-            tools,
-            output_schema,
-            handoffs,
-            tracing,
-            previous_response_id=previous_response_id,
-            conversation_id=conversation_id,
-            prompt=prompt,
-        )
-        async for event in events:
+        async for event in self.wrapped.stream_response(*args, **kwargs):
             yield event
 
     def get_retry_advice(self, request: Any) -> Any:
