@@ -212,6 +212,36 @@ async def test_a_failing_tool_is_retried_by_the_policy_and_fails_as_its_step(db:
     assert sorted(tries) == ["A1"] * 3 + ["B2"] * 3
 
 
+async def test_a_tool_that_timed_out_is_journaled_so_and_not_run_again(db: Path) -> None:
+    calls: list[str] = []
+
+    @function_tool(timeout=0.05)
+    async def lookup_order(order_id: str) -> str:
+        calls.append(order_id)
+        await asyncio.sleep(30)
+        return "never"
+
+    agent = refund_agent.clone(tools=[lookup_order, child.issue_refund])
+
+    @durable.workflow(name="openai.slow")
+    async def slow(ctx: durable.WorkflowContext) -> str:
+        return str((await DurableRunner.run(agent, "Refund order A1")).final_output)
+
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(slow, run_id="s1")
+        await answer_approvals(rt, "s1", "yes")
+        assert await handle.result() == ANSWER
+        await (await rt.rerun_from("s1", 3)).result()  # from the model call after them
+        history = await rt.history("s1")
+    outputs = [
+        e["payload"]["result"]
+        for e in history
+        if e["kind"] == "step.completed" and e["name"] == "refunds.tool.lookup_order"
+    ]
+    assert len(outputs) == 2 and all("timed out" in output for output in outputs), outputs
+    assert sorted(calls) == ["A1", "B2"]  # the rerun handed the timeouts back
+
+
 async def test_streamed_events_reach_a_durable_stream(db: Path) -> None:
     async with durable.Runtime(db) as rt:
         handle = await rt.start(refund_workflow, "Refund order A1", "agent", run_id="r1")

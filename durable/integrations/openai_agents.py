@@ -44,7 +44,7 @@ from agents.items import ToolApprovalItem, TResponseStreamEvent
 from agents.models.default_models import get_default_model_settings
 from agents.run import AgentRunner, RunOptions, set_default_agent_runner
 from agents.run_context import TContext
-from agents.tool import ToolSearchTool
+from agents.tool import ToolSearchTool, invoke_function_tool
 from agents.tool_context import ToolContext
 from agents.usage import Usage
 from openai.types.responses import ResponseUsage
@@ -208,36 +208,40 @@ def _usage(usage: ResponseUsage | None) -> Usage:
 
 
 class DurableToolCall:
-    """A function tool's invoker whose every call in a workflow is a step named
-    ``step_name``. Its output is journaled as JSON (what is not JSON as its ``str()``,
-    which is what the SDK would send the model), the same on the first run and on
-    every replay."""
+    """The invoker of a function tool whose every call in a workflow is a step named
+    ``step_name``: the step calls ``tool`` as the SDK does (its own timeout applies in
+    the step, so a call that timed out is journaled as such and never run again). The
+    output is journaled as JSON (what is not JSON as its ``str()``, what the SDK would
+    send the model), the same on the first run and on every replay."""
 
     def __init__(
         self,
-        invoke: Callable[[ToolContext[Any], str], Awaitable[Any]],
-        tool_name: str,
+        tool: FunctionTool,
         step_name: str,
         *,
         stream: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.invoke = invoke
-        self.tool_name = tool_name
+        self.tool = tool
         self.step_name = step_name
         self._options = _Options(stream, retry)
 
     async def __call__(self, context: ToolContext[Any], arguments: str) -> Any:
         ctx = current_context()
         if ctx is None:
-            return await self.invoke(context, arguments)
+            return await invoke_function_tool(
+                function_tool=self.tool, context=context, arguments=arguments
+            )
         key = self._options.stream
-        about = {"tool": self.tool_name, "call_id": context.tool_call_id}
+        about = {"tool": self.tool.name, "call_id": context.tool_call_id}
 
         async def call_tool() -> Any:
             if key is not None:
                 await write_stream(key, {"type": "tool_called", **about, "arguments": arguments})
-            output = _storable(await self.invoke(context, arguments))
+            output = await invoke_function_tool(
+                function_tool=self.tool, context=context, arguments=arguments
+            )
+            output = _storable(output)
             if key is not None:
                 await write_stream(key, {"type": "tool_output", **about, "output": output})
             return output
@@ -293,13 +297,13 @@ class _DurableAgents:
     def _tool(self, agent: Agent[Any], tool: Tool) -> Tool:
         if isinstance(tool, FunctionTool):
             invoker = DurableToolCall(
-                tool.on_invoke_tool,
-                tool.name,
+                tool,
                 f"{agent.name}.tool.{tool.name}",
                 stream=self._options.stream,
                 retry=self._options.retry,
             )
-            return dataclasses.replace(tool, on_invoke_tool=invoker)
+            # The timeout is the step's to apply (DurableToolCall), not the SDK's around it.
+            return dataclasses.replace(tool, on_invoke_tool=invoker, timeout_seconds=None)
         if isinstance(tool, _HOSTED_TOOLS):
             return tool
         raise DurableError(
