@@ -255,6 +255,8 @@ async def test_streamed_events_reach_a_durable_stream(db: Path) -> None:
     assert text == ANSWER
     assert kinds.count("tool_called") == kinds.count("tool_output") == 3
     assert kinds.count("response.completed") == 3
+    completed = next(v for v in values if v["type"] == "response.completed")["response"]
+    assert completed["status"] == "completed" and "instructions" not in completed  # slim
     orders = [v["output"] for v in values if v.get("tool") == "lookup_order" and "output" in v]
     assert sorted(orders, key=str) == [  # pydantic models, as JSON: a timedelta too
         {"order_id": "A1", "cents": 1999, "delivered_in": "P2D"},

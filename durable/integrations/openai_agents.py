@@ -52,14 +52,7 @@ from openai.types.responses.response_prompt_param import ResponsePromptParam
 from pydantic import TypeAdapter
 from typing_extensions import Unpack
 
-from durable import (
-    DurableError,
-    RetryPolicy,
-    WorkflowContext,
-    current_context,
-    step,
-    write_stream,
-)
+from durable import DurableError, RetryPolicy, WorkflowContext, current_context, step, write_stream
 
 __all__ = ["DurableAgentRunner", "DurableModel", "DurableRunner", "DurableToolCall"]
 
@@ -175,7 +168,7 @@ async def _publish_response(events: AsyncIterator[TResponseStreamEvent], key: st
     done: list[Any] = []
     try:
         async for event in events:
-            await write_stream(key, event.model_dump(mode="json", by_alias=True))
+            await write_stream(key, _event_value(event))
             if event.type == "response.output_item.done":
                 done.append(event.item)
             elif event.type == "response.completed":
@@ -192,6 +185,21 @@ async def _publish_response(events: AsyncIterator[TResponseStreamEvent], key: st
         if close is not None:
             await close()
     raise ModelBehaviorError("the model's stream ended without a response.completed event")
+
+
+def _event_value(event: TResponseStreamEvent) -> dict[str, Any]:
+    """A model's stream event as the durable stream keeps it. An event that carries the
+    whole response (``response.created``, ``response.completed``, ...) keeps only what
+    says which and how it went: the output is in the other events and the step's result,
+    and the instructions and tools it repeats would cost each reader again."""
+    value: dict[str, Any] = event.model_dump(mode="json", by_alias=True)
+    response = value.get("response")
+    if isinstance(response, dict):
+        value["response"] = {name: response.get(name) for name in _RESPONSE_KEPT}
+    return value
+
+
+_RESPONSE_KEPT = ("id", "model", "status", "usage", "error", "incomplete_details")
 
 
 def _usage(usage: ResponseUsage | None) -> Usage:
@@ -335,10 +343,8 @@ def _settings_of(agent: Agent[Any], run_config: RunConfig) -> ModelSettings:
     """The settings the SDK would use for ``agent``: a model named by a string brings
     its own defaults unless the agent set its own. The copy holds a model object, for
     which the SDK adds no defaults, so they are kept here."""
-    named = agent.model if not isinstance(agent.model, Model) else None
-    implicit = (
-        ModelSettings() if isinstance(agent.model, Model) else get_default_model_settings(named)
-    )
+    model = agent.model
+    implicit = ModelSettings() if isinstance(model, Model) else get_default_model_settings(model)
     if agent.model_settings != implicit:
         return agent.model_settings
     if isinstance(run_config.model, str):
