@@ -201,6 +201,12 @@ def test_actions_are_offered_where_they_work_and_say_what_they_did(
     page.click("#rerun")
     page.locator("#notice").filter(has_text="Re-running from #0").wait_for()
 
+    api.post("/api/workflows/web.late/runs", json={}, headers={"Idempotency-Key": "late"})
+    until_status(api, "late", "failed")
+    page.goto(url + "/#/runs/late")
+    page.locator("#no-resume").filter(has_text="failed at its deadline").wait_for()
+    assert page.locator("#resume").count() == 0 and page.locator("#rerun").count() == 0
+
     page.goto(url + "/#/runs/n")
     page.locator(".track .note.wake").filter(has_text="wakes").wait_for()
     assert page.locator("#resume").count() == 0 and page.locator("#rerun").count() == 0

@@ -111,3 +111,11 @@ def _seeded(i: int, created: float) -> RunRecord:
         created_at=created,
         updated_at=created + 1.0,
     )
+
+
+@durable.workflow(name="web.late", timeout=0.3)
+async def late(ctx: durable.WorkflowContext) -> str:
+    """Fails at its deadline: nothing can resume it."""
+    await reserve("late")
+    await ctx.sleep(60)
+    return "never"

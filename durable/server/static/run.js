@@ -115,8 +115,11 @@ function showRun(runId) {
     shownActions = key;
     const parts = [];
     if (!ENDED.includes(run.status)) parts.push(cancelButton(run), eventForm(openWaits));
-    if (run.status === "failed") parts.push(resumeButton(run));
-    if (["completed", "failed"].includes(run.status) && stepList.length) parts.push(rerunControls(stepList));
+    // A run failed at its deadline is past it still: resumed or re-run, it fails again at once.
+    const pastDeadline = run.status === "failed" && run.error && run.error.code === "WORKFLOW_TIMEOUT";
+    if (pastDeadline) parts.push(el("p", { class: "hint", id: "no-resume" }, "This run failed at its deadline, which has passed: resumed or re-run it would fail again at once. Start a new run instead."));
+    else if (run.status === "failed") parts.push(resumeButton(run));
+    if (["completed", "failed"].includes(run.status) && stepList.length && !pastDeadline) parts.push(rerunControls(stepList));
     actions.replaceChildren(el("h2", {}, "actions"), ...parts);
     actions.hidden = !parts.length;
   }
@@ -251,7 +254,7 @@ function stepDetails(step, openSteps) {
 }
 
 function attemptDetails(attempt) {
-  const took = attempt.started_at && attempt.ended_at ? ` after ${duration(ms(attempt.ended_at) - ms(attempt.started_at))}` : "";
+  const took = attempt.started_at && attempt.ended_at ? ` · took ${duration(ms(attempt.ended_at) - ms(attempt.started_at))}` : "";
   const head = el("div", { class: "attempt-head" }, `attempt ${attempt.attempt ?? "?"} `, badge(attempt.outcome),
     attempt.started_at ? ` started ${when(attempt.started_at)}${took}` : "");
   const box = el("div", { class: `attempt ${attempt.outcome}`, "data-attempt": attempt.attempt }, head);
