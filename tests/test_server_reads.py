@@ -16,7 +16,7 @@ import pytest
 
 from durable.workflow.step_info import idempotency_key
 
-from .processes import durable_process
+from .processes import durable_process, kill_mid_step
 from .test_server import free_port
 from .web_app import seed
 
@@ -24,11 +24,12 @@ SEEDED = 10_000
 NOW = time.time()
 
 
-def serve_web(db: Path | str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+def serve_web(db: Path | str, *extra: str, **env: str) -> tuple[subprocess.Popen[str], str]:
     """``durable serve tests.child tests.web_app`` on a free port, once it listens."""
     port = free_port()
     args = ("--db", str(db), "serve", "tests.child", "tests.web_app", "--port", str(port))
-    return durable_process(*args, *extra, ready="durable serve:"), f"http://127.0.0.1:{port}"
+    proc = durable_process(*args, *extra, ready="durable serve:", **env)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -170,3 +171,24 @@ def test_resume_says_what_it_did(web_api: httpx.Client) -> None:
     until_status(web_api, "b-9", "failed")
     rerun = web_api.post("/api/runs/b-9/rerun", json={"position": 0})
     assert rerun.json() == {"ok": True, "position": 0}
+
+
+def test_an_attempt_cut_short_by_a_crash_is_shown_interrupted(
+    db: Path | str, tmp_path: Path
+) -> None:
+    """A step whose process was killed mid-attempt: that attempt ``interrupted``, the
+    one after it completed, both under the same idempotency key."""
+    effects = tmp_path / "effects.log"
+    kill_mid_step(db, effects, "second", DURABLE_LEASE="1")  # type: ignore[arg-type]  # a URL too
+    proc, url = serve_web(db, DURABLE_TEST_EFFECTS=str(effects))
+    try:
+        with httpx.Client(base_url=url, timeout=30) as api:
+            until_status(api, "run-three_steps", "completed")
+            first, second, third = api.get("/api/runs/run-three_steps/steps").json()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert [a["outcome"] for a in second["attempts"]] == ["interrupted", "completed"]
+    assert [a["attempt"] for a in second["attempts"]] == [1, 2]
+    assert second["attempts"][0]["ended_at"] is None and second["status"] == "completed"
+    assert [a["outcome"] for a in first["attempts"] + third["attempts"]] == ["completed"] * 2

@@ -147,7 +147,11 @@ def test_a_run_page_shows_its_timeline_steps_attempts_and_takes_an_event(
     assert "CardDeclined: card declined for o-1" in first.locator(".attempt-error").text_content()
     assert "in charge" in first.locator(".traceback").text_content()
     assert charge.locator('.attempt[data-attempt="2"] [data-status="completed"]').count() == 1
-    page.wait_for_timeout(1200)  # two polls: an opened step stays open
+    polls = _requests(page, "/api/runs/o-1/steps")
+    deadline = time.monotonic() + 15
+    while len(polls) < 2:  # two polls later, the step opened stays open
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(50)
     assert charge.get_attribute("open") is not None
     shoot(page, db, "run", full_page=True)
     assert page.locator("#event-name").input_value() == "shipped"  # the wait it is in
@@ -158,6 +162,13 @@ def test_a_run_page_shows_its_timeline_steps_attempts_and_takes_an_event(
     assert '"carrier": "<i>post</i>"' in page.locator("#output").text_content()
     assert page.locator("#output i").count() == 0
     assert page.locator("#cancel").count() == 0  # nothing to cancel once ended
+
+
+def _requests(page: Any, path: str) -> list[str]:
+    """The requests the page makes from now on to ``path``, as they go."""
+    made: list[str] = []
+    page.on("request", lambda r: made.append(r.url) if r.url.split("?")[0].endswith(path) else None)
+    return made
 
 
 def _accept(page: Any, answer: bool) -> list[str]:
@@ -210,11 +221,10 @@ def test_actions_are_offered_where_they_work_and_say_what_they_did(
     page.goto(url + "/#/runs/n")
     page.locator(".track .note.wake").filter(has_text="wakes").wait_for()
     assert page.locator("#resume").count() == 0 and page.locator("#rerun").count() == 0
-    asked = _accept(page, False)
-    page.click("#cancel")
+    asked, cancels = _accept(page, False), _requests(page, "/api/runs/n/cancel")
+    page.click("#cancel")  # the dialog is answered before click returns
     assert asked and "cannot be resumed" in asked[0]
-    page.wait_for_timeout(300)
-    assert api.get("/api/runs/n").json()["status"] == "sleeping"  # dismissed: nothing done
+    assert cancels == [] and api.get("/api/runs/n").json()["status"] == "sleeping"
     _accept(page, True)
     page.click("#cancel")
     page.locator("#notice").filter(has_text="Cancelled run n").wait_for()
@@ -280,3 +290,22 @@ def test_queues_schedules_and_starting_a_run(
     page.fill("#start-run-id", "started-here")
     page.click("#start-send")
     page.locator("#problem").filter(has_text="IDEMPOTENCY_KEY_MISMATCH").wait_for()
+
+
+def test_an_answer_being_typed_survives_the_polling(
+    site: tuple[str, httpx.Client], page: Any
+) -> None:
+    url, api = site
+    api.post("/api/workflows/child.ask_text/runs", json={}, headers={"Idempotency-Key": "t"})
+    page.goto(url + "/#/runs/t")
+    page.locator("#answer-text").fill("00")
+    polls = _requests(page, "/api/runs/t/waits")
+    deadline = time.monotonic() + 15
+    while len(polls) < 2:
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(50)
+    page.locator("#answer-text").press("End")
+    page.keyboard.type("7")
+    page.click("#answer-send")
+    page.locator('#header h2 [data-status="completed"]').wait_for()
+    assert page.locator("#output").text_content() == "\"hello '007'\""

@@ -19,6 +19,7 @@ function showRun(runId) {
   const seenStreams = new Set();
   const openSteps = new Set();
   let answered = null;
+  let shownQuestion = null;
   let shownSteps = "";
   let shownActions = "";
   let loadFailed = false;
@@ -88,9 +89,11 @@ function showRun(runId) {
   }
 
   function renderQuestion(waits) {
-    if (!waits.length) { question.replaceChildren(); question.hidden = true; return; }
+    if (!waits.length) { question.replaceChildren(); question.hidden = true; shownQuestion = null; return; }
     const wait = waits[0];
-    if (answered === wait.wait_id) return;
+    // Drawn once per question, so an answer being typed survives the polling.
+    if (answered === wait.wait_id || shownQuestion === wait.wait_id) return;
+    shownQuestion = wait.wait_id;
     question.hidden = false;
     const answer = (value) => act("answer", async () => {
       answered = wait.wait_id;
