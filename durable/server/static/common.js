@@ -9,18 +9,26 @@ let token = sessionStorage.getItem("durable-token");
 const view = document.getElementById("view");
 
 // What the page showing now polls with and listens to; route() stops them all.
-const page = { timer: null, streams: [] };
+const page = { timer: null, streams: [], generation: 0 };
 
 function stopPage() {
-  clearInterval(page.timer);
+  clearTimeout(page.timer);
   page.timer = null;
+  page.generation += 1;  // a load in flight for the page before schedules nothing more
   page.streams.forEach((source) => source.close());
   page.streams = [];
 }
 
+// Call load now, then again `every` milliseconds after each one ends (a number, or a
+// function asked each time), until the page changes: never two loads at once.
 function poll(load, every) {
-  load();
-  page.timer = setInterval(load, every);
+  const generation = page.generation;
+  const tick = async () => {
+    try { await load(); } catch (error) { console.error(error); }  // try again next time
+    if (generation !== page.generation) return;
+    page.timer = setTimeout(tick, typeof every === "function" ? every() : every);
+  };
+  tick();
 }
 
 // A server started with --token answers the page but not the API without it: on a

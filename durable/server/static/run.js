@@ -2,6 +2,8 @@
 // its timeline on a time axis, each step with its input, result and attempts, its streams.
 "use strict";
 
+const MAX_STEPS = 500;  // drawn in the steps panel; the API has them all
+
 function showRun(runId) {
   setTitle(runId);
   const said = el("div", { class: "notice", id: "notice", hidden: true });
@@ -23,6 +25,7 @@ function showRun(runId) {
   let shownSteps = "";
   let shownActions = "";
   let loadFailed = false;
+  let lastStatus = null;
 
   // Run an action; say what it did, or why it could not.
   async function act(label, call) {
@@ -47,6 +50,7 @@ function showRun(runId) {
         api(`${runPath(runId)}/history`), api(`${runPath(runId)}/steps`), api(`${runPath(runId)}/state`),
         api(`${runPath(runId)}/waits`), api(`/api/runs?parent=${encodeURIComponent(runId)}&limit=200`),
       ]);
+      lastStatus = run.status;
       renderHeader(run, children);
       renderQuestion(waits);
       renderActions(run, history, stepList);
@@ -207,7 +211,9 @@ function showRun(runId) {
     if (text === shownSteps) return;
     shownSteps = text;
     steps.hidden = !stepList.length;
-    steps.replaceChildren(el("h2", {}, "steps"), ...stepList.map((step) => stepDetails(step, openSteps)));
+    const shown = stepList.slice(0, MAX_STEPS).map((step) => stepDetails(step, openSteps));
+    const more = stepList.length > MAX_STEPS ? el("p", { class: "hint" }, `${stepList.length - MAX_STEPS} later steps not shown (GET ${runPath(runId)}/steps has them all)`) : null;
+    steps.replaceChildren(el("h2", {}, "steps"), ...shown, more);
   }
 
   function follow(key) {
@@ -222,7 +228,8 @@ function showRun(runId) {
     page.streams.push(source);
   }
 
-  poll(load, 1000);
+  // Once a run has ended it changes only when acted on (each action reloads at once).
+  poll(load, () => (ENDED.includes(lastStatus) ? 3000 : 1000));
 }
 
 // The names of the events the run waits for now (wait_for_event, not questions).
