@@ -39,6 +39,7 @@ async def fails(ctx: durable.WorkflowContext) -> None:
 
 @durable.workflow(name="attempts.odd_args")
 async def odd_args(ctx: durable.WorkflowContext) -> str:
+    await takes_opaque(1, "y" * 5000)  # JSON, but over max_value_bytes
     return await takes_opaque(Opaque(), "x" * 5000)
 
 
@@ -70,11 +71,14 @@ async def test_arguments_that_cannot_be_stored_are_kept_as_their_repr(db: Path |
     async with durable.Runtime(db, max_value_bytes=4000) as rt:
         assert await rt.start(odd_args, run_id="o") is not None
         assert await rt.handle("o").result(timeout=30) == "ok"  # the step was not failed
-        (started,) = _steps(await rt.history("o"), "step.started")
+        too_big, started = _steps(await rt.history("o"), "step.started")
+    assert "input" not in too_big and too_big["input_repr"].startswith("(1, 'yyy")
+    assert "max_value_bytes" in too_big["input_error"]
     assert "input" not in started
     assert started["input_repr"].startswith("(Opaque(42), 'xxx")
     assert len(started["input_repr"]) <= 2000
-    assert "JSON" in started["input_error"]
+    assert started["input_error"].startswith("argument 1: cannot store a value of type")
+    assert "Opaque" in started["input_error"]
 
 
 def test_a_traceback_is_cut_to_its_end() -> None:

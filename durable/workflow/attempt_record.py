@@ -44,10 +44,24 @@ def started_payload(
         return f'{{"attempt":{attempt}}}'
     try:
         text = encode({"args": list(args), "kwargs": kwargs}, limit)
-    except SerializationError as exc:
+    except Exception as exc:  # whatever a value's own conversion raises: not the step's failure
         shown = _bounded_repr(args, kwargs)
-        return encode({"attempt": attempt, "input_repr": shown, "input_error": str(exc)[:500]})
+        why = _culprit(args, kwargs, exc)
+        return encode({"attempt": attempt, "input_repr": shown, "input_error": why[:500]})
     return f'{{"attempt":{attempt},"input":{text}}}'
+
+
+def _culprit(args: Sequence[Any], kwargs: dict[str, Any], error: Exception) -> str:
+    """Which argument could not be stored, and why (or the whole call's error, when
+    each one alone can be: together they are over the size limit)."""
+    named = [(f"argument {i + 1}", value) for i, value in enumerate(args)]
+    named += [(f"argument {key!r}", value) for key, value in kwargs.items()]
+    for name, value in named:
+        try:
+            encode(value)
+        except Exception as exc:
+            return f"{name}: {exc}"
+    return str(error) if isinstance(error, SerializationError) else repr(error)
 
 
 def _bounded_repr(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
