@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import durable
 from durable.workflow.step_info import idempotency_key
 
 from .processes import durable_process, kill_mid_step
@@ -192,3 +193,13 @@ def test_an_attempt_cut_short_by_a_crash_is_shown_interrupted(
     assert [a["attempt"] for a in second["attempts"]] == [1, 2]
     assert second["attempts"][0]["ended_at"] is None and second["status"] == "completed"
     assert [a["outcome"] for a in first["attempts"] + third["attempts"]] == ["completed"] * 2
+
+
+def test_every_route_of_the_api_is_in_its_openapi_description() -> None:
+    from durable.server import create_app
+    from durable.server._openapi import OPENAPI
+
+    app = create_app(durable.Runtime(":memory:"))
+    routes = {getattr(route, "path", "") for route in app.routes}
+    api = {path for path in routes if path.startswith(("/api/", "/webhooks/", "/metrics"))}
+    assert api - set(OPENAPI["paths"]) == set()
