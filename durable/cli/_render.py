@@ -143,7 +143,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 def runs_table(runs: list[durable.RunInfo]) -> None:
     rows: list[tuple[str, ...]] = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
     rows += [
-        (r.run_id, r.workflow, str(r.status), moment(r.created_at), moment(r.updated_at))
+        (r.run_id, r.workflow, status_text(r), moment(r.created_at), moment(r.updated_at))
         + ((f"  UNREADABLE: {r.unreadable}",) if r.unreadable else ())
         for r in runs
     ]
@@ -151,6 +151,19 @@ def runs_table(runs: list[durable.RunInfo]) -> None:
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
         print("  ".join(cells) + "  " + "".join(row[4:]))
+
+
+WAITING_FOR_A_WORKER = "running: waiting for a worker"
+"""A run stored ``running`` that no live runtime holds: its runtime stopped (cleanly,
+mid-step, or died and its lease ran out), and the next one with its workflow goes on."""
+
+
+def status_text(run: durable.RunInfo) -> str:
+    """The run's status as stored, or, for a ``running`` run that nothing runs, what it
+    is. The stored status is not changed: ``--status running`` still finds it."""
+    if run.status == durable.RunStatus.RUNNING and not run.has_live_owner():
+        return WAITING_FOR_A_WORKER
+    return str(run.status)
 
 
 def show(
@@ -162,7 +175,7 @@ def show(
 ) -> None:
     print(f"run       {run.run_id}")
     print(f"workflow  {run.workflow} (version {run.version})")
-    print(f"status    {run.status}")
+    print(f"status    {status_text(run)}")
     if run.parent_run_id is not None:
         print(f"parent    {run.parent_run_id}")
     print(f"created   {moment(run.created_at)}    updated {moment(run.updated_at)}")
