@@ -10,7 +10,7 @@ from typing import Any
 from durable._base.codec import loads
 from durable._base.numbers import utc_moment
 from durable.errors import CorruptJournal
-from durable.journal.records import EventRecord, RunRecord
+from durable.journal.records import TERMINAL, EventRecord, RunRecord
 from durable.journal.run_journal import payload, stored
 
 
@@ -70,8 +70,9 @@ class RunInfo:
     value is then None) or a status no version wrote; what and how to fix it. A listing
     shows such a run beside the others."""
     owner: str | None = None
-    """The runtime that claimed the run, as the journal has it; None once a runtime
-    released it (it stopped cleanly, or the run is parked or ended)."""
+    """The runtime that claimed the unfinished run, as the journal has it; None once a
+    runtime released it (it stopped cleanly, or the run is parked), and for an ended
+    run."""
     lease_until: dt.datetime | None = None
     """Until when the owner's claim holds unless renewed: a claim past it is a dead
     runtime's, which the next runtime takes over."""
@@ -93,6 +94,7 @@ class RunInfo:
                 values.append(None)
                 problems.append(str(exc))
         status: RunStatus | str = record.status
+        held = record.status not in TERMINAL
         if record.status in STATUSES:
             status = RunStatus(record.status)
         else:
@@ -111,8 +113,8 @@ class RunInfo:
             queue=record.queue,
             deadline=moment(record.deadline),
             unreadable="; ".join(problems) or None,
-            owner=record.owner,
-            lease_until=moment(record.lease_until),
+            owner=record.owner if held else None,
+            lease_until=moment(record.lease_until) if held else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
