@@ -283,36 +283,52 @@ def _describe(group: list[dict[str, Any]]) -> str:
     return f"{first['name']} = {orjson.dumps(first['payload'].get('value')).decode()}"
 
 
-def check_report(report: durable.CheckReport) -> None:
+def check_report(report: durable.CheckReport, modules: list[str]) -> None:
+    if not modules:
+        print(
+            "(no --module given: runs were not replayed; pass the modules of the code to"
+            " deploy to check that it still fits every unfinished run)"
+        )
     if report.ok:
         print("ok: nothing needs a human")
         return
+    for diverged in report.diverged_runs:
+        print(
+            f"diverged run      {diverged.run_id} ({diverged.workflow}, {diverged.status}):"
+            f" {_departure(diverged)}"
+        )
+    for run in report.unregistered_runs:
+        print(
+            f"unknown workflow  {run.run_id}: {run.workflow} version {run.version} is not in"
+            " the modules; keep it there until its runs end, or cancel them"
+        )
     for step in report.interrupted_steps:
         again = " and was run again: its effect may have happened twice" if step.retried else ""
         print(
             f"interrupted step  run {step.run_id} position {step.position} {step.step!r}"
             f" attempt {step.attempt} started {moment(step.started_at)} never finished{again}"
         )
-    for run in report.orphaned_runs:
-        print(
-            f"orphaned run      {run.run_id} ({run.workflow}, {run.status}): its owner"
-            " died and no live runtime has taken it over; start a worker with its workflow"
-        )
     for run in report.poison_runs:
         print(
             f"poison run        {run.run_id} ({run.workflow}): failed with RECOVERY_LIMIT, its"
             " process died each time it ran; fix the cause, then run durable resume"
         )
-    for run in report.unregistered_runs:
-        print(
-            f"unknown workflow  {run.run_id}: {run.workflow} version {run.version}"
-            " is not registered here"
-        )
     for run in report.corrupt_runs:
         problem = run.unreadable or (run.error or {}).get("message")
         print(f"corrupt journal   {run.run_id} ({run.workflow}, {run.status}): {problem}")
-    for diverged in report.diverged_runs:
+    for run in report.orphaned_runs:
         print(
-            f"diverged run      {diverged.run_id} ({diverged.workflow}, {diverged.status}): the"
-            f" current code no longer replays its journal: {diverged.error}"
+            f"orphaned run      {run.run_id} ({run.workflow}, {run.status}): its owner"
+            " died and no live runtime has taken it over; start a worker with its workflow"
         )
+
+
+def _departure(diverged: durable.DivergedRun) -> str:
+    """Where the code departs from the run's journal, and what to do about it."""
+    if diverged.position is None:
+        return diverged.error
+    return (
+        f"at position {diverged.position} the journal has {diverged.expected} but this code"
+        f" calls {diverged.received}; keep the old path behind ctx.patched(...) or deploy the"
+        " change as a new workflow version (see docs: Deploying new code)"
+    )
