@@ -5,7 +5,7 @@ journal and never executes a step: where the code asks for something the
 journal does not have (a step that never finished, a wait never answered,
 a call past the end), the replay stops there, successfully. A call that
 differs from the journaled one is the divergence it reports. Used by
-``durable.testing.replay`` (golden histories) and ``rt.check()`` (parked runs).
+``durable.testing.replay`` (golden histories) and ``rt.check()`` (every unfinished run).
 """
 
 from __future__ import annotations
