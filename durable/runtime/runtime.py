@@ -455,7 +455,8 @@ class Runtime:
 
     async def check(self, *, unregistered: bool = True) -> CheckReport:
         """What needs a human: interrupted steps, orphaned, unknown, poison and
-        diverged runs (parked runs the current code no longer replays).
+        diverged runs (every unfinished run is replayed against the code loaded
+        now, writing nothing; a deploy gate).
 
         ``unregistered=False`` skips runs of workflows this process lacks (for
         tools, like the CLI, that import no workflows).
