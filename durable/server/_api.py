@@ -263,7 +263,7 @@ def _cursor(text: str | None) -> int | None:
     if text is None or text == "":
         return None
     if not text.isascii() or not text.isdigit():
-        raise _BadRequest(
+        raise BadRequest(
             f"a stream cursor (Last-Event-ID or ?after=) is the id of an event this stream"
             f" sent, a whole number; got {text[:40]!r}"
         )

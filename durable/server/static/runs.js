@@ -45,6 +45,7 @@ function showRuns() {
   }
 
   let asked = 0;  // only the answer to the latest request is shown
+  let shown = "";  // the rows drawn: redrawn only when they change, never swapped out under a click
   async function load() {
     const mine = ++asked;
     let answer;
@@ -60,6 +61,9 @@ function showRuns() {
     info.textContent = runs.length ? `runs ${first + 1}–${first + runs.length}${nextCursor ? "" : " (the last)"}` : "no runs match";
     previous.disabled = !cursors.length;
     next.disabled = !nextCursor;
+    const drawing = JSON.stringify(runs);
+    if (drawing === shown) return;
+    shown = drawing;
     body.replaceChildren(...runs.map((run) =>
       el("tr", { class: "run", "data-run": run.run_id, onclick: () => { location.hash = `#/runs/${encodeURIComponent(run.run_id)}`; } },
         el("td", {}, runLink(run.run_id)), el("td", {}, run.workflow), el("td", {}, badge(run.status)),
