@@ -162,7 +162,7 @@ async def test_a_status_no_version_wrote_is_listed_as_it_is_until_claimed(
     assert listing.returncode == 0, listing.stderr
     assert "hibernating" in listing.stdout and "UNREADABLE" in listing.stdout
     checked = cli(db, "check")
-    assert checked.returncode == 0 and "corrupt journal   bad" in checked.stdout
+    assert checked.returncode == 4 and "corrupt journal   bad" in checked.stdout
     found = json.loads(cli(db, "check", "--json").stdout)
     assert not found["ok"] and [run["run_id"] for run in found["corrupt_runs"]] == ["bad"]
     proc, url = serve(db)

@@ -106,3 +106,53 @@ async def test_check_calls_orphaned_only_the_runs_of_a_dead_owner(db: Path) -> N
         await status_is(rt, "stopped-cleanly", "waiting")
     async with durable.Runtime(db, recover=False) as tool:
         assert (await tool.check()).orphaned_runs == []
+
+
+def _ordering(variant: str) -> durable.Workflow[..., None]:
+    """``ops.ordering`` as deployed: it takes an order id, then also a count, or it now
+    fails on the step's result."""
+    if variant == "takes-count":
+
+        @durable.workflow(name="ops.ordering")
+        async def ordering(ctx: durable.WorkflowContext, order: str, count: int) -> None:
+            await ctx.step("reserve", str, order)
+            await ctx.wait_for_event("go")
+
+    else:
+
+        @durable.workflow(name="ops.ordering")
+        async def ordering(ctx: durable.WorkflowContext, order: str) -> None:
+            reserved = await ctx.step("reserve", str, order)
+            if variant == "raises":
+                raise KeyError(reserved)
+            await ctx.wait_for_event("go")
+
+    return ordering
+
+
+async def test_check_replays_every_unfinished_run_not_only_parked_ones(db: Path) -> None:
+    """A pending run no runtime has started yet, and a run whose code now fails before
+    its journal's end, are divergences a deploy must not go past."""
+    _ordering("original")
+    async with durable.Runtime(db) as rt:
+        await rt.start(_ordering("original"), "o-1", run_id="parked-order")
+        await status_is(rt, "parked-order", "waiting")
+    async with durable.Runtime(db, recover=False) as tool:  # runs nothing: stays pending
+        await tool.start(_ordering("original"), "o-2", run_id="pending-order")
+        assert (await tool.get_run("pending-order")).status is durable.RunStatus.PENDING
+        assert (await tool.check()).diverged_runs == []
+
+        _ordering("takes-count")
+        by_run = {run.run_id: run for run in (await tool.check()).diverged_runs}
+        assert sorted(by_run) == ["parked-order", "pending-order"]
+        pending = by_run["pending-order"]
+        assert (pending.status, pending.position) == ("pending", 0)
+        assert "missing a required argument: 'count'" in str(pending.received)
+
+        _ordering("raises")
+        (raising,) = (await tool.check()).diverged_runs
+        assert (raising.run_id, raising.position) == ("parked-order", 1)
+        assert raising.expected == "wait 'go'"
+        assert raising.received == "the workflow raising KeyError: 'o-1'"
+        assert (await tool.get_run("parked-order")).status is durable.RunStatus.WAITING
+    _ordering("original")

@@ -58,11 +58,19 @@ def test_answer_a_question_in_the_browser_and_watch_the_run_complete(
             assert page.locator("#state").text_content() is not None
             page.locator(".lane").nth(1).wait_for()  # the step and the wait, as bars
             assert "prepare" in page.locator(".timeline").inner_text()
+            assert page.locator("#streams").is_hidden()  # no stream written yet: no panel
+            ship, hold = (
+                page.get_by_role("button", name=n).bounding_box() for n in ("Ship it", "Hold")
+            )
+            assert ship is not None and hold is not None
+            assert hold["x"] - (ship["x"] + ship["width"]) >= 6  # the answers do not touch
             page.screenshot(path=str(tmp_path / "run-page.png"), full_page=True)
             page.get_by_role("button", name="Ship it").click()
-            page.locator('#header [data-status="completed"]').wait_for(timeout=15_000)
+            page.locator('#header h2 [data-status="completed"]').wait_for(timeout=15_000)
+            assert page.locator("#notice").text_content() == 'Answered "yes".'
             assert page.locator("#output").text_content() == '"yes"'
             page.locator('[data-stream="log"]').filter(has_text="answered yes").wait_for()
+            assert page.locator("#streams").is_visible()
             browser.close()
     finally:
         proc.terminate()

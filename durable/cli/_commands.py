@@ -21,6 +21,11 @@ from durable.workflow.decorators import registered_spec, registry_keys
 
 Command = Callable[[durable.Runtime, argparse.Namespace], Coroutine[Any, Any, None]]
 
+
+class NeedsAHuman(Exception):
+    """``check`` printed a report that lists something: the command exits 4."""
+
+
 UNFINISHED = [s for s in durable.RunStatus if s.value not in ("completed", "failed", "cancelled")]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -52,12 +57,12 @@ def when(text: str) -> dt.datetime:
     return parsed if parsed.tzinfo is not None else parsed.astimezone()
 
 
-def json_text(text: str) -> Any:
+def json_text(text: str, otherwise: str = "leave out --json") -> Any:
     try:
         return loads_input(text)
     except ValueError as exc:
         raise durable.DurableError(
-            f"{text!r} is not JSON ({exc}); quote strings as JSON ('\"text\"') or leave out --json"
+            f"{text!r} is not JSON ({exc}); quote strings as JSON ('\"text\"') or {otherwise}"
         ) from None
 
 
@@ -142,11 +147,13 @@ async def respond(rt: durable.Runtime, args: argparse.Namespace) -> None:
 
 
 async def send_event(rt: durable.Runtime, args: argparse.Namespace) -> None:
+    """``send RUN NAME PAYLOAD [--key K]``: PAYLOAD is JSON, or the text typed (``--text``)."""
     payload = args.payload
-    if payload is not None and args.json:
-        payload = json_text(payload)
-    await rt.send_event(args.run_id, args.name, payload)
-    print(f"sent {args.name!r} to run {args.run_id}")
+    if payload is not None and not args.text:
+        payload = json_text(payload, "pass --text to send it as text")
+    await rt.send_event(args.run_id, args.name, payload, key=args.key)
+    keyed = "" if args.key is None else f" with key {args.key!r}"
+    print(f"sent {args.name!r} to run {args.run_id}{keyed}")
 
 
 async def cancel(rt: durable.Runtime, args: argparse.Namespace) -> None:
@@ -223,11 +230,26 @@ async def _select(
 
 
 async def check(rt: durable.Runtime, args: argparse.Namespace) -> None:
+    """Every unfinished run replayed against the modules' code (nothing written); exits 4
+    when anything but an orphaned run is listed, which the next worker takes over."""
     report = await rt.check(unregistered=bool(args.modules))
     if args.json:
         _render.print_json(report.to_dict())
     else:
-        _render.check_report(report)
+        _render.check_report(report, modules=args.modules)
+    if blocking(report):
+        raise NeedsAHuman
+
+
+def blocking(report: durable.CheckReport) -> bool:
+    """Whether the report lists what must be dealt with before a deploy."""
+    return bool(
+        report.diverged_runs
+        or report.unregistered_runs
+        or report.poison_runs
+        or report.interrupted_steps
+        or report.corrupt_runs
+    )
 
 
 async def prune(rt: durable.Runtime, args: argparse.Namespace) -> None:
@@ -258,6 +280,7 @@ COMMANDS: dict[str, Command] = {
     "export": export,
     "start": start,
     "respond": respond,
+    "send": send_event,
     "send-event": send_event,
     "cancel": cancel,
     "resume": resume,

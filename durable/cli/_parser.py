@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import durable
 from durable.cli._commands import duration, when
@@ -19,25 +19,63 @@ DB_HELP = (
 
 STATUSES = [status.value for status in durable.RunStatus]
 
-Command = Callable[[str, str], argparse.ArgumentParser]
-"""Adds a subcommand by name and one-line description; it knows ``--db`` too."""
+Command = Callable[..., argparse.ArgumentParser]
+"""Adds a subcommand by name, one-line description and exit codes (when they are not the
+usual ones); it knows ``--db`` too."""
+
+
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 a refused request (one line on stderr names the problem and"
+    " the fix); 2 usage; 3 serve cannot listen on its address; 4 check found runs that"
+    " need a human."
+)
+
+MODULE_HELP = "a module that defines workflows (repeatable; anywhere on the line)"
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """A subcommand's parser whose options may stand between its positional arguments
+    (``start WF --module M '["o-1"]'``): argparse's intermixed parsing, which a parser
+    with subcommands cannot use itself."""
+
+    _parsing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._parsing:  # the two passes of the intermixed parse
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="durable",
         description="Inspect and operate durable workflow runs in a journal.",
-        epilog="Exit codes: 0 success, 1 a refused request, 2 usage.",
+        epilog=EXIT_CODES + " See each command's --help for its own.",
     )
     top.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    _module_option(top, dest="top_modules")
     top.add_argument("--version", action="version", version=f"durable {_version()}")
     # --db is also accepted after the command: each subcommand knows it too.
-    shared = argparse.ArgumentParser(add_help=False)
+    shared = IntermixedParser(add_help=False)
     shared.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = top.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=IntermixedParser
+    )
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=text, description=text + ".", parents=[shared])
+    def command(name: str, text: str, exits: str = "") -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=text,
+            description=text + ".",
+            epilog=exits or "Exit codes: 0 success, 1 a refused request, 2 usage.",
+            parents=[shared],
+        )
 
     _reading(command)
     _writing(command)
@@ -61,8 +99,22 @@ def _as_json(sub: argparse.ArgumentParser, text: str = "print JSON instead of te
     sub.add_argument("--json", action="store_true", help=text)
 
 
-def _modules(sub: argparse.ArgumentParser, text: str, nargs: str = "*") -> None:
-    sub.add_argument("modules", nargs=nargs, metavar="MODULE", help=text)
+def _modules(sub: argparse.ArgumentParser, text: str) -> None:
+    """MODULE... as positional arguments, or ``--module MODULE`` anywhere."""
+    sub.add_argument("modules", nargs="*", metavar="MODULE", help=text)
+    _module_option(sub, dest="option_modules")
+
+
+def _module_option(sub: argparse.ArgumentParser, dest: str = "option_modules") -> None:
+    sub.add_argument(
+        "--module",
+        "-m",
+        dest=dest,
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="MODULE",
+        help=MODULE_HELP,
+    )
 
 
 def _reading(command: Command) -> None:
@@ -85,7 +137,7 @@ def _reading(command: Command) -> None:
 
 
 def _writing(command: Command) -> None:
-    """start, respond, send-event: write to a journal for a worker to act on."""
+    """start, respond, send (send-event): write to a journal for a worker to act on."""
     start = command("start", "start a run, for a worker with its workflow to execute")
     start.add_argument("workflow", metavar="WORKFLOW", help="the workflow's name (NAME@VERSION)")
     start.add_argument(
@@ -94,15 +146,7 @@ def _writing(command: Command) -> None:
         nargs="?",
         help='its arguments: a JSON array (["o-1", 3]) or object of keyword arguments',
     )
-    start.add_argument(
-        "--module",
-        "-m",
-        dest="modules",
-        action="append",
-        required=True,
-        metavar="MODULE",
-        help="a module that defines the workflow (repeatable)",
-    )
+    _module_option(start)
     start.add_argument("--run-id", help="the run's id, its idempotency key (default: a new one)")
     _as_json(start, 'print {"run_id": ...}')
 
@@ -112,11 +156,26 @@ def _writing(command: Command) -> None:
     respond.add_argument("--wait-id", help="which question, if the run has several")
     _as_json(respond, "parse VALUE as JSON (42 a number, true a boolean)")
 
-    send = command("send-event", "send an event to a run's wait_for_event")
-    _run_id(send)
-    send.add_argument("name", metavar="NAME", help="the event's name")
-    send.add_argument("payload", metavar="PAYLOAD", nargs="?", help="its payload, as text")
-    _as_json(send, "parse PAYLOAD as JSON")
+    for name in ("send", "send-event"):
+        send = command(name, "send an event to a run's wait_for_event (send-event: the same)")
+        _run_id(send)
+        send.add_argument("name", metavar="NAME", help="the event's name")
+        send.add_argument(
+            "payload",
+            metavar="PAYLOAD",
+            nargs="?",
+            help="its payload as JSON: '{\"n\": 1}', 42, '\"text\"' (default null)",
+        )
+        send.add_argument(
+            "--key",
+            help="a delivery key: a second send with the same key to the run delivers nothing",
+        )
+        send.add_argument("--text", action="store_true", help="send PAYLOAD as the text typed")
+        send.add_argument(
+            "--json",
+            action="store_true",
+            help="PAYLOAD is JSON (the default; kept for scripts that pass it)",
+        )
 
 
 def _operating(command: Command) -> None:
@@ -145,11 +204,18 @@ def _operating(command: Command) -> None:
         " entries at and after it are kept, marked superseded",
     )
 
-    check = command("check", "what needs a human: interrupted steps, orphaned or diverged runs")
+    check = command(
+        "check",
+        "the gate before a deploy: replay every unfinished run against the code in the"
+        " modules, and list what needs a human",
+        "Exit codes: 0 nothing needs a human; 4 a run would diverge under this code, has"
+        " a workflow the modules lack, failed as poison, had a step interrupted or cannot"
+        " be read (the report says which); 1 the check could not run; 2 usage.",
+    )
     _modules(
         check,
-        "workflow modules; with them, runs of workflows they lack are reported, and"
-        " parked runs are replayed against their code",
+        "the workflow modules of the code to deploy: every unfinished run is replayed"
+        " against them, writing nothing",
     )
     _as_json(check)
 
@@ -173,16 +239,27 @@ def _operating(command: Command) -> None:
 
 def _running(command: Command) -> None:
     """worker, serve: run workflows until stopped."""
-    worker = command("worker", "import workflow modules and run their runs until stopped")
-    _modules(worker, "modules defining workflows", nargs="+")
+    worker = command(
+        "worker",
+        "import workflow modules and run their runs until stopped",
+        "Exit codes: 0 stopped cleanly (SIGINT, SIGTERM); 1 a module or an extra could"
+        " not be imported, or the journal not opened; 2 usage.",
+    )
+    _modules(worker, "modules defining workflows (at least one)")
     worker.add_argument(
         "--durability",
         choices=("full", "normal"),
         default="full",
         help="full: each step survives power loss; normal: process crashes only",
     )
-    serve = command("serve", "a worker and an HTTP server (JSON API, streams) on one runtime")
-    _modules(serve, "modules defining workflows", nargs="+")
+    serve = command(
+        "serve",
+        "a worker and an HTTP server (JSON API, streams) on one runtime",
+        "Exit codes: 0 stopped cleanly (SIGINT, SIGTERM); 1 a module or the server extra"
+        " could not be imported, or the address refused without a token; 2 usage;"
+        " 3 the address cannot be listened on (the port is in use).",
+    )
+    _modules(serve, "modules defining workflows (at least one)")
     _serving(serve)
     for runner in (worker, serve):
         runner.add_argument(

@@ -147,7 +147,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 def runs_table(runs: list[durable.RunInfo]) -> None:
     rows: list[tuple[str, ...]] = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
     rows += [
-        (r.run_id, r.workflow, str(r.status), moment(r.created_at), moment(r.updated_at))
+        (r.run_id, r.workflow, status_text(r), moment(r.created_at), moment(r.updated_at))
         + ((f"  UNREADABLE: {r.unreadable}",) if r.unreadable else ())
         for r in runs
     ]
@@ -155,6 +155,19 @@ def runs_table(runs: list[durable.RunInfo]) -> None:
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
         print("  ".join(cells) + "  " + "".join(row[4:]))
+
+
+WAITING_FOR_A_WORKER = "running: waiting for a worker"
+"""A run stored ``running`` that no live runtime holds: its runtime stopped (cleanly,
+mid-step, or died and its lease ran out), and the next one with its workflow goes on."""
+
+
+def status_text(run: durable.RunInfo) -> str:
+    """The run's status as stored, or, for a ``running`` run that nothing runs, what it
+    is. The stored status is not changed: ``--status running`` still finds it."""
+    if run.status == durable.RunStatus.RUNNING and not run.has_live_owner():
+        return WAITING_FOR_A_WORKER
+    return str(run.status)
 
 
 def show(
@@ -166,7 +179,7 @@ def show(
 ) -> None:
     print(f"run       {run.run_id}")
     print(f"workflow  {run.workflow} (version {run.version})")
-    print(f"status    {run.status}")
+    print(f"status    {status_text(run)}")
     if run.parent_run_id is not None:
         print(f"parent    {run.parent_run_id}")
     print(f"created   {moment(run.created_at)}    updated {moment(run.updated_at)}")
@@ -327,36 +340,52 @@ def _describe(group: list[dict[str, Any]]) -> str:
     return f"{first['name']} = {orjson.dumps(first['payload'].get('value')).decode()}"
 
 
-def check_report(report: durable.CheckReport) -> None:
+def check_report(report: durable.CheckReport, modules: list[str]) -> None:
+    if not modules:
+        print(
+            "(no --module given: runs were not replayed; pass the modules of the code to"
+            " deploy to check that it still fits every unfinished run)"
+        )
     if report.ok:
         print("ok: nothing needs a human")
         return
+    for diverged in report.diverged_runs:
+        print(
+            f"diverged run      {diverged.run_id} ({diverged.workflow}, {diverged.status}):"
+            f" {_departure(diverged)}"
+        )
+    for run in report.unregistered_runs:
+        print(
+            f"unknown workflow  {run.run_id}: {run.workflow} version {run.version} is not in"
+            " the modules; keep it there until its runs end, or cancel them"
+        )
     for step in report.interrupted_steps:
         again = " and was run again: its effect may have happened twice" if step.retried else ""
         print(
             f"interrupted step  run {step.run_id} position {step.position} {step.step!r}"
             f" attempt {step.attempt} started {moment(step.started_at)} never finished{again}"
         )
-    for run in report.orphaned_runs:
-        print(
-            f"orphaned run      {run.run_id} ({run.workflow}, {run.status}): its owner"
-            " died and no live runtime has taken it over; start a worker with its workflow"
-        )
     for run in report.poison_runs:
         print(
             f"poison run        {run.run_id} ({run.workflow}): failed with RECOVERY_LIMIT, its"
             " process died each time it ran; fix the cause, then run durable resume"
         )
-    for run in report.unregistered_runs:
-        print(
-            f"unknown workflow  {run.run_id}: {run.workflow} version {run.version}"
-            " is not registered here"
-        )
     for run in report.corrupt_runs:
         problem = run.unreadable or (run.error or {}).get("message")
         print(f"corrupt journal   {run.run_id} ({run.workflow}, {run.status}): {problem}")
-    for diverged in report.diverged_runs:
+    for run in report.orphaned_runs:
         print(
-            f"diverged run      {diverged.run_id} ({diverged.workflow}, {diverged.status}): the"
-            f" current code no longer replays its journal: {diverged.error}"
+            f"orphaned run      {run.run_id} ({run.workflow}, {run.status}): its owner"
+            " died and no live runtime has taken it over; start a worker with its workflow"
         )
+
+
+def _departure(diverged: durable.DivergedRun) -> str:
+    """Where the code departs from the run's journal, and what to do about it."""
+    if diverged.position is None:
+        return diverged.error
+    return (
+        f"at position {diverged.position} the journal has {diverged.expected} but this code"
+        f" calls {diverged.received}; keep the old path behind ctx.patched(...) or deploy the"
+        " change as a new workflow version (see docs: Deploying new code)"
+    )

@@ -10,7 +10,7 @@ from typing import Any
 from durable._base.codec import loads
 from durable._base.numbers import utc_moment
 from durable.errors import CorruptJournal
-from durable.journal.records import EventRecord, RunRecord
+from durable.journal.records import TERMINAL, EventRecord, RunRecord
 from durable.journal.run_journal import payload, stored
 
 
@@ -69,6 +69,19 @@ class RunInfo:
     """Set when the run's row cannot be read as it is: a column that is not JSON (that
     value is then None) or a status no version wrote; what and how to fix it. A listing
     shows such a run beside the others."""
+    owner: str | None = None
+    """The runtime that claimed the unfinished run, as the journal has it; None once a
+    runtime released it (it stopped cleanly, or the run is parked), and for an ended
+    run."""
+    lease_until: dt.datetime | None = None
+    """Until when the owner's claim holds unless renewed: a claim past it is a dead
+    runtime's, which the next runtime takes over."""
+
+    def has_live_owner(self, now: dt.datetime | None = None) -> bool:
+        """Whether a runtime holds the run now (its lease not yet run out). An unfinished
+        run without one waits for a worker, whatever its status says."""
+        now = now or dt.datetime.now(dt.UTC)
+        return self.owner is not None and self.lease_until is not None and self.lease_until >= now
 
     @classmethod
     def from_record(cls, record: RunRecord) -> RunInfo:
@@ -81,6 +94,7 @@ class RunInfo:
                 values.append(None)
                 problems.append(str(exc))
         status: RunStatus | str = record.status
+        held = record.status not in TERMINAL
         if record.status in STATUSES:
             status = RunStatus(record.status)
         else:
@@ -99,6 +113,8 @@ class RunInfo:
             queue=record.queue,
             deadline=moment(record.deadline),
             unreadable="; ".join(problems) or None,
+            owner=record.owner if held else None,
+            lease_until=moment(record.lease_until) if held else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +132,8 @@ class RunInfo:
             "parent_run_id": self.parent_run_id,
             "queue": self.queue,
             "deadline": None if self.deadline is None else self.deadline.isoformat(),
+            "owner": self.owner,
+            "lease_until": None if self.lease_until is None else self.lease_until.isoformat(),
         } | ({"unreadable": self.unreadable} if self.unreadable else {})
 
 

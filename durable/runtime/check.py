@@ -6,9 +6,9 @@ step was run again), unfinished runs whose owner died and that no live
 runtime has taken over, unfinished runs of workflows this process does not
 have, runs failed because their process died each time they were recovered
 (``RECOVERY_LIMIT``), runs whose journal or row cannot be read (``CORRUPT_JOURNAL``:
-unfinished ones found now, and those a runtime failed for it), and parked runs
-(sleeping or waiting) whose journal the current code no longer replays: found now,
-not when someone answers them.
+unfinished ones found now, and those a runtime failed for it), and unfinished runs
+whose journal the current code no longer replays: found before a deploy, not when
+the run next wakes.
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from durable.errors import CorruptJournal, RecoveryLimit
-from durable.journal.info import STATUSES, RunInfo, RunStatus, unknown_status
+from durable.journal.info import STATUSES, RunInfo, unknown_status
 from durable.journal.kinds import STEP_COMPLETED, STEP_FAILED, STEP_STARTED
 from durable.journal.records import EventRecord, RunRecord
 from durable.journal.run_journal import RunJournal
 from durable.store.ports import Store
 from durable.workflow.decorators import registered
 from durable.workflow.replay import divergence
-
-PARKED = frozenset({RunStatus.SLEEPING.value, RunStatus.WAITING.value})
 
 
 @dataclass(frozen=True)
@@ -50,13 +48,18 @@ class InterruptedStep:
 
 @dataclass(frozen=True)
 class DivergedRun:
-    """A parked run whose journal the current code does not replay: answering or
-    waking it would fail it with ``error`` (a ``NonDeterminismError`` message)."""
+    """An unfinished run whose journal the current code does not replay: running it on
+    would fail it with ``error`` (a ``NonDeterminismError`` message). ``position`` is
+    the first call that differs, ``expected`` what the journal has there and
+    ``received`` what the code calls now."""
 
     run_id: str
     workflow: str
     status: str
     error: str
+    position: int | None = None
+    expected: str | None = None
+    received: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ async def check(
     corrupt = {run.run_id for run in report.corrupt_runs}
     for run in runs:
         wf = registered(run.workflow, run.version)
-        if run.status in PARKED and wf is not None and run.run_id not in corrupt:
+        if wf is not None and run.run_id not in corrupt:
             try:
                 error = await divergence(
                     wf, run.run_id, run.input, journals[run.run_id], run.updated_at
@@ -138,7 +141,15 @@ async def check(
                 report.corrupt_runs.append(_corrupt(run, error))
             elif error is not None:
                 report.diverged_runs.append(
-                    DivergedRun(run.run_id, run.workflow, run.status, error.message)
+                    DivergedRun(
+                        run.run_id,
+                        run.workflow,
+                        run.status,
+                        error.message,
+                        error.position,
+                        error.expected,
+                        error.received,
+                    )
                 )
     failed = list(map(RunInfo.from_record, await store.list_runs(status="failed", limit=None)))
     for code, found in (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncGenerator
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from durable._base.clock import Clock
 from durable._base.ids import check_name
@@ -72,15 +72,21 @@ class Reading:
         workflow: str | None,
         limit: int,
         after: str | None,
-        since: dt.datetime | None,
-        until: dt.datetime | None,
-        parent: str | None,
+        search: RunSearch,
     ) -> list[RunInfo]:
         self.lifecycle.check_open()
         status_text = None if status is None else _status(status)
-        for what, name in (("workflow", workflow), ("after", after), ("parent", parent)):
+        names = (("workflow", workflow), ("after", after), ("parent", search.parent))
+        for what, name in names:
             if name is not None:
                 check_name(f"list_runs({what}=...)", name)
+        for what, text in (("id_contains", search.id_contains), ("id_prefix", search.id_prefix)):
+            if text is not None and (not isinstance(text, str) or not text or "\x00" in text):
+                raise ValueError(
+                    f"list_runs({what}=...) takes the text to look for in run ids, not empty"
+                    f" and without NUL; got {text!r}"
+                )
+        since, until = search.since, search.until
         cursor = None
         if after is not None:
             record = await self.store.get_run(after)
@@ -95,7 +101,9 @@ class Reading:
             after=cursor,
             since=None if since is None else timestamp("since", since),
             until=None if until is None else timestamp("until", until),
-            parent=parent,
+            parent=search.parent,
+            id_contains=search.id_contains,
+            id_prefix=search.id_prefix,
         )
         return [RunInfo.from_record(record) for record in records]
 
@@ -110,6 +118,16 @@ class Reading:
             pruned += deleted
             if deleted < batch:
                 return pruned
+
+
+class RunSearch(NamedTuple):
+    """What ``rt.list_runs`` narrows the runs by, besides status and workflow."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    parent: str | None = None
+    id_contains: str | None = None
+    id_prefix: str | None = None
 
 
 def _status(status: RunStatus | str) -> str:

@@ -37,7 +37,7 @@ from durable.runtime.lifecycle import Lifecycle
 from durable.runtime.liveness import runtime_name
 from durable.runtime.options import RuntimeOptions, check_path_and_clock, workflow_tuple
 from durable.runtime.ownership import Ownership
-from durable.runtime.reading import Reading
+from durable.runtime.reading import Reading, RunSearch
 from durable.runtime.residency import Residency
 from durable.runtime.results import Results
 from durable.runtime.schedules import Schedules
@@ -329,11 +329,15 @@ class Runtime:
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         parent: str | None = None,
+        id_contains: str | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunInfo]:
         """Runs, newest first. ``after`` (a run id, the last of the page before) pages
         on; ``since`` and ``until`` (aware datetimes) bound when runs were created;
-        ``parent`` keeps the children of that run."""
-        return await self.reading.list_runs(status, workflow, limit, after, since, until, parent)
+        ``parent`` keeps the children of that run; ``id_contains`` and ``id_prefix``
+        keep the runs whose id holds that text, or begins with it."""
+        search = RunSearch(since, until, parent, id_contains, id_prefix)
+        return await self.reading.list_runs(status, workflow, limit, after, search)
 
     async def prune(self, older_than: float | dt.timedelta, *, batch: int = 1000) -> int:
         """Delete runs that ended more than ``older_than`` (seconds or a timedelta) ago,
@@ -451,7 +455,8 @@ class Runtime:
 
     async def check(self, *, unregistered: bool = True) -> CheckReport:
         """What needs a human: interrupted steps, orphaned, unknown, poison and
-        diverged runs (parked runs the current code no longer replays).
+        diverged runs (every unfinished run is replayed against the code loaded
+        now, writing nothing; a deploy gate).
 
         ``unregistered=False`` skips runs of workflows this process lacks (for
         tools, like the CLI, that import no workflows).

@@ -2,8 +2,10 @@
 
 Starlette for the routes and Server-Sent Events, uvicorn to serve them: both
 made for asyncio, so the server shares the runtime's event loop and calls it
-directly. ``create_app(rt, token=None)`` builds the application; the JSON API
-and its error shapes are in ``_api.py``.
+directly. ``create_app(rt, token=None)`` builds the application: the routes and
+the actions are in ``_api.py``, the reads the web view needs (runs searched and
+paged, a run's steps, queues, schedules) in ``_reads.py``, the shared response and
+error shapes in ``_http.py``; the page itself is ``static/``.
 """
 
 from __future__ import annotations

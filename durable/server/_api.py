@@ -10,7 +10,7 @@ signed wrong, 413 for a body over the limit, 421 for a Host this server does not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import durable
-from durable._base.codec import loads_input
+from durable.journal.kinds import RERUN, RESUMED
+from durable.server import _reads as reads
 from durable.server._guard import (
     WILDCARDS,
     BodyLimit,
@@ -34,42 +35,10 @@ from durable.server._guard import (
     allowed_hosts,
 )
 from durable.server._guard import segment as _segment
+from durable.server._http import JSON, BadRequest, Handler, error, read_body
 from durable.server._metrics import metrics_page
 from durable.server._openapi import OPENAPI
 from durable.workflow.decorators import registered_spec
-
-_STATUS = {
-    "RUN_NOT_FOUND": 404,
-    "WORKFLOW_NOT_FOUND": 404,
-    "INVALID_RESPONSE": 400,
-    "IDEMPOTENCY_KEY_MISMATCH": 409,
-    "NO_PENDING_WAIT": 409,
-    "DUPLICATE_IN_QUEUE": 409,
-    "SERIALIZATION": 422,
-    "INVALID_REQUEST": 422,
-}
-
-
-class JSON(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
-def error(code: str, message: str, status: int | None = None) -> JSON:
-    return JSON({"code": code, "message": message}, status_code=status or _STATUS.get(code, 400))
-
-
-class _BadRequest(Exception):
-    """A request whose body or parameters do not fit: 422."""
-
-
-Handler = Callable[[durable.Runtime, Request], Awaitable[Response]]
-"""An endpoint of the API: the runtime and the request in, the response out."""
-
-MAX_LIMIT = 1000
-"""The most runs one ``GET /api/runs`` lists (page on with ``after=``)."""
 
 
 def create_app(
@@ -89,9 +58,13 @@ def create_app(
         return _route(rt, path, handler, *methods)
 
     routes = [
-        route("/api/runs", _list_runs),
+        route("/api/runs", reads.list_runs),
         route("/api/runs/{run_id}", _get_run),
         route("/api/runs/{run_id}/history", _history),
+        route("/api/runs/{run_id}/steps", reads.steps),
+        route("/api/workflows", reads.workflows),
+        route("/api/queues", reads.queues),
+        route("/api/schedules", reads.schedules),
         route("/api/runs/{run_id}/state", _state),
         route("/api/runs/{run_id}/waits", _waits),
         route("/api/runs/{run_id}/respond", _respond, "POST"),
@@ -126,7 +99,7 @@ def _route(rt: durable.Runtime, path: str, handler: Handler, *methods: str) -> R
         }
         try:
             return await handler(rt, request)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             return error("INVALID_REQUEST", str(exc))
         except durable.DurableError as exc:
             return error(exc.code, exc.message)
@@ -164,55 +137,39 @@ async def _page(request: Request) -> Response:
 
 
 async def _resume(rt: durable.Runtime, request: Request) -> Response:
-    await rt.resume(request.path_params["run_id"])
-    return JSON({"ok": True})
+    """Resume the failed run; answers what that did: ``{"resumed": "step", "position",
+    "step"}`` (its failed step is run again) or ``{"resumed": "replay"}`` (its journal
+    is replayed under the code loaded now)."""
+    run_id = request.path_params["run_id"]
+    await rt.resume(run_id)
+    for event in reversed(await rt.history(run_id)):
+        if event["kind"] == RERUN and isinstance(event["payload"], dict):
+            position = event["payload"].get("position")
+            name = await _step_name(rt, run_id, position)
+            return JSON({"ok": True, "resumed": "step", "position": position, "step": name})
+        if event["kind"] == RESUMED:
+            break
+    return JSON({"ok": True, "resumed": "replay"})
+
+
+async def _step_name(rt: durable.Runtime, run_id: str, position: Any) -> str | None:
+    for event in await rt.history(run_id):
+        if event["position"] == position:
+            return str(event["name"])
+    return None
 
 
 async def _rerun(rt: durable.Runtime, request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     position = body.get("position") if isinstance(body, dict) else None
     if isinstance(position, bool) or not isinstance(position, int):
-        raise _BadRequest('send {"position": <the position to re-run from>}')
+        raise BadRequest('send {"position": <the position to re-run from>}')
     await rt.rerun_from(request.path_params["run_id"], position)
-    return JSON({"ok": True})
+    return JSON({"ok": True, "position": position})
 
 
 def _is_json(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
-
-
-async def _body(request: Request) -> Any:
-    """The JSON body (None if empty; the content type was checked on the way in). An
-    integer beyond 64 bits is refused (422 SERIALIZATION naming its place), never
-    rounded to a float."""
-    raw = await request.body()
-    if not raw:
-        return None
-    try:
-        return loads_input(raw)
-    except orjson.JSONDecodeError as exc:
-        raise _BadRequest(f"the body is not JSON: {exc}") from None
-
-
-def _limit(request: Request) -> int:
-    text = request.query_params.get("limit", "100")
-    if not (text.isascii() and text.isdigit() and len(text) < 20 and 1 <= int(text) <= MAX_LIMIT):
-        raise _BadRequest(
-            f"limit must be a whole number from 1 to {MAX_LIMIT}, got {text[:40]!r};"
-            " page on with after=<the last run id>"
-        )
-    return int(text)
-
-
-async def _list_runs(rt: durable.Runtime, request: Request) -> Response:
-    runs = await rt.list_runs(
-        status=request.query_params.get("status") or None,
-        workflow=request.query_params.get("workflow") or None,
-        limit=_limit(request),
-        after=request.query_params.get("after") or None,
-        parent=request.query_params.get("parent") or None,
-    )
-    return JSON([run.to_dict() for run in runs])
 
 
 async def _get_run(rt: durable.Runtime, request: Request) -> Response:
@@ -234,18 +191,18 @@ async def _waits(rt: durable.Runtime, request: Request) -> Response:
 
 
 async def _respond(rt: durable.Runtime, request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     if not isinstance(body, dict) or "value" not in body:
-        raise _BadRequest('send {"value": ..., "wait_id": null}')
+        raise BadRequest('send {"value": ..., "wait_id": null}')
     wait_id = body.get("wait_id")
     if wait_id is not None and not isinstance(wait_id, str):
-        raise _BadRequest(f"wait_id must be a string or null, got {wait_id!r}")
+        raise BadRequest(f"wait_id must be a string or null, got {wait_id!r}")
     await rt.respond(request.path_params["run_id"], body["value"], wait_id=wait_id)
     return JSON({"ok": True})
 
 
 async def _send_event(rt: durable.Runtime, request: Request) -> Response:
-    payload = await _body(request)
+    payload = await read_body(request)
     key = request.headers.get("idempotency-key")
     await rt.send_event(
         request.path_params["run_id"], request.path_params["name"], payload, key=key
@@ -260,13 +217,13 @@ async def _cancel(rt: durable.Runtime, request: Request) -> Response:
 
 async def _start(rt: durable.Runtime, request: Request) -> Response:
     wf = _workflow(request.path_params["name"])
-    body = await _body(request)
+    body = await read_body(request)
     body = {} if body is None else body
     if not isinstance(body, dict) or set(body) - {"args", "kwargs"}:
-        raise _BadRequest('send {"args": [...], "kwargs": {...}}')
+        raise BadRequest('send {"args": [...], "kwargs": {...}}')
     args, kwargs = body.get("args", []), body.get("kwargs", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise _BadRequest('"args" must be a list and "kwargs" an object')
+        raise BadRequest('"args" must be a list and "kwargs" an object')
     run_id = request.headers.get("idempotency-key") or None
     handle = await rt.start_run(wf, args, kwargs, run_id=run_id)
     return JSON({"run_id": handle.run_id}, status_code=201)
@@ -306,7 +263,7 @@ def _cursor(text: str | None) -> int | None:
     if text is None or text == "":
         return None
     if not text.isascii() or not text.isdigit():
-        raise _BadRequest(
+        raise BadRequest(
             f"a stream cursor (Last-Event-ID or ?after=) is the id of an event this stream"
             f" sent, a whole number; got {text[:40]!r}"
         )
@@ -334,7 +291,7 @@ async def _webhook(rt: durable.Runtime, request: Request) -> Response:
             " id.timestamp.body under the workflow's whsec_ secret>)",
             401,
         )
-    body = await _body(request)
+    body = await read_body(request)
     handle = await rt.start_run(wf, [body], {}, run_id=headers["webhook-id"])
     return JSON({"run_id": handle.run_id}, status_code=202)
 

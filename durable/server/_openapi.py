@@ -34,9 +34,18 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/api/runs": {
             "get": _op(
-                "runs, newest first (query: status, workflow, limit (1 to 1000), after, parent)"
+                "runs, newest first (query: status, workflow, q (a piece of the id), prefix,"
+                " since, until (ISO 8601), parent, limit (1 to 1000), cursor (the Next-Cursor"
+                " header of the page before; absent on the last page))"
             )
         },
+        "/api/runs/{run_id}/steps": {
+            "parameters": _RUN,
+            "get": _op("its steps: input, result, idempotency key, every attempt"),
+        },
+        "/api/workflows": {"get": _op("the workflows this server can start")},
+        "/api/queues": {"get": _op("every queue: queued, running, limits")},
+        "/api/schedules": {"get": _op("every cron schedule: next tick, latest run")},
         "/api/runs/{run_id}": {"parameters": _RUN, "get": _op("one run")},
         "/api/runs/{run_id}/history": {"parameters": _RUN, "get": _op("the run's events")},
         "/api/runs/{run_id}/state": {"parameters": _RUN, "get": _op("the run's ctx.state")},
@@ -52,7 +61,10 @@ OPENAPI: dict[str, Any] = {
             ),
         },
         "/api/runs/{run_id}/cancel": {"parameters": _RUN, "post": _op("cancel it")},
-        "/api/runs/{run_id}/resume": {"parameters": _RUN, "post": _op("resume a failed run")},
+        "/api/runs/{run_id}/resume": {
+            "parameters": _RUN,
+            "post": _op("resume a failed run; says what it did"),
+        },
         "/api/runs/{run_id}/rerun": {
             "parameters": _RUN,
             "post": _op("re-run a finished run from a position", body='{"position": 3}'),

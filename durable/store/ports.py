@@ -139,12 +139,16 @@ class RunRows(Protocol):
         since: float | None = None,
         until: float | None = None,
         parent: str | None = None,
+        id_contains: str | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first (by ``created_at``, then run id); ``unfinished`` keeps only
         those not ended; ``limit`` None: all. ``after`` is the (``created_at``, run id)
-        of the last run of the page before: the runs listed after it. ``since`` and
-        ``until`` bound ``created_at`` (``since <= created_at < until``); ``parent``
-        keeps the children of that run."""
+        of the last run of the page before: the runs listed after it (a keyset cursor,
+        so a page costs the same however deep it is). ``since`` and ``until`` bound
+        ``created_at`` (``since <= created_at < until``); ``parent`` keeps the children
+        of that run; ``id_contains`` and ``id_prefix`` keep the runs whose id holds
+        that text, or begins with it (case-sensitive, no wildcards)."""
         ...
 
     async def run_counts(self) -> dict[tuple[str, str], int]:

@@ -1,7 +1,7 @@
 """``replay(workflow, history)``: check current code against a recorded history.
 
-The history document is replayed as ``rt.check()`` replays parked runs
-(``durable/_replay.py``): no step runs, and a call that differs from the
+The history document is replayed as ``rt.check()`` replays unfinished runs
+(``durable/workflow/replay.py``): no step runs, and a call that differs from the
 recorded one raises ``NonDeterminismError``.
 """
 

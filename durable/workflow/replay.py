@@ -5,13 +5,14 @@ journal and never executes a step: where the code asks for something the
 journal does not have (a step that never finished, a wait never answered,
 a call past the end), the replay stops there, successfully. A call that
 differs from the journaled one is the divergence it reports. Used by
-``durable.testing.replay`` (golden histories) and ``rt.check()`` (parked runs).
+``durable.testing.replay`` (golden histories) and ``rt.check()`` (every unfinished run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -100,14 +101,32 @@ async def divergence(
         _current.context.set(ctx)
         args, kwargs = workflow.decode_arguments(input_text)
         try:
+            inspect.signature(workflow.fn).bind(ctx, *args, **kwargs)
+        except TypeError as error:
+            return NonDeterminismError(
+                0, f"the input {input_text}", f"{workflow.name}{_parameters(workflow)}: {error}"
+            )
+        try:
             await workflow.fn(ctx, *args, **kwargs)
         except _EndOfHistory:
             return host._fatal
-        except Exception:
-            if host._fatal is None:
-                return None  # the workflow's own error, as it was journaled
+        except Exception as error:
+            if host._fatal is not None:
+                return host._fatal
+            # The workflow's own error: as journaled when it is the end of the history;
+            # before the journal's end, the code now fails where the run went on.
+            left = unreplayed(host.journal, ctx._positions_used())
+            if left is None:
+                return None
+            raised = f"the workflow raising {type(error).__name__}: {error}"
+            return NonDeterminismError(left.position, left.expected, raised)
         if host._fatal is not None:
             return host._fatal
         return unreplayed(host.journal, ctx._positions_used())
 
     return await asyncio.create_task(drive())
+
+
+def _parameters(workflow: Workflow[Any, Any]) -> str:
+    """The workflow function's parameter names: ``(ctx, order_id)``."""
+    return f"({', '.join(inspect.signature(workflow.fn).parameters)})"

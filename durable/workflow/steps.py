@@ -29,6 +29,7 @@ from durable.journal.records import EventRecord
 from durable.journal.run_journal import attempts, completed_payload
 from durable.retry import RetryPolicy
 from durable.workflow import current as _current
+from durable.workflow.attempt_record import started_payload, traceback_text
 from durable.workflow.branches import became_ready
 from durable.workflow.callables import behind, callable_name, is_async, is_async_generator
 from durable.workflow.calls import Calls
@@ -168,7 +169,10 @@ async def _attempt(
         host.fatal(error)
         raise
     started = await host.append(
-        position, STEP_STARTED, name, f'{{"attempt":{prior.gate_count + 1}}}'
+        position,
+        STEP_STARTED,
+        name,
+        started_payload(prior.gate_count + 1, args, kwargs, host.max_value_bytes),
     )
     info = StepScope(
         host.run_id, host.workflow_name, name, position, prior, started.created_at, host
@@ -182,13 +186,14 @@ async def _attempt(
         failure_record = error_record(exc)
         retried = plan.options.retry.should_retry(failures, exc)
         host.telemetry.step_ended(info, span, exc, retried)
+        told = {"attempt": info.attempt, "traceback": traceback_text(exc, host.max_value_bytes)}
         if retried:
             retry_at = host.clock.now() + plan.options.retry.delay_after(failures)
-            failure = {"attempt": info.attempt, "error": failure_record, "retry_at": retry_at}
+            failure = {**told, "error": failure_record, "retry_at": retry_at}
             await host.append(position, STEP_FAILED, name, encode(failure))
             return _RETRY
         failed = StepFailed(name, failure_record["type"], failure_record["message"], info.attempt)
-        await fail_step(calls, position, name, failed, failure_record)
+        await fail_step(calls, position, name, failed, failure_record, told)
     except BaseException as exc:  # cancelled: the attempt neither returned nor failed
         host.telemetry.step_ended(info, span, exc)
         raise
@@ -259,10 +264,12 @@ async def fail_step(
     name: str,
     error: Exception,
     cause: dict[str, Any] | None = None,
+    told: dict[str, Any] | None = None,
 ) -> NoReturn:
-    """Journal the step's final failure and raise it as replay will."""
+    """Journal the step's final failure and raise it as replay will; ``told`` adds what
+    people read (the attempt, its traceback)."""
     record = error.to_record() if hasattr(error, "to_record") else error_record(error)
-    failure = {"error": cause or record, "final": record}
+    failure = {**(told or {}), "error": cause or record, "final": record}
     await calls.host.append(position, STEP_FAILED, name, encode(failure))
     raise error_from_record(record)
 

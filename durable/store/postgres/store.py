@@ -219,6 +219,8 @@ class PostgresStore:
         since: float | None = None,
         until: float | None = None,
         parent: str | None = None,
+        id_contains: str | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunRecord]:
         clauses: list[str] = [_ACTIVE] if unfinished else ["true"]
         params: list[Any] = []
@@ -237,6 +239,12 @@ class PostgresStore:
         if until is not None:
             params.append(until)
             clauses.append(f"created_at < ${len(params)}")
+        if id_contains is not None:
+            params.append(id_contains)
+            clauses.append(f"strpos(runs.run_id, ${len(params)}) > 0")
+        if id_prefix is not None:
+            params.append(id_prefix)
+            clauses.append(f"starts_with(runs.run_id, ${len(params)})")
         if status is not None:
             params.append(status)
             clauses.append(f"status = ${len(params)}")

@@ -211,6 +211,8 @@ class SqliteStore:
         since: float | None = None,
         until: float | None = None,
         parent: str | None = None,
+        id_contains: str | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunRecord]:
         clauses: list[str] = [_ACTIVE] if unfinished else []
         params: list[Any] = []
@@ -226,6 +228,12 @@ class SqliteStore:
         if until is not None:
             clauses.append("created_at < ?")
             params.append(until)
+        if id_contains is not None:
+            clauses.append("instr(runs.run_id, ?) > 0")
+            params.append(id_contains)
+        if id_prefix is not None:
+            clauses.append("substr(runs.run_id, 1, length(?)) = ?")
+            params += [id_prefix, id_prefix]
         if status is not None:
             clauses.append("status = ?")
             params.append(status)

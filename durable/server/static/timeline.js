@@ -1,0 +1,101 @@
+// A run's timeline: one lane per durable call on one time axis from the run's start.
+// Steps show each attempt (failed and interrupted ones red, the wait before a retry
+// hatched), sleeps run to their wake time, waits and children to their end.
+"use strict";
+
+const MAX_LANES = 300;
+const HIDDEN_FAMILIES = new Set(["stream", "state"]);  // shown in their own panels
+
+function drawTimeline(run, history) {
+  const events = history.filter((event) => event.position !== null && !event.superseded
+    && !HIDDEN_FAMILIES.has(event.kind.split(".")[0]));
+  const start = ms(run.created_at);
+  const ended = ENDED.includes(run.status);
+  const now = Date.now();
+  const end = Math.max(ended ? ms(run.updated_at) : now, ...history.map((event) => ms(event.created_at)), start + 1);
+  const axis = { start, end, now: ended ? end : now, width: end - start };
+  const lanes = new Map();
+  for (const event of events) {
+    if (!lanes.has(event.position)) lanes.set(event.position, []);
+    lanes.get(event.position).push(event);
+  }
+  const positions = [...lanes.keys()].sort((a, b) => a - b);
+  const rows = positions.slice(0, MAX_LANES).map((position) => lane(position, lanes.get(position), axis));
+  const box = el("div", { class: "timeline" }, scale(axis), ...rows);
+  if (!rows.length) box.append(el("p", { class: "hint" }, "no durable calls yet"));
+  if (positions.length > MAX_LANES) box.append(el("p", { class: "hint" }, `${positions.length - MAX_LANES} later calls not drawn`));
+  return box;
+}
+
+// Five ticks under the lanes' track: +0, then the time since the run's start.
+function scale(axis) {
+  const ticks = el("div", { class: "track ticks" });
+  for (let i = 0; i <= 4; i += 1) {
+    const label = i === 0 ? "start" : `+${duration((axis.width * i) / 4)}`;
+    ticks.append(el("span", { class: "tick", style: `left:${i * 25}%` }, label));
+  }
+  return el("div", { class: "lane axis" }, el("div", { class: "label" }, when(new Date(axis.start).toISOString())), ticks);
+}
+
+function lane(position, group, axis) {
+  const first = group[0];
+  const family = first.kind.split(".")[0];
+  const track = el("div", { class: "track" });
+  const at = (event) => ms(event.created_at);
+  const place = (from, to, cls, title) => {
+    const left = Math.max(0, ((from - axis.start) / axis.width) * 100);
+    const span = Math.max(Math.min(((to - from) / axis.width) * 100, 100 - left), 0.3);
+    track.append(el("div", { class: `bar ${cls}`, style: `left:${left}%;width:${span}%`, title }));
+  };
+  let label = `#${position} ${family} ${first.name}`;
+  let took = null;
+  if (family === "step") {
+    took = stepBars(group, axis, at, place);
+    const attempts = group.filter((event) => event.kind === "step.started").length;
+    if (attempts > 1) label += ` (${attempts} attempts)`;
+  } else if (family === "sleep") {
+    const wake = (first.payload && first.payload.wake_at) * 1000;
+    const woke = wake <= axis.now;
+    place(at(first), woke ? wake : axis.end, woke ? "span" : "span running", `sleep until ${when(new Date(wake).toISOString())}`);
+    if (!woke) track.append(el("span", { class: "note wake" }, `wakes ${when(new Date(wake).toISOString())} (in ${duration(wake - axis.now)})`));
+    took = (woke ? wake : axis.now) - at(first);
+  } else if (family === "wait" || family === "child") {
+    const done = group.find((event) => event.kind.endsWith(".completed"));
+    const stop = done ? at(done) : axis.end;
+    place(at(first), stop, `${family === "child" ? "child" : "span"}${done ? "" : " running"}`, `${first.kind}${done ? "" : " (open)"}`);
+    took = (done ? at(done) : axis.now) - at(first);
+    if (family === "child" && first.payload && first.payload.run_id) label += ` → ${first.payload.run_id}`;
+  } else {
+    place(at(first), at(first), "instant", first.kind);
+  }
+  const text = took === null ? label : `${label} · ${duration(took)}`;
+  const labelBox = el("div", { class: "label", title: text }, text);
+  if (family === "child" && first.payload && first.payload.run_id) {
+    labelBox.replaceChildren(`#${position} child `, runLink(first.payload.run_id), took === null ? "" : ` · ${duration(took)}`);
+  }
+  return el("div", { class: "lane", "data-position": position, "data-family": family }, labelBox, track);
+}
+
+// Each attempt of a step as a bar; returns the step's whole duration so far.
+function stepBars(group, axis, at, place) {
+  let attempt = null;
+  let retryFrom = null;
+  for (const event of group) {
+    if (event.kind === "step.started") {
+      if (attempt) place(at(attempt), at(event), "failed interrupted", "interrupted: started again");
+      if (retryFrom !== null) place(retryFrom, at(event), "retry-wait", "waiting to retry");
+      attempt = event;
+      retryFrom = null;
+    } else if (attempt) {
+      const failed = event.kind === "step.failed";
+      const number = attempt.payload && attempt.payload.attempt;
+      place(at(attempt), at(event), failed ? "failed" : "", `attempt ${number}: ${failed ? "failed" : "completed"} after ${duration(at(event) - at(attempt))}`);
+      if (failed && event.payload && event.payload.retry_at) retryFrom = at(event);
+      attempt = null;
+    }
+  }
+  if (attempt) place(at(attempt), axis.end, "running", "running");
+  const last = group[group.length - 1];
+  const finished = last.kind === "step.completed" || (last.kind === "step.failed" && last.payload && last.payload.final);
+  return (finished ? at(last) : axis.now) - at(group[0]);
+}
