@@ -7,6 +7,7 @@ crash tests with real processes are in ``test_openai_agents_crash.py``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,12 @@ async def answer_approvals(rt: durable.Runtime, run_id: str, answer: str) -> lis
     """Answer each approval the run asks for with ``answer`` until it ends; the
     questions asked."""
     asked: list[str] = []
+    deadline = time.monotonic() + 30
     while (await rt.get_run(run_id)).status not in (
         durable.RunStatus.COMPLETED,
         durable.RunStatus.FAILED,
     ):
+        assert time.monotonic() < deadline, f"run {run_id} did not end in 30 s"
         for wait in await rt.pending_waits(run_id):
             assert wait.input_type == "approval"
             asked.append(wait.question)

@@ -59,7 +59,8 @@ class Approver:
         self.db = db
         self.answered: list[str] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._answer()))
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run)
 
     def __enter__(self) -> Approver:
         self._thread.start()
@@ -68,6 +69,14 @@ class Approver:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        if self.failure is not None:
+            raise AssertionError(f"the approver failed: {self.failure!r}") from self.failure
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._answer())
+        except BaseException as failure:  # said in the test's thread, by __exit__
+            self.failure = failure
 
     async def _answer(self) -> None:
         async with durable.Runtime(self.db, recover=False) as rt:
