@@ -30,6 +30,7 @@ from durable.runtime.runtime import Runtime
 from durable.runtime.script import run
 from durable.workflow.composition import ChildHandle
 from durable.workflow.context import WorkflowContext
+from durable.workflow.current import current_context, in_step
 from durable.workflow.decorators import Workflow, step, workflow
 from durable.workflow.queues import Queue, QueueStatus, ScheduleInfo
 from durable.workflow.state import WorkflowState
@@ -77,6 +78,8 @@ __all__ = [
     "WorkflowFailed",
     "WorkflowState",
     "WorkflowTimeout",
+    "current_context",
+    "in_step",
     "run",
     "step",
     "step_info",

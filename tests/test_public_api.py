@@ -44,6 +44,8 @@ def test_public_names_are_pinned() -> None:
         "WorkflowFailed",
         "WorkflowState",
         "WorkflowTimeout",
+        "current_context",
+        "in_step",
         "run",
         "step",
         "step_info",

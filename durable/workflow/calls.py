@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable.errors import CorruptJournal, NonDeterminismError
+from durable.errors import CorruptJournal, DurableError, NonDeterminismError
 from durable.journal.kinds import family
 from durable.journal.records import EventRecord
 from durable.journal.run_journal import payload
+from durable.workflow import current as _current
 from durable.workflow.branches import call_began
 from durable.workflow.host import RunHost
 
@@ -32,7 +33,10 @@ class Calls:
 
     def take(self, kind: str, name: str) -> int:
         """The next position, for a durable call of family ``kind`` called ``name``; a
-        journal that holds another call there fails the run (``NonDeterminismError``)."""
+        journal that holds another call there fails the run (``NonDeterminismError``).
+        Inside a step's body (a ``ctx`` it captured) the call is refused before anything
+        is taken or journaled: ``DurableError``."""
+        refuse_in_step(kind, name)
         host = self.host
         host.check_running()
         call_began()
@@ -57,3 +61,19 @@ class Calls:
         except CorruptJournal as error:
             self.host.fatal(error)
             raise
+
+
+def refuse_in_step(kind: str, name: str) -> None:
+    """``DurableError`` if a step's body is running here: a step's body is not replayed,
+    so a durable call made in it could not be journaled at a position of its own."""
+    scope = _current.step.get()
+    if scope is None:
+        return
+    raise DurableError(
+        f"a durable call ({kind} {name!r}) was made inside the body of step {scope.step!r}"
+        f" (run {scope.run_id!r}, position {scope.position}) through a captured ctx;"
+        " durable calls (steps, sleeps, waits, children, events, state, streams) belong"
+        " to the workflow: make it in the workflow function, before or after the step"
+        " (in a step, call functions directly: a @durable.step function is a plain call"
+        " there)"
+    )

@@ -19,6 +19,7 @@ from durable._base.numbers import seconds
 from durable.errors import CorruptJournal, DurableError
 from durable.retry import RetryPolicy
 from durable.workflow import current as _current
+from durable.workflow.callables import callable_name, is_async, is_async_generator
 from durable.workflow.queues import Cron, Queue, queue_named
 
 if TYPE_CHECKING:
@@ -375,17 +376,28 @@ def step(
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         wrapper = _step_wrapper(fn)
-        functools.update_wrapper(wrapper, fn)
+        _take_names(wrapper, fn)
         setattr(wrapper, _OPTIONS_ATTR, options)
         return wrapper
 
     return decorate(fn) if fn is not None else decorate
 
 
+def _take_names(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> None:
+    """``functools.update_wrapper``, and for an object (a callable instance, a partial)
+    its class's or function's names rather than its attributes."""
+    if isinstance(getattr(fn, "__qualname__", None), str):
+        functools.update_wrapper(wrapper, fn)
+        return
+    functools.update_wrapper(wrapper, fn, updated=())
+    wrapper.__qualname__ = callable_name(fn)
+    wrapper.__name__ = wrapper.__qualname__.rpartition(".")[2]
+
+
 def _step_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What ``@durable.step`` puts in place of ``fn``: a journaled step when awaited in
     a workflow, a plain call anywhere else."""
-    if inspect.isasyncgenfunction(fn):
+    if is_async_generator(fn):
 
         def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
             # Awaited in a workflow: the step that streams what it yields and returns
@@ -396,7 +408,7 @@ def _step_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
 
         return stream_wrapper
-    if inspect.iscoroutinefunction(fn):
+    if is_async(fn):
 
         def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             # Not `async def`: inside a workflow the step takes its position now, when
@@ -410,9 +422,10 @@ def _step_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         if _current.context.get() is not None:
+            label = callable_name(fn)
             raise DurableError(
-                f"sync step {fn.__qualname__} was called directly in a workflow; run"
-                f" it as `await ctx.step({fn.__name__}, ...)` so it is journaled"
+                f"sync step {label} was called directly in a workflow; run it as"
+                f" `await ctx.step({label.rpartition('.')[2]}, ...)` so it is journaled"
             )
         return fn(*args, **kwargs)
 

@@ -9,7 +9,6 @@ next write).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, NamedTuple, NoReturn
@@ -31,6 +30,7 @@ from durable.journal.run_journal import attempts, completed_payload
 from durable.retry import RetryPolicy
 from durable.workflow import current as _current
 from durable.workflow.branches import became_ready
+from durable.workflow.callables import behind, callable_name, is_async, is_async_generator
 from durable.workflow.calls import Calls
 from durable.workflow.decorators import StepOptions, step_options
 from durable.workflow.step_info import StepScope
@@ -57,18 +57,27 @@ def step(calls: Calls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Corouti
 
 def _checkpoint(calls: Calls, name: str, awaitable: Awaitable[Any]) -> Coroutine[Any, Any, Any]:
     """``ctx.step("name", awaitable)``: one attempt; on replay it is closed unawaited."""
-    position = calls.take(STEP, name)
+    try:
+        position = calls.take(STEP, name)
+    except BaseException:
+        _close(awaitable)  # refused: it will never be awaited
+        raise
     plan, awaited = awaitable_plan(name, awaitable)
 
     async def checkpoint() -> Any:
         try:
             return await run_step(calls, position, name, plan, (), {})
         finally:
-            close = getattr(awaitable, "close", None)
-            if not awaited[0] and close is not None:
-                close()  # replayed: its value is in the journal
+            if not awaited[0]:
+                _close(awaitable)  # replayed: its value is in the journal
 
     return checkpoint()
+
+
+def _close(awaitable: Awaitable[Any]) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
 
 
 def _is_awaitable(value: Any) -> bool:
@@ -269,13 +278,13 @@ def step_plan(target: Callable[..., Any]) -> StepPlan:
     if kept is not None and kept[0] == id(target):
         return StepPlan(step_options(target)[0], *kept[1:])
     fn, options = step_options(target)
-    name = options.name or getattr(fn, "__qualname__", None) or repr(fn)
-    if inspect.isasyncgenfunction(fn):
+    name = options.name or callable_name(fn)
+    if is_async_generator(fn):
         # Each value it yields goes to the stream named after the step, as it comes; the
         # step returns the list of them.
         return StepPlan(_streamed(fn), options, name, list[Any], True)
-    facts = (options, name, return_hint(fn), inspect.iscoroutinefunction(fn))
-    with contextlib.suppress(AttributeError, TypeError):  # a bound method, a builtin
+    facts = (options, name, return_hint(behind(fn)), is_async(fn))
+    if inspect.isfunction(target):  # not a user's object, nor a bound method or a builtin
         # Not the function itself in what is kept on it: that cycle would wait for the GC.
         setattr(target, _FACTS_ATTR, (id(target), *facts))
     return StepPlan(fn, *facts)
@@ -314,18 +323,22 @@ async def _invoke_apart(
             enter()
             return fn(*args, **kwargs)
 
-        task = asyncio.ensure_future(asyncio.to_thread(call))
+        async def in_thread() -> Any:
+            value = await asyncio.to_thread(call)
+            if inspect.isawaitable(value):  # ctx.step("s", lambda: fetch(url))
+                enter()  # what it awaits is the step's body too
+                value = await value
+            return value
+
+        task = asyncio.ensure_future(in_thread())
     try:
-        value = await (task if timeout is None else within(task, timeout))
+        return await (task if timeout is None else within(task, timeout))
     except TimeoutError:  # not the builtin TimeoutError before Python 3.11
         if not task.cancelled():
             raise
         raise StepTimeout(
             f"step {info.step!r} attempt {info.attempt} took longer than its {timeout}s timeout"
         ) from None
-    if inspect.isawaitable(value):
-        value = await value
-    return value
 
 
 def _streamed(generator: Callable[..., Any]) -> Callable[..., Any]:
