@@ -25,6 +25,7 @@ from durable.integrations.pydantic_ai import Durability
 ORDER = "o-7"
 CENTS = 1999
 ANSWER_TOKENS = ["Refunded ", "1999 ", "cents ", "for ", "o-7."]
+DENIED_TOKENS = ["The ", "refund ", "was ", "denied."]
 
 
 def effect(line: str) -> None:
@@ -51,14 +52,21 @@ async def dawdle() -> None:
     await asyncio.sleep(random.random() * float(os.environ.get("DURABLE_TEST_DAWDLE", "0")))
 
 
-def tool_results(messages: list[ModelMessage]) -> set[str]:
+def tool_results(messages: list[ModelMessage]) -> dict[str, str]:
+    """What each tool returned to the model, by tool name."""
     return {
-        part.tool_name
+        part.tool_name: part.model_response_str()
         for message in messages
         if isinstance(message, ModelRequest)
         for part in message.parts
         if part.part_kind == "tool-return"
     }
+
+
+def answer(messages: list[ModelMessage]) -> list[str]:
+    """The scripted model's final answer, in tokens."""
+    denied = "denied" in tool_results(messages).get("refund", "")
+    return DENIED_TOKENS if denied else ANSWER_TOKENS
 
 
 def next_calls(messages: list[ModelMessage]) -> list[ToolCallPart] | None:
@@ -80,7 +88,7 @@ async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelRespons
     calls = next_calls(messages)
     effect(f"model end {where()}")
     if calls is None:
-        return ModelResponse(parts=[TextPart("".join(ANSWER_TOKENS))])
+        return ModelResponse(parts=[TextPart("".join(answer(messages)))])
     return ModelResponse(parts=list(calls))
 
 
@@ -90,7 +98,7 @@ async def respond_streamed(
     effect(f"model start {where()}")
     calls = next_calls(messages)
     if calls is None:
-        for token in ANSWER_TOKENS:
+        for token in answer(messages):
             await dawdle()
             yield token
     else:
