@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelHTTPError, UserError
@@ -16,7 +18,9 @@ import durable
 from durable.integrations.pydantic_ai import Durability
 from durable.testing import explore_crashes
 
+from .processes import durable_process
 from .refund_agent import ANSWER_TOKENS, DENIED_TOKENS, MODEL, build_agent, support
+from .test_server import free_port
 
 QUESTION = 'Agent \'support\' asks to call refund({"order_id":"o-7","cents":1999}). Approve?'
 MODEL_STEP = "support__model.request_stream"
@@ -215,3 +219,40 @@ def test_bad_options_are_refused_with_what_to_write() -> None:
         Durability(stream="")
     with pytest.raises(UserError, match="parallel_tool_calls"):
         Durability(parallel_tool_calls="random")  # type: ignore[arg-type]
+
+
+def test_the_approval_is_answered_over_http_while_durable_serve_runs_the_agent(
+    db: Path | str, effects: Path
+) -> None:
+    port = free_port()
+    args = ("--db", str(db), "serve", "tests.refund_agent", "--port", str(port))
+    server = durable_process(*args, ready="durable serve:", DURABLE_TEST_EFFECTS=str(effects))
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
+        started = api.post(
+            "/api/workflows/refund_agent.support/runs",
+            json={"args": ["refund my order"]},
+            headers={"Idempotency-Key": "refund-http"},
+        )
+        assert started.status_code == 201, started.text
+        waits = poll(lambda: api.get("/api/runs/refund-http/waits").json())
+        assert [(w["question"], w["input_type"]) for w in waits] == [(QUESTION, "approval")]
+        answered = api.post("/api/runs/refund-http/respond", json={"value": "yes"})
+        assert answered.status_code == 200, answered.text
+        run = poll(lambda: _ended(api.get("/api/runs/refund-http").json()))
+    server.terminate()
+    server.communicate(timeout=30)
+    assert (run["status"], run["output"]) == ("completed", "".join(ANSWER_TOKENS))
+    assert len(lines(effects, "refund call")) == 1
+
+
+def _ended(run: dict[str, Any]) -> dict[str, Any] | None:
+    return run if run["status"] in ("completed", "failed") else None
+
+
+def poll(read: Any, seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := read():
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"nothing came within {seconds} s")
