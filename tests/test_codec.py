@@ -3,17 +3,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import os
+import subprocess
+import sys
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import Annotated, Literal, NamedTuple, Optional, Union
 
+import orjson
 import pydantic
+import pydantic.dataclasses
 import pytest
 
 import durable
 from durable import SerializationError
 from durable._base.codec import decode, encode
+
+from .helpers import status_is
 
 
 class Color(enum.Enum):
@@ -146,3 +154,266 @@ async def test_a_step_returning_nan_fails_on_the_first_run(tmp_path: Path) -> No
 
         with pytest.raises(durable.WorkflowFailed, match="NaN or infinity"):
             await (await rt.start(measure_annotated)).result(timeout=5)
+
+
+# -- timedelta, and what pydantic puts in JSON ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (dt.timedelta(0), '"PT0S"'),
+        (dt.timedelta(seconds=1.5), '"PT1.5S"'),
+        (
+            dt.timedelta(days=1, hours=2, minutes=3, seconds=4, microseconds=5),
+            '"P1DT2H3M4.000005S"',
+        ),
+        (dt.timedelta(days=400), '"P400D"'),
+        (-dt.timedelta(seconds=1.5), '"-PT1.5S"'),
+        (dt.timedelta.max, '"P999999999DT23H59M59.999999S"'),
+        (dt.timedelta.min, '"-P999999999D"'),
+    ],
+)
+def test_a_timedelta_is_an_iso_duration_exact_to_the_microsecond(
+    value: dt.timedelta, text: str
+) -> None:
+    assert encode(value) == text
+    assert decode(text, dt.timedelta) == value
+    assert pydantic.TypeAdapter(dt.timedelta).validate_json(text) == value  # pydantic reads it
+
+
+@dataclasses.dataclass
+class Timing:
+    took: dt.timedelta
+    laps: dict[str, dt.timedelta]
+    best: Optional[dt.timedelta] = None  # noqa: UP045
+
+
+def test_timedeltas_inside_dataclasses_and_containers_round_trip() -> None:
+    timing = Timing(dt.timedelta(minutes=1), {"a": dt.timedelta(seconds=-2)}, dt.timedelta(0))
+    assert decode(encode(timing), Timing) == timing
+    # Read as pydantic writes one (years of 365 days), and as a number of seconds.
+    assert decode('["P1Y2DT3S", "PT1,5S", 90, 0.25]', list[dt.timedelta]) == [
+        dt.timedelta(days=367, seconds=3),
+        dt.timedelta(seconds=1.5),
+        dt.timedelta(seconds=90),
+        dt.timedelta(seconds=0.25),
+    ]
+    with pytest.raises(SerializationError, match=r"ISO 8601 duration such as 'PT1\.5S'"):
+        decode('"an hour"', dt.timedelta)
+
+
+class Money(pydantic.BaseModel):
+    amount: Decimal
+    currency: str = pydantic.Field(alias="ccy")
+
+
+class Cat(pydantic.BaseModel):
+    kind: Literal["cat"] = "cat"
+    lives: int
+
+
+class Dog(pydantic.BaseModel):
+    kind: Literal["dog"] = "dog"
+    good: bool
+
+
+class Call(pydantic.BaseModel):
+    """A model with every kind of field pydantic puts in JSON that the issue named."""
+
+    id: uuid.UUID
+    at: dt.datetime
+    duration: dt.timedelta
+    cost: Money
+    history: list[Money]
+    pet: Annotated[Union[Cat, Dog], pydantic.Field(discriminator="kind")]  # noqa: UP007
+    pets: list[Annotated[Cat | Dog, pydantic.Discriminator("kind")]]
+    blob: bytes
+    color: Color
+    tags: frozenset[str]
+
+
+CALL = Call(
+    id=uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    at=dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+    duration=dt.timedelta(seconds=1.25),
+    cost=Money(amount=Decimal("0.10"), ccy="EUR"),
+    history=[Money(amount=Decimal(1), ccy="USD")],
+    pet=Dog(good=True),
+    pets=[Cat(lives=9), Dog(good=False)],
+    blob=b"tokens",
+    color=Color.BLUE,
+    tags=frozenset({"a"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (CALL, Call),
+        ([CALL, CALL], list[Call]),
+        ({"call": CALL}, dict[str, Call]),
+        (None, Optional[Call]),  # noqa: UP045
+        (Dog(good=True), Annotated[Union[Cat, Dog], pydantic.Discriminator("kind")]),  # noqa: UP007
+        (Money(amount=Decimal("2.50"), ccy="GBP"), Money),
+    ],
+)
+def test_pydantic_values_round_trip_with_any_field_type(value: object, hint: object) -> None:
+    assert decode(encode(value), hint) == value
+
+
+def test_a_model_is_stored_as_model_dump_json_and_old_records_still_read() -> None:
+    stored = encode(CALL)
+    assert orjson.loads(stored) == CALL.model_dump(mode="json")  # the format is unchanged
+    assert orjson.loads(stored)["duration"] == "PT1.25S"
+    # An aliased model was written by field name; it reads back by name as by alias.
+    assert decode('{"amount": "3", "currency": "EUR"}', Money) == Money(amount=3, ccy="EUR")
+    assert decode('{"amount": "3", "ccy": "EUR"}', Money) == Money(amount=3, ccy="EUR")
+    with pytest.raises(SerializationError, match="cannot be read as"):
+        decode('{"amount": "x", "ccy": "EUR"}', Money)
+
+
+@pydantic.dataclasses.dataclass(
+    config=pydantic.ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+)
+class Binary:
+    data: bytes
+    media_type: str
+
+
+@dataclasses.dataclass
+class TextPart:
+    content: str
+    part_kind: Literal["text"] = "text"
+
+
+@dataclasses.dataclass
+class FilePart:
+    content: Binary
+    part_kind: Literal["file"] = "file"
+
+
+@dataclasses.dataclass
+class Response:
+    """Shaped as pydantic-ai's ``ModelResponse``: a plain dataclass whose fields carry
+    pydantic's annotations, a timedelta, and a pydantic dataclass holding bytes."""
+
+    parts: Sequence[Annotated[TextPart | FilePart, pydantic.Discriminator("part_kind")]]
+    timestamp: dt.datetime
+    duration: Optional[dt.timedelta] = None  # noqa: UP045
+
+
+def test_a_dataclass_with_pydantic_annotations_is_read_by_pydantic() -> None:
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    text_only = Response([TextPart("hi")], at, dt.timedelta(milliseconds=1500))
+    assert decode(encode(text_only), Response) == text_only
+    assert '"duration":"PT1.5S"' in encode(text_only)
+    # Bytes that are not UTF-8, as the pydantic dataclass's own config writes them.
+    with_file = Response([TextPart("a"), FilePart(Binary(b"\xff\x00", "image/png"))], at)
+    stored = encode(with_file)
+    assert '"data":"_wA="' in stored
+    assert decode(stored, Response) == with_file
+    assert decode(encode([with_file]), list[Response]) == [with_file]
+    # Beside it, a plain dataclass is written as ever (orjson's form), not by pydantic.
+    both = orjson.loads(encode([ORDER, Binary(b"\xff", "x")]))
+    assert both == [orjson.loads(encode(ORDER)), {"data": "_w==", "media_type": "x"}]
+
+
+def test_pydantic_ai_messages_round_trip() -> None:
+    messages = pytest.importorskip("pydantic_ai.messages")
+    response = messages.ModelResponse(
+        parts=[
+            messages.TextPart("hello"),
+            messages.ToolCallPart("refund", {"cents": 500}, tool_call_id="c1"),
+            messages.FilePart(messages.BinaryContent(b"\x89PNG\xff", media_type="image/png")),
+        ],
+        model_name="offline",
+        timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        duration=dt.timedelta(seconds=2.5),
+    )
+    request = messages.ModelRequest(parts=[messages.UserPromptPart("refund order 7")])
+    history = [request, response]
+    # What pydantic-ai's own round trip gives (it narrows BinaryContent to BinaryImage).
+    adapter = messages.ModelMessagesTypeAdapter
+    expected = adapter.validate_json(adapter.dump_json(history))
+    back = decode(encode(response), messages.ModelResponse)
+    assert back == expected[1] and back.duration == dt.timedelta(seconds=2.5)
+    assert decode(encode(history), list[messages.ModelMessage]) == expected
+
+
+def test_openai_output_items_round_trip() -> None:
+    responses = pytest.importorskip("openai.types.responses")
+    items = [
+        responses.ResponseOutputMessage(
+            id="m1",
+            content=[responses.ResponseOutputText(annotations=[], text="hi", type="output_text")],
+            role="assistant",
+            status="completed",
+            type="message",
+        ),
+        responses.ResponseFunctionToolCall(
+            arguments="{}", call_id="c1", name="refund", type="function_call"
+        ),
+    ]
+    assert decode(encode(items), list[responses.ResponseOutputItem]) == items
+
+
+def test_pydantic_stays_optional() -> None:
+    """Without pydantic the codec neither imports it nor needs it, timedeltas included."""
+    script = """
+import dataclasses, datetime as dt, sys
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("pydantic", "pydantic_core"):
+            raise ImportError("pydantic is not installed")
+sys.meta_path.insert(0, NotInstalled())
+from durable._base.codec import decode, encode
+@dataclasses.dataclass
+class Timing:
+    took: dt.timedelta
+value = Timing(dt.timedelta(seconds=3))
+assert decode(encode(value), Timing) == value
+assert decode(encode([value]), list[Timing]) == [value]
+try:
+    encode(b"raw")
+except Exception as exc:
+    assert type(exc).__name__ == "SerializationError", exc
+assert "pydantic" not in sys.modules
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+class Usage(pydantic.BaseModel):
+    tokens: int
+    duration: dt.timedelta
+
+
+async def model_request(prompt: str) -> Usage:
+    return Usage(tokens=len(prompt), duration=dt.timedelta(milliseconds=250))
+
+
+async def test_a_step_returning_a_model_with_a_timedelta_is_typed_on_every_run(db: Path) -> None:
+    seen: list[object] = []
+
+    @durable.workflow(name="codec.model_timedelta")
+    async def agent(ctx: durable.WorkflowContext) -> int:
+        usage = await ctx.step(model_request, "hello")
+        seen.append((type(usage).__name__, usage.duration))
+        await ctx.wait_for_event("go")
+        return usage.tokens
+
+    async with durable.Runtime(db) as rt:
+        await rt.start(agent, run_id="m")
+        await status_is(rt, "m", "waiting")
+    async with durable.Runtime(db) as rt:  # replayed: the result comes from the journal
+        await rt.send_event("m", "go")
+        assert await rt.handle("m").result(timeout=10) == 5
+    assert seen == [("Usage", dt.timedelta(milliseconds=250))] * 2

@@ -161,3 +161,29 @@ async def test_a_refused_call_in_a_sync_step_fails_the_step_with_the_advice(db: 
         ]
     assert "(value 'now')" in str(failed.value)
     assert "make it in the workflow" in str(failed.value)
+
+
+async def test_workflow_code_running_beside_a_step_is_not_refused(db: Path) -> None:
+    @durable.workflow(name="current.beside")
+    async def beside(ctx: durable.WorkflowContext) -> list[object]:
+        started, done = asyncio.Event(), asyncio.Event()
+
+        async def slow() -> str:
+            started.set()
+            await done.wait()
+            return "slow"
+
+        async def meanwhile() -> bool:
+            await started.wait()  # the step's body is running now, in another task
+            made = await ctx.step("meanwhile", lambda: durable.in_step())
+            done.set()
+            return made and not durable.in_step()
+
+        return await ctx.parallel(ctx.step("slow", slow), meanwhile())
+
+    async with durable.Runtime(db) as rt:
+        assert await (await rt.start(beside, run_id="b")).result(timeout=10) == ["slow", True]
+        assert [(p, name) for p, kind, name in await kinds(rt, "b") if kind == "step.started"] == [
+            (0, "slow"),
+            (1, "meanwhile"),
+        ]

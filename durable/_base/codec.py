@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from durable._base import pydantic_json
+from durable._base.durations import duration_text, parse_duration
 from durable.errors import SerializationError
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -34,21 +36,54 @@ def _default(value: Any) -> Any:
         return str(value)
     if isinstance(value, (set, frozenset, tuple)):  # tuple: NamedTuple subclasses
         return list(value)
+    if isinstance(value, dt.timedelta):
+        return duration_text(value)
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):  # pydantic v2, without importing it
         return model_dump(mode="json")
     raise TypeError(f"{type(value).__qualname__} is not JSON serializable")
 
 
+def _default_by_fields(value: Any) -> Any:
+    """``_default``, also given every dataclass: one whose fields pydantic annotates is
+    written by pydantic, any other as orjson writes one."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if pydantic_json.wants(type(value)):
+            return pydantic_json.dump(value)
+        if hasattr(value, "__dict__"):
+            return {k: v for k, v in vars(value).items() if not k.startswith("_")}
+        return {
+            f.name: getattr(value, f.name)
+            for f in dataclasses.fields(value)
+            if not f.name.startswith("_")
+        }
+    return _default(value)
+
+
+def _dumps(value: Any, option: int) -> bytes:
+    """orjson's JSON for ``value``. What it cannot write (``TypeError``) is tried again
+    with each dataclass handed over, when pydantic is in use: a pydantic dataclass
+    inside one (pydantic-ai's ``BinaryContent`` in a ``ModelResponse``) writes its
+    fields its own way."""
+    try:
+        return orjson.dumps(value, default=_default, option=option)
+    except TypeError:
+        _refuse_big_int(value)
+        if not pydantic_json.in_use():
+            raise
+    option |= orjson.OPT_PASSTHROUGH_DATACLASS
+    return orjson.dumps(value, default=_default_by_fields, option=option)
+
+
 def encode(value: Any, limit: int | None = None) -> str:
     """JSON text for ``value``; ``SerializationError`` if unstorable or over ``limit`` bytes."""
     try:
-        data = orjson.dumps(value, default=_default, option=_OPTIONS)
+        data = _dumps(value, _OPTIONS)
     except TypeError as exc:
-        _refuse_big_int(value)
         raise SerializationError(
             f"cannot store a value of type {_type_name(value)} as JSON ({exc}); return"
-            " JSON-ready data, a dataclass, Enum, datetime, UUID, Decimal or pydantic model"
+            " JSON-ready data, a dataclass, Enum, datetime, timedelta, UUID, Decimal or"
+            " pydantic model"
         ) from None
     # orjson writes NaN and infinity as null: refuse them instead of losing them. Only
     # text with a null in it can hold one, so only that is looked through.
@@ -192,9 +227,7 @@ def _has_non_finite(value: Any) -> bool:
 def canonical(value: Any) -> str:
     """JSON text with sorted keys: equal values give equal text (for digests)."""
     try:
-        return orjson.dumps(
-            value, default=_default, option=_OPTIONS | orjson.OPT_SORT_KEYS
-        ).decode()
+        return _dumps(value, _OPTIONS | orjson.OPT_SORT_KEYS).decode()
     except TypeError as exc:
         raise SerializationError(f"cannot store {_type_name(value)} as JSON: {exc}") from None
 
@@ -246,8 +279,8 @@ _HINTS: dict[Any, dict[str, Any]] = {}
 
 
 def _lookup_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(inspect.unwrap(fn))
+    try:  # with Annotated's extras: pydantic's (a discriminator) shape what is read
+        return typing.get_type_hints(inspect.unwrap(fn), include_extras=True)
     except Exception:
         return {}
 
@@ -295,6 +328,8 @@ def _convert(obj: Any, hint: Any) -> Any:
         if obj is not None:
             raise TypeError("expected null")
         return None
+    if pydantic_json.wants(hint):
+        return pydantic_json.validate(obj, hint)
     origin = typing.get_origin(hint)
     if origin is typing.Annotated:
         return _convert(obj, typing.get_args(hint)[0])
@@ -383,11 +418,10 @@ def _convert_class(obj: Any, cls: type) -> Any:
     for scalar in (dt.datetime, dt.date, dt.time, uuid.UUID, Decimal):
         if issubclass(cls, scalar):
             return obj if isinstance(obj, cls) else _SCALARS[scalar](obj)
+    if issubclass(cls, dt.timedelta):
+        return obj if isinstance(obj, cls) else parse_duration(obj)
     if dataclasses.is_dataclass(cls):
         return _convert_dataclass(obj, cls)
-    validate = getattr(cls, "model_validate", None)
-    if callable(validate):  # pydantic v2
-        return validate(obj)
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):  # NamedTuple
         hints = typing.get_type_hints(cls)
         return cls(*(_convert(v, hints.get(f, Any)) for f, v in zip(cls._fields, obj, strict=True)))
