@@ -13,6 +13,7 @@ from pydantic_ai.exceptions import ModelHTTPError, UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import DeferredToolRequests, RunContext
+from pydantic_ai.toolsets import DynamicToolset, FunctionToolset
 
 import durable
 from durable.integrations.pydantic_ai import Durability
@@ -256,3 +257,55 @@ def poll(read: Any, seconds: float = 60) -> Any:
             return found
         time.sleep(0.05)
     raise AssertionError(f"nothing came within {seconds} s")
+
+
+async def test_a_dynamic_toolsets_listing_and_calls_are_steps(
+    durable_runtime: durable.Runtime,
+) -> None:
+    """The path MCP servers take too (a toolset that lists its own tools)."""
+    listed: list[bool] = []
+
+    def weather_tools(ctx: RunContext[None]) -> FunctionToolset[None]:
+        listed.append(durable.in_step())
+        tools = FunctionToolset[None]()
+
+        @tools.tool_plain
+        async def forecast(city: str) -> str:
+            assert durable.in_step()
+            return f"sunny in {city}"
+
+        return tools
+
+    agent = Agent(
+        FunctionModel(_ask_forecast),
+        name="weather",
+        toolsets=[DynamicToolset(weather_tools, id="weather")],
+        capabilities=[Durability(stream=False)],
+    )
+
+    @durable.workflow(name="test.weather")
+    async def weather(ctx: durable.WorkflowContext) -> str:
+        return (await agent.run("weather?")).output
+
+    assert await weather() == "sunny in Oslo"
+    run = (await durable_runtime.list_runs(workflow="test.weather"))[0]
+    names = {e["name"] for e in await durable_runtime.history(run.run_id)}
+    assert {
+        "weather__dynamic_toolset__weather.get_tools",
+        "weather__dynamic_toolset__weather.call_tool:forecast",
+    } <= names, names
+    assert listed and all(listed), "the toolset is built inside its listing step"
+
+
+def _ask_forecast(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    from pydantic_ai.messages import ToolCallPart, ToolReturnPart
+
+    returned = [
+        part.content
+        for message in messages
+        for part in getattr(message, "parts", [])
+        if isinstance(part, ToolReturnPart)
+    ]
+    if not returned:
+        return ModelResponse(parts=[ToolCallPart("forecast", {"city": "Oslo"})])
+    return ModelResponse(parts=[TextPart(str(returned[0]))])
