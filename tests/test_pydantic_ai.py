@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from pydantic_ai import Agent
-from pydantic_ai.exceptions import ModelHTTPError, UserError
+from pydantic_ai.exceptions import ModelHTTPError, ModelRetry, UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
 from pydantic_ai.tools import DeferredToolRequests, RunContext
 from pydantic_ai.toolsets import DynamicToolset, FunctionToolset
 
@@ -309,3 +310,30 @@ def _ask_forecast(messages: list[ModelMessage], info: AgentInfo) -> ModelRespons
     if not returned:
         return ModelResponse(parts=[ToolCallPart("forecast", {"city": "Oslo"})])
     return ModelResponse(parts=[TextPart(str(returned[0]))])
+
+
+async def test_a_tools_model_retry_goes_back_to_the_model_and_is_journaled(
+    durable_runtime: durable.Runtime,
+) -> None:
+    agent = Agent(TestModel(), name="picky", capabilities=[Durability(stream=False)])
+    tries: list[int] = []
+
+    @agent.tool_plain
+    async def pick(n: int) -> str:
+        tries.append(n)
+        if len(tries) == 1:
+            raise ModelRetry("try again")
+        return "picked"
+
+    @durable.workflow(name="test.picky")
+    async def picky(ctx: durable.WorkflowContext) -> str:
+        return (await agent.run("pick")).output
+
+    assert "picked" in await picky()
+    run = (await durable_runtime.list_runs(workflow="test.picky"))[0]
+    steps = [
+        e
+        for e in await durable_runtime.history(run.run_id)
+        if e["kind"] == "step.completed" and e["name"].endswith(":pick")
+    ]
+    assert len(tries) == len(steps) == 2, "the retry is the first call's journaled result"
