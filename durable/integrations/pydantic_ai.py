@@ -184,20 +184,25 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
             "parallel_ordered_events"
         ),
     ) -> None:
-        """Args:
-        name: the agent's name in its step names (default: the agent's ``name``); keep it
-            stable, as runs in flight replay by it.
-        models: more models by id, for ``agent.run(model=...)`` with a ``Model`` instance.
-        stream: the durable stream the agent's events go to (``rt.read_stream(run_id,
-            key)``): a key, True for ``"agent:<name>"``, False for none.
-        approvals: a tool that needs approval asks a person (``wait_for_user``, answered
-            ``"yes"`` or ``"no"`` from the CLI, the HTTP API or the web view); False ends the
-            run with ``DeferredToolRequests`` as plain pydantic-ai does.
-        model_step, tool_step, mcp_step: the steps' options (``retry``, ``timeout``,
-            ``at_most_once``); model requests retry three times by default, tools run once.
-        event_stream_handler: your handler, called inside steps, never again on replay.
-        parallel_tool_calls: parallel tool calls emit their events in call order (the
-            default), so a replay meets them in the order they were journaled.
+        """Options are checked here, with a ``UserError`` that names the fix.
+
+        Args:
+            name: The agent's name in its step names (default: the agent's ``name``); keep
+                it stable, as runs in flight replay by it.
+            models: More models by id, for ``agent.run(model=...)`` with a ``Model`` instance.
+            stream: The durable stream the agent's events go to (``rt.read_stream(run_id,
+                key)``): a key, True for ``"agent:<name>"``, False for none.
+            approvals: A tool that needs approval asks a person (``wait_for_user``, answered
+                ``"yes"`` or ``"no"`` from the CLI, the HTTP API or the web view); False ends
+                the run with ``DeferredToolRequests`` as plain pydantic-ai does.
+            model_step: Model requests' step options; by default three attempts.
+            tool_step: Function tools' step options (a tool's metadata can override them);
+                by default one attempt.
+            mcp_step: MCP calls' step options; by default one attempt.
+            event_stream_handler: Your handler, called inside steps, never again on replay.
+            parallel_tool_calls: ``"parallel_ordered_events"`` (the default) runs parallel
+                tool calls together but emits their events in call order, so a replay meets
+                them as journaled; ``"sequential"`` runs them one at a time.
         """
         super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
         if not isinstance(stream, (str, bool)):
