@@ -12,12 +12,19 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+)
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
-from pydantic_ai.tools import DeferredToolRequests
+from pydantic_ai.tools import DeferredToolRequests, RunContext
 
 import durable
 from durable.integrations.pydantic_ai import Durability
@@ -157,4 +164,19 @@ support_agent = build_agent()
 @durable.workflow(name="refund_agent.support")
 async def support(ctx: durable.WorkflowContext, question: str) -> str:
     result = await support_agent.run(question)
+    return str(result.output)
+
+
+async def note_events(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> None:
+    """A user's event handler: pydantic-ai calls it inside the agent's steps."""
+    async for event in events:
+        effect(f"event {event.event_kind} {where()}")
+
+
+handled_agent = build_agent(event_stream_handler=note_events)
+
+
+@durable.workflow(name="refund_agent.support_handled")
+async def support_handled(ctx: durable.WorkflowContext, question: str) -> str:
+    result = await handled_agent.run(question)
     return str(result.output)

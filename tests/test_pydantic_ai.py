@@ -21,7 +21,14 @@ from durable.integrations.pydantic_ai import Durability
 from durable.testing import explore_crashes
 
 from .processes import durable_process
-from .refund_agent import ANSWER_TOKENS, DENIED_TOKENS, MODEL, build_agent, support
+from .refund_agent import (
+    ANSWER_TOKENS,
+    DENIED_TOKENS,
+    MODEL,
+    build_agent,
+    support,
+    support_handled,
+)
 from .test_server import free_port
 
 QUESTION = 'Agent \'support\' asks to call refund({"order_id":"o-7","cents":1999}). Approve?'
@@ -94,10 +101,11 @@ async def test_a_denied_refund_is_never_called_and_the_model_is_told(
     assert lines(effects, "refund call") == []
 
 
+@pytest.mark.parametrize("workflow", [support, support_handled], ids=["stream", "your handler"])
 async def test_parallel_tool_calls_and_the_approval_survive_a_crash_at_every_commit(
-    effects: Path,
+    workflow: durable.Workflow[..., str], effects: Path
 ) -> None:
-    report = await explore_crashes(support, "refund my order", answers={QUESTION: "yes"})
+    report = await explore_crashes(workflow, "refund my order", answers={QUESTION: "yes"})
     assert len(report.crash_points) > 20
     assert any(point.rerun_steps for point in report.crash_points)
 
