@@ -225,6 +225,8 @@ def test_bad_options_are_refused_with_what_to_write() -> None:
         Durability(tool_step={"retries": 3})  # type: ignore[typeddict-unknown-key]
     with pytest.raises(UserError, match=r"durable\.RetryPolicy"):
         Durability(model_step={"retry": 3})  # type: ignore[typeddict-item]
+    with pytest.raises(UserError, match=r"tool_step: .*timeout"):
+        Durability(tool_step={"timeout": -1})
     with pytest.raises(UserError, match="non-empty key"):
         Durability(stream="")
     with pytest.raises(UserError, match="parallel_tool_calls"):

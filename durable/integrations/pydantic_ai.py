@@ -104,6 +104,10 @@ def _step_config(config: Mapping[str, Any] | None, where: str) -> StepConfig:
     if UserError not in retry.non_retryable:
         retry = dataclasses.replace(retry, non_retryable=(*retry.non_retryable, UserError))
     checked["retry"] = retry
+    try:  # @durable.step checks the other options as it would on a function
+        durable.step(**checked)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{where}: {error}") from error
     return cast(StepConfig, checked)
 
 
