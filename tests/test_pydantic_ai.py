@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import durable
 from durable.integrations.pydantic_ai import Durability
 from durable.testing import explore_crashes
 
-from .processes import durable_process
+from .processes import cli, durable_process
 from .refund_agent import (
     ANSWER_TOKENS,
     DENIED_TOKENS,
@@ -347,3 +348,17 @@ async def test_a_tools_model_retry_goes_back_to_the_model_and_is_journaled(
         if e["kind"] == "step.completed" and e["name"].endswith(":pick")
     ]
     assert len(tries) == len(steps) == 2, "the retry is the first call's journaled result"
+
+
+async def test_the_approval_is_answered_from_the_command_line(
+    db: Path | str, effects: Path
+) -> None:
+    async with durable.Runtime(db) as rt:
+        run = await rt.start(support, "refund my order", run_id="refund-cli")
+        await rt.wait_for_question("refund-cli", timeout=30)
+        listed = await asyncio.to_thread(cli, db, "show", "refund-cli")
+        assert QUESTION in listed.stdout, listed.stdout + listed.stderr
+        answered = await asyncio.to_thread(cli, db, "respond", "refund-cli", "yes")
+        assert answered.returncode == 0, answered.stderr
+        assert await run.result(timeout=30) == "".join(ANSWER_TOKENS)
+    assert len(lines(effects, "refund call")) == 1
