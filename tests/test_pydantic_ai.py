@@ -72,6 +72,7 @@ async def test_an_approved_refund_runs_once_with_every_call_a_named_step(
         assert (wait.question, wait.input_type) == (QUESTION, "approval")
         assert [option["id"] for option in wait.options or []] == ["yes", "no"]
         assert lines(effects, "refund call") == [], "the refund waits for its approval"
+        assert (await rt.check()).diverged_runs == [], "the deploy gate replays the agent"
         await rt.respond("refund-1", "yes")
         assert await run.result(timeout=30) == "".join(ANSWER_TOKENS)
         history = await rt.history("refund-1")
