@@ -44,3 +44,17 @@ def test_the_agent_team_survives_its_sigkill(tmp_path: Path) -> None:
     assert "== SIGKILL after" in done.stdout
     assert done.stdout.count("completed  [") == 3  # three children, each once
     assert "The agent's result: published: [arxiv]" in done.stdout
+
+
+def test_the_support_agent_survives_its_sigkill(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "support_agent.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "== SIGKILL: process" in done.stdout
+    assert "model calls: 3, refunds: 1; completed calls run again: 0" in done.stdout
+    assert done.stdout.count("RESULT Your refund of $19.99 is on its way.") >= 1

@@ -19,6 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "observe": {"_base", "journal", "workflow"},
     "runtime": {"_base", "journal", "workflow", "store", "observe"},
     "adapters": {"_base", "journal", "workflow", "store", "observe", "runtime", "public"},
+    # An agent framework's integration is built on what any user can import, nothing else.
+    "integrations": {"public"},
     "public": {"_base", "journal", "workflow", "store", "observe", "runtime", "adapters"},
 }
 LEAVES = {"errors", "retry"}
@@ -32,8 +34,10 @@ def layer_of(module: str) -> str:
     top = parts[1]
     if top in LEAVES:
         return "_base"
-    if top in ("cli", "server", "testing", "integrations"):
+    if top in ("cli", "server", "testing"):
         return "adapters"
+    if top == "integrations":
+        return "integrations"
     return top
 
 

@@ -18,8 +18,8 @@ import durable
 from durable.workflow.step_info import idempotency_key
 
 from .processes import durable_process, kill_mid_step
+from .seeded_runs import seed
 from .test_server import free_port
-from .web_app import seed
 
 SEEDED = 10_000
 NOW = time.time()

@@ -20,9 +20,9 @@ import pytest
 
 from durable.workflow.step_info import idempotency_key
 
+from .seeded_runs import seed
 from .test_server_reads import serve_web, until_status
 from .test_web_view import FLAGS, browser_path
-from .web_app import seed
 
 __all__ = ["browser_path"]
 

@@ -1,15 +1,11 @@
 """Workflows the web view's tests serve (``durable serve tests.web_app``): runs in every
-state a person debugs, a queue, a schedule; and ``seed``, which writes many ended runs
-straight through the store, for paging and search."""
+state a person debugs, a queue, a schedule. Imported only by the server it runs in:
+its workflows (a schedule among them) would join every runtime of a test process
+(``seeded_runs.py`` writes the many ended runs for paging and search)."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import durable
-from durable.journal.records import RunRecord
-from durable.store import open_store
 
 WEB_QUEUE = durable.Queue("web.one_at_a_time", concurrency=1)
 
@@ -75,42 +71,6 @@ async def in_line(ctx: durable.WorkflowContext, i: int) -> int:
 @durable.workflow(name="web.nightly", cron="0 3 * * *", tz="UTC")
 async def nightly(ctx: durable.WorkflowContext) -> None:
     return None
-
-
-SEED_STATUSES = ("completed", "failed", "cancelled")
-SEED_WORKFLOWS = ("bulk.import", "bulk.export")
-
-
-async def seed(db: Path | str, count: int, *, now: float, spacing: float = 60.0) -> None:
-    """``count`` ended runs ``bulk-00000``... (the newest last, ``spacing`` seconds
-    apart, ending before ``now``), written through the store in a few transactions."""
-    store = open_store(db, "normal", None, 0.05)
-    await store.open()
-    try:
-        records = [_seeded(i, now - (count - i) * spacing) for i in range(count)]
-        for start in range(0, count, 500):
-            await asyncio.gather(*(store.create_run(r) for r in records[start : start + 500]))
-    finally:
-        await store.close()
-
-
-def _seeded(i: int, created: float) -> RunRecord:
-    status = SEED_STATUSES[i % 3]
-    error = '{"code":"STEP_FAILED","type":"StepFailed","message":"seeded"}'
-    return RunRecord(
-        run_id=f"bulk-{i:05}",
-        workflow=SEED_WORKFLOWS[i % 2],
-        version="1",
-        status=status,
-        input=f'{{"args":[{i}],"kwargs":{{}}}}',
-        input_digest=f"d{i}",
-        output="null" if status == "completed" else None,
-        error=error if status == "failed" else None,
-        owner=None,
-        lease_until=None,
-        created_at=created,
-        updated_at=created + 1.0,
-    )
 
 
 @durable.workflow(name="web.late", timeout=0.3)
