@@ -6,6 +6,7 @@ import enum
 import os
 import subprocess
 import sys
+import typing
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
@@ -16,6 +17,7 @@ import orjson
 import pydantic
 import pydantic.dataclasses
 import pytest
+import typing_extensions
 
 import durable
 from durable import SerializationError
@@ -417,3 +419,31 @@ async def test_a_step_returning_a_model_with_a_timedelta_is_typed_on_every_run(d
         await rt.send_event("m", "go")
         assert await rt.handle("m").result(timeout=10) == 5
     assert seen == [("Usage", dt.timedelta(milliseconds=250))] * 2
+
+
+class _Shipment(typing.TypedDict):
+    order: str
+    at: dt.datetime
+
+
+class _Parcel(typing_extensions.TypedDict):
+    order: str
+    at: dt.datetime
+
+
+@pytest.mark.parametrize("hint", [_Shipment, _Parcel])
+def test_typed_dicts_of_typing_and_typing_extensions_round_trip(hint: type) -> None:
+    """typing's TypedDict (pydantic refuses it before Python 3.12) and typing_extensions'
+    both read back with their fields shaped by their annotations."""
+    value = {"order": "o-1", "at": dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)}
+    assert decode(encode(value), hint) == value
+
+
+def test_a_type_pydantic_cannot_describe_is_a_serialization_error() -> None:
+    class Opaque:
+        @classmethod
+        def __get_pydantic_core_schema__(cls, source: object, handler: object) -> object:
+            raise pydantic.PydanticUserError("no schema for Opaque", code=None)
+
+    with pytest.raises(SerializationError, match="cannot be read as"):
+        decode(encode({"x": 1}), Opaque)

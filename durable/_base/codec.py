@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import typing_extensions
 
 from durable._base import pydantic_json
 from durable._base.durations import duration_text, parse_duration
@@ -345,7 +346,17 @@ def _convert(obj: Any, hint: Any) -> Any:
         return obj
     if not isinstance(hint, type):
         return obj
+    if typing_extensions.is_typeddict(hint):
+        return _convert_typed_dict(obj, hint)
     return _convert_class(obj, hint)
+
+
+def _convert_typed_dict(obj: Any, hint: type) -> dict[str, Any]:
+    """A JSON object as a TypedDict pydantic does not read: each field by its annotation."""
+    if not isinstance(obj, dict):
+        raise TypeError(f"expected a JSON object, got {type(obj).__name__}")
+    fields = typing.get_type_hints(hint)
+    return {key: _convert(value, fields.get(key, Any)) for key, value in obj.items()}
 
 
 def _convert_union(obj: Any, arms: tuple[Any, ...]) -> Any:

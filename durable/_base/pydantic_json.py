@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import orjson
+import typing_extensions
 
 
 def in_use() -> bool:
@@ -45,7 +46,7 @@ def _wants(hint: Any, seen: set[int]) -> bool:
         return any(_wants(arg, seen) for arg in typing.get_args(hint) if arg is not Ellipsis)
     if not isinstance(hint, type) or id(hint) in seen:
         return False
-    if _pydantic_class(hint) or typing.is_typeddict(hint):
+    if _pydantic_class(hint) or _typed_dict_pydantic_reads(hint):
         return True
     if dataclasses.is_dataclass(hint) or (issubclass(hint, tuple) and hasattr(hint, "_fields")):
         seen.add(id(hint))
@@ -55,6 +56,14 @@ def _wants(hint: Any, seen: set[int]) -> bool:
             return False
         return any(_wants(field, seen) for field in fields.values())
     return False
+
+
+def _typed_dict_pydantic_reads(cls: type) -> bool:
+    """A TypedDict of typing_extensions', or of typing's from Python 3.12 on: pydantic
+    refuses typing's own before (the codec reads those by their annotations)."""
+    if not typing_extensions.is_typeddict(cls):
+        return False
+    return sys.version_info >= (3, 12) or not typing.is_typeddict(cls)
 
 
 def _pydantic_class(cls: type) -> bool:
@@ -80,7 +89,10 @@ def validate(obj: Any, hint: Any) -> Any:
     """The JSON value ``obj`` read as ``hint`` by pydantic in JSON mode (the inverse of
     ``model_dump(mode="json")``); fields are taken by alias or by name, so an aliased
     model reads back whichever way it was written. ``ValueError`` if it does not fit."""
-    adapter = _adapter(hint)
+    try:
+        adapter = _adapter(hint)
+    except Exception as exc:  # pydantic cannot describe the type (PydanticUserError)
+        raise TypeError(f"pydantic cannot read this type: {exc}") from None
     return adapter.validate_json(orjson.dumps(obj), **_both_names())
 
 
