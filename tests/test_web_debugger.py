@@ -309,3 +309,17 @@ def test_an_answer_being_typed_survives_the_polling(
     page.click("#answer-send")
     page.locator('#header h2 [data-status="completed"]').wait_for()
     assert page.locator("#output").text_content() == "\"hello '007'\""
+
+
+def test_a_sleep_beyond_any_date_is_shown_not_thrown(
+    site: tuple[str, httpx.Client], page: Any
+) -> None:
+    """A wake time past what a browser's Date holds (a sleep of 1e300 s) is named, and the
+    rest of the run's page is drawn (the fixture fails on any script error)."""
+    url, api = site
+    started = api.post("/api/workflows/web.nap/runs", json={"args": [1e300]})
+    run_id = started.json()["run_id"]
+    until_status(api, run_id, "sleeping")
+    page.goto(f"{url}/#/runs/{run_id}")
+    page.locator("#timeline").filter(has_text="beyond any date").wait_for()
+    page.locator("#header h2 [data-status='sleeping']").wait_for()

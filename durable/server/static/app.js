@@ -3,11 +3,16 @@
 "use strict";
 
 const ROUTES = [
-  [/^#\/runs\/(.+)$/, (match) => showRun(decodeURIComponent(match[1]))],
+  [/^#\/runs\/(.+)$/, (match) => showRun(decodedId(match[1]))],
   [/^#\/queues$/, () => showQueues()],
   [/^#\/schedules$/, () => showSchedules()],
   [/^#\/start$/, () => showStart()],
 ];
+
+// A run id from the address; a malformed escape is taken as typed (no such run, most likely).
+function decodedId(text) {
+  try { return decodeURIComponent(text); } catch { return text; }
+}
 
 function route() {
   stopPage();

@@ -95,6 +95,10 @@ function el(tag, attrs = {}, ...children) {
 const json = (value) => JSON.stringify(value, null, 2);
 const ms = (iso) => new Date(iso).getTime();
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+// A time in ms since the epoch, as when() shows it; beyond what a Date holds (a sleep of
+// 1e300 s) it says so instead of throwing.
+const atTime = (msSinceEpoch) => (Number.isFinite(msSinceEpoch) && Math.abs(msSinceEpoch) <= 8.64e15
+  ? when(new Date(msSinceEpoch).toISOString()) : "beyond any date");
 const ENDED = ["completed", "failed", "cancelled"];
 const badge = (status) => el("span", { class: `status ${status}`, "data-status": status }, status);
 const runLink = (id) => el("a", { href: `#/runs/${encodeURIComponent(id)}`, class: "run-link" }, id);

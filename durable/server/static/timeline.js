@@ -56,8 +56,8 @@ function lane(position, group, axis) {
   } else if (family === "sleep") {
     const wake = (first.payload && first.payload.wake_at) * 1000;
     const woke = wake <= axis.now;
-    place(at(first), woke ? wake : axis.end, woke ? "span" : "span running", `sleep until ${when(new Date(wake).toISOString())}`);
-    if (!woke) track.append(el("span", { class: "note wake" }, `wakes ${when(new Date(wake).toISOString())} (in ${duration(wake - axis.now)})`));
+    place(at(first), woke ? wake : axis.end, woke ? "span" : "span running", `sleep until ${atTime(wake)}`);
+    if (!woke) track.append(el("span", { class: "note wake" }, `wakes ${atTime(wake)} (in ${duration(wake - axis.now)})`));
     took = (woke ? wake : axis.now) - at(first);
   } else if (family === "wait" || family === "child") {
     const done = group.find((event) => event.kind.endsWith(".completed"));
