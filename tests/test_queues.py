@@ -21,12 +21,16 @@ ACTIVE: dict[str, int] = {}
 PEAK: dict[str, int] = {}
 ORDER: list[str] = []
 GATES: dict[str, asyncio.Event] = {}
+TWO_IN: dict[str, asyncio.Event] = {}
+"""Per queue: set once two of its runs hold a slot at once."""
 
 
 async def hold(queue: str, label: str) -> str:
     """A step that holds its run's slot until its gate opens (if it has one)."""
     ACTIVE[queue] = ACTIVE.get(queue, 0) + 1
     PEAK[queue] = max(PEAK.get(queue, 0), ACTIVE[queue])
+    if ACTIVE[queue] == 2 and queue in TWO_IN:
+        TWO_IN[queue].set()
     ORDER.append(label)
     try:
         gate = GATES.get(label)
@@ -66,9 +70,12 @@ def _fresh() -> None:
     PEAK.clear()
     ORDER.clear()
     GATES.clear()
+    TWO_IN.clear()
 
 
 async def test_a_queue_runs_no_more_than_its_concurrency_at_once(db: Path) -> None:
+    """Two runs at once, never three: the first two hold their slots until both are in."""
+    TWO_IN["pair"] = GATES["r0"] = GATES["r1"] = asyncio.Event()
     async with durable.Runtime(db) as rt:
         handles = [await rt.start(pair_job, f"r{i}") for i in range(8)]
         status = await rt.queue_status("queues.pair")
