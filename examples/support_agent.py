@@ -151,7 +151,10 @@ def calls_in(output: list[str]) -> list[tuple[str, int]]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         db = str(Path(folder) / "support.db")
-        kill_after = random.randint(1, 6)
+        seed = int(os.environ.get("SUPPORT_AGENT_SEED", random.randrange(10_000)))
+        chance = random.Random(seed)
+        say(f"(the kill's moment: SUPPORT_AGENT_SEED={seed} picks it again)")
+        kill_after = chance.randint(1, 6)
         say(f"== Run 1: the agent starts; SIGKILL soon after its call number {kill_after} began")
         first = spawn(db)
         assert first.stdout is not None
@@ -161,7 +164,7 @@ def main() -> None:
             before.append(line)
             if len(calls_in(before)) >= kill_after or "RESULT" in line:
                 break
-        asyncio.run(asyncio.sleep(random.random() * 0.3))
+        asyncio.run(asyncio.sleep(chance.random() * 0.3))
         first.send_signal(signal.SIGKILL)
         first.wait()
         done = asyncio.run(completed_steps(db))
