@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from agents import (
@@ -294,7 +294,12 @@ async def test_outside_a_workflow_it_is_the_sdks_own_runner() -> None:
 
 
 async def test_what_the_journal_cannot_hold_is_refused_with_the_fix(db: Path) -> None:
-    shell = Agent(name="shell", model=child.RefundModel(), tools=[LocalShellTool(print)])
+    async def run_command(request: object) -> str:
+        return "never run"
+
+    shell = Agent(
+        name="shell", model=child.RefundModel(), tools=[LocalShellTool(cast(Any, run_command))]
+    )
 
     @durable.workflow(name="openai.refused")
     async def refused(ctx: durable.WorkflowContext, case: str) -> str:

@@ -169,8 +169,8 @@ def check_trial(log: list[str], run_id: str, kills: int, steps: list[tuple[int, 
             attempts[int(position)].append(attempt)
     model_positions = [position for position, name in steps if name == "refunds.model"]
     assert sorted(attempts) == model_positions
-    for position, tried in attempts.items():
-        assert len(tried) == len(set(tried)), f"an attempt of model call {position} ran twice"
+    for model_position, tried in attempts.items():
+        assert len(tried) == len(set(tried)), f"an attempt of model call {model_position} ran twice"
     assert sum(map(len, attempts.values())) <= len(model_positions) + kills
     refunds = [line for line in log if line.startswith("refund-done")]
     calls = [line for line in log if line.startswith("refund-call")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -224,9 +224,9 @@ async def test_the_agents_sleeps_are_durable_timers(durable_runtime: durable.Run
 
 def test_bad_options_are_refused_with_what_to_write() -> None:
     with pytest.raises(UserError, match=r"unknown keys \['retries'\].*'retry'"):
-        Durability(tool_step={"retries": 3})  # type: ignore[typeddict-unknown-key]
+        Durability(tool_step=cast(Any, {"retries": 3}))
     with pytest.raises(UserError, match=r"durable\.RetryPolicy"):
-        Durability(model_step={"retry": 3})  # type: ignore[typeddict-item]
+        Durability(model_step=cast(Any, {"retry": 3}))
     with pytest.raises(UserError, match=r"tool_step: .*timeout"):
         Durability(tool_step={"timeout": -1})
     with pytest.raises(UserError, match="non-empty key"):
