@@ -268,7 +268,7 @@ async def queues(rt: durable.Runtime, args: argparse.Namespace) -> None:
 async def schedules(rt: durable.Runtime, args: argparse.Namespace) -> None:
     found = await rt.schedules()
     if args.json:
-        _render.print_json([_render.schedule_json(schedule) for schedule in found])
+        _render.print_json([schedule.to_dict() for schedule in found])
     else:
         _render.schedules_table(found)
 

@@ -94,17 +94,6 @@ def queue_json(status: durable.QueueStatus) -> dict[str, Any]:
     return {**vars(status), "rate": None if status.rate is None else list(status.rate)}
 
 
-def schedule_json(schedule: durable.ScheduleInfo) -> dict[str, Any]:
-    return {
-        "workflow": schedule.workflow,
-        "cron": schedule.cron,
-        "tz": schedule.tz,
-        "next_tick": schedule.next_tick.isoformat(),
-        "last_tick": None if schedule.last_tick is None else schedule.last_tick.isoformat(),
-        "last_run_id": schedule.last_run_id,
-    }
-
-
 def queues_table(found: list[durable.QueueStatus]) -> None:
     def limit(value: object) -> str:
         return "-" if value is None else str(value)

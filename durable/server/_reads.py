@@ -215,16 +215,4 @@ async def queues(rt: durable.Runtime, request: Request) -> Response:
 
 async def schedules(rt: durable.Runtime, request: Request) -> Response:
     """Every cron schedule with its next tick and the run of its latest one."""
-    return JSON(
-        [
-            {
-                "workflow": schedule.workflow,
-                "cron": schedule.cron,
-                "tz": schedule.tz,
-                "next_tick": schedule.next_tick.isoformat(),
-                "last_tick": None if schedule.last_tick is None else schedule.last_tick.isoformat(),
-                "last_run_id": schedule.last_run_id,
-            }
-            for schedule in await rt.schedules()
-        ]
-    )
+    return JSON([schedule.to_dict() for schedule in await rt.schedules()])

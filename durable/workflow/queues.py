@@ -143,6 +143,17 @@ class ScheduleInfo:
         """The run of the latest tick started, if any."""
         return None if self.last_tick is None else f"{self.workflow}@{self.last_tick.isoformat()}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The schedule as JSON-ready data (the CLI's ``--json`` and the HTTP API)."""
+        return {
+            "workflow": self.workflow,
+            "cron": self.cron,
+            "tz": self.tz,
+            "next_tick": self.next_tick.isoformat(),
+            "last_tick": None if self.last_tick is None else self.last_tick.isoformat(),
+            "last_run_id": self.last_run_id,
+        }
+
 
 class Cron:
     """A workflow's cron expression in a time zone, checked when the workflow is declared.
