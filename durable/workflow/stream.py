@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from durable.workflow.host import RunHost
     from durable.workflow.step_info import StepScope
 
-WINDOW = 0.01
+WINDOW = 0.025
 """Seconds a step's first unwritten value waits for others to share its commit."""
 MOST_AT_ONCE = 256
 """Values (or, see ``MOST_BYTES``, bytes) after which they are written at once, and the
