@@ -172,3 +172,43 @@ def test_check_fails_on_a_poison_run(db: Path | str, tmp_path: Path) -> None:
     assert poisoned.returncode == 4
     assert "poison run        run-poison (child.poison)" in poisoned.stdout
     assert json.loads(cli(db, "check", "--json").stdout)["poison_runs"] == ["run-poison"]
+
+
+def test_a_step_already_run_again_after_its_interruption_does_not_block(
+    db: Path | str, tmp_path: Path
+) -> None:
+    """The gate fails while an interrupted attempt is open, and passes once a worker has
+    run the step again: the interruption stays listed, as history."""
+    effects = tmp_path / "effects.log"
+    worker = durable_process(
+        "--db",
+        str(db),
+        "worker",
+        "tests.child",
+        ready="durable worker:",
+        DURABLE_TEST_EFFECTS=str(effects),
+        BLOCK="second",
+    )
+    started = cli(db, "start", "child.three_steps", "--module", "tests.child", "--run-id", "t")
+    assert started.returncode == 0, started.stderr
+    wait_for_line(effects, "start second 1")
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate(timeout=20)
+    assert cli(db, "check", "--module", "tests.child").returncode == 4
+    again = durable_process(
+        "--db",
+        str(db),
+        "worker",
+        "tests.child",
+        ready="durable worker:",
+        DURABLE_TEST_EFFECTS=str(effects),
+        BLOCK="second",
+    )
+    try:
+        wait_for_line(effects, "start second 2")  # run again, held there by this worker
+        checked = cli(db, "check", "--module", "tests.child")
+        assert checked.returncode == 0, checked.stdout
+        assert "interrupted step  run t position 1 'second' attempt 1" in checked.stdout
+    finally:
+        again.terminate()
+        again.communicate(timeout=20)

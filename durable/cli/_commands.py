@@ -242,12 +242,14 @@ async def check(rt: durable.Runtime, args: argparse.Namespace) -> None:
 
 
 def blocking(report: durable.CheckReport) -> bool:
-    """Whether the report lists what must be dealt with before a deploy."""
+    """Whether the report lists what must be dealt with before a deploy. An interrupted
+    step blocks while its attempt is still open (nothing has run it again); one already
+    retried is history, listed but not blocking."""
     return bool(
         report.diverged_runs
         or report.unregistered_runs
         or report.poison_runs
-        or report.interrupted_steps
+        or any(not step.retried for step in report.interrupted_steps)
         or report.corrupt_runs
     )
 
