@@ -397,28 +397,18 @@ def _take_names(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> None:
 def _step_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What ``@durable.step`` puts in place of ``fn``: a journaled step when awaited in
     a workflow, a plain call anywhere else."""
-    if is_async_generator(fn):
+    if is_async_generator(fn) or is_async(fn):
 
-        def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
-            # Awaited in a workflow: the step that streams what it yields and returns
-            # the list (ctx.step's async generator form). Elsewhere: the generator.
-            ctx = _current.context.get()
-            if ctx is not None:
-                return ctx.step(stream_wrapper, *args, **kwargs)
-            return fn(*args, **kwargs)
-
-        return stream_wrapper
-    if is_async(fn):
-
-        def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        def journaled(*args: Any, **kwargs: Any) -> Any:
             # Not `async def`: inside a workflow the step takes its position now, when
-            # it is called, like every durable call (ctx.first relies on it).
+            # it is called, like every durable call (ctx.first relies on it). A
+            # generator's step streams what it yields and returns the list of it.
             ctx = _current.context.get()
             if ctx is not None:
-                return ctx.step(async_wrapper, *args, **kwargs)
+                return ctx.step(journaled, *args, **kwargs)
             return fn(*args, **kwargs)
 
-        return _as_coroutine_function(async_wrapper)
+        return journaled if is_async_generator(fn) else _as_coroutine_function(journaled)
 
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         if _current.context.get() is not None:
