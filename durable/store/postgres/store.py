@@ -224,33 +224,29 @@ class PostgresStore:
     ) -> list[RunRecord]:
         clauses: list[str] = [_ACTIVE] if unfinished else ["true"]
         params: list[Any] = []
+
+        def where(condition: str, *values: Any) -> None:
+            """``condition`` with ``{0}``, ``{1}``... for ``values``, numbered as parameters."""
+            params.extend(values)
+            first = len(params) - len(values) + 1
+            clauses.append(condition.format(*(f"${first + i}" for i in range(len(values)))))
+
         if parent is not None:
-            params.append(parent)
-            clauses.append(f"parent_run_id = ${len(params)}")
+            where("parent_run_id = {0}", parent)
         if after is not None:
-            params += [after[0], after[1]]
-            clauses.append(
-                f"(created_at < ${len(params) - 1}"
-                f" OR (created_at = ${len(params) - 1} AND runs.run_id > ${len(params)}))"
-            )
+            where("(created_at < {0} OR (created_at = {0} AND runs.run_id > {1}))", *after)
         if since is not None:
-            params.append(since)
-            clauses.append(f"created_at >= ${len(params)}")
+            where("created_at >= {0}", since)
         if until is not None:
-            params.append(until)
-            clauses.append(f"created_at < ${len(params)}")
+            where("created_at < {0}", until)
         if id_contains is not None:
-            params.append(id_contains)
-            clauses.append(f"strpos(runs.run_id, ${len(params)}) > 0")
+            where("strpos(runs.run_id, {0}) > 0", id_contains)
         if id_prefix is not None:
-            params.append(id_prefix)
-            clauses.append(f"starts_with(runs.run_id, ${len(params)})")
+            where("starts_with(runs.run_id, {0})", id_prefix)
         if status is not None:
-            params.append(status)
-            clauses.append(f"status = ${len(params)}")
+            where("status = {0}", status)
         if workflow is not None:
-            params.append(workflow)
-            clauses.append(f"workflow = ${len(params)}")
+            where("workflow = {0}", workflow)
         sql = self._runs_sql(" AND ".join(clauses)) + " ORDER BY created_at DESC, runs.run_id"
         if limit is not None:
             params.append(limit)
