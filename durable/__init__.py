@@ -2,6 +2,7 @@
 
 from durable._base.clock import Clock, SystemClock, VirtualClock
 from durable.errors import (
+    BudgetExceeded,
     CorruptJournal,
     DuplicateInQueue,
     DurableError,
@@ -21,6 +22,7 @@ from durable.errors import (
     WorkflowFailed,
     WorkflowTimeout,
 )
+from durable.journal.budget import Budget, StepUsage, Usage
 from durable.journal.info import PendingWait, RunInfo, RunStatus
 from durable.journal.streams import StreamItem
 from durable.observe.metrics import Metrics
@@ -29,6 +31,7 @@ from durable.runtime.check import CheckReport, DivergedRun, InterruptedStep
 from durable.runtime.handle import RunHandle
 from durable.runtime.runtime import Runtime
 from durable.runtime.script import run
+from durable.workflow.budget import charge
 from durable.workflow.composition import ChildHandle
 from durable.workflow.context import WorkflowContext
 from durable.workflow.current import current_context, in_step
@@ -39,6 +42,8 @@ from durable.workflow.step_info import RetryContext, StepInfo, step_info
 from durable.workflow.stream import write_stream
 
 __all__ = [
+    "Budget",
+    "BudgetExceeded",
     "CheckReport",
     "ChildHandle",
     "Clock",
@@ -69,9 +74,11 @@ __all__ = [
     "StepInfo",
     "StepInterrupted",
     "StepTimeout",
+    "StepUsage",
     "StoreUnavailable",
     "StreamItem",
     "SystemClock",
+    "Usage",
     "VirtualClock",
     "WaitTimeout",
     "Workflow",
@@ -80,6 +87,7 @@ __all__ = [
     "WorkflowFailed",
     "WorkflowState",
     "WorkflowTimeout",
+    "charge",
     "current_context",
     "in_step",
     "run",

@@ -193,6 +193,13 @@ class DuplicateInQueue(DurableError):
         self.run_id = run_id
 
 
+class BudgetExceeded(DurableError):
+    """A person answered ``"stop"`` when the run's budget was reached: the step or child
+    was not started. Raised at that call, so the workflow can wrap up."""
+
+    code = "BUDGET_EXCEEDED"
+
+
 class StepInterrupted(DurableError):
     """An ``at_most_once`` step started earlier and never finished; it was not run again."""
 
@@ -202,6 +209,7 @@ class StepInterrupted(DurableError):
 _BY_CODE: dict[str, type[DurableError]] = {
     cls.code: cls
     for cls in (
+        BudgetExceeded,
         CorruptJournal,
         RecoveryLimit,
         SerializationError,
@@ -238,6 +246,7 @@ def error_from_record(record: dict[str, Any]) -> DurableError:
 
 
 __all__ = [
+    "BudgetExceeded",
     "CorruptJournal",
     "DuplicateInQueue",
     "DurableError",

@@ -4,6 +4,8 @@ import durable.errors
 
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
+        "Budget",
+        "BudgetExceeded",
         "CheckReport",
         "ChildHandle",
         "Clock",
@@ -34,9 +36,11 @@ def test_public_names_are_pinned() -> None:
         "StepInfo",
         "StepInterrupted",
         "StepTimeout",
+        "StepUsage",
         "StoreUnavailable",
         "StreamItem",
         "SystemClock",
+        "Usage",
         "VirtualClock",
         "WaitTimeout",
         "Workflow",
@@ -45,6 +49,7 @@ def test_public_names_are_pinned() -> None:
         "WorkflowFailed",
         "WorkflowState",
         "WorkflowTimeout",
+        "charge",
         "current_context",
         "in_step",
         "run",
@@ -82,6 +87,7 @@ def test_error_codes_are_stable() -> None:
     }
     assert codes == {
         "DurableError": "DURABLE",
+        "BudgetExceeded": "BUDGET_EXCEEDED",
         "CorruptJournal": "CORRUPT_JOURNAL",
         "StepFailed": "STEP_FAILED",
         "WorkflowFailed": "WORKFLOW_FAILED",

@@ -45,7 +45,8 @@ def moment(seconds: float | None) -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """A run as the journal has it. ``input`` is ``{"args": [...], "kwargs": {...}}`` JSON data."""
+    """A run as the journal has it. ``input`` is ``{"args": [...], "kwargs": {...}}`` JSON
+    data, with ``"budget"`` when the run was started with one."""
 
     run_id: str
     workflow: str
@@ -139,7 +140,8 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class PendingWait:
-    """A ``wait_for_user`` question that has no answer yet."""
+    """A question for a person that has no answer yet: a ``wait_for_user``, or a budget
+    reached (``input_type="budget"``: answer ``"stop"``, or raise the budget)."""
 
     run_id: str
     wait_id: str
@@ -148,6 +150,9 @@ class PendingWait:
     options: list[dict[str, str]] | None
     created_at: dt.datetime
     deadline: dt.datetime | None
+    budget: dict[str, Any] | None = None
+    """For a budget question (``input_type="budget"``): the run that holds the budget,
+    the unit whose cap was reached, what was spent and the caps."""
 
     @classmethod
     def from_event(cls, event: EventRecord) -> PendingWait:
@@ -160,6 +165,7 @@ class PendingWait:
             options=data.get("options"),
             created_at=dt.datetime.fromtimestamp(event.created_at, dt.UTC),
             deadline=moment(data.get("deadline")),
+            budget=data.get("budget"),
         )
 
     def to_dict(self) -> dict[str, Any]:

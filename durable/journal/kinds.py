@@ -41,6 +41,11 @@ STATE_CLEARED = "state.cleared"
 STREAM_VALUE = "stream.value"
 STREAM_CLOSED = "stream.closed"
 PATCHED = "patch.applied"
+BUDGET_CHARGED = "budget.charged"
+"""Spend a step recorded (``durable.charge``): no position; tagged with the step's
+position and attempt."""
+BUDGET_RAISED = "budget.raised"
+"""The caps of the budget a run holds, raised by a person (``rt.raise_budget``)."""
 FIRST_WON = "first.won"
 """Which of the calls raced by ``ctx.first`` finished first."""
 
@@ -61,6 +66,11 @@ and its streams. A store that notifies other connections of writes notifies thes
 
 USER_WAIT_PREFIX = "user:"
 """The name, before its position, of a ``wait_for_user`` wait (and of its answer)."""
+BUDGET_GATE_PREFIX = "budget:"
+"""The name, before its position, of the question a run asks when its budget is reached:
+a wait journaled at the position of the step or child it holds back."""
+QUESTIONS = (USER_WAIT_PREFIX, BUDGET_GATE_PREFIX)
+"""Name prefixes of the waits a person answers (``rt.respond``, ``rt.pending_waits``)."""
 CHILD_ENDED = "child:"
 """The name, before the child's run id, of the message a child's end leaves its parent."""
 
@@ -73,6 +83,17 @@ def family(kind: str) -> str:
 def user_wait_id(position: int) -> str:
     """The name of the ``wait_for_user`` wait at ``position``."""
     return f"{USER_WAIT_PREFIX}{position}"
+
+
+def budget_gate_id(position: int) -> str:
+    """The name of the budget question that holds back the call at ``position``."""
+    return f"{BUDGET_GATE_PREFIX}{position}"
+
+
+def is_gate(event_name: str) -> bool:
+    """Whether an event of this name belongs to a budget question, not to the call it
+    holds back (both share a position)."""
+    return event_name.startswith(BUDGET_GATE_PREFIX)
 
 
 def child_message(child_run_id: str) -> str:

@@ -15,12 +15,14 @@ from typing import Any
 from durable._base.codec import encode, loads
 from durable.errors import CorruptJournal, NonDeterminismError
 from durable.journal.kinds import (
+    BUDGET_CHARGED,
     CHILD_COMPLETED,
     CHILD_STARTED,
     EVENT_SENT,
     FIRST_WON,
     MESSAGE,
     PATCHED,
+    QUESTIONS,
     RECOVERED,
     RESUMED,
     SLEEP_STARTED,
@@ -32,12 +34,12 @@ from durable.journal.kinds import (
     STEP_STARTED,
     STREAM_CLOSED,
     STREAM_VALUE,
-    USER_WAIT_PREFIX,
     VALUE,
     WAIT_COMPLETED,
     WAIT_RETURNED,
     WAIT_STARTED,
     family,
+    is_gate,
 )
 from durable.journal.records import EventRecord
 
@@ -241,13 +243,14 @@ class RunJournal:
         return None
 
     def pending_user_waits(self) -> list[EventRecord]:
-        """``wait_for_user`` waits that have no answer yet, oldest first."""
+        """Questions for a person (``wait_for_user``, a budget reached) that have no
+        answer yet, oldest first."""
         waits = []
         for events in self.live.values():
             started = events[0]
             if (
                 started.kind == WAIT_STARTED
-                and started.name.startswith(USER_WAIT_PREFIX)
+                and started.name.startswith(QUESTIONS)
                 and not any(event.kind == WAIT_COMPLETED for event in events)
                 and not self.has_message(started.name)
             ):
@@ -317,6 +320,8 @@ def _finished(events: list[EventRecord], now: float) -> bool:
     would find it, and not when the run wakes.
     """
     for event in events:
+        if is_gate(event.name):  # a budget question answered: the call it held back is next
+            continue
         if event.kind in _RETURNED:
             payload(event)
             return True
@@ -442,6 +447,11 @@ _SHAPES: dict[str, dict[str, tuple[bool, _Check]]] = {
     STREAM_CLOSED: {},
     PATCHED: {},
     FIRST_WON: {"index": (True, _INTEGER)},
+    BUDGET_CHARGED: {
+        "position": (True, _INTEGER),
+        "usd": (False, _NUMBER),
+        "tokens": (False, _INTEGER),
+    },
 }
 """What each kind's payload must hold to be read: key -> (required, (check, what it is)).
 Kinds not here (messages, run markers) may hold any JSON."""
@@ -464,7 +474,7 @@ def _shape_problem(event: EventRecord, data: Any) -> str | None:
         return "it has neither a 'final' error nor a 'retry_at' time"
     if event.kind == WAIT_COMPLETED and "value" not in data and "error" not in data:
         return "it has neither a 'value' nor an 'error'"
-    if event.kind == WAIT_STARTED and event.name.startswith(USER_WAIT_PREFIX):
+    if event.kind == WAIT_STARTED and event.name.startswith(QUESTIONS):
         for key in ("question", "input_type"):
             if not isinstance(data.get(key), str):
                 return f"its {key!r} is {_brief(data.get(key))} where it must be a string"

@@ -23,6 +23,8 @@ class Counters:
         """Runs that ended here, by (workflow, status)."""
         self.lease_takeovers = 0
         """Runs taken over from a runtime that died or whose lease lapsed."""
+        self.spend: dict[tuple[str, str], float] = {}
+        """Spend charged by steps run here (``durable.charge``), by (workflow, unit)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Metrics:
     runs_ended: dict[tuple[str, str], int] = field(default_factory=dict)
     """Runs that ended in this runtime, by (workflow, status)."""
     lease_takeovers: int = 0
+    spend: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Spend charged by steps run in this runtime, by (workflow, unit: usd or tokens)."""
     runs: dict[tuple[str, str], int] = field(default_factory=dict)
     """Runs in the journal by (workflow, status)."""
     queues: dict[str, tuple[int, int]] = field(default_factory=dict)

@@ -41,6 +41,7 @@ class CountsRuns(Protocol):
 
 try:
     from durable.observe.tracing import Tracing as _Tracing
+    from durable.observe.tracing import charged as _span_charged
 except ImportError:  # the extra durable[otel] is not installed: no spans, no cost
     _Tracing = None  # type: ignore[assignment,misc]
 
@@ -114,6 +115,16 @@ class Telemetry:
             assert self.tracing is not None
             self.tracing.step_ended(span, error, retried)
 
+    def charged(self, workflow: str, record: dict[str, Any]) -> None:
+        """A step recorded spend (``durable.charge``): counted by workflow and unit, and
+        added to the current step span."""
+        spend = self.counters.spend
+        for unit in ("usd", "tokens"):
+            if record.get(unit):
+                spend[(workflow, unit)] = spend.get((workflow, unit), 0) + record[unit]
+        if self.tracing is not None:
+            _span_charged(float(record.get("usd") or 0.0), int(record.get("tokens") or 0))
+
     # -- metrics ---------------------------------------------------------------
 
     async def metrics(self, store: CountsRuns, queues: list[QueueStatus]) -> Metrics:
@@ -125,6 +136,7 @@ class Telemetry:
             steps_retried=dict(counters.steps_retried),
             runs_ended=dict(counters.runs_ended),
             lease_takeovers=counters.lease_takeovers,
+            spend=dict(counters.spend),
             runs=await store.run_counts(),
             queues={queue.name: (queue.queued, queue.running) for queue in queues},
         )

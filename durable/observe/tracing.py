@@ -140,6 +140,22 @@ class Tracing:
         span.end()
 
 
+def charged(usd: float, tokens: int) -> None:
+    """Add spend to the current span (a step attempt's): cumulative ``durable.usd`` and
+    ``durable.tokens`` attributes, and one ``durable.charge`` event per charge."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    so_far = getattr(span, "attributes", None) or {}
+    span.set_attributes(
+        {
+            "durable.usd": float(so_far.get("durable.usd", 0.0)) + usd,
+            "durable.tokens": int(so_far.get("durable.tokens", 0)) + tokens,
+        }
+    )
+    span.add_event("durable.charge", {"durable.usd": usd, "durable.tokens": tokens})
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -8,6 +8,7 @@ open, the run not ended) before handing them to the run if it is here.
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import aclosing
 from typing import Any
 
@@ -15,16 +16,19 @@ from durable._base.codec import encode
 from durable._base.ids import check_name
 from durable._base.numbers import seconds
 from durable.errors import CorruptJournal, DurableError, InvalidResponse, NoPendingWait
+from durable.journal.budget import Budget
 from durable.journal.info import PendingWait, RunInfo
-from durable.journal.kinds import CHILD_ENDED, MESSAGE, USER_WAIT_PREFIX
+from durable.journal.kinds import CHILD_ENDED, MESSAGE, QUESTIONS
 from durable.journal.records import EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
 from durable.journal.run_journal import RunJournal
+from durable.runtime import budgets
 from durable.runtime.options import RuntimeOptions
 from durable.runtime.reading import Reading
 from durable.runtime.residency import Residency
 from durable.runtime.watch import in_time
+from durable.workflow.budget import STOP
 
-_RESERVED = (USER_WAIT_PREFIX, CHILD_ENDED)
+_RESERVED = (*QUESTIONS, CHILD_ENDED)
 
 
 class Answers:
@@ -78,6 +82,11 @@ class Answers:
                 " rt.pending_waits() lists the questions waiting for an answer"
             )
         wait = waits[0]
+        if wait.input_type == "budget" and value != STOP:
+            raise InvalidResponse(
+                f"{value!r} is not an answer to a budget question; answer 'stop', or raise"
+                f" the budget: rt.raise_budget({run_id!r}, usd=..., tokens=...)"
+            )
         if wait.input_type in ("approval", "choice"):
             ids = [option["id"] for option in wait.options or []]
             if value not in ids:
@@ -92,6 +101,26 @@ class Answers:
             raise NoPendingWait(
                 f"wait {wait.wait_id!r} of run {run_id!r} was answered already"
             ) from None
+
+    async def raise_budget(self, run_id: str, usd: float | None, tokens: int | None) -> Budget:
+        """Raise the budget that holds ``run_id`` back (or the nearest over it), then let
+        every run under that budget that waits on it go on."""
+        reading = self.reading
+        reading.lifecycle.check_open()
+        await reading.record(run_id)
+        asked = [w for w in await self.pending(run_id) if w.input_type == "budget"]
+        named = (asked[0].budget or {}).get("run_id") if asked else None
+        holder, raised = await budgets.raise_caps(
+            reading.store, run_id, named, usd, tokens, reading.clock.now()
+        )
+        answer = encode({"raised": raised.to_dict()})
+        for member in await budgets.tree_ids(reading.store, holder):
+            for wait in await self.pending(member):
+                if wait.input_type == "budget":
+                    expect = Expect(pending_wait=wait.wait_id)
+                    with contextlib.suppress(RunEnded, WaitAnswered):
+                        await self._send(member, wait.wait_id, answer, expect)
+        return raised
 
     async def send_event(self, run_id: str, name: str, payload: Any, key: str | None) -> None:
         check_name("run_id", run_id)

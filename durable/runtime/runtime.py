@@ -23,12 +23,14 @@ from typing_extensions import ParamSpec
 from durable._base.clock import Clock, SystemClock, time_skipping
 from durable._base.ids import check_name
 from durable.errors import DurableError
+from durable.journal.budget import Budget, Usage
 from durable.journal.info import PendingWait, RunInfo, RunStatus
 from durable.journal.streams import StreamItem
 from durable.observe.metrics import Metrics
 from durable.observe.telemetry import Telemetry
 from durable.runtime.admission import Admission
 from durable.runtime.answers import Answers
+from durable.runtime.budgets import usage as budget_usage
 from durable.runtime.changes import Changes, FeedReader
 from durable.runtime.check import CheckReport, check
 from durable.runtime.control import Control
@@ -289,6 +291,7 @@ class Runtime:
         priority: int = 0,
         dedup_key: str | None = None,
         parent_run_id: str | None = None,
+        budget: Budget | None = None,
     ) -> RunHandle[R]:
         """``start`` with the workflow's arguments passed as a list and a dict.
 
@@ -298,7 +301,8 @@ class Runtime:
         the workflow's) makes the run wait ``queued`` until its queue admits it,
         lowest ``priority`` first, then first come; a ``dedup_key`` that a queued or
         running run of the queue has raises ``DuplicateInQueue``. ``parent_run_id``
-        is set by ``ctx.start_child``.
+        is set by ``ctx.start_child``. ``budget`` (default the workflow's) caps what
+        the run and the runs below it may spend before a person says more.
         """
         rid = await self.starter.start(
             wf,
@@ -310,6 +314,7 @@ class Runtime:
             priority=priority,
             dedup_key=dedup_key,
             parent_run_id=parent_run_id,
+            budget=budget,
         )
         return RunHandle(self, rid)
 
@@ -386,6 +391,20 @@ class Runtime:
         to the same run delivers nothing: the event is kept once.
         """
         await self.answers.send_event(run_id, name, payload, key)
+
+    async def raise_budget(
+        self, run_id: str, *, usd: float | None = None, tokens: int | None = None
+    ) -> Budget:
+        """Raise the budget that holds the run back (or the nearest over it) to these
+        caps, never below what was spent; every run waiting on it goes on. Returns the
+        new caps."""
+        return await self.answers.raise_budget(check_name("run_id", run_id), usd, tokens)
+
+    async def usage(self, run_id: str) -> Usage:
+        """What the run and the runs below it spent, its own spend by step, and the
+        budget that applies to it."""
+        self.lifecycle.check_open()
+        return await budget_usage(self.store, check_name("run_id", run_id))
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run and its unfinished children: they stop at their current await

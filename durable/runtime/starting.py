@@ -17,6 +17,7 @@ from durable._base.codec import canonical, digest, encode
 from durable._base.ids import check_name, new_run_id
 from durable._base.numbers import seconds
 from durable.errors import IdempotencyKeyMismatch, SerializationError
+from durable.journal.budget import Budget
 from durable.journal.info import RunStatus
 from durable.journal.records import RunRecord
 from durable.journal.run_journal import RunJournal
@@ -63,12 +64,15 @@ class Starter:
         priority: int = 0,
         dedup_key: str | None = None,
         parent_run_id: str | None = None,
+        budget: Budget | None = None,
     ) -> str:
         """See ``Runtime.start_run``; returns the run's id."""
         self.lifecycle.check_open()
         through, limit = _check_start(wf, args, kwargs, run_id, timeout, queue, priority, dedup_key)
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"budget must be a durable.Budget, got {budget!r}")
         executes = through is None and self._executes(wf)
-        input_text, input_digest = self._input(wf, args, kwargs)
+        input_text, input_digest = self._input(wf, args, kwargs, budget or wf.budget)
         rid = run_id or new_run_id()
         now = self.clock.now()
         record = RunRecord(
@@ -114,11 +118,19 @@ class Starter:
         return self.options.recover and self.options.executable(wf.name, wf.version) is wf
 
     def _input(
-        self, wf: Workflow[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]
+        self,
+        wf: Workflow[Any, Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        budget: Budget | None,
     ) -> tuple[str, str]:
-        """The run's input as stored, and the digest that tells runs of one id apart."""
+        """The run's input as stored (its budget with it, outside the digest), and the
+        digest that tells runs of one id apart."""
+        stored: dict[str, Any] = {"args": list(args), "kwargs": kwargs}
+        if budget is not None:
+            stored["budget"] = budget.to_dict()
         try:
-            text = encode({"args": list(args), "kwargs": kwargs}, self.options.max_value_bytes)
+            text = encode(stored, self.options.max_value_bytes)
             return text, digest(canonical({"workflow": wf.name, "args": args, "kwargs": kwargs}))
         except SerializationError as exc:
             raise SerializationError(

@@ -118,8 +118,11 @@ class RunEvents(Protocol):
         """The run's events after ``seq``, in journal order (a reader following a run)."""
         ...
 
-    async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
-        """Every event of each run (superseded ones flagged), in journal order, in bulk."""
+    async def load_events(
+        self, run_ids: Sequence[str], kinds: Sequence[str] | None = None
+    ) -> dict[str, list[EventRecord]]:
+        """Every event of each run (superseded ones flagged), in journal order, in bulk;
+        with ``kinds``, only the events of those kinds."""
         ...
 
 

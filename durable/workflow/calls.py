@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from durable.errors import CorruptJournal, DurableError, NonDeterminismError
-from durable.journal.kinds import family
+from durable.journal.kinds import CHILD, STEP, family, is_gate
 from durable.journal.records import EventRecord
 from durable.journal.run_journal import payload
 from durable.workflow import current as _current
@@ -43,14 +43,17 @@ class Calls:
         position = self.next_position
         self.next_position += 1
         events = host.journal.at(position)
-        if events:
-            first = events[0]
-            if family(first.kind) != kind or first.name != name:
-                error = NonDeterminismError(
-                    position, f"{family(first.kind)} {first.name!r}", f"{kind} {name!r}"
-                )
-                host.fatal(error)
-                raise error
+        # A budget question shares the position of the step or child it held back.
+        first = next((event for event in events if not is_gate(event.name)), None)
+        expected = None
+        if first is not None and (family(first.kind) != kind or first.name != name):
+            expected = f"{family(first.kind)} {first.name!r}"
+        elif first is None and events and kind not in (STEP, CHILD):
+            expected = "a step or child held back by a budget question"
+        if expected is not None:
+            error = NonDeterminismError(position, expected, f"{kind} {name!r}")
+            host.fatal(error)
+            raise error
         return position
 
     def read(self, event: EventRecord) -> Any:

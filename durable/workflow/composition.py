@@ -33,6 +33,7 @@ from durable.journal.kinds import (
     child_message,
 )
 from durable.journal.records import TERMINAL, RunEnded
+from durable.workflow.budget import gate
 from durable.workflow.calls import Calls
 from durable.workflow.decorators import Workflow
 
@@ -148,7 +149,8 @@ async def _start_child(
     run_id: str | None,
 ) -> ChildHandle[R]:
     host = calls.host
-    events = host.journal.at(position)
+    await gate(calls, position)
+    events = [event for event in host.journal.at(position) if event.kind == CHILD_STARTED]
     if events:
         started = calls.read(events[0])
         return ChildHandle(calls, position, str(started["run_id"]), wf)

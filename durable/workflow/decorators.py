@@ -17,6 +17,7 @@ from durable._base.codec import convert, loads, parameter_hints
 from durable._base.ids import NAME_LIMIT, check_name
 from durable._base.numbers import seconds
 from durable.errors import CorruptJournal, DurableError
+from durable.journal.budget import Budget
 from durable.retry import RetryPolicy
 from durable.workflow import current as _current
 from durable.workflow.callables import callable_name, is_async, is_async_generator
@@ -47,6 +48,7 @@ class Workflow(Generic[P, R]):
         queue: Queue | None = None,
         cron: Cron | None = None,
         webhook_secret: str | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
@@ -59,6 +61,8 @@ class Workflow(Generic[P, R]):
         """The schedule this workflow runs on, if any."""
         self.webhook_secret = webhook_secret
         """With it, ``durable serve`` starts a run for each signed ``POST /webhooks/<name>``."""
+        self.budget = budget
+        """What each run (with the runs below it) may spend before a person says more."""
         functools.update_wrapper(self, fn)
         self._parameters: list[tuple[str, Any]] | None = None
         self._signature: inspect.Signature | None = None
@@ -149,6 +153,7 @@ def workflow(
     tz: str = "UTC",
     webhook: bool = False,
     webhook_secret: str | None = None,
+    budget: Budget | None = None,
 ) -> Callable[[Callable[Concatenate[WorkflowContext, P], Awaitable[R]]], Workflow[P, R]]: ...
 
 
@@ -164,6 +169,7 @@ def workflow(
     tz: str = "UTC",
     webhook: bool = False,
     webhook_secret: str | None = None,
+    budget: Budget | None = None,
 ) -> Any:
     """Register an async function whose first parameter receives the ``WorkflowContext``.
 
@@ -177,7 +183,8 @@ def workflow(
     whose argument, if the workflow takes one, is the tick time. ``webhook=True``
     with ``webhook_secret`` (``whsec_`` + base64, as Standard Webhooks have it) lets
     ``durable serve`` start a run for each ``POST /webhooks/<name>`` signed with that
-    secret; the run receives the JSON body.
+    secret; the run receives the JSON body. ``budget`` (a ``durable.Budget``) caps
+    what each run and the runs below it may spend before a person says more.
     """
     if webhook:
         _check_webhook_secret(webhook_secret)
@@ -191,6 +198,8 @@ def workflow(
     deadline = None if timeout is None else seconds("a workflow's timeout", timeout)
     through = None if queue is None else queue_named(queue)
     schedule = None if cron is None else Cron(cron, tz)
+    if budget is not None and not isinstance(budget, Budget):
+        raise TypeError(f"budget must be a durable.Budget, got {budget!r}")
 
     def decorate(fn: Callable[..., Any]) -> Workflow[Any, Any]:
         _check_workflow_function(fn)
@@ -198,7 +207,9 @@ def workflow(
         if schedule is not None:
             _check_cron_function(fn)
             _check_cron_name(label)
-        return _register(Workflow(fn, label, version, deadline, through, schedule, webhook_secret))
+        return _register(
+            Workflow(fn, label, version, deadline, through, schedule, webhook_secret, budget)
+        )
 
     return decorate(fn) if fn is not None else decorate
 

@@ -82,6 +82,18 @@ class RunHost(Protocol):
         committed or refused; a refusal stops the run (``check_running`` raises)."""
         ...
 
+    def charge(self, step: str, record: str) -> None:
+        """Journal spend the running step recorded (``durable.charge``) as an event
+        without a position: not waited for, committed before any later write of this
+        run. Callable from a step's worker thread."""
+        ...
+
+    async def over_budget(self) -> dict[str, Any] | None:
+        """Whether a budget over this run is reached, counting every charge made so far:
+        None, or the question to ask (``question``) with the holder, the unit, what was
+        spent and the cap."""
+        ...
+
     async def start_child(
         self,
         wf: Workflow[Any, Any],

@@ -74,6 +74,12 @@ class _ReplayHost:
     async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
         raise _EndOfHistory
 
+    def charge(self, step: str, record: str) -> None:
+        raise _EndOfHistory
+
+    async def over_budget(self) -> dict[str, Any] | None:
+        raise _EndOfHistory
+
     def check_running(self) -> None:
         if self._fatal is not None:
             raise self._fatal

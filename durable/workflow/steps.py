@@ -31,6 +31,7 @@ from durable.retry import RetryPolicy
 from durable.workflow import current as _current
 from durable.workflow.attempt_record import started_payload, traceback_text
 from durable.workflow.branches import became_ready
+from durable.workflow.budget import gate
 from durable.workflow.callables import behind, callable_name, is_async, is_async_generator
 from durable.workflow.calls import Calls
 from durable.workflow.decorators import StepOptions, step_options
@@ -97,6 +98,7 @@ async def run_step(
     or raises for good."""
     journal = calls.host.journal
     try:
+        await gate(calls, position)
         while True:
             events = journal.at(position)
             ended = await _replayed_end(calls, position, events)

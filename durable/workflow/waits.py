@@ -74,7 +74,7 @@ async def _wait(
         while True:
             message = host.journal.take_message(name)
             if message is not None:
-                return await _answered(calls, position, name, message)
+                return await answered(calls, position, name, message)
             if deadline is not None and host.clock.now() >= deadline:
                 await _timed_out(calls, position, name, deadline)
             await host.suspend("waiting", deadline, name)
@@ -82,19 +82,19 @@ async def _wait(
         host.journal.settle(position)
 
 
-async def _answered(calls: Calls, position: int, name: str, message: EventRecord) -> Any:
+async def answered(calls: Calls, position: int, name: str, message: EventRecord) -> Any:
     """Journal that the wait took ``message``, and return its value."""
     # Read before it is copied: a corrupt message is blamed on its own row, and no new
     # row repeats it.
     value = calls.read(message)
     took_message(position, message)
     became_ready(message.created_at)
-    answered = (
+    completed = (
         f'{{"message":{message.seq},"sent_at":{encode(message.created_at)},'
         f'"value":{message.payload}}}'
     )
     with journaling():
-        await calls.host.append(position, WAIT_COMPLETED, name, answered)
+        await calls.host.append(position, WAIT_COMPLETED, name, completed)
     return _wait_outcome({"value": value})
 
 

@@ -358,10 +358,15 @@ class SqliteStore:
         )
         return [event_record(row) for row in rows]
 
-    async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+    async def load_events(
+        self, run_ids: Sequence[str], kinds: Sequence[str] | None = None
+    ) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
+        of_kinds = "" if kinds is None else f"AND kind IN ({','.join(map(_literal, kinds))})"
         for row in await self._fetch_for(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN", run_ids, "ORDER BY run_id, seq"
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN",
+            run_ids,
+            f"{of_kinds} ORDER BY run_id, seq",
         ):
             result[row[1]].append(event_record(row))
         return result
@@ -502,3 +507,8 @@ class SqliteStore:
 
     async def release(self, owner: str, run_ids: Sequence[str] = ()) -> None:
         await self._writer.submit(functools.partial(leases.release, owner, run_ids))
+
+
+def _literal(kind: str) -> str:
+    """A kind (one of ``journal.kinds``, never user input) as an SQL string literal."""
+    return "'" + kind.replace("'", "''") + "'"

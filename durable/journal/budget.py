@@ -1,0 +1,162 @@
+"""Budgets as the journal holds them: caps, spend, and what a run tree has spent.
+
+A run's budget is stored with its input (``{"budget": {"usd": ..., "tokens": ...}}``)
+and raised by ``budget.raised`` events in its journal; spend is the run's
+``budget.charged`` events, each tagged with the step position and attempt that
+made it, so a crashed attempt's spend counts and a replay adds none.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from durable.journal.kinds import BUDGET_CHARGED, BUDGET_RAISED
+from durable.journal.records import EventRecord
+from durable.journal.run_journal import payload, stored
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Caps on what a run tree may spend: dollars, tokens, or both (None: no cap)."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.usd is None and self.tokens is None:
+            raise ValueError("a Budget needs a cap: Budget(usd=5.0), Budget(tokens=100_000)")
+        check_amounts(self.usd, self.tokens, "a Budget's")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"usd": self.usd, "tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Budget | None:
+        """The budget a stored ``{"usd", "tokens"}`` object names; None if it names none."""
+        if not isinstance(data, dict) or (data.get("usd") is None and data.get("tokens") is None):
+            return None
+        return cls(usd=data.get("usd"), tokens=data.get("tokens"))
+
+
+def check_amounts(usd: float | None, tokens: int | None, whose: str) -> None:
+    """``ValueError`` naming the rule unless each amount is None or a finite number >= 0
+    (tokens: an integer)."""
+    if usd is not None and (
+        isinstance(usd, bool)
+        or not isinstance(usd, (int, float))
+        or not math.isfinite(usd)
+        or usd < 0
+    ):
+        raise ValueError(f"{whose} usd must be a finite number >= 0, got {usd!r}")
+    if tokens is not None and (
+        isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0
+    ):
+        raise ValueError(f"{whose} tokens must be an integer >= 0, got {tokens!r}")
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Dollars and tokens spent."""
+
+    usd: float = 0.0
+    tokens: int = 0
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(self.usd + other.usd, self.tokens + other.tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"usd": self.usd, "tokens": self.tokens}
+
+
+@dataclass(frozen=True)
+class StepUsage:
+    """What the step at one position spent, over all its attempts."""
+
+    step: str
+    usd: float
+    tokens: int
+    attempts: int
+    """How many of its attempts charged anything (a crashed attempt's spend counts)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a run spent: ``usd`` and ``tokens`` over the run and every run below it,
+    ``by_step`` its own spend by step position; ``budget`` the caps that apply to it now
+    and ``budget_run_id`` the run that holds them (None: no budget applies)."""
+
+    run_id: str
+    usd: float
+    tokens: int
+    by_step: dict[int, StepUsage] = field(default_factory=dict)
+    own: Spend = Spend()
+    """The run's own spend, its children's left out."""
+    budget: Budget | None = None
+    budget_run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "usd": self.usd,
+            "tokens": self.tokens,
+            "own": self.own.to_dict(),
+            "by_step": {str(position): vars(step) for position, step in self.by_step.items()},
+            "budget": None if self.budget is None else self.budget.to_dict(),
+            "budget_run_id": self.budget_run_id,
+        }
+
+
+def charge_payload(usd: float, tokens: int, position: int, attempt: int) -> dict[str, Any]:
+    return {"usd": usd, "tokens": tokens, "position": position, "attempt": attempt}
+
+
+def spent(events: list[EventRecord]) -> Spend:
+    """What a run's ``budget.charged`` events add up to (other events are skipped)."""
+    usd, tokens = 0.0, 0
+    for event in events:
+        if event.kind == BUDGET_CHARGED:
+            data = payload(event)
+            usd += float(data.get("usd") or 0.0)
+            tokens += int(data.get("tokens") or 0)
+    return Spend(usd, tokens)
+
+
+def by_step(events: list[EventRecord]) -> dict[int, StepUsage]:
+    """A run's spend by the position of the step that charged it."""
+    steps: dict[int, tuple[str, float, int, set[Any]]] = {}
+    for event in events:
+        if event.kind != BUDGET_CHARGED:
+            continue
+        data = payload(event)
+        name, usd, tokens, tries = steps.get(data["position"], (event.name, 0.0, 0, set()))
+        tries.add(data.get("attempt"))
+        usd += float(data.get("usd") or 0.0)
+        steps[data["position"]] = (name, usd, tokens + int(data.get("tokens") or 0), tries)
+    return {
+        position: StepUsage(name, usd, tokens, len(tries))
+        for position, (name, usd, tokens, tries) in sorted(steps.items())
+    }
+
+
+def caps(start_budget: Budget | None, events: list[EventRecord]) -> Budget | None:
+    """A run's budget now: the last raise in its journal, else the one it started with."""
+    for event in reversed(events):
+        if event.kind == BUDGET_RAISED:
+            return Budget.from_dict(stored(event)) or start_budget
+    return start_budget
+
+
+def start_budget(input_data: Any) -> Budget | None:
+    """The budget a run was started with, from its stored input."""
+    return Budget.from_dict(input_data.get("budget")) if isinstance(input_data, dict) else None
+
+
+def reached(budget: Budget, spend: Spend) -> str | None:
+    """The unit whose cap ``spend`` has reached ("usd" or "tokens"), or None."""
+    if budget.usd is not None and spend.usd >= budget.usd:
+        return "usd"
+    if budget.tokens is not None and spend.tokens >= budget.tokens:
+        return "tokens"
+    return None

@@ -1,0 +1,197 @@
+"""Budgets over run trees: what applies to a run, what its tree spent, raising a cap.
+
+A budget is held by the run that was started with it (``start_run(budget=)`` or
+the workflow's own) and covers that run and every run below it. A run is held
+back when any budget at or above it is reached, counting the committed charges
+of the whole tree under that budget. All of it is read from the store, so any
+process (a runtime, the CLI, the server) sees the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from durable._base.codec import encode, loads
+from durable.errors import DurableError, RunNotFound
+from durable.journal.budget import (
+    Budget,
+    Spend,
+    Usage,
+    by_step,
+    caps,
+    check_amounts,
+    reached,
+    spent,
+    start_budget,
+)
+from durable.journal.kinds import BUDGET_CHARGED, BUDGET_RAISED
+from durable.journal.records import Expect, NewEvent, RunRecord
+from durable.store.ports import Store
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A run that holds a budget, with the budget it was started with."""
+
+    run_id: str
+    start: Budget
+
+
+async def holders(store: Store, record: RunRecord) -> list[Holder]:
+    """The budgets over ``record``'s run: its own first, then its ancestors'."""
+    found: list[Holder] = []
+    seen: set[str] = set()
+    current: RunRecord | None = record
+    while current is not None and current.run_id not in seen:
+        seen.add(current.run_id)
+        budget = start_budget(_input(current))
+        if budget is not None:
+            found.append(Holder(current.run_id, budget))
+        parent = current.parent_run_id
+        current = None if parent is None else await store.get_run(parent)
+    return found
+
+
+async def held(store: Store, chain: Sequence[Holder]) -> dict[str, Any] | None:
+    """The first budget of ``chain`` (nearest first) that its tree's spend has reached:
+    the question to ask and what it is about; None when none is."""
+    if not chain:
+        return None
+    tree = await _tree(store, chain[-1].run_id)
+    events = await store.load_events(list(tree), kinds=(BUDGET_CHARGED, BUDGET_RAISED))
+    for holder in chain:
+        budget = caps(holder.start, events.get(holder.run_id, []))
+        if budget is None:
+            continue
+        under = _below(tree, holder.run_id)
+        spend = sum((spent(events[run_id]) for run_id in under), Spend())
+        unit = reached(budget, spend)
+        if unit is not None:
+            return {
+                "question": _question(holder.run_id, unit, spend, budget),
+                "run_id": holder.run_id,
+                "unit": unit,
+                "spent": spend.to_dict(),
+                "cap": budget.to_dict(),
+            }
+    return None
+
+
+async def usage(store: Store, run_id: str) -> Usage:
+    """What ``run_id`` and the runs below it spent, and the budget that applies to it."""
+    record = await store.get_run(run_id)
+    if record is None:
+        raise RunNotFound(run_id)
+    chain = await holders(store, record)
+    tree = await _tree(store, run_id)
+    ids = list(tree) + [holder.run_id for holder in chain if holder.run_id not in tree]
+    events = await store.load_events(ids, kinds=(BUDGET_CHARGED, BUDGET_RAISED))
+    total = sum((spent(events[member]) for member in tree), Spend())
+    budget = holder_id = None
+    if chain:
+        holder_id = chain[0].run_id
+        budget = caps(chain[0].start, events.get(holder_id, []))
+    return Usage(
+        run_id=run_id,
+        usd=total.usd,
+        tokens=total.tokens,
+        by_step=by_step(events[run_id]),
+        own=spent(events[run_id]),
+        budget=budget,
+        budget_run_id=holder_id,
+    )
+
+
+async def raise_caps(
+    store: Store,
+    run_id: str,
+    holder_id: str | None,
+    usd: float | None,
+    tokens: int | None,
+    now: float,
+) -> tuple[str, Budget]:
+    """Raise the budget of ``holder_id`` (None: the nearest at or above ``run_id``) to
+    the amounts given, never below what its tree spent; returns its id and new caps."""
+    if usd is None and tokens is None:
+        raise ValueError("raise_budget needs an amount: usd=..., tokens=..., or both")
+    check_amounts(usd, tokens, "raise_budget's")
+    record = await store.get_run(run_id)
+    if record is None:
+        raise RunNotFound(run_id)
+    chain = await holders(store, record)
+    holder = next((h for h in chain if holder_id in (None, h.run_id)), None)
+    if holder is None:
+        raise DurableError(
+            f"run {run_id!r} has no budget over it to raise; start a run with"
+            " budget=durable.Budget(...) or give its workflow one"
+        )
+    tree = await _tree(store, holder.run_id)
+    events = await store.load_events(list(tree), kinds=(BUDGET_CHARGED, BUDGET_RAISED))
+    now_caps = caps(holder.start, events[holder.run_id]) or holder.start
+    spend = sum((spent(events[member]) for member in tree), Spend())
+    if usd is not None and usd < spend.usd:
+        raise ValueError(f"usd={usd} is below what run {holder.run_id!r} spent: ${spend.usd:.4f}")
+    if tokens is not None and tokens < spend.tokens:
+        raise ValueError(
+            f"tokens={tokens} is below what run {holder.run_id!r} spent: {spend.tokens} tokens"
+        )
+    raised = Budget(
+        usd=now_caps.usd if usd is None else usd,
+        tokens=now_caps.tokens if tokens is None else tokens,
+    )
+    text = encode(raised.to_dict())
+    await store.send(NewEvent(holder.run_id, None, BUDGET_RAISED, "budget", text, now), Expect())
+    return holder.run_id, raised
+
+
+async def tree_ids(store: Store, run_id: str) -> list[str]:
+    """``run_id`` and every run below it."""
+    return list(await _tree(store, run_id))
+
+
+async def _tree(store: Store, run_id: str) -> dict[str, str | None]:
+    """``run_id`` and every run below it, each with its parent."""
+    tree: dict[str, str | None] = {run_id: None}
+    level = [run_id]
+    while level:
+        below: list[str] = []
+        for parent in level:
+            for child in await store.list_runs(parent=parent, limit=None):
+                if child.run_id not in tree:
+                    tree[child.run_id] = parent
+                    below.append(child.run_id)
+        level = below
+    return tree
+
+
+def _below(tree: dict[str, str | None], top: str) -> list[str]:
+    """The runs of ``tree`` at or below ``top``."""
+    under = []
+    for run_id in tree:
+        current: str | None = run_id
+        while current is not None and current != top:
+            current = tree.get(current)
+        if current == top:
+            under.append(run_id)
+    return under
+
+
+def _input(record: RunRecord) -> Any:
+    try:
+        return loads(record.input) if record.input else None
+    except ValueError:
+        return None  # an unreadable input holds no budget; the run fails on its own
+
+
+def _question(holder: str, unit: str, spend: Spend, budget: Budget) -> str:
+    if unit == "usd":
+        what = f"${spend.usd:.4f} of its ${budget.usd} budget"
+    else:
+        what = f"{spend.tokens} of its {budget.tokens} tokens"
+    return (
+        f"run {holder!r} and the runs below it spent {what}; raise it"
+        f" (rt.raise_budget({holder!r}, {unit}=...), durable budget {holder} --{unit} N)"
+        " or answer 'stop'"
+    )

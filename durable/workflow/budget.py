@@ -1,0 +1,89 @@
+"""Budgets in a workflow: ``durable.charge`` inside a step, and the gate before each
+step and child.
+
+A charge is journaled when it is made (an event without a position, tagged with
+the step's position and attempt), so the spend of an attempt that then crashed
+still counts and a replay, which does not run the step, adds none. Before a
+step or child starts for the first time, the run asks its host whether a budget
+over it is reached; if so it journals a question at that call's position
+(``input_type="budget"``) and parks until a person raises the budget (the call
+goes on) or answers ``"stop"`` (``BudgetExceeded`` at the call). A replay takes
+the journaled answer, so it takes the same path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from durable._base.codec import encode
+from durable.errors import BudgetExceeded, DurableError
+from durable.journal.budget import charge_payload, check_amounts
+from durable.journal.kinds import WAIT_COMPLETED, WAIT_STARTED, budget_gate_id, is_gate
+from durable.workflow import current as _current
+from durable.workflow.calls import Calls
+from durable.workflow.waits import answered
+
+STOP = "stop"
+GATE_OPTIONS = [{"id": STOP, "label": "Stop"}]
+
+
+def charge(*, usd: float = 0.0, tokens: int = 0) -> None:
+    """Record spend of the running step against its run's budget: journaled at once
+    (tagged with the step's position and attempt), so it counts even if the attempt
+    then crashes, and never twice. Not awaited; callable from a sync step's thread."""
+    check_amounts(usd, tokens, "durable.charge()'s")
+    scope = _current.step.get()
+    if scope is None or scope.host is None:
+        raise DurableError(
+            "durable.charge() was called outside a step; call it inside the function a"
+            " step runs (ctx.step(...) or a @durable.step function awaited in a workflow),"
+            " where the spend happens"
+        )
+    if usd == 0 and tokens == 0:
+        return
+    record = charge_payload(float(usd), tokens, scope.position, scope.attempt)
+    scope.host.charge(scope.step, encode(record))
+
+
+async def gate(calls: Calls, position: int) -> None:
+    """Let the step or child at ``position`` start, or hold it back while a budget over
+    the run is reached: a journaled answer is taken again, a new check is made only for
+    a call that never began. ``BudgetExceeded`` when the answer was ``"stop"``."""
+    host = calls.host
+    name = budget_gate_id(position)
+    events = host.journal.at(position)
+    if any(not is_gate(event.name) for event in events):
+        return  # the call began: it was let through before
+    if events and events[-1].kind == WAIT_COMPLETED:
+        _outcome(calls, calls.read(events[0]), calls.read(events[-1]).get("value"))
+        return
+    if events:
+        question = calls.read(events[0])
+    else:
+        held = await host.over_budget()
+        if held is None:
+            return
+        question = {
+            "question": held.pop("question"),
+            "input_type": "budget",
+            "options": GATE_OPTIONS,
+            "deadline": None,
+            "budget": held,
+        }
+        await host.append(position, WAIT_STARTED, name, encode(question))
+    while True:
+        message = host.journal.take_message(name)
+        if message is not None:
+            _outcome(calls, question, await answered(calls, position, name, message))
+            return
+        await host.suspend("waiting", None, name)
+
+
+def _outcome(calls: Calls, question: dict[str, Any], value: Any) -> None:
+    """A raise lets the call go on; ``"stop"`` raises ``BudgetExceeded`` (the same on
+    every replay)."""
+    if value == STOP:
+        raise BudgetExceeded(
+            f"{question.get('question', 'the budget was reached')}; a person answered"
+            f" 'stop' (run {calls.host.run_id!r})"
+        )
