@@ -337,7 +337,25 @@ async def speaker(ctx: durable.WorkflowContext, fail_first: bool = False) -> str
     return text
 
 
+@durable.step
+async def spend() -> str:
+    """Spends a quarter and ten tokens on each attempt; its first attempt then blocks
+    (BLOCK=spend: to be killed once the charge is in the journal)."""
+    attempt = durable.step_info().attempt
+    durable.charge(usd=0.25, tokens=10)
+    effect(f"charged {attempt} pid={os.getpid()}")
+    if attempt == 1 and os.environ.get("BLOCK") == "spend":
+        await asyncio.Event().wait()
+    return f"spent-{attempt}"
+
+
+@durable.workflow(name="child.spender", budget=durable.Budget(usd=10.0))
+async def spender(ctx: durable.WorkflowContext) -> str:
+    return await spend()
+
+
 WORKFLOWS: dict[str, Any] = {
+    "spender": spender,
     "three_steps": three_steps,
     "pay_once": pay_once,
     "sleeper": sleeper,

@@ -104,7 +104,7 @@ class Answers:
 
     async def raise_budget(self, run_id: str, usd: float | None, tokens: int | None) -> Budget:
         """Raise the budget that holds ``run_id`` back (or the nearest over it), then let
-        every run under that budget that waits on it go on."""
+        every run that waits on that budget go on (a question on another budget stays)."""
         reading = self.reading
         reading.lifecycle.check_open()
         await reading.record(run_id)
@@ -116,7 +116,7 @@ class Answers:
         answer = encode({"raised": raised.to_dict()})
         for member in await budgets.tree_ids(reading.store, holder):
             for wait in await self.pending(member):
-                if wait.input_type == "budget":
+                if (wait.budget or {}).get("run_id") == holder:  # a question on this budget
                     expect = Expect(pending_wait=wait.wait_id)
                     with contextlib.suppress(RunEnded, WaitAnswered):
                         await self._send(member, wait.wait_id, answer, expect)
