@@ -8,7 +8,9 @@ checks the refund policy (two tool calls at once), asks a person to approve the 
 refunds, and answers. `capabilities=[Durability()]` makes every model request and tool
 call a journaled step. The run goes on in a child process that is killed with SIGKILL at
 a random moment; a new process opens the same journal and finishes the run. No model call
-or refund whose step had completed runs again, and the refund is made once.
+or refund whose step had completed runs again, and the refund is made once. The run has a
+budget: each model call charges its tokens (and dollars, for a model genai-prices knows),
+and a run that reaches its cap waits for a person to raise it.
 """
 
 from __future__ import annotations
@@ -97,7 +99,10 @@ async def refund(order_id: str, cents: int) -> str:
     return f"re_{order_id}"
 
 
-@durable.workflow(name="support_ticket")
+BUDGET = durable.Budget(usd=1.00, tokens=20_000)
+
+
+@durable.workflow(name="support_ticket", budget=BUDGET)
 async def support_ticket(ctx: durable.WorkflowContext, message: str) -> str:
     result = await agent.run(message)
     return str(result.output)
@@ -134,6 +139,11 @@ async def completed_steps(db: str) -> set[int]:
     async with durable.Runtime(db, recover=False) as rt:
         history = await rt.history(RUN_ID)
     return {event["position"] for event in history if event["kind"] == "step.completed"}
+
+
+async def spend(db: str) -> durable.Usage:
+    async with durable.Runtime(db, recover=False) as rt:
+        return await rt.usage(RUN_ID)
 
 
 CALL_LINES = ("  MODEL  call", "  TOOL", "  REFUND")
@@ -177,6 +187,14 @@ def main() -> None:
         if second.returncode != 0:
             sys.exit(f"the second process failed with exit code {second.returncode}")
         report(calls_in(before), calls_in(output.splitlines()), done)
+        usage = asyncio.run(spend(db))
+        say(
+            f"spent {usage.tokens} tokens and ${usage.usd:.4f} of a budget of"
+            f" {BUDGET.tokens} tokens and ${BUDGET.usd:.2f} (an offline model has no price;"
+            " a real one is priced by genai-prices); a killed call's spend counts too"
+        )
+        if usage.tokens <= 0:
+            sys.exit("UNEXPECTED: the model calls charged no tokens")
 
 
 def report(before: list[tuple[str, int]], after: list[tuple[str, int]], done: set[int]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import agents
 import pytest
 from agents import (
     Agent,
@@ -24,7 +25,7 @@ from agents import (
     function_tool,
     handoff,
 )
-from agents.testing import ModelStep, ScriptedModel, function_call
+from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
 import durable
 from durable.integrations.openai_agents import DurableAgentRunner, DurableRunner
@@ -321,3 +322,48 @@ async def test_what_the_journal_cannot_hold_is_refused_with_the_fix(db: Path) ->
             with pytest.raises(durable.WorkflowFailed) as failed:
                 await handle.result()
             assert words in failed.value.error["message"], failed.value.error
+
+
+class PricedModel(Model):
+    """An offline model that says it is gpt-4o and reports usage, as the real one does."""
+
+    model = "gpt-4o"
+
+    def __init__(self) -> None:
+        usage = agents.Usage(requests=1, input_tokens=1000, output_tokens=500, total_tokens=1500)
+        self.script = ScriptedModel(
+            [
+                ModelStep(
+                    output=[function_call("lookup_order", {"order_id": "A1"}, call_id="c-1")],
+                    usage=usage,
+                ),
+                ModelStep(output=[assistant_message("Order A1 is on its way.")], usage=usage),
+            ]
+        )
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.script.get_response(*args, **kwargs)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+async def test_model_usage_is_charged_to_the_budget_and_priced(db: Path) -> None:
+    agent = Agent(name="priced", model=PricedModel(), tools=[child.lookup_order])
+
+    @durable.workflow(name="openai.priced", budget=durable.Budget(tokens=1000))
+    async def priced(ctx: durable.WorkflowContext) -> str:
+        result = await DurableRunner.run(agent, "Where is A1?")
+        return str(result.final_output)
+
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(priced, run_id="p1")
+        question = await rt.wait_for_question("p1", timeout=30)
+        # The first model call spent 1,500 tokens: the tool call it asked for waits.
+        assert question.budget is not None and question.budget["spent"]["tokens"] == 1500
+        await rt.raise_budget("p1", tokens=10_000)
+        assert await handle.result() == "Order A1 is on its way."
+        usage = await rt.usage("p1")
+    assert usage.tokens == 3000
+    assert usage.usd == pytest.approx(2 * 0.0075)  # gpt-4o's price, by genai-prices
+    assert [step.step for step in usage.by_step.values()] == ["priced.model", "priced.model"]

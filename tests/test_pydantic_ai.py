@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -12,7 +13,7 @@ import pytest
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelHTTPError, ModelRetry, UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.tools import DeferredToolRequests, RunContext
 from pydantic_ai.toolsets import DynamicToolset, FunctionToolset
@@ -363,3 +364,40 @@ async def test_the_approval_is_answered_from_the_command_line(
         assert answered.returncode == 0, answered.stderr
         assert await run.result(timeout=30) == "".join(ANSWER_TOKENS)
     assert len(lines(effects, "refund call")) == 1
+
+
+class PricedModel(FunctionModel):
+    """An offline model that says it is OpenAI's gpt-4o, so genai-prices can price it."""
+
+    @property
+    def system(self) -> str:
+        return "openai"
+
+
+async def test_model_usage_is_charged_to_the_budget_and_priced(db: Path | str) -> None:
+    async def reply(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+        if len(messages) == 1:
+            yield {0: DeltaToolCall(name="lookup", json_args='{"order_id": "A1"}')}
+        else:
+            yield "Order A1 is on its way."
+
+    model = PricedModel(stream_function=reply, model_name="gpt-4o")
+    agent = Agent(model, name="priced", capabilities=[Durability()])
+
+    @agent.tool_plain
+    def lookup(order_id: str) -> str:
+        return f"{order_id}: shipped"
+
+    @durable.workflow(name="pai.priced", budget=durable.Budget(usd=100.0))
+    async def priced(ctx: durable.WorkflowContext) -> list[ModelMessage]:
+        return (await agent.run("Where is A1?")).all_messages()
+
+    async with durable.Runtime(db) as rt:
+        messages = await (await rt.start(priced, run_id="pp")).result()
+        usage = await rt.usage("pp")
+    responses = [m for m in messages if isinstance(m, ModelResponse)]
+    assert len(responses) == 2
+    assert usage.tokens == sum(r.usage.input_tokens + r.usage.output_tokens for r in responses)
+    assert usage.usd == pytest.approx(sum(float(r.cost().total_price) for r in responses))
+    assert usage.usd > 0
+    assert [s.step for s in usage.by_step.values()] == ["priced__model.request_stream"] * 2

@@ -26,6 +26,7 @@ from openai.types.responses.response_prompt_param import ResponsePromptParam
 from pydantic import TypeAdapter
 
 from durable import DurableError, RetryPolicy, current_context, step, write_stream
+from durable.integrations._spend import charge_model_call
 
 _NO_RUN_STREAMED = (
     "Runner.run_streamed is not durable inside a workflow: call"
@@ -100,6 +101,7 @@ class DurableModel(Model):
             data: dict[str, Any] = _RESPONSE.dump_python(
                 response, mode="json", by_alias=True, exclude_unset=True
             )
+            charge_model_call(data.get("usage") or {}, _model_name(self.wrapped), None)
             return data
 
         data = await ctx.step(_as_step(self.step_name, self._options.retry, call_model))
@@ -181,3 +183,10 @@ def _usage(usage: ResponseUsage | None) -> Usage:
         output_tokens_details=usage.output_tokens_details,
         total_tokens=usage.total_tokens,
     )
+
+
+def _model_name(model: Model) -> str | None:
+    """The model's name as its provider knows it (``gpt-4o``), for pricing; None if the
+    model does not say."""
+    name = getattr(model, "model", None)
+    return name if isinstance(name, str) else None

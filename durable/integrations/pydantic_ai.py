@@ -29,6 +29,7 @@ try:
         DurabilityEngineSpec,
         DurableOperationId,
         JournalCallableOperationBackend,
+        ModelRequestId,
         RoleBasedOperationConfig,
         ToolsetCallToolId,
         ToolsetKind,
@@ -56,6 +57,8 @@ except ImportError as missing:  # pragma: no cover - the extra is in the dev set
         "durable.integrations.pydantic_ai needs pydantic-ai:"
         " pip install 'durable-workflows[pydantic-ai]'"
     ) from missing
+
+from durable.integrations._spend import charge_model_call
 
 __all__ = ["APPROVE", "DENY", "Durability", "StepConfig"]
 
@@ -134,7 +137,23 @@ class _StepBackend(JournalCallableOperationBackend[StepConfig]):
             timeout=config.get("timeout"),
             at_most_once=config.get("at_most_once", False),
         )
+        if isinstance(operation_id, ModelRequestId):
+            body = _charged(body)
         return await ctx.step(name, options(body))
+
+
+def _charged(request: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+    """A model request that charges its usage to the run's budget, inside its step: the
+    response as the step returns it (JSON), priced by genai-prices where it is known."""
+
+    async def charged() -> object:
+        response = await request()
+        if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+            model, provider = response.get("model_name"), response.get("provider_name")
+            charge_model_call(response["usage"], model, provider)
+        return response
+
+    return charged
 
 
 class Durability(BaseDurabilityCapability[AgentDepsT]):
