@@ -293,3 +293,26 @@ async def test_questions_and_raises_replay_under_always_replay(db: Path | str) -
         await rt.respond("again", "stop")
         assert await handle.result() == [f"call-{i}" for i in range(5)] + ["stopped"]
     assert [f"call-{i}" for i in range(5)] == CALLS
+
+
+async def test_one_raise_lets_every_held_call_of_the_tree_go_on(db: Path | str) -> None:
+    @durable.workflow(name="budget.fan_out", budget=durable.Budget(tokens=100))
+    async def fan_out(ctx: durable.WorkflowContext) -> list[str]:
+        first = await model_call("first", 0.0, 100)
+        rest = await ctx.parallel(*(model_call(f"fan-{i}", 0.0, 10) for i in range(3)))
+        return [first, *rest]
+
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(fan_out, run_id="fan")
+        deadline = time.monotonic() + 10
+        while len(await rt.pending_waits("fan")) < 3:  # each parallel call asks
+            assert time.monotonic() < deadline, await rt.pending_waits("fan")
+            await asyncio.sleep(0.01)
+        assert sorted(w.wait_id for w in await rt.pending_waits("fan")) == [
+            "budget:1",
+            "budget:2",
+            "budget:3",
+        ]
+        await rt.raise_budget("fan", tokens=1000)
+        assert await handle.result() == ["first", "fan-0", "fan-1", "fan-2"]
+        assert (await rt.usage("fan")).tokens == 130
