@@ -53,6 +53,12 @@ async def test_events_are_numbered_per_run_and_messages_follow_every_earlier_mes
     journals = await store.load_events(["a", "b", "c"])
     assert [e.seq for e in journals["a"]] == [1, 2, m2, m2 + 1]
     assert journals["c"] == []
+    only = await store.load_events(["a", "b", "c"], kinds=("message", "no.such.kind"))
+    assert {run_id: [e.seq for e in events] for run_id, events in only.items()} == {
+        "a": [m2],
+        "b": [m1],
+        "c": [],
+    }
 
 
 async def test_an_events_fields_come_back_as_they_were_written(store: Store) -> None:

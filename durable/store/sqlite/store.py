@@ -51,6 +51,7 @@ from durable.store.sqlite.sql import (
     WAL_AUTOCHECKPOINT,
     check_expected,
     event_record,
+    of_kinds_sql,
     owned_status,
     run_record,
 )
@@ -362,7 +363,7 @@ class SqliteStore:
         self, run_ids: Sequence[str], kinds: Sequence[str] | None = None
     ) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
-        of_kinds = "" if kinds is None else f"AND kind IN ({','.join(map(_literal, kinds))})"
+        of_kinds = "" if kinds is None else of_kinds_sql(kinds)
         for row in await self._fetch_for(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN",
             run_ids,
@@ -507,8 +508,3 @@ class SqliteStore:
 
     async def release(self, owner: str, run_ids: Sequence[str] = ()) -> None:
         await self._writer.submit(functools.partial(leases.release, owner, run_ids))
-
-
-def _literal(kind: str) -> str:
-    """A kind (one of ``journal.kinds``, never user input) as an SQL string literal."""
-    return "'" + kind.replace("'", "''") + "'"
