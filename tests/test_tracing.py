@@ -117,6 +117,41 @@ async def test_runs_and_step_attempts_are_spans_under_the_trace_that_started_the
     assert child_step["parent_id"] == child_run["span_id"]
 
 
+@durable.step
+async def ask_model(prompt: str) -> str:
+    durable.charge(usd=0.01, tokens=120)
+    durable.charge(usd=0.02, tokens=30)
+    return prompt.upper()
+
+
+@durable.step
+def ask_model_in_a_thread(prompt: str) -> str:
+    durable.charge(tokens=5)
+    return prompt
+
+
+@durable.workflow(name="tracing.spender")
+async def spender(ctx: durable.WorkflowContext) -> str:
+    return await ask_model("hi") + await ctx.step(ask_model_in_a_thread, "!")
+
+
+async def test_a_steps_spend_is_on_its_span(
+    db: Path | str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async with durable.Runtime(db, tracer_provider=provider) as rt:
+        assert await (await rt.start(spender, run_id="spend-1")).result() == "HI!"
+    (step,) = named(spans(exporter), "durable.step ask_model")
+    assert step["attributes"]["durable.usd"] == pytest.approx(0.03)
+    assert step["attributes"]["durable.tokens"] == 150
+    (raw,) = [s for s in exporter.get_finished_spans() if s.name == "durable.step ask_model"]
+    assert [dict(event.attributes or {}) for event in raw.events] == [
+        {"durable.usd": 0.01, "durable.tokens": 120},
+        {"durable.usd": 0.02, "durable.tokens": 30},
+    ]
+    (threaded,) = named(spans(exporter), "durable.step ask_model_in_a_thread")
+    assert threaded["attributes"]["durable.tokens"] == 5
+
+
 async def test_a_failed_run_and_its_step_record_the_error(
     db: Path | str, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
