@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ async def model_call(label: str, usd: float = 0.4, tokens: int = 100) -> str:
 @durable.step
 def sync_model_call(label: str) -> str:
     CALLS.append(label)
-    durable.charge(usd=0.5, tokens=7)  # from the step's worker thread
+    durable.charge(usd=Decimal("0.5"), tokens=7)  # from the step's worker thread, as priced
     return label
 
 
@@ -211,6 +212,10 @@ async def test_bad_amounts_and_calls_outside_a_step_are_refused(db: Path | str) 
         durable.Budget(usd=float("nan"))
     with pytest.raises(ValueError, match="tokens must be an integer"):
         durable.Budget(tokens=-1)
+    with pytest.raises(ValueError, match="tokens must be an integer from 0 to 2"):
+        durable.Budget(tokens=2**63)
+    with pytest.raises(ValueError, match="usd must be a finite number"):
+        durable.Budget(usd=True)
     with pytest.raises(durable.DurableError, match="outside a step"):
         durable.charge(usd=1.0)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from durable.journal.kinds import BUDGET_CHARGED, BUDGET_RAISED
@@ -28,6 +29,8 @@ class Budget:
         if self.usd is None and self.tokens is None:
             raise ValueError("a Budget needs a cap: Budget(usd=5.0), Budget(tokens=100_000)")
         check_amounts(self.usd, self.tokens, "a Budget's")
+        if self.usd is not None:
+            object.__setattr__(self, "usd", float(self.usd))  # a Decimal is kept as JSON holds it
 
     def to_dict(self) -> dict[str, Any]:
         return {"usd": self.usd, "tokens": self.tokens}
@@ -40,20 +43,20 @@ class Budget:
         return cls(usd=data.get("usd"), tokens=data.get("tokens"))
 
 
-def check_amounts(usd: float | None, tokens: int | None, whose: str) -> None:
+def check_amounts(usd: object, tokens: object, whose: str) -> None:
     """``ValueError`` naming the rule unless each amount is None or a finite number >= 0
-    (tokens: an integer)."""
+    (a ``Decimal`` too, as price tables give them; tokens: an integer below 2**63)."""
     if usd is not None and (
         isinstance(usd, bool)
-        or not isinstance(usd, (int, float))
+        or not isinstance(usd, (int, float, Decimal))
         or not math.isfinite(usd)
         or usd < 0
     ):
         raise ValueError(f"{whose} usd must be a finite number >= 0, got {usd!r}")
     if tokens is not None and (
-        isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0
+        isinstance(tokens, bool) or not isinstance(tokens, int) or not 0 <= tokens < 2**63
     ):
-        raise ValueError(f"{whose} tokens must be an integer >= 0, got {tokens!r}")
+        raise ValueError(f"{whose} tokens must be an integer from 0 to 2**63-1, got {tokens!r}")
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ async def raise_caps(
             f"tokens={tokens} is below what run {holder.run_id!r} spent: {spend.tokens} tokens"
         )
     raised = Budget(
-        usd=now_caps.usd if usd is None else usd,
+        usd=now_caps.usd if usd is None else float(usd),
         tokens=now_caps.tokens if tokens is None else tokens,
     )
     text = encode(raised.to_dict())

@@ -13,6 +13,7 @@ the journaled answer, so it takes the same path.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from durable._base.codec import encode
@@ -27,7 +28,7 @@ STOP = "stop"
 GATE_OPTIONS = [{"id": STOP, "label": "Stop"}]
 
 
-def charge(*, usd: float = 0.0, tokens: int = 0) -> None:
+def charge(*, usd: float | Decimal = 0.0, tokens: int = 0) -> None:
     """Record spend of the running step against its run's budget: journaled at once
     (tagged with the step's position and attempt), so it counts even if the attempt
     then crashes, and never twice. Not awaited; callable from a sync step's thread."""
