@@ -19,7 +19,7 @@ from typing import Any
 from durable._base.codec import encode
 from durable.errors import CorruptJournal, DurableError, NonDeterminismError
 from durable.journal.info import RunStatus
-from durable.journal.kinds import PUBLISHED, STREAM_VALUE
+from durable.journal.kinds import PUBLISHED, STREAM_VALUE, STREAM_VOIDED
 from durable.journal.records import (
     EventRecord,
     LeaseLost,
@@ -31,6 +31,7 @@ from durable.journal.records import (
     claim_of,
 )
 from durable.journal.run_journal import RunJournal, unreplayed
+from durable.journal.streams import voided
 from durable.runtime.supervision import Supervisor
 from durable.store.ports import WriteChain
 from durable.workflow import current as _current
@@ -129,6 +130,14 @@ class LiveRun:
         written = asyncio.ensure_future(write)  # both stores answer with a future already
         written.add_done_callback(self._published)  # readers here look at once
         return written
+
+    def void(self, position: int, attempt: int) -> None:
+        if self.retired or self.cancel_requested:
+            return  # the run's cancel voids them, or the copy that runs it next re-runs the step
+        where = voided(position, attempt)
+        event = NewEvent(self.run_id, None, STREAM_VOIDED, "cancelled", where, self.clock.now())
+        write = self.store.append(self.run_id, [event], None, claim=self.claim, chain=self.writes)
+        asyncio.ensure_future(write).add_done_callback(self._published)
 
     async def _written(self, write: Awaitable[list[int]]) -> list[int]:
         """The write's seqs; a refused or lost write stops the run here (CancelledError)."""

@@ -82,6 +82,13 @@ class RunHost(Protocol):
         committed or refused; a refusal stops the run (``check_running`` raises)."""
         ...
 
+    def void(self, position: int, attempt: int) -> None:
+        """A step attempt that handed stream values to ``emit`` was cancelled: journal
+        that they are void (an event without a position, queued as ``emit``'s are), unless
+        the run itself was stopped (its cancel voids them, or its next copy re-runs the
+        step). Never raises: it is called while the attempt is being cancelled."""
+        ...
+
     async def start_child(
         self,
         wf: Workflow[Any, Any],
