@@ -160,6 +160,38 @@ async def test_a_cancelled_runs_open_attempt_is_retracted_where_the_run_ends(
         assert folded(live) == "asked: "
 
 
+@durable.workflow(name="retracts.abandoned")
+async def abandoned(ctx: durable.WorkflowContext) -> str:
+    answer = asyncio.ensure_future(endless_answer())
+    await ctx.wait_for_event("stop")
+    answer.cancel()  # workflow code gives up on the step
+    await asyncio.gather(answer, return_exceptions=True)
+    await ctx.write_stream("answer", "gave up")
+    await ctx.close_stream("answer")
+    return "stopped"
+
+
+async def test_a_step_cancelled_by_workflow_code_has_its_values_retracted(db: Path) -> None:
+    GATES["abandon"] = asyncio.Event()
+    live: list[durable.StreamItem] = []
+    async with durable.Runtime(db) as rt, durable.Runtime(db, recover=False) as reader:
+        await rt.start(abandoned, run_id="a")
+        following = asyncio.ensure_future(
+            follow(reader.read_stream("a", "answer"), live, "abandon", 2)
+        )
+        await asyncio.wait_for(GATES["abandon"].wait(), 10)
+        await reader.send_event("a", "stop")
+        assert await rt.handle("a").result(timeout=10) == "stopped"
+        await asyncio.wait_for(following, 10)
+        assert shape(live) == [
+            ("value", "never ", 0, 1),
+            ("value", "finished", 0, 1),
+            ("retract", None, 0, 1),  # before what the workflow wrote next
+            ("value", "gave up", None, None),
+        ]
+        assert await read_items(rt, "a", "answer") == live
+
+
 COUNTS: dict[str, int] = {}
 CODE = {"body": True}
 
