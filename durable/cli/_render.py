@@ -31,6 +31,7 @@ from durable.journal.kinds import (
     STEP_STARTED,
     STREAM,
     STREAM_CLOSED,
+    STREAM_VALUE,
     WAIT,
     WAIT_COMPLETED,
     family,
@@ -229,17 +230,15 @@ def stream_lines(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     closed: set[str] = set()
     for event in events:
         kind, name, position = event["kind"], event["name"], event["position"]
-        if event["superseded"]:
-            continue
-        if family(kind) == STREAM and name not in folds:
+        if event["superseded"] and family(kind) == STREAM:
+            continue  # workflow code's, superseded: its re-run writes it again
+        if kind in (STREAM_VALUE, STREAM_CLOSED) and name not in folds:
             folds[name] = (StreamFold(name), [], event)
         if kind == STREAM_CLOSED:
             closed.add(name)
         for fold, items, _ in folds.values():
             if fold.concerns(kind, name, position):
-                item = fold.take(event["seq"], kind, name, position, event["payload"])
-                if item is not None:
-                    items.append(item)
+                items += fold.take(event["seq"], kind, name, position, event["payload"])
     lines = []
     for key, (_, items, first) in folds.items():
         kept, retracted = kept_and_retracted(items)

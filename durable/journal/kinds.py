@@ -40,6 +40,10 @@ STATE_DELETED = "state.deleted"
 STATE_CLEARED = "state.cleared"
 STREAM_VALUE = "stream.value"
 STREAM_CLOSED = "stream.closed"
+STREAM_VOIDED = "stream.voided"
+"""The stream values of one step attempt (``position``, ``attempt`` in its payload) are
+void: the attempt was cancelled (``ctx.first``'s loser), or a re-run superseded it. An
+event without a position, as a step's stream values are."""
 PATCHED = "patch.applied"
 BUDGET_CHARGED = "budget.charged"
 """Spend a step recorded (``durable.charge``): no position; tagged with the step's

@@ -13,9 +13,10 @@ from durable._base.clock import Clock
 from durable._base.codec import encode, loads
 from durable.errors import DurableError, RunNotFound, StepFailed, WorkflowTimeout
 from durable.journal.info import RunStatus
-from durable.journal.kinds import RERUN, RESUMED, STEP_FAILED
+from durable.journal.kinds import RERUN, RESUMED, STEP_FAILED, STREAM_VOIDED
 from durable.journal.records import NewEvent, RunEnded, RunRecord, RunUpdate
 from durable.journal.run_journal import payload
+from durable.journal.streams import voided, voided_by_rerun
 from durable.runtime.admission import Admission
 from durable.runtime.changes import Changes
 from durable.runtime.lifecycle import Lifecycle
@@ -122,11 +123,17 @@ class Control:
         if position < 0:
             raise ValueError(f"position must be >= 0, got {position}")
         now = self.clock.now()
+        # The stream values of the attempts it supersedes are void (readers retract them).
+        events = (await self.store.load_events([run_id]))[run_id]
+        voids = [
+            NewEvent(run_id, None, STREAM_VOIDED, "rerun", voided(*attempt), now)
+            for attempt in voided_by_rerun(events, position)
+        ]
         marker = NewEvent(run_id, None, RERUN, "rerun", encode({"position": position}), now)
         update = RunUpdate(
             now, status=_again(record), reset_result=True, release=True, only_if_active=False
         )
-        await self.store.supersede(run_id, position, update, [marker])
+        await self.store.supersede(run_id, position, update, [*voids, marker])
         await self._take(record)
 
     async def _failed_step(self, record: RunRecord) -> int | None:

@@ -21,7 +21,7 @@ from typing import Any
 from durable._base.codec import encode, loads
 from durable.errors import CorruptJournal, DurableError, NonDeterminismError
 from durable.journal.info import RunStatus
-from durable.journal.kinds import BUDGET_CHARGED, PUBLISHED, STREAM_VALUE
+from durable.journal.kinds import BUDGET_CHARGED, PUBLISHED, STREAM_VALUE, STREAM_VOIDED
 from durable.journal.records import (
     EventRecord,
     LeaseLost,
@@ -33,6 +33,7 @@ from durable.journal.records import (
     claim_of,
 )
 from durable.journal.run_journal import RunJournal, unreplayed
+from durable.journal.streams import voided
 from durable.runtime.budgets import Holder, held, holders
 from durable.runtime.supervision import Supervisor
 from durable.store.ports import WriteChain
@@ -130,10 +131,7 @@ class LiveRun:
     def emit(self, values: Sequence[tuple[str, str, float]]) -> asyncio.Future[Any]:
         if self.retired:
             raise asyncio.CancelledError()
-        run_id = self.run_id
-        events = [NewEvent(run_id, None, STREAM_VALUE, key, text, at) for key, text, at in values]
-        write = self.store.append(run_id, events, None, claim=self.claim, chain=self.writes)
-        written = asyncio.ensure_future(write)  # both stores answer with a future already
+        written = self._unpositioned(STREAM_VALUE, values)
         written.add_done_callback(self._published)  # readers here look at once
         return written
 
@@ -144,9 +142,7 @@ class LiveRun:
             return
         if self.retired:
             return  # this copy lost the run: its steps' spend is no longer its to write
-        event = NewEvent(self.run_id, None, BUDGET_CHARGED, step, record, self.clock.now())
-        write = self.store.append(self.run_id, [event], None, claim=self.claim, chain=self.writes)
-        self._charged = asyncio.ensure_future(write)
+        self._charged = self._unpositioned(BUDGET_CHARGED, [(step, record, self.clock.now())])
         self._charged.add_done_callback(_seen)
         self.telemetry.charged(self.workflow_name, loads(record))
 
@@ -157,6 +153,22 @@ class LiveRun:
         if self._budget_holders is None:
             self._budget_holders = await holders(self.store, self.record)
         return await held(self.store, self._budget_holders)
+
+    def void(self, position: int, attempt: int) -> None:
+        if self.retired or self.cancel_requested:
+            return  # the run's cancel voids them, or the copy that runs it next re-runs the step
+        where = voided(position, attempt)
+        voiding = self._unpositioned(STREAM_VOIDED, [("cancelled", where, self.clock.now())])
+        voiding.add_done_callback(self._published)
+
+    def _unpositioned(
+        self, kind: str, items: Sequence[tuple[str, str, float]]
+    ) -> asyncio.Future[list[int]]:
+        """Write events without a position that a step body made (stream values, a void,
+        spend), each ``(name, payload, moment)``, in the run's write chain; not awaited."""
+        events = [NewEvent(self.run_id, None, kind, name, text, at) for name, text, at in items]
+        write = self.store.append(self.run_id, events, None, claim=self.claim, chain=self.writes)
+        return asyncio.ensure_future(write)  # both stores answer with a future already
 
     async def _written(self, write: Awaitable[list[int]]) -> list[int]:
         """The write's seqs; a refused or lost write stops the run here (CancelledError)."""

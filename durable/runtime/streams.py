@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from durable.journal.kinds import STREAM_CLOSED, STREAM_VALUE
-from durable.journal.run_journal import payload, stored
-from durable.journal.streams import StreamFold, StreamItem
+from durable.journal.kinds import STREAM_CLOSED
+from durable.journal.streams import StreamFold, StreamItem, fold_event
 from durable.runtime.reading import Reading
 from durable.workflow.stream import check_stream_key
 
@@ -29,16 +28,11 @@ async def read_stream(
     async with aclosing(reading.watch(run_id, "new", look_every=look_every)) as looks:
         async for news in looks:
             for event in news.events:
-                if event.superseded:
-                    continue
-                if event.kind == STREAM_CLOSED and event.name == key:
+                if event.kind == STREAM_CLOSED and event.name == key and not event.superseded:
                     return
-                if not fold.concerns(event.kind, event.name, event.position):
-                    continue
-                data = payload(event) if event.kind == STREAM_VALUE else stored(event)
-                item = fold.take(event.seq, event.kind, event.name, event.position, data)
-                if item is not None and item.cursor > start:
-                    yield item
+                for item in fold_event(fold, event):
+                    if item.cursor > start:
+                        yield item
 
 
 def check_cursor(after: int | None) -> int:

@@ -92,6 +92,12 @@ class RunHost(Protocol):
         """Whether a budget over this run is reached, counting every charge made so far:
         None, or the question to ask (``question``) with the holder, the unit, what was
         spent and the cap."""
+
+    def void(self, position: int, attempt: int) -> None:
+        """A step attempt that handed stream values to ``emit`` was cancelled: journal
+        that they are void (an event without a position, queued as ``emit``'s are), unless
+        the run itself was stopped (its cancel voids them, or its next copy re-runs the
+        step). Never raises: it is called while the attempt is being cancelled."""
         ...
 
     async def start_child(

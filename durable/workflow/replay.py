@@ -71,6 +71,9 @@ class _ReplayHost:
     def emit(self, values: Sequence[tuple[str, str, float]]) -> asyncio.Future[Any]:
         raise _EndOfHistory
 
+    def void(self, position: int, attempt: int) -> None:
+        return None  # no step runs in a replayed history, so none has values to void
+
     async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
         raise _EndOfHistory
 

@@ -231,7 +231,8 @@ async def _body(
     plan: StepPlan, args: Sequence[Any], kwargs: dict[str, Any], info: StepScope
 ) -> Any:
     """The body's outcome; the stream values it wrote go to the journal before its end
-    does (dropped if it was cancelled: that attempt is void)."""
+    does (if it was cancelled, that attempt is void: those not written yet are dropped,
+    and the journal says so of the others)."""
     try:
         value = await _invoke(plan, args, kwargs, info)
     except Exception:

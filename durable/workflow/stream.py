@@ -7,7 +7,9 @@ inside a step (``durable.write_stream``, or each value an async-generator step
 yields) they are events without a position, tagged with the step's position and
 the attempt that wrote them, and a replay does not run the step again. A step's
 values are gathered for a few milliseconds and written together (tokens come
-faster than commits), and always before the step's end is journaled.
+faster than commits), and always before the step's end is journaled. When the
+attempt is cancelled (``ctx.first``'s loser), a ``stream.voided`` event says that
+those already written are void.
 ``rt.read_stream`` folds the events into ``StreamItem``s (``journal/streams.py``).
 """
 
@@ -66,13 +68,25 @@ class StepStreams:
     step's end is journaled after them. Once the attempt has ended, a write is refused.
     """
 
-    __slots__ = ("_bytes", "_host", "_pending", "_tag", "_timer", "ended", "name")
+    __slots__ = (
+        "_bytes",
+        "_handed",
+        "_host",
+        "_pending",
+        "_tag",
+        "_timer",
+        "_where",
+        "ended",
+        "name",
+    )
 
     def __init__(self, host: RunHost, scope: StepScope) -> None:
         self._host = host
         self.name = f"step {scope.step!r} (position {scope.position}) attempt {scope.attempt}"
         where = f'"position":{scope.position},"attempt":{scope.attempt}'
         self._tag = f',"step":{encode(scope.step)},{where}}}'
+        self._where = (scope.position, scope.attempt)
+        self._handed = False  # whether any value went to the journal
         self._pending: list[tuple[str, str, float]] = []
         self._bytes = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -104,6 +118,7 @@ class StepStreams:
         if not self._pending:
             return None
         values, self._pending, self._bytes = self._pending, [], 0
+        self._handed = True
         return self._host.emit(values)
 
     def _flush_later(self) -> None:
@@ -113,7 +128,8 @@ class StepStreams:
 
     def end(self, *, keep: bool) -> None:
         """The attempt ended: write what it left (``keep``) or drop it (it was
-        cancelled, so its values are void), and refuse any later write."""
+        cancelled, so its values are void, and the journal says so of those it holds
+        already), and refuse any later write."""
         self.ended = True
         if keep:
             self.flush()
@@ -122,6 +138,8 @@ class StepStreams:
             self._timer.cancel()
             self._timer = None
         self._pending, self._bytes = [], 0
+        if self._handed:
+            self._host.void(*self._where)
 
 
 def end_streams(scope: StepScope, *, keep: bool) -> None:
