@@ -23,7 +23,7 @@ from durable.journal.records import (
 from durable.store import open_store
 from durable.store.ports import Store, WriteChain
 
-from .store_suite import message, run, step, store
+from .store_suite import child, message, run, step, store
 
 __all__ = ["store"]  # the fixture, shared with the suite's other modules
 
@@ -359,3 +359,19 @@ async def test_pruning_the_newest_message_never_numbers_a_new_one_below_a_cursor
     (later,) = await store.append("kept", [message("kept", "z")], expect=Expect())
     assert later > cursor
     assert [e.name for e in await store.changes_since(cursor)] == ["z"]
+
+
+async def test_a_run_tree_is_read_in_one_query(store: Store) -> None:
+    await store.create_run(run("top"))
+    await store.create_run(child("top.0", "top"))
+    await store.create_run(child("top.1", "top"))
+    await store.create_run(child("top.0.0", "top.0"))
+    await store.create_run(run("other"))
+    assert await store.run_tree("top") == {
+        "top": None,
+        "top.0": "top",
+        "top.1": "top",
+        "top.0.0": "top.0",
+    }
+    assert await store.run_tree("top.0") == {"top.0": None, "top.0.0": "top.0"}
+    assert await store.run_tree("missing") == {}

@@ -153,17 +153,8 @@ async def tree_ids(store: Store, run_id: str) -> list[str]:
 
 async def _tree(store: Store, run_id: str) -> dict[str, str | None]:
     """``run_id`` and every run below it, each with its parent."""
-    tree: dict[str, str | None] = {run_id: None}
-    level = [run_id]
-    while level:
-        below: list[str] = []
-        for parent in level:
-            for child in await store.list_runs(parent=parent, limit=None):
-                if child.run_id not in tree:
-                    tree[child.run_id] = parent
-                    below.append(child.run_id)
-        level = below
-    return tree
+    tree = await store.run_tree(run_id)
+    return tree or {run_id: None}
 
 
 def _below(tree: dict[str, str | None], top: str) -> list[str]:

@@ -154,6 +154,11 @@ class RunRows(Protocol):
         that text, or begins with it (case-sensitive, no wildcards)."""
         ...
 
+    async def run_tree(self, run_id: str) -> dict[str, str | None]:
+        """``run_id`` (if it exists) and every run below it (children, theirs, ...), each
+        with its parent (``run_id``'s: None), in one query."""
+        ...
+
     async def run_counts(self) -> dict[tuple[str, str], int]:
         """How many runs the journal holds, by (workflow, status)."""
         ...

@@ -447,6 +447,16 @@ class PostgresStore:
         )
         return int(rows[0][0]), int(rows[0][1])
 
+    async def run_tree(self, run_id: str) -> dict[str, str | None]:
+        rows = await self._fetch(
+            f"WITH RECURSIVE tree (run_id, parent_run_id) AS ("
+            f" SELECT run_id, NULL::text FROM {self._s}.runs WHERE run_id = $1"
+            f" UNION SELECT r.run_id, r.parent_run_id FROM {self._s}.runs r"
+            " JOIN tree ON r.parent_run_id = tree.run_id) SELECT run_id, parent_run_id FROM tree",
+            run_id,
+        )
+        return {row[0]: row[1] for row in rows}
+
     async def run_counts(self) -> dict[tuple[str, str], int]:
         rows = await self._fetch(
             f"SELECT workflow, status, count(*) FROM {self._s}.runs GROUP BY workflow, status"

@@ -84,6 +84,14 @@ WITH RECURSIVE tree (run_id) AS (
 SELECT runs.run_id FROM runs JOIN tree ON tree.run_id = runs.run_id WHERE {_ACTIVE}
 ORDER BY runs.created_at, runs.run_id
 """
+RUN_TREE = """
+WITH RECURSIVE tree (run_id, parent_run_id) AS (
+    SELECT run_id, NULL FROM runs WHERE run_id = ?
+    UNION SELECT runs.run_id, runs.parent_run_id FROM runs
+        JOIN tree ON runs.parent_run_id = tree.run_id
+)
+SELECT run_id, parent_run_id FROM tree
+"""
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 WAL_AUTOCHECKPOINT = 10_000
 

@@ -48,6 +48,7 @@ from durable.store.sqlite.sql import (
     _RUN_READ,
     _SCHEDULE_READ,
     _SYNCHRONOUS,
+    RUN_TREE,
     WAL_AUTOCHECKPOINT,
     check_expected,
     event_record,
@@ -483,6 +484,9 @@ class SqliteStore:
         (queued,) = (await self._fetchall(_QUEUED, (queue,)))[0]
         (running,) = (await self._fetchall(_IN_QUEUE, (queue,)))[0]
         return int(queued), int(running)
+
+    async def run_tree(self, run_id: str) -> dict[str, str | None]:
+        return dict(await self._fetchall(RUN_TREE, (run_id,)))
 
     async def run_counts(self) -> dict[tuple[str, str], int]:
         rows = await self._fetchall(_RUN_COUNTS)
