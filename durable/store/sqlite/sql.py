@@ -180,8 +180,3 @@ _ANY_QUEUED = (
 )
 _ADMITTED_SINCE = "SELECT count(*), min(admitted_at) FROM runs WHERE queue = ? AND admitted_at > ?"
 _SCHEDULE_READ = "SELECT workflow, cron, tz, first_seen, last_tick FROM schedules"
-
-
-def of_kinds_sql(kinds: Sequence[str]) -> str:
-    """``AND kind IN (...)`` for kinds of ``journal.kinds`` (never user input), inlined."""
-    return f"AND kind IN ({','.join(repr(kind) for kind in kinds)})"

@@ -52,7 +52,6 @@ from durable.store.sqlite.sql import (
     WAL_AUTOCHECKPOINT,
     check_expected,
     event_record,
-    of_kinds_sql,
     owned_status,
     run_record,
 )
@@ -364,23 +363,28 @@ class SqliteStore:
         self, run_ids: Sequence[str], kinds: Sequence[str] | None = None
     ) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
-        of_kinds = "" if kinds is None else of_kinds_sql(kinds)
+        marks = ",".join("?" * len(kinds or ()))
+        of_kinds = "" if kinds is None else f"AND kind IN ({marks})"
         for row in await self._fetch_for(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN",
             run_ids,
             f"{of_kinds} ORDER BY run_id, seq",
+            kinds or (),
         ):
             result[row[1]].append(event_record(row))
         return result
 
-    async def _fetch_for(self, head: str, ids: Sequence[str], tail: str = "") -> list[Any]:
-        """``head (?,?,...) tail`` for every id, 500 ids a query (SQLite's limit is higher,
-        but a reader hop per 500 rows keeps other reads from waiting long)."""
+    async def _fetch_for(
+        self, head: str, ids: Sequence[str], tail: str = "", after: Sequence[str] = ()
+    ) -> list[Any]:
+        """``head (?,?,...) tail`` for every id (``tail``'s parameters ``after``), 500 ids a
+        query (SQLite's limit is higher, but a reader hop per 500 rows keeps other reads
+        from waiting long)."""
         rows: list[Any] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows.extend(await self._fetchall(f"{head} ({marks}) {tail}", chunk))
+            rows.extend(await self._fetchall(f"{head} ({marks}) {tail}", [*chunk, *after]))
         return rows
 
     async def changes_since(self, seq: int) -> list[EventRecord]:
