@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from pydantic_ai import Agent, CancellationToken
+from pydantic_ai import Agent
 from pydantic_ai.capabilities import ProcessEventStream
-from pydantic_ai.exceptions import ModelRetry, UserError
+from pydantic_ai.exceptions import ModelRetry
 from pydantic_ai.messages import (
     AgentStreamEvent,
     ModelMessage,
-    ModelRequest,
     ModelResponse,
     TextPart,
     ToolCallPart,
@@ -42,9 +41,9 @@ import durable
 from durable.integrations.pydantic_ai import Durability
 from durable.testing import explore_crashes
 
+from .agent_contract import CALLS, completed_steps, run_twice, tool_returns
+
 ITEMS = {"apple": 1, "pear": 2, "fig": 3}
-CALLS: list[str] = []
-"""What ran for real, in this process: ``model``, ``price:<item>``; a replay adds nothing."""
 
 
 @dataclass
@@ -61,19 +60,9 @@ class Receipt(BaseModel):
     currency: str
 
 
-def _returns(messages: list[ModelMessage]) -> dict[str, str]:
-    return {
-        part.tool_call_id: part.model_response_str()
-        for message in messages
-        if isinstance(message, ModelRequest)
-        for part in message.parts
-        if part.part_kind in ("tool-return", "retry-prompt")
-    }
-
-
 def _next_calls(messages: list[ModelMessage]) -> list[ToolCallPart]:
     """Three prices at once, then a receipt with a wrong total, then the right one."""
-    done = _returns(messages)
+    done = tool_returns(messages)
     if "c-fig" not in done:
         return [ToolCallPart("price", {"item": item}, tool_call_id=f"c-{item}") for item in ITEMS]
     total = sum(ITEMS.values()) if "r-1" in done else 0
@@ -86,7 +75,9 @@ def _shop_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=list(_next_calls(messages)))
 
 
-async def _shop_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[DeltaToolCalls]:
+async def _shop_stream(
+    messages: list[ModelMessage], info: AgentInfo
+) -> AsyncIterator[DeltaToolCalls]:
     CALLS.append("model")
     calls = _next_calls(messages)
     yield {
@@ -164,28 +155,6 @@ def _fresh_calls() -> None:
     CALLS.clear()
 
 
-async def run_twice(db: Path | str, workflow: durable.Workflow[..., Any], *args: Any) -> Any:
-    """Run until the closing question, close the runtime, and let a new one on the same
-    journal replay the run and finish it; check it replays what the first process saw,
-    running nothing again, and return the output."""
-    async with durable.Runtime(db) as rt:
-        await rt.start(workflow, *args, run_id="twice")
-        wait = await rt.wait_for_question("twice", timeout=30)
-    ran = list(CALLS)
-    async with durable.Runtime(db) as rt:
-        await rt.respond("twice", "go")
-        output = await rt.handle("twice").result(timeout=30)
-        history = await rt.history("twice")
-    assert CALLS == ran, "the replay ran a completed model request or tool again"
-    assert json.loads(wait.question) == output, "the replay saw another agent run"
-    assert not [e for e in history if e["kind"] == "step.started" and e.get("attempt", 1) > 1]
-    return output
-
-
-def completed_steps(history: list[dict[str, Any]]) -> list[str]:
-    return [event["name"] for event in history if event["kind"] == "step.completed"]
-
-
 MODEL = "shop__model.request_stream"
 PRICE = "shop__function_toolset__<agent>.call_tool:price"
 
@@ -226,8 +195,6 @@ async def test_every_crash_point_of_a_parallel_structured_run_recovers(entry: st
     report = await explore_crashes(buy, entry, False)
     assert report.outcome["output"]["total"] == 6
     assert len(report.crash_points) > 10 and any(p.rerun_steps for p in report.crash_points)
-
-
 
 
 # -- step names are compatibility data: a rename strands runs in flight ---------------------
@@ -360,7 +327,9 @@ async def test_run_sync_inside_a_workflow_fails_the_run_at_once(db: Path | str) 
 per_run: list[tuple[str, bool]] = []
 
 
-async def _per_run_handler(ctx: RunContext[None], events: Any) -> None:
+async def _per_run_handler(
+    ctx: RunContext[object], events: AsyncIterable[AgentStreamEvent]
+) -> None:
     async for event in events:
         per_run.append((event.event_kind, durable.in_step()))
 
@@ -384,7 +353,7 @@ async def test_a_per_run_event_handler_sees_the_events_in_workflow_code(db: Path
 async def test_process_event_stream_sees_the_events_in_workflow_code(db: Path | str) -> None:
     seen: list[bool] = []
 
-    async def collect(ctx: RunContext[None], events: Any) -> None:
+    async def collect(ctx: RunContext[object], events: AsyncIterable[AgentStreamEvent]) -> None:
         async for _ in events:
             seen.append(durable.in_step())
 
