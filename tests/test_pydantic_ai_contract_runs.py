@@ -22,7 +22,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext
-from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.toolsets import DynamicToolset, FunctionToolset
 
 import durable
 from durable.integrations.pydantic_ai import Durability
@@ -365,3 +365,80 @@ async def test_a_restart_between_polls_leaves_the_job_running_and_waits_only_onc
         kinds = [e["kind"] for e in await rt.history("poll")]
     assert (background.polls, background.cancelled) == (2, [])
     assert kinds.count("sleep.started") == 1, "the minute is one durable timer, not waited again"
+
+
+# -- toolsets are entered and left on every path -------------------------------------------
+
+
+class CountedToolset(FunctionToolset[object]):
+    """Notes each entry and exit, and whether it was inside a step."""
+
+    def __init__(self, tag: str, log: list[tuple[str, str, bool]], **options: Any) -> None:
+        super().__init__(**options)
+        self.tag, self.log = tag, log
+
+    async def __aenter__(self) -> CountedToolset:
+        self.log.append(("enter", self.tag, durable.in_step()))
+        await super().__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        self.log.append(("exit", self.tag, durable.in_step()))
+        return await super().__aexit__(*exc_info)
+
+
+@pytest.mark.parametrize("ending", ["completed", "failed", "cancelled"])
+async def test_toolsets_are_left_as_they_were_entered_however_the_run_ends(
+    db: Path | str, ending: str
+) -> None:
+    """The agent's toolset is held by the workflow for the run; one a dynamic toolset builds
+    is entered and left inside each of its steps, so nothing of it outlives a step."""
+    log: list[tuple[str, str, bool]] = []
+    started = asyncio.Event()
+    static = CountedToolset("static", log, id="static")
+
+    @static.tool_plain
+    async def work() -> str:
+        started.set()
+        if ending == "failed":
+            raise OSError("boom")
+        if ending == "cancelled":
+            await asyncio.Event().wait()  # until the run is cancelled
+        return "worked"
+
+    def build(ctx: RunContext[object]) -> CountedToolset:
+        built = CountedToolset("built", log)
+
+        @built.tool_plain
+        async def more() -> str:
+            return "more"
+
+        return built
+
+    agent = Agent(
+        TestModel(),
+        name="lifecycle",
+        toolsets=[static, DynamicToolset(build, id="dynamic")],
+        capabilities=[Durability(stream=False)],
+    )
+
+    @durable.workflow(name="contract.lifecycle")
+    async def lifecycle(ctx: durable.WorkflowContext) -> str:
+        return (await agent.run("go")).output
+
+    async with durable.Runtime(db) as rt:
+        handle = await rt.start(lifecycle, run_id=ending)
+        if ending == "cancelled":
+            await asyncio.wait_for(started.wait(), 30)
+            await rt.cancel(ending)
+        if ending == "completed":
+            assert "worked" in await handle.result(timeout=30)
+        else:
+            ended = durable.WorkflowFailed if ending == "failed" else durable.WorkflowCancelled
+            with pytest.raises(ended):
+                await handle.result(timeout=30)
+    assert log[0] == ("enter", "static", False) and log[-1] == ("exit", "static", False)
+    inner = log[1:-1]
+    assert inner and inner == [("enter", "built", True), ("exit", "built", True)] * (
+        len(inner) // 2
+    )
