@@ -21,8 +21,9 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
-from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext
-from pydantic_ai.toolsets import DynamicToolset, FunctionToolset
+from pydantic_ai.run import AgentRunResult
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext, ToolDefinition
+from pydantic_ai.toolsets import DynamicToolset, ExternalToolset, FunctionToolset
 
 import durable
 from durable.integrations.pydantic_ai import Durability
@@ -116,6 +117,13 @@ async def test_toolsets_added_at_run_time_are_refused_in_a_workflow_only(db: Pat
                 async for _ in run:
                     pass
             return "unreachable"
+        if how == "external":  # not executed here: its calls come back deferred
+            external = ExternalToolset[object]([ToolDefinition(name="remote")])
+            deferred: AgentRunResult[str | DeferredToolRequests] = await agent.run(
+                "go", toolsets=[external], output_type=[str, DeferredToolRequests]
+            )
+            assert isinstance(deferred.output, DeferredToolRequests)
+            return ",".join(call.tool_name for call in deferred.output.calls)
         return (await agent.run("go", toolsets=[extra(how == "durable")])).output
 
     async with durable.Runtime(db) as rt:
@@ -123,6 +131,7 @@ async def test_toolsets_added_at_run_time_are_refused_in_a_workflow_only(db: Pat
             with pytest.raises(durable.WorkflowFailed, match="FunctionToolset cannot be added"):
                 await (await rt.start(runtime_tools, how)).result(timeout=30)
         opted_out = await (await rt.start(runtime_tools, "opted out")).result(timeout=30)
+        assert await (await rt.start(runtime_tools, "external")).result(timeout=30) == "remote"
     assert "echo" in opted_out, "a tool that opts out of its step may be added at run time"
     assert "echo" in (await agent.run("go", toolsets=[extra(True)])).output
 
