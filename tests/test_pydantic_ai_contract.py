@@ -341,10 +341,13 @@ async def handlers(ctx: durable.WorkflowContext) -> str:
 
 async def test_a_per_run_event_handler_sees_the_events_in_workflow_code(db: Path | str) -> None:
     """A handler passed to ``agent.run`` is workflow code, as on DBOS and Temporal: it sees
-    each event (a replay included); only ``Durability``'s own handler runs in steps."""
+    each event (a replay included); only ``Durability``'s own handler runs in steps, and
+    the run's durable stream still gets the tokens."""
     per_run.clear()
     async with durable.Runtime(db) as rt:
-        assert await (await rt.start(handlers)).result(timeout=30) == "hello world"
+        assert await (await rt.start(handlers, run_id="h")).result(timeout=30) == "hello world"
+        streamed = [e for e in await rt.history("h") if e["kind"] == "stream.value"]
+    assert streamed and all(e["name"] == "agent:chat" for e in streamed)
     kinds = [kind for kind, _ in per_run]
     assert kinds[0] == "part_start" and "final_result" in kinds
     assert not any(in_step for _, in_step in per_run)
