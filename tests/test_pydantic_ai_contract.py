@@ -23,6 +23,18 @@ import pytest
 from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.capabilities import ProcessEventStream
+from pydantic_ai.durable_exec import (
+    CapabilityOperationId,
+    DurableOperationId,
+    JournalOperationNamer,
+    ModelCancelSuspendedResponseId,
+    ModelCompactMessagesId,
+    ModelCountTokensId,
+    ModelRequestId,
+    ToolsetCallToolId,
+    ToolsetGetInstructionsId,
+    ToolsetValidateToolArgumentsId,
+)
 from pydantic_ai.exceptions import ModelRetry
 from pydantic_ai.messages import (
     AgentStreamEvent,
@@ -280,6 +292,35 @@ async def test_the_step_names_are_pinned(db: Path | str) -> None:
         assert await (await rt.start(pins, run_id="pins")).result(timeout=30) == ["pinned"] * 2
         names = set(completed_steps(await rt.history("pins")))
     assert names == PINNED_NAMES
+
+
+def test_the_names_of_operations_no_test_run_makes_are_pinned_too() -> None:
+    """Durability names its steps with pydantic-ai's ``JournalOperationNamer`` (the test
+    above checks the link); these pin the operations an offline run does not reach, so a
+    pydantic-ai upgrade that renames one fails here rather than in runs in flight."""
+    namer = JournalOperationNamer("support")
+    gpt = "gpt"
+    operations: list[tuple[DurableOperationId, str | None]] = [
+        (ModelRequestId("other", streaming=True, model_name=gpt), None),
+        (ModelCancelSuspendedResponseId(model_name=gpt), None),
+        (ModelCompactMessagesId(model_name=gpt), None),
+        (ModelCountTokensId("other", model_name=gpt), None),
+        (ToolsetGetInstructionsId("docs"), None),
+        (ToolsetValidateToolArgumentsId("function", toolset_id="<agent>"), None),
+        (ToolsetCallToolId("mcp", toolset_id="docs"), "search"),
+        (CapabilityOperationId("workspace", operation="call"), None),
+    ]
+    names = {namer.invocation_name(op, label=label).operation_name for op, label in operations}
+    assert names == {
+        "support__model.request_stream.other",
+        "support__model.cancel_suspended_response",
+        "support__model.compact_messages",
+        "support__model.count_tokens.other",
+        "support__mcp_server__docs.get_instructions",
+        "support__function_toolset__<agent>.validate_args",
+        "support__mcp_server__docs.call_tool",
+        "support__capability__workspace.call",
+    }
 
 
 # -- the entry points pydantic-ai has, inside a workflow ------------------------------------

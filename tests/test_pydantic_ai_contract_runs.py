@@ -292,7 +292,9 @@ async def test_another_model_for_one_run_must_be_registered(db: Path | str) -> N
 
     async with durable.Runtime(db) as rt:
         assert await (await rt.start(pick, "default")).result(timeout=30) == "default"
-        assert await (await rt.start(pick, "other")).result(timeout=30) == "from the other model"
+        other_run = await rt.start(pick, "other", run_id="other")
+        assert await other_run.result(timeout=30) == "from the other model"
+        assert completed_steps(await rt.history("other")) == ["models__model.request.other"]
         with pytest.raises(durable.WorkflowFailed, match="models="):
             await (await rt.start(pick, "stranger")).result(timeout=30)
 
