@@ -168,7 +168,7 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
     """
 
     engine_spec = DurabilityEngineSpec(
-        engine_name="durable",
+        engine_name="durable-workflows",  # in pydantic-ai's messages: "with durable-workflows"
         durable_unit_noun="step",
         durable_container_noun="workflow",
         # Steps journal JSON: values are reduced to JSON in the step, validated back outside.
