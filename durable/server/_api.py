@@ -4,8 +4,9 @@ and streams as Server-Sent Events.
 Every error is ``{"code", "message"}`` with a status that fits it: 404 for an
 unknown run or workflow, 400 for an answer that is not an option or a budget
 amount that cannot be, 409 for a run id reused with other input, an answer to
-no open question, a duplicate in a queue or a raise with no budget to raise, 422 for a body that does not fit, 401 without the token or with a webhook
-signed wrong, 413 for a body over the limit, 421 for a Host this server does not answer.
+no open question, a duplicate in a queue or a raise with no budget to raise, 422
+for a body that does not fit, 401 without the token or with a webhook signed
+wrong, 413 for a body over the limit, 421 for a Host this server does not answer.
 """
 
 from __future__ import annotations

@@ -96,7 +96,9 @@ OPENAPI: dict[str, Any] = {
         },
         "/metrics": {
             "get": {
-                "summary": "runs, step attempts, spend, queues and takeovers in Prometheus text format",
+                "summary": (
+                    "runs, step attempts, spend, queues and takeovers in Prometheus text format"
+                ),
                 "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}},
             },
         },
