@@ -101,3 +101,19 @@ def test_a_child_held_by_its_parents_budget(site: tuple[str, httpx.Client], page
     page.locator("#notice").filter(has_text="Raised the budget of run t to 1000 tokens").wait_for()
     page.locator('#header h2 [data-status="completed"]').wait_for()
     assert until_status(api, "t.0", "completed")["output"] == 3
+
+
+def test_start_a_run_with_a_budget_from_the_form(site: tuple[str, httpx.Client], page: Any) -> None:
+    url, api = site
+    page.goto(url + "/#/start")
+    page.select_option("#start-workflow", "budget.spender@1")
+    assert "budget $1" in page.locator("#start-about").text_content()
+    page.select_option("#start-workflow", "budget.free@1")
+    assert "· budget" not in page.locator("#start-about").text_content()
+    page.fill("#start-budget-tokens", "50")
+    page.fill("#start-run-id", "capped")
+    page.click("#start-send")
+    page.locator("#budget-spent").filter(has_text="100 tokens").wait_for()
+    assert page.locator("#budget-spent").text_content().endswith("of 50 tokens")
+    run = until_status(api, "capped", "completed")
+    assert run["input"] == {"args": [], "kwargs": {}, "budget": {"usd": None, "tokens": 50}}
