@@ -89,6 +89,9 @@ def test_raise_a_budget_then_stop_and_see_the_spend(
     assert "#2   step paid: completed" in shown and "then raised), spent $0.5000" in shown
     assert "[budget:3] run 's' and the runs below it spent $1.5000" in shown
     assert "spend     $1.5000, 300 tokens" in shown
+    assert (
+        "#3   budget of run s reached: $1.5000 of $1.5; waiting (durable budget s --usd N" in shown
+    )
 
     stopped = cli(db, "respond", "s", "stop")
     assert stopped.returncode == 0, stopped.stderr

@@ -311,7 +311,8 @@ def _held(gate: list[dict[str, Any]]) -> str:
     what = f"budget of run {held.get('run_id')} reached: {amounts}"
     if gate[-1]["kind"] == WAIT_COMPLETED:
         return f"{what}; answered 'stop', the call did not start"
-    return f"{what}; waiting (durable budget RUN --{unit} N, or durable respond RUN stop)"
+    holder = held.get("run_id")
+    return f"{what}; waiting (durable budget {holder} --{unit} N, or durable respond RUN stop)"
 
 
 def _unpositioned(event: dict[str, Any]) -> str:
