@@ -32,7 +32,7 @@ def test_commands_against_a_journal_a_live_runtime_is_using(db: Path, tmp_path: 
     runs = cli(db, "runs")
     assert runs.returncode == 0, runs.stderr
     header, row = runs.stdout.splitlines()
-    assert header.split() == ["RUN", "ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED"]
+    assert header.split() == ["RUN", "ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "SPEND"]
     assert row.split()[:3] == ["run-approval", "child.approval", "waiting"]
     listed = json.loads(cli(db, "runs", "--status", "waiting", "--json").stdout)
     assert [run["run_id"] for run in listed] == ["run-approval"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import durable
 from durable._base.codec import loads_input
-from durable.cli import _render
+from durable.cli import _budget, _render
 from durable.workflow.decorators import registered_spec, registry_keys
 
 Command = Callable[[durable.Runtime, argparse.Namespace], Coroutine[Any, Any, None]]
@@ -76,10 +76,19 @@ async def runs(rt: durable.Runtime, args: argparse.Namespace) -> None:
         until=args.until,
         parent=args.parent,
     )
+    spent = await _budget.usages(rt, found)
     if args.json:
-        _render.print_json([run.to_dict() for run in found])
+        _render.print_json(
+            [
+                {
+                    **run.to_dict(),
+                    "spend": None if use is None else {"usd": use.usd, "tokens": use.tokens},
+                }
+                for run, use in zip(found, spent, strict=True)
+            ]
+        )
     else:
-        _render.runs_table(found)
+        _render.runs_table(found, [_budget.spend_cell(use) for use in spent])
 
 
 async def show(rt: durable.Runtime, args: argparse.Namespace) -> None:
@@ -99,7 +108,7 @@ async def show(rt: durable.Runtime, args: argparse.Namespace) -> None:
             }
         )
     else:
-        _render.show(run, waits, events, children, state)
+        _render.show(run, waits, events, children, state, await _budget.spend_line(rt, run))
 
 
 async def history(rt: durable.Runtime, args: argparse.Namespace) -> None:
@@ -291,4 +300,6 @@ COMMANDS: dict[str, Command] = {
     "prune": prune,
     "queues": queues,
     "schedules": schedules,
+    "budget": _budget.raise_budget,
+    "usage": _budget.usage,
 }

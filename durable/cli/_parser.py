@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 
 import durable
+from durable.cli._budget import add_commands as _budgets
 from durable.cli._commands import duration, when
 
 DISTRIBUTION = "durable-workflows"
@@ -80,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
     _reading(command)
     _writing(command)
     _operating(command)
+    _budgets(command)
     _running(command)
     return top
 
@@ -150,7 +152,9 @@ def _writing(command: Command) -> None:
     start.add_argument("--run-id", help="the run's id, its idempotency key (default: a new one)")
     _as_json(start, 'print {"run_id": ...}')
 
-    respond = command("respond", "answer a run's wait_for_user question")
+    respond = command(
+        "respond", "answer a run's wait_for_user question, or a budget question with stop"
+    )
     _run_id(respond)
     respond.add_argument("value", metavar="VALUE", help="the answer, as typed (text)")
     respond.add_argument("--wait-id", help="which question, if the run has several")

@@ -12,7 +12,10 @@ from typing import Any
 import orjson
 
 import durable
+from durable.cli._budget import caps_text, charges_by_position, spend_text
 from durable.journal.kinds import (
+    BUDGET_CHARGED,
+    BUDGET_RAISED,
     CHILD,
     CHILD_COMPLETED,
     EVENT,
@@ -35,6 +38,7 @@ from durable.journal.kinds import (
     WAIT,
     WAIT_COMPLETED,
     family,
+    is_gate,
 )
 from durable.journal.streams import StreamFold, StreamItem, kept_and_retracted
 
@@ -134,17 +138,18 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         )
 
 
-def runs_table(runs: list[durable.RunInfo]) -> None:
-    rows: list[tuple[str, ...]] = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED")]
+def runs_table(runs: list[durable.RunInfo], spend: list[str]) -> None:
+    """The runs, one a line, with what each run's tree spent (``spend``, in order)."""
+    rows: list[tuple[str, ...]] = [("RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "SPEND")]
     rows += [
-        (r.run_id, r.workflow, status_text(r), moment(r.created_at), moment(r.updated_at))
+        (r.run_id, r.workflow, status_text(r), moment(r.created_at), moment(r.updated_at), cost)
         + ((f"  UNREADABLE: {r.unreadable}",) if r.unreadable else ())
-        for r in runs
+        for r, cost in zip(runs, spend, strict=True)
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
-        print("  ".join(cells) + "  " + "".join(row[4:]))
+        cells = (cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
+        print("  ".join(cells) + "  " + "".join(row[5:]))
 
 
 WAITING_FOR_A_WORKER = "running: waiting for a worker"
@@ -166,6 +171,7 @@ def show(
     events: list[dict[str, Any]],
     children: list[durable.RunInfo],
     state: dict[str, Any],
+    spend: str | None = None,
 ) -> None:
     print(f"run       {run.run_id}")
     print(f"workflow  {run.workflow} (version {run.version})")
@@ -186,6 +192,8 @@ def show(
         kind = f"{wait.input_type}: {options}" if options else wait.input_type
         due = "" if wait.deadline is None else f"  deadline {moment(wait.deadline)}"
         print(f"waiting   [{wait.wait_id}] {wait.question}  ({kind}){due}")
+    if spend is not None:
+        print(f"spend     {spend}")
     if state:
         print(f"state     {orjson.dumps(state).decode()}")
     if children:
@@ -210,15 +218,21 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     apart, and break ties in that order."""
     by_position: dict[int, list[dict[str, Any]]] = {}
     lines: list[dict[str, Any]] = stream_lines(events)
+    charged = charges_by_position(events)
     for event in events:
         if event["superseded"] or family(event["kind"]) == STREAM:
             continue
+        if event["kind"] == BUDGET_CHARGED:
+            continue  # added to the line of the step that charged it
         if event["position"] is None:
             lines.append({"at": event["created_at"], "position": "-", "what": _unpositioned(event)})
         else:
             by_position.setdefault(event["position"], []).append(event)
     for position, group in by_position.items():
-        lines.append({"at": group[0]["created_at"], "position": position, "what": _line(group)})
+        what = _line(group)
+        if position in charged:
+            what += f", spent {spend_text(*charged[position])}"
+        lines.append({"at": group[0]["created_at"], "position": position, "what": what})
     return sorted(lines, key=lambda line: (str(line["at"]), str(line["position"]).zfill(9)))
 
 
@@ -269,17 +283,42 @@ def _folded(values: list[Any]) -> str:
 
 def _line(group: list[dict[str, Any]]) -> str:
     """``_describe``, or the first event as stored when its payload is not of the shape
-    its kind has (a journal written by hand, or damaged): shown, never a traceback."""
+    its kind has (a journal written by hand, or damaged): shown, never a traceback. A
+    budget question shares the position of the call it held back: that call is described,
+    with how long the question held it."""
     try:
-        return _describe(group)
+        gate = [event for event in group if is_gate(event["name"])]
+        call = [event for event in group if not is_gate(event["name"])]
+        if not gate:
+            return _describe(group)
+        if not call:
+            return _held(gate)
+        took = _seconds_between(gate[0], gate[-1])
+        return f"{_describe(call)} (held {took:.3f}s by a budget question, then raised)"
     except (KeyError, IndexError, TypeError, AttributeError, ValueError):
         first = group[0]
         return f"{first['kind']} {first['name']!r}: {orjson.dumps(first['payload']).decode()}"
 
 
+def _held(gate: list[dict[str, Any]]) -> str:
+    """A budget question whose call never started: open, or answered 'stop'."""
+    held = gate[0]["payload"].get("budget") or {}
+    spent, cap, unit = held.get("spent") or {}, held.get("cap") or {}, held.get("unit")
+    amounts = f"{spent.get(unit)} of {cap.get(unit)} {unit}"
+    if unit == "usd":
+        amounts = f"${spent.get(unit, 0):.4f} of ${cap.get(unit)}"
+    what = f"budget of run {held.get('run_id')} reached: {amounts}"
+    if gate[-1]["kind"] == WAIT_COMPLETED:
+        return f"{what}; answered 'stop', the call did not start"
+    holder = held.get("run_id")
+    return f"{what}; waiting (durable budget {holder} --{unit} N, or durable respond RUN stop)"
+
+
 def _unpositioned(event: dict[str, Any]) -> str:
     if event["kind"] == MESSAGE:
         return f"message {event['name']!r} received: {orjson.dumps(event['payload']).decode()}"
+    if event["kind"] == BUDGET_RAISED and isinstance(event["payload"], dict):
+        return f"budget raised to {caps_text(durable.Budget(**event['payload']))}"
     if event["kind"] == RERUN:
         return f"re-run from position {event['payload']['position']}"
     return str(event["kind"])

@@ -2,10 +2,11 @@
 and streams as Server-Sent Events.
 
 Every error is ``{"code", "message"}`` with a status that fits it: 404 for an
-unknown run or workflow, 400 for an answer that is not an option, 409 for a
-run id reused with other input, an answer to no open question or a duplicate
-in a queue, 422 for a body that does not fit, 401 without the token or with a webhook
-signed wrong, 413 for a body over the limit, 421 for a Host this server does not answer.
+unknown run or workflow, 400 for an answer that is not an option or a budget
+amount that cannot be, 409 for a run id reused with other input, an answer to
+no open question, a duplicate in a queue or a raise with no budget to raise, 422
+for a body that does not fit, 401 without the token or with a webhook signed
+wrong, 413 for a body over the limit, 421 for a Host this server does not answer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 import durable
 from durable.journal.kinds import RERUN, RESUMED
+from durable.server import _budgets as budgets
 from durable.server import _reads as reads
 from durable.server._guard import (
     WILDCARDS,
@@ -74,6 +76,8 @@ def create_app(
         route("/api/workflows/{name}/runs", _start, "POST"),
         route("/api/runs/{run_id}/resume", _resume, "POST"),
         route("/api/runs/{run_id}/rerun", _rerun, "POST"),
+        route("/api/runs/{run_id}/usage", budgets.usage),
+        route("/api/runs/{run_id}/budget", budgets.raise_budget, "POST"),
         route("/webhooks/{name}", _webhook, "POST"),
         route("/metrics", metrics_page),
         Route("/openapi.json", _openapi),
@@ -219,13 +223,14 @@ async def _start(rt: durable.Runtime, request: Request) -> Response:
     wf = _workflow(request.path_params["name"])
     body = await read_body(request)
     body = {} if body is None else body
-    if not isinstance(body, dict) or set(body) - {"args", "kwargs"}:
-        raise BadRequest('send {"args": [...], "kwargs": {...}}')
+    if not isinstance(body, dict) or set(body) - {"args", "kwargs", "budget"}:
+        raise BadRequest('send {"args": [...], "kwargs": {...}, "budget": null}')
     args, kwargs = body.get("args", []), body.get("kwargs", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise BadRequest('"args" must be a list and "kwargs" an object')
+    budget = budgets.start_budget(body)
     run_id = request.headers.get("idempotency-key") or None
-    handle = await rt.start_run(wf, args, kwargs, run_id=run_id)
+    handle = await rt.start_run(wf, args, kwargs, run_id=run_id, budget=budget)
     return JSON({"run_id": handle.run_id}, status_code=201)
 
 

@@ -52,6 +52,15 @@ class _Snapshot:
         for labels, n in sorted(m.runs_ended.items()):
             ended.add_metric(list(labels), n)
         yield ended
+        spend = CounterMetricFamily(
+            "durable_spend",
+            "Spend charged by steps in this runtime (durable.charge), by workflow and unit"
+            " (usd: dollars, tokens)",
+            labels=["workflow", "unit"],
+        )
+        for labels, amount in sorted(m.spend.items()):
+            spend.add_metric(list(labels), amount)
+        yield spend
         yield CounterMetricFamily(
             "durable_lease_takeovers",
             "Runs this runtime took over from a runtime that died or whose lease lapsed",

@@ -69,6 +69,22 @@ OPENAPI: dict[str, Any] = {
             "parameters": _RUN,
             "post": _op("re-run a finished run from a position", body='{"position": 3}'),
         },
+        "/api/runs/{run_id}/usage": {
+            "parameters": _RUN,
+            "get": _op(
+                "what the run and the runs below it spent (usd, tokens), its own spend"
+                " (own) and per step (by_step), the budget over it and the run that holds it"
+            ),
+        },
+        "/api/runs/{run_id}/budget": {
+            "parameters": _RUN,
+            "post": _op(
+                "raise the budget over the run to these caps (never below what was spent;"
+                " 400 INVALID_AMOUNT, 409 NO_BUDGET); the runs it held back go on; answers"
+                ' {"budget_run_id", "budget": {"usd", "tokens"}}',
+                body='{"usd": 25.0, "tokens": 200000} (either may be left out)',
+            ),
+        },
         "/webhooks/{name}": {
             "parameters": [_path("name")],
             "post": _op(
@@ -80,7 +96,9 @@ OPENAPI: dict[str, Any] = {
         },
         "/metrics": {
             "get": {
-                "summary": "runs, step attempts, queues and takeovers in Prometheus text format",
+                "summary": (
+                    "runs, step attempts, spend, queues and takeovers in Prometheus text format"
+                ),
                 "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}},
             },
         },
@@ -100,7 +118,8 @@ OPENAPI: dict[str, Any] = {
             "parameters": [_path("name")],
             "post": _op(
                 "start a run (Idempotency-Key: its run id)",
-                body='{"args": [...], "kwargs": {...}}',
+                body='{"args": [...], "kwargs": {...}, "budget": {"usd": 5.0, "tokens": null}}'
+                " (budget optional: caps what the run and the runs below it may spend)",
                 status="201",
             ),
         },

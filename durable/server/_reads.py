@@ -177,7 +177,8 @@ def _iso(seconds: Any) -> str | None:
 
 
 async def workflows(rt: durable.Runtime, request: Request) -> Response:
-    """The workflows registered in this server: what the start form offers."""
+    """The workflows registered in this server: what the start form offers (with the
+    budget each run gets unless started with another)."""
     found = []
     for name, version in sorted(registry_keys()):
         wf = registered_spec(f"{name}@{version}")
@@ -190,6 +191,7 @@ async def workflows(rt: durable.Runtime, request: Request) -> Response:
                 "parameters": [parameter for parameter, _ in wf.parameters()],
                 "queue": None if wf.queue is None else wf.queue.name,
                 "cron": None if wf.cron is None else wf.cron.expression,
+                "budget": None if wf.budget is None else wf.budget.to_dict(),
                 "doc": (wf.fn.__doc__ or "").strip().split("\n")[0],
             }
         )

@@ -11,11 +11,12 @@ function showRun(runId) {
   const header = el("section", { id: "header" });
   const question = el("section", { id: "question", hidden: true });
   const actions = el("section", { class: "actions", id: "actions", hidden: true });
+  const budget = el("section", { id: "budget", hidden: true });
   const values = el("section", { id: "values" });
   const timeline = el("section", { id: "timeline" });
   const steps = el("section", { id: "steps", hidden: true });
   const live = el("section", { id: "streams", hidden: true }, el("h2", {}, "streams"));
-  view.replaceChildren(said, problem, header, question, actions, values, timeline, steps, live);
+  view.replaceChildren(said, problem, header, question, actions, budget, values, timeline, steps, live);
   const kept = sessionStorage.getItem("durable-notice");
   if (kept) { notice(said, kept); sessionStorage.removeItem("durable-notice"); }
   const seenStreams = new Set();
@@ -24,6 +25,7 @@ function showRun(runId) {
   let shownQuestion = null;
   let shownSteps = "";
   let shownActions = "";
+  let shownBudget = "";
   let loadFailed = false;
   let lastStatus = null;
 
@@ -34,6 +36,7 @@ function showRun(runId) {
       notice(problem, "");
     } catch (error) { notice(problem, `${label}: ${error.message}`, true); }
     shownActions = "";
+    shownBudget = "";
     load();
   }
 
@@ -46,17 +49,19 @@ function showRun(runId) {
       return;
     }
     try {
-      const [history, stepList, state, waits, children] = await Promise.all([
+      const [history, stepList, state, waits, children, usage] = await Promise.all([
         api(`${runPath(runId)}/history`), api(`${runPath(runId)}/steps`), api(`${runPath(runId)}/state`),
         api(`${runPath(runId)}/waits`), api(`/api/runs?parent=${encodeURIComponent(runId)}&limit=200`),
+        api(`${runPath(runId)}/usage`),
       ]);
       lastStatus = run.status;
       renderHeader(run, children);
       renderQuestion(waits);
       renderActions(run, history, stepList);
+      renderBudget(run, usage, waits);
       renderValues(run, state);
-      renderTimeline(run, history);
-      renderSteps(stepList);
+      renderTimeline(run, history, usage);
+      renderSteps(stepList, usage);
       for (const event of history)
         if (event.kind === "stream.value" && !seenStreams.has(event.name)) follow(event.name);
       if (loadFailed) notice(problem, "");
@@ -99,11 +104,15 @@ function showRun(runId) {
     if (answered === wait.wait_id || shownQuestion === wait.wait_id) return;
     shownQuestion = wait.wait_id;
     question.hidden = false;
-    const answer = (value) => act("answer", async () => {
+    const answer = (value, said = `Answered ${JSON.stringify(value)}.`) => act("answer", async () => {
       answered = wait.wait_id;
       await post(`${runPath(runId)}/respond`, { value, wait_id: wait.wait_id });
-      return `Answered ${JSON.stringify(value)}.`;
+      return said;
     });
+    if (wait.input_type === "budget") {
+      question.replaceChildren(...budgetQuestion(wait, runId, act, problem, answer));
+      return;
+    }
     const controls = el("div", { class: "answers" });
     if (wait.options && wait.options.length) {
       for (const option of wait.options) controls.append(el("button", { "data-option": option.id, onclick: () => answer(option.id) }, option.label));
@@ -194,6 +203,19 @@ function showRun(runId) {
     return form;
   }
 
+  // The tree's spend against its budget; new caps here when no budget question asks
+  // for them (redrawn only when the budget changes, so a cap being typed survives).
+  function renderBudget(run, usage, waits) {
+    const asking = waits.some((wait) => wait.input_type === "budget");
+    budget.hidden = !usage.budget && !usage.usd && !usage.tokens;
+    const key = JSON.stringify([usage, run.status, asking]);
+    if (budget.hidden || key === shownBudget) return;
+    shownBudget = key;
+    const parts = budgetSummary(usage);
+    if (usage.budget && !asking && !ENDED.includes(run.status)) parts.push(raiseForm(runId, usage.budget, act, problem));
+    budget.replaceChildren(...parts);
+  }
+
   function renderValues(run, state) {
     const parts = [el("h2", {}, "input"), el("pre", { id: "input" }, json(run.input))];
     if (run.output !== null) parts.push(el("h2", {}, "output"), el("pre", { id: "output" }, json(run.output)));
@@ -202,18 +224,18 @@ function showRun(runId) {
     values.replaceChildren(...parts);
   }
 
-  function renderTimeline(run, history) {
-    timeline.replaceChildren(el("h2", {}, "timeline"), drawTimeline(run, history));
+  function renderTimeline(run, history, usage) {
+    timeline.replaceChildren(el("h2", {}, "timeline"), drawTimeline(run, history, usage.by_step));
   }
 
-  function renderSteps(stepList) {
-    const text = JSON.stringify(stepList);
+  function renderSteps(stepList, usage) {
+    const text = JSON.stringify([stepList, usage.by_step]);
     if (text === shownSteps) return;
     shownSteps = text;
     steps.hidden = !stepList.length;
-    const shown = stepList.slice(0, MAX_STEPS).map((step) => stepDetails(step, openSteps));
-    const more = stepList.length > MAX_STEPS ? el("p", { class: "hint" }, `${stepList.length - MAX_STEPS} later steps not shown (GET ${runPath(runId)}/steps has them all)`) : null;
-    steps.replaceChildren(el("h2", {}, "steps"), ...shown, more);
+    const shown = stepList.slice(0, MAX_STEPS).map((step) => stepDetails(step, openSteps, usage.by_step[step.position]));
+    const more = stepList.length > MAX_STEPS ? [el("p", { class: "hint" }, `${stepList.length - MAX_STEPS} later steps not shown (GET ${runPath(runId)}/steps has them all)`)] : [];
+    steps.replaceChildren(el("h2", {}, "steps"), ...shown, ...more);
   }
 
   // One panel per stream: its values folded into one text (tokens read as the text
@@ -260,20 +282,22 @@ function openEventWaits(history) {
   const open = new Map();
   for (const event of history) {
     if (event.superseded || event.position === null) continue;
-    if (event.kind === "wait.started" && !event.name.startsWith("user:")) open.set(event.position, event.name);
+    if (event.kind === "wait.started" && !event.name.startsWith("user:") && !isGate(event)) open.set(event.position, event.name);
     if (event.kind === "wait.completed") open.delete(event.position);
   }
   return [...new Set(open.values())];
 }
 
-// One step: its idempotency key, input, result, and each attempt with its error.
-function stepDetails(step, openSteps) {
+// One step: its idempotency key, input, result, what it spent, and each attempt with
+// its error.
+function stepDetails(step, openSteps, spent) {
   const attempts = step.attempts;
   const first = attempts.find((a) => a.started_at);
   const last = attempts[attempts.length - 1];
   const took = first && last && last.ended_at ? ` · ${duration(ms(last.ended_at) - ms(first.started_at))}` : "";
   const summary = el("summary", {}, `#${step.position} ${step.name} `, badge(step.status),
-    ` ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}${took}`);
+    ` ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}${took}`,
+    spent ? el("span", { class: "step-spend" }, ` · spent ${stepSpend(spent)}`) : null);
   const open = openSteps.has(step.position) || step.status === "failed";
   const details = el("details", { class: "step", "data-position": step.position, open });
   details.ontoggle = () => { if (details.open) openSteps.add(step.position); else openSteps.delete(step.position); };
@@ -281,6 +305,7 @@ function stepDetails(step, openSteps) {
   details.append(summary,
     el("div", { class: "key" }, "idempotency key ", el("code", { class: "idempotency-key" }, step.idempotency_key)),
     el("h3", {}, "input"), el("pre", { class: "step-input" }, input));
+  if (spent) details.append(el("h3", {}, "spent"), el("p", { class: "step-spent" }, `${stepSpend(spent)}, charged by ${spent.attempts} attempt${spent.attempts === 1 ? "" : "s"} (a failed or crashed attempt's spend counts)`));
   if (step.status === "completed") details.append(el("h3", {}, "result"), el("pre", { class: "step-result" }, json(step.result)));
   details.append(el("h3", {}, "attempts"), ...attempts.map(attemptDetails));
   return details;

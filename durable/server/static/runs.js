@@ -145,19 +145,23 @@ async function showStart() {
   const args = el("textarea", { id: "start-args", rows: 3, spellcheck: "false" }, "[]");
   const kwargs = el("textarea", { id: "start-kwargs", rows: 3, spellcheck: "false" }, "{}");
   const runId = el("input", { id: "start-run-id", placeholder: "optional: the run id (idempotency key)" });
+  const usd = el("input", { id: "start-budget-usd", type: "number", min: "0", step: "any", placeholder: "usd" });
+  const tokens = el("input", { id: "start-budget-tokens", type: "number", min: "0", step: "1", placeholder: "tokens" });
   const send = el("button", { type: "submit", id: "start-send" }, "Start run");
   const form = el("form", { id: "start-form" },
     el("label", {}, "workflow ", pick), about,
     el("label", {}, "positional arguments (a JSON list)", args),
     el("label", {}, "keyword arguments (a JSON object)", kwargs),
-    el("label", {}, "run id ", runId), send);
+    el("label", {}, "run id ", runId),
+    el("label", {}, "budget (optional; empty: the workflow's own, if any)", el("span", { class: "inline" }, usd, tokens)), send);
   view.replaceChildren(problem, el("section", {}, el("h2", {}, "start a run"), form));
   let workflows = [];
   try { workflows = await api("/api/workflows"); } catch (error) { notice(problem, error.message, true); return; }
   for (const wf of workflows) pick.append(el("option", { value: `${wf.name}@${wf.version}` }, `${wf.name} (version ${wf.version})`));
   const describe = () => {
     const wf = workflows.find((w) => `${w.name}@${w.version}` === pick.value);
-    about.textContent = wf ? `parameters: ${wf.parameters.join(", ") || "none"}${wf.queue ? ` · queue ${wf.queue}` : ""}${wf.doc ? ` · ${wf.doc}` : ""}` : "";
+    const budget = wf && wf.budget ? ` · budget ${capsText(wf.budget)}` : "";
+    about.textContent = wf ? `parameters: ${wf.parameters.join(", ") || "none"}${wf.queue ? ` · queue ${wf.queue}` : ""}${budget}${wf.doc ? ` · ${wf.doc}` : ""}` : "";
   };
   pick.onchange = describe;
   describe();
@@ -167,6 +171,9 @@ async function showStart() {
     try { body = { args: JSON.parse(args.value || "[]"), kwargs: JSON.parse(kwargs.value || "{}") }; } catch (error) {
       notice(problem, `the arguments are not JSON: ${error.message}`, true);
       return;
+    }
+    if (usd.value.trim() || tokens.value.trim()) {
+      body.budget = { usd: usd.value.trim() ? Number(usd.value) : null, tokens: tokens.value.trim() ? Number(tokens.value) : null };
     }
     const headers = runId.value.trim() ? { "Idempotency-Key": runId.value.trim() } : {};
     try {

@@ -1,12 +1,13 @@
 // A run's timeline: one lane per durable call on one time axis from the run's start.
 // Steps show each attempt (failed and interrupted ones red, the wait before a retry
-// hatched), sleeps run to their wake time, waits and children to their end.
+// hatched), sleeps run to their wake time, waits and children to their end. A budget
+// question shares the lane of the call it held back: drawn as a hold before it.
 "use strict";
 
 const MAX_LANES = 300;
 const HIDDEN_FAMILIES = new Set(["stream", "state"]);  // shown in their own panels
 
-function drawTimeline(run, history) {
+function drawTimeline(run, history, byStep = {}) {
   const events = history.filter((event) => event.position !== null && !event.superseded
     && !HIDDEN_FAMILIES.has(event.kind.split(".")[0]));
   const start = ms(run.created_at);
@@ -20,7 +21,7 @@ function drawTimeline(run, history) {
     lanes.get(event.position).push(event);
   }
   const positions = [...lanes.keys()].sort((a, b) => a - b);
-  const rows = positions.slice(0, MAX_LANES).map((position) => lane(position, lanes.get(position), axis));
+  const rows = positions.slice(0, MAX_LANES).map((position) => lane(position, lanes.get(position), axis, byStep[position]));
   const box = el("div", { class: "timeline" }, scale(axis), ...rows);
   if (!rows.length) box.append(el("p", { class: "hint" }, "no durable calls yet"));
   if (positions.length > MAX_LANES) box.append(el("p", { class: "hint" }, `${positions.length - MAX_LANES} later calls not drawn`));
@@ -37,9 +38,9 @@ function scale(axis) {
   return el("div", { class: "lane axis" }, el("div", { class: "label" }, when(new Date(axis.start).toISOString())), ticks);
 }
 
-function lane(position, group, axis) {
-  const first = group[0];
-  const family = first.kind.split(".")[0];
+function lane(position, events, axis, spent) {
+  const gate = events.filter(isGate);
+  const group = events.filter((event) => !isGate(event));
   const track = el("div", { class: "track" });
   const at = (event) => ms(event.created_at);
   const place = (from, to, cls, title) => {
@@ -47,6 +48,13 @@ function lane(position, group, axis) {
     const span = Math.max(Math.min(((to - from) / axis.width) * 100, 100 - left), 0.3);
     track.append(el("div", { class: `bar ${cls}`, style: `left:${left}%;width:${span}%`, title }));
   };
+  const held = gate.length ? heldBar(gate, axis, at, place, group.length > 0) : null;
+  if (!group.length) {  // held back and not started (yet, or stopped)
+    const text = `#${position} budget question · ${held}`;
+    return el("div", { class: "lane", "data-position": position, "data-family": "budget" }, el("div", { class: "label", title: text }, text), track);
+  }
+  const first = group[0];
+  const family = first.kind.split(".")[0];
   let label = `#${position} ${family} ${first.name}`;
   let took = null;
   if (family === "step") {
@@ -68,12 +76,25 @@ function lane(position, group, axis) {
   } else {
     place(at(first), at(first), "instant", first.kind);
   }
+  if (held) label += ` (${held})`;
+  if (spent) label += ` · ${stepSpend(spent)}`;
   const text = took === null ? label : `${label} · ${duration(took)}`;
   const labelBox = el("div", { class: "label", title: text }, text);
   if (family === "child" && first.payload && first.payload.run_id) {
-    labelBox.replaceChildren(`#${position} child `, runLink(first.payload.run_id), took === null ? "" : ` · ${duration(took)}`);
+    labelBox.replaceChildren(`#${position} child `, runLink(first.payload.run_id), held ? ` (${held})` : "", took === null ? "" : ` · ${duration(took)}`);
   }
-  return el("div", { class: "lane", "data-position": position, "data-family": family }, labelBox, track);
+  return el("div", { class: "lane", "data-position": position, "data-family": family, "data-held": gate.length > 0 }, labelBox, track);
+}
+
+// A budget question's hold as a bar; says how it ended: raised (the call went on),
+// stopped, or still waiting.
+function heldBar(gate, axis, at, place, went) {
+  const done = gate.find((event) => event.kind === "wait.completed");
+  const stopped = done && done.payload && done.payload.value === "stop";
+  const outcome = !done ? "waiting for a raise or stop" : stopped ? "stopped: not started" : "held, then raised";
+  place(at(gate[0]), done ? at(done) : axis.end, `held${done ? "" : " running"}`, `budget question: ${outcome}`);
+  const took = duration((done ? at(done) : axis.now) - at(gate[0]));
+  return went ? `held ${took} by its budget` : `${outcome} · ${took}`;
 }
 
 // Each attempt of a step as a bar; returns the step's whole duration so far.
