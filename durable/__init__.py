@@ -8,6 +8,7 @@ from durable.errors import (
     DurableError,
     IdempotencyKeyMismatch,
     InvalidResponse,
+    NoBudget,
     NonDeterminismError,
     NoPendingWait,
     RecoveryLimit,
@@ -22,7 +23,7 @@ from durable.errors import (
     WorkflowFailed,
     WorkflowTimeout,
 )
-from durable.journal.budget import Budget, StepUsage, Usage
+from durable.journal.budget import Budget, Spend, StepUsage, Usage
 from durable.journal.info import PendingWait, RunInfo, RunStatus
 from durable.journal.streams import StreamItem
 from durable.observe.metrics import Metrics
@@ -55,6 +56,7 @@ __all__ = [
     "InterruptedStep",
     "InvalidResponse",
     "Metrics",
+    "NoBudget",
     "NoPendingWait",
     "NonDeterminismError",
     "PendingWait",
@@ -70,6 +72,7 @@ __all__ = [
     "Runtime",
     "ScheduleInfo",
     "SerializationError",
+    "Spend",
     "StepFailed",
     "StepInfo",
     "StepInterrupted",

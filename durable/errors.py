@@ -200,6 +200,12 @@ class BudgetExceeded(DurableError):
     code = "BUDGET_EXCEEDED"
 
 
+class NoBudget(DurableError):
+    """``rt.raise_budget`` on a run with no budget over it: nothing was raised."""
+
+    code = "NO_BUDGET"
+
+
 class StepInterrupted(DurableError):
     """An ``at_most_once`` step started earlier and never finished; it was not run again."""
 
@@ -216,6 +222,7 @@ _BY_CODE: dict[str, type[DurableError]] = {
         StoreUnavailable,
         NoPendingWait,
         InvalidResponse,
+        NoBudget,
         WaitTimeout,
         StepTimeout,
         StepInterrupted,
@@ -252,6 +259,7 @@ __all__ = [
     "DurableError",
     "IdempotencyKeyMismatch",
     "InvalidResponse",
+    "NoBudget",
     "NoPendingWait",
     "NonDeterminismError",
     "RecoveryLimit",

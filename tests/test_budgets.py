@@ -103,7 +103,9 @@ async def test_a_reached_cap_parks_the_run_before_the_next_step(db: Path | str) 
             await rt.respond("loop", "yes")
         with pytest.raises(ValueError, match="below what run 'loop' spent"):
             await rt.raise_budget("loop", usd=1.0)
-        assert await rt.raise_budget("loop", usd=2.0) == durable.Budget(usd=2.0)
+        raised = await rt.raise_budget("loop", usd=2.0)
+        assert (raised.budget_run_id, raised.budget) == ("loop", durable.Budget(usd=2.0))
+        assert raised.usd == pytest.approx(1.2)
         assert await handle.result() == [f"call-{i}" for i in range(5)]
         assert (await rt.usage("loop")).usd == pytest.approx(2.0)
 
@@ -155,7 +157,8 @@ async def test_a_child_is_held_back_by_its_parents_budget(db: Path | str) -> Non
         assert CALLS == ["deep-0", "deep-1"]
         assert question.budget is not None and question.budget["run_id"] == "p"
         # Raising through the child raises the parent's budget, which holds it back.
-        assert await rt.raise_budget("p.0", usd=5.0) == durable.Budget(usd=5.0)
+        raised = await rt.raise_budget("p.0", usd=5.0)
+        assert (raised.budget_run_id, raised.budget) == ("p", durable.Budget(usd=5.0))
         assert await handle.result() == [f"deep-{i}" for i in range(4)]
         assert (await rt.usage("p")).budget == durable.Budget(usd=5.0)
 
@@ -199,7 +202,7 @@ async def test_no_budget_means_no_question_and_usage_still_counts(db: Path | str
         assert await handle.result() == ["sync-0", "sync-1"]
         usage = await rt.usage("free")
         assert (usage.usd, usage.budget, usage.budget_run_id) == (1.0, None, None)
-        with pytest.raises(durable.DurableError, match="no budget over it"):
+        with pytest.raises(durable.NoBudget, match="no budget over it"):
             await rt.raise_budget("free", usd=3)
         with pytest.raises(durable.RunNotFound):
             await rt.usage("nope")

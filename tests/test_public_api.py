@@ -17,6 +17,7 @@ def test_public_names_are_pinned() -> None:
         "InterruptedStep",
         "InvalidResponse",
         "Metrics",
+        "NoBudget",
         "NoPendingWait",
         "NonDeterminismError",
         "PendingWait",
@@ -32,6 +33,7 @@ def test_public_names_are_pinned() -> None:
         "Runtime",
         "ScheduleInfo",
         "SerializationError",
+        "Spend",
         "StepFailed",
         "StepInfo",
         "StepInterrupted",
@@ -88,6 +90,7 @@ def test_error_codes_are_stable() -> None:
     assert codes == {
         "DurableError": "DURABLE",
         "BudgetExceeded": "BUDGET_EXCEEDED",
+        "NoBudget": "NO_BUDGET",
         "CorruptJournal": "CORRUPT_JOURNAL",
         "StepFailed": "STEP_FAILED",
         "WorkflowFailed": "WORKFLOW_FAILED",

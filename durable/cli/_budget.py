@@ -55,21 +55,12 @@ def add_commands(command: Any) -> None:
 async def raise_budget(rt: durable.Runtime, args: argparse.Namespace) -> None:
     if args.usd is None and args.tokens is None:
         raise Exit("budget needs the new cap: --usd AMOUNT, --tokens N, or both", USAGE)
-    holder = await holder_of(rt, args.run_id)
     raised = await rt.raise_budget(args.run_id, usd=args.usd, tokens=args.tokens)
+    assert raised.budget is not None  # the caps just raised
     if args.json:
-        _print_json({"budget_run_id": holder, "budget": raised.to_dict()})
+        _print_json({"budget_run_id": raised.budget_run_id, "budget": raised.budget.to_dict()})
         return
-    print(f"raised the budget of run {holder} to {caps_text(raised)}")
-
-
-async def holder_of(rt: durable.Runtime, run_id: str) -> str | None:
-    """The run whose budget ``rt.raise_budget(run_id)`` raises: the one its open budget
-    question names, else the nearest at or above it (None: no budget applies)."""
-    for wait in await rt.pending_waits(run_id):
-        if wait.input_type == "budget" and wait.budget:
-            return str(wait.budget["run_id"])
-    return (await rt.usage(run_id)).budget_run_id
+    print(f"raised the budget of run {raised.budget_run_id} to {caps_text(raised.budget)}")
 
 
 async def usage(rt: durable.Runtime, args: argparse.Namespace) -> None:

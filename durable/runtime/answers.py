@@ -16,7 +16,7 @@ from durable._base.codec import encode
 from durable._base.ids import check_name
 from durable._base.numbers import seconds
 from durable.errors import CorruptJournal, DurableError, InvalidResponse, NoPendingWait
-from durable.journal.budget import Budget
+from durable.journal.budget import Usage
 from durable.journal.info import PendingWait, RunInfo
 from durable.journal.kinds import CHILD_ENDED, MESSAGE, QUESTIONS
 from durable.journal.records import EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
@@ -102,9 +102,10 @@ class Answers:
                 f"wait {wait.wait_id!r} of run {run_id!r} was answered already"
             ) from None
 
-    async def raise_budget(self, run_id: str, usd: float | None, tokens: int | None) -> Budget:
+    async def raise_budget(self, run_id: str, usd: float | None, tokens: int | None) -> Usage:
         """Raise the budget that holds ``run_id`` back (or the nearest over it), then let
-        every run that waits on that budget go on (a question on another budget stays)."""
+        every run that waits on that budget go on (a question on another budget stays);
+        returns the holder's usage under its new caps."""
         reading = self.reading
         reading.lifecycle.check_open()
         await reading.record(run_id)
@@ -120,7 +121,7 @@ class Answers:
                     expect = Expect(pending_wait=wait.wait_id)
                     with contextlib.suppress(RunEnded, WaitAnswered):
                         await self._send(member, wait.wait_id, answer, expect)
-        return raised
+        return await budgets.usage(reading.store, holder)
 
     async def send_event(self, run_id: str, name: str, payload: Any, key: str | None) -> None:
         check_name("run_id", run_id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable._base.codec import encode, loads
-from durable.errors import DurableError, RunNotFound
+from durable.errors import NoBudget, RunNotFound
 from durable.journal.budget import (
     Budget,
     Spend,
@@ -123,7 +123,7 @@ async def raise_caps(
     chain = await holders(store, record)
     holder = next((h for h in chain if holder_id in (None, h.run_id)), None)
     if holder is None:
-        raise DurableError(
+        raise NoBudget(
             f"run {run_id!r} has no budget over it to raise; start a run with"
             " budget=durable.Budget(...) or give its workflow one"
         )

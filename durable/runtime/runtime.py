@@ -394,10 +394,11 @@ class Runtime:
 
     async def raise_budget(
         self, run_id: str, *, usd: float | None = None, tokens: int | None = None
-    ) -> Budget:
+    ) -> Usage:
         """Raise the budget that holds the run back (or the nearest over it) to these
         caps, never below what was spent; every run waiting on it goes on. Returns the
-        new caps."""
+        usage of the run that holds that budget (``budget_run_id``), with its new caps.
+        ``NoBudget`` when no budget is over the run; ``ValueError`` for a bad amount."""
         return await self.answers.raise_budget(check_name("run_id", run_id), usd, tokens)
 
     async def usage(self, run_id: str) -> Usage:

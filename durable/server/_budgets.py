@@ -7,7 +7,6 @@ budget over it or one that has ended a 409 (``NO_BUDGET``, ``RUN_ENDED``).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from starlette.requests import Request
@@ -27,56 +26,19 @@ async def usage(rt: durable.Runtime, request: Request) -> Response:
 async def raise_budget(rt: durable.Runtime, request: Request) -> Response:
     """Raise the budget over the run to ``{"usd", "tokens"}`` (either may be left out or
     null: that cap stays); answers the new caps and the run that holds them."""
-    run_id = request.path_params["run_id"]
     body = await read_body(request)
     if not isinstance(body, dict) or set(body) - AMOUNTS:
         raise BadRequest('send {"usd": <dollars>, "tokens": <tokens>} (either may be null)')
-    usd, tokens = body.get("usd"), body.get("tokens")
-    problem = _amount_problem(usd, tokens)
-    if problem is not None:
-        return error("INVALID_AMOUNT", problem, 400)
-    holder = await _holder(rt, run_id)
-    if holder is None:
-        return error(
-            "NO_BUDGET",
-            f"run {run_id!r} has no budget over it to raise; start it with"
-            ' {"budget": {"usd": ...}} or give its workflow one',
-            409,
-        )
     try:
-        raised = await rt.raise_budget(run_id, usd=usd, tokens=tokens)
-    except ValueError as exc:  # below what the tree spent
+        raised = await rt.raise_budget(
+            request.path_params["run_id"], usd=body.get("usd"), tokens=body.get("tokens")
+        )
+    except ValueError as exc:  # no amount, a bad one, or one below what the tree spent
         return error("INVALID_AMOUNT", str(exc), 400)
-    except durable.DurableError as exc:
-        return error(exc.code, exc.message, 409 if exc.code == "RUN_ENDED" else None)
-    return JSON({"ok": True, "budget_run_id": holder, "budget": raised.to_dict()})
-
-
-def _amount_problem(usd: Any, tokens: Any) -> str | None:
-    """What is wrong with the amounts sent, or None."""
-    if usd is None and tokens is None:
-        return 'send the new cap: {"usd": 25.0}, {"tokens": 200000}, or both'
-    if usd is not None and (
-        isinstance(usd, bool)
-        or not isinstance(usd, int | float)
-        or not math.isfinite(usd)
-        or usd < 0
-    ):
-        return f"usd must be a number >= 0, got {usd!r}"
-    if tokens is not None and (
-        isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0
-    ):
-        return f"tokens must be a whole number >= 0, got {tokens!r}"
-    return None
-
-
-async def _holder(rt: durable.Runtime, run_id: str) -> str | None:
-    """The run whose budget a raise at ``run_id`` raises: the one its open budget question
-    names, else the nearest at or above it; None when no budget applies."""
-    for wait in await rt.pending_waits(run_id):
-        if wait.input_type == "budget" and wait.budget:
-            return str(wait.budget["run_id"])
-    return (await rt.usage(run_id)).budget_run_id
+    assert raised.budget is not None  # the caps just raised
+    return JSON(
+        {"ok": True, "budget_run_id": raised.budget_run_id, "budget": raised.budget.to_dict()}
+    )
 
 
 def start_budget(body: dict[str, Any]) -> durable.Budget | None:
