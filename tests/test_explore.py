@@ -102,6 +102,25 @@ async def test_the_same_error_after_every_crash_passes() -> None:
     assert report.outcome["failed"]["message"] == "always"
 
 
+@durable.step(retry=durable.RetryPolicy(max_attempts=2, initial_interval=0.01))
+async def declined() -> None:
+    raise ValueError("card declined")
+
+
+@durable.workflow(name="explore.step_fails")
+async def step_fails(ctx: durable.WorkflowContext) -> None:
+    await declined()
+
+
+async def test_a_step_that_fails_for_good_may_take_an_attempt_more_after_a_crash() -> None:
+    report = await explore_crashes(step_fails)
+    failed = report.outcome["failed"]
+    assert (failed["code"], failed["attempts"]) == ("STEP_FAILED", 2)
+    # A crash right after an attempt's start cuts that attempt short: it does not count
+    # against max_attempts, so the recovered run fails after one attempt more.
+    assert any(point.rerun_steps for point in report.crash_points)
+
+
 def _example(name: str) -> ModuleType:
     path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"explored_{name}", path)
