@@ -83,6 +83,8 @@ class Residency:
         self.loaded: dict[str, LiveRun] = {}
         self.unloaded: dict[str, _Unloaded] = {}
         self._waking: set[str] = set()
+        self._reloading = 0
+        """Reloads in flight: the runs they load are neither loaded nor unloaded yet."""
         self._tasks = TaskSet()
 
     def launch(self, record: RunRecord, wf: Workflow[Any, Any], journal: RunJournal) -> LiveRun:
@@ -242,7 +244,7 @@ class Residency:
         """Every run here waits (for time or news) and none is being loaded: for a
         virtual clock, which skips only then."""
         runs = self.loaded.values()
-        return not self._waking and all(run.idle for run in runs)
+        return not self._waking and not self._reloading and all(run.idle for run in runs)
 
     def _rebuild_if_idle(self, live: LiveRun) -> None:
         position = live.positions_used
@@ -288,7 +290,16 @@ class Residency:
         await asyncio.sleep(0)  # let the other runs woken in this moment join
         run_ids, self._waking = sorted(self._waking), set()
         if self.lifecycle.is_open:
+            await self._reload(run_ids)
+
+    async def _reload(self, run_ids: list[str]) -> None:
+        """Load runs again; a virtual clock does not skip time meanwhile."""
+        self._reloading += 1
+        try:
             await self.host.reload(run_ids)
+        finally:
+            self._reloading -= 1
+        self.skipping.poke()
 
     async def _rebuild(self, old: LiveRun, replayed_at: set[int]) -> None:
         """Replace a retired run by a new incarnation replayed from the stored journal."""
@@ -297,7 +308,7 @@ class Residency:
         if not self.lifecycle.is_open or self.loaded.get(old.run_id) is not old:
             return
         self.host.run_ended(old)
-        await self.host.reload([old.run_id])
+        await self._reload([old.run_id])  # counted as reloading before it yields
         new = self.loaded.get(old.run_id)
         if new is not None:
             new.replayed_at = replayed_at
