@@ -92,3 +92,21 @@ async def step_streamer(ctx: durable.WorkflowContext, count: int, pace: float) -
     written = await stream_values(count, pace)
     await ctx.close_stream("values")
     return written
+
+
+@durable.step
+async def charged(i: int) -> int:
+    durable.charge(usd=0.001, tokens=10)
+    return i
+
+
+@durable.workflow(name="bench.spender")
+async def spender(ctx: durable.WorkflowContext, steps: int) -> int:
+    for i in range(steps):
+        await charged(i)
+    return steps
+
+
+@durable.workflow(name="bench.spending_parent", budget=durable.Budget(usd=1e9))
+async def spending_parent(ctx: durable.WorkflowContext, steps: int) -> int:
+    return await spender(steps)

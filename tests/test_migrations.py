@@ -37,6 +37,7 @@ RELEASED = {
     "sqlite/0011_trace.sql": "7edcdc0ba49765e3",
     "sqlite/0012_run_epoch.sql": "e667814150f4cc07",
     "sqlite/0013_owner_executes.sql": "7658c3718d07fe58",
+    "sqlite/0014_spend_events.sql": "ebbecbcb31625d20",
     "postgres/0001_runs_and_events.sql": "46d9ae71d0d53b83",
     "postgres/0002_writers_and_run_inputs.sql": "401f8f08428e7bfd",
     "postgres/0003_journal_marks.sql": "1482cc0657f67b74",
@@ -46,6 +47,7 @@ RELEASED = {
     "postgres/0007_functions_only.sql": "7de3e5b65af88a6f",
     "postgres/0008_run_epoch.sql": "acfff87e1184f852",
     "postgres/0009_owner_executes.sql": "181f7c7c0f5b73b8",
+    "postgres/0010_spend_events.sql": "2a0574193f9c6901",
 }
 """Every released migration file and the start of its text's sha256. A new file gets a
 line here; a line never changes: a file that journals have run cannot change under them."""

@@ -36,7 +36,6 @@ ALLOWED_IN_SQL = {
     # Fixed pieces seen once the scan also read f-strings that begin with {...}: column
     # lists and clauses of the stores, and $n placeholder numbers.
     "_RUN_READ",
-    "of_kinds",  # "AND kind IN (?,?)": placeholders only
     "_RUN_SELECT",
     "_RUN_FROM",
     "last_seq",

@@ -53,12 +53,6 @@ async def test_events_are_numbered_per_run_and_messages_follow_every_earlier_mes
     journals = await store.load_events(["a", "b", "c"])
     assert [e.seq for e in journals["a"]] == [1, 2, m2, m2 + 1]
     assert journals["c"] == []
-    only = await store.load_events(["a", "b", "c"], kinds=("message", "no.such.kind"))
-    assert {run_id: [e.seq for e in events] for run_id, events in only.items()} == {
-        "a": [m2],
-        "b": [m1],
-        "c": [],
-    }
 
 
 async def test_an_events_fields_come_back_as_they_were_written(store: Store) -> None:
@@ -375,3 +369,18 @@ async def test_a_run_tree_is_read_in_one_query(store: Store) -> None:
     }
     assert await store.run_tree("top.0") == {"top.0": None, "top.0.0": "top.0"}
     assert await store.run_tree("missing") == {}
+
+
+async def test_a_runs_spend_is_read_apart_from_its_journal(store: Store) -> None:
+    await store.create_run(run("a", "me"))
+    await store.create_run(run("b", "me"))
+    charge = NewEvent("a", None, "budget.charged", "s0", '{"position":0,"usd":1.0}', 1.0)
+    raised = NewEvent("b", None, "budget.raised", "budget", '{"usd":5.0}', 1.0)
+    await store.append("a", [step("a", 0), charge, message("a", "x")], claim="me@0")
+    await store.append("b", [raised], expect=Expect())
+    found = await store.spend_events(["a", "b", "c"])
+    assert {run_id: [e.kind for e in events] for run_id, events in found.items()} == {
+        "a": ["budget.charged"],
+        "b": ["budget.raised"],
+        "c": [],
+    }

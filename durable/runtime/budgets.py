@@ -26,7 +26,7 @@ from durable.journal.budget import (
     spent,
     start_budget,
 )
-from durable.journal.kinds import BUDGET_CHARGED, BUDGET_RAISED
+from durable.journal.kinds import BUDGET_RAISED
 from durable.journal.records import Expect, NewEvent, RunRecord
 from durable.store.ports import Store
 
@@ -60,7 +60,7 @@ async def held(store: Store, chain: Sequence[Holder]) -> dict[str, Any] | None:
     if not chain:
         return None
     tree = await _tree(store, chain[-1].run_id)
-    events = await store.load_events(list(tree), kinds=(BUDGET_CHARGED, BUDGET_RAISED))
+    events = await store.spend_events(list(tree))
     for holder in chain:
         budget = caps(holder.start, events.get(holder.run_id, []))
         if budget is None:
@@ -87,7 +87,7 @@ async def usage(store: Store, run_id: str) -> Usage:
     chain = await holders(store, record)
     tree = await _tree(store, run_id)
     ids = list(tree) + [holder.run_id for holder in chain if holder.run_id not in tree]
-    events = await store.load_events(ids, kinds=(BUDGET_CHARGED, BUDGET_RAISED))
+    events = await store.spend_events(ids)
     total = sum((spent(events[member]) for member in tree), Spend())
     budget = holder_id = None
     if chain:
@@ -128,7 +128,7 @@ async def raise_caps(
             " budget=durable.Budget(...) or give its workflow one"
         )
     tree = await _tree(store, holder.run_id)
-    events = await store.load_events(list(tree), kinds=(BUDGET_CHARGED, BUDGET_RAISED))
+    events = await store.spend_events(list(tree))
     now_caps = caps(holder.start, events[holder.run_id]) or holder.start
     spend = sum((spent(events[member]) for member in tree), Spend())
     if usd is not None and usd < spend.usd:

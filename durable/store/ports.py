@@ -118,11 +118,13 @@ class RunEvents(Protocol):
         """The run's events after ``seq``, in journal order (a reader following a run)."""
         ...
 
-    async def load_events(
-        self, run_ids: Sequence[str], kinds: Sequence[str] | None = None
-    ) -> dict[str, list[EventRecord]]:
-        """Every event of each run (superseded ones flagged), in journal order, in bulk;
-        with ``kinds``, only the events of those kinds."""
+    async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        """Every event of each run (superseded ones flagged), in journal order, in bulk."""
+        ...
+
+    async def spend_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        """Each run's ``budget.charged`` and ``budget.raised`` events, in journal order,
+        read through an index of their own (not the rest of the journal)."""
         ...
 
 

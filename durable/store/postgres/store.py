@@ -266,15 +266,19 @@ class PostgresStore:
         )
         return [_event(row) for row in rows]
 
-    async def load_events(
-        self, run_ids: Sequence[str], kinds: Sequence[str] | None = None
-    ) -> dict[str, list[EventRecord]]:
+    async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        return await self._events_of(run_ids, "")
+
+    async def spend_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        # Spelled as the partial index events_spend has them, so that it is used.
+        return await self._events_of(run_ids, "AND kind IN ('budget.charged', 'budget.raised')")
+
+    async def _events_of(self, run_ids: Sequence[str], where: str) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
         rows = await self._fetch(
             f"SELECT {_EVENT_COLUMNS} FROM {self._s}.events WHERE run_id = ANY($1::text[])"
-            " AND ($2::text[] IS NULL OR kind = ANY($2::text[])) ORDER BY run_id, seq",
+            f" {where} ORDER BY run_id, seq",
             list(run_ids),
-            None if kinds is None else list(kinds),
         )
         for row in rows:
             result[row[1]].append(_event(row))

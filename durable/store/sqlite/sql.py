@@ -92,6 +92,13 @@ WITH RECURSIVE tree (run_id, parent_run_id) AS (
 )
 SELECT run_id, parent_run_id FROM tree
 """
+EVENTS_OF = f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN"
+SPEND_OF = f"SELECT {_EVENT_COLUMNS} FROM events INDEXED BY events_spend WHERE run_id IN"
+"""A run's spend through its partial index, not the rest of the journal (stream values may
+number thousands), whatever the planner guesses without statistics."""
+SPEND_TAIL = "AND kind IN ('budget.charged', 'budget.raised') ORDER BY run_id, seq"
+"""The kinds spelled as the partial index ``events_spend`` has them (a query can use
+that index only when it says the same)."""
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 WAL_AUTOCHECKPOINT = 10_000
 

@@ -48,7 +48,10 @@ from durable.store.sqlite.sql import (
     _RUN_READ,
     _SCHEDULE_READ,
     _SYNCHRONOUS,
+    EVENTS_OF,
     RUN_TREE,
+    SPEND_OF,
+    SPEND_TAIL,
     WAL_AUTOCHECKPOINT,
     check_expected,
     event_record,
@@ -359,32 +362,28 @@ class SqliteStore:
         )
         return [event_record(row) for row in rows]
 
-    async def load_events(
-        self, run_ids: Sequence[str], kinds: Sequence[str] | None = None
+    async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        return await self._events_of(run_ids, EVENTS_OF, "ORDER BY run_id, seq")
+
+    async def spend_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
+        return await self._events_of(run_ids, SPEND_OF, SPEND_TAIL)
+
+    async def _events_of(
+        self, run_ids: Sequence[str], head: str, tail: str
     ) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
-        marks = ",".join("?" * len(kinds or ()))
-        of_kinds = "" if kinds is None else f"AND kind IN ({marks})"
-        for row in await self._fetch_for(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN",
-            run_ids,
-            f"{of_kinds} ORDER BY run_id, seq",
-            kinds or (),
-        ):
+        for row in await self._fetch_for(head, run_ids, tail):
             result[row[1]].append(event_record(row))
         return result
 
-    async def _fetch_for(
-        self, head: str, ids: Sequence[str], tail: str = "", after: Sequence[str] = ()
-    ) -> list[Any]:
-        """``head (?,?,...) tail`` for every id (``tail``'s parameters ``after``), 500 ids a
-        query (SQLite's limit is higher, but a reader hop per 500 rows keeps other reads
-        from waiting long)."""
+    async def _fetch_for(self, head: str, ids: Sequence[str], tail: str = "") -> list[Any]:
+        """``head (?,?,...) tail`` for every id, 500 ids a query (SQLite's limit is higher,
+        but a reader hop per 500 rows keeps other reads from waiting long)."""
         rows: list[Any] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows.extend(await self._fetchall(f"{head} ({marks}) {tail}", [*chunk, *after]))
+            rows.extend(await self._fetchall(f"{head} ({marks}) {tail}", chunk))
         return rows
 
     async def changes_since(self, seq: int) -> list[EventRecord]:
