@@ -5,6 +5,7 @@ queues and schedules, and what resume says it did."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,6 +32,18 @@ def serve_web(db: Path | str, *extra: str, **env: str) -> tuple[subprocess.Popen
     args = ("--db", str(db), "serve", "tests.child", "tests.web_app", "--port", str(port))
     proc = durable_process(*args, *extra, ready="durable serve:", **env)
     return proc, f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def web_site(db: Path | str, *extra: str) -> Iterator[tuple[str, httpx.Client]]:
+    """A served web view (``serve_web``) and a client of its API, stopped after."""
+    proc, url = serve_web(db, *extra)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            yield url, client
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .test_server_reads import serve_web, until_status
+from .test_server_reads import until_status, web_site
 from .test_web_debugger import page, shoot
 from .test_web_view import browser_path
 
@@ -21,13 +21,8 @@ __all__ = ["browser_path", "page"]
 
 @pytest.fixture
 def site(db: Path | str) -> Iterator[tuple[str, httpx.Client]]:
-    proc, url = serve_web(db, "--module", "tests.budget_app")
-    try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield url, client
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+    with web_site(db, "--module", "tests.budget_app") as served:
+        yield served
 
 
 def test_raise_the_budget_in_the_page_then_stop(

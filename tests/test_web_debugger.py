@@ -21,7 +21,7 @@ import pytest
 from durable.workflow.step_info import idempotency_key
 
 from .seeded_runs import seed
-from .test_server_reads import serve_web, until_status
+from .test_server_reads import until_status, web_site
 from .test_web_view import FLAGS, browser_path
 
 __all__ = ["browser_path"]
@@ -37,13 +37,8 @@ def seeded(db: Path | str) -> None:
 
 @pytest.fixture
 def site(db: Path | str) -> Iterator[tuple[str, httpx.Client]]:
-    proc, url = serve_web(db)
-    try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield url, client
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+    with web_site(db) as served:
+        yield served
 
 
 @pytest.fixture
