@@ -11,6 +11,7 @@ import pytest
 
 import durable
 
+from .journal_sql import execute
 from .processes import finish, sigkill, spawn, wait_for_line
 
 CALLS: list[str] = []
@@ -324,3 +325,143 @@ async def test_one_raise_lets_every_held_call_of_the_tree_go_on(db: Path | str) 
         await rt.raise_budget("fan", tokens=1000)
         assert await handle.result() == ["first", "fan-0", "fan-1", "fan-2"]
         assert (await rt.usage("fan")).tokens == 130
+
+
+async def test_a_budget_whose_holder_ended_is_raised_for_the_child_still_spending(
+    db: Path | str,
+) -> None:
+    @durable.workflow(name="budget.left_behind", budget=durable.Budget(usd=1.0))
+    async def left_behind(ctx: durable.WorkflowContext) -> str:
+        await ctx.start_child(loop_free, 6)  # not awaited: the child goes on alone
+        return "done"
+
+    async with durable.Runtime(db) as rt:
+        assert await (await rt.start(left_behind, run_id="lb")).result() == "done"
+        question = await rt.wait_for_question("lb.0", timeout=10)
+        assert question.budget is not None and question.budget["run_id"] == "lb"
+        raised = await rt.raise_budget("lb.0", usd=10.0)
+        assert (raised.budget_run_id, raised.budget) == ("lb", durable.Budget(usd=10.0))
+        assert len(await rt.handle("lb.0").result()) == 6
+
+
+@durable.workflow(name="budget.loop_free")
+async def loop_free(ctx: durable.WorkflowContext, rounds: int) -> list[str]:
+    return [await model_call(f"free-{i}") for i in range(rounds)]
+
+
+async def test_a_held_call_that_loses_a_race_withdraws_its_question(db: Path | str) -> None:
+    @durable.workflow(name="budget.race", budget=durable.Budget(tokens=100))
+    async def race(ctx: durable.WorkflowContext) -> str:
+        await model_call("first", 0.0, 100)
+        index, _ = await ctx.first(model_call("held", 0.0, 1), ctx.wait_for_event("go"))
+        answer = await ctx.wait_for_user("Done?")
+        return f"{index} {answer}"
+
+    async with durable.Runtime(db, always_replay=True) as rt:
+        handle = await rt.start(race, run_id="race")
+        question = await rt.wait_for_question("race", timeout=10)
+        assert question.input_type == "budget"
+        await rt.send_event("race", "go")
+        deadline = time.monotonic() + 10
+        while [w.question for w in await rt.pending_waits("race")] != ["Done?"]:
+            assert time.monotonic() < deadline, await rt.pending_waits("race")
+            await asyncio.sleep(0.01)
+        await rt.respond("race", "yes")  # no wait_id: the only question left
+        assert await handle.result() == "1 yes"
+        assert await rt.pending_waits("race") == []
+    assert CALLS == ["first"]
+
+
+async def test_an_unreadable_budget_fails_its_own_tree_and_no_other_run(db: Path | str) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(loop, 5, run_id="good")
+        await rt.wait_for_question("good", timeout=10)
+        await rt.start(loop, 5, run_id="bad")
+        await rt.wait_for_question("bad", timeout=10)
+    async with durable.Runtime(db) as rt:
+        await rt.raise_budget("bad", usd=2.0)
+        await rt.raise_budget("good", usd=2.0)
+    # A raise no version writes, made by hand: the bad run's budget cannot be read.
+    execute(
+        db,
+        "UPDATE events SET payload = ? WHERE run_id = ? AND kind = ?",
+        ('{"usd": "lots"}', "bad", "budget.raised"),
+    )
+    async with durable.Runtime(db) as rt:
+        with pytest.raises(durable.CorruptJournal, match="budget of run 'bad'"):
+            await rt.usage("bad")
+        assert (await rt.usage("good")).budget == durable.Budget(usd=2.0)
+        with pytest.raises(durable.WorkflowFailed, match="budget of run 'bad'"):
+            await rt.handle("bad").result()
+        assert len(await rt.handle("good").result()) == 5
+
+
+async def test_ten_charges_of_a_tenth_reach_a_cap_of_one(db: Path | str) -> None:
+    @durable.workflow(name="budget.tenths", budget=durable.Budget(usd=1.0))
+    async def tenths(ctx: durable.WorkflowContext) -> list[str]:
+        return [await model_call(f"tenth-{i}", 0.1, 0) for i in range(11)]
+
+    async with durable.Runtime(db) as rt:
+        await rt.start(tenths, run_id="tenths")
+        question = await rt.wait_for_question("tenths", timeout=10)
+        assert question.wait_id == "budget:10"  # 0.1 ten times is the cap, not under it
+        raised = await rt.raise_budget("tenths", usd=1.0)  # at what was spent: allowed
+        assert raised.budget == durable.Budget(usd=1.0)
+
+
+async def test_a_rerun_asks_again_and_no_earlier_answer_answers_it(db: Path | str) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(loop, 6, run_id="again")
+        await rt.wait_for_question("again", timeout=10)
+        await rt.raise_budget("again", usd=1.3)  # position 3 goes on: 1.6 spent
+        assert (await rt.wait_for_question("again", timeout=10)).wait_id == "budget:4"
+        await rt.respond("again", "stop")
+        assert (await rt.handle("again").result())[-1] == "stopped"
+        calls = list(CALLS)
+        await rt.rerun_from("again", 3)
+        question = await rt.wait_for_question("again", timeout=10)
+        # Asked anew at position 3; the raise that answered it before does not.
+        assert question.wait_id == "budget:3.2"
+        assert question.budget is not None
+        assert question.budget["spent"]["usd"] == pytest.approx(1.6)
+        assert [w.wait_id for w in await rt.pending_waits("again")] == ["budget:3.2"]
+        assert calls == CALLS
+        await rt.respond("again", "stop")
+        assert await rt.handle("again").result() == [
+            "call-0",
+            "call-1",
+            "call-2",
+            "stopped",
+        ]
+
+
+async def test_a_charge_no_version_writes_fails_the_run_that_checks_it(db: Path | str) -> None:
+    async with durable.Runtime(db) as rt:
+        await rt.start(loop, 5, run_id="victim")
+        await rt.wait_for_question("victim", timeout=10)
+        await rt.start(loop, 5, run_id="other")
+        await rt.wait_for_question("other", timeout=10)
+    # A credit written by hand: counted, it would let the run spend past its cap.
+    execute(
+        db,
+        "UPDATE events SET payload = ? WHERE run_id = ? AND kind = ?",
+        ('{"position": 0, "usd": -100}', "victim", "budget.charged"),
+    )
+    async with durable.Runtime(db) as rt:
+        with pytest.raises(durable.CorruptJournal, match="a charge no version writes"):
+            await rt.usage("victim")
+        await rt.raise_budget("other", usd=5.0)
+        assert len(await rt.handle("other").result()) == 5
+        handle = await rt.start(charges_too_much, run_id="too-much")
+        with pytest.raises(durable.WorkflowFailed, match="a charge holds at most"):
+            await handle.result()
+
+
+@durable.step
+async def too_much() -> None:
+    durable.charge(usd=1e13)
+
+
+@durable.workflow(name="budget.too_much")
+async def charges_too_much(ctx: durable.WorkflowContext) -> None:
+    await too_much()

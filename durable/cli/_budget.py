@@ -30,8 +30,10 @@ def usd_amount(text: str) -> float:
 def token_amount(text: str) -> int:
     """A number of tokens for ``--tokens``: a whole number >= 0 (``1_000_000`` too)."""
     digits = text.replace("_", "")
-    if not (digits.isascii() and digits.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of tokens, e.g. 200000")
+    if not (digits.isascii() and digits.isdigit()) or int(digits) >= 2**63:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number of tokens below 2**63, e.g. 200000"
+        )
     return int(digits)
 
 
@@ -114,8 +116,8 @@ def spend_text(usd: float, tokens: int) -> str:
 
 
 async def usages(rt: durable.Runtime, runs: list[durable.RunInfo]) -> list[durable.Usage | None]:
-    """What each run's tree spent (``rt.usage``: a few queries a run, about a millisecond
-    on SQLite), None for a run whose journal cannot be read."""
+    """What each run's tree spent (``rt.usage``), None for a run whose journal or budget
+    cannot be read."""
     found: list[durable.Usage | None] = []
     for run in runs:
         try:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 import durable
-from durable.cli._budget import caps_text, charges_by_position, spend_text
+from durable.cli._budget import charges_by_position, spend_text
 from durable.journal.kinds import (
     BUDGET_CHARGED,
     BUDGET_RAISED,
@@ -301,24 +301,36 @@ def _line(group: list[dict[str, Any]]) -> str:
 
 
 def _held(gate: list[dict[str, Any]]) -> str:
-    """A budget question whose call never started: open, or answered 'stop'."""
-    held = gate[0]["payload"].get("budget") or {}
-    spent, cap, unit = held.get("spent") or {}, held.get("cap") or {}, held.get("unit")
-    amounts = f"{spent.get(unit)} of {cap.get(unit)} {unit}"
-    if unit == "usd":
-        amounts = f"${spent.get(unit, 0):.4f} of ${cap.get(unit)}"
+    """A budget question whose call never started: open, stopped, or withdrawn (the call
+    was cancelled). Shown as stored, whatever odd values it holds."""
+    held = _object(_object(gate[0]["payload"]).get("budget"))
+    unit = str(held.get("unit"))
+    spent, cap = _object(held.get("spent")).get(unit), _object(held.get("cap")).get(unit)
+    amounts = f"{spent} of {cap} {unit}"
+    if unit == "usd" and all(isinstance(n, int | float) for n in (spent, cap)):
+        amounts = f"${spent:.4f} of ${cap}"
     what = f"budget of run {held.get('run_id')} reached: {amounts}"
-    if gate[-1]["kind"] == WAIT_COMPLETED:
-        return f"{what}; answered 'stop', the call did not start"
-    holder = held.get("run_id")
-    return f"{what}; waiting (durable budget {holder} --{unit} N, or durable respond RUN stop)"
+    if gate[-1]["kind"] != WAIT_COMPLETED:
+        holder = held.get("run_id")
+        return f"{what}; waiting (durable budget {holder} --{unit} N, or durable respond RUN stop)"
+    answer = _object(gate[-1]["payload"])
+    if answer.get("withdrawn"):
+        return f"{what}; withdrawn: the call was cancelled while held"
+    value = answer.get("value")
+    said = repr(value) if isinstance(value, str) else orjson.dumps(value).decode()
+    return f"{what}; answered {said}, the call did not start"
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _unpositioned(event: dict[str, Any]) -> str:
     if event["kind"] == MESSAGE:
         return f"message {event['name']!r} received: {orjson.dumps(event['payload']).decode()}"
-    if event["kind"] == BUDGET_RAISED and isinstance(event["payload"], dict):
-        return f"budget raised to {caps_text(durable.Budget(**event['payload']))}"
+    if event["kind"] == BUDGET_RAISED:
+        caps = _object(event["payload"])
+        return f"budget raised to usd {caps.get('usd')}, tokens {caps.get('tokens')}"
     if event["kind"] == RERUN:
         return f"re-run from position {event['payload']['position']}"
     return str(event["kind"])

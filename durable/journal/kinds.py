@@ -89,9 +89,12 @@ def user_wait_id(position: int) -> str:
     return f"{USER_WAIT_PREFIX}{position}"
 
 
-def budget_gate_id(position: int) -> str:
-    """The name of the budget question that holds back the call at ``position``."""
-    return f"{BUDGET_GATE_PREFIX}{position}"
+def budget_gate_id(position: int, asked_before: int = 0) -> str:
+    """The name of the budget question that holds back the call at ``position``; one
+    asked there again after a re-run superseded ``asked_before`` of them has a name of
+    its own (``budget:3.2``), so no answer to a superseded question answers it."""
+    suffix = f".{asked_before + 1}" if asked_before else ""
+    return f"{BUDGET_GATE_PREFIX}{position}{suffix}"
 
 
 def is_gate(event_name: str) -> bool:

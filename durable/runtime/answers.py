@@ -19,7 +19,14 @@ from durable.errors import CorruptJournal, DurableError, InvalidResponse, NoPend
 from durable.journal.budget import Usage
 from durable.journal.info import PendingWait, RunInfo
 from durable.journal.kinds import CHILD_ENDED, MESSAGE, QUESTIONS
-from durable.journal.records import EventRecord, Expect, NewEvent, RunEnded, WaitAnswered
+from durable.journal.records import (
+    TERMINAL,
+    EventRecord,
+    Expect,
+    NewEvent,
+    RunEnded,
+    WaitAnswered,
+)
 from durable.journal.run_journal import RunJournal
 from durable.runtime import budgets
 from durable.runtime.options import RuntimeOptions
@@ -43,7 +50,8 @@ class Answers:
         reading = self.reading
         reading.lifecycle.check_open()
         if run_id is not None:
-            await reading.record(run_id)
+            if (await reading.record(run_id)).status in TERMINAL:
+                return []  # an ended run asks nothing, whatever its journal left open
             run_ids = [run_id]
         else:
             run_ids = [record.run_id for record in await reading.unfinished()]
@@ -105,7 +113,7 @@ class Answers:
     async def raise_budget(self, run_id: str, usd: float | None, tokens: int | None) -> Usage:
         """Raise the budget that holds ``run_id`` back (or the nearest over it), then let
         every run that waits on that budget go on (a question on another budget stays);
-        returns the holder's usage under its new caps."""
+        returns the holder's usage under its new caps, as it stood when raised."""
         reading = self.reading
         reading.lifecycle.check_open()
         await reading.record(run_id)
@@ -114,6 +122,7 @@ class Answers:
         holder, raised = await budgets.raise_caps(
             reading.store, run_id, named, usd, tokens, reading.clock.now()
         )
+        usage = await budgets.usage(reading.store, holder)  # as it stands when raised
         answer = encode({"raised": raised.to_dict()})
         for member in await budgets.tree_ids(reading.store, holder):
             for wait in await self.pending(member):
@@ -121,7 +130,7 @@ class Answers:
                     expect = Expect(pending_wait=wait.wait_id)
                     with contextlib.suppress(RunEnded, WaitAnswered):
                         await self._send(member, wait.wait_id, answer, expect)
-        return await budgets.usage(reading.store, holder)
+        return usage
 
     async def send_event(self, run_id: str, name: str, payload: Any, key: str | None) -> None:
         check_name("run_id", run_id)

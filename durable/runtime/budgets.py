@@ -16,6 +16,7 @@ from typing import Any
 from durable._base.codec import encode, loads
 from durable.errors import NoBudget, RunNotFound
 from durable.journal.budget import (
+    SPEND_TOLERANCE,
     Budget,
     Spend,
     Usage,
@@ -46,7 +47,7 @@ async def holders(store: Store, record: RunRecord) -> list[Holder]:
     current: RunRecord | None = record
     while current is not None and current.run_id not in seen:
         seen.add(current.run_id)
-        budget = start_budget(_input(current))
+        budget = start_budget(_input(current), current.run_id)
         if budget is not None:
             found.append(Holder(current.run_id, budget))
         parent = current.parent_run_id
@@ -131,7 +132,7 @@ async def raise_caps(
     events = await store.spend_events(list(tree))
     now_caps = caps(holder.start, events[holder.run_id]) or holder.start
     spend = sum((spent(events[member]) for member in tree), Spend())
-    if usd is not None and usd < spend.usd:
+    if usd is not None and usd < spend.usd - SPEND_TOLERANCE:
         raise ValueError(f"usd={usd} is below what run {holder.run_id!r} spent: ${spend.usd:.4f}")
     if tokens is not None and tokens < spend.tokens:
         raise ValueError(
@@ -142,7 +143,10 @@ async def raise_caps(
         tokens=now_caps.tokens if tokens is None else tokens,
     )
     text = encode(raised.to_dict())
-    await store.send(NewEvent(holder.run_id, None, BUDGET_RAISED, "budget", text, now), Expect())
+    # A holder that ended may still have runs below it that spend (a child it started and
+    # did not await): its budget is raised all the same.
+    raise_event = NewEvent(holder.run_id, None, BUDGET_RAISED, "budget", text, now)
+    await store.send(raise_event, Expect(active=False))
     return holder.run_id, raised
 
 

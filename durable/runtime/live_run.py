@@ -138,7 +138,8 @@ class LiveRun:
     def charge(self, step: str, record: str) -> None:
         if self._loop_thread != threading.get_ident():  # a sync step's worker thread
             context = contextvars.copy_context()  # the step's span, for its attributes
-            self._loop.call_soon_threadsafe(self.charge, step, record, context=context)
+            with contextlib.suppress(RuntimeError):  # the loop closed: the run stopped here
+                self._loop.call_soon_threadsafe(self.charge, step, record, context=context)
             return
         if self.retired:
             return  # this copy lost the run: its steps' spend is no longer its to write
@@ -150,9 +151,13 @@ class LiveRun:
         if self._charged is not None:  # this run's own charges count: wait for them
             await asyncio.wait([self._charged])
         self.check_running()
-        if self._budget_holders is None:
-            self._budget_holders = await holders(self.store, self.record)
-        return await held(self.store, self._budget_holders)
+        try:
+            if self._budget_holders is None:
+                self._budget_holders = await holders(self.store, self.record)
+            return await held(self.store, self._budget_holders)
+        except CorruptJournal as error:  # a budget over the run cannot be read
+            self.fatal(error)
+            raise
 
     def void(self, position: int, attempt: int) -> None:
         if self.retired or self.cancel_requested:

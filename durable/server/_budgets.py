@@ -2,7 +2,7 @@
 cap over a run (``POST /api/runs/{id}/budget``), and the budget a started run is given.
 
 A bad amount or one below what was spent is a 400 (``INVALID_AMOUNT``), a run with no
-budget over it or one that has ended a 409 (``NO_BUDGET``, ``RUN_ENDED``).
+budget over it a 409 (``NO_BUDGET``).
 """
 
 from __future__ import annotations

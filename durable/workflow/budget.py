@@ -13,12 +13,14 @@ the journaled answer, so it takes the same path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from decimal import Decimal
 from typing import Any
 
 from durable._base.codec import encode
 from durable.errors import BudgetExceeded, DurableError
-from durable.journal.budget import charge_payload, check_amounts
+from durable.journal.budget import charge_payload, check_charge
 from durable.journal.kinds import WAIT_COMPLETED, WAIT_STARTED, budget_gate_id, is_gate
 from durable.workflow import current as _current
 from durable.workflow.calls import Calls
@@ -32,7 +34,7 @@ def charge(*, usd: float | Decimal = 0.0, tokens: int = 0) -> None:
     """Record spend of the running step against its run's budget: journaled at once
     (tagged with the step's position and attempt), so it counts even if the attempt
     then crashes, and never twice. Not awaited; callable from a sync step's thread."""
-    check_amounts(usd, tokens, "durable.charge()'s")
+    check_charge(usd, tokens)
     scope = _current.step.get()
     if scope is None or scope.host is None:
         raise DurableError(
@@ -51,12 +53,15 @@ async def gate(calls: Calls, position: int) -> None:
     the run is reached: a journaled answer is taken again, a new check is made only for
     a call that never began. ``BudgetExceeded`` when the answer was ``"stop"``."""
     host = calls.host
-    name = budget_gate_id(position)
     events = host.journal.at(position)
     if any(not is_gate(event.name) for event in events):
         return  # the call began: it was let through before
+    name = events[0].name if events else _fresh_name(calls, position)
     if events and events[-1].kind == WAIT_COMPLETED:
-        _outcome(calls, calls.read(events[0]), calls.read(events[-1]).get("value"))
+        answer = calls.read(events[-1])
+        if answer.get("withdrawn"):
+            await _never(calls, name)  # cancelled while held, as replay will cancel it
+        _outcome(calls, calls.read(events[0]), answer.get("value"))
         return
     if events:
         question = calls.read(events[0])
@@ -64,20 +69,51 @@ async def gate(calls: Calls, position: int) -> None:
         held = await host.over_budget()
         if held is None:
             return
-        question = {
-            "question": held.pop("question"),
-            "input_type": "budget",
-            "options": GATE_OPTIONS,
-            "deadline": None,
-            "budget": held,
-        }
+        question = _question(held)
         await host.append(position, WAIT_STARTED, name, encode(question))
-    while True:
-        message = host.journal.take_message(name)
-        if message is not None:
-            _outcome(calls, question, await answered(calls, position, name, message))
+        if await host.over_budget() is None:  # raised while it was being asked
+            await host.append(position, WAIT_COMPLETED, name, _RAISED_MEANWHILE)
             return
-        await host.suspend("waiting", None, name)
+    try:
+        while True:
+            message = host.journal.take_message(name)
+            if message is not None:
+                _outcome(calls, question, await answered(calls, position, name, message))
+                return
+            await host.suspend("waiting", None, name)
+    except asyncio.CancelledError:
+        # The held call was cancelled (it lost a race): nobody is to answer for it. A
+        # copy of the run stopped from outside writes nothing (the host refuses).
+        with contextlib.suppress(asyncio.CancelledError):
+            host.append_nowait(position, WAIT_COMPLETED, name, _WITHDRAWN)
+        raise
+
+
+_WITHDRAWN = '{"value":null,"withdrawn":true}'
+_RAISED_MEANWHILE = '{"value":{"raised":"while the question was asked"}}'
+
+
+def _fresh_name(calls: Calls, position: int) -> str:
+    superseded = calls.host.journal.all_at(position)
+    asked = sum(1 for event in superseded if event.kind == WAIT_STARTED and is_gate(event.name))
+    return budget_gate_id(position, asked)
+
+
+def _question(held: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "question": held.pop("question"),
+        "input_type": "budget",
+        "options": GATE_OPTIONS,
+        "deadline": None,
+        "budget": held,
+    }
+
+
+async def _never(calls: Calls, name: str) -> None:
+    """Wait for ever: a withdrawn question's call is cancelled by what cancelled it the
+    first time (the race it lost), never answered."""
+    while True:
+        await calls.host.suspend("waiting", None, name)
 
 
 def _outcome(calls: Calls, question: dict[str, Any], value: Any) -> None:

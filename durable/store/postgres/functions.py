@@ -173,21 +173,28 @@ def joined(writes: Iterable[Write]) -> list[Call]:
     share a call (a step's end and the next step's start: one call, not two). The call
     checks the claim, then changes the row, then adds the events in order, as the
     writes one by one would."""
-    calls: list[Call] = []
+    groups: list[list[Write]] = []
     for write in writes:
-        if calls and _joins(calls[-1].write, write):
-            before, counts = calls[-1]
-            both = write._replace(
-                positions=before.positions + write.positions,
-                kinds=before.kinds + write.kinds,
-                names=before.names + write.names,
-                payloads=before.payloads + write.payloads,
-                created=before.created + write.created,
-            )
-            calls[-1] = Call(both, [*counts, len(write.kinds)])
+        if groups and _joins(groups[-1][-1], write):
+            groups[-1].append(write)
         else:
-            calls.append(Call(write, [len(write.kinds)]))
-    return calls
+            groups.append([write])
+    return [_call(group) for group in groups]
+
+
+def _call(group: list[Write]) -> Call:
+    """One call for adjacent writes: the last one's checks and change of the row, every
+    write's events in order (concatenated once, however many writes share it)."""
+    last = group[-1]
+    if len(group) > 1:
+        last = last._replace(
+            positions=[value for write in group for value in write.positions],
+            kinds=[value for write in group for value in write.kinds],
+            names=[value for write in group for value in write.names],
+            payloads=[value for write in group for value in write.payloads],
+            created=[value for write in group for value in write.created],
+        )
+    return Call(last, [len(write.kinds) for write in group])
 
 
 def _joins(before: Write, write: Write) -> bool:
