@@ -378,9 +378,15 @@ async def test_a_runs_spend_is_read_apart_from_its_journal(store: Store) -> None
     raised = NewEvent("b", None, "budget.raised", "budget", '{"usd":5.0}', 1.0)
     await store.append("a", [step("a", 0), charge, message("a", "x")], claim="me@0")
     await store.append("b", [raised], expect=Expect())
-    found = await store.spend_events(["a", "b", "c"])
+    found = await store.spend_events({"a": 0, "b": 0, "c": 0})
     assert {run_id: [e.kind for e in events] for run_id, events in found.items()} == {
         "a": ["budget.charged"],
         "b": ["budget.raised"],
         "c": [],
     }
+    (read,) = found["a"]
+    again = NewEvent("a", None, "budget.charged", "s1", '{"position":1,"usd":2.0}', 2.0)
+    await store.append("a", [again], claim="me@0")
+    later = await store.spend_events({"a": read.seq, "b": found["b"][0].seq})
+    assert [e.payload for e in later["a"]] == [again.payload]
+    assert later["b"] == []

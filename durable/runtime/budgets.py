@@ -9,7 +9,7 @@ process (a runtime, the CLI, the server) sees the same figures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from durable.journal.budget import (
     start_budget,
 )
 from durable.journal.kinds import BUDGET_RAISED
-from durable.journal.records import Expect, NewEvent, RunRecord
+from durable.journal.records import EventRecord, Expect, NewEvent, RunRecord
 from durable.store.ports import Store
 
 
@@ -55,19 +55,47 @@ async def holders(store: Store, record: RunRecord) -> list[Holder]:
     return found
 
 
-async def held(store: Store, chain: Sequence[Holder]) -> dict[str, Any] | None:
+class Ledger:
+    """What the runs of a tree have spent, and their raises, as last read: each check
+    reads only what was committed since (a run's events follow one another by seq), so
+    a run that charged ten thousand times costs its next check no more than its first."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, int] = {}
+        self._spend: dict[str, Spend] = {}
+        self._raised: dict[str, EventRecord] = {}
+
+    async def catch_up(self, store: Store, run_ids: Iterable[str]) -> None:
+        found = await store.spend_events({run_id: self._read.get(run_id, 0) for run_id in run_ids})
+        for run_id, events in found.items():
+            if not events:
+                continue
+            self._read[run_id] = events[-1].seq
+            self._spend[run_id] = self._spend.get(run_id, Spend()) + spent(events)
+            raises = [event for event in events if event.kind == BUDGET_RAISED]
+            if raises:
+                self._raised[run_id] = raises[-1]
+
+    def spend(self, run_ids: Iterable[str]) -> Spend:
+        return sum((self._spend.get(run_id, Spend()) for run_id in run_ids), Spend())
+
+    def caps(self, holder: Holder) -> Budget | None:
+        raised = self._raised.get(holder.run_id)
+        return caps(holder.start, [] if raised is None else [raised])
+
+
+async def held(store: Store, chain: Sequence[Holder], ledger: Ledger) -> dict[str, Any] | None:
     """The first budget of ``chain`` (nearest first) that its tree's spend has reached:
     the question to ask and what it is about; None when none is."""
     if not chain:
         return None
     tree = await _tree(store, chain[-1].run_id)
-    events = await store.spend_events(list(tree))
+    await ledger.catch_up(store, tree)
     for holder in chain:
-        budget = caps(holder.start, events.get(holder.run_id, []))
+        budget = ledger.caps(holder)
         if budget is None:
             continue
-        under = _below(tree, holder.run_id)
-        spend = sum((spent(events[run_id]) for run_id in under), Spend())
+        spend = ledger.spend(_below(tree, holder.run_id))
         unit = reached(budget, spend)
         if unit is not None:
             return {
@@ -88,7 +116,7 @@ async def usage(store: Store, run_id: str) -> Usage:
     chain = await holders(store, record)
     tree = await _tree(store, run_id)
     ids = list(tree) + [holder.run_id for holder in chain if holder.run_id not in tree]
-    events = await store.spend_events(ids)
+    events = await store.spend_events(dict.fromkeys(ids, 0))
     total = sum((spent(events[member]) for member in tree), Spend())
     budget = holder_id = None
     if chain:
@@ -129,7 +157,7 @@ async def raise_caps(
             " budget=durable.Budget(...) or give its workflow one"
         )
     tree = await _tree(store, holder.run_id)
-    events = await store.spend_events(list(tree))
+    events = await store.spend_events(dict.fromkeys(tree, 0))
     now_caps = caps(holder.start, events[holder.run_id]) or holder.start
     spend = sum((spent(events[member]) for member in tree), Spend())
     if usd is not None and usd < spend.usd - SPEND_TOLERANCE:

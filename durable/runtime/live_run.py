@@ -34,7 +34,7 @@ from durable.journal.records import (
 )
 from durable.journal.run_journal import RunJournal, unreplayed
 from durable.journal.streams import voided
-from durable.runtime.budgets import Holder, held, holders
+from durable.runtime.budgets import Holder, Ledger, held, holders
 from durable.runtime.supervision import Supervisor
 from durable.store.ports import WriteChain
 from durable.workflow import current as _current
@@ -91,6 +91,7 @@ class LiveRun:
         self._loop_thread = threading.get_ident()
         self._charged: asyncio.Future[list[int]] | None = None  # the last charge written
         self._budget_holders: list[Holder] | None = None
+        self._spend_ledger = Ledger()
         self.slot_handed_on = False
         """Whether an admission to its queue rides behind its end write."""
 
@@ -154,7 +155,7 @@ class LiveRun:
         try:
             if self._budget_holders is None:
                 self._budget_holders = await holders(self.store, self.record)
-            return await held(self.store, self._budget_holders)
+            return await held(self.store, self._budget_holders, self._spend_ledger)
         except CorruptJournal as error:  # a budget over the run cannot be read
             self.fatal(error)
             raise

@@ -6,7 +6,7 @@ store never interprets.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Protocol
 
 from durable.journal.records import (
@@ -122,9 +122,10 @@ class RunEvents(Protocol):
         """Every event of each run (superseded ones flagged), in journal order, in bulk."""
         ...
 
-    async def spend_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
-        """Each run's ``budget.charged`` and ``budget.raised`` events, in journal order,
-        read through an index of their own (not the rest of the journal)."""
+    async def spend_events(self, after: Mapping[str, int]) -> dict[str, list[EventRecord]]:
+        """The ``budget.charged`` and ``budget.raised`` events of each run of ``after``
+        with a seq past the one given for it (0: all), in journal order, read through an
+        index of their own (not the rest of the journal)."""
         ...
 
 

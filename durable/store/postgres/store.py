@@ -18,7 +18,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -267,18 +267,26 @@ class PostgresStore:
         return [_event(row) for row in rows]
 
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
-        return await self._events_of(run_ids, "")
-
-    async def spend_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
-        # Spelled as the partial index events_spend has them, so that it is used.
-        return await self._events_of(run_ids, "AND kind IN ('budget.charged', 'budget.raised')")
-
-    async def _events_of(self, run_ids: Sequence[str], where: str) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
         rows = await self._fetch(
             f"SELECT {_EVENT_COLUMNS} FROM {self._s}.events WHERE run_id = ANY($1::text[])"
-            f" {where} ORDER BY run_id, seq",
+            " ORDER BY run_id, seq",
             list(run_ids),
+        )
+        for row in rows:
+            result[row[1]].append(_event(row))
+        return result
+
+    async def spend_events(self, after: Mapping[str, int]) -> dict[str, list[EventRecord]]:
+        result: dict[str, list[EventRecord]] = {run_id: [] for run_id in after}
+        # The kinds spelled as the partial index events_spend has them, so that it is used.
+        rows = await self._fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM {self._s}.events"
+            " JOIN unnest($1::text[], $2::bigint[]) AS after (run_id, seq_read) USING (run_id)"
+            " WHERE seq > seq_read AND kind IN ('budget.charged', 'budget.raised')"
+            " ORDER BY run_id, seq",
+            list(after),
+            list(after.values()),
         )
         for row in rows:
             result[row[1]].append(_event(row))

@@ -93,7 +93,7 @@ WITH RECURSIVE tree (run_id, parent_run_id) AS (
 SELECT run_id, parent_run_id FROM tree
 """
 EVENTS_OF = f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id IN"
-SPEND_OF = f"SELECT {_EVENT_COLUMNS} FROM events INDEXED BY events_spend WHERE run_id IN"
+SPEND_OF = f"SELECT {_EVENT_COLUMNS} FROM events INDEXED BY events_spend WHERE"
 """A run's spend through its partial index, not the rest of the journal (stream values may
 number thousands), whatever the planner guesses without statistics."""
 SPEND_TAIL = "AND kind IN ('budget.charged', 'budget.raised') ORDER BY run_id, seq"

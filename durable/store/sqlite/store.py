@@ -14,7 +14,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Awaitable, Hashable, Sequence
+from collections.abc import Awaitable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -363,17 +363,20 @@ class SqliteStore:
         return [event_record(row) for row in rows]
 
     async def load_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
-        return await self._events_of(run_ids, EVENTS_OF, "ORDER BY run_id, seq")
-
-    async def spend_events(self, run_ids: Sequence[str]) -> dict[str, list[EventRecord]]:
-        return await self._events_of(run_ids, SPEND_OF, SPEND_TAIL)
-
-    async def _events_of(
-        self, run_ids: Sequence[str], head: str, tail: str
-    ) -> dict[str, list[EventRecord]]:
         result: dict[str, list[EventRecord]] = {run_id: [] for run_id in run_ids}
-        for row in await self._fetch_for(head, run_ids, tail):
+        for row in await self._fetch_for(EVENTS_OF, run_ids, "ORDER BY run_id, seq"):
             result[row[1]].append(event_record(row))
+        return result
+
+    async def spend_events(self, after: Mapping[str, int]) -> dict[str, list[EventRecord]]:
+        result: dict[str, list[EventRecord]] = {run_id: [] for run_id in after}
+        runs = list(after.items())
+        for start in range(0, len(runs), 250):
+            chunk = runs[start : start + 250]
+            pairs = " OR ".join(["(run_id = ? AND seq > ?)"] * len(chunk))
+            params = [value for run in chunk for value in run]
+            for row in await self._fetchall(f"{SPEND_OF} ({pairs}) {SPEND_TAIL}", params):
+                result[row[1]].append(event_record(row))
         return result
 
     async def _fetch_for(self, head: str, ids: Sequence[str], tail: str = "") -> list[Any]:
