@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import dataclasses
 import functools
-import threading
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from durable._base.codec import encode, loads
+from durable._base.codec import encode
 from durable.errors import CorruptJournal, DurableError, NonDeterminismError
 from durable.journal.info import RunStatus
-from durable.journal.kinds import BUDGET_CHARGED, PUBLISHED, STREAM_VALUE, STREAM_VOIDED
+from durable.journal.kinds import PUBLISHED, STREAM_VALUE, STREAM_VOIDED
 from durable.journal.records import (
     EventRecord,
     LeaseLost,
@@ -34,7 +32,7 @@ from durable.journal.records import (
 )
 from durable.journal.run_journal import RunJournal, unreplayed
 from durable.journal.streams import voided
-from durable.runtime.budgets import Holder, Ledger, held, holders
+from durable.runtime.run_budget import RunBudget
 from durable.runtime.supervision import Supervisor
 from durable.store.ports import WriteChain
 from durable.workflow import current as _current
@@ -87,11 +85,7 @@ class LiveRun:
         self._deadline_timer: int | None = None
         self.unhandled: BaseException | None = None
         """The exception the workflow raised and did not handle, when that failed it."""
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._charged: asyncio.Future[list[int]] | None = None  # the last charge written
-        self._budget_holders: list[Holder] | None = None
-        self._spend_ledger = Ledger()
+        self.budget = RunBudget(self, self._unpositioned)
         self.slot_handed_on = False
         """Whether an admission to its queue rides behind its end write."""
 
@@ -135,30 +129,6 @@ class LiveRun:
         written = self._unpositioned(STREAM_VALUE, values)
         written.add_done_callback(self._published)  # readers here look at once
         return written
-
-    def charge(self, step: str, record: str) -> None:
-        if self._loop_thread != threading.get_ident():  # a sync step's worker thread
-            context = contextvars.copy_context()  # the step's span, for its attributes
-            with contextlib.suppress(RuntimeError):  # the loop closed: the run stopped here
-                self._loop.call_soon_threadsafe(self.charge, step, record, context=context)
-            return
-        if self.retired:
-            return  # this copy lost the run: its steps' spend is no longer its to write
-        self._charged = self._unpositioned(BUDGET_CHARGED, [(step, record, self.clock.now())])
-        self._charged.add_done_callback(_seen)
-        self.telemetry.charged(self.workflow_name, loads(record))
-
-    async def over_budget(self) -> dict[str, Any] | None:
-        if self._charged is not None:  # this run's own charges count: wait for them
-            await asyncio.wait([self._charged])
-        self.check_running()
-        try:
-            if self._budget_holders is None:
-                self._budget_holders = await holders(self.store, self.record)
-            return await held(self.store, self._budget_holders, self._spend_ledger)
-        except CorruptJournal as error:  # a budget over the run cannot be read
-            self.fatal(error)
-            raise
 
     def void(self, position: int, attempt: int) -> None:
         if self.retired or self.cancel_requested:
@@ -510,9 +480,3 @@ class _Parked:
 
 def _unhandled(error: BaseException) -> dict[str, Any]:
     return {"code": "UNHANDLED_EXCEPTION", "type": type(error).__name__, "message": str(error)}
-
-
-def _seen(written: asyncio.Future[list[int]]) -> None:
-    """A charge's write failed: the chain refuses the run's later writes, which stops it."""
-    if not written.cancelled():
-        written.exception()

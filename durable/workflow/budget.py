@@ -45,7 +45,7 @@ def charge(*, usd: float | Decimal = 0.0, tokens: int = 0) -> None:
     if usd == 0 and tokens == 0:
         return
     record = charge_payload(float(usd), tokens, scope.position, scope.attempt)
-    scope.host.charge(scope.step, encode(record))
+    scope.host.budget.charge(scope.step, encode(record))
 
 
 async def gate(calls: Calls, position: int) -> None:
@@ -63,29 +63,34 @@ async def gate(calls: Calls, position: int) -> None:
             await _never(calls, name)  # cancelled while held, as replay will cancel it
         _outcome(calls, calls.read(events[0]), answer.get("value"))
         return
-    if events:
-        question = calls.read(events[0])
-    else:
-        held = await host.over_budget()
-        if held is None:
-            return
-        question = _question(held)
-        await host.append(position, WAIT_STARTED, name, encode(question))
-        if await host.over_budget() is None:  # raised while it was being asked
-            await host.append(position, WAIT_COMPLETED, name, _RAISED_MEANWHILE)
-            return
+    open_question = bool(events)  # journaled (or queued) and not answered
     try:
+        if events:
+            question = calls.read(events[0])
+        else:
+            held = await host.budget.over_budget()
+            if held is None:
+                return
+            question = _question(held)
+            open_question = True  # queued by this call before it can be cancelled
+            await host.append(position, WAIT_STARTED, name, encode(question))
+            if await host.budget.over_budget() is None:  # raised while it was being asked
+                open_question = False
+                await host.append(position, WAIT_COMPLETED, name, _RAISED_MEANWHILE)
+                return
         while True:
             message = host.journal.take_message(name)
             if message is not None:
+                open_question = False
                 _outcome(calls, question, await answered(calls, position, name, message))
                 return
             await host.suspend("waiting", None, name)
     except asyncio.CancelledError:
         # The held call was cancelled (it lost a race): nobody is to answer for it. A
         # copy of the run stopped from outside writes nothing (the host refuses).
-        with contextlib.suppress(asyncio.CancelledError):
-            host.append_nowait(position, WAIT_COMPLETED, name, _WITHDRAWN)
+        if open_question:
+            with contextlib.suppress(asyncio.CancelledError):
+                host.append_nowait(position, WAIT_COMPLETED, name, _WITHDRAWN)
         raise
 
 

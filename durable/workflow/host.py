@@ -43,6 +43,22 @@ class Unobserved:
         return None
 
 
+class BudgetHost(Protocol):
+    """A run's budget side: the spend its steps record, the check before each call."""
+
+    def charge(self, step: str, record: str) -> None:
+        """Journal spend the running step recorded (``durable.charge``) as an event
+        without a position: not waited for, committed before any later write of this
+        run. Callable from a step's worker thread."""
+        ...
+
+    async def over_budget(self) -> dict[str, Any] | None:
+        """Whether a budget over this run is reached, counting every charge made so far:
+        None, or the question to ask (``question``) with the holder, the unit, what was
+        spent and the cap."""
+        ...
+
+
 class RunHost(Protocol):
     """What the context needs from the runtime for one run."""
 
@@ -51,6 +67,11 @@ class RunHost(Protocol):
     journal: RunJournal
     clock: Clock
     max_value_bytes: int | None
+
+    @property
+    def budget(self) -> BudgetHost:
+        """The run's spend and its budget check."""
+        ...
 
     @property
     def telemetry(self) -> StepObserver:
@@ -81,17 +102,6 @@ class RunHost(Protocol):
         and before its later ones, not waited for. The future is done once they are
         committed or refused; a refusal stops the run (``check_running`` raises)."""
         ...
-
-    def charge(self, step: str, record: str) -> None:
-        """Journal spend the running step recorded (``durable.charge``) as an event
-        without a position: not waited for, committed before any later write of this
-        run. Callable from a step's worker thread."""
-        ...
-
-    async def over_budget(self) -> dict[str, Any] | None:
-        """Whether a budget over this run is reached, counting every charge made so far:
-        None, or the question to ask (``question``) with the holder, the unit, what was
-        spent and the cap."""
 
     def void(self, position: int, attempt: int) -> None:
         """A step attempt that handed stream values to ``emit`` was cancelled: journal

@@ -30,6 +30,16 @@ class _EndOfHistory(BaseException):
     """The code asked for what the journal does not have: the replay ends there."""
 
 
+class _NoBudget:
+    """A replayed history's budget side: reached only past the history's end."""
+
+    def charge(self, step: str, record: str) -> None:
+        raise _EndOfHistory
+
+    async def over_budget(self) -> dict[str, Any] | None:
+        raise _EndOfHistory
+
+
 class _ReplayHost:
     """A ``RunHost`` that answers from a recorded history and can write nothing."""
 
@@ -43,6 +53,7 @@ class _ReplayHost:
         self.clock: Clock = VirtualClock(start=latest, auto_skip=False)
         self.max_value_bytes: int | None = None
         self.telemetry = Unobserved()  # no step runs here
+        self.budget = _NoBudget()
         self._fatal: NonDeterminismError | CorruptJournal | None = None
 
     async def append(self, position: int, kind: str, name: str, payload: str) -> EventRecord:
@@ -75,12 +86,6 @@ class _ReplayHost:
         return None  # no step runs in a replayed history, so none has values to void
 
     async def send(self, run_id: str, name: str, payload: str, key: str) -> None:
-        raise _EndOfHistory
-
-    def charge(self, step: str, record: str) -> None:
-        raise _EndOfHistory
-
-    async def over_budget(self) -> dict[str, Any] | None:
         raise _EndOfHistory
 
     def check_running(self) -> None:
