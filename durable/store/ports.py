@@ -7,6 +7,7 @@ store never interprets.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from durable.journal.records import (
@@ -127,6 +128,22 @@ class RunEvents(Protocol):
         with a seq past the one given for it (0: all), in journal order, read through an
         index of their own (not the rest of the journal)."""
         ...
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a listing keeps: ``RunRows.list_runs``'s filters, for the backends'
+    SQL builders."""
+
+    status: str | None = None
+    workflow: str | None = None
+    unfinished: bool = False
+    after: tuple[float, str] | None = None
+    since: float | None = None
+    until: float | None = None
+    parent: str | None = None
+    id_contains: str | None = None
+    id_prefix: str | None = None
 
 
 class RunRows(Protocol):

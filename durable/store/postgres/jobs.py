@@ -12,7 +12,7 @@ import asyncpg
 
 from durable.errors import DuplicateInQueue
 from durable.journal.kinds import CANCEL
-from durable.journal.records import TERMINAL, Expect, NewEvent, RunRecord, RunUpdate, ScheduleRecord
+from durable.journal.records import Expect, NewEvent, RunRecord, RunUpdate, ScheduleRecord
 from durable.store.postgres.functions import (
     MESSAGE_LOCK,
     Write,
@@ -20,8 +20,7 @@ from durable.store.postgres.functions import (
     append_outcome,
     start_outcome,
 )
-
-_ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
+from durable.store.postgres.listing import _ACTIVE
 
 
 async def prune(conn: asyncpg.Connection, *, s: str, ended_before: float, limit: int) -> int:

@@ -13,9 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from durable.journal.records import TERMINAL, Admitted, QueueLimits, RunRecord, executes_digest
-
-_ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
+from durable.journal.records import Admitted, QueueLimits, RunRecord, executes_digest
+from durable.store.postgres.listing import _ACTIVE
 
 
 def run_record(row: Any) -> RunRecord:

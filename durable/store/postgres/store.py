@@ -45,7 +45,7 @@ from durable.journal.records import (
     StoreUnavailable,
     claim_of,
 )
-from durable.store.ports import WriteChain
+from durable.store.ports import RunFilter, WriteChain
 from durable.store.postgres import jobs, leases
 from durable.store.postgres.commit import is_transient
 from durable.store.postgres.feed import ChangeFeed
@@ -57,6 +57,7 @@ from durable.store.postgres.functions import (
     start_args,
     start_outcome,
 )
+from durable.store.postgres.listing import _ACTIVE, runs_where
 from durable.store.postgres.schema import describe, migrate, split_schema
 from durable.store.postgres.writer import PgWriter
 
@@ -64,7 +65,6 @@ log = logging.getLogger("durable")
 
 _CONNECT_TIMEOUT = 5.0
 
-_ACTIVE = f"status NOT IN ({', '.join(repr(status) for status in sorted(TERMINAL))})"
 _EVENT_COLUMNS = "seq, run_id, position, kind, name, payload, created_at, superseded"
 
 
@@ -222,32 +222,11 @@ class PostgresStore:
         id_contains: str | None = None,
         id_prefix: str | None = None,
     ) -> list[RunRecord]:
-        clauses: list[str] = [_ACTIVE] if unfinished else ["true"]
-        params: list[Any] = []
-
-        def where(condition: str, *values: Any) -> None:
-            """``condition`` with ``{0}``, ``{1}``... for ``values``, numbered as parameters."""
-            params.extend(values)
-            first = len(params) - len(values) + 1
-            clauses.append(condition.format(*(f"${first + i}" for i in range(len(values)))))
-
-        if parent is not None:
-            where("parent_run_id = {0}", parent)
-        if after is not None:
-            where("(created_at < {0} OR (created_at = {0} AND runs.run_id > {1}))", *after)
-        if since is not None:
-            where("created_at >= {0}", since)
-        if until is not None:
-            where("created_at < {0}", until)
-        if id_contains is not None:
-            where("strpos(runs.run_id, {0}) > 0", id_contains)
-        if id_prefix is not None:
-            where("starts_with(runs.run_id, {0})", id_prefix)
-        if status is not None:
-            where("status = {0}", status)
-        if workflow is not None:
-            where("workflow = {0}", workflow)
-        sql = self._runs_sql(" AND ".join(clauses)) + " ORDER BY created_at DESC, runs.run_id"
+        found = RunFilter(
+            status, workflow, unfinished, after, since, until, parent, id_contains, id_prefix
+        )
+        where, params = runs_where(found)
+        sql = self._runs_sql(where) + " ORDER BY created_at DESC, runs.run_id"
         if limit is not None:
             params.append(limit)
             sql += f" LIMIT ${len(params)}"

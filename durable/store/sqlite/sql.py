@@ -21,6 +21,7 @@ from durable.journal.records import (
     WaitAnswered,
     claimed_since,
 )
+from durable.store.ports import RunFilter
 from durable.store.sqlite.schema import _ACTIVE
 
 _RUN_COLUMNS = (
@@ -187,3 +188,36 @@ _ANY_QUEUED = (
 )
 _ADMITTED_SINCE = "SELECT count(*), min(admitted_at) FROM runs WHERE queue = ? AND admitted_at > ?"
 _SCHEDULE_READ = "SELECT workflow, cron, tz, first_seen, last_tick FROM schedules"
+
+
+def runs_where(found: RunFilter) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause of a listing of runs (empty: all) and its parameters."""
+    clauses: list[str] = [_ACTIVE] if found.unfinished else []
+    params: list[Any] = []
+    if found.parent is not None:
+        clauses.append("parent_run_id = ?")
+        params.append(found.parent)
+    if found.after is not None:
+        clauses.append("(created_at < ? OR (created_at = ? AND runs.run_id > ?))")
+        params += [found.after[0], found.after[0], found.after[1]]
+    if found.since is not None:
+        clauses.append("created_at >= ?")
+        params.append(found.since)
+    if found.until is not None:
+        clauses.append("created_at < ?")
+        params.append(found.until)
+    if found.id_contains is not None:
+        clauses.append("instr(runs.run_id, ?) > 0")
+        params.append(found.id_contains)
+    if found.id_prefix is not None:
+        clauses.append("substr(runs.run_id, 1, length(?)) = ?")
+        params += [found.id_prefix, found.id_prefix]
+    if found.status is not None:
+        clauses.append("status = ?")
+        params.append(found.status)
+        if found.status not in TERMINAL:
+            clauses.append(_ACTIVE)  # lets SQLite read the runs_active index
+    if found.workflow is not None:
+        clauses.append("workflow = ?")
+        params.append(found.workflow)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

@@ -35,11 +35,11 @@ from durable.journal.records import (
     ScheduleRecord,
     admission_key,
 )
-from durable.store.ports import WriteChain
+from durable.store.ports import RunFilter, WriteChain
 from durable.store.sqlite import jobs, leases
 from durable.store.sqlite.checkpointer import Checkpointer
 from durable.store.sqlite.memory import JobMemory
-from durable.store.sqlite.schema import _ACTIVE, check_path, enter_wal, migrate, refuse_newer
+from durable.store.sqlite.schema import check_path, enter_wal, migrate, refuse_newer
 from durable.store.sqlite.sql import (
     _EVENT_COLUMNS,
     _IN_QUEUE,
@@ -57,6 +57,7 @@ from durable.store.sqlite.sql import (
     event_record,
     owned_status,
     run_record,
+    runs_where,
 )
 from durable.store.sqlite.writer import LoopWriter, ThreadWriter, Writer
 
@@ -218,35 +219,10 @@ class SqliteStore:
         id_contains: str | None = None,
         id_prefix: str | None = None,
     ) -> list[RunRecord]:
-        clauses: list[str] = [_ACTIVE] if unfinished else []
-        params: list[Any] = []
-        if parent is not None:
-            clauses.append("parent_run_id = ?")
-            params.append(parent)
-        if after is not None:
-            clauses.append("(created_at < ? OR (created_at = ? AND runs.run_id > ?))")
-            params += [after[0], after[0], after[1]]
-        if since is not None:
-            clauses.append("created_at >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("created_at < ?")
-            params.append(until)
-        if id_contains is not None:
-            clauses.append("instr(runs.run_id, ?) > 0")
-            params.append(id_contains)
-        if id_prefix is not None:
-            clauses.append("substr(runs.run_id, 1, length(?)) = ?")
-            params += [id_prefix, id_prefix]
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-            if status not in TERMINAL:
-                clauses.append(_ACTIVE)  # lets SQLite read the runs_active index
-        if workflow is not None:
-            clauses.append("workflow = ?")
-            params.append(workflow)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        found = RunFilter(
+            status, workflow, unfinished, after, since, until, parent, id_contains, id_prefix
+        )
+        where, params = runs_where(found)
         order = "" if unfinished and limit is None else " ORDER BY created_at DESC, runs.run_id"
         rows = await self._fetchall(
             f"{_RUN_READ} {where}{order} LIMIT ?", (*params, -1 if limit is None else limit)
