@@ -85,7 +85,7 @@ class LiveRun:
         self._deadline_timer: int | None = None
         self.unhandled: BaseException | None = None
         """The exception the workflow raised and did not handle, when that failed it."""
-        self.budget = RunBudget(self, self._unpositioned)
+        self.budget = RunBudget(self)
         self.slot_handed_on = False
         """Whether an admission to its queue rides behind its end write."""
 
@@ -126,7 +126,7 @@ class LiveRun:
     def emit(self, values: Sequence[tuple[str, str, float]]) -> asyncio.Future[Any]:
         if self.retired:
             raise asyncio.CancelledError()
-        written = self._unpositioned(STREAM_VALUE, values)
+        written = self.unpositioned(STREAM_VALUE, values)
         written.add_done_callback(self._published)  # readers here look at once
         return written
 
@@ -134,10 +134,10 @@ class LiveRun:
         if self.retired or self.cancel_requested:
             return  # the run's cancel voids them, or the copy that runs it next re-runs the step
         where = voided(position, attempt)
-        voiding = self._unpositioned(STREAM_VOIDED, [("cancelled", where, self.clock.now())])
+        voiding = self.unpositioned(STREAM_VOIDED, [("cancelled", where, self.clock.now())])
         voiding.add_done_callback(self._published)
 
-    def _unpositioned(
+    def unpositioned(
         self, kind: str, items: Sequence[tuple[str, str, float]]
     ) -> asyncio.Future[list[int]]:
         """Write events without a position that a step body made (stream values, a void,

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from durable._base.clock import Clock
@@ -18,10 +19,6 @@ from durable.journal.records import RunRecord
 from durable.observe.telemetry import Telemetry
 from durable.runtime.budgets import Holder, Ledger, held, holders
 from durable.store.ports import Store
-
-Unpositioned = Callable[[str, Sequence[tuple[str, str, float]]], "asyncio.Future[list[int]]"]
-"""Writes events without a position in the run's write chain: (kind, [(name, payload,
-moment)])."""
 
 
 class BudgetedRun(Protocol):
@@ -38,14 +35,21 @@ class BudgetedRun(Protocol):
 
     def fatal(self, error: NonDeterminismError | CorruptJournal) -> None: ...
 
+    def unpositioned(
+        self, kind: str, items: Sequence[tuple[str, str, float]]
+    ) -> asyncio.Future[list[int]]:
+        """Write events without a position in the run's write chain, not awaited."""
+        ...
+
 
 class RunBudget:
     """Charges written as they are made (from a sync step's thread too), and the check
     of every budget over the run, counting its own charges once they are committed."""
 
-    def __init__(self, run: BudgetedRun, unpositioned: Unpositioned) -> None:
-        self._run = run
-        self._unpositioned = unpositioned
+    def __init__(self, run: BudgetedRun) -> None:
+        # Not a reference the run would hold back: a finished run is freed at once,
+        # without the cycle collector.
+        self._run_ref = weakref.ref(run)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._charged: asyncio.Future[list[int]] | None = None  # the last charge written
@@ -53,7 +57,9 @@ class RunBudget:
         self._ledger = Ledger()
 
     def charge(self, step: str, record: str) -> None:
-        run = self._run
+        run = self._run_ref()
+        if run is None:
+            return
         if self._loop_thread != threading.get_ident():  # a sync step's worker thread
             context = contextvars.copy_context()  # the step's span, for its attributes
             with contextlib.suppress(RuntimeError):  # the loop closed: the run stopped here
@@ -61,12 +67,13 @@ class RunBudget:
             return
         if run.retired:
             return  # this copy lost the run: its steps' spend is no longer its to write
-        self._charged = self._unpositioned(BUDGET_CHARGED, [(step, record, run.clock.now())])
+        self._charged = run.unpositioned(BUDGET_CHARGED, [(step, record, run.clock.now())])
         self._charged.add_done_callback(_seen)
         run.telemetry.charged(run.workflow_name, loads(record))
 
     async def over_budget(self) -> dict[str, Any] | None:
-        run = self._run
+        run = self._run_ref()
+        assert run is not None  # its own workflow asks, while it runs
         if self._charged is not None:  # the run's own charges count: wait for them
             await asyncio.wait([self._charged])
         run.check_running()
