@@ -61,7 +61,8 @@ function showRuns() {
     info.textContent = runs.length ? `runs ${first + 1}–${first + runs.length}${nextCursor ? "" : " (the last)"}` : "no runs match";
     previous.disabled = !cursors.length;
     next.disabled = !nextCursor;
-    const drawing = JSON.stringify(runs);
+    // What the rows show, not the whole run: a lease renewed is no reason to redraw.
+    const drawing = JSON.stringify(runs.map((r) => [r.run_id, r.workflow, r.status, r.created_at, r.updated_at]));
     if (drawing === shown) return;
     shown = drawing;
     body.replaceChildren(...runs.map((run) =>
