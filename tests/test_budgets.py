@@ -465,3 +465,33 @@ async def too_much() -> None:
 @durable.workflow(name="budget.too_much")
 async def charges_too_much(ctx: durable.WorkflowContext) -> None:
     await too_much()
+
+
+NAMES = {"held": "model_call"}
+
+
+@durable.workflow(name="budget.renamed", budget=durable.Budget(tokens=100))
+async def renamed(ctx: durable.WorkflowContext) -> str:
+    await model_call("first", 0.0, 100)
+    return await ctx.step(NAMES["held"], model_call, "second", 0.0, 1)
+
+
+async def test_a_question_knows_the_call_it_holds_so_a_renamed_one_diverges(
+    db: Path | str,
+) -> None:
+    NAMES["held"] = "model_call"
+    async with durable.Runtime(db) as rt:
+        await rt.start(renamed, run_id="rn")
+        assert (await rt.wait_for_question("rn", timeout=10)).wait_id == "budget:1"
+    NAMES["held"] = "another_step"
+    try:
+        async with durable.Runtime(db) as rt:
+            report = await rt.check()
+            (diverged,) = report.diverged_runs
+            assert (diverged.run_id, diverged.position) == ("rn", 1)
+            assert (diverged.expected, diverged.received) == (
+                "step 'model_call'",
+                "step 'another_step'",
+            )
+    finally:
+        NAMES["held"] = "model_call"

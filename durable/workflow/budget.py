@@ -48,10 +48,12 @@ def charge(*, usd: float | Decimal = 0.0, tokens: int = 0) -> None:
     scope.host.budget.charge(scope.step, encode(record))
 
 
-async def gate(calls: Calls, position: int) -> None:
+async def gate(calls: Calls, position: int, call: str) -> None:
     """Let the step or child at ``position`` start, or hold it back while a budget over
     the run is reached: a journaled answer is taken again, a new check is made only for
-    a call that never began. ``BudgetExceeded`` when the answer was ``"stop"``."""
+    a call that never began (``call``: ``step 'name'`` or ``child 'workflow'``, kept
+    with the question so that replay knows what it held). ``BudgetExceeded`` when the
+    answer was ``"stop"``."""
     host = calls.host
     events = host.journal.at(position)
     if any(not is_gate(event.name) for event in events):
@@ -71,7 +73,7 @@ async def gate(calls: Calls, position: int) -> None:
             held = await host.budget.over_budget()
             if held is None:
                 return
-            question = _question(held)
+            question = _question(held, call)
             open_question = True  # queued by this call before it can be cancelled
             await host.append(position, WAIT_STARTED, name, encode(question))
             if await host.budget.over_budget() is None:  # raised while it was being asked
@@ -104,8 +106,9 @@ def _fresh_name(calls: Calls, position: int) -> str:
     return budget_gate_id(position, asked)
 
 
-def _question(held: dict[str, Any]) -> dict[str, Any]:
+def _question(held: dict[str, Any], call: str) -> dict[str, Any]:
     return {
+        "held": call,
         "question": held.pop("question"),
         "input_type": "budget",
         "options": GATE_OPTIONS,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from durable.errors import CorruptJournal, DurableError, NonDeterminismError
-from durable.journal.kinds import CHILD, STEP, family, is_gate
+from durable.journal.kinds import family, is_gate
 from durable.journal.records import EventRecord
 from durable.journal.run_journal import payload
 from durable.workflow import current as _current
@@ -48,8 +48,9 @@ class Calls:
         expected = None
         if first is not None and (family(first.kind) != kind or first.name != name):
             expected = f"{family(first.kind)} {first.name!r}"
-        elif first is None and events and kind not in (STEP, CHILD):
-            expected = "a step or child held back by a budget question"
+        elif first is None and events:
+            held = self.read(events[0]).get("held", f"{kind} {name!r}")
+            expected = None if held == f"{kind} {name!r}" else held
         if expected is not None:
             error = NonDeterminismError(position, expected, f"{kind} {name!r}")
             host.fatal(error)

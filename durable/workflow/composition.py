@@ -149,7 +149,7 @@ async def _start_child(
     run_id: str | None,
 ) -> ChildHandle[R]:
     host = calls.host
-    await gate(calls, position)
+    await gate(calls, position, f"{CHILD} {wf.name!r}")
     events = [event for event in host.journal.at(position) if event.kind == CHILD_STARTED]
     if events:
         started = calls.read(events[0])

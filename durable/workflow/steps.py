@@ -98,7 +98,7 @@ async def run_step(
     or raises for good."""
     journal = calls.host.journal
     try:
-        await gate(calls, position)
+        await gate(calls, position, f"{STEP} {name!r}")
         while True:
             events = journal.at(position)
             ended = await _replayed_end(calls, position, events)
