@@ -382,11 +382,7 @@ async def test_an_unreadable_budget_fails_its_own_tree_and_no_other_run(db: Path
         await rt.raise_budget("bad", usd=2.0)
         await rt.raise_budget("good", usd=2.0)
     # A raise no version writes, made by hand: the bad run's budget cannot be read.
-    execute(
-        db,
-        "UPDATE events SET payload = ? WHERE run_id = ? AND kind = ?",
-        ('{"usd": "lots"}', "bad", "budget.raised"),
-    )
+    rewrite(db, "bad", "budget.raised", '{"usd": "lots"}')
     async with durable.Runtime(db) as rt:
         with pytest.raises(durable.CorruptJournal, match="budget of run 'bad'"):
             await rt.usage("bad")
@@ -435,6 +431,15 @@ async def test_a_rerun_asks_again_and_no_earlier_answer_answers_it(db: Path | st
         ]
 
 
+def rewrite(db: Path | str, run_id: str, kind: str, payload: str) -> None:
+    """Overwrite the payloads of a run's events of ``kind`` by hand, as no version does."""
+    execute(
+        db,
+        "UPDATE events SET payload = ? WHERE run_id = ? AND kind = ?",
+        (payload, run_id, kind),
+    )
+
+
 async def test_a_charge_no_version_writes_fails_the_run_that_checks_it(db: Path | str) -> None:
     async with durable.Runtime(db) as rt:
         await rt.start(loop, 5, run_id="victim")
@@ -442,11 +447,7 @@ async def test_a_charge_no_version_writes_fails_the_run_that_checks_it(db: Path 
         await rt.start(loop, 5, run_id="other")
         await rt.wait_for_question("other", timeout=10)
     # A credit written by hand: counted, it would let the run spend past its cap.
-    execute(
-        db,
-        "UPDATE events SET payload = ? WHERE run_id = ? AND kind = ?",
-        ('{"position": 0, "usd": -100}', "victim", "budget.charged"),
-    )
+    rewrite(db, "victim", "budget.charged", '{"position": 0, "usd": -100}')
     async with durable.Runtime(db) as rt:
         with pytest.raises(durable.CorruptJournal, match="a charge no version writes"):
             await rt.usage("victim")
