@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SPAWNED: list[subprocess.Popen[bytes]] = []
 
 
-def spawn(*args: str, block: str | None = None, **extra_env: str) -> subprocess.Popen[bytes]:
+def spawn(
+    *args: str, block: str | None = None, program: str = "tests.child", **extra_env: str
+) -> subprocess.Popen[bytes]:
+    """``python -m PROGRAM ARGS...`` in a process of its own (``tests.child`` unless
+    given), with ``BLOCK`` and ``extra_env`` set; killed at the test's end if still up."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in (
         "BLOCK",
@@ -34,7 +38,7 @@ def spawn(*args: str, block: str | None = None, **extra_env: str) -> subprocess.
         env["BLOCK"] = block
     env.update(extra_env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.child", *args],
+        [sys.executable, "-m", program, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -101,6 +105,16 @@ def spawn_worker(
     return durable_process(
         "--db", str(db), "worker", "tests.child", ready=ready, prefix=prefix, **env
     )
+
+
+def held_mid_step(db: Path | str, effects: Path) -> subprocess.Popen[str]:
+    """A ``durable worker`` running run ``t`` of ``child.three_steps`` (started from the
+    command line), held inside its ``second`` step's first attempt."""
+    worker = spawn_worker(db, effects, BLOCK="second")
+    started = cli(db, "start", "child.three_steps", "--module", "tests.child", "--run-id", "t")
+    assert started.returncode == 0, started.stderr
+    wait_for_line(effects, "start second 1")
+    return worker
 
 
 def durable_process(

@@ -17,9 +17,8 @@ from .processes import (
     ROOT,
     cli,
     durable_command,
-    durable_process,
+    held_mid_step,
     spawn_worker,
-    wait_for_line,
     wait_for_status,
 )
 
@@ -173,19 +172,7 @@ def test_worker_and_serve_exit_codes(db: Path | str, tmp_path: Path) -> None:
 
 def test_a_run_stopped_mid_step_shows_it_waits_for_a_worker(db: Path | str, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
-    blocked = durable_process(
-        "--db",
-        str(db),
-        "worker",
-        "tests.child",
-        ready="durable worker:",
-        DURABLE_TEST_EFFECTS=str(effects),
-        BLOCK="second",
-    )
-    assert (
-        cli(db, "start", "child.three_steps", "-m", "tests.child", "--run-id", "t").returncode == 0
-    )
-    wait_for_line(effects, "start second 1")
+    blocked = held_mid_step(db, effects)
     (listed,) = json.loads(cli(db, "runs", "--json").stdout)
     assert listed["status"] == "running" and listed["owner"] is not None
     assert "status    running\n" in cli(db, "show", "t").stdout  # a live worker runs it

@@ -15,8 +15,10 @@ from .processes import (
     cli,
     durable_command,
     durable_process,
+    held_mid_step,
     lines,
     spawn,
+    spawn_worker,
     wait_for_line,
     wait_for_status,
 )
@@ -139,18 +141,7 @@ def test_check_fails_when_the_modules_lack_a_running_workflow(
 
 def test_check_fails_on_a_step_interrupted_by_a_crash(db: Path | str, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
-    worker = durable_process(
-        "--db",
-        str(db),
-        "worker",
-        "tests.child",
-        ready="durable worker:",
-        DURABLE_TEST_EFFECTS=str(effects),
-        BLOCK="second",
-    )
-    started = cli(db, "start", "child.three_steps", "--module", "tests.child", "--run-id", "t")
-    assert started.returncode == 0, started.stderr
-    wait_for_line(effects, "start second 1")
+    worker = held_mid_step(db, effects)
     worker.send_signal(signal.SIGKILL)
     worker.communicate(timeout=20)
     assert worker.returncode == -signal.SIGKILL
@@ -180,30 +171,11 @@ def test_a_step_already_run_again_after_its_interruption_does_not_block(
     """The gate fails while an interrupted attempt is open, and passes once a worker has
     run the step again: the interruption stays listed, as history."""
     effects = tmp_path / "effects.log"
-    worker = durable_process(
-        "--db",
-        str(db),
-        "worker",
-        "tests.child",
-        ready="durable worker:",
-        DURABLE_TEST_EFFECTS=str(effects),
-        BLOCK="second",
-    )
-    started = cli(db, "start", "child.three_steps", "--module", "tests.child", "--run-id", "t")
-    assert started.returncode == 0, started.stderr
-    wait_for_line(effects, "start second 1")
+    worker = held_mid_step(db, effects)
     worker.send_signal(signal.SIGKILL)
     worker.communicate(timeout=20)
     assert cli(db, "check", "--module", "tests.child").returncode == 4
-    again = durable_process(
-        "--db",
-        str(db),
-        "worker",
-        "tests.child",
-        ready="durable worker:",
-        DURABLE_TEST_EFFECTS=str(effects),
-        BLOCK="second",
-    )
+    again = spawn_worker(db, effects, BLOCK="second")
     try:
         wait_for_line(effects, "start second 2")  # run again, held there by this worker
         checked = cli(db, "check", "--module", "tests.child")

@@ -14,7 +14,6 @@ import asyncio
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -25,7 +24,7 @@ import pytest
 import durable
 
 from .openai_agent_child import ANSWER
-from .processes import ROOT, SPAWNED, finish, lines, sigkill, wait_for_line
+from .processes import finish, lines, sigkill, spawn, wait_for_line
 
 TRIALS = 2
 """Trials per backend: each starts a few processes, and each takes seconds to import
@@ -38,17 +37,8 @@ SEED = int(os.environ.get("DURABLE_TEST_SEED", time.time_ns() % 2**32))
 def spawn_agent(
     db: Path | str, effects: Path, run_id: str, stream: str | None
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [str(db), str(effects), run_id, *([stream] if stream else [])]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.openai_agent_child", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    SPAWNED.append(proc)
-    return proc
+    return spawn(*args, program="tests.openai_agent_child")
 
 
 class Approver:
