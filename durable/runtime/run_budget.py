@@ -74,12 +74,14 @@ class RunBudget:
     async def over_budget(self) -> dict[str, Any] | None:
         run = self._run_ref()
         assert run is not None  # its own workflow asks, while it runs
-        if self._charged is not None:  # the run's own charges count: wait for them
-            await asyncio.wait([self._charged])
-        run.check_running()
         try:
             if self._holders is None:
                 self._holders = await holders(run.store, run.record)
+            if not self._holders:
+                return None  # no budget over the run: nothing to wait for or read
+            if self._charged is not None:  # the run's own charges count: wait for them
+                await asyncio.wait([self._charged])
+            run.check_running()
             return await held(run.store, self._holders, self._ledger)
         except CorruptJournal as error:  # a budget over the run cannot be read
             run.fatal(error)

@@ -58,28 +58,43 @@ async def gate(calls: Calls, position: int, call: str) -> None:
     events = host.journal.at(position)
     if any(not is_gate(event.name) for event in events):
         return  # the call began: it was let through before
-    name = events[0].name if events else _fresh_name(calls, position)
-    if events and events[-1].kind == WAIT_COMPLETED:
+    if not events:
+        held = await host.budget.over_budget()
+        if held is None:
+            return  # the common case: nothing more is done or written
+        await _ask(calls, position, _fresh_name(calls, position), _question(held, call))
+        return
+    name = events[0].name
+    if events[-1].kind == WAIT_COMPLETED:
         answer = calls.read(events[-1])
         if answer.get("withdrawn"):
             await _never(calls, name)  # cancelled while held, as replay will cancel it
         _outcome(calls, calls.read(events[0]), answer.get("value"))
         return
-    open_question = bool(events)  # journaled (or queued) and not answered
+    await _answer(calls, position, name, calls.read(events[0]))
+
+
+async def _ask(calls: Calls, position: int, name: str, question: dict[str, Any]) -> None:
+    """Journal the question and wait for its answer; one raised while it was being
+    asked lets the call go on at once."""
+    host = calls.host
     try:
-        if events:
-            question = calls.read(events[0])
-        else:
-            held = await host.budget.over_budget()
-            if held is None:
-                return
-            question = _question(held, call)
-            open_question = True  # queued by this call before it can be cancelled
-            await host.append(position, WAIT_STARTED, name, encode(question))
-            if await host.budget.over_budget() is None:  # raised while it was being asked
-                open_question = False
-                await host.append(position, WAIT_COMPLETED, name, _RAISED_MEANWHILE)
-                return
+        await host.append(position, WAIT_STARTED, name, encode(question))
+        reached = await host.budget.over_budget()
+    except asyncio.CancelledError:
+        _withdraw(calls, position, name)  # the question was queued before any await
+        raise
+    if reached is None:
+        await host.append(position, WAIT_COMPLETED, name, _RAISED_MEANWHILE)
+        return
+    await _answer(calls, position, name, question)
+
+
+async def _answer(calls: Calls, position: int, name: str, question: dict[str, Any]) -> None:
+    """Wait for the answer to the open question ``name``: raised (go on) or "stop"."""
+    host = calls.host
+    open_question = True
+    try:
         while True:
             message = host.journal.take_message(name)
             if message is not None:
@@ -88,12 +103,16 @@ async def gate(calls: Calls, position: int, call: str) -> None:
                 return
             await host.suspend("waiting", None, name)
     except asyncio.CancelledError:
-        # The held call was cancelled (it lost a race): nobody is to answer for it. A
-        # copy of the run stopped from outside writes nothing (the host refuses).
         if open_question:
-            with contextlib.suppress(asyncio.CancelledError):
-                host.append_nowait(position, WAIT_COMPLETED, name, _WITHDRAWN)
+            _withdraw(calls, position, name)
         raise
+
+
+def _withdraw(calls: Calls, position: int, name: str) -> None:
+    """The held call was cancelled (it lost a race): nobody is to answer for it. A copy
+    of the run stopped from outside writes nothing (the host refuses)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        calls.host.append_nowait(position, WAIT_COMPLETED, name, _WITHDRAWN)
 
 
 _WITHDRAWN = '{"value":null,"withdrawn":true}'
