@@ -157,9 +157,10 @@ async def raise_caps(
             " budget=durable.Budget(...) or give its workflow one"
         )
     tree = await _tree(store, holder.run_id)
-    events = await store.spend_events(dict.fromkeys(tree, 0))
-    now_caps = caps(holder.start, events[holder.run_id]) or holder.start
-    spend = sum((spent(events[member]) for member in tree), Spend())
+    ledger = Ledger()
+    await ledger.catch_up(store, tree)
+    now_caps = ledger.caps(holder) or holder.start
+    spend = ledger.spend(tree)
     if usd is not None and usd < spend.usd - SPEND_TOLERANCE:
         raise ValueError(f"usd={usd} is below what run {holder.run_id!r} spent: ${spend.usd:.4f}")
     if tokens is not None and tokens < spend.tokens:
